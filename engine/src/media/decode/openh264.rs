@@ -1,0 +1,192 @@
+//! The openh264 backend: bundled, always built, H.264 4:2:0 8-bit progressive.
+
+use framelock_components::{ChromaFormat, Codec};
+use openh264::decoder::{DecodedYUV, DecodeOptions, Decoder as Oh264, DecoderConfig, Flush};
+use openh264::formats::YUVSource;
+use openh264::OpenH264API;
+
+use super::{DecodedPicture, Decoder, DecoderBackend, Packet, StreamDescription, Support};
+use crate::media::demux::CodecConfig;
+use crate::media::frame::{ColorSpace, MatrixCoefficients, YuvRange};
+use crate::media::{MediaError, PixelFormat, YuvFrame, h264};
+
+const NAME: &str = "openh264";
+
+/// The openh264 backend.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OpenH264Backend;
+
+impl DecoderBackend for OpenH264Backend {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn codecs(&self) -> Option<&'static [Codec]> {
+        Some(&[Codec::H264])
+    }
+
+    fn support(&self, s: &StreamDescription) -> Support {
+        if s.codec != Codec::H264 {
+            return Support::No(format!("decodes H.264 only, not {}", s.codec));
+        }
+        if !matches!(s.config, CodecConfig::Avc { .. }) {
+            return Support::No("no avcC decoder configuration".into());
+        }
+        match s.chroma {
+            Some(ChromaFormat::Yuv420) => {}
+            Some(c) => return Support::No(format!("{c} chroma is not supported")),
+            None => return Support::No("unreadable sequence parameter set".into()),
+        }
+        if let Some(b) = s.bit_depth.filter(|&b| b != 8) {
+            return Support::No(format!("{b}-bit is not supported"));
+        }
+        if s.interlaced == Some(true) {
+            return Support::No("interlaced coding is not supported".into());
+        }
+        if s.has_reordering {
+            return Support::Approximate(
+                "B-frames: frame order exact, small B-slice deblocking errors (>= 45 dB)".into(),
+            );
+        }
+        Support::Exact
+    }
+
+    fn create(&self, s: &StreamDescription) -> Result<Box<dyn Decoder>, MediaError> {
+        let CodecConfig::Avc {
+            length_size,
+            sps,
+            pps,
+            ..
+        } = &s.config
+        else {
+            return Err(MediaError::Unsupported {
+                codec: s.describe(),
+                reason: "openh264: no avcC decoder configuration".into(),
+            });
+        };
+        let mut headers = Vec::new();
+        for nal in sps.iter().chain(pps) {
+            headers.extend_from_slice(&[0, 0, 0, 1]);
+            headers.extend_from_slice(nal);
+        }
+        let color = ColorSpace {
+            matrix: match s.matrix_coefficients {
+                Some(5 | 6) => MatrixCoefficients::Bt601,
+                Some(1) => MatrixCoefficients::Bt709,
+                _ if s.height < 720 => MatrixCoefficients::Bt601,
+                _ => MatrixCoefficients::Bt709,
+            },
+            range: if s.full_range {
+                YuvRange::Full
+            } else {
+                YuvRange::Limited
+            },
+        };
+        Ok(Box::new(OpenH264Decoder {
+            inner: new_decoder()?,
+            headers,
+            length_size: *length_size,
+            needs_headers: true,
+            annexb: Vec::new(),
+            color,
+        }))
+    }
+}
+
+fn new_decoder() -> Result<Oh264, MediaError> {
+    Oh264::with_api_config(
+        OpenH264API::from_source(),
+        DecoderConfig::new().flush_after_decode(Flush::NoFlush),
+    )
+    .map_err(|e| decode_error(&e))
+}
+
+fn decode_error(e: &openh264::Error) -> MediaError {
+    MediaError::Decode {
+        backend: NAME,
+        reason: e.to_string(),
+    }
+}
+
+struct OpenH264Decoder {
+    inner: Oh264,
+    /// SPS + PPS from `avcC`, as Annex-B, fed before the first packet after (re)creation.
+    headers: Vec<u8>,
+    length_size: usize,
+    needs_headers: bool,
+    annexb: Vec<u8>,
+    color: ColorSpace,
+}
+
+fn to_frame(yuv: &DecodedYUV<'_>, color: ColorSpace) -> Option<YuvFrame> {
+    let (w, h) = yuv.dimensions();
+    let (sy, su, sv) = yuv.strides();
+    let mut f = YuvFrame::from_strided(
+        w as u32,
+        h as u32,
+        PixelFormat::Yuv420p,
+        [yuv.y(), yuv.u(), yuv.v()],
+        [sy, su, sv],
+    )?;
+    f.color = color;
+    Some(f)
+}
+
+impl Decoder for OpenH264Decoder {
+    fn backend(&self) -> &'static str {
+        NAME
+    }
+
+    fn decode(
+        &mut self,
+        packet: Packet<'_>,
+        out: &mut Vec<DecodedPicture>,
+    ) -> Result<(), MediaError> {
+        self.annexb.clear();
+        if self.needs_headers {
+            self.annexb.extend_from_slice(&self.headers);
+            self.needs_headers = false;
+        }
+        if !h264::avcc_to_annexb(packet.data, self.length_size, &mut self.annexb) {
+            return Err(MediaError::Decode {
+                backend: NAME,
+                reason: "sample's NAL lengths run past its end (corrupt sample)".into(),
+            });
+        }
+        let color = self.color;
+        let picture = self
+            .inner
+            .decode_with_options(
+                &self.annexb,
+                DecodeOptions::new().flush_after_decode(Flush::NoFlush),
+            )
+            .map_err(|e| decode_error(&e))?;
+        if let Some(yuv) = picture {
+            let frame = to_frame(&yuv, color).ok_or_else(|| MediaError::Decode {
+                backend: NAME,
+                reason: "picture buffers smaller than their dimensions".into(),
+            })?;
+            out.push(DecodedPicture { frame, pts: None });
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, out: &mut Vec<DecodedPicture>) -> Result<(), MediaError> {
+        let color = self.color;
+        let pictures = self.inner.flush_remaining().map_err(|e| decode_error(&e))?;
+        for yuv in &pictures {
+            if let Some(frame) = to_frame(yuv, color) {
+                out.push(DecodedPicture { frame, pts: None });
+            }
+        }
+        Ok(())
+    }
+
+    fn reset(&mut self) -> Result<(), MediaError> {
+        // openh264 has no reliable "forget everything" call: a fresh instance is the reset
+        // (cheap next to decoding a GOP).
+        self.inner = new_decoder()?;
+        self.needs_headers = true;
+        Ok(())
+    }
+}

@@ -1,0 +1,488 @@
+//! MP4/MOV demuxing with `re_mp4`: the video track's samples in decode order, each with its
+//! presentation index, time and sync flag; the first audio track's format.
+//!
+//! `re_mp4` parses the boxes and the sample table and normalises composition times so that the
+//! first presented sample is at zero. This module adds what no demuxer crate does:
+//! - the edit list (`elst`): leading empty edits delay the start, and the first real edit's
+//!   `media_time` trims the samples presented before it (🟧 later edits and rate changes are
+//!   ignored);
+//! - presentation indices: frame `n` is the `n`-th sample in presentation order;
+//! - bounds checks, so that a truncated file is refused up front, not on some later frame.
+//!
+//! Samples are read with positional reads (`pread`), so one [`Mp4Demuxer`] can be shared by
+//! several decoder threads.
+
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use framelock_components::{AudioStreamInfo, Codec, Rational};
+use re_mp4::{StsdBoxContent, TrackKind};
+
+use super::MediaError;
+
+/// One sample (access unit) of the video track.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SampleRef {
+    /// Byte offset in the file.
+    pub offset: u64,
+    /// Size in bytes.
+    pub size: u32,
+    /// Decode time, in the track's timescale.
+    pub dts: i64,
+    /// Presentation time, in the track's timescale, edit list applied (frame 0 is at the
+    /// start delay, usually 0).
+    pub pts: i64,
+    /// A decoder can start here.
+    pub is_sync: bool,
+    /// Presentation index, or `None` for a sample the edit list trims away (still decoded,
+    /// as later frames may reference it, but never shown).
+    pub frame: Option<u64>,
+}
+
+/// What a decoder needs besides the samples.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CodecConfig {
+    /// H.264 with an `avcC` record.
+    Avc {
+        /// The raw `avcC` payload (libav's extradata).
+        avcc: Vec<u8>,
+        /// Bytes in each NAL length prefix (1, 2 or 4).
+        length_size: usize,
+        /// Sequence parameter sets (NAL units, header byte included).
+        sps: Vec<Vec<u8>>,
+        /// Picture parameter sets.
+        pps: Vec<Vec<u8>>,
+    },
+    /// HEVC with an `hvcC` record.
+    Hevc {
+        /// The raw `hvcC` payload.
+        hvcc: Vec<u8>,
+        /// `general_profile_idc`.
+        profile_idc: u8,
+        /// `general_level_idc` (level × 30).
+        level_idc: u8,
+        /// `chroma_format_idc`.
+        chroma_format_idc: u8,
+        /// Luma bit depth.
+        bit_depth: u8,
+    },
+    /// Any other sample entry; `raw` is its codec configuration box when `re_mp4` knows it.
+    Other {
+        /// The configuration record, if any.
+        raw: Option<Vec<u8>>,
+    },
+}
+
+/// The video track, ready for random access.
+#[derive(Clone, Debug)]
+pub struct VideoTrack {
+    /// Container track id.
+    pub track_id: u32,
+    /// Codec.
+    pub codec: Codec,
+    /// Four-character code of the sample entry.
+    pub fourcc: String,
+    /// RFC 6381 codec string, when known.
+    pub codec_string: Option<String>,
+    /// Decoder configuration.
+    pub config: CodecConfig,
+    /// Width from the sample entry.
+    pub width: u32,
+    /// Height from the sample entry.
+    pub height: u32,
+    /// Units per second of `dts`/`pts`.
+    pub timescale: u64,
+    /// Samples in decode order.
+    pub samples: Vec<SampleRef>,
+    /// Presentation index → decode index.
+    pub by_frame: Vec<u32>,
+    /// Presentation indices of sync samples, ascending.
+    pub keyframes: Vec<u64>,
+    /// Frame rate (exact when sample durations are constant).
+    pub frame_rate: Rational,
+    /// Whether presentation order differs from decode order (B-frames).
+    pub has_reordering: bool,
+}
+
+impl VideoTrack {
+    /// Frames presented.
+    pub fn frame_count(&self) -> u64 {
+        self.by_frame.len() as u64
+    }
+
+    /// Presented duration in seconds.
+    pub fn duration_secs(&self) -> f64 {
+        self.frame_count() as f64 / self.frame_rate.as_f64()
+    }
+
+    /// The sample presented as frame `n`.
+    pub fn frame_sample(&self, n: u64) -> Option<&SampleRef> {
+        let d = *self.by_frame.get(n as usize)?;
+        self.samples.get(d as usize)
+    }
+
+    /// Decode index of the sync sample to start at for frame `n`: the last sync sample in decode
+    /// order at or before `n`'s sample whose own frame is not after `n` (so that leading frames
+    /// of an open GOP are reached from the previous keyframe).
+    pub fn seek_point(&self, n: u64) -> Option<usize> {
+        let target = *self.by_frame.get(n as usize)? as usize;
+        (0..=target).rev().find(|&d| {
+            let s = &self.samples[d];
+            s.is_sync && s.frame.is_none_or(|f| f <= n)
+        })
+    }
+}
+
+/// The first audio track.
+pub type AudioTrack = AudioStreamInfo;
+
+/// An open MP4/MOV file.
+#[derive(Debug)]
+pub struct Mp4Demuxer {
+    path: PathBuf,
+    file: File,
+    file_size: u64,
+    brand: String,
+    video: VideoTrack,
+    audio: Option<AudioTrack>,
+}
+
+impl Mp4Demuxer {
+    /// Opens and indexes `path`. Reads the boxes, not the media data: milliseconds even for
+    /// hour-long files.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, MediaError> {
+        let path = path.as_ref().to_path_buf();
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(MediaError::NotFound { path });
+            }
+            Err(e) => return Err(MediaError::io(path, e)),
+        };
+        if meta.is_dir() {
+            return Err(MediaError::IsDirectory { path });
+        }
+        let file_size = meta.len();
+        if file_size == 0 {
+            return Err(MediaError::Empty { path });
+        }
+        let mut file = File::open(&path).map_err(|e| MediaError::io(&path, e))?;
+        if let Some(needed) = top_level_overrun(&mut file, file_size) {
+            return Err(MediaError::Truncated {
+                path,
+                needed,
+                size: file_size,
+            });
+        }
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| MediaError::io(&path, e))?;
+
+        // re_mp4 panics on some malformed tables (a missing chunk-offset box, out-of-range
+        // indices): contain that here and report it as an invalid container.
+        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            re_mp4::Mp4::read(BufReader::new(&file), file_size)
+        }));
+        let mp4 = match parsed {
+            Ok(Ok(mp4)) => mp4,
+            Ok(Err(e)) => {
+                return Err(MediaError::InvalidContainer {
+                    path,
+                    reason: e.to_string(),
+                });
+            }
+            Err(_) => {
+                return Err(MediaError::InvalidContainer {
+                    path,
+                    reason: "malformed sample table".into(),
+                });
+            }
+        };
+
+        let brand = mp4.ftyp.major_brand.to_string();
+        let Some(track) = mp4
+            .tracks()
+            .values()
+            .find(|t| t.kind == Some(TrackKind::Video) && !t.samples.is_empty())
+        else {
+            return Err(MediaError::NoVideoTrack { path });
+        };
+        let video = index_video(&mp4, track).map_err(|reason| MediaError::InvalidContainer {
+            path: path.clone(),
+            reason,
+        })?;
+        let needed = video
+            .samples
+            .iter()
+            .map(|s| s.offset + u64::from(s.size))
+            .max()
+            .unwrap_or(0);
+        if needed > file_size {
+            return Err(MediaError::Truncated {
+                path,
+                needed,
+                size: file_size,
+            });
+        }
+        let audio = mp4
+            .tracks()
+            .values()
+            .find(|t| t.kind == Some(TrackKind::Audio))
+            .map(|t| audio_info(&mp4, t));
+
+        Ok(Self {
+            path,
+            file,
+            file_size,
+            brand,
+            video,
+            audio,
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file's size in bytes.
+    pub fn file_size(&self) -> u64 {
+        self.file_size
+    }
+
+    /// The `ftyp` major brand.
+    pub fn brand(&self) -> &str {
+        &self.brand
+    }
+
+    /// The video track.
+    pub fn video(&self) -> &VideoTrack {
+        &self.video
+    }
+
+    /// The first audio track, if any.
+    pub fn audio(&self) -> Option<&AudioTrack> {
+        self.audio.as_ref()
+    }
+
+    /// Reads sample `decode_index` into `buf` (replacing its contents), as stored (AVCC for H.264).
+    pub fn read_sample(&self, decode_index: usize, buf: &mut Vec<u8>) -> Result<(), MediaError> {
+        let s = self
+            .video
+            .samples
+            .get(decode_index)
+            .ok_or(MediaError::FrameOutOfRange {
+                index: decode_index as u64,
+                frames: self.video.samples.len() as u64,
+            })?;
+        buf.resize(s.size as usize, 0);
+        self.file
+            .read_exact_at(buf, s.offset)
+            .map_err(|e| MediaError::io(&self.path, e))
+    }
+}
+
+/// Walks the top-level boxes; returns the end offset of a box that runs past the end of the
+/// file (the file was cut short), if any.
+fn top_level_overrun(file: &mut File, file_size: u64) -> Option<u64> {
+    let mut pos = 0u64;
+    let mut header = [0u8; 16];
+    while pos + 8 <= file_size {
+        file.seek(SeekFrom::Start(pos)).ok()?;
+        file.read_exact(&mut header[..8]).ok()?;
+        let size32 = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+        let size = match size32 {
+            0 => return None, // box extends to the end of the file
+            1 => {
+                file.read_exact(&mut header[8..16]).ok()?;
+                u64::from_be_bytes([
+                    header[8], header[9], header[10], header[11], header[12], header[13],
+                    header[14], header[15],
+                ])
+            }
+            s => u64::from(s),
+        };
+        if size < 8 {
+            return None; // not a box structure at all: let the parser say so
+        }
+        let end = pos.checked_add(size)?;
+        if end > file_size {
+            return Some(end);
+        }
+        pos = end;
+    }
+    None
+}
+
+fn codec_of(content: &StsdBoxContent) -> (Codec, String) {
+    match content {
+        StsdBoxContent::Avc1(_) => (Codec::H264, "avc1".into()),
+        StsdBoxContent::Hvc1(_) => (Codec::Hevc, "hvc1".into()),
+        StsdBoxContent::Hev1(_) => (Codec::Hevc, "hev1".into()),
+        StsdBoxContent::Av01(_) => (Codec::Av1, "av01".into()),
+        StsdBoxContent::Vp08(_) => (Codec::Vp8, "vp08".into()),
+        StsdBoxContent::Vp09(_) => (Codec::Vp9, "vp09".into()),
+        StsdBoxContent::Mp4a(_) => (Codec::Aac, "mp4a".into()),
+        StsdBoxContent::Tx3g(_) => (Codec::Other("tx3g".into()), "tx3g".into()),
+        StsdBoxContent::Unknown(fourcc) => {
+            let s = fourcc.to_string();
+            (Codec::Other(s.clone()), s)
+        }
+    }
+}
+
+fn index_video(mp4: &re_mp4::Mp4, track: &re_mp4::Track) -> Result<VideoTrack, String> {
+    let trak = track.trak(mp4);
+    let stbl = &trak.mdia.minf.stbl;
+    let (codec, fourcc) = codec_of(&stbl.stsd.contents);
+    let config = match &stbl.stsd.contents {
+        StsdBoxContent::Avc1(avc1) => CodecConfig::Avc {
+            avcc: avc1.avcc.raw.clone(),
+            length_size: usize::from(avc1.avcc.length_size_minus_one & 3) + 1,
+            sps: avc1
+                .avcc
+                .sequence_parameter_sets
+                .iter()
+                .map(|n| n.bytes.clone())
+                .collect(),
+            pps: avc1
+                .avcc
+                .picture_parameter_sets
+                .iter()
+                .map(|n| n.bytes.clone())
+                .collect(),
+        },
+        StsdBoxContent::Hvc1(h) | StsdBoxContent::Hev1(h) => CodecConfig::Hevc {
+            hvcc: h.hvcc.raw.clone(),
+            profile_idc: h.hvcc.general_profile_idc,
+            level_idc: h.hvcc.general_level_idc,
+            chroma_format_idc: h.hvcc.chroma_format_idc,
+            bit_depth: 8 + h.hvcc.bit_depth_luma_minus8,
+        },
+        _ => CodecConfig::Other {
+            raw: track.raw_codec_config(mp4),
+        },
+    };
+    let timescale = track.timescale.max(1);
+
+    // Edit list: leading empty edits delay the start (movie timescale); the first real edit's
+    // media_time (media timescale, in the file's own composition times) trims what precedes it.
+    let movie_timescale = u64::from(mp4.moov.mvhd.timescale.max(1));
+    let mut delay = 0i64;
+    let mut media_time: Option<i64> = None;
+    if let Some(elst) = trak.edts.as_ref().and_then(|e| e.elst.as_ref()) {
+        for e in &elst.entries {
+            let empty = e.media_time == u64::from(u32::MAX) || e.media_time == u64::MAX;
+            if empty && media_time.is_none() {
+                let d = (e.segment_duration as u128 * timescale as u128
+                    / movie_timescale as u128) as i64;
+                delay = delay.saturating_add(d);
+            } else if !empty {
+                media_time = Some(e.media_time as i64);
+                break;
+            }
+        }
+    }
+    // re_mp4 shifted times by the smallest composition time (and by the ctts dts shift): undo
+    // that to compare with the edit's media_time.
+    let dts_shift = stbl
+        .ctts
+        .as_ref()
+        .map(|c| {
+            c.entries
+                .iter()
+                .map(|e| -(e.sample_offset as i64))
+                .max()
+                .unwrap_or(0)
+                .max(0)
+        })
+        .unwrap_or(0);
+    let first_dts = track.samples.first().map_or(0, |s| s.decode_timestamp);
+    let cts_base = -first_dts - dts_shift;
+
+    let mut samples: Vec<SampleRef> = track
+        .samples
+        .iter()
+        .map(|s| SampleRef {
+            offset: s.offset,
+            size: s.size.min(u64::from(u32::MAX)) as u32,
+            dts: s.decode_timestamp,
+            pts: s.composition_timestamp,
+            is_sync: s.is_sync,
+            frame: None,
+        })
+        .collect();
+    let trim_before = media_time.map_or(i64::MIN, |m| m - cts_base);
+    let mut order: Vec<u32> = (0..samples.len() as u32)
+        .filter(|&i| samples[i as usize].pts >= trim_before)
+        .collect();
+    order.sort_by_key(|&i| (samples[i as usize].pts, i));
+    if order.is_empty() {
+        return Err("the edit list leaves no frame to present".into());
+    }
+    let first_pts = samples[order[0] as usize].pts;
+    for s in &mut samples {
+        s.pts = s.pts - first_pts + delay;
+    }
+    for (n, &d) in order.iter().enumerate() {
+        samples[d as usize].frame = Some(n as u64);
+    }
+    let keyframes = order
+        .iter()
+        .enumerate()
+        .filter(|&(_, &d)| samples[d as usize].is_sync)
+        .map(|(n, _)| n as u64)
+        .collect();
+    let has_reordering = samples.windows(2).any(|w| w[1].pts < w[0].pts);
+
+    // Frame rate: the common sample duration when there is one, else the average.
+    let mut deltas: Vec<i64> = order
+        .windows(2)
+        .map(|w| samples[w[1] as usize].pts - samples[w[0] as usize].pts)
+        .collect();
+    deltas.sort_unstable();
+    let frame_rate = match deltas.get(deltas.len() / 2) {
+        Some(&median) if median > 0 => Rational::new(timescale, median as u64),
+        _ => None,
+    }
+    .or_else(|| {
+        let total = track.duration.max(1);
+        Rational::new(order.len() as u64 * timescale, total)
+    })
+    .unwrap_or(Rational::integer(30));
+
+    Ok(VideoTrack {
+        track_id: track.track_id,
+        codec,
+        fourcc,
+        codec_string: track.codec_string(mp4),
+        config,
+        width: u32::from(track.width),
+        height: u32::from(track.height),
+        timescale,
+        samples,
+        by_frame: order,
+        keyframes,
+        frame_rate,
+        has_reordering,
+    })
+}
+
+fn audio_info(mp4: &re_mp4::Mp4, track: &re_mp4::Track) -> AudioStreamInfo {
+    let content = &track.trak(mp4).mdia.minf.stbl.stsd.contents;
+    let (codec, _) = codec_of(content);
+    let (sample_rate, channels) = match content {
+        StsdBoxContent::Mp4a(a) => (u32::from(a.samplerate.value()), a.channelcount),
+        _ => (track.timescale as u32, 0),
+    };
+    AudioStreamInfo {
+        track_id: track.track_id,
+        codec,
+        codec_string: track.codec_string(mp4),
+        sample_rate,
+        channels,
+        duration_secs: track.duration as f64 / track.timescale.max(1) as f64,
+    }
+}

@@ -1,0 +1,349 @@
+//! H.264 encoding (openh264) and MP4 writing (the `mp4` crate's writer), used by test-media
+//! generation now and by proxies and export later.
+//!
+//! openh264's defaults are wrong for media files and are always overridden here: its target
+//! bitrate is 120 kb/s and frame skipping is on (it silently drops frames to meet the rate).
+//! All-intra and constant-QP output use rate control off with a fixed QP range.
+//!
+//! The `mp4` writer streams samples to disk and keeps only the sample tables in memory, so
+//! long outputs are fine (`muxide`, the other candidate, holds every sample in RAM). The
+//! file is written through [`AtomicFile`]: a failed encode never leaves a partial file.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use framelock_components::Rational;
+use openh264::OpenH264API;
+use openh264::encoder::{
+    BitRate, Encoder, EncoderConfig, FrameRate, IntraFramePeriod, QpRange, RateControlMode,
+    UsageType,
+};
+use openh264::formats::YUVSlices;
+
+use super::{PixelFormat, WriteError, YuvFrame, h264};
+use crate::fs::AtomicFile;
+
+/// How the encoder spends bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateControl {
+    /// Target bits per second.
+    Bitrate(u32),
+    /// A fixed quantiser (0..=51; lower is better), rate control off.
+    ConstantQp(u8),
+}
+
+/// What to encode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EncodeSettings {
+    /// Width in pixels (even).
+    pub width: u32,
+    /// Height in pixels (even).
+    pub height: u32,
+    /// Frames per second.
+    pub frame_rate: Rational,
+    /// Rate control.
+    pub rate: RateControl,
+    /// Frames from one keyframe to the next: 1 is all-intra, 0 only the first frame.
+    pub gop: u32,
+}
+
+impl EncodeSettings {
+    fn validate(&self) -> Result<(), WriteError> {
+        if self.width == 0 || self.height == 0 || self.width % 2 == 1 || self.height % 2 == 1 {
+            return Err(WriteError::InvalidSettings(format!(
+                "size {}x{} must be non-zero and even",
+                self.width, self.height
+            )));
+        }
+        if self.width > 8192 || self.height > 8192 {
+            return Err(WriteError::InvalidSettings(format!(
+                "size {}x{} is over 8192",
+                self.width, self.height
+            )));
+        }
+        if self.frame_rate.num == 0 {
+            return Err(WriteError::InvalidSettings("frame rate is zero".into()));
+        }
+        if let RateControl::ConstantQp(q) = self.rate
+            && q > 51
+        {
+            return Err(WriteError::InvalidSettings(format!("QP {q} is over 51")));
+        }
+        Ok(())
+    }
+}
+
+/// One encoded picture.
+#[derive(Clone, Debug)]
+pub struct EncodedPicture {
+    /// NAL units (no start codes).
+    pub nals: Vec<Vec<u8>>,
+    /// An IDR picture: decoding can start here.
+    pub is_sync: bool,
+}
+
+/// An openh264 encoder set up from [`EncodeSettings`].
+pub struct H264Encoder {
+    inner: Encoder,
+    settings: EncodeSettings,
+}
+
+impl std::fmt::Debug for H264Encoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H264Encoder")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl H264Encoder {
+    /// Creates an encoder.
+    pub fn new(settings: EncodeSettings) -> Result<Self, WriteError> {
+        settings.validate()?;
+        let mut config = EncoderConfig::new()
+            .skip_frames(false)
+            .usage_type(UsageType::CameraVideoNonRealTime)
+            .max_frame_rate(FrameRate::from_hz(settings.frame_rate.as_f64() as f32))
+            .intra_frame_period(IntraFramePeriod::from_num_frames(settings.gop))
+            .scene_change_detect(false)
+            .num_threads(1);
+        config = match settings.rate {
+            RateControl::Bitrate(bps) => config
+                .rate_control_mode(RateControlMode::Bitrate)
+                .bitrate(BitRate::from_bps(bps)),
+            RateControl::ConstantQp(q) => config
+                .rate_control_mode(RateControlMode::Off)
+                .qp(QpRange::new(q, q)),
+        };
+        let inner = Encoder::with_api_config(OpenH264API::from_source(), config)
+            .map_err(|e| WriteError::Encode(e.to_string()))?;
+        Ok(Self { inner, settings })
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &EncodeSettings {
+        &self.settings
+    }
+
+    /// Encodes one 8-bit 4:2:0 frame of the configured size.
+    pub fn encode(&mut self, frame: &YuvFrame) -> Result<EncodedPicture, WriteError> {
+        let s = self.settings;
+        if frame.width != s.width || frame.height != s.height {
+            return Err(WriteError::FrameSize {
+                width: s.width,
+                height: s.height,
+                got_width: frame.width,
+                got_height: frame.height,
+            });
+        }
+        if frame.format != PixelFormat::Yuv420p {
+            return Err(WriteError::InvalidSettings(format!(
+                "encoder takes 8-bit 4:2:0 frames, got {:?}",
+                frame.format
+            )));
+        }
+        let (w, h) = (s.width as usize, s.height as usize);
+        let yuv = YUVSlices::new(
+            (&frame.planes[0], &frame.planes[1], &frame.planes[2]),
+            (w, h),
+            (w, w / 2, w / 2),
+        );
+        let bitstream = self
+            .inner
+            .encode(&yuv)
+            .map_err(|e| WriteError::Encode(e.to_string()))?;
+        let annexb = bitstream.to_vec();
+        let nals: Vec<Vec<u8>> = h264::annexb_nal_units(&annexb)
+            .into_iter()
+            .map(<[u8]>::to_vec)
+            .collect();
+        let is_sync = nals.iter().any(|n| h264::nal_type(n) == 5);
+        Ok(EncodedPicture { nals, is_sync })
+    }
+}
+
+/// What a finished write produced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WriteSummary {
+    /// The file written.
+    pub path: PathBuf,
+    /// Frames written.
+    pub frames: u64,
+    /// Keyframes written.
+    pub keyframes: u64,
+    /// File size in bytes.
+    pub bytes: u64,
+}
+
+type Mp4Out = mp4::Mp4Writer<BufWriter<std::fs::File>>;
+
+/// Encodes frames to an H.264 MP4, atomically.
+pub struct Mp4VideoWriter {
+    encoder: H264Encoder,
+    file: AtomicFile,
+    mp4: Option<Mp4Out>,
+    timescale: u32,
+    delta: u32,
+    frames: u64,
+    keyframes: u64,
+}
+
+impl std::fmt::Debug for Mp4VideoWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mp4VideoWriter")
+            .field("dest", &self.file.dest())
+            .field("frames", &self.frames)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> WriteError {
+    WriteError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn mux_error(e: mp4::Error) -> WriteError {
+    match e {
+        mp4::Error::IoError(source) => WriteError::Mux(source.to_string()),
+        other => WriteError::Mux(other.to_string()),
+    }
+}
+
+impl Mp4VideoWriter {
+    /// Starts writing `path` (nothing appears there until [`Mp4VideoWriter::finish`]).
+    pub fn create(path: impl AsRef<Path>, settings: EncodeSettings) -> Result<Self, WriteError> {
+        let path = path.as_ref();
+        let encoder = H264Encoder::new(settings)?;
+        let file = AtomicFile::create(path).map_err(|e| io_error(path, e))?;
+        // A timescale in which a frame lasts a whole number of ticks: 90 kHz for integer
+        // rates that divide it, the rate's own numerator (30000 for 29.97) otherwise.
+        let fr = settings.frame_rate;
+        let (timescale, delta) = if fr.den == 1 && 90_000 % fr.num == 0 {
+            (90_000, 90_000 / fr.num)
+        } else {
+            (fr.num, fr.den)
+        };
+        Ok(Self {
+            encoder,
+            file,
+            mp4: None,
+            timescale: u32::try_from(timescale)
+                .map_err(|_| WriteError::InvalidSettings(format!("frame rate {fr} too fine")))?,
+            delta: u32::try_from(delta)
+                .map_err(|_| WriteError::InvalidSettings(format!("frame rate {fr} too coarse")))?,
+            frames: 0,
+            keyframes: 0,
+        })
+    }
+
+    /// Encodes and appends one frame.
+    pub fn write_frame(&mut self, frame: &YuvFrame) -> Result<(), WriteError> {
+        let picture = self.encoder.encode(frame)?;
+        if picture.nals.is_empty() {
+            return Err(WriteError::Encode("encoder produced no picture".into()));
+        }
+        if self.mp4.is_none() {
+            let sps = picture
+                .nals
+                .iter()
+                .find(|n| h264::nal_type(n) == h264::NAL_SPS);
+            let pps = picture
+                .nals
+                .iter()
+                .find(|n| h264::nal_type(n) == h264::NAL_PPS);
+            let (Some(sps), Some(pps)) = (sps, pps) else {
+                return Err(WriteError::Encode(
+                    "first picture carries no SPS/PPS".into(),
+                ));
+            };
+            let s = self.encoder.settings;
+            let config = mp4::Mp4Config {
+                major_brand: "isom".parse().map_err(mux_error)?,
+                minor_version: 512,
+                compatible_brands: ["isom", "iso2", "avc1", "mp41"]
+                    .iter()
+                    .map(|b| b.parse())
+                    .collect::<Result<_, _>>()
+                    .map_err(mux_error)?,
+                timescale: 1000,
+            };
+            let path = self.file.dest().to_path_buf();
+            let out = self
+                .file
+                .file_mut()
+                .try_clone()
+                .map_err(|e| io_error(&path, e))?;
+            let mut writer =
+                mp4::Mp4Writer::write_start(BufWriter::new(out), &config).map_err(mux_error)?;
+            writer
+                .add_track(&mp4::TrackConfig {
+                    track_type: mp4::TrackType::Video,
+                    timescale: self.timescale,
+                    language: "und".into(),
+                    media_conf: mp4::MediaConfig::AvcConfig(mp4::AvcConfig {
+                        width: s.width as u16,
+                        height: s.height as u16,
+                        seq_param_set: sps.clone(),
+                        pic_param_set: pps.clone(),
+                    }),
+                })
+                .map_err(mux_error)?;
+            self.mp4 = Some(writer);
+        }
+        let Some(writer) = self.mp4.as_mut() else {
+            return Err(WriteError::Mux("writer not started".into()));
+        };
+        // Parameter sets live in avcC; samples carry only the picture's own NAL units.
+        let data = h264::nal_units_to_avcc(
+            picture
+                .nals
+                .iter()
+                .filter(|n| !matches!(h264::nal_type(n), h264::NAL_SPS | h264::NAL_PPS))
+                .map(Vec::as_slice),
+        );
+        writer
+            .write_sample(
+                1,
+                &mp4::Mp4Sample {
+                    start_time: self.frames * u64::from(self.delta),
+                    duration: self.delta,
+                    rendering_offset: 0,
+                    is_sync: picture.is_sync,
+                    bytes: bytes::Bytes::from(data),
+                },
+            )
+            .map_err(mux_error)?;
+        self.frames += 1;
+        self.keyframes += u64::from(picture.is_sync);
+        Ok(())
+    }
+
+    /// Frames written so far.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// Writes the index, flushes, and renames the file into place.
+    pub fn finish(self) -> Result<WriteSummary, WriteError> {
+        let path = self.file.dest().to_path_buf();
+        let Some(mut writer) = self.mp4 else {
+            return Err(WriteError::InvalidSettings("no frame was written".into()));
+        };
+        writer.write_end().map_err(mux_error)?;
+        let mut out = writer.into_writer();
+        out.flush().map_err(|e| io_error(&path, e))?;
+        drop(out);
+        self.file.commit().map_err(|e| io_error(&path, e))?;
+        let bytes = std::fs::metadata(&path)
+            .map_err(|e| io_error(&path, e))?
+            .len();
+        Ok(WriteSummary {
+            path,
+            frames: self.frames,
+            keyframes: self.keyframes,
+            bytes,
+        })
+    }
+}

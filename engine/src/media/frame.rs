@@ -1,0 +1,349 @@
+//! Decoded pictures: planar YUV frames, their conversion to RGBA8 (`yuvutils-rs`) and scaling
+//! (`fast_image_resize`, per plane, in YUV: scale first, convert last).
+//!
+//! | pixel format | planes | to RGBA8 | scale |
+//! |--------------|--------|----------|-------|
+//! | `Yuv420p` (8-bit 4:2:0) | Y, U, V | ✅ | ✅ |
+//! | `Yuv422p`, `Yuv444p` (8-bit) | Y, U, V | ✅ | ✅ |
+//! | `Yuv420p10`, `Yuv422p10` (10-bit in little-endian `u16`) | Y, U, V | ✅ (to 8-bit) | ❌ (convert first) |
+
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use yuvutils_rs::{YuvPlanarImage, YuvRange as UtilsRange, YuvStandardMatrix};
+
+/// The layout of a frame's samples.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PixelFormat {
+    /// 8-bit 4:2:0.
+    Yuv420p,
+    /// 8-bit 4:2:2.
+    Yuv422p,
+    /// 8-bit 4:4:4.
+    Yuv444p,
+    /// 10-bit 4:2:0, samples as little-endian `u16`.
+    Yuv420p10,
+    /// 10-bit 4:2:2, samples as little-endian `u16`.
+    Yuv422p10,
+}
+
+impl PixelFormat {
+    /// Chroma plane size for a `width`×`height` picture.
+    pub fn chroma_size(self, width: u32, height: u32) -> (u32, u32) {
+        match self {
+            Self::Yuv420p | Self::Yuv420p10 => (width.div_ceil(2), height.div_ceil(2)),
+            Self::Yuv422p | Self::Yuv422p10 => (width.div_ceil(2), height),
+            Self::Yuv444p => (width, height),
+        }
+    }
+
+    /// Bytes per sample.
+    pub fn bytes_per_sample(self) -> usize {
+        match self {
+            Self::Yuv420p10 | Self::Yuv422p10 => 2,
+            _ => 1,
+        }
+    }
+
+    /// The name `ffmpeg -pix_fmt` uses.
+    pub fn ffmpeg_name(self) -> &'static str {
+        match self {
+            Self::Yuv420p => "yuv420p",
+            Self::Yuv422p => "yuv422p",
+            Self::Yuv444p => "yuv444p",
+            Self::Yuv420p10 => "yuv420p10le",
+            Self::Yuv422p10 => "yuv422p10le",
+        }
+    }
+}
+
+/// YUV → RGB matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum MatrixCoefficients {
+    /// SD.
+    Bt601,
+    /// HD (the default for streams that do not say).
+    #[default]
+    Bt709,
+}
+
+/// Sample value range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum YuvRange {
+    /// Y in 16..=235, UV in 16..=240 (video).
+    #[default]
+    Limited,
+    /// 0..=255 (JPEG).
+    Full,
+}
+
+/// How to turn samples into colours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct ColorSpace {
+    /// Matrix.
+    pub matrix: MatrixCoefficients,
+    /// Range.
+    pub range: YuvRange,
+}
+
+/// A decoded picture, planes tightly packed (stride = plane width × bytes per sample).
+#[derive(Clone, Debug, PartialEq)]
+pub struct YuvFrame {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Sample layout.
+    pub format: PixelFormat,
+    /// Colour interpretation.
+    pub color: ColorSpace,
+    /// Y, U, V planes.
+    pub planes: [Vec<u8>; 3],
+    /// Presentation index in the source stream.
+    pub index: u64,
+    /// Presentation time in seconds.
+    pub time_secs: f64,
+}
+
+impl YuvFrame {
+    /// A black 8-bit 4:2:0 frame.
+    pub fn black(width: u32, height: u32) -> Self {
+        let (cw, ch) = PixelFormat::Yuv420p.chroma_size(width, height);
+        Self {
+            width,
+            height,
+            format: PixelFormat::Yuv420p,
+            color: ColorSpace::default(),
+            planes: [
+                vec![16; (width * height) as usize],
+                vec![128; (cw * ch) as usize],
+                vec![128; (cw * ch) as usize],
+            ],
+            index: 0,
+            time_secs: 0.0,
+        }
+    }
+
+    /// Builds a frame by copying rows out of strided planes (a decoder's buffers).
+    /// `strides` are in bytes.
+    pub fn from_strided(
+        width: u32,
+        height: u32,
+        format: PixelFormat,
+        planes: [&[u8]; 3],
+        strides: [usize; 3],
+    ) -> Option<Self> {
+        let (cw, ch) = format.chroma_size(width, height);
+        let bps = format.bytes_per_sample();
+        let dims = [(width, height), (cw, ch), (cw, ch)];
+        let mut out: [Vec<u8>; 3] = Default::default();
+        for p in 0..3 {
+            let (w, h) = dims[p];
+            let row = w as usize * bps;
+            let stride = strides[p];
+            if stride < row || (h > 0 && planes[p].len() < stride * (h as usize - 1) + row) {
+                return None;
+            }
+            let mut plane = Vec::with_capacity(row * h as usize);
+            for y in 0..h as usize {
+                plane.extend_from_slice(&planes[p][y * stride..y * stride + row]);
+            }
+            out[p] = plane;
+        }
+        Some(Self {
+            width,
+            height,
+            format,
+            color: ColorSpace::default(),
+            planes: out,
+            index: 0,
+            time_secs: 0.0,
+        })
+    }
+
+    /// Chroma plane size.
+    pub fn chroma_size(&self) -> (u32, u32) {
+        self.format.chroma_size(self.width, self.height)
+    }
+
+    /// Bytes held by the planes.
+    pub fn size_bytes(&self) -> usize {
+        self.planes.iter().map(Vec::len).sum()
+    }
+
+    /// The planes written one after another, as `ffmpeg -f rawvideo -pix_fmt …` writes them.
+    pub fn to_raw(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.size_bytes());
+        for p in &self.planes {
+            v.extend_from_slice(p);
+        }
+        v
+    }
+
+    /// Converts to RGBA8 (row stride `width * 4`).
+    pub fn to_rgba(&self) -> Vec<u8> {
+        let mut rgba = vec![0u8; self.width as usize * self.height as usize * 4];
+        self.write_rgba(&mut rgba);
+        rgba
+    }
+
+    /// Converts into `rgba` (at least `width * height * 4` bytes, stride `width * 4`).
+    pub fn write_rgba(&self, rgba: &mut [u8]) {
+        let range = match self.color.range {
+            YuvRange::Limited => UtilsRange::Limited,
+            YuvRange::Full => UtilsRange::Full,
+        };
+        let matrix = match self.color.matrix {
+            MatrixCoefficients::Bt601 => YuvStandardMatrix::Bt601,
+            MatrixCoefficients::Bt709 => YuvStandardMatrix::Bt709,
+        };
+        let (cw, _) = self.chroma_size();
+        let stride = self.width * 4;
+        let result = match self.format {
+            PixelFormat::Yuv420p | PixelFormat::Yuv422p | PixelFormat::Yuv444p => {
+                let image = YuvPlanarImage {
+                    y_plane: &self.planes[0],
+                    y_stride: self.width,
+                    u_plane: &self.planes[1],
+                    u_stride: cw,
+                    v_plane: &self.planes[2],
+                    v_stride: cw,
+                    width: self.width,
+                    height: self.height,
+                };
+                match self.format {
+                    PixelFormat::Yuv420p => {
+                        yuvutils_rs::yuv420_to_rgba(&image, rgba, stride, range, matrix)
+                    }
+                    PixelFormat::Yuv422p => {
+                        yuvutils_rs::yuv422_to_rgba(&image, rgba, stride, range, matrix)
+                    }
+                    _ => yuvutils_rs::yuv444_to_rgba(&image, rgba, stride, range, matrix),
+                }
+            }
+            PixelFormat::Yuv420p10 | PixelFormat::Yuv422p10 => {
+                let planes = self.planes.each_ref().map(|p| {
+                    p.chunks_exact(2)
+                        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                        .collect::<Vec<u16>>()
+                });
+                let image = YuvPlanarImage {
+                    y_plane: &planes[0],
+                    y_stride: self.width,
+                    u_plane: &planes[1],
+                    u_stride: cw,
+                    v_plane: &planes[2],
+                    v_stride: cw,
+                    width: self.width,
+                    height: self.height,
+                };
+                if self.format == PixelFormat::Yuv420p10 {
+                    yuvutils_rs::i010_to_rgba(&image, rgba, stride, range, matrix)
+                } else {
+                    yuvutils_rs::i210_to_rgba(&image, rgba, stride, range, matrix)
+                }
+            }
+        };
+        // Sizes are derived from the frame itself, so the converter cannot refuse them.
+        debug_assert!(result.is_ok(), "yuv conversion failed: {result:?}");
+    }
+
+    /// Scales an 8-bit frame to `width`×`height` (each plane with a Catmull-Rom filter),
+    /// keeping its index, time and colour space. Returns `None` for 10-bit frames or a zero size.
+    pub fn scaled(&self, width: u32, height: u32) -> Option<Self> {
+        if self.format.bytes_per_sample() != 1 || width == 0 || height == 0 {
+            return None;
+        }
+        let (cw, ch) = self.chroma_size();
+        let (ncw, nch) = self.format.chroma_size(width, height);
+        let src_dims = [(self.width, self.height), (cw, ch), (cw, ch)];
+        let dst_dims = [(width, height), (ncw, nch), (ncw, nch)];
+        let mut resizer = Resizer::new();
+        let options =
+            ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom));
+        let mut planes: [Vec<u8>; 3] = Default::default();
+        for p in 0..3 {
+            let (sw, sh) = src_dims[p];
+            let (dw, dh) = dst_dims[p];
+            let src = ImageRef::new(sw, sh, &self.planes[p], PixelType::U8).ok()?;
+            let mut dst = Image::new(dw, dh, PixelType::U8);
+            resizer.resize(&src, &mut dst, &options).ok()?;
+            planes[p] = dst.into_vec();
+        }
+        Some(Self {
+            width,
+            height,
+            format: self.format,
+            color: self.color,
+            planes,
+            index: self.index,
+            time_secs: self.time_secs,
+        })
+    }
+
+    /// Peak signal-to-noise ratio of the luma planes against `other` (same size), in dB;
+    /// `f64::INFINITY` when identical.
+    pub fn psnr_luma(&self, other: &Self) -> Option<f64> {
+        if self.width != other.width || self.height != other.height || self.format != other.format
+        {
+            return None;
+        }
+        let max = if self.format.bytes_per_sample() == 2 {
+            1023.0
+        } else {
+            255.0
+        };
+        let sse: f64 = if self.format.bytes_per_sample() == 2 {
+            self.planes[0]
+                .chunks_exact(2)
+                .zip(other.planes[0].chunks_exact(2))
+                .map(|(a, b)| {
+                    let d = f64::from(u16::from_le_bytes([a[0], a[1]]))
+                        - f64::from(u16::from_le_bytes([b[0], b[1]]));
+                    d * d
+                })
+                .sum()
+        } else {
+            self.planes[0]
+                .iter()
+                .zip(&other.planes[0])
+                .map(|(&a, &b)| {
+                    let d = f64::from(a) - f64::from(b);
+                    d * d
+                })
+                .sum()
+        };
+        if sse == 0.0 {
+            return Some(f64::INFINITY);
+        }
+        let mse = sse / (self.width as f64 * self.height as f64);
+        Some(10.0 * (max * max / mse).log10())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn black_converts_to_black_and_scales() {
+        let f = YuvFrame::black(64, 36);
+        let rgba = f.to_rgba();
+        assert_eq!(rgba.len(), 64 * 36 * 4);
+        assert!(rgba.chunks_exact(4).all(|p| p[0] < 2 && p[1] < 2 && p[2] < 2));
+        let s = f.scaled(8, 5).expect("8-bit scales");
+        assert_eq!((s.width, s.height), (8, 5));
+        assert_eq!(s.planes[1].len(), 4 * 3);
+        assert!(s.planes[0].iter().all(|&y| y == 16));
+    }
+
+    #[test]
+    fn strided_copy_drops_padding() {
+        let y: Vec<u8> = (0..4 * 8).map(|i| i as u8).collect(); // stride 8, width 4
+        let u = vec![1u8; 2 * 4];
+        let f = YuvFrame::from_strided(4, 4, PixelFormat::Yuv420p, [&y, &u, &u], [8, 4, 4])
+            .expect("valid");
+        assert_eq!(&f.planes[0][..8], &[0, 1, 2, 3, 8, 9, 10, 11]);
+        assert_eq!(f.planes[1].len(), 4);
+    }
+}

@@ -1,0 +1,406 @@
+//! Random access by frame index over a demuxer and a decoder, and parallel whole-file decode.
+//!
+//! [`VideoReader::frame`]`(n)` starts at the sync sample at or before `n` and decodes forward;
+//! when `n` is still ahead of what the decoder has produced (sequential playback, a short
+//! forward jump inside the GOP) it keeps going without a seek. Pictures are matched to samples
+//! by order: the decoder emits in presentation order, so each picture is the pending sample
+//! with the smallest presentation time (or, when the backend carries timestamps, the one it
+//! names).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::decode::{DecodedPicture, Decoder, DecoderRegistry, Packet, StreamDescription, Support};
+use super::{MediaError, Mp4Demuxer, YuvFrame};
+
+/// Anything that hands out frames by index (the reader, a test double, later a cache).
+pub trait FrameSource: Send {
+    /// Frames in the stream.
+    fn frame_count(&self) -> u64;
+    /// Frame `index`, in presentation order.
+    fn frame(&mut self, index: u64) -> Result<YuvFrame, MediaError>;
+}
+
+/// Counters a reader keeps, for tests and metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReaderStats {
+    /// Times the decoder was reset and restarted at a sync sample.
+    pub seeks: u64,
+    /// Packets fed to the decoder.
+    pub packets_decoded: u64,
+    /// Pictures decoded but not asked for (before the target after a seek, or trimmed).
+    pub frames_discarded: u64,
+}
+
+/// Frame-exact random access to one file's video track.
+pub struct VideoReader {
+    demux: Arc<Mp4Demuxer>,
+    stream: StreamDescription,
+    backend: &'static str,
+    support: Support,
+    decoder: Box<dyn Decoder>,
+    /// Next decode index to feed; `None` when no decode session is open.
+    next_decode: Option<usize>,
+    /// Fed samples not yet matched to a picture: pts → decode index.
+    pending: BTreeMap<i64, u32>,
+    /// Pictures at or after the last request, in presentation order.
+    ready: VecDeque<YuvFrame>,
+    /// Highest frame index this session has produced.
+    produced: Option<u64>,
+    flushed: bool,
+    sample: Vec<u8>,
+    out: Vec<DecodedPicture>,
+    stats: ReaderStats,
+}
+
+impl std::fmt::Debug for VideoReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VideoReader")
+            .field("path", &self.demux.path())
+            .field("backend", &self.backend)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VideoReader {
+    /// Opens `path` with the best backend `registry` has for its video stream.
+    pub fn open(path: impl AsRef<Path>, registry: &DecoderRegistry) -> Result<Self, MediaError> {
+        Self::from_demuxer(Arc::new(Mp4Demuxer::open(path)?), registry)
+    }
+
+    /// A reader over an already open file (several readers can share one demuxer).
+    pub fn from_demuxer(
+        demux: Arc<Mp4Demuxer>,
+        registry: &DecoderRegistry,
+    ) -> Result<Self, MediaError> {
+        let stream = StreamDescription::from_track(demux.video());
+        let selection = registry.select(&stream)?;
+        let decoder = selection.backend.create(&stream)?;
+        Ok(Self {
+            demux,
+            stream,
+            backend: selection.backend.name(),
+            support: selection.support,
+            decoder,
+            next_decode: None,
+            pending: BTreeMap::new(),
+            ready: VecDeque::new(),
+            produced: None,
+            flushed: false,
+            sample: Vec::new(),
+            out: Vec::new(),
+            stats: ReaderStats::default(),
+        })
+    }
+
+    /// The demuxed file.
+    pub fn demuxer(&self) -> &Arc<Mp4Demuxer> {
+        &self.demux
+    }
+
+    /// The stream as the decoder sees it.
+    pub fn stream(&self) -> &StreamDescription {
+        &self.stream
+    }
+
+    /// The backend decoding this stream.
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    /// How exactly the backend decodes this stream.
+    pub fn support(&self) -> &Support {
+        &self.support
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> ReaderStats {
+        self.stats
+    }
+
+    /// Frames in the stream.
+    pub fn frame_count(&self) -> u64 {
+        self.demux.video().frame_count()
+    }
+
+    fn restart(&mut self, at: usize) -> Result<(), MediaError> {
+        self.decoder.reset()?;
+        self.pending.clear();
+        self.ready.clear();
+        self.produced = None;
+        self.flushed = false;
+        self.next_decode = Some(at);
+        self.stats.seeks += 1;
+        Ok(())
+    }
+
+    /// Matches decoded pictures to samples and keeps those at or after `target`.
+    fn collect(&mut self, target: u64) {
+        let track = self.demux.video();
+        for pic in self.out.drain(..) {
+            let matched = match pic.pts {
+                Some(pts) => self.pending.remove(&pts).map(|d| (pts, d)),
+                None => self.pending.pop_first(),
+            };
+            let Some((_, d)) = matched else {
+                self.stats.frames_discarded += 1;
+                continue;
+            };
+            let sample = &track.samples[d as usize];
+            match sample.frame {
+                Some(index) => {
+                    self.produced = Some(self.produced.map_or(index, |p| p.max(index)));
+                    if index >= target {
+                        let mut frame = pic.frame;
+                        frame.index = index;
+                        frame.time_secs = sample.pts as f64 / track.timescale as f64;
+                        self.ready.push_back(frame);
+                    } else {
+                        self.stats.frames_discarded += 1;
+                    }
+                }
+                None => self.stats.frames_discarded += 1,
+            }
+        }
+    }
+
+    /// Frame `n` (presentation order), exactly.
+    pub fn frame(&mut self, n: u64) -> Result<YuvFrame, MediaError> {
+        let frames = self.frame_count();
+        if n >= frames {
+            return Err(MediaError::FrameOutOfRange { index: n, frames });
+        }
+        while self.ready.front().is_some_and(|f| f.index < n) {
+            self.ready.pop_front();
+        }
+        if self.ready.front().is_some_and(|f| f.index == n) {
+            return self.ready.pop_front().ok_or(MediaError::FrameOutOfRange {
+                index: n,
+                frames,
+            });
+        }
+        let seek_point = self
+            .demux
+            .video()
+            .seek_point(n)
+            .ok_or(MediaError::FrameOutOfRange { index: n, frames })?;
+        let continue_session = match self.next_decode {
+            Some(next) => self.produced.is_none_or(|p| p < n) && seek_point <= next,
+            None => false,
+        };
+        if !continue_session {
+            self.restart(seek_point)?;
+        }
+        let result = self.decode_until(n);
+        if result.is_err() {
+            // The decoder's state is unknown after an error: the next request restarts.
+            self.next_decode = None;
+        }
+        result
+    }
+
+    fn decode_until(&mut self, n: u64) -> Result<YuvFrame, MediaError> {
+        let total = self.demux.video().samples.len();
+        loop {
+            while self.ready.front().is_some_and(|f| f.index < n) {
+                self.ready.pop_front();
+            }
+            if let Some(f) = self.ready.front() {
+                if f.index == n {
+                    return self.ready.pop_front().ok_or(MediaError::FrameOutOfRange {
+                        index: n,
+                        frames: self.frame_count(),
+                    });
+                }
+                return Err(MediaError::Decode {
+                    backend: self.backend,
+                    reason: format!("frame {n} was skipped by the decoder (got {})", f.index),
+                });
+            }
+            let next = self.next_decode.unwrap_or(total);
+            if next < total {
+                self.demux.read_sample(next, &mut self.sample)?;
+                let s = self.demux.video().samples[next];
+                self.pending.insert(s.pts, next as u32);
+                self.next_decode = Some(next + 1);
+                self.stats.packets_decoded += 1;
+                self.decoder.decode(
+                    Packet {
+                        data: &self.sample,
+                        pts: s.pts,
+                        is_sync: s.is_sync,
+                    },
+                    &mut self.out,
+                )?;
+            } else if !self.flushed {
+                self.flushed = true;
+                self.decoder.flush(&mut self.out)?;
+            } else {
+                return Err(MediaError::Decode {
+                    backend: self.backend,
+                    reason: format!("frame {n} never came out of the decoder"),
+                });
+            }
+            self.collect(n);
+        }
+    }
+
+    /// The frame after the last one returned (frame 0 first): sequential playback.
+    pub fn next_frame(&mut self) -> Option<Result<YuvFrame, MediaError>> {
+        let n = match (self.ready.front(), self.produced) {
+            (Some(f), _) => f.index,
+            (None, Some(p)) => p + 1,
+            (None, None) => 0,
+        };
+        (n < self.frame_count()).then(|| self.frame(n))
+    }
+}
+
+impl FrameSource for VideoReader {
+    fn frame_count(&self) -> u64 {
+        VideoReader::frame_count(self)
+    }
+
+    fn frame(&mut self, index: u64) -> Result<YuvFrame, MediaError> {
+        VideoReader::frame(self, index)
+    }
+}
+
+/// What [`parallel_decode`] did.
+#[derive(Clone, Debug)]
+pub struct ParallelDecodeReport {
+    /// Frames handed to the callback.
+    pub frames: u64,
+    /// Decoder instances used.
+    pub workers: usize,
+    /// Backend name.
+    pub backend: &'static str,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// Decodes every frame of `path` with `workers` decoder instances, each over its own ranges
+/// of whole GOPs (sync sample to sync sample), and hands each frame to `on_frame` on the
+/// calling thread as it arrives (not in order; `frame.index` says which). Throughput work
+/// (proxies, export, benchmarks) uses this; playback uses [`VideoReader`].
+///
+/// 🟧 Assumes closed GOPs: the leading pictures of an open GOP come out of the range that
+/// contains their sync sample, decoded without their earlier reference.
+pub fn parallel_decode(
+    path: impl AsRef<Path>,
+    registry: &DecoderRegistry,
+    workers: usize,
+    mut on_frame: impl FnMut(YuvFrame),
+) -> Result<ParallelDecodeReport, MediaError> {
+    let start = Instant::now();
+    let demux = Arc::new(Mp4Demuxer::open(path)?);
+    let track = demux.video();
+    let sync: Vec<usize> = (0..track.samples.len())
+        .filter(|&d| track.samples[d].is_sync)
+        .collect();
+    // Ranges of whole GOPs, several per worker so that uneven GOPs balance out.
+    let workers = workers.max(1).min(sync.len().max(1));
+    let chunks = (workers * 4).min(sync.len().max(1));
+    let mut ranges = Vec::with_capacity(chunks);
+    for c in 0..chunks {
+        let a = sync.get(c * sync.len() / chunks).copied().unwrap_or(0);
+        let b = sync
+            .get((c + 1) * sync.len() / chunks)
+            .copied()
+            .unwrap_or(track.samples.len());
+        if c == 0 {
+            ranges.push(0..b);
+        } else if a < b {
+            ranges.push(a..b);
+        }
+    }
+    let (range_tx, range_rx) = crossbeam_channel::bounded(ranges.len());
+    for r in ranges {
+        let _ = range_tx.send(r);
+    }
+    drop(range_tx);
+    let (frame_tx, frame_rx) = crossbeam_channel::bounded::<Result<YuvFrame, MediaError>>(8);
+    let mut readers = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        readers.push(VideoReader::from_demuxer(demux.clone(), registry)?);
+    }
+    let backend = readers.first().map_or("none", VideoReader::backend);
+    let mut frames = 0u64;
+    let mut first_error = None;
+    std::thread::scope(|scope| {
+        for mut reader in readers {
+            let range_rx = range_rx.clone();
+            let frame_tx = frame_tx.clone();
+            scope.spawn(move || {
+                for range in range_rx.iter() {
+                    if let Err(e) = reader.decode_range(range, &frame_tx) {
+                        let _ = frame_tx.send(Err(e));
+                        return;
+                    }
+                }
+            });
+        }
+        drop(frame_tx);
+        for item in frame_rx.iter() {
+            match item {
+                Ok(frame) => {
+                    frames += 1;
+                    on_frame(frame);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+    });
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    Ok(ParallelDecodeReport {
+        frames,
+        workers,
+        backend,
+        elapsed: start.elapsed(),
+    })
+}
+
+impl VideoReader {
+    /// Decodes samples `range` (starting at a sync sample) and sends every presented frame.
+    fn decode_range(
+        &mut self,
+        range: std::ops::Range<usize>,
+        tx: &crossbeam_channel::Sender<Result<YuvFrame, MediaError>>,
+    ) -> Result<(), MediaError> {
+        self.restart(range.start)?;
+        for d in range {
+            self.demux.read_sample(d, &mut self.sample)?;
+            let s = self.demux.video().samples[d];
+            self.pending.insert(s.pts, d as u32);
+            self.stats.packets_decoded += 1;
+            self.decoder.decode(
+                Packet {
+                    data: &self.sample,
+                    pts: s.pts,
+                    is_sync: s.is_sync,
+                },
+                &mut self.out,
+            )?;
+            self.send_ready(tx);
+        }
+        self.decoder.flush(&mut self.out)?;
+        self.send_ready(tx);
+        Ok(())
+    }
+
+    fn send_ready(&mut self, tx: &crossbeam_channel::Sender<Result<YuvFrame, MediaError>>) {
+        self.collect(0);
+        for f in self.ready.drain(..) {
+            if tx.send(Ok(f)).is_err() {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,2 @@
+//! `framelock`: the command line.
+fn main() {}
