@@ -1,2 +1,48 @@
-//! `framelock`: the command line.
-fn main() {}
+//! `framelock`: the command line. `gen-media` writes test clips, `probe` describes a file,
+#![allow(clippy::print_stdout, reason = "a command-line tool prints its results")]
+//! `decode-bench` measures decode throughput and per-frame latency.
+
+mod bench;
+mod gen_media;
+mod probe_cmd;
+
+use clap::{Parser, Subcommand};
+
+/// framelock: real-time playback core for video editors.
+#[derive(Parser, Debug)]
+#[command(name = "framelock", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Writes an H.264 MP4 whose pictures carry their own frame index.
+    GenMedia(gen_media::Args),
+    /// Describes a media file without decoding it.
+    Probe(probe_cmd::Args),
+    /// Decodes a whole file and reports frames/s and per-frame latency.
+    DecodeBench(bench::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::GenMedia(args) => gen_media::run(&args),
+        Command::Probe(args) => probe_cmd::run(&args),
+        Command::DecodeBench(args) => bench::run(&args),
+    }
+}
+
+/// A progress bar on stderr, hidden when stderr is not a terminal.
+pub(crate) fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg:>12} [{bar:40}] {pos}/{len} frames {per_sec} eta {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_string());
+    bar
+}

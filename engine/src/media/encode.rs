@@ -102,7 +102,7 @@ impl H264Encoder {
         settings.validate()?;
         let mut config = EncoderConfig::new()
             .skip_frames(false)
-            .usage_type(UsageType::CameraVideoNonRealTime)
+            .usage_type(UsageType::CameraVideoRealTime)
             .max_frame_rate(FrameRate::from_hz(settings.frame_rate.as_f64() as f32))
             .intra_frame_period(IntraFramePeriod::from_num_frames(settings.gop))
             .scene_change_detect(false)

@@ -1,0 +1,102 @@
+//! Shared helpers for the integration tests: generated media, and Debian's `ffmpeg` as an
+//! independent encoder and decoder.
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use framelock::{GenerateOptions, Rational, YuvFrame, generate_test_clip, testcard};
+
+/// A temporary directory shared by the tests of one binary (removed at exit by the OS' tmp
+/// cleaning; each binary gets its own).
+pub fn media_dir() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir")).path()
+}
+
+/// Generates (once per binary) a framelock test clip.
+pub fn clip(name: &str, width: u32, height: u32, fps: Rational, frames: u64, gop: u32) -> PathBuf {
+    let path = media_dir().join(name);
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if !path.exists() {
+        let mut o = GenerateOptions::new(width, height, fps, 1.0);
+        o.frames = frames;
+        o.gop = gop;
+        generate_test_clip(&path, &o, |_, _| {}).expect("generate test clip");
+    }
+    path
+}
+
+/// Panics with a clear message when `ffmpeg` is not installed (`.ci/run` installs it).
+pub fn ffmpeg() -> Command {
+    static CHECK: OnceLock<()> = OnceLock::new();
+    CHECK.get_or_init(|| {
+        let ok = Command::new("ffmpeg")
+            .arg("-version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "these tests need Debian's ffmpeg: apt-get install ffmpeg (see .ci/run)");
+    });
+    let mut c = Command::new("ffmpeg");
+    c.args(["-v", "error", "-nostdin", "-y"]);
+    c
+}
+
+/// Runs a command, panicking with its stderr on failure.
+pub fn run(mut c: Command) -> Vec<u8> {
+    let out = c.output().expect("spawn");
+    assert!(
+        out.status.success(),
+        "{c:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Encodes `frames` test-card pictures with ffmpeg (`encoder_args`, e.g. libx264 with
+/// B-frames) into `path`: media an independent encoder made, still carrying frame indices.
+pub fn ffmpeg_testcard(path: &Path, width: u32, height: u32, frames: u64, encoder_args: &[&str]) {
+    let mut c = ffmpeg();
+    c.args(["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s"])
+        .arg(format!("{width}x{height}"))
+        .args(["-r", "30", "-i", "-"])
+        .args(encoder_args)
+        .arg(path)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("spawn ffmpeg");
+    {
+        let mut stdin = child.stdin.take().expect("stdin");
+        let mut f = YuvFrame::black(width, height);
+        for i in 0..frames {
+            let [y, u, v] = &mut f.planes;
+            testcard::draw_i420(i, width, height, y, u, v);
+            stdin.write_all(&f.to_raw()).expect("write to ffmpeg");
+        }
+    }
+    let out = child.wait_with_output().expect("ffmpeg");
+    assert!(out.status.success(), "ffmpeg encode failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Makes a clip from ffmpeg's own `testsrc2` source.
+pub fn ffmpeg_testsrc(path: &Path, size: &str, seconds: f64, args: &[&str]) {
+    let mut c = ffmpeg();
+    c.args(["-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size={size}:rate=30:duration={seconds}"))
+        .args(args)
+        .arg(path);
+    run(c);
+}
+
+/// Decodes `path` with ffmpeg to raw planar frames of `pix_fmt`, one per coded frame.
+pub fn ffmpeg_decode_raw(path: &Path, pix_fmt: &str) -> Vec<u8> {
+    let mut c = ffmpeg();
+    c.arg("-i")
+        .arg(path)
+        .args(["-map", "0:v:0", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", pix_fmt, "-"]);
+    run(c)
+}
