@@ -16,18 +16,26 @@ pub fn media_dir() -> &'static Path {
     DIR.get_or_init(|| tempfile::tempdir().expect("temp dir")).path()
 }
 
-/// Generates (once per binary) a framelock test clip.
-pub fn clip(name: &str, width: u32, height: u32, fps: Rational, frames: u64, gop: u32) -> PathBuf {
-    let path = media_dir().join(name);
+/// `media_dir()/name`, made once per binary by `make` (tests run in parallel: one makes it,
+/// the others wait).
+pub fn cached(name: &str, make: impl FnOnce(&Path)) -> PathBuf {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let path = media_dir().join(name);
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     if !path.exists() {
+        make(&path);
+    }
+    path
+}
+
+/// Generates (once per binary) a framelock test clip.
+pub fn clip(name: &str, width: u32, height: u32, fps: Rational, frames: u64, gop: u32) -> PathBuf {
+    cached(name, |path| {
         let mut o = GenerateOptions::new(width, height, fps, 1.0);
         o.frames = frames;
         o.gop = gop;
-        generate_test_clip(&path, &o, |_, _| {}).expect("generate test clip");
-    }
-    path
+        generate_test_clip(path, &o, |_, _| {}).expect("generate test clip");
+    })
 }
 
 /// Panics with a clear message when `ffmpeg` is not installed (`.ci/run` installs it).

@@ -205,7 +205,7 @@ impl Mp4Demuxer {
         let Some(track) = mp4
             .tracks()
             .values()
-            .find(|t| t.kind == Some(TrackKind::Video) && !t.samples.is_empty())
+            .find(|t| handler_is(&mp4, t, TrackKind::Video, b"vide") && !t.samples.is_empty())
         else {
             return Err(MediaError::NoVideoTrack { path });
         };
@@ -229,7 +229,7 @@ impl Mp4Demuxer {
         let audio = mp4
             .tracks()
             .values()
-            .find(|t| t.kind == Some(TrackKind::Audio))
+            .find(|t| handler_is(&mp4, t, TrackKind::Audio, b"soun"))
             .map(|t| audio_info(&mp4, t));
 
         Ok(Self {
@@ -282,6 +282,12 @@ impl Mp4Demuxer {
             .read_exact_at(buf, s.offset)
             .map_err(|e| MediaError::io(&self.path, e))
     }
+}
+
+/// Whether a track is of `kind`: by its handler (`vide`, `soun`), so that a sample entry
+/// `re_mp4` does not know (ProRes, a codec nobody has) is still found as video.
+fn handler_is(mp4: &re_mp4::Mp4, t: &re_mp4::Track, kind: TrackKind, handler: &[u8; 4]) -> bool {
+    t.kind == Some(kind) || &t.trak(mp4).mdia.hdlr.handler_type.value == handler
 }
 
 /// Walks the top-level boxes; returns the end offset of a box that runs past the end of the

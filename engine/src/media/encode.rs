@@ -3,7 +3,8 @@
 //!
 //! openh264's defaults are wrong for media files and are always overridden here: its target
 //! bitrate is 120 kb/s and frame skipping is on (it silently drops frames to meet the rate).
-//! All-intra and constant-QP output use rate control off with a fixed QP range.
+//! Constant QP is quality-mode rate control clamped to a one-value QP range (openh264 ignores
+//! the range with rate control off).
 //!
 //! The `mp4` writer streams samples to disk and keeps only the sample tables in memory, so
 //! long outputs are fine (`muxide`, the other candidate, holds every sample in RAM). The
@@ -111,8 +112,10 @@ impl H264Encoder {
             RateControl::Bitrate(bps) => config
                 .rate_control_mode(RateControlMode::Bitrate)
                 .bitrate(BitRate::from_bps(bps)),
+            // openh264 ignores the QP range with rate control off (it encodes at its fixed
+            // default); quality mode clamped to [q, q] is constant QP.
             RateControl::ConstantQp(q) => config
-                .rate_control_mode(RateControlMode::Off)
+                .rate_control_mode(RateControlMode::Quality)
                 .qp(QpRange::new(q, q)),
         };
         let inner = Encoder::with_api_config(OpenH264API::from_source(), config)
@@ -267,7 +270,10 @@ impl Mp4VideoWriter {
                     .map(|b| b.parse())
                     .collect::<Result<_, _>>()
                     .map_err(mux_error)?,
-                timescale: 1000,
+                // The movie timescale is the track's: the `mp4` writer converts each sample's
+                // duration to the movie timescale with a truncating division, so 29.97 fps in a
+                // 1000-unit movie timescale would lose 1% of the duration.
+                timescale: self.timescale,
             };
             let path = self.file.dest().to_path_buf();
             let out = self

@@ -1,0 +1,168 @@
+//! Bad input gets a clear, typed error: no panic, no garbage frames, no partial output file.
+
+mod common;
+
+use std::path::Path;
+
+use framelock::{
+    DecoderRegistry, EncodeSettings, MediaError, Mp4VideoWriter, RateControl, Rational,
+    VideoReader, WriteError, YuvFrame, probe,
+};
+
+fn open(path: &Path) -> Result<VideoReader, MediaError> {
+    VideoReader::open(path, &DecoderRegistry::new())
+}
+
+fn good_clip() -> std::path::PathBuf {
+    common::clip("good.mp4", 320, 180, Rational::integer(30), 20, 10)
+}
+
+#[test]
+fn missing_path_and_directory() {
+    let dir = tempfile::tempdir().expect("tmp");
+    assert!(matches!(open(&dir.path().join("nope.mp4")), Err(MediaError::NotFound { .. })));
+    assert!(matches!(open(dir.path()), Err(MediaError::IsDirectory { .. })));
+}
+
+#[test]
+fn empty_file_and_random_bytes() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let empty = dir.path().join("empty.mp4");
+    std::fs::write(&empty, b"").expect("write");
+    assert!(matches!(open(&empty), Err(MediaError::Empty { .. })));
+
+    let mut state = 0x1234_5678_u32;
+    let random: Vec<u8> = (0..100_000)
+        .map(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 24) as u8
+        })
+        .collect();
+    let noise = dir.path().join("noise.mp4");
+    std::fs::write(&noise, &random).expect("write");
+    let err = open(&noise).expect_err("noise is not an mp4");
+    assert!(
+        matches!(err, MediaError::InvalidContainer { .. } | MediaError::Truncated { .. }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn truncated_at_many_offsets() {
+    let good = std::fs::read(good_clip()).expect("read");
+    let dir = tempfile::tempdir().expect("tmp");
+    let cut = dir.path().join("cut.mp4");
+    for fraction in [0.001, 0.01, 0.1, 0.33, 0.5, 0.9, 0.99, 0.999] {
+        let len = ((good.len() as f64) * fraction) as usize;
+        std::fs::write(&cut, &good[..len]).expect("write");
+        match open(&cut) {
+            Err(MediaError::Truncated { size, .. }) => assert_eq!(size, len as u64),
+            Err(MediaError::InvalidContainer { .. }) => {}
+            Ok(_) => panic!("a file cut at {len} of {} bytes opened", good.len()),
+            Err(other) => panic!("cut at {len}: unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn no_video_track() {
+    let path = common::cached("audio_only.m4a", |path| {
+        let mut c = common::ffmpeg();
+        c.args(["-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:a", "aac"])
+            .arg(path);
+        common::run(c);
+    });
+    assert!(matches!(open(&path), Err(MediaError::NoVideoTrack { .. })));
+}
+
+#[test]
+fn hevc_without_the_ffmpeg_backend_is_refused_up_front() {
+    let path = common::cached("hevc.mp4", |path| {
+        common::ffmpeg_testsrc(path, "320x180", 0.5, &["-c:v", "libx265", "-x265-params", "log-level=error", "-tag:v", "hvc1"]);
+    });
+    // DecoderRegistry::openh264_only() is exactly what a build without `ffmpeg` registers.
+    let err = VideoReader::open(&path, &DecoderRegistry::openh264_only()).expect_err("refused");
+    match err {
+        MediaError::Unsupported { codec, reason } => {
+            assert!(codec.starts_with("hevc"), "{codec}");
+            assert!(reason.contains("openh264"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // probe still describes it, and says why nothing decodes it
+    let info = probe(&path, &DecoderRegistry::openh264_only()).expect("probe");
+    assert_eq!(info.video.backend, None);
+    assert!(info.video.unsupported.is_some());
+}
+
+#[test]
+fn unknown_sample_entry_is_refused() {
+    let mut bytes = std::fs::read(good_clip()).expect("read");
+    // rename the avc1 sample entry: no backend has a decoder for "zzz1"
+    let stsd = bytes.windows(4).position(|w| w == b"stsd").expect("stsd box");
+    let at = stsd
+        + bytes[stsd..]
+            .windows(4)
+            .position(|w| w == b"avc1")
+            .expect("avc1 sample entry");
+    bytes[at..at + 4].copy_from_slice(b"zzz1");
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("zzz1.mp4");
+    std::fs::write(&path, &bytes).expect("write");
+    match open(&path) {
+        Err(MediaError::Unsupported { codec, .. }) => assert!(codec.contains("zzz1"), "{codec}"),
+        other => panic!("{:?}", other.map(|r| r.backend())),
+    }
+}
+
+#[test]
+fn corrupt_sample_data_is_an_error_or_a_picture_never_a_panic() {
+    let mut bytes = std::fs::read(good_clip()).expect("read");
+    // scribble over the middle of the media data
+    let mid = bytes.len() / 2;
+    for b in &mut bytes[mid..mid + 2000] {
+        *b = 0xff;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("scribbled.mp4");
+    std::fs::write(&path, &bytes).expect("write");
+    let mut reader = open(&path).expect("the container is intact");
+    for n in 0..reader.frame_count() {
+        if let Err(e) = reader.frame(n) {
+            assert!(e.is_recoverable(), "{e:?}");
+        }
+    }
+}
+
+#[test]
+fn failed_writes_leave_nothing_behind_and_keep_the_old_file() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let dest = dir.path().join("out.mp4");
+    let settings = EncodeSettings {
+        width: 64,
+        height: 64,
+        frame_rate: Rational::integer(25),
+        rate: RateControl::ConstantQp(30),
+        gop: 5,
+    };
+    std::fs::write(&dest, b"the good file").expect("write");
+    {
+        let mut w = Mp4VideoWriter::create(&dest, settings).expect("create");
+        w.write_frame(&YuvFrame::black(64, 64)).expect("frame");
+        let err = w.write_frame(&YuvFrame::black(32, 32)).expect_err("wrong size");
+        assert!(matches!(err, WriteError::FrameSize { .. }));
+        // dropped without finish()
+    }
+    assert_eq!(std::fs::read(&dest).expect("read"), b"the good file");
+    let names: Vec<_> = std::fs::read_dir(dir.path()).expect("ls").map(|e| e.expect("entry").file_name()).collect();
+    assert_eq!(names.len(), 1, "temporary files left: {names:?}");
+
+    // a destination whose directory does not exist
+    let err = Mp4VideoWriter::create(dir.path().join("no/such/dir/x.mp4"), settings)
+        .expect_err("no directory");
+    assert!(matches!(err, WriteError::Io { .. }));
+    // odd sizes are refused before anything is written
+    let odd = EncodeSettings { width: 63, ..settings };
+    assert!(matches!(Mp4VideoWriter::create(dir.path().join("odd.mp4"), odd), Err(WriteError::InvalidSettings(_))));
+    assert!(!dir.path().join("odd.mp4").exists());
+}

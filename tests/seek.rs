@@ -1,0 +1,94 @@
+//! Random access: every request returns exactly that frame, on framelock's own clips and on
+//! libx264 clips with B-frames (b-pyramid), and sequential reads after a seek continue without
+//! going back to the keyframe.
+
+mod common;
+
+use framelock::{DecoderRegistry, Rational, VideoReader, testcard};
+
+/// A small deterministic generator (xorshift), so failures reproduce.
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+fn random_seeks(path: &std::path::Path, registry: &DecoderRegistry, requests: usize) {
+    let mut reader = VideoReader::open(path, registry).expect("open");
+    let frames = reader.frame_count();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for _ in 0..requests {
+        let n = rng.below(frames);
+        let f = reader.frame(n).expect("frame");
+        assert_eq!(f.index, n);
+        assert_eq!(testcard::read_index(&f), Some(n), "asked for {n} ({})", reader.backend());
+    }
+}
+
+fn sequential_after_seek(path: &std::path::Path, registry: &DecoderRegistry) {
+    let mut reader = VideoReader::open(path, registry).expect("open");
+    let f = reader.frame(47).expect("seek");
+    assert_eq!(testcard::read_index(&f), Some(47));
+    let seeks = reader.stats().seeks;
+    let packets = reader.stats().packets_decoded;
+    for n in 48..58 {
+        let f = reader.frame(n).expect("next");
+        assert_eq!(testcard::read_index(&f), Some(n));
+    }
+    assert_eq!(reader.stats().seeks, seeks, "sequential reads must not re-seek");
+    assert!(
+        reader.stats().packets_decoded - packets <= 10,
+        "10 sequential frames cost {} packets",
+        reader.stats().packets_decoded - packets
+    );
+    // backwards: a new seek, still the right frame
+    let f = reader.frame(12).expect("back");
+    assert_eq!(testcard::read_index(&f), Some(12));
+    assert_eq!(reader.stats().seeks, seeks + 1);
+    // out of range is an error, not a panic
+    assert!(reader.frame(reader.frame_count()).is_err());
+}
+
+fn x264_bframes() -> std::path::PathBuf {
+    common::cached("x264_bpyramid.mp4", |path| {
+        common::ffmpeg_testcard(
+            path,
+            640,
+            360,
+            90,
+            &["-c:v", "libx264", "-profile:v", "high", "-bf", "3", "-b_strategy", "0",
+              "-x264-params", "b-pyramid=normal:keyint=30:min-keyint=30:scenecut=0", "-crf", "18"],
+        );
+    })
+}
+
+#[test]
+fn two_hundred_random_seeks_openh264_own_clip() {
+    let path = common::clip("seek.mp4", 640, 360, Rational::integer(30), 150, 30);
+    random_seeks(&path, &DecoderRegistry::openh264_only(), 200);
+    sequential_after_seek(&path, &DecoderRegistry::openh264_only());
+}
+
+#[test]
+fn two_hundred_random_seeks_openh264_bframes() {
+    let path = x264_bframes();
+    let info = framelock::probe(&path, &DecoderRegistry::openh264_only()).expect("probe");
+    assert!(info.video.has_reordering, "the clip must have B-frames");
+    random_seeks(&path, &DecoderRegistry::openh264_only(), 200);
+    sequential_after_seek(&path, &DecoderRegistry::openh264_only());
+}
+
+#[cfg(feature = "ffmpeg")]
+#[test]
+fn two_hundred_random_seeks_ffmpeg_bframes() {
+    let path = x264_bframes();
+    let registry = DecoderRegistry::new();
+    let reader = VideoReader::open(&path, &registry).expect("open");
+    assert_eq!(reader.backend(), "ffmpeg", "B-frames prefer the exact backend");
+    random_seeks(&path, &registry, 200);
+    sequential_after_seek(&path, &registry);
+}
