@@ -1,6 +1,12 @@
 //! Micro-benchmarks of the media layer's per-frame work: YUV → RGBA conversion, YUV scaling,
 //! drawing the test card. Scene and decode benchmarks live in `tools/` (`framelock decode-bench`).
 
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "tests and benches fail loudly"
+)]
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use framelock::{YuvFrame, testcard};
 

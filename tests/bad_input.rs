@@ -1,5 +1,11 @@
 //! Bad input gets a clear, typed error: no panic, no garbage frames, no partial output file.
 
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "tests and benches fail loudly"
+)]
+
 mod common;
 
 use std::path::Path;
@@ -20,8 +26,14 @@ fn good_clip() -> std::path::PathBuf {
 #[test]
 fn missing_path_and_directory() {
     let dir = tempfile::tempdir().expect("tmp");
-    assert!(matches!(open(&dir.path().join("nope.mp4")), Err(MediaError::NotFound { .. })));
-    assert!(matches!(open(dir.path()), Err(MediaError::IsDirectory { .. })));
+    assert!(matches!(
+        open(&dir.path().join("nope.mp4")),
+        Err(MediaError::NotFound { .. })
+    ));
+    assert!(matches!(
+        open(dir.path()),
+        Err(MediaError::IsDirectory { .. })
+    ));
 }
 
 #[test]
@@ -42,7 +54,10 @@ fn empty_file_and_random_bytes() {
     std::fs::write(&noise, &random).expect("write");
     let err = open(&noise).expect_err("noise is not an mp4");
     assert!(
-        matches!(err, MediaError::InvalidContainer { .. } | MediaError::Truncated { .. }),
+        matches!(
+            err,
+            MediaError::InvalidContainer { .. } | MediaError::Truncated { .. }
+        ),
         "{err:?}"
     );
 }
@@ -68,8 +83,15 @@ fn truncated_at_many_offsets() {
 fn no_video_track() {
     let path = common::cached("audio_only.m4a", |path| {
         let mut c = common::ffmpeg();
-        c.args(["-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:a", "aac"])
-            .arg(path);
+        c.args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=1",
+            "-c:a",
+            "aac",
+        ])
+        .arg(path);
         common::run(c);
     });
     assert!(matches!(open(&path), Err(MediaError::NoVideoTrack { .. })));
@@ -78,7 +100,19 @@ fn no_video_track() {
 #[test]
 fn hevc_without_the_ffmpeg_backend_is_refused_up_front() {
     let path = common::cached("hevc.mp4", |path| {
-        common::ffmpeg_testsrc(path, "320x180", 0.5, &["-c:v", "libx265", "-x265-params", "log-level=error", "-tag:v", "hvc1"]);
+        common::ffmpeg_testsrc(
+            path,
+            "320x180",
+            0.5,
+            &[
+                "-c:v",
+                "libx265",
+                "-x265-params",
+                "log-level=error",
+                "-tag:v",
+                "hvc1",
+            ],
+        );
     });
     // DecoderRegistry::openh264_only() is exactly what a build without `ffmpeg` registers.
     let err = VideoReader::open(&path, &DecoderRegistry::openh264_only()).expect_err("refused");
@@ -99,7 +133,10 @@ fn hevc_without_the_ffmpeg_backend_is_refused_up_front() {
 fn unknown_sample_entry_is_refused() {
     let mut bytes = std::fs::read(good_clip()).expect("read");
     // rename the avc1 sample entry: no backend has a decoder for "zzz1"
-    let stsd = bytes.windows(4).position(|w| w == b"stsd").expect("stsd box");
+    let stsd = bytes
+        .windows(4)
+        .position(|w| w == b"stsd")
+        .expect("stsd box");
     let at = stsd
         + bytes[stsd..]
             .windows(4)
@@ -149,12 +186,17 @@ fn failed_writes_leave_nothing_behind_and_keep_the_old_file() {
     {
         let mut w = Mp4VideoWriter::create(&dest, settings).expect("create");
         w.write_frame(&YuvFrame::black(64, 64)).expect("frame");
-        let err = w.write_frame(&YuvFrame::black(32, 32)).expect_err("wrong size");
+        let err = w
+            .write_frame(&YuvFrame::black(32, 32))
+            .expect_err("wrong size");
         assert!(matches!(err, WriteError::FrameSize { .. }));
         // dropped without finish()
     }
     assert_eq!(std::fs::read(&dest).expect("read"), b"the good file");
-    let names: Vec<_> = std::fs::read_dir(dir.path()).expect("ls").map(|e| e.expect("entry").file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
     assert_eq!(names.len(), 1, "temporary files left: {names:?}");
 
     // a destination whose directory does not exist
@@ -162,7 +204,13 @@ fn failed_writes_leave_nothing_behind_and_keep_the_old_file() {
         .expect_err("no directory");
     assert!(matches!(err, WriteError::Io { .. }));
     // odd sizes are refused before anything is written
-    let odd = EncodeSettings { width: 63, ..settings };
-    assert!(matches!(Mp4VideoWriter::create(dir.path().join("odd.mp4"), odd), Err(WriteError::InvalidSettings(_))));
+    let odd = EncodeSettings {
+        width: 63,
+        ..settings
+    };
+    assert!(matches!(
+        Mp4VideoWriter::create(dir.path().join("odd.mp4"), odd),
+        Err(WriteError::InvalidSettings(_))
+    ));
     assert!(!dir.path().join("odd.mp4").exists());
 }

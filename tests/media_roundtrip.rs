@@ -1,5 +1,11 @@
 //! gen-media → probe → decode every frame: each frame's burned-in index equals its position.
 
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "tests and benches fail loudly"
+)]
+
 mod common;
 
 use framelock::{DecoderRegistry, Rational, VideoReader, parallel_decode, probe, testcard};
@@ -16,7 +22,11 @@ fn check_all_frames(path: &std::path::Path, frames: u64, registry: &DecoderRegis
         n += 1;
     }
     assert_eq!(n, frames);
-    assert_eq!(reader.stats().seeks, 1, "sequential decode seeks once, at the start");
+    assert_eq!(
+        reader.stats().seeks,
+        1,
+        "sequential decode seeks once, at the start"
+    );
     assert_eq!(reader.stats().packets_decoded, frames);
 }
 
@@ -55,14 +65,27 @@ fn parallel_decode_yields_every_frame_once() {
     .expect("parallel decode");
     assert_eq!(report.frames, 95);
     assert_eq!(report.workers, 2);
-    assert!(seen.iter().all(|&c| c == 1), "every frame exactly once: {seen:?}");
+    assert!(
+        seen.iter().all(|&c| c == 1),
+        "every frame exactly once: {seen:?}"
+    );
 }
 
 #[test]
 fn ntsc_rate_is_exact() {
-    let path = common::clip("ntsc.mp4", 320, 180, Rational::new(30000, 1001).expect("rate"), 30, 15);
+    let path = common::clip(
+        "ntsc.mp4",
+        320,
+        180,
+        Rational::new(30000, 1001).expect("rate"),
+        30,
+        15,
+    );
     let info = probe(&path, &DecoderRegistry::new()).expect("probe");
-    assert_eq!(info.video.frame_rate, Rational::new(30000, 1001).expect("rate"));
+    assert_eq!(
+        info.video.frame_rate,
+        Rational::new(30000, 1001).expect("rate")
+    );
     assert!((info.video.duration_secs - 30.0 * 1001.0 / 30000.0).abs() < 1e-9);
     let mut reader = VideoReader::open(&path, &DecoderRegistry::new()).expect("open");
     let f = reader.frame(29).expect("frame");

@@ -7,11 +7,17 @@
 //! - openh264 alone: Baseline and B-free High bit-identical; B-frame streams >= 45 dB per frame
 //!   in the exact order; HEVC, 4:2:2 and 10-bit refused with a typed error.
 
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "tests and benches fail loudly"
+)]
+
 mod common;
 
 use std::path::{Path, PathBuf};
 
-use framelock::{DecoderRegistry, MediaError, PixelFormat, VideoReader, YuvFrame};
+use framelock::{DecoderRegistry, MediaError, VideoReader, YuvFrame};
 
 struct Clip {
     name: &'static str,
@@ -35,7 +41,16 @@ const CLIPS: &[Clip] = &[
         name: "x264_constrained_baseline_gop1s",
         size: "640x360",
         seconds: 2.0,
-        args: &["-c:v", "libx264", "-profile:v", "baseline", "-g", "30", "-pix_fmt", "yuv420p"],
+        args: &[
+            "-c:v",
+            "libx264",
+            "-profile:v",
+            "baseline",
+            "-g",
+            "30",
+            "-pix_fmt",
+            "yuv420p",
+        ],
         pix_fmt: "yuv420p",
         openh264: Expect::Exact,
     },
@@ -43,7 +58,16 @@ const CLIPS: &[Clip] = &[
         name: "x264_main_bframes_gop2s",
         size: "640x360",
         seconds: 2.5,
-        args: &["-c:v", "libx264", "-profile:v", "main", "-g", "60", "-pix_fmt", "yuv420p"],
+        args: &[
+            "-c:v",
+            "libx264",
+            "-profile:v",
+            "main",
+            "-g",
+            "60",
+            "-pix_fmt",
+            "yuv420p",
+        ],
         pix_fmt: "yuv420p",
         openh264: Expect::Psnr45,
     },
@@ -51,8 +75,20 @@ const CLIPS: &[Clip] = &[
         name: "x264_high_bpyramid_gop1s",
         size: "640x360",
         seconds: 2.0,
-        args: &["-c:v", "libx264", "-profile:v", "high", "-bf", "3", "-x264-params",
-                "b-pyramid=normal", "-g", "30", "-pix_fmt", "yuv420p"],
+        args: &[
+            "-c:v",
+            "libx264",
+            "-profile:v",
+            "high",
+            "-bf",
+            "3",
+            "-x264-params",
+            "b-pyramid=normal",
+            "-g",
+            "30",
+            "-pix_fmt",
+            "yuv420p",
+        ],
         pix_fmt: "yuv420p",
         openh264: Expect::Psnr45,
     },
@@ -60,7 +96,18 @@ const CLIPS: &[Clip] = &[
         name: "x264_high_no_b_odd_1918x1080",
         size: "1918x1080",
         seconds: 1.0,
-        args: &["-c:v", "libx264", "-profile:v", "high", "-bf", "0", "-g", "30", "-pix_fmt", "yuv420p"],
+        args: &[
+            "-c:v",
+            "libx264",
+            "-profile:v",
+            "high",
+            "-bf",
+            "0",
+            "-g",
+            "30",
+            "-pix_fmt",
+            "yuv420p",
+        ],
         pix_fmt: "yuv420p",
         openh264: Expect::Exact,
     },
@@ -68,7 +115,14 @@ const CLIPS: &[Clip] = &[
         name: "x264_high422",
         size: "640x360",
         seconds: 1.0,
-        args: &["-c:v", "libx264", "-profile:v", "high422", "-pix_fmt", "yuv422p"],
+        args: &[
+            "-c:v",
+            "libx264",
+            "-profile:v",
+            "high422",
+            "-pix_fmt",
+            "yuv422p",
+        ],
         pix_fmt: "yuv422p",
         openh264: Expect::Refused,
     },
@@ -76,7 +130,14 @@ const CLIPS: &[Clip] = &[
         name: "x264_high10",
         size: "640x360",
         seconds: 1.0,
-        args: &["-c:v", "libx264", "-profile:v", "high10", "-pix_fmt", "yuv420p10le"],
+        args: &[
+            "-c:v",
+            "libx264",
+            "-profile:v",
+            "high10",
+            "-pix_fmt",
+            "yuv420p10le",
+        ],
         pix_fmt: "yuv420p10le",
         openh264: Expect::Refused,
     },
@@ -84,7 +145,16 @@ const CLIPS: &[Clip] = &[
         name: "x265_main",
         size: "640x360",
         seconds: 1.0,
-        args: &["-c:v", "libx265", "-x265-params", "log-level=error", "-tag:v", "hvc1", "-pix_fmt", "yuv420p"],
+        args: &[
+            "-c:v",
+            "libx265",
+            "-x265-params",
+            "log-level=error",
+            "-tag:v",
+            "hvc1",
+            "-pix_fmt",
+            "yuv420p",
+        ],
         pix_fmt: "yuv420p",
         openh264: Expect::Refused,
     },
@@ -92,7 +162,14 @@ const CLIPS: &[Clip] = &[
         name: "x265_main10",
         size: "640x360",
         seconds: 1.0,
-        args: &["-c:v", "libx265", "-x265-params", "log-level=error", "-pix_fmt", "yuv420p10le"],
+        args: &[
+            "-c:v",
+            "libx265",
+            "-x265-params",
+            "log-level=error",
+            "-pix_fmt",
+            "yuv420p10le",
+        ],
         pix_fmt: "yuv420p10le",
         openh264: Expect::Refused,
     },
@@ -147,7 +224,11 @@ fn openh264_against_ffmpeg() {
                 Err(MediaError::Unsupported { codec, reason }) => {
                     assert!(!codec.is_empty() && !reason.is_empty(), "{}", clip.name);
                 }
-                other => panic!("{}: expected Unsupported, got {:?}", clip.name, other.map(|f| f.len())),
+                other => panic!(
+                    "{}: expected Unsupported, got {:?}",
+                    clip.name,
+                    other.map(|f| f.len())
+                ),
             }
             continue;
         }
@@ -163,7 +244,12 @@ fn openh264_against_ffmpeg() {
         let theirs = reference(&path, clip.pix_fmt, &ours);
         assert_eq!(ours.len(), theirs.len(), "{}: frame count", clip.name);
         let (w, h) = framelock_size(clip.size);
-        assert_eq!((ours[0].width, ours[0].height), (w, h), "{}: cropped size", clip.name);
+        assert_eq!(
+            (ours[0].width, ours[0].height),
+            (w, h),
+            "{}: cropped size",
+            clip.name
+        );
         for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
             match clip.openh264 {
                 Expect::Exact => assert!(a.planes == b.planes, "{} frame {i} differs", clip.name),
@@ -190,9 +276,9 @@ fn ffmpeg_backend_is_bit_identical() {
         let path = make(clip);
         let ours = decode_all(&path, &registry).unwrap_or_else(|e| panic!("{}: {e}", clip.name));
         let expected = match clip.pix_fmt {
-            "yuv422p" => PixelFormat::Yuv422p,
-            "yuv420p10le" => PixelFormat::Yuv420p10,
-            _ => PixelFormat::Yuv420p,
+            "yuv422p" => framelock::PixelFormat::Yuv422p,
+            "yuv420p10le" => framelock::PixelFormat::Yuv420p10,
+            _ => framelock::PixelFormat::Yuv420p,
         };
         assert_eq!(ours[0].format, expected, "{}", clip.name);
         let theirs = reference(&path, clip.pix_fmt, &ours);

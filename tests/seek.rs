@@ -2,6 +2,12 @@
 //! libx264 clips with B-frames (b-pyramid), and sequential reads after a seek continue without
 //! going back to the keyframe.
 
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "tests and benches fail loudly"
+)]
+
 mod common;
 
 use framelock::{DecoderRegistry, Rational, VideoReader, testcard};
@@ -25,7 +31,12 @@ fn random_seeks(path: &std::path::Path, registry: &DecoderRegistry, requests: us
         let n = rng.below(frames);
         let f = reader.frame(n).expect("frame");
         assert_eq!(f.index, n);
-        assert_eq!(testcard::read_index(&f), Some(n), "asked for {n} ({})", reader.backend());
+        assert_eq!(
+            testcard::read_index(&f),
+            Some(n),
+            "asked for {n} ({})",
+            reader.backend()
+        );
     }
 }
 
@@ -39,7 +50,11 @@ fn sequential_after_seek(path: &std::path::Path, registry: &DecoderRegistry) {
         let f = reader.frame(n).expect("next");
         assert_eq!(testcard::read_index(&f), Some(n));
     }
-    assert_eq!(reader.stats().seeks, seeks, "sequential reads must not re-seek");
+    assert_eq!(
+        reader.stats().seeks,
+        seeks,
+        "sequential reads must not re-seek"
+    );
     assert!(
         reader.stats().packets_decoded - packets <= 10,
         "10 sequential frames cost {} packets",
@@ -60,8 +75,20 @@ fn x264_bframes() -> std::path::PathBuf {
             640,
             360,
             90,
-            &["-c:v", "libx264", "-profile:v", "high", "-bf", "3", "-b_strategy", "0",
-              "-x264-params", "b-pyramid=normal:keyint=30:min-keyint=30:scenecut=0", "-crf", "18"],
+            &[
+                "-c:v",
+                "libx264",
+                "-profile:v",
+                "high",
+                "-bf",
+                "3",
+                "-b_strategy",
+                "0",
+                "-x264-params",
+                "b-pyramid=normal:keyint=30:min-keyint=30:scenecut=0",
+                "-crf",
+                "18",
+            ],
         );
     })
 }
@@ -88,7 +115,11 @@ fn two_hundred_random_seeks_ffmpeg_bframes() {
     let path = x264_bframes();
     let registry = DecoderRegistry::new();
     let reader = VideoReader::open(&path, &registry).expect("open");
-    assert_eq!(reader.backend(), "ffmpeg", "B-frames prefer the exact backend");
+    assert_eq!(
+        reader.backend(),
+        "ffmpeg",
+        "B-frames prefer the exact backend"
+    );
     random_seeks(&path, &registry, 200);
     sequential_after_seek(&path, &registry);
 }

@@ -13,7 +13,8 @@ use framelock::{GenerateOptions, Rational, YuvFrame, generate_test_clip, testcar
 /// cleaning; each binary gets its own).
 pub fn media_dir() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir")).path()
+    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"))
+        .path()
 }
 
 /// `media_dir()/name`, made once per binary by `make` (tests run in parallel: one makes it,
@@ -47,7 +48,10 @@ pub fn ffmpeg() -> Command {
             .stdout(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
-        assert!(ok, "these tests need Debian's ffmpeg: apt-get install ffmpeg (see .ci/run)");
+        assert!(
+            ok,
+            "these tests need Debian's ffmpeg: apt-get install ffmpeg (see .ci/run)"
+        );
     });
     let mut c = Command::new("ffmpeg");
     c.args(["-v", "error", "-nostdin", "-y"]);
@@ -87,7 +91,11 @@ pub fn ffmpeg_testcard(path: &Path, width: u32, height: u32, frames: u64, encode
         }
     }
     let out = child.wait_with_output().expect("ffmpeg");
-    assert!(out.status.success(), "ffmpeg encode failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffmpeg encode failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Makes a clip from ffmpeg's own `testsrc2` source.
@@ -103,8 +111,16 @@ pub fn ffmpeg_testsrc(path: &Path, size: &str, seconds: f64, args: &[&str]) {
 /// Decodes `path` with ffmpeg to raw planar frames of `pix_fmt`, one per coded frame.
 pub fn ffmpeg_decode_raw(path: &Path, pix_fmt: &str) -> Vec<u8> {
     let mut c = ffmpeg();
-    c.arg("-i")
-        .arg(path)
-        .args(["-map", "0:v:0", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", pix_fmt, "-"]);
+    c.arg("-i").arg(path).args([
+        "-map",
+        "0:v:0",
+        "-fps_mode",
+        "passthrough",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        pix_fmt,
+        "-",
+    ]);
     run(c)
 }

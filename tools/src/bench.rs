@@ -32,7 +32,9 @@ fn registry(name: &str) -> anyhow::Result<DecoderRegistry> {
         #[cfg(feature = "ffmpeg")]
         "ffmpeg" => {
             let mut r = DecoderRegistry::empty();
-            r.register(std::sync::Arc::new(framelock::media::decode::FfmpegBackend::new()));
+            r.register(std::sync::Arc::new(
+                framelock::media::decode::FfmpegBackend::new(),
+            ));
             r
         }
         other => bail!("unknown backend {other:?} in this build"),

@@ -88,14 +88,15 @@ fn add_audio(path: &Path, seconds: f64) -> anyhow::Result<()> {
         .suffix(".mp4")
         .tempfile_in(dir.unwrap_or(Path::new(".")))?;
     // 1 kHz while the fractional second is under 0.1, silence otherwise.
-    let tone = format!(
-        "aevalsrc=if(lt(mod(t\\,1)\\,0.1)\\,0.5*sin(2*PI*1000*t)\\,0):s=48000:d={seconds}"
-    );
+    let tone =
+        format!("aevalsrc=if(lt(mod(t\\,1)\\,0.1)\\,0.5*sin(2*PI*1000*t)\\,0):s=48000:d={seconds}");
     let status = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-i"])
         .arg(path)
         .args(["-f", "lavfi", "-i", &tone])
-        .args(["-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", "-b:a", "128k"])
+        .args([
+            "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", "-b:a", "128k",
+        ])
         .args(["-f", "mp4"])
         .arg(tmp.path())
         .status()

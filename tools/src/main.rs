@@ -1,5 +1,8 @@
 //! `framelock`: the command line. `gen-media` writes test clips, `probe` describes a file,
-#![allow(clippy::print_stdout, reason = "a command-line tool prints its results")]
+#![allow(
+    clippy::print_stdout,
+    reason = "a command-line tool prints its results"
+)]
 //! `decode-bench` measures decode throughput and per-frame latency.
 
 mod bench;

@@ -35,7 +35,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 
 fn write_text(out: &mut impl Write, info: &MediaInfo) -> std::io::Result<()> {
     let v = &info.video;
-    writeln!(out, "file       {} ({} bytes, brand {})", info.path.display(), info.file_size, info.container.trim())?;
+    writeln!(
+        out,
+        "file       {} ({} bytes, brand {})",
+        info.path.display(),
+        info.file_size,
+        info.container.trim()
+    )?;
     writeln!(
         out,
         "video      {} {} {} level {}  {}x{}  {} {}",

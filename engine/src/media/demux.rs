@@ -382,8 +382,8 @@ fn index_video(mp4: &re_mp4::Mp4, track: &re_mp4::Track) -> Result<VideoTrack, S
         for e in &elst.entries {
             let empty = e.media_time == u64::from(u32::MAX) || e.media_time == u64::MAX;
             if empty && media_time.is_none() {
-                let d = (e.segment_duration as u128 * timescale as u128
-                    / movie_timescale as u128) as i64;
+                let d = (e.segment_duration as u128 * timescale as u128 / movie_timescale as u128)
+                    as i64;
                 delay = delay.saturating_add(d);
             } else if !empty {
                 media_time = Some(e.media_time as i64);
@@ -480,7 +480,22 @@ fn audio_info(mp4: &re_mp4::Mp4, track: &re_mp4::Track) -> AudioStreamInfo {
     let content = &track.trak(mp4).mdia.minf.stbl.stsd.contents;
     let (codec, _) = codec_of(content);
     let (sample_rate, channels) = match content {
-        StsdBoxContent::Mp4a(a) => (u32::from(a.samplerate.value()), a.channelcount),
+        StsdBoxContent::Mp4a(a) => {
+            // The AudioSpecificConfig in esds is authoritative; the sample entry's own
+            // channel count is often a placeholder 2.
+            let asc = a.esds.as_ref().map(|e| &e.es_desc.dec_config.dec_specific);
+            let rate = asc
+                .and_then(|d| re_mp4::SampleFreqIndex::try_from(d.freq_index).ok())
+                .map_or(u32::from(a.samplerate.value()), |f| f.freq());
+            let channels = asc
+                .map(|d| match d.chan_conf {
+                    7 => 8,
+                    c => u16::from(c),
+                })
+                .filter(|&c| (1..=8).contains(&c))
+                .unwrap_or(a.channelcount);
+            (rate, channels)
+        }
         _ => (track.timescale as u32, 0),
     };
     AudioStreamInfo {

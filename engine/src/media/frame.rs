@@ -284,8 +284,7 @@ impl YuvFrame {
     /// Peak signal-to-noise ratio of the luma planes against `other` (same size), in dB;
     /// `f64::INFINITY` when identical.
     pub fn psnr_luma(&self, other: &Self) -> Option<f64> {
-        if self.width != other.width || self.height != other.height || self.format != other.format
-        {
+        if self.width != other.width || self.height != other.height || self.format != other.format {
             return None;
         }
         let max = if self.format.bytes_per_sample() == 2 {
@@ -330,7 +329,10 @@ mod tests {
         let f = YuvFrame::black(64, 36);
         let rgba = f.to_rgba();
         assert_eq!(rgba.len(), 64 * 36 * 4);
-        assert!(rgba.chunks_exact(4).all(|p| p[0] < 2 && p[1] < 2 && p[2] < 2));
+        assert!(
+            rgba.chunks_exact(4)
+                .all(|p| p[0] < 2 && p[1] < 2 && p[2] < 2)
+        );
         let s = f.scaled(8, 5).expect("8-bit scales");
         assert_eq!((s.width, s.height), (8, 5));
         assert_eq!(s.planes[1].len(), 4 * 3);

@@ -41,15 +41,13 @@ impl GenerateOptions {
 
     /// The encoder settings these options produce.
     pub fn encode_settings(&self) -> EncodeSettings {
-        let bits = (f64::from(self.width) * f64::from(self.height) * self.frame_rate.as_f64()
-            * 0.1) as u32;
+        let bits = (f64::from(self.width) * f64::from(self.height) * self.frame_rate.as_f64() * 0.1)
+            as u32;
         EncodeSettings {
             width: self.width,
             height: self.height,
             frame_rate: self.frame_rate,
-            rate: self
-                .rate
-                .unwrap_or(RateControl::Bitrate(bits.max(200_000))),
+            rate: self.rate.unwrap_or(RateControl::Bitrate(bits.max(200_000))),
             gop: self.gop,
         }
     }

@@ -154,6 +154,9 @@ mod tests {
     #[test]
     fn three_byte_start_codes() {
         let stream = [0, 0, 1, 0x67, 7, 0, 0, 0, 1, 0x68, 8];
-        assert_eq!(annexb_nal_units(&stream), vec![&[0x67, 7][..], &[0x68, 8][..]]);
+        assert_eq!(
+            annexb_nal_units(&stream),
+            vec![&[0x67, 7][..], &[0x68, 8][..]]
+        );
     }
 }

@@ -31,10 +31,13 @@ pub mod testcard;
 pub mod decode;
 
 pub use decode::{
-    DecodedPicture, Decoder, DecoderBackend, DecoderRegistry, Packet, Selection, StreamDescription, Support,
+    DecodedPicture, Decoder, DecoderBackend, DecoderRegistry, Packet, Selection, StreamDescription,
+    Support,
 };
 pub use demux::{AudioTrack, CodecConfig, Mp4Demuxer, SampleRef, VideoTrack};
-pub use encode::{EncodeSettings, EncodedPicture, H264Encoder, Mp4VideoWriter, RateControl, WriteSummary};
+pub use encode::{
+    EncodeSettings, EncodedPicture, H264Encoder, Mp4VideoWriter, RateControl, WriteSummary,
+};
 pub use error::{MediaError, WriteError};
 pub use frame::{ColorSpace, MatrixCoefficients, PixelFormat, YuvFrame, YuvRange};
 pub use generate::{GenerateOptions, generate_test_clip};

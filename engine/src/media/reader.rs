@@ -177,10 +177,10 @@ impl VideoReader {
             self.ready.pop_front();
         }
         if self.ready.front().is_some_and(|f| f.index == n) {
-            return self.ready.pop_front().ok_or(MediaError::FrameOutOfRange {
-                index: n,
-                frames,
-            });
+            return self
+                .ready
+                .pop_front()
+                .ok_or(MediaError::FrameOutOfRange { index: n, frames });
         }
         let seek_point = self
             .demux

@@ -103,8 +103,7 @@ impl DecoderBackend for FfmpegBackend {
             reason,
         };
         let id = codec_id(s).ok_or_else(|| unsupported("no libav mapping".into()))?;
-        let codec =
-            av::decoder::find(id).ok_or_else(|| unsupported("no libav decoder".into()))?;
+        let codec = av::decoder::find(id).ok_or_else(|| unsupported("no libav decoder".into()))?;
         let extradata = match &s.config {
             CodecConfig::Avc { avcc, .. } => Some(avcc.clone()),
             CodecConfig::Hevc { hvcc, .. } => Some(hvcc.clone()),

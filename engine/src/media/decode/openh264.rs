@@ -1,9 +1,9 @@
 //! The openh264 backend: bundled, always built, H.264 4:2:0 8-bit progressive.
 
 use framelock_components::{ChromaFormat, Codec};
-use openh264::decoder::{DecodedYUV, DecodeOptions, Decoder as Oh264, DecoderConfig, Flush};
-use openh264::formats::YUVSource;
 use openh264::OpenH264API;
+use openh264::decoder::{DecodeOptions, DecodedYUV, Decoder as Oh264, DecoderConfig, Flush};
+use openh264::formats::YUVSource;
 
 use super::{DecodedPicture, Decoder, DecoderBackend, Packet, StreamDescription, Support};
 use crate::media::demux::CodecConfig;
