@@ -7,8 +7,12 @@
     reason = "tests and benches fail loudly"
 )]
 
+use std::path::PathBuf;
+
 use criterion::{Criterion, criterion_group, criterion_main};
-use framelock::{YuvFrame, testcard};
+use framelock::{
+    DecoderRegistry, GenerateOptions, Rational, YuvFrame, generate_test_clip, probe, testcard,
+};
 
 fn card(w: u32, h: u32) -> YuvFrame {
     let mut f = YuvFrame::black(w, h);
@@ -40,5 +44,28 @@ fn draw(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, convert, draw);
+/// A one-hour clip (108 000 frames at 30 fps, 1 s GOPs). Probing reads only the sample
+/// tables, whose size depends on the frame count, not the picture size: a small picture keeps
+/// the one-off generation short. Kept in the system temp dir between runs.
+fn hour_clip() -> PathBuf {
+    let path = std::env::temp_dir().join("framelock-bench-1h-64x36.mp4");
+    if !path.exists() {
+        let mut o = GenerateOptions::new(64, 36, Rational::integer(30), 3600.0);
+        o.rate = Some(framelock::RateControl::ConstantQp(40));
+        generate_test_clip(&path, &o, |_, _| {}).expect("generate the one-hour clip");
+    }
+    path
+}
+
+fn probe_hour(c: &mut Criterion) {
+    let path = hour_clip();
+    let registry = DecoderRegistry::new();
+    let info = probe(&path, &registry).expect("probe");
+    assert_eq!(info.video.frame_count, 108_000);
+    c.bench_function("probe/1h-108000-frames", |b| {
+        b.iter(|| probe(&path, &registry).expect("probe"))
+    });
+}
+
+criterion_group!(benches, convert, draw, probe_hour);
 criterion_main!(benches);

@@ -61,6 +61,41 @@ fn gen_media_with_audio_then_probe_and_bench() {
     assert_eq!(v["audio"]["sample_rate"], 48000);
     assert_eq!(v["audio"]["channels"], 1);
 
+    // The tone is checkable: loud in the first tenth of each second, silent otherwise
+    // (decoded by ffmpeg: framelock's own audio decoding comes with the audio issue).
+    let pcm = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i"])
+        .arg(&clip)
+        .args([
+            "-map", "0:a", "-f", "s16le", "-ac", "1", "-ar", "48000", "-",
+        ])
+        .output()
+        .expect("ffmpeg");
+    assert!(pcm.status.success());
+    let samples: Vec<i16> = pcm
+        .stdout
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    assert!(
+        samples.len() >= 2 * 48_000 - 2048,
+        "{} samples",
+        samples.len()
+    );
+    let rms = |range: std::ops::Range<usize>| {
+        let s = &samples[range];
+        (s.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / s.len() as f64).sqrt()
+    };
+    for second in 0..2 {
+        let base = second * 48_000;
+        let tone = rms(base + 1_000..base + 4_000);
+        let quiet = rms(base + 10_000..base + 40_000);
+        assert!(
+            tone > 5_000.0 && quiet < 300.0,
+            "second {second}: tone {tone:.0}, quiet {quiet:.0}"
+        );
+    }
+
     let out = framelock().arg("probe").arg(&clip).output().expect("run");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
