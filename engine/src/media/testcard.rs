@@ -38,7 +38,8 @@ fn crc8(bytes: &[u8]) -> u8 {
 fn word(index: u64) -> u32 {
     let i = (index & MAX_INDEX) as u32;
     let b = i.to_be_bytes();
-    (i << 8) | u32::from(crc8(&b[1..]))
+    // The CRC is inverted so that an all-black (or all-white) band is never a valid word.
+    (i << 8) | u32::from(crc8(&b[1..]) ^ 0xa5)
 }
 
 struct Geometry {
