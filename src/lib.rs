@@ -1,16 +1,25 @@
 #![doc = include_str!("../README.md")]
 
+mod playback;
+mod player;
+
 pub use framelock_components as components;
 pub use framelock_engine as engine;
+pub use framelock_systems as systems;
 
 pub use framelock_components::{
-    AudioStreamInfo, ChromaFormat, Codec, MediaInfo, Rational, VideoStreamInfo,
+    AudioStreamInfo, ChromaFormat, ClipDef, Codec, MediaInfo, PlayState, Playhead, Project,
+    ProjectError, QualitySettings, Rational, TrackDef, VideoStreamInfo,
 };
+pub use framelock_engine::app::{Clock, VirtualClock, WallClock};
 pub use framelock_engine::media::{
     DecoderRegistry, EncodeSettings, GenerateOptions, MediaError, Mp4VideoWriter, PixelFormat,
     RateControl, VideoReader, WriteError, YuvFrame, generate_test_clip, parallel_decode, probe,
     testcard,
 };
+pub use framelock_systems::{LayerSource, MetricsSnapshot, PresentedFrame};
+pub use playback::{EngineOptions, PlaybackEngine, PlayerError};
+pub use player::Player;
 
 /// The media layer, whole.
 pub mod media {

@@ -4,7 +4,14 @@
 //! The engine fills these types in; systems and hosts read them.
 
 mod media;
+mod playback;
+mod project;
 mod rational;
 
 pub use media::{AudioStreamInfo, ChromaFormat, Codec, MediaInfo, VideoStreamInfo};
+pub use playback::{
+    CacheEntry, Clip, Frame, FrameState, Lod, MediaAsset, OutputFormat, PlayState, Playhead,
+    QualitySettings, Track,
+};
+pub use project::{ClipDef, PROJECT_VERSION, Project, ProjectError, TrackDef};
 pub use rational::Rational;

@@ -8,5 +8,7 @@
 //! Later issues add `app` (world, schedule, clock), `proxy`, `cache`, `memory`, `gpu`,
 //! `render` and `profile` beside these, as `ARCHITECTURE.md` lays out.
 
+pub mod app;
 pub mod fs;
 pub mod media;
+pub mod workers;

@@ -31,8 +31,8 @@ pub mod testcard;
 pub mod decode;
 
 pub use decode::{
-    DecodedPicture, Decoder, DecoderBackend, DecoderRegistry, Packet, Selection, StreamDescription,
-    Support,
+    DecodedPicture, Decoder, DecoderBackend, DecoderRegistry, OpenH264Backend, Packet, Selection,
+    StreamDescription, Support,
 };
 pub use demux::{AudioTrack, CodecConfig, Mp4Demuxer, SampleRef, VideoTrack};
 pub use encode::{

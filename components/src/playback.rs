@@ -1,0 +1,207 @@
+//! ECS components and resources of playback. Data only: systems (in `framelock-systems`)
+//! read and write them once per output frame.
+
+use std::path::PathBuf;
+
+use bevy_ecs::prelude::{Component, Entity, Resource};
+
+use crate::{MediaInfo, Rational};
+
+/// A media file the project uses (one entity per distinct file).
+#[derive(Component, Clone, Debug)]
+pub struct MediaAsset {
+    /// Stable id the decode workers key their decoders by.
+    pub id: u64,
+    /// The file.
+    pub path: PathBuf,
+    /// What probing found.
+    pub info: MediaInfo,
+}
+
+/// A track of the timeline (index 0 is the bottom).
+#[derive(Component, Clone, Debug)]
+pub struct Track {
+    /// Stack position.
+    pub index: usize,
+    /// 0.0..=1.0.
+    pub opacity: f32,
+}
+
+/// A clip: a range of an asset placed on a track.
+#[derive(Component, Clone, Debug)]
+pub struct Clip {
+    /// The asset entity.
+    pub asset: Entity,
+    /// Stack position of its track.
+    pub track: usize,
+    /// First timeline frame.
+    pub start: u64,
+    /// Timeline frames covered.
+    pub duration: u64,
+    /// Source frame at `start`.
+    pub source_in: u64,
+    /// The source's frame rate.
+    pub source_rate: Rational,
+    /// Frames in the source.
+    pub source_frames: u64,
+    /// Shown at all.
+    pub enabled: bool,
+}
+
+impl Clip {
+    /// Whether timeline frame `t` is inside the clip.
+    pub fn covers(&self, t: u64) -> bool {
+        self.enabled && self.start <= t && t < self.start + self.duration
+    }
+
+    /// Source frame shown at timeline frame `t` in a project of `project_rate`, clamped to the
+    /// source's last frame.
+    pub fn source_frame(&self, t: u64, project_rate: Rational) -> u64 {
+        let offset = u128::from(t.saturating_sub(self.start));
+        let num = offset * u128::from(project_rate.den) * u128::from(self.source_rate.num);
+        let den = u128::from(project_rate.num) * u128::from(self.source_rate.den);
+        (self.source_in + (num / den.max(1)) as u64).min(self.source_frames.saturating_sub(1))
+    }
+}
+
+/// The level of detail a clip is decoded at.
+#[derive(Component, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Lod {
+    /// The original media.
+    #[default]
+    Original,
+}
+
+/// Where a frame is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameState {
+    /// Wanted; not yet handed to a decoder.
+    Requested,
+    /// A decode worker has it.
+    Decoding,
+    /// Decoded, in memory.
+    Ready,
+    /// Decoding failed (the error is counted in metrics).
+    Failed,
+}
+
+/// A source frame the engine wants, is decoding or holds.
+#[derive(Component, Clone, Debug)]
+pub struct Frame {
+    /// The asset entity.
+    pub asset: Entity,
+    /// The asset's id.
+    pub asset_id: u64,
+    /// Source frame index.
+    pub index: u64,
+    /// Life state.
+    pub state: FrameState,
+    /// The request generation (seeks and scrubs bump it; stale work is dropped).
+    pub generation: u64,
+    /// Distance from the playhead when last requested (0 = needed now): decode order.
+    pub priority: u64,
+}
+
+/// Bookkeeping for anything held in memory that eviction may free.
+#[derive(Component, Clone, Copy, Debug)]
+pub struct CacheEntry {
+    /// Bytes held.
+    pub bytes: usize,
+    /// The tick that last used it.
+    pub last_use: u64,
+    /// Pinned entries are never evicted (the frame on screen).
+    pub pinned: bool,
+}
+
+/// Play state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlayState {
+    /// Not advancing.
+    Paused,
+    /// Advancing by `rate` frames per tick.
+    Playing,
+}
+
+/// Where the timeline is.
+#[derive(Resource, Clone, Copy, Debug)]
+pub struct Playhead {
+    /// The timeline frame shown this tick.
+    pub frame: u64,
+    /// Fractional position (for rates that are not whole frames per tick).
+    pub position: f64,
+    /// Frames per tick: 1 normal, 2 double speed, -1 reverse, 0.5 slow motion.
+    pub rate: f64,
+    /// Playing or paused.
+    pub state: PlayState,
+    /// Bumped by every seek and scrub: frame requests of older generations are stale.
+    pub generation: u64,
+    /// Timeline length in frames.
+    pub duration: u64,
+    /// The current frame was just set (seek, open): show it before advancing.
+    pub fresh: bool,
+}
+
+impl Playhead {
+    /// Paused at frame 0 of a `duration`-frame timeline.
+    pub fn new(duration: u64) -> Self {
+        Self {
+            frame: 0,
+            position: 0.0,
+            rate: 1.0,
+            state: PlayState::Paused,
+            generation: 0,
+            duration,
+            fresh: true,
+        }
+    }
+
+    /// Jumps to `frame` (clamped), starting a new request generation.
+    pub fn seek(&mut self, frame: u64) {
+        self.frame = frame.min(self.duration.saturating_sub(1));
+        self.position = self.frame as f64;
+        self.generation += 1;
+        self.fresh = true;
+    }
+
+    /// +1 playing forward or paused, -1 playing in reverse.
+    pub fn direction(&self) -> i64 {
+        if self.rate < 0.0 { -1 } else { 1 }
+    }
+}
+
+/// The project's output format.
+#[derive(Resource, Clone, Copy, Debug)]
+pub struct OutputFormat {
+    /// Frames per second.
+    pub frame_rate: Rational,
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+}
+
+/// What the host wants when the machine cannot keep up.
+#[derive(Resource, Clone, Copy, Debug)]
+pub struct QualitySettings {
+    /// A frame not ready by its deadline is skipped (`true`) or the last one is shown again
+    /// (`false`). Both are counted.
+    pub drop_late_frames: bool,
+    /// How many frames ahead of the playhead to request (scaled by the play rate).
+    pub prefetch_frames: u64,
+    /// Decoded frames may hold at most this many bytes.
+    pub memory_budget_bytes: usize,
+    /// Frames not wanted for this many ticks are freed even under budget (frames behind the
+    /// playhead; a short reverse scrub still finds them).
+    pub keep_unused_ticks: u64,
+}
+
+impl Default for QualitySettings {
+    fn default() -> Self {
+        Self {
+            drop_late_frames: true,
+            prefetch_frames: 12,
+            memory_budget_bytes: 1 << 30,
+            keep_unused_ticks: 30,
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! The project a host hands the engine: tracks of clips on a timeline, saved as JSON.
+//!
+//! Positions are whole frames of the project's rate (rational: frame `n` is at exactly
+//! `n / frame_rate` seconds, so an hour of 29.97 never drifts). Track 0 is the bottom of the
+//! stack; a higher track covers the ones below it where it has a clip (at its opacity).
+//! Loading a project touches no media: checking files is the engine's job when it opens it.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Rational;
+
+/// The version this build writes and reads.
+pub const PROJECT_VERSION: u32 = 1;
+
+/// A timeline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Project {
+    /// Format version; only [`PROJECT_VERSION`] is read.
+    pub version: u32,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// Output frame rate.
+    pub frame_rate: Rational,
+    /// Output width.
+    pub width: u32,
+    /// Output height.
+    pub height: u32,
+    /// Tracks, bottom first.
+    pub tracks: Vec<TrackDef>,
+}
+
+/// One video track.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrackDef {
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// 0.0 (invisible) to 1.0 (opaque).
+    #[serde(default = "one")]
+    pub opacity: f32,
+    /// Clips, in any order; they must not overlap.
+    pub clips: Vec<ClipDef>,
+}
+
+fn one() -> f32 {
+    1.0
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A piece of a media file placed on a track.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClipDef {
+    /// The media file.
+    pub media: PathBuf,
+    /// First timeline frame the clip covers.
+    pub start: u64,
+    /// Timeline frames the clip covers.
+    pub duration: u64,
+    /// The source frame shown at `start`.
+    #[serde(default)]
+    pub source_in: u64,
+    /// Disabled clips are not shown.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+impl ClipDef {
+    /// One past the last timeline frame.
+    pub fn end(&self) -> u64 {
+        self.start + self.duration
+    }
+
+    /// Whether timeline frame `t` is inside the clip.
+    pub fn covers(&self, t: u64) -> bool {
+        self.start <= t && t < self.end()
+    }
+
+    /// The source frame shown at timeline frame `t` (inside the clip), for a source of
+    /// `source_rate` in a project of `project_rate`: exact integer arithmetic.
+    pub fn source_frame(&self, t: u64, project_rate: Rational, source_rate: Rational) -> u64 {
+        let offset = u128::from(t.saturating_sub(self.start));
+        let num = offset * u128::from(project_rate.den) * u128::from(source_rate.num);
+        let den = u128::from(project_rate.num) * u128::from(source_rate.den);
+        self.source_in + (num / den.max(1)) as u64
+    }
+}
+
+/// Why a project cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProjectError {
+    /// Not JSON, or not a project.
+    #[error("project JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// Written by another version.
+    #[error("project version {found} is not supported (this build reads {supported})")]
+    UnsupportedVersion {
+        /// Version in the file.
+        found: u32,
+        /// Version this build reads.
+        supported: u32,
+    },
+    /// Two clips of one track cover the same frame.
+    #[error("track {track}: clips {first} and {second} overlap at frame {frame}")]
+    OverlappingClips {
+        /// Track index.
+        track: usize,
+        /// Index of one clip in the track.
+        first: usize,
+        /// Index of the other.
+        second: usize,
+        /// First frame both cover.
+        frame: u64,
+    },
+    /// A size, rate, duration or opacity that cannot be played.
+    #[error("invalid project: {0}")]
+    Invalid(String),
+}
+
+impl Project {
+    /// An empty project.
+    pub fn new(frame_rate: Rational, width: u32, height: u32) -> Self {
+        Self {
+            version: PROJECT_VERSION,
+            name: String::new(),
+            frame_rate,
+            width,
+            height,
+            tracks: Vec::new(),
+        }
+    }
+
+    /// Parses and validates a project.
+    pub fn from_json(json: &str) -> Result<Self, ProjectError> {
+        #[derive(Deserialize)]
+        struct Version {
+            version: u32,
+        }
+        let v: Version = serde_json::from_str(json)?;
+        if v.version != PROJECT_VERSION {
+            return Err(ProjectError::UnsupportedVersion {
+                found: v.version,
+                supported: PROJECT_VERSION,
+            });
+        }
+        let p: Self = serde_json::from_str(json)?;
+        p.validate()?;
+        Ok(p)
+    }
+
+    /// Serializes the project.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Checks the rules [`Project::from_json`] enforces.
+    pub fn validate(&self) -> Result<(), ProjectError> {
+        if self.frame_rate.num == 0 {
+            return Err(ProjectError::Invalid("frame rate is zero".into()));
+        }
+        if self.width == 0 || self.height == 0 || self.width % 2 == 1 || self.height % 2 == 1 {
+            return Err(ProjectError::Invalid(format!(
+                "output size {}x{} must be non-zero and even",
+                self.width, self.height
+            )));
+        }
+        for (ti, track) in self.tracks.iter().enumerate() {
+            if !(0.0..=1.0).contains(&track.opacity) {
+                return Err(ProjectError::Invalid(format!(
+                    "track {ti}: opacity {} is outside 0..=1",
+                    track.opacity
+                )));
+            }
+            let mut order: Vec<usize> = (0..track.clips.len()).collect();
+            order.sort_by_key(|&i| track.clips[i].start);
+            for (i, clip) in track.clips.iter().enumerate() {
+                if clip.duration == 0 {
+                    return Err(ProjectError::Invalid(format!(
+                        "track {ti}: clip {i} has zero duration"
+                    )));
+                }
+            }
+            for w in order.windows(2) {
+                let (a, b) = (&track.clips[w[0]], &track.clips[w[1]]);
+                if b.start < a.end() {
+                    return Err(ProjectError::OverlappingClips {
+                        track: ti,
+                        first: w[0],
+                        second: w[1],
+                        frame: b.start,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Timeline length in frames (the end of the last clip).
+    pub fn duration_frames(&self) -> u64 {
+        self.tracks
+            .iter()
+            .flat_map(|t| &t.clips)
+            .map(ClipDef::end)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clip(start: u64, duration: u64) -> ClipDef {
+        ClipDef {
+            media: "a.mp4".into(),
+            start,
+            duration,
+            source_in: 0,
+            enabled: true,
+        }
+    }
+
+    #[test]
+    fn roundtrip_and_rules() {
+        let mut p = Project::new(Rational::integer(30), 1920, 1080);
+        p.tracks.push(TrackDef {
+            name: "v1".into(),
+            opacity: 1.0,
+            clips: vec![clip(0, 10), clip(10, 5)],
+        });
+        let back = Project::from_json(&p.to_json()).expect("roundtrip");
+        assert_eq!(back, p);
+        assert_eq!(p.duration_frames(), 15);
+
+        p.tracks[0].clips.push(clip(12, 4));
+        assert!(matches!(
+            Project::from_json(&p.to_json()),
+            Err(ProjectError::OverlappingClips { frame: 12, .. })
+        ));
+        let json = p.to_json().replace("\"version\": 1", "\"version\": 99");
+        assert!(matches!(
+            Project::from_json(&json),
+            Err(ProjectError::UnsupportedVersion { found: 99, .. })
+        ));
+        assert!(matches!(
+            Project::from_json("{"),
+            Err(ProjectError::Json(_))
+        ));
+    }
+
+    #[test]
+    fn source_frames_across_rates() {
+        let c = ClipDef {
+            source_in: 100,
+            ..clip(50, 100)
+        };
+        let r30 = Rational::integer(30);
+        assert_eq!(c.source_frame(50, r30, r30), 100);
+        assert_eq!(c.source_frame(60, r30, r30), 110);
+        // a 60 fps source in a 30 fps project advances two source frames per output frame
+        assert_eq!(c.source_frame(60, r30, Rational::integer(60)), 120);
+    }
+}

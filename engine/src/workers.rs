@@ -1,0 +1,225 @@
+//! The decode worker pool: threads that own their decoders, fed and drained over bounded
+//! crossbeam channels, so that the playback tick never blocks on decoding.
+//!
+//! - Each worker keeps one [`VideoReader`] per asset it has seen, so sequential frames of an
+//!   asset sent to the same worker continue one decode without re-seeking. Jobs are routed by
+//!   a caller-chosen lane (the decode system uses asset + GOP), so a GOP stays on one worker
+//!   while different GOPs (prefetch far ahead, several clips) decode in parallel.
+//! - [`DecodePool::try_submit`] never blocks: a full queue hands the job back.
+//! - Seeks and scrubs bump the pool's generation; workers drop queued jobs of older
+//!   generations without decoding them, so a scrub storm leaves no orphan work behind.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use crate::media::{DecoderRegistry, MediaError, VideoReader, YuvFrame};
+
+/// A frame to decode.
+#[derive(Clone, Debug)]
+pub struct DecodeJob {
+    /// The asset's id (workers key their decoders by it).
+    pub asset_id: u64,
+    /// The asset's file.
+    pub path: Arc<PathBuf>,
+    /// Source frame index.
+    pub frame: u64,
+    /// Request generation; jobs older than the pool's generation are dropped.
+    pub generation: u64,
+    /// Routing key: jobs with the same lane go to the same worker.
+    pub lane: u64,
+}
+
+/// A finished job.
+#[derive(Debug)]
+pub struct DecodeDone {
+    /// The asset's id.
+    pub asset_id: u64,
+    /// Source frame index.
+    pub frame: u64,
+    /// The job's generation.
+    pub generation: u64,
+    /// The picture, or why not.
+    pub result: Result<Arc<YuvFrame>, MediaError>,
+    /// Time the worker spent on it.
+    pub decode_time: Duration,
+}
+
+/// Decode threads.
+pub struct DecodePool {
+    jobs: Vec<Sender<DecodeJob>>,
+    done: Receiver<DecodeDone>,
+    generation: Arc<AtomicU64>,
+    in_flight: Arc<AtomicUsize>,
+    dropped_stale: Arc<AtomicU64>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for DecodePool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecodePool")
+            .field("workers", &self.jobs.len())
+            .field("in_flight", &self.in_flight())
+            .finish()
+    }
+}
+
+impl DecodePool {
+    /// Starts `workers` threads decoding with `registry`, each with a queue of `queue` jobs.
+    pub fn new(workers: usize, registry: DecoderRegistry, queue: usize) -> Self {
+        let workers = workers.max(1);
+        let (done_tx, done) = crossbeam_channel::bounded(workers * queue.max(1) * 2 + 8);
+        let generation = Arc::new(AtomicU64::new(0));
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let dropped_stale = Arc::new(AtomicU64::new(0));
+        let mut jobs = Vec::with_capacity(workers);
+        let mut handles = Vec::with_capacity(workers);
+        for i in 0..workers {
+            let (tx, rx) = crossbeam_channel::bounded::<DecodeJob>(queue.max(1));
+            jobs.push(tx);
+            let worker = Worker {
+                registry: registry.clone(),
+                readers: HashMap::new(),
+                done: done_tx.clone(),
+                generation: generation.clone(),
+                in_flight: in_flight.clone(),
+                dropped_stale: dropped_stale.clone(),
+            };
+            let spawned = std::thread::Builder::new()
+                .name(format!("framelock-decode-{i}"))
+                .spawn(move || worker.run(&rx));
+            if let Ok(h) = spawned {
+                handles.push(h);
+            }
+        }
+        Self {
+            jobs,
+            done,
+            generation,
+            in_flight,
+            dropped_stale,
+            handles,
+        }
+    }
+
+    /// Worker threads.
+    pub fn workers(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Queues a job without blocking; a full queue (or a stopped pool) hands it back.
+    pub fn try_submit(&self, job: DecodeJob) -> Result<(), DecodeJob> {
+        let worker = (job.lane % self.jobs.len() as u64) as usize;
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        match self.jobs[worker].try_send(job) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
+                self.in_flight.fetch_sub(1, Ordering::SeqCst);
+                Err(job)
+            }
+        }
+    }
+
+    /// Everything finished since the last call, without blocking.
+    pub fn try_collect(&self) -> impl Iterator<Item = DecodeDone> + '_ {
+        self.done.try_iter()
+    }
+
+    /// Marks every job of an older generation stale.
+    pub fn set_generation(&self, generation: u64) {
+        self.generation.fetch_max(generation, Ordering::SeqCst);
+    }
+
+    /// Jobs queued or being decoded.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Jobs dropped undecoded because a seek made them stale.
+    pub fn dropped_stale(&self) -> u64 {
+        self.dropped_stale.load(Ordering::SeqCst)
+    }
+
+    /// Blocks until no job is queued or running, or `timeout` passes; returns whether idle.
+    /// For tests and offline rendering: never call it from a playback tick.
+    pub fn wait_idle(&self, timeout: Duration) -> bool {
+        let start = Instant::now();
+        while self.in_flight() > 0 {
+            if start.elapsed() > timeout {
+                return false;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        true
+    }
+}
+
+impl Drop for DecodePool {
+    /// Disconnects the queues so the workers exit after their current job, and waits up to
+    /// two seconds for them; a worker stuck inside a decoder is left to finish on its own
+    /// (its result goes nowhere) rather than hanging the caller.
+    fn drop(&mut self) {
+        self.jobs.clear();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        for h in self.handles.drain(..) {
+            // A worker blocked on a full result channel is released by draining it.
+            while !h.is_finished() && Instant::now() < deadline {
+                while self.done.try_recv().is_ok() {}
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            if h.is_finished() {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+struct Worker {
+    registry: DecoderRegistry,
+    readers: HashMap<u64, VideoReader>,
+    done: Sender<DecodeDone>,
+    generation: Arc<AtomicU64>,
+    in_flight: Arc<AtomicUsize>,
+    dropped_stale: Arc<AtomicU64>,
+}
+
+impl Worker {
+    fn run(mut self, jobs: &Receiver<DecodeJob>) {
+        for job in jobs.iter() {
+            if job.generation < self.generation.load(Ordering::SeqCst) {
+                self.dropped_stale.fetch_add(1, Ordering::SeqCst);
+                self.in_flight.fetch_sub(1, Ordering::SeqCst);
+                continue;
+            }
+            let start = Instant::now();
+            let result = self.decode(&job);
+            let done = DecodeDone {
+                asset_id: job.asset_id,
+                frame: job.frame,
+                generation: job.generation,
+                result,
+                decode_time: start.elapsed(),
+            };
+            let sent = self.done.send(done);
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            if sent.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn decode(&mut self, job: &DecodeJob) -> Result<Arc<YuvFrame>, MediaError> {
+        let reader = match self.readers.entry(job.asset_id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(VideoReader::open(job.path.as_ref(), &self.registry)?)
+            }
+        };
+        reader.frame(job.frame).map(Arc::new)
+    }
+}

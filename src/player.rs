@@ -1,0 +1,159 @@
+//! [`Player`]: a thread-safe handle that plays a project on its own thread, on the wall clock.
+//! Commands go over a bounded channel and are applied between ticks; `scrub` keeps only the
+//! latest request of a burst (earlier ones are never started, their decodes are cancelled).
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use framelock_components::{Playhead, Project};
+use framelock_engine::app::WallClock;
+use framelock_systems::{MetricsSnapshot, PresentedFrame};
+
+use crate::playback::{EngineOptions, PlaybackEngine, PlayerError};
+
+#[derive(Clone, Copy, Debug)]
+enum Command {
+    Play,
+    Pause,
+    Seek(f64),
+    SeekFrame(u64),
+    Scrub(f64),
+    Rate(f64),
+    Stop,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    metrics: MetricsSnapshot,
+    playhead: Option<Playhead>,
+}
+
+/// Plays a project on a thread of its own. Cheap to call from a UI thread: every method only
+/// sends a command or reads the last published state.
+#[derive(Debug)]
+pub struct Player {
+    commands: Sender<Command>,
+    shared: Arc<Mutex<Shared>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Player {
+    /// Opens `project` (probing its media: errors come back here) and starts its loop, paused
+    /// on frame 0. `sink` receives every presented frame on the player's thread.
+    pub fn open(
+        project: &Project,
+        options: EngineOptions,
+        sink: impl FnMut(PresentedFrame) + Send + Sync + 'static,
+    ) -> Result<Self, PlayerError> {
+        let engine = PlaybackEngine::open(project, options, Arc::new(WallClock::new()), sink)?;
+        let (commands, rx) = crossbeam_channel::bounded(1024);
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let thread_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("framelock-player".into())
+            .spawn(move || run(engine, &rx, &thread_shared))
+            .map_err(|e| PlayerError::Media {
+                path: "<player thread>".into(),
+                source: framelock_engine::media::MediaError::Decode {
+                    backend: "player",
+                    reason: e.to_string(),
+                },
+            })?;
+        Ok(Self {
+            commands,
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    fn send(&self, c: Command) {
+        match self.commands.try_send(c) {
+            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+            // 1024 commands unread means the loop is stuck; a UI must not block on it.
+            Err(TrySendError::Full(_)) => {}
+        }
+    }
+
+    /// Starts playing.
+    pub fn play(&self) {
+        self.send(Command::Play);
+    }
+
+    /// Pauses.
+    pub fn pause(&self) {
+        self.send(Command::Pause);
+    }
+
+    /// Jumps to the frame shown at `seconds`, exactly.
+    pub fn seek(&self, seconds: f64) {
+        self.send(Command::Seek(seconds));
+    }
+
+    /// Jumps to timeline frame `frame`.
+    pub fn seek_frame(&self, frame: u64) {
+        self.send(Command::SeekFrame(frame));
+    }
+
+    /// Scrubs to `seconds`: of several scrubs before the next tick only the last is applied.
+    pub fn scrub(&self, seconds: f64) {
+        self.send(Command::Scrub(seconds));
+    }
+
+    /// Play rate: 1 normal, 2 double, -1 reverse.
+    pub fn set_rate(&self, rate: f64) {
+        self.send(Command::Rate(rate));
+    }
+
+    /// The metrics as of the last tick.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.shared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .metrics
+    }
+
+    /// The playhead as of the last tick.
+    pub fn playhead(&self) -> Option<Playhead> {
+        self.shared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .playhead
+    }
+}
+
+impl Drop for Player {
+    fn drop(&mut self) {
+        let _ = self
+            .commands
+            .send_timeout(Command::Stop, Duration::from_secs(1));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(mut engine: PlaybackEngine, rx: &Receiver<Command>, shared: &Mutex<Shared>) {
+    loop {
+        let mut scrub = None;
+        for c in rx.try_iter() {
+            match c {
+                Command::Play => engine.play(),
+                Command::Pause => engine.pause(),
+                Command::Seek(s) => engine.seek(s),
+                Command::SeekFrame(f) => engine.seek_frame(f),
+                Command::Scrub(s) => scrub = Some(s),
+                Command::Rate(r) => engine.set_rate(r),
+                Command::Stop => return,
+            }
+        }
+        if let Some(s) = scrub {
+            engine.seek(s);
+        }
+        engine.tick();
+        let mut sh = shared.lock().unwrap_or_else(PoisonError::into_inner);
+        sh.metrics = engine.metrics();
+        sh.playhead = Some(engine.playhead());
+    }
+}

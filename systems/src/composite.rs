@@ -1,0 +1,134 @@
+//! `composite` — reads [`Playhead`], [`OutputFormat`], [`Tick`], [`Clip`], [`Track`],
+//! [`MediaAsset`], [`Frame`], [`FramePixels`], [`FrameIndex`]; writes [`CacheEntry`] (pins
+//! what is on screen), [`Composited`].
+//!
+//! CPU path: stacks the visible layers at the playhead, bottom first, each scaled to the output
+//! size and blended at its track's opacity (in Y'CbCr, per plane). A single opaque layer of the
+//! output size is passed through without a copy. If any visible layer is not decoded yet, the
+//! tick has no output (present drops or holds). A gap in the timeline is black. Per-tick
+//! scratch (the layer list) lives in a bump arena reset every tick.
+
+use std::sync::Arc;
+
+use bevy_ecs::prelude::*;
+use bumpalo::Bump;
+use framelock_components::{CacheEntry, Clip, MediaAsset, OutputFormat, Playhead, Track};
+use framelock_engine::media::{PixelFormat, YuvFrame};
+
+use crate::prefetch::visible_layers;
+use crate::{Composited, FrameIndex, FramePixels, LayerSource, PresentedFrame, Tick};
+
+/// The system.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a system's parameters are its data access"
+)]
+pub fn composite(
+    playhead: Res<Playhead>,
+    output: Res<OutputFormat>,
+    tick: Res<Tick>,
+    clips: Query<&Clip>,
+    tracks: Query<&Track>,
+    assets: Query<&MediaAsset>,
+    pixels: Query<&FramePixels>,
+    mut entries: Query<&mut CacheEntry>,
+    index: Res<FrameIndex>,
+    mut composited: ResMut<Composited>,
+    mut arena: Local<Bump>,
+) {
+    let _scope = puffin::profile_scope_custom!("composite");
+    arena.reset();
+    composited.0 = None;
+    let t = playhead.frame;
+    let opacity_of = |track: usize| {
+        tracks
+            .iter()
+            .find(|tr| tr.index == track)
+            .map_or(1.0, |tr| tr.opacity)
+    };
+    let mut sorted: Vec<(&Clip, f32)> = clips.iter().map(|c| (c, opacity_of(c.track))).collect();
+    sorted.sort_by_key(|(c, _)| (c.track, c.start));
+
+    let mut layers = bumpalo::collections::Vec::new_in(&arena);
+    for (clip, opacity) in visible_layers(&sorted, t) {
+        let Ok(asset) = assets.get(clip.asset) else {
+            return;
+        };
+        let source = clip.source_frame(t, output.frame_rate);
+        let Some(&e) = index.0.get(&(asset.id, source)) else {
+            return; // not even requested yet
+        };
+        let Ok(px) = pixels.get(e) else {
+            return; // still decoding: no output this tick
+        };
+        if let Ok(mut entry) = entries.get_mut(e) {
+            entry.last_use = tick.index;
+        }
+        layers.push((
+            LayerSource {
+                track: clip.track,
+                asset_id: asset.id,
+                source_frame: source,
+            },
+            *opacity,
+            px.0.clone(),
+        ));
+    }
+
+    let (w, h) = (output.width, output.height);
+    let picture = match layers.as_slice() {
+        [(_, opacity, px)]
+            if *opacity >= 1.0
+                && px.width == w
+                && px.height == h
+                && px.format == PixelFormat::Yuv420p =>
+        {
+            px.clone()
+        }
+        _ => {
+            let mut out = YuvFrame::black(w, h);
+            for (_, opacity, px) in &layers {
+                let scaled;
+                let src: &YuvFrame =
+                    if px.width == w && px.height == h && px.format == PixelFormat::Yuv420p {
+                        px
+                    } else {
+                        match px.scaled(w, h) {
+                            Some(s) if s.format == PixelFormat::Yuv420p => {
+                                scaled = s;
+                                &scaled
+                            }
+                            // 10-bit or non-4:2:0 layers need the GPU path (a later issue).
+                            _ => continue,
+                        }
+                    };
+                blend(&mut out, src, *opacity);
+            }
+            out.index = t;
+            Arc::new(out)
+        }
+    };
+    composited.0 = Some(PresentedFrame {
+        timeline_frame: t,
+        tick: tick.index,
+        picture,
+        layers: layers.iter().map(|(s, _, _)| *s).collect(),
+        repeated: false,
+    });
+}
+
+/// `dst = dst * (1 - a) + src * a`, per plane, same size and format.
+fn blend(dst: &mut YuvFrame, src: &YuvFrame, opacity: f32) {
+    if opacity >= 1.0 {
+        for (d, s) in dst.planes.iter_mut().zip(&src.planes) {
+            d.copy_from_slice(s);
+        }
+        return;
+    }
+    let a = (opacity.clamp(0.0, 1.0) * 256.0) as u32;
+    for (d, s) in dst.planes.iter_mut().zip(&src.planes) {
+        for (dv, &sv) in d.iter_mut().zip(s) {
+            *dv = ((u32::from(*dv) * (256 - a) + u32::from(sv) * a) >> 8) as u8;
+        }
+    }
+}

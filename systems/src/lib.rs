@@ -1,0 +1,153 @@
+//! framelock's playback systems: one module per phase of a tick, each documenting the
+//! components and resources it reads and writes, and [`playback_schedule`] that orders them.
+//!
+//! ```text
+//! Clock (advance_playhead) → SelectLod (lod_select) → Prefetch (prefetch)
+//!   → Decode (decode: collect finished, dispatch new) → Composite (composite)
+//!   → Present (present) → Evict (evict) → Profile (profile)
+//! ```
+//!
+//! Order is declared between the [`PlaybackSet`]s, never implied by registration order, and a
+//! test builds the schedule and fails on any ambiguous system pair.
+
+mod advance_playhead;
+mod composite;
+mod decode;
+mod evict;
+mod lod_select;
+mod metrics;
+mod prefetch;
+mod present;
+mod profile;
+mod resources;
+
+pub use advance_playhead::advance_playhead;
+pub use composite::composite;
+pub use decode::decode;
+pub use evict::evict;
+pub use lod_select::lod_select;
+pub use metrics::{Metrics, MetricsSnapshot};
+pub use prefetch::prefetch;
+pub use present::present;
+pub use profile::profile;
+pub use resources::{
+    Composited, Decoders, FrameIndex, FramePixels, FrameSink, LayerSource, PresentedFrame, Tick,
+};
+
+use bevy_ecs::prelude::*;
+use bevy_ecs::schedule::{ScheduleBuildSettings, ScheduleLabel};
+
+/// The phases of one tick (one output frame), in order.
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PlaybackSet {
+    /// Moves the playhead by the play rate (and by skipped ticks).
+    Clock,
+    /// Chooses each clip's level of detail.
+    SelectLod,
+    /// Requests the frames the next ticks will need.
+    Prefetch,
+    /// Collects finished decodes and dispatches new ones to the worker pool. Never blocks.
+    Decode,
+    /// Stacks the visible layers into the output frame.
+    Composite,
+    /// Hands the output to the host's sink, or drops/holds and counts it.
+    Present,
+    /// Frees frames behind the playhead and over the memory budget.
+    Evict,
+    /// Metrics and the profiler's frame mark.
+    Profile,
+}
+
+/// The label of the playback schedule.
+#[derive(ScheduleLabel, Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Playback;
+
+/// Builds the playback schedule: every system in its set, the sets chained in tick order.
+/// Ambiguous system pairs are build errors.
+pub fn playback_schedule() -> Schedule {
+    let mut schedule = Schedule::new(Playback);
+    schedule.set_build_settings(ScheduleBuildSettings {
+        ambiguity_detection: bevy_ecs::schedule::LogLevel::Error,
+        ..Default::default()
+    });
+    schedule.configure_sets(
+        (
+            PlaybackSet::Clock,
+            PlaybackSet::SelectLod,
+            PlaybackSet::Prefetch,
+            PlaybackSet::Decode,
+            PlaybackSet::Composite,
+            PlaybackSet::Present,
+            PlaybackSet::Evict,
+            PlaybackSet::Profile,
+        )
+            .chain(),
+    );
+    schedule.add_systems((
+        advance_playhead.in_set(PlaybackSet::Clock),
+        lod_select.in_set(PlaybackSet::SelectLod),
+        prefetch.in_set(PlaybackSet::Prefetch),
+        decode.in_set(PlaybackSet::Decode),
+        composite.in_set(PlaybackSet::Composite),
+        present.in_set(PlaybackSet::Present),
+        evict.in_set(PlaybackSet::Evict),
+        profile.in_set(PlaybackSet::Profile),
+    ));
+    schedule
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use framelock_components::{OutputFormat, Playhead, QualitySettings, Rational};
+    use framelock_engine::media::DecoderRegistry;
+    use framelock_engine::workers::DecodePool;
+
+    fn world() -> World {
+        let mut world = World::new();
+        world.insert_resource(Playhead::new(10));
+        world.insert_resource(OutputFormat {
+            frame_rate: Rational::integer(30),
+            width: 64,
+            height: 36,
+        });
+        world.insert_resource(QualitySettings::default());
+        world.insert_resource(Tick::default());
+        world.insert_resource(Metrics::default());
+        world.insert_resource(FrameIndex::default());
+        world.insert_resource(Composited::default());
+        world.insert_resource(FrameSink(Box::new(|_| {})));
+        world.insert_resource(Decoders(DecodePool::new(
+            1,
+            DecoderRegistry::openh264_only(),
+            1,
+        )));
+        world
+    }
+
+    /// Like bevy's ambiguity detection test: the full schedule has no ambiguous system pair.
+    #[test]
+    fn playback_schedule_has_no_ambiguities() {
+        let mut world = world();
+        let mut schedule = playback_schedule();
+        let built = schedule.initialize(&mut world);
+        assert!(built.is_ok(), "the playback schedule has ambiguous systems");
+        schedule.run(&mut world);
+        assert_eq!(world.resource::<Metrics>().ticks, 1);
+    }
+
+    /// And the detection is live: two unordered writers of one resource fail the build.
+    #[test]
+    fn ambiguity_detection_catches_unordered_writers() {
+        fn a(mut m: ResMut<Metrics>) {
+            m.dropped += 1;
+        }
+        fn b(mut m: ResMut<Metrics>) {
+            m.held += 1;
+        }
+        let mut world = world();
+        let mut schedule = playback_schedule();
+        schedule.add_systems((a, b).in_set(PlaybackSet::Present));
+        assert!(schedule.initialize(&mut world).is_err());
+    }
+}

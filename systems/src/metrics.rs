@@ -1,0 +1,144 @@
+//! Playback metrics: counters and rolling timings, summarised as percentiles on demand.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use bevy_ecs::prelude::*;
+
+const WINDOW: usize = 1024;
+
+/// Counters and recent timings. Systems write it; hosts read a [`MetricsSnapshot`].
+#[derive(Resource, Debug, Default, Clone)]
+pub struct Metrics {
+    /// Ticks run.
+    pub ticks: u64,
+    /// Ticks skipped because the loop was behind.
+    pub skipped_ticks: u64,
+    /// Frames handed to the sink (new pictures).
+    pub presented: u64,
+    /// Ticks whose frame was not ready and was dropped.
+    pub dropped: u64,
+    /// Ticks whose frame was not ready and the previous one was shown again.
+    pub held: u64,
+    /// Decode jobs that failed.
+    pub decode_errors: u64,
+    /// Frames needed on screen this tick that were already decoded when first looked for.
+    pub cache_hits: u64,
+    /// Frames needed on screen this tick that were not.
+    pub cache_misses: u64,
+    /// Frames decoded.
+    pub decoded: u64,
+    /// Decode jobs queued or running now.
+    pub decode_queue_depth: usize,
+    /// Frames held in memory now.
+    pub frames_in_memory: usize,
+    /// Bytes of decoded frames held now.
+    pub bytes_in_memory: usize,
+    /// Recent tick durations (schedule run time).
+    pub tick_times: VecDeque<Duration>,
+    /// Recent decode times per frame (worker time).
+    pub decode_times: VecDeque<Duration>,
+    /// Wall time of the first and the latest tick.
+    pub span: Option<(Duration, Duration)>,
+}
+
+fn push(q: &mut VecDeque<Duration>, d: Duration) {
+    if q.len() == WINDOW {
+        q.pop_front();
+    }
+    q.push_back(d);
+}
+
+fn percentile_ms(q: &VecDeque<Duration>, p: f64) -> f64 {
+    if q.is_empty() {
+        return 0.0;
+    }
+    let mut v: Vec<f64> = q.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+impl Metrics {
+    /// Records one tick's schedule run time, at wall time `at`.
+    pub fn record_tick(&mut self, took: Duration, at: Duration) {
+        push(&mut self.tick_times, took);
+        self.span = Some(self.span.map_or((at, at), |(first, _)| (first, at)));
+    }
+
+    /// Records one decode's worker time.
+    pub fn record_decode(&mut self, took: Duration) {
+        self.decoded += 1;
+        push(&mut self.decode_times, took);
+    }
+
+    /// A summary.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let elapsed = self.span.map_or(0.0, |(a, b)| (b - a).as_secs_f64());
+        MetricsSnapshot {
+            ticks: self.ticks,
+            skipped_ticks: self.skipped_ticks,
+            presented: self.presented,
+            dropped: self.dropped,
+            held: self.held,
+            decode_errors: self.decode_errors,
+            cache_hit_rate: if self.cache_hits + self.cache_misses > 0 {
+                self.cache_hits as f64 / (self.cache_hits + self.cache_misses) as f64
+            } else {
+                0.0
+            },
+            decoded: self.decoded,
+            decode_queue_depth: self.decode_queue_depth,
+            frames_in_memory: self.frames_in_memory,
+            bytes_in_memory: self.bytes_in_memory,
+            presented_fps: if elapsed > 0.0 {
+                self.presented.saturating_sub(1) as f64 / elapsed
+            } else {
+                0.0
+            },
+            tick_ms_p50: percentile_ms(&self.tick_times, 0.5),
+            tick_ms_p95: percentile_ms(&self.tick_times, 0.95),
+            tick_ms_p99: percentile_ms(&self.tick_times, 0.99),
+            decode_ms_p50: percentile_ms(&self.decode_times, 0.5),
+            decode_ms_p95: percentile_ms(&self.decode_times, 0.95),
+        }
+    }
+}
+
+/// A point-in-time summary of [`Metrics`].
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct MetricsSnapshot {
+    /// Ticks run.
+    pub ticks: u64,
+    /// Ticks skipped (loop behind).
+    pub skipped_ticks: u64,
+    /// New frames presented.
+    pub presented: u64,
+    /// Late frames dropped.
+    pub dropped: u64,
+    /// Late frames replaced by the previous one.
+    pub held: u64,
+    /// Failed decodes.
+    pub decode_errors: u64,
+    /// Share of on-screen frames that were already decoded when the tick needed them.
+    pub cache_hit_rate: f64,
+    /// Frames decoded.
+    pub decoded: u64,
+    /// Decode jobs in flight.
+    pub decode_queue_depth: usize,
+    /// Frames in memory.
+    pub frames_in_memory: usize,
+    /// Bytes in memory.
+    pub bytes_in_memory: usize,
+    /// Presented frames per second of wall time.
+    pub presented_fps: f64,
+    /// Tick time percentiles, ms.
+    pub tick_ms_p50: f64,
+    /// 95th percentile.
+    pub tick_ms_p95: f64,
+    /// 99th percentile.
+    pub tick_ms_p99: f64,
+    /// Decode time per frame, median, ms.
+    pub decode_ms_p50: f64,
+    /// 95th percentile.
+    pub decode_ms_p95: f64,
+}

@@ -1,0 +1,72 @@
+//! Components and resources the systems share beyond the data model: decoded pixels, the
+//! worker pool, the frame lookup, this tick's output and the host's sink.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bevy_ecs::prelude::*;
+use framelock_engine::media::YuvFrame;
+use framelock_engine::workers::DecodePool;
+
+/// A decoded frame's picture (shared: composite hands it to the sink without copying when a
+/// single opaque layer fills the output).
+#[derive(Component, Clone, Debug)]
+pub struct FramePixels(pub Arc<YuvFrame>);
+
+/// The decode worker pool.
+#[derive(Resource, Debug)]
+pub struct Decoders(pub DecodePool);
+
+/// (asset id, source frame) → its `Frame` entity. Kept by prefetch (spawn), decode and evict
+/// (despawn).
+#[derive(Resource, Debug, Default)]
+pub struct FrameIndex(pub HashMap<(u64, u64), Entity>);
+
+/// The loop's tick: index and ticks skipped to reach it. Set by the loop before each run.
+#[derive(Resource, Debug, Default, Clone, Copy)]
+pub struct Tick {
+    /// Tick number since playback started.
+    pub index: u64,
+    /// Ticks skipped just before this one (the loop was behind).
+    pub skipped: u64,
+}
+
+/// Which source frame a layer of the output came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayerSource {
+    /// Track index (0 = bottom).
+    pub track: usize,
+    /// Asset id.
+    pub asset_id: u64,
+    /// Source frame.
+    pub source_frame: u64,
+}
+
+/// One output frame.
+#[derive(Clone, Debug)]
+pub struct PresentedFrame {
+    /// Timeline frame shown.
+    pub timeline_frame: u64,
+    /// Tick it was shown at.
+    pub tick: u64,
+    /// The picture (output size).
+    pub picture: Arc<YuvFrame>,
+    /// The layers it was made of, bottom first (empty for a gap in the timeline: black).
+    pub layers: Vec<LayerSource>,
+    /// `true` when this repeats the previous output because the wanted frame was late.
+    pub repeated: bool,
+}
+
+/// This tick's composite, if every layer was ready.
+#[derive(Resource, Debug, Default)]
+pub struct Composited(pub Option<PresentedFrame>);
+
+/// Where presented frames go: a callback the host installs (a channel send, a texture upload).
+#[derive(Resource)]
+pub struct FrameSink(pub Box<dyn FnMut(PresentedFrame) + Send + Sync>);
+
+impl std::fmt::Debug for FrameSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FrameSink")
+    }
+}
