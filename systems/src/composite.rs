@@ -19,10 +19,6 @@ use crate::prefetch::visible_layers;
 use crate::{Composited, FrameIndex, FramePixels, LayerSource, PresentedFrame, Tick};
 
 /// The system.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "a system's parameters are its data access"
-)]
 pub fn composite(
     playhead: Res<Playhead>,
     output: Res<OutputFormat>,

@@ -15,10 +15,6 @@ use framelock_engine::workers::DecodeJob;
 use crate::{Decoders, FrameIndex, FramePixels, Metrics};
 
 /// The system.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "a system's parameters are its data access"
-)]
 pub fn decode(
     mut commands: Commands,
     playhead: Res<Playhead>,

@@ -36,10 +36,6 @@ pub(crate) fn visible_layers<'a>(
 }
 
 /// The system.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "a system's parameters are its data access"
-)]
 pub fn prefetch(
     mut commands: Commands,
     playhead: Res<Playhead>,
