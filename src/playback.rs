@@ -13,7 +13,7 @@ use framelock_components::{
     QualitySettings, Rational, Track,
 };
 use framelock_engine::app::{Clock, FramePacer, TickPlan};
-use framelock_engine::media::{DecoderRegistry, MediaError, probe};
+use framelock_engine::media::{DecoderRegistry, MediaError, ProbeCache, probe};
 use framelock_engine::workers::DecodePool;
 use framelock_systems::{
     Composited, Decoders, FrameIndex, FrameSink, Metrics, MetricsSnapshot, PresentedFrame, Tick,
@@ -65,6 +65,8 @@ pub struct EngineOptions {
     pub queue_per_worker: usize,
     /// Drop/hold policy, prefetch depth, memory budget.
     pub quality: QualitySettings,
+    /// Where probe results are cached between loads (`None`: probe every file on open).
+    pub probe_cache: Option<ProbeCache>,
 }
 
 impl Default for EngineOptions {
@@ -74,6 +76,7 @@ impl Default for EngineOptions {
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             queue_per_worker: 8,
             quality: QualitySettings::default(),
+            probe_cache: None,
         }
     }
 }
@@ -126,7 +129,11 @@ impl PlaybackEngine {
                             path: clip.media.clone(),
                             source,
                         };
-                        let info = probe(&clip.media, &options.registry).map_err(media_error)?;
+                        let info = match &options.probe_cache {
+                            Some(cache) => cache.probe(&clip.media, &options.registry),
+                            None => probe(&clip.media, &options.registry),
+                        }
+                        .map_err(media_error)?;
                         if let Some(why) = &info.video.unsupported {
                             return Err(media_error(MediaError::Unsupported {
                                 codec: info.video.codec.to_string(),

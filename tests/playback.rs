@@ -310,6 +310,7 @@ fn a_stuck_decoder_makes_ticks_drop_frames_but_never_stalls_the_loop() {
                 drop_late_frames: drop_late,
                 ..QualitySettings::default()
             },
+            probe_cache: None,
         });
         *gate.open.lock().unwrap() = false;
         engine.play();
@@ -427,4 +428,31 @@ fn bad_projects_get_clear_errors() {
         PlaybackEngine::open(&empty, options(), Arc::new(VirtualClock::new()), |_| {}),
         Err(PlayerError::EmptyTimeline)
     ));
+}
+
+#[test]
+fn probe_cache_serves_the_second_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = framelock::ProbeCache::new(dir.path()).unwrap();
+    let open = || {
+        PlaybackEngine::open(
+            &project(),
+            EngineOptions {
+                probe_cache: Some(cache.clone()),
+                ..options()
+            },
+            Arc::new(VirtualClock::new()),
+            |_| {},
+        )
+        .expect("open")
+    };
+    drop(open());
+    let entries = std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(entries, 2, "one entry per distinct media file");
+    // a second load reads the entries: they are what a fresh probe says
+    let (a, _) = media();
+    let cached = cache.probe(&a, &DecoderRegistry::openh264_only()).unwrap();
+    assert_eq!(cached, framelock::probe(&a, &DecoderRegistry::openh264_only()).unwrap());
+    drop(open());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
 }

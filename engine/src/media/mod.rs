@@ -25,6 +25,7 @@ mod frame;
 mod generate;
 pub mod h264;
 mod probe;
+mod probe_cache;
 mod reader;
 pub mod testcard;
 
@@ -42,4 +43,5 @@ pub use error::{MediaError, WriteError};
 pub use frame::{ColorSpace, MatrixCoefficients, PixelFormat, YuvFrame, YuvRange};
 pub use generate::{GenerateOptions, generate_test_clip};
 pub use probe::probe;
+pub use probe_cache::ProbeCache;
 pub use reader::{FrameSource, ParallelDecodeReport, ReaderStats, VideoReader, parallel_decode};
