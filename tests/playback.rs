@@ -452,7 +452,10 @@ fn probe_cache_serves_the_second_load() {
     // a second load reads the entries: they are what a fresh probe says
     let (a, _) = media();
     let cached = cache.probe(&a, &DecoderRegistry::openh264_only()).unwrap();
-    assert_eq!(cached, framelock::probe(&a, &DecoderRegistry::openh264_only()).unwrap());
+    assert_eq!(
+        cached,
+        framelock::probe(&a, &DecoderRegistry::openh264_only()).unwrap()
+    );
     drop(open());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
 }

@@ -8,8 +8,11 @@
 //! - [`DecodePool::try_submit`] never blocks: a full queue hands the job back.
 //! - Seeks and scrubs bump the pool's generation; workers drop queued jobs of older
 //!   generations without decoding them, so a scrub storm leaves no orphan work behind.
+//! - A worker keeps the frames its decoders pass on the way to a requested frame (from the
+//!   keyframe up to it), within a byte budget, and answers later jobs from them: reverse
+//!   playback and backward scrubbing then decode each GOP once instead of once per frame.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -70,8 +73,20 @@ impl std::fmt::Debug for DecodePool {
 }
 
 impl DecodePool {
-    /// Starts `workers` threads decoding with `registry`, each with a queue of `queue` jobs.
+    /// Starts `workers` threads decoding with `registry`, each with a queue of `queue` jobs
+    /// and 128 MiB for frames decoded on the way to requested ones.
     pub fn new(workers: usize, registry: DecoderRegistry, queue: usize) -> Self {
+        Self::with_skip_cache(workers, registry, queue, 128 << 20)
+    }
+
+    /// Like [`DecodePool::new`], with `skip_cache_bytes` per worker for frames decoded on the
+    /// way to requested ones (0 disables it).
+    pub fn with_skip_cache(
+        workers: usize,
+        registry: DecoderRegistry,
+        queue: usize,
+        skip_cache_bytes: usize,
+    ) -> Self {
         let workers = workers.max(1);
         let (done_tx, done) = crossbeam_channel::bounded(workers * queue.max(1) * 2 + 8);
         let generation = Arc::new(AtomicU64::new(0));
@@ -89,6 +104,9 @@ impl DecodePool {
                 generation: generation.clone(),
                 in_flight: in_flight.clone(),
                 dropped_stale: dropped_stale.clone(),
+                kept: VecDeque::new(),
+                kept_bytes: 0,
+                kept_budget: skip_cache_bytes,
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("framelock-decode-{i}"))
@@ -186,6 +204,10 @@ struct Worker {
     generation: Arc<AtomicU64>,
     in_flight: Arc<AtomicUsize>,
     dropped_stale: Arc<AtomicU64>,
+    /// Frames decoded on the way to requested ones, oldest first.
+    kept: VecDeque<(u64, Arc<YuvFrame>)>,
+    kept_bytes: usize,
+    kept_budget: usize,
 }
 
 impl Worker {
@@ -214,12 +236,35 @@ impl Worker {
     }
 
     fn decode(&mut self, job: &DecodeJob) -> Result<Arc<YuvFrame>, MediaError> {
+        if let Some(pos) = self
+            .kept
+            .iter()
+            .position(|(a, f)| *a == job.asset_id && f.index == job.frame)
+            && let Some((_, frame)) = self.kept.remove(pos)
+        {
+            self.kept_bytes -= frame.size_bytes();
+            return Ok(frame);
+        }
+        let keep = self.kept_budget > 0;
         let reader = match self.readers.entry(job.asset_id) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(VideoReader::open(job.path.as_ref(), &self.registry)?)
+                let mut reader = VideoReader::open(job.path.as_ref(), &self.registry)?;
+                reader.keep_skipped(keep);
+                e.insert(reader)
             }
         };
-        reader.frame(job.frame).map(Arc::new)
+        let frame = reader.frame(job.frame).map(Arc::new);
+        for skipped in reader.take_skipped() {
+            self.kept_bytes += skipped.size_bytes();
+            self.kept.push_back((job.asset_id, Arc::new(skipped)));
+        }
+        while self.kept_bytes > self.kept_budget {
+            match self.kept.pop_front() {
+                Some((_, f)) => self.kept_bytes -= f.size_bytes(),
+                None => break,
+            }
+        }
+        frame
     }
 }

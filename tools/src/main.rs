@@ -8,6 +8,7 @@
 mod bench;
 mod gen_media;
 mod probe_cmd;
+mod scene;
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +28,8 @@ enum Command {
     Probe(probe_cmd::Args),
     /// Decodes a whole file and reports frames/s and per-frame latency.
     DecodeBench(bench::Args),
+    /// Plays a benchmark scene end to end on the wall clock and reports how it went.
+    Bench(scene::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -35,6 +38,7 @@ fn main() -> anyhow::Result<()> {
         Command::GenMedia(args) => gen_media::run(&args),
         Command::Probe(args) => probe_cmd::run(&args),
         Command::DecodeBench(args) => bench::run(&args),
+        Command::Bench(args) => scene::run(&args),
     }
 }
 

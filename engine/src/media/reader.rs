@@ -53,6 +53,8 @@ pub struct VideoReader {
     sample: Vec<u8>,
     out: Vec<DecodedPicture>,
     stats: ReaderStats,
+    /// When set, frames decoded on the way to a target are kept here instead of dropped.
+    skipped: Option<Vec<YuvFrame>>,
 }
 
 impl std::fmt::Debug for VideoReader {
@@ -93,6 +95,7 @@ impl VideoReader {
             sample: Vec::new(),
             out: Vec::new(),
             stats: ReaderStats::default(),
+            skipped: None,
         })
     }
 
@@ -153,11 +156,13 @@ impl VideoReader {
             match sample.frame {
                 Some(index) => {
                     self.produced = Some(self.produced.map_or(index, |p| p.max(index)));
+                    let mut frame = pic.frame;
+                    frame.index = index;
+                    frame.time_secs = sample.pts as f64 / track.timescale as f64;
                     if index >= target {
-                        let mut frame = pic.frame;
-                        frame.index = index;
-                        frame.time_secs = sample.pts as f64 / track.timescale as f64;
                         self.ready.push_back(frame);
+                    } else if let Some(kept) = self.skipped.as_mut() {
+                        kept.push(frame);
                     } else {
                         self.stats.frames_discarded += 1;
                     }
@@ -246,6 +251,21 @@ impl VideoReader {
             }
             self.collect(n);
         }
+    }
+
+    /// Keep the frames decoded on the way to a requested one (from the keyframe up to it)
+    /// for [`VideoReader::take_skipped`], instead of dropping them. Reverse playback wants
+    /// exactly those: one forward decode of the GOP serves the next requests.
+    pub fn keep_skipped(&mut self, keep: bool) {
+        self.skipped = keep.then(Vec::new);
+    }
+
+    /// The frames kept since the last call (see [`VideoReader::keep_skipped`]).
+    pub fn take_skipped(&mut self) -> Vec<YuvFrame> {
+        self.skipped
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// The frame after the last one returned (frame 0 first): sequential playback.

@@ -1,0 +1,273 @@
+//! `framelock bench [SCENE]`: plays a scene on the wall clock, end to end, on media it
+//! generates itself, and reports fps, drops, frame times, seek latency, cache hit rate,
+//! decode throughput and peak memory.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use framelock::{
+    ClipDef, DecoderRegistry, EngineOptions, GenerateOptions, PlayState, PlaybackEngine,
+    PresentedFrame, Project, Rational, TrackDef, WallClock, generate_test_clip,
+};
+
+/// Arguments of `bench`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Built-in scene: 1080p-1track, 4k-3tracks-cuts, scrub-random, reverse.
+    #[arg(default_value = "1080p-1track")]
+    scene: String,
+    /// Play a project JSON instead of a built-in scene.
+    #[arg(long)]
+    scene_file: Option<PathBuf>,
+    /// Where generated media are kept between runs.
+    #[arg(long, default_value = "bench-media")]
+    media_dir: PathBuf,
+    /// Decode worker threads (default: one per core).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Hold the last frame instead of dropping late ones.
+    #[arg(long)]
+    hold: bool,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+enum Motion {
+    Forward,
+    Reverse,
+    Scrub { seeks: usize },
+}
+
+fn clip(dir: &Path, name: &str, w: u32, h: u32, seconds: f64) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("{name}.mp4"));
+    if !path.exists() {
+        eprintln!("generating {} ({w}x{h}, {seconds} s)…", path.display());
+        let o = GenerateOptions::new(w, h, Rational::integer(30), seconds);
+        let bar = crate::progress_bar(o.frames, "generating");
+        generate_test_clip(&path, &o, |d, _| bar.set_position(d))?;
+        bar.finish_and_clear();
+    }
+    Ok(path)
+}
+
+fn whole(media: &Path, start: u64, duration: u64, source_in: u64) -> ClipDef {
+    ClipDef {
+        media: media.to_path_buf(),
+        start,
+        duration,
+        source_in,
+        enabled: true,
+    }
+}
+
+fn built_in(name: &str, dir: &Path) -> anyhow::Result<(Project, Motion)> {
+    let r30 = Rational::integer(30);
+    Ok(match name {
+        "1080p-1track" | "reverse" | "scrub-random" => {
+            let a = clip(dir, "hd-10s", 1920, 1080, 10.0)?;
+            let mut p = Project::new(r30, 1920, 1080);
+            p.tracks.push(TrackDef {
+                name: "v1".into(),
+                opacity: 1.0,
+                clips: vec![whole(&a, 0, 300, 0)],
+            });
+            let motion = match name {
+                "reverse" => Motion::Reverse,
+                "scrub-random" => Motion::Scrub { seeks: 100 },
+                _ => Motion::Forward,
+            };
+            (p, motion)
+        }
+        "4k-3tracks-cuts" => {
+            let a = clip(dir, "uhd-a-6s", 3840, 2160, 6.0)?;
+            let b = clip(dir, "uhd-b-6s", 3840, 2160, 6.0)?;
+            let mut p = Project::new(r30, 3840, 2160);
+            // bottom: A all along; middle: B in one-second cuts; top: A at half opacity
+            p.tracks.push(TrackDef {
+                name: "base".into(),
+                opacity: 1.0,
+                clips: vec![whole(&a, 0, 180, 0)],
+            });
+            p.tracks.push(TrackDef {
+                name: "cuts".into(),
+                opacity: 1.0,
+                clips: (0..3).map(|i| whole(&b, 60 * i + 30, 30, 30 * i)).collect(),
+            });
+            p.tracks.push(TrackDef {
+                name: "overlay".into(),
+                opacity: 0.5,
+                clips: vec![whole(&a, 120, 45, 0)],
+            });
+            (p, Motion::Forward)
+        }
+        other => {
+            bail!("unknown scene {other:?}: 1080p-1track, 4k-3tracks-cuts, scrub-random, reverse")
+        }
+    })
+}
+
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let (project, motion, name) = match &args.scene_file {
+        Some(f) => {
+            let json =
+                std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+            (
+                Project::from_json(&json)?,
+                Motion::Forward,
+                f.display().to_string(),
+            )
+        }
+        None => {
+            let (p, m) = built_in(&args.scene, &args.media_dir)?;
+            (p, m, args.scene.clone())
+        }
+    };
+    let mut options = EngineOptions {
+        registry: DecoderRegistry::new(),
+        ..EngineOptions::default()
+    };
+    if let Some(w) = args.workers {
+        options.workers = w;
+    }
+    options.quality.drop_late_frames = !args.hold;
+    let shown: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::default();
+    let sink = shown.clone();
+    let mut engine = PlaybackEngine::open(
+        &project,
+        options,
+        Arc::new(WallClock::new()),
+        move |f: PresentedFrame| {
+            if !f.repeated
+                && let Ok(mut v) = sink.lock()
+            {
+                v.push((f.timeline_frame, Instant::now()));
+            }
+        },
+    )?;
+    let duration = project.duration_frames();
+    let start = Instant::now();
+    let mut seek_ms = Vec::new();
+    match motion {
+        Motion::Forward | Motion::Reverse => {
+            if matches!(motion, Motion::Reverse) {
+                engine.seek_frame(duration - 1);
+                engine.set_rate(-1.0);
+            }
+            engine.play();
+            engine.resync();
+            while engine.playhead().state == PlayState::Playing {
+                engine.tick();
+            }
+        }
+        Motion::Scrub { seeks } => {
+            let mut state = 0x2545_f491_4f6c_dd1d_u64;
+            for _ in 0..seeks {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let target = state % duration;
+                let asked = Instant::now();
+                engine.seek_frame(target);
+                let deadline = asked + Duration::from_secs(5);
+                loop {
+                    engine.tick();
+                    let hit = shown
+                        .lock()
+                        .ok()
+                        .and_then(|v| v.last().copied())
+                        .filter(|&(f, at)| f == target && at >= asked);
+                    if let Some((_, at)) = hit {
+                        seek_ms.push((at - asked).as_secs_f64() * 1e3);
+                        break;
+                    }
+                    if Instant::now() > deadline {
+                        bail!("seek to frame {target} produced no frame in 5 s");
+                    }
+                }
+            }
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let m = engine.metrics();
+    let presented = shown.lock().map(|v| v.len()).unwrap_or(0);
+    let target_fps = project.frame_rate.as_f64();
+    let achieved = presented as f64 / elapsed;
+    let rss = peak_rss_bytes().unwrap_or(0);
+    let seek_p50 = percentile(&mut seek_ms.clone(), 0.5);
+    let seek_p95 = percentile(&mut seek_ms, 0.95);
+    if args.json {
+        let v = serde_json::json!({
+            "scene": name,
+            "output": format!("{}x{}", project.width, project.height),
+            "target_fps": target_fps,
+            "achieved_fps": achieved,
+            "ticks": m.ticks,
+            "presented": presented,
+            "dropped": m.dropped,
+            "held": m.held,
+            "skipped_ticks": m.skipped_ticks,
+            "tick_ms_p50": m.tick_ms_p50,
+            "tick_ms_p95": m.tick_ms_p95,
+            "tick_ms_p99": m.tick_ms_p99,
+            "seek_ms_p50": seek_p50,
+            "seek_ms_p95": seek_p95,
+            "cache_hit_rate": m.cache_hit_rate,
+            "decoded_frames": m.decoded,
+            "decode_fps": m.decoded as f64 / elapsed,
+            "decode_ms_p50": m.decode_ms_p50,
+            "peak_rss_bytes": rss,
+            "seconds": elapsed,
+        });
+        println!("{v}");
+    } else {
+        println!(
+            "scene          {name} ({}x{} @ {})",
+            project.width, project.height, project.frame_rate
+        );
+        println!(
+            "fps            {achieved:.2} achieved / {target_fps:.2} target over {elapsed:.2} s"
+        );
+        println!(
+            "frames         {presented} presented, {} dropped, {} held, {} ticks skipped",
+            m.dropped, m.held, m.skipped_ticks
+        );
+        println!(
+            "tick ms        p50 {:.3}  p95 {:.3}  p99 {:.3}",
+            m.tick_ms_p50, m.tick_ms_p95, m.tick_ms_p99
+        );
+        if !seek_ms.is_empty() {
+            println!(
+                "seek ms        p50 {seek_p50:.1}  p95 {seek_p95:.1} ({} seeks)",
+                seek_ms.len()
+            );
+        }
+        println!("cache hit rate {:.1}%", m.cache_hit_rate * 100.0);
+        println!(
+            "decode         {} frames, {:.1} frames/s, {:.2} ms median per frame",
+            m.decoded,
+            m.decoded as f64 / elapsed,
+            m.decode_ms_p50
+        );
+        println!("peak RSS       {:.1} MiB", rss as f64 / (1 << 20) as f64);
+    }
+    Ok(())
+}
