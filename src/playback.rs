@@ -17,7 +17,7 @@ use framelock_engine::media::{DecoderRegistry, MediaError, ProbeCache, probe};
 use framelock_engine::workers::DecodePool;
 use framelock_systems::{
     Composited, Decoders, FrameIndex, FrameSink, Metrics, MetricsSnapshot, PresentedFrame, Tick,
-    playback_schedule,
+    TimelineIndex, playback_schedule,
 };
 
 /// Why a project cannot be opened for playback.
@@ -188,6 +188,7 @@ impl PlaybackEngine {
         world.insert_resource(Metrics::default());
         world.insert_resource(FrameIndex::default());
         world.insert_resource(Composited::default());
+        world.insert_resource(TimelineIndex::default());
         world.insert_resource(FrameSink(Box::new(sink)));
         world.insert_resource(Decoders(DecodePool::new(
             options.workers,
@@ -232,6 +233,16 @@ impl PlaybackEngine {
     pub fn resync(&mut self) {
         self.epoch = self.clock.now();
         self.last_tick = None;
+    }
+
+    /// The ECS world: hosts may add their own components and read the engine's.
+    pub fn world(&self) -> &World {
+        &self.world
+    }
+
+    /// The ECS world, mutably (between ticks).
+    pub fn world_mut(&mut self) -> &mut World {
+        &mut self.world
     }
 
     /// The project's frame rate.

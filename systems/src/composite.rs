@@ -1,4 +1,4 @@
-//! `composite` — reads [`Playhead`], [`OutputFormat`], [`Tick`], [`Clip`], [`Track`],
+//! `composite` — reads [`Playhead`], [`OutputFormat`], [`Tick`], [`TimelineIndex`], [`Clip`],
 //! [`MediaAsset`], [`Frame`], [`FramePixels`], [`FrameIndex`]; writes [`CacheEntry`] (pins
 //! what is on screen), [`Composited`].
 //!
@@ -12,19 +12,20 @@ use std::sync::Arc;
 
 use bevy_ecs::prelude::*;
 use bumpalo::Bump;
-use framelock_components::{CacheEntry, Clip, MediaAsset, OutputFormat, Playhead, Track};
+use framelock_components::{CacheEntry, Clip, MediaAsset, OutputFormat, Playhead};
 use framelock_engine::media::{PixelFormat, YuvFrame};
 
-use crate::prefetch::visible_layers;
-use crate::{Composited, FrameIndex, FramePixels, LayerSource, PresentedFrame, Tick};
+use crate::{
+    Composited, FrameIndex, FramePixels, LayerSource, PresentedFrame, Tick, TimelineIndex,
+};
 
 /// The system.
 pub fn composite(
     playhead: Res<Playhead>,
     output: Res<OutputFormat>,
     tick: Res<Tick>,
+    timeline: Res<TimelineIndex>,
     clips: Query<&Clip>,
-    tracks: Query<&Track>,
     assets: Query<&MediaAsset>,
     pixels: Query<&FramePixels>,
     mut entries: Query<&mut CacheEntry>,
@@ -36,17 +37,13 @@ pub fn composite(
     arena.reset();
     composited.0 = None;
     let t = playhead.frame;
-    let opacity_of = |track: usize| {
-        tracks
-            .iter()
-            .find(|tr| tr.index == track)
-            .map_or(1.0, |tr| tr.opacity)
-    };
-    let mut sorted: Vec<(&Clip, f32)> = clips.iter().map(|c| (c, opacity_of(c.track))).collect();
-    sorted.sort_by_key(|(c, _)| (c.track, c.start));
-
+    let mut visible = Vec::new();
+    timeline.visible_at(t, &mut visible);
     let mut layers = bumpalo::collections::Vec::new_in(&arena);
-    for (clip, opacity) in visible_layers(&sorted, t) {
+    for &(clip_entity, opacity) in &visible {
+        let Ok(clip) = clips.get(clip_entity) else {
+            return;
+        };
         let Ok(asset) = assets.get(clip.asset) else {
             return;
         };
@@ -66,7 +63,7 @@ pub fn composite(
                 asset_id: asset.id,
                 source_frame: source,
             },
-            *opacity,
+            opacity,
             px.0.clone(),
         ));
     }

@@ -12,7 +12,7 @@ use bevy_ecs::prelude::*;
 use framelock_components::{CacheEntry, Frame, FrameState, MediaAsset, Playhead};
 use framelock_engine::workers::DecodeJob;
 
-use crate::{Decoders, FrameIndex, FramePixels, Metrics};
+use crate::{Decoders, FrameIndex, FramePixels, Metrics, Pending};
 
 /// The system.
 pub fn decode(
@@ -21,6 +21,7 @@ pub fn decode(
     pool: Res<Decoders>,
     assets: Query<&MediaAsset>,
     mut frames: Query<(Entity, &mut Frame, &mut CacheEntry)>,
+    pending: Query<Entity, With<Pending>>,
     mut index: ResMut<FrameIndex>,
     mut metrics: ResMut<Metrics>,
     mut seen_generation: Local<u64>,
@@ -61,8 +62,9 @@ pub fn decode(
         }
     }
 
-    let mut requested: Vec<(u64, Entity)> = frames
+    let mut requested: Vec<(u64, Entity)> = pending
         .iter()
+        .filter_map(|e| frames.get(e).ok())
         .filter(|(_, f, _)| f.state == FrameState::Requested && f.generation == playhead.generation)
         .map(|(e, f, _)| (f.priority, e))
         .collect();
@@ -88,6 +90,7 @@ pub fn decode(
             break; // queues full: the rest wait for the next tick
         }
         frame.state = FrameState::Decoding;
+        commands.entity(e).remove::<Pending>();
     }
     metrics.decode_queue_depth = pool.0.in_flight();
 }

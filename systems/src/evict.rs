@@ -19,7 +19,6 @@ pub fn evict(
     mut index: ResMut<FrameIndex>,
     mut metrics: ResMut<Metrics>,
 ) {
-    let mut held: Vec<(u64, usize, Entity, u64, u64)> = Vec::new();
     let mut total = 0usize;
     let mut count = 0usize;
     for (e, frame, entry) in &frames {
@@ -35,9 +34,17 @@ pub fn evict(
         }
         total += entry.bytes;
         count += 1;
-        held.push((entry.last_use, entry.bytes, e, frame.asset_id, frame.index));
     }
     if total > quality.memory_budget_bytes {
+        // Over budget (rare): least recently used first.
+        let mut held: Vec<(u64, usize, Entity, u64, u64)> = frames
+            .iter()
+            .filter(|(_, f, en)| {
+                matches!(f.state, FrameState::Ready | FrameState::Failed)
+                    && tick.index.saturating_sub(en.last_use) <= quality.keep_unused_ticks
+            })
+            .map(|(e, f, en)| (en.last_use, en.bytes, e, f.asset_id, f.index))
+            .collect();
         held.sort_unstable_by_key(|h| h.0);
         for (last_use, bytes, e, asset_id, source) in held {
             if total <= quality.memory_budget_bytes || last_use >= tick.index {

@@ -2,7 +2,7 @@
 //! components and resources it reads and writes, and [`playback_schedule`] that orders them.
 //!
 //! ```text
-//! Clock (advance_playhead) → SelectLod (lod_select) → Prefetch (prefetch)
+//! Clock (advance_playhead, index_timeline) → SelectLod (lod_select) → Prefetch (prefetch)
 //!   → Decode (decode: collect finished, dispatch new) → Composite (composite)
 //!   → Present (present) → Evict (evict) → Profile (profile)
 //! ```
@@ -20,6 +20,7 @@ mod prefetch;
 mod present;
 mod profile;
 mod resources;
+mod timeline_index;
 
 pub use advance_playhead::advance_playhead;
 pub use composite::composite;
@@ -31,8 +32,10 @@ pub use prefetch::prefetch;
 pub use present::present;
 pub use profile::profile;
 pub use resources::{
-    Composited, Decoders, FrameIndex, FramePixels, FrameSink, LayerSource, PresentedFrame, Tick,
+    Composited, Decoders, FrameIndex, FramePixels, FrameSink, LayerSource, Pending, PresentedFrame,
+    Tick,
 };
+pub use timeline_index::{TimelineIndex, TrackIndex, index_timeline};
 
 use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::{ScheduleBuildSettings, ScheduleLabel};
@@ -84,7 +87,7 @@ pub fn playback_schedule() -> Schedule {
             .chain(),
     );
     schedule.add_systems((
-        advance_playhead.in_set(PlaybackSet::Clock),
+        (advance_playhead, index_timeline).in_set(PlaybackSet::Clock),
         lod_select.in_set(PlaybackSet::SelectLod),
         prefetch.in_set(PlaybackSet::Prefetch),
         decode.in_set(PlaybackSet::Decode),
@@ -116,6 +119,7 @@ mod tests {
         world.insert_resource(Metrics::default());
         world.insert_resource(FrameIndex::default());
         world.insert_resource(Composited::default());
+        world.insert_resource(TimelineIndex::default());
         world.insert_resource(FrameSink(Box::new(|_| {})));
         world.insert_resource(Decoders(DecodePool::new(
             1,

@@ -1,5 +1,5 @@
 //! `prefetch` — reads [`Playhead`], [`OutputFormat`], [`QualitySettings`], [`Tick`], [`Clip`],
-//! [`Track`], [`MediaAsset`]; writes [`Frame`] and [`CacheEntry`] (spawns requests),
+//! [`TimelineIndex`], [`MediaAsset`]; writes [`Frame`] and [`CacheEntry`] (spawns requests),
 //! [`FrameIndex`].
 //!
 //! Requests the source frames the current tick and the next `prefetch_frames` ticks will show,
@@ -14,26 +14,7 @@ use framelock_components::{
     QualitySettings,
 };
 
-use crate::{FrameIndex, Tick};
-
-/// The visible layers at timeline frame `t`: (clip, its track's opacity), bottom first,
-/// starting at the topmost opaque one.
-pub(crate) fn visible_layers<'a>(
-    clips: &'a [(&'a Clip, f32)],
-    t: u64,
-) -> impl Iterator<Item = &'a (&'a Clip, f32)> + 'a {
-    // `clips` is sorted by track, bottom first.
-    let covering: Vec<usize> = (0..clips.len()).filter(|&i| clips[i].0.covers(t)).collect();
-    let first = covering
-        .iter()
-        .rposition(|&i| clips[i].1 >= 1.0)
-        .unwrap_or(0);
-    covering
-        .into_iter()
-        .skip(first)
-        .map(move |i| &clips[i])
-        .filter(|(_, opacity)| *opacity > 0.0)
-}
+use crate::{FrameIndex, Tick, TimelineIndex};
 
 /// The system.
 pub fn prefetch(
@@ -42,23 +23,15 @@ pub fn prefetch(
     output: Res<OutputFormat>,
     quality: Res<QualitySettings>,
     tick: Res<Tick>,
+    timeline: Res<TimelineIndex>,
     clips: Query<&Clip>,
-    tracks: Query<&framelock_components::Track>,
     assets: Query<&MediaAsset>,
     mut frames: Query<(&mut Frame, &mut CacheEntry)>,
     mut index: ResMut<FrameIndex>,
     mut metrics: ResMut<crate::Metrics>,
     mut last_counted: Local<Option<(u64, u64)>>,
 ) {
-    let opacity_of = |track: usize| {
-        tracks
-            .iter()
-            .find(|t| t.index == track)
-            .map_or(1.0, |t| t.opacity)
-    };
-    let mut sorted: Vec<(&Clip, f32)> = clips.iter().map(|c| (c, opacity_of(c.track))).collect();
-    sorted.sort_by_key(|(c, _)| (c.track, c.start));
-
+    let mut layers = Vec::new();
     let window = if playhead.state == PlayState::Playing {
         quality.prefetch_frames
     } else {
@@ -74,7 +47,11 @@ pub fn prefetch(
         if t < 0 || t >= playhead.duration as i64 {
             break;
         }
-        for (clip, _) in visible_layers(&sorted, t as u64) {
+        timeline.visible_at(t as u64, &mut layers);
+        for &(clip_entity, _) in &layers {
+            let Ok(clip) = clips.get(clip_entity) else {
+                continue;
+            };
             let Ok(asset) = assets.get(clip.asset) else {
                 continue;
             };
@@ -108,6 +85,7 @@ pub fn prefetch(
                             // Its job may have been dropped as stale: ask again.
                             frame.generation = playhead.generation;
                             frame.state = FrameState::Requested;
+                            commands.entity(e).insert(crate::Pending);
                         }
                     }
                 }
@@ -127,6 +105,7 @@ pub fn prefetch(
                                 last_use: tick.index,
                                 pinned: false,
                             },
+                            crate::Pending,
                         ))
                         .id();
                     index.0.insert((asset.id, source), e);

@@ -70,3 +70,8 @@ impl std::fmt::Debug for FrameSink {
         f.write_str("FrameSink")
     }
 }
+
+/// Marks a `Frame` in `Requested` state that is not yet handed to a worker, so the decode
+/// system visits only those (not every frame in memory) each tick.
+#[derive(Component, Clone, Copy, Debug, Default)]
+pub struct Pending;

@@ -1,0 +1,153 @@
+//! Playback engine benchmarks: the schedule's overhead per tick with 10 000 entities, and
+//! loading a 10-hour project whose probes are cached.
+
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "tests and benches fail loudly"
+)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use framelock::components::{CacheEntry, Frame, FrameState};
+use framelock::{
+    ClipDef, DecoderRegistry, EngineOptions, GenerateOptions, PlaybackEngine, ProbeCache, Project,
+    Rational, TrackDef, VirtualClock, generate_test_clip,
+};
+
+fn small_clip(dir: &Path, name: &str, seconds: f64) -> PathBuf {
+    let path = dir.join(name);
+    if !path.exists() {
+        std::fs::create_dir_all(dir).unwrap();
+        let mut o = GenerateOptions::new(64, 36, Rational::integer(30), seconds);
+        o.rate = Some(framelock::RateControl::ConstantQp(40));
+        generate_test_clip(&path, &o, |_, _| {}).unwrap();
+    }
+    path
+}
+
+fn bench_dir() -> PathBuf {
+    std::env::temp_dir().join("framelock-bench-playback")
+}
+
+fn options() -> EngineOptions {
+    EngineOptions {
+        registry: DecoderRegistry::openh264_only(),
+        workers: 2,
+        ..EngineOptions::default()
+    }
+}
+
+/// 10 tracks x 100 clips (1 000 entities) and 9 000 decoded-frame entities: one tick's
+/// schedule overhead (paused, steady state: no decoding). Goal: < 50 us.
+fn tick_overhead(c: &mut Criterion) {
+    let media = small_clip(&bench_dir(), "10s.mp4", 10.0);
+    let mut p = Project::new(Rational::integer(30), 64, 36);
+    for t in 0..10 {
+        p.tracks.push(TrackDef {
+            name: format!("v{t}"),
+            opacity: 1.0,
+            clips: (0..100)
+                .map(|i| ClipDef {
+                    media: media.clone(),
+                    start: i * 3,
+                    duration: 3,
+                    source_in: (i * 7 + t) % 290,
+                    enabled: true,
+                })
+                .collect(),
+        });
+    }
+    let mut engine =
+        PlaybackEngine::open(&p, options(), Arc::new(VirtualClock::new()), |_| {}).unwrap();
+    let asset = engine
+        .world_mut()
+        .query::<bevy_ecs::entity::Entity>()
+        .iter(engine.world())
+        .next()
+        .unwrap();
+    for i in 0..9_000u64 {
+        engine.world_mut().spawn((
+            Frame {
+                asset,
+                asset_id: 1_000 + i / 300,
+                index: i % 300,
+                state: FrameState::Ready,
+                generation: 0,
+                priority: 0,
+            },
+            CacheEntry {
+                bytes: 64 * 36 * 3 / 2,
+                last_use: u64::MAX / 2,
+                pinned: false,
+            },
+        ));
+    }
+    let entities = engine.world().entities().count_spawned();
+    assert!(entities >= 10_000, "{entities} entities");
+    for _ in 0..5 {
+        engine.tick();
+        engine.wait_decodes(std::time::Duration::from_secs(10));
+    }
+    c.bench_function("tick/10k-entities-paused", |b| b.iter(|| engine.tick()));
+}
+
+/// A 10-hour project (3 000 clips of 12 s over 100 files on 4 tracks), probes cached: parse
+/// the JSON and build the world. Goal: < 200 ms.
+fn project_load(c: &mut Criterion) {
+    let dir = bench_dir();
+    let source = small_clip(&dir, "6min.mp4", 360.0);
+    let mut files = Vec::new();
+    for i in 0..100 {
+        let f = dir.join(format!("file{i:03}.mp4"));
+        if !f.exists() {
+            std::fs::copy(&source, &f).unwrap();
+        }
+        files.push(f);
+    }
+    let mut p = Project::new(Rational::integer(30), 1920, 1080);
+    for t in 0..4u64 {
+        p.tracks.push(TrackDef {
+            name: format!("v{t}"),
+            opacity: 1.0,
+            clips: (0..750u64)
+                .map(|i| ClipDef {
+                    media: files[((i + t * 750) % 100) as usize].clone(),
+                    start: i * 360,
+                    duration: 360,
+                    source_in: (i % 30) * 360,
+                    enabled: true,
+                })
+                .collect(),
+        });
+    }
+    assert_eq!(p.duration_frames(), 750 * 360); // 2.5 h per track, 10 h of clips in all
+    let json = p.to_json();
+    let cache = ProbeCache::new(dir.join("probe-cache")).unwrap();
+    let load = || {
+        let project = Project::from_json(&json).unwrap();
+        PlaybackEngine::open(
+            &project,
+            EngineOptions {
+                probe_cache: Some(cache.clone()),
+                ..options()
+            },
+            Arc::new(VirtualClock::new()),
+            |_| {},
+        )
+        .unwrap()
+    };
+    drop(load()); // warms the probe cache
+    c.bench_function("project-load/10h-3000-clips-100-files-cached", |b| {
+        b.iter(load)
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20);
+    targets = tick_overhead, project_load
+}
+criterion_main!(benches);
