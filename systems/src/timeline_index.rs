@@ -46,12 +46,15 @@ impl TimelineIndex {
     }
 }
 
+/// Clips or tracks added or changed since the system last ran.
+type TimelineChanged = Or<(Changed<Clip>, Changed<Track>)>;
+
 /// The system.
 pub fn index_timeline(
     mut index: ResMut<TimelineIndex>,
     clips: Query<(Entity, &Clip)>,
     tracks: Query<&Track>,
-    changed: Query<(), Or<(Changed<Clip>, Changed<Track>)>>,
+    changed: Query<(), TimelineChanged>,
     mut removed_clips: RemovedComponents<Clip>,
     mut built: Local<bool>,
 ) {

@@ -142,3 +142,59 @@ fn errors_are_clear_and_exit_non_zero() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("even"));
     assert!(!dir.path().join("x.mp4").exists());
 }
+
+#[test]
+fn bench_plays_a_scene_file_end_to_end() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let clip = dir.path().join("c.mp4");
+    let out = framelock()
+        .args(["gen-media"])
+        .arg(&clip)
+        .args(["--size", "160x90", "--seconds", "1"])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let scene = dir.path().join("scene.json");
+    let project = serde_json::json!({
+        "version": 1,
+        "frame_rate": {"num": 30, "den": 1},
+        "width": 160,
+        "height": 90,
+        "tracks": [{"clips": [{"media": clip, "start": 0, "duration": 30}]}]
+    });
+    std::fs::write(&scene, project.to_string()).expect("write");
+    let out = framelock()
+        .args(["bench", "--scene-file"])
+        .arg(&scene)
+        .arg("--json")
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["target_fps"], 30.0);
+    let presented = v["presented"].as_u64().expect("presented");
+    let dropped = v["dropped"].as_u64().expect("dropped");
+    assert!(presented >= 1 && presented + dropped >= 30, "{v}");
+    assert!(v["peak_rss_bytes"].as_u64().expect("rss") > 0);
+
+    // a scene file with an overlap is refused with the reason
+    let bad = serde_json::json!({
+        "version": 1, "frame_rate": {"num": 30, "den": 1}, "width": 160, "height": 90,
+        "tracks": [{"clips": [
+            {"media": clip, "start": 0, "duration": 20},
+            {"media": clip, "start": 10, "duration": 20}
+        ]}]
+    });
+    std::fs::write(&scene, bad.to_string()).expect("write");
+    let out = framelock()
+        .args(["bench", "--scene-file"])
+        .arg(&scene)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("overlap"));
+}
