@@ -294,6 +294,11 @@ impl PlaybackEngine {
         self.seek_frame(self.pacer.tick_at(t));
     }
 
+    /// Replaces the frame sink.
+    pub fn set_frame_sink(&mut self, sink: impl FnMut(PresentedFrame) + Send + Sync + 'static) {
+        self.world.insert_resource(FrameSink(Box::new(sink)));
+    }
+
     /// Decode jobs queued or running.
     pub fn decodes_in_flight(&self) -> usize {
         self.world.resource::<Decoders>().0.in_flight()

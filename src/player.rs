@@ -13,7 +13,8 @@ use framelock_systems::{MetricsSnapshot, PresentedFrame};
 
 use crate::playback::{EngineOptions, PlaybackEngine, PlayerError};
 
-#[derive(Clone, Copy, Debug)]
+type Sink = Box<dyn FnMut(PresentedFrame) + Send + Sync>;
+
 enum Command {
     Play,
     Pause,
@@ -21,6 +22,7 @@ enum Command {
     SeekFrame(u64),
     Scrub(f64),
     Rate(f64),
+    Sink(Sink),
     Stop,
 }
 
@@ -106,6 +108,11 @@ impl Player {
         self.send(Command::Rate(rate));
     }
 
+    /// Replaces the frame sink (from the next tick on).
+    pub fn frame_sink(&self, sink: impl FnMut(PresentedFrame) + Send + Sync + 'static) {
+        self.send(Command::Sink(Box::new(sink)));
+    }
+
     /// The metrics as of the last tick.
     pub fn metrics(&self) -> MetricsSnapshot {
         self.shared
@@ -145,6 +152,7 @@ fn run(mut engine: PlaybackEngine, rx: &Receiver<Command>, shared: &Mutex<Shared
                 Command::SeekFrame(f) => engine.seek_frame(f),
                 Command::Scrub(s) => scrub = Some(s),
                 Command::Rate(r) => engine.set_rate(r),
+                Command::Sink(sink) => engine.set_frame_sink(sink),
                 Command::Stop => return,
             }
         }

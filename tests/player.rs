@@ -104,4 +104,13 @@ fn scrub_burst_ends_on_the_last_request_and_seek_is_exact() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(player.playhead().expect("published").frame, 77);
+
+    // a new sink receives the frames from then on
+    let (tx2, rx2) = sync_channel(64);
+    player.frame_sink(move |f| {
+        let _ = tx2.try_send(f);
+    });
+    player.seek_frame(5);
+    let f = wait_for(&rx2, 5);
+    assert_eq!(testcard::read_index(&f.picture), Some(25));
 }

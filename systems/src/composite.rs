@@ -33,7 +33,7 @@ pub fn composite(
     mut composited: ResMut<Composited>,
     mut arena: Local<Bump>,
 ) {
-    let _scope = puffin::profile_scope_custom!("composite");
+    puffin::profile_function!();
     arena.reset();
     composited.0 = None;
     let t = playhead.frame;

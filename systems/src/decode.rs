@@ -26,7 +26,7 @@ pub fn decode(
     mut metrics: ResMut<Metrics>,
     mut seen_generation: Local<u64>,
 ) {
-    let _scope = puffin::profile_scope_custom!("decode");
+    puffin::profile_function!();
     if *seen_generation != playhead.generation {
         *seen_generation = playhead.generation;
         pool.0.set_generation(playhead.generation);

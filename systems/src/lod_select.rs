@@ -9,6 +9,7 @@ use framelock_components::{Clip, Lod};
 
 /// The system.
 pub fn lod_select(mut clips: Query<&mut Lod, With<Clip>>) {
+    puffin::profile_function!();
     for mut lod in &mut clips {
         if *lod != Lod::Original {
             *lod = Lod::Original;

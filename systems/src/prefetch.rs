@@ -31,6 +31,7 @@ pub fn prefetch(
     mut metrics: ResMut<crate::Metrics>,
     mut last_counted: Local<Option<(u64, u64)>>,
 ) {
+    puffin::profile_function!();
     let mut layers = Vec::new();
     let window = if playhead.state == PlayState::Playing {
         quality.prefetch_frames

@@ -9,6 +9,7 @@ use crate::{Metrics, Tick};
 
 /// The system.
 pub fn profile(tick: Res<Tick>, mut metrics: ResMut<Metrics>) {
+    puffin::profile_function!();
     metrics.ticks += 1;
     metrics.skipped_ticks += tick.skipped;
     puffin::GlobalProfiler::lock().new_frame();
