@@ -8,8 +8,10 @@ pub use framelock_engine as engine;
 pub use framelock_systems as systems;
 
 pub use framelock_components::{
-    AudioStreamInfo, ChromaFormat, ClipDef, Codec, MediaInfo, PlayState, Playhead, Project,
-    ProjectError, QualitySettings, Rational, TrackDef, VideoStreamInfo,
+    AudioStreamInfo, AutoSwitchThresholds, ChromaFormat, ClipDef, Codec, EditMode, HasEffects,
+    MediaInfo, PlayState, Playhead, Project, ProjectError, Proxy, ProxyCodec, ProxyGeneration,
+    ProxyPriority, ProxyState, ProxyStrategy, QualitySettings, Rational, TrackDef, UseProxy,
+    VideoStreamInfo,
 };
 pub use framelock_engine::app::{Clock, VirtualClock, WallClock};
 pub use framelock_engine::media::{
@@ -17,8 +19,11 @@ pub use framelock_engine::media::{
     ProbeCache, RateControl, VideoReader, WriteError, YuvFrame, generate_test_clip,
     parallel_decode, probe, testcard,
 };
+pub use framelock_engine::proxy::{
+    JobId, ProxyError, ProxyJobStatus, ProxyManager, ProxyManagerOptions, ProxyProgress,
+};
 pub use framelock_systems::{LayerSource, MetricsSnapshot, PresentedFrame};
-pub use playback::{EngineOptions, PlaybackEngine, PlayerError};
+pub use playback::{EngineOptions, PlaybackEngine, PlayerError, ProxyOptions};
 pub use player::Player;
 
 /// The media layer, whole.

@@ -9,15 +9,16 @@ use std::time::{Duration, Instant};
 
 use bevy_ecs::prelude::*;
 use framelock_components::{
-    Clip, Lod, MediaAsset, OutputFormat, PlayState, Playhead, Project, ProjectError,
-    QualitySettings, Rational, Track,
+    Clip, Lod, MediaAsset, OutputFormat, PlayState, Playhead, Project, ProjectError, ProxyAssets,
+    ProxyStrategy, QualitySettings, Rational, Track, UseProxy,
 };
 use framelock_engine::app::{Clock, FramePacer, TickPlan};
 use framelock_engine::media::{DecoderRegistry, MediaError, ProbeCache, probe};
+use framelock_engine::proxy::{JobId, ProxyJobStatus, ProxyManager, ProxyManagerOptions};
 use framelock_engine::workers::DecodePool;
 use framelock_systems::{
-    Composited, Decoders, FrameIndex, FrameSink, Metrics, MetricsSnapshot, PresentedFrame, Tick,
-    TimelineIndex, playback_schedule,
+    AssetIds, Composited, DecodeLoad, Decoders, FrameIndex, FrameSink, Metrics, MetricsSnapshot,
+    PresentedFrame, ProxyService, Tick, TimelineIndex, playback_schedule,
 };
 
 /// Why a project cannot be opened for playback.
@@ -52,6 +53,37 @@ pub enum PlayerError {
     /// Nothing on the timeline.
     #[error("the project has no clips")]
     EmptyTimeline,
+    /// A proxy call on an engine opened without [`EngineOptions::proxies`].
+    #[error("proxies are not enabled (EngineOptions::proxies)")]
+    ProxiesDisabled,
+}
+
+/// Proxies for playback: the job manager (shared: hosts may keep a handle), the strategy, and
+/// whether opening a project queues the proxies its media need.
+#[derive(Clone, Debug)]
+pub struct ProxyOptions {
+    /// Jobs and workers.
+    pub manager: Arc<ProxyManager>,
+    /// What to make and when to use it.
+    pub strategy: ProxyStrategy,
+    /// Queue proxies at open for media above the strategy's lowest switch threshold.
+    pub auto_generate: bool,
+}
+
+impl ProxyOptions {
+    /// Proxies in `dir` with the default strategy and workers, generated at open.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self::with_manager(ProxyManager::new(ProxyManagerOptions::new(dir)))
+    }
+
+    /// Proxies made by `manager`, default strategy, generated at open.
+    pub fn with_manager(manager: ProxyManager) -> Self {
+        Self {
+            manager: Arc::new(manager),
+            strategy: ProxyStrategy::default(),
+            auto_generate: true,
+        }
+    }
 }
 
 /// How to run playback.
@@ -67,6 +99,8 @@ pub struct EngineOptions {
     pub quality: QualitySettings,
     /// Where probe results are cached between loads (`None`: probe every file on open).
     pub probe_cache: Option<ProbeCache>,
+    /// Proxy generation and switching (`None`: originals only).
+    pub proxies: Option<ProxyOptions>,
 }
 
 impl Default for EngineOptions {
@@ -77,6 +111,7 @@ impl Default for EngineOptions {
             queue_per_worker: 8,
             quality: QualitySettings::default(),
             probe_cache: None,
+            proxies: None,
         }
     }
 }
@@ -144,11 +179,14 @@ impl PlaybackEngine {
                         let rate = info.video.frame_rate;
                         let id = assets.len() as u64;
                         let e = world
-                            .spawn(MediaAsset {
-                                id,
-                                path: clip.media.clone(),
-                                info,
-                            })
+                            .spawn((
+                                MediaAsset {
+                                    id,
+                                    path: clip.media.clone(),
+                                    info,
+                                },
+                                ProxyAssets::default(),
+                            ))
                             .id();
                         assets.insert(clip.media.clone(), (e, frames, rate));
                         (e, frames, rate)
@@ -176,6 +214,31 @@ impl PlaybackEngine {
                 }
                 world.spawn((component, Lod::Original));
             }
+        }
+        world.insert_resource(AssetIds {
+            next: assets.len() as u64,
+        });
+        world.insert_resource(DecodeLoad::default());
+        if let Some(proxies) = &options.proxies {
+            let mut sources = std::collections::HashMap::new();
+            for (path, &(entity, _, _)) in &assets {
+                let absolute = framelock_engine::proxy::files::absolute(path);
+                if proxies.auto_generate
+                    && let Some(asset) = world.get::<MediaAsset>(entity)
+                {
+                    proxies.manager.submit_for(
+                        &absolute,
+                        asset.info.video.height,
+                        &proxies.strategy,
+                    );
+                }
+                sources.insert(absolute, entity);
+            }
+            world.insert_resource(ProxyService {
+                manager: proxies.manager.clone(),
+                strategy: proxies.strategy.clone(),
+                sources,
+            });
         }
         world.insert_resource(Playhead::new(duration));
         world.insert_resource(OutputFormat {
@@ -312,6 +375,59 @@ impl PlaybackEngine {
     /// Blocks until the decode workers are idle (tests, offline render; never in a tick).
     pub fn wait_decodes(&self, timeout: Duration) -> bool {
         self.world.resource::<Decoders>().0.wait_idle(timeout)
+    }
+
+    /// Queues the strategy's proxy resolutions (those below each file's height, whatever the
+    /// switch thresholds) for `files`; proxies already fresh on disk are ready at once. Files
+    /// of this project are picked up by playback as soon as their proxies are ready.
+    pub fn generate_proxies(&self, files: &[PathBuf]) -> Result<Vec<JobId>, PlayerError> {
+        let service = self
+            .world
+            .get_resource::<ProxyService>()
+            .ok_or(PlayerError::ProxiesDisabled)?;
+        let mut ids = Vec::new();
+        for file in files {
+            let absolute = framelock_engine::proxy::files::absolute(file);
+            let height = match service
+                .sources
+                .get(&absolute)
+                .and_then(|&e| self.world.get::<MediaAsset>(e))
+            {
+                Some(asset) => asset.info.video.height,
+                None => {
+                    probe(file, &DecoderRegistry::new())
+                        .map_err(|source| PlayerError::Media {
+                            path: file.clone(),
+                            source,
+                        })?
+                        .video
+                        .height
+                }
+            };
+            ids.extend(service.manager.submit_below(
+                &absolute,
+                height,
+                &service.strategy.generation,
+            ));
+        }
+        Ok(ids)
+    }
+
+    /// Every proxy job, by id (empty without proxies).
+    pub fn proxy_status(&self) -> Vec<ProxyJobStatus> {
+        self.proxy_manager().map(|m| m.status()).unwrap_or_default()
+    }
+
+    /// The proxy manager, when proxies are enabled.
+    pub fn proxy_manager(&self) -> Option<Arc<ProxyManager>> {
+        self.world
+            .get_resource::<ProxyService>()
+            .map(|s| s.manager.clone())
+    }
+
+    /// Whether clips play from proxies (`auto`: by mode thresholds and measured load).
+    pub fn set_use_proxy(&mut self, use_proxy: UseProxy) {
+        self.world.resource_mut::<QualitySettings>().use_proxy = use_proxy;
     }
 
     /// Frames in memory (all states).

@@ -7,8 +7,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use framelock_components::{Playhead, Project};
+use framelock_components::{Playhead, Project, ProxyStrategy, UseProxy};
 use framelock_engine::app::WallClock;
+use framelock_engine::proxy::{JobId, ProxyJobStatus, ProxyManager, ProxyProgress};
 use framelock_systems::{MetricsSnapshot, PresentedFrame};
 
 use crate::playback::{EngineOptions, PlaybackEngine, PlayerError};
@@ -23,6 +24,7 @@ enum Command {
     Scrub(f64),
     Rate(f64),
     Sink(Sink),
+    UseProxy(UseProxy),
     Stop,
 }
 
@@ -38,6 +40,7 @@ struct Shared {
 pub struct Player {
     commands: Sender<Command>,
     shared: Arc<Mutex<Shared>>,
+    proxies: Option<(Arc<ProxyManager>, ProxyStrategy)>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -49,7 +52,9 @@ impl Player {
         options: EngineOptions,
         sink: impl FnMut(PresentedFrame) + Send + Sync + 'static,
     ) -> Result<Self, PlayerError> {
+        let strategy = options.proxies.as_ref().map(|p| p.strategy.clone());
         let engine = PlaybackEngine::open(project, options, Arc::new(WallClock::new()), sink)?;
+        let proxies = engine.proxy_manager().zip(strategy);
         let (commands, rx) = crossbeam_channel::bounded(1024);
         let shared = Arc::new(Mutex::new(Shared::default()));
         let thread_shared = shared.clone();
@@ -66,6 +71,7 @@ impl Player {
         Ok(Self {
             commands,
             shared,
+            proxies,
             thread: Some(thread),
         })
     }
@@ -113,6 +119,53 @@ impl Player {
         self.send(Command::Sink(Box::new(sink)));
     }
 
+    /// Whether clips play from proxies (from the next tick on).
+    pub fn set_use_proxy(&self, use_proxy: UseProxy) {
+        self.send(Command::UseProxy(use_proxy));
+    }
+
+    /// Queues the strategy's proxy resolutions below each file's height for `files` (probing
+    /// them on the calling thread); playback picks each proxy up when it is ready.
+    pub fn generate_proxies(
+        &self,
+        files: &[std::path::PathBuf],
+    ) -> Result<Vec<JobId>, PlayerError> {
+        let (manager, strategy) = self.proxies.as_ref().ok_or(PlayerError::ProxiesDisabled)?;
+        let registry = framelock_engine::media::DecoderRegistry::new();
+        let mut ids = Vec::new();
+        for file in files {
+            let info = framelock_engine::media::probe(file, &registry).map_err(|source| {
+                PlayerError::Media {
+                    path: file.clone(),
+                    source,
+                }
+            })?;
+            ids.extend(manager.submit_below(file, info.video.height, &strategy.generation));
+        }
+        Ok(ids)
+    }
+
+    /// Every proxy job (empty without proxies).
+    pub fn proxy_status(&self) -> Vec<ProxyJobStatus> {
+        self.proxies
+            .as_ref()
+            .map(|(m, _)| m.status())
+            .unwrap_or_default()
+    }
+
+    /// All proxy jobs together.
+    pub fn proxy_progress(&self) -> ProxyProgress {
+        self.proxies
+            .as_ref()
+            .map(|(m, _)| m.progress())
+            .unwrap_or_default()
+    }
+
+    /// Cancels one proxy job; returns whether it was active.
+    pub fn cancel_proxy(&self, id: JobId) -> bool {
+        self.proxies.as_ref().is_some_and(|(m, _)| m.cancel(id))
+    }
+
     /// The metrics as of the last tick.
     pub fn metrics(&self) -> MetricsSnapshot {
         self.shared
@@ -153,6 +206,7 @@ fn run(mut engine: PlaybackEngine, rx: &Receiver<Command>, shared: &Mutex<Shared
                 Command::Scrub(s) => scrub = Some(s),
                 Command::Rate(r) => engine.set_rate(r),
                 Command::Sink(sink) => engine.set_frame_sink(sink),
+                Command::UseProxy(u) => engine.set_use_proxy(u),
                 Command::Stop => return,
             }
         }

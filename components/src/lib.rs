@@ -6,6 +6,7 @@
 mod media;
 mod playback;
 mod project;
+mod proxy;
 mod rational;
 
 pub use media::{AudioStreamInfo, ChromaFormat, Codec, MediaInfo, VideoStreamInfo};
@@ -14,4 +15,8 @@ pub use playback::{
     QualitySettings, Track,
 };
 pub use project::{ClipDef, PROJECT_VERSION, Project, ProjectError, TrackDef};
+pub use proxy::{
+    AutoSwitchThresholds, EditMode, HasEffects, Proxy, ProxyAssets, ProxyCodec, ProxyGeneration,
+    ProxyPriority, ProxyState, ProxyStrategy, UseProxy,
+};
 pub use rational::Rational;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use bevy_ecs::prelude::{Component, Entity, Resource};
 
-use crate::{MediaInfo, Rational};
+use crate::{MediaInfo, Rational, UseProxy};
 
 /// A media file the project uses (one entity per distinct file).
 #[derive(Component, Clone, Debug)]
@@ -64,12 +64,29 @@ impl Clip {
     }
 }
 
-/// The level of detail a clip is decoded at.
+/// The level of detail a clip is decoded at (`lod_select` writes it every tick).
 #[derive(Component, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Lod {
     /// The original media.
     #[default]
     Original,
+    /// A proxy of it: frame N of the proxy asset is frame N of the original.
+    Proxy {
+        /// The proxy's asset entity.
+        asset: Entity,
+        /// Its picture height.
+        height: u32,
+    },
+}
+
+impl Lod {
+    /// The asset entity to decode for `clip` at this level.
+    pub fn asset(self, clip: &Clip) -> Entity {
+        match self {
+            Self::Original => clip.asset,
+            Self::Proxy { asset, .. } => asset,
+        }
+    }
 }
 
 /// Where a frame is in its life.
@@ -193,6 +210,8 @@ pub struct QualitySettings {
     /// Frames not wanted for this many ticks are freed even under budget (frames behind the
     /// playhead; a short reverse scrub still finds them).
     pub keep_unused_ticks: u64,
+    /// Whether clips play from proxies.
+    pub use_proxy: UseProxy,
 }
 
 impl Default for QualitySettings {
@@ -202,6 +221,7 @@ impl Default for QualitySettings {
             prefetch_frames: 12,
             memory_budget_bytes: 1 << 30,
             keep_unused_ticks: 30,
+            use_proxy: UseProxy::Auto,
         }
     }
 }

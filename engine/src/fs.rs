@@ -39,6 +39,11 @@ impl AtomicFile {
         &self.dest
     }
 
+    /// Where the bytes are until [`AtomicFile::commit`] (for verifying them before).
+    pub fn temp_path(&self) -> &Path {
+        self.temp.path()
+    }
+
     /// The open temporary file, for writers that need `Write + Seek`.
     pub fn file_mut(&mut self) -> &mut std::fs::File {
         self.temp.as_file_mut()

@@ -4,11 +4,15 @@
 //! |---------|---------------|
 //! | [`media`] | MP4 demux and probe, the [`media::Decoder`] trait and its registry (openh264, optional libav), random-access [`media::VideoReader`], YUV frames and conversion, H.264 encode + MP4 mux, generated test media |
 //! | [`fs`]  | atomic file writes (temp file + rename) |
+//! | [`proxy`] | proxy files: naming + manifest, the decode → scale → encode pipeline, the job queue |
+//! | [`app`] | clocks and the frame pacer |
+//! | [`workers`] | the decode worker pool |
 //!
-//! Later issues add `app` (world, schedule, clock), `proxy`, `cache`, `memory`, `gpu`,
+//! Later issues add `cache`, `memory`, `gpu`,
 //! `render` and `profile` beside these, as `ARCHITECTURE.md` lays out.
 
 pub mod app;
 pub mod fs;
 pub mod media;
+pub mod proxy;
 pub mod workers;

@@ -268,3 +268,41 @@ impl Worker {
         frame
     }
 }
+
+/// Lowers the calling thread's scheduling priority (nice +10 on Linux) so background work
+/// (proxy generation) yields the CPU to playback's decode workers and loop. Elsewhere a no-op.
+/// Returns the thread's nice value afterwards, when known.
+pub fn lower_thread_priority() -> Option<i32> {
+    #[cfg(target_os = "linux")]
+    {
+        // On Linux the nice value is per thread; `who = 0` is the calling thread.
+        // SAFETY: setpriority/getpriority take plain integers and touch no memory of ours.
+        unsafe {
+            let _ = libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+            Some(libc::getpriority(libc::PRIO_PROCESS, 0))
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
+}
+
+#[cfg(test)]
+mod priority_tests {
+    #[test]
+    fn background_threads_run_nicer_than_the_caller() {
+        let nice = std::thread::spawn(super::lower_thread_priority)
+            .join()
+            .ok()
+            .flatten();
+        if cfg!(target_os = "linux") {
+            assert_eq!(nice, Some(10));
+            // The caller's thread is untouched.
+            let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+            let after_comm = stat.rsplit(')').next().unwrap_or("");
+            let nice_field = after_comm.split_whitespace().nth(16);
+            assert_eq!(nice_field, Some("0"));
+        }
+    }
+}

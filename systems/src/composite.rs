@@ -1,5 +1,5 @@
 //! `composite` — reads [`Playhead`], [`OutputFormat`], [`Tick`], [`TimelineIndex`], [`Clip`],
-//! [`MediaAsset`], [`Frame`], [`FramePixels`], [`FrameIndex`]; writes [`CacheEntry`] (pins
+//! [`Lod`], [`MediaAsset`], [`ProxyAssets`], [`Frame`], [`FramePixels`], [`FrameIndex`]; writes [`CacheEntry`] (pins
 //! what is on screen), [`Composited`].
 //!
 //! CPU path: stacks the visible layers at the playhead, bottom first, each scaled to the output
@@ -12,9 +12,12 @@ use std::sync::Arc;
 
 use bevy_ecs::prelude::*;
 use bumpalo::Bump;
-use framelock_components::{CacheEntry, Clip, MediaAsset, OutputFormat, Playhead};
+use framelock_components::{CacheEntry, Clip, Lod, OutputFormat, Playhead};
+#[cfg(doc)]
+use framelock_components::{MediaAsset, ProxyAssets};
 use framelock_engine::media::{PixelFormat, YuvFrame};
 
+use crate::layers::{AssetQuery, candidates};
 use crate::{
     Composited, FrameIndex, FramePixels, LayerSource, PresentedFrame, Tick, TimelineIndex,
 };
@@ -25,8 +28,8 @@ pub fn composite(
     output: Res<OutputFormat>,
     tick: Res<Tick>,
     timeline: Res<TimelineIndex>,
-    clips: Query<&Clip>,
-    assets: Query<&MediaAsset>,
+    clips: Query<(&Clip, &Lod)>,
+    assets: AssetQuery,
     pixels: Query<&FramePixels>,
     mut entries: Query<&mut CacheEntry>,
     index: Res<FrameIndex>,
@@ -40,18 +43,18 @@ pub fn composite(
     let mut visible = Vec::new();
     timeline.visible_at(t, &mut visible);
     let mut layers = bumpalo::collections::Vec::new_in(&arena);
+    let mut sources = Vec::new();
     for &(clip_entity, opacity) in &visible {
-        let Ok(clip) = clips.get(clip_entity) else {
+        let Ok((clip, lod)) = clips.get(clip_entity) else {
             return;
         };
-        let Ok(asset) = assets.get(clip.asset) else {
-            return;
-        };
+        candidates(clip, *lod, &assets, &mut sources);
         let source = clip.source_frame(t, output.frame_rate);
-        let Some(&e) = index.0.get(&(asset.id, source)) else {
-            return; // not even requested yet
-        };
-        let Ok(px) = pixels.get(e) else {
+        let found = sources.iter().find_map(|&(_, id, _)| {
+            let &e = index.0.get(&(id, source))?;
+            Some((e, id, pixels.get(e).ok()?))
+        });
+        let Some((e, asset_id, px)) = found else {
             return; // still decoding: no output this tick
         };
         if let Ok(mut entry) = entries.get_mut(e) {
@@ -60,7 +63,7 @@ pub fn composite(
         layers.push((
             LayerSource {
                 track: clip.track,
-                asset_id: asset.id,
+                asset_id,
                 source_frame: source,
             },
             opacity,

@@ -1,5 +1,5 @@
 //! `decode` — reads [`Playhead`], [`MediaAsset`]; writes [`Frame`], [`FramePixels`],
-//! [`CacheEntry`], [`FrameIndex`], [`Metrics`]; owns the [`Decoders`] pool's traffic.
+//! [`CacheEntry`], [`FrameIndex`], [`Metrics`], [`DecodeLoad`]; owns the [`Decoders`] pool's traffic.
 //!
 //! Only dispatches and collects — never waits on a decoder: finished jobs are drained with
 //! `try_recv`, new ones queued with `try_send` (a full queue leaves the request for the next
@@ -12,7 +12,7 @@ use bevy_ecs::prelude::*;
 use framelock_components::{CacheEntry, Frame, FrameState, MediaAsset, Playhead};
 use framelock_engine::workers::DecodeJob;
 
-use crate::{Decoders, FrameIndex, FramePixels, Metrics, Pending};
+use crate::{DecodeLoad, Decoders, FrameIndex, FramePixels, Metrics, Pending};
 
 /// The system.
 pub fn decode(
@@ -24,6 +24,7 @@ pub fn decode(
     pending: Query<Entity, With<Pending>>,
     mut index: ResMut<FrameIndex>,
     mut metrics: ResMut<Metrics>,
+    mut load: ResMut<DecodeLoad>,
     mut seen_generation: Local<u64>,
 ) {
     puffin::profile_function!();
@@ -51,6 +52,7 @@ pub fn decode(
         match done.result {
             Ok(picture) => {
                 metrics.record_decode(done.decode_time);
+                load.record(done.asset_id, done.decode_time.as_secs_f64());
                 entry.bytes = picture.size_bytes();
                 frame.state = FrameState::Ready;
                 commands.entity(e).insert(FramePixels(picture));

@@ -2,7 +2,7 @@
 //! components and resources it reads and writes, and [`playback_schedule`] that orders them.
 //!
 //! ```text
-//! Clock (advance_playhead, index_timeline) → SelectLod (lod_select) → Prefetch (prefetch)
+//! Clock (advance_playhead, index_timeline) → SelectLod (proxy_sync, lod_select) → Prefetch (prefetch)
 //!   → Decode (decode: collect finished, dispatch new) → Composite (composite)
 //!   → Present (present) → Evict (evict) → Profile (profile)
 //! ```
@@ -14,11 +14,13 @@ mod advance_playhead;
 mod composite;
 mod decode;
 mod evict;
+mod layers;
 mod lod_select;
 mod metrics;
 mod prefetch;
 mod present;
 mod profile;
+mod proxy_sync;
 mod resources;
 mod timeline_index;
 
@@ -31,9 +33,10 @@ pub use metrics::{Metrics, MetricsSnapshot};
 pub use prefetch::prefetch;
 pub use present::present;
 pub use profile::profile;
+pub use proxy_sync::proxy_sync;
 pub use resources::{
-    Composited, Decoders, FrameIndex, FramePixels, FrameSink, LayerSource, Pending, PresentedFrame,
-    Tick,
+    AssetIds, Composited, DecodeLoad, Decoders, FrameIndex, FramePixels, FrameSink, LayerSource,
+    Pending, PresentedFrame, ProxyService, Tick,
 };
 pub use timeline_index::{TimelineIndex, TrackIndex, index_timeline};
 
@@ -45,7 +48,7 @@ use bevy_ecs::schedule::{ScheduleBuildSettings, ScheduleLabel};
 pub enum PlaybackSet {
     /// Moves the playhead by the play rate (and by skipped ticks).
     Clock,
-    /// Chooses each clip's level of detail.
+    /// Mirrors proxy jobs into the world, then chooses each clip's level of detail.
     SelectLod,
     /// Requests the frames the next ticks will need.
     Prefetch,
@@ -88,7 +91,9 @@ pub fn playback_schedule() -> Schedule {
     );
     schedule.add_systems((
         (advance_playhead, index_timeline).in_set(PlaybackSet::Clock),
-        lod_select.in_set(PlaybackSet::SelectLod),
+        (proxy_sync, lod_select)
+            .chain()
+            .in_set(PlaybackSet::SelectLod),
         prefetch.in_set(PlaybackSet::Prefetch),
         decode.in_set(PlaybackSet::Decode),
         composite.in_set(PlaybackSet::Composite),
@@ -120,6 +125,8 @@ mod tests {
         world.insert_resource(FrameIndex::default());
         world.insert_resource(Composited::default());
         world.insert_resource(TimelineIndex::default());
+        world.insert_resource(AssetIds::default());
+        world.insert_resource(DecodeLoad::default());
         world.insert_resource(FrameSink(Box::new(|_| {})));
         world.insert_resource(Decoders(DecodePool::new(
             1,

@@ -1,18 +1,118 @@
-//! `lod_select` — reads [`Clip`]; writes [`Lod`].
+//! `lod_select` — reads [`Clip`], [`HasEffects`], [`MediaAsset`], [`ProxyAssets`],
+//! [`Playhead`], [`OutputFormat`], [`QualitySettings`], [`ProxyService`] (thresholds),
+//! [`DecodeLoad`], [`Decoders`], [`TimelineIndex`]; writes [`Lod`].
 //!
-//! Chooses the level of detail each clip decodes at. Today there is one level, the original
-//! media; proxies (a later issue) add reduced levels chosen from `QualitySettings` and the
-//! measured decode load, and this system is where that choice lands.
+//! Chooses, per clip and tick, whether it decodes from its original or from one of its ready
+//! proxies:
+//!
+//! - mode: `effects` if the clip has effects, else `playback` while playing, else `editing`
+//!   (paused, scrubbing); the strategy's threshold for that mode is a picture height.
+//! - `use_proxy: never` → original. `always` → the tallest ready proxy within the threshold
+//!   (the smallest one if none is within it), the original while none is ready.
+//! - `auto` → a proxy (chosen as for `always`) when the original is taller than the threshold
+//!   **or** the measured load says the original cannot keep up: its decode time per frame ×
+//!   the visible layers exceeds the frame period × decode workers. Otherwise the original.
+//!   Once a clip is on a proxy for load, the original is no longer decoded, so its measured
+//!   cost stays as last seen: the choice sticks until the settings change (no flapping).
+//!
+//! Switching never moves the picture: proxy frame N is source frame N, and composite shows
+//! whichever of the two is decoded for the current frame while the other catches up.
 
 use bevy_ecs::prelude::*;
-use framelock_components::{Clip, Lod};
+use framelock_components::{
+    AutoSwitchThresholds, Clip, EditMode, HasEffects, Lod, MediaAsset, OutputFormat, PlayState,
+    Playhead, ProxyAssets, QualitySettings, UseProxy,
+};
+
+use crate::{DecodeLoad, Decoders, ProxyService, TimelineIndex};
 
 /// The system.
-pub fn lod_select(mut clips: Query<&mut Lod, With<Clip>>) {
+pub fn lod_select(
+    quality: Res<QualitySettings>,
+    playhead: Res<Playhead>,
+    output: Res<OutputFormat>,
+    load: Res<DecodeLoad>,
+    decoders: Res<Decoders>,
+    timeline: Res<TimelineIndex>,
+    service: Option<Res<ProxyService>>,
+    assets: Query<(&MediaAsset, Option<&ProxyAssets>)>,
+    mut clips: Query<(&Clip, &mut Lod, Has<HasEffects>)>,
+) {
     puffin::profile_function!();
-    for mut lod in &mut clips {
-        if *lod != Lod::Original {
-            *lod = Lod::Original;
+    let thresholds = service
+        .as_ref()
+        .map(|s| s.strategy.auto_switch_thresholds)
+        .unwrap_or_default();
+    let mut visible = Vec::new();
+    timeline.visible_at(playhead.frame, &mut visible);
+    let layers = visible.len().max(1) as f64;
+    let frame_period = 1.0 / output.frame_rate.as_f64().max(1e-9);
+    let workers = decoders.0.workers().max(1) as f64;
+    for (clip, mut lod, has_effects) in &mut clips {
+        let mode = if has_effects {
+            EditMode::Effects
+        } else if playhead.state == PlayState::Playing {
+            EditMode::Playback
+        } else {
+            EditMode::Editing
+        };
+        let want = choose(
+            clip,
+            mode,
+            &thresholds,
+            quality.use_proxy,
+            &assets,
+            &load,
+            layers * playhead.rate.abs().max(1.0) / (frame_period * workers),
+        );
+        if *lod != want {
+            *lod = want;
         }
+    }
+}
+
+/// `cost_factor` turns seconds per frame into a share of the decode capacity.
+fn choose(
+    clip: &Clip,
+    mode: EditMode,
+    thresholds: &AutoSwitchThresholds,
+    use_proxy: UseProxy,
+    assets: &Query<(&MediaAsset, Option<&ProxyAssets>)>,
+    load: &DecodeLoad,
+    cost_factor: f64,
+) -> Lod {
+    let Ok((original, proxies)) = assets.get(clip.asset) else {
+        return Lod::Original;
+    };
+    let ready: Vec<(u32, Entity)> = proxies
+        .map(|p| {
+            p.0.iter()
+                .filter(|&&(_, _, e)| assets.contains(e))
+                .map(|&(h, _, e)| (h, e))
+                .collect()
+        })
+        .unwrap_or_default();
+    if ready.is_empty() || use_proxy == UseProxy::Never {
+        return Lod::Original;
+    }
+    let limit = thresholds.for_mode(mode);
+    let best = ready
+        .iter()
+        .rev()
+        .find(|&&(h, _)| h <= limit)
+        .or(ready.first())
+        .map(|&(height, asset)| Lod::Proxy { asset, height })
+        .unwrap_or_default();
+    if use_proxy == UseProxy::Always {
+        return best;
+    }
+    let too_tall = original.info.video.height > limit;
+    let overloaded = load
+        .seconds_per_frame(original.id)
+        .is_some_and(|s| s * cost_factor > 1.0);
+    if too_tall || overloaded {
+        best
+    } else {
+        Lod::Original
     }
 }

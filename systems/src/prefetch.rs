@@ -1,19 +1,23 @@
 //! `prefetch` — reads [`Playhead`], [`OutputFormat`], [`QualitySettings`], [`Tick`], [`Clip`],
-//! [`TimelineIndex`], [`MediaAsset`]; writes [`Frame`] and [`CacheEntry`] (spawns requests),
+//! [`Lod`], [`TimelineIndex`], [`MediaAsset`], [`ProxyAssets`]; writes [`Frame`] and [`CacheEntry`] (spawns requests),
 //! [`FrameIndex`].
 //!
 //! Requests the source frames the current tick and the next `prefetch_frames` ticks will show,
 //! in the play direction at the play rate (paused: the current frame only), nearest first,
 //! until the memory budget is spent. Only layers that can be seen are requested: below an
 //! opaque layer nothing is. A wanted frame is marked used this tick (eviction keeps it), and a
-//! request left over from an older generation is renewed.
+//! request left over from an older generation is renewed. Frames are requested from the asset
+//! the clip's [`Lod`] names (original or proxy); a frame counts as a cache hit when it, or the
+//! same source frame of another level of the clip, is decoded (composite can show either).
 
 use bevy_ecs::prelude::*;
 use framelock_components::{
-    CacheEntry, Clip, Frame, FrameState, MediaAsset, OutputFormat, PlayState, Playhead,
-    QualitySettings,
+    CacheEntry, Clip, Frame, FrameState, Lod, OutputFormat, PlayState, Playhead, QualitySettings,
 };
+#[cfg(doc)]
+use framelock_components::{MediaAsset, ProxyAssets};
 
+use crate::layers::{AssetQuery, candidates};
 use crate::{FrameIndex, Tick, TimelineIndex};
 
 /// The system.
@@ -24,8 +28,8 @@ pub fn prefetch(
     quality: Res<QualitySettings>,
     tick: Res<Tick>,
     timeline: Res<TimelineIndex>,
-    clips: Query<&Clip>,
-    assets: Query<&MediaAsset>,
+    clips: Query<(&Clip, &Lod)>,
+    assets: AssetQuery,
     mut frames: Query<(&mut Frame, &mut CacheEntry)>,
     mut index: ResMut<FrameIndex>,
     mut metrics: ResMut<crate::Metrics>,
@@ -33,6 +37,7 @@ pub fn prefetch(
 ) {
     puffin::profile_function!();
     let mut layers = Vec::new();
+    let mut sources = Vec::new();
     let window = if playhead.state == PlayState::Playing {
         quality.prefetch_frames
     } else {
@@ -50,24 +55,26 @@ pub fn prefetch(
         }
         timeline.visible_at(t as u64, &mut layers);
         for &(clip_entity, _) in &layers {
-            let Ok(clip) = clips.get(clip_entity) else {
+            let Ok((clip, lod)) = clips.get(clip_entity) else {
                 continue;
             };
-            let Ok(asset) = assets.get(clip.asset) else {
+            candidates(clip, *lod, &assets, &mut sources);
+            let Some(&(asset_entity, asset_id, bytes)) = sources.first() else {
                 continue;
             };
             let source = clip.source_frame(t as u64, output.frame_rate);
-            let bytes = asset.info.video.width as usize * asset.info.video.height as usize * 3 / 2;
             if bytes > budget && k > 0 {
                 return;
             }
             budget = budget.saturating_sub(bytes);
             // Cache accounting: once per shown timeline frame and layer, at its first look.
             if k == 0 && count_this {
-                let ready = index.0.get(&(asset.id, source)).is_some_and(|&e| {
-                    frames
-                        .get(e)
-                        .is_ok_and(|(f, _)| f.state == FrameState::Ready)
+                let ready = sources.iter().any(|&(_, id, _)| {
+                    index.0.get(&(id, source)).is_some_and(|&e| {
+                        frames
+                            .get(e)
+                            .is_ok_and(|(f, _)| f.state == FrameState::Ready)
+                    })
                 });
                 if ready {
                     metrics.cache_hits += 1;
@@ -75,7 +82,7 @@ pub fn prefetch(
                     metrics.cache_misses += 1;
                 }
             }
-            match index.0.get(&(asset.id, source)) {
+            match index.0.get(&(asset_id, source)) {
                 Some(&e) => {
                     if let Ok((mut frame, mut entry)) = frames.get_mut(e) {
                         entry.last_use = tick.index;
@@ -94,8 +101,8 @@ pub fn prefetch(
                     let e = commands
                         .spawn((
                             Frame {
-                                asset: clip.asset,
-                                asset_id: asset.id,
+                                asset: asset_entity,
+                                asset_id,
                                 index: source,
                                 state: FrameState::Requested,
                                 generation: playhead.generation,
@@ -109,7 +116,7 @@ pub fn prefetch(
                             crate::Pending,
                         ))
                         .id();
-                    index.0.insert((asset.id, source), e);
+                    index.0.insert((asset_id, source), e);
                 }
             }
         }

@@ -75,3 +75,50 @@ impl std::fmt::Debug for FrameSink {
 /// system visits only those (not every frame in memory) each tick.
 #[derive(Component, Clone, Copy, Debug, Default)]
 pub struct Pending;
+
+/// The proxy service, when the host enabled proxies: the job manager (shared with the host's
+/// API), the strategy, and the originals by absolute path (jobs name their source by path).
+#[derive(Resource, Debug, Clone)]
+pub struct ProxyService {
+    /// Jobs and workers.
+    pub manager: Arc<framelock_engine::proxy::ProxyManager>,
+    /// What to make and when to use it.
+    pub strategy: framelock_components::ProxyStrategy,
+    /// Original asset entities by absolute path.
+    pub sources: HashMap<std::path::PathBuf, Entity>,
+}
+
+/// Allocates [`MediaAsset`](framelock_components::MediaAsset) ids (proxies become assets while
+/// playing).
+#[derive(Resource, Debug, Default, Clone, Copy)]
+pub struct AssetIds {
+    /// The next id to hand out.
+    pub next: u64,
+}
+
+impl AssetIds {
+    /// A fresh id.
+    pub fn allocate(&mut self) -> u64 {
+        let id = self.next;
+        self.next += 1;
+        id
+    }
+}
+
+/// Measured decode cost per asset: an exponential moving average of worker seconds per frame
+/// (weight 1/8 for each new sample). `lod_select` compares it with the frame budget.
+#[derive(Resource, Debug, Default, Clone)]
+pub struct DecodeLoad(pub HashMap<u64, f64>);
+
+impl DecodeLoad {
+    /// Adds one frame's decode time for `asset_id`.
+    pub fn record(&mut self, asset_id: u64, seconds: f64) {
+        let v = self.0.entry(asset_id).or_insert(seconds);
+        *v += (seconds - *v) / 8.0;
+    }
+
+    /// Seconds per frame of `asset_id`, if it was ever decoded.
+    pub fn seconds_per_frame(&self, asset_id: u64) -> Option<f64> {
+        self.0.get(&asset_id).copied()
+    }
+}

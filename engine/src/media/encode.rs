@@ -128,6 +128,11 @@ impl H264Encoder {
         &self.settings
     }
 
+    /// Makes the next picture an IDR (a new segment starts there).
+    pub fn force_keyframe(&mut self) {
+        self.inner.force_intra_frame();
+    }
+
     /// Encodes one 8-bit 4:2:0 frame of the configured size.
     pub fn encode(&mut self, frame: &YuvFrame) -> Result<EncodedPicture, WriteError> {
         let s = self.settings;
@@ -180,45 +185,38 @@ pub struct WriteSummary {
 
 type Mp4Out = mp4::Mp4Writer<BufWriter<std::fs::File>>;
 
-/// Encodes frames to an H.264 MP4, atomically.
-pub struct Mp4VideoWriter {
-    encoder: H264Encoder,
+/// Writes already-encoded H.264 pictures into an MP4, atomically: the muxing half of
+/// [`Mp4VideoWriter`], for pipelines that encode on several threads (proxies, export) and
+/// mux in order on one.
+///
+/// The first picture must carry SPS and PPS; they go into `avcC`. Later pictures' parameter
+/// sets are dropped from the samples, so every encoder feeding one muxer must use the same
+/// settings (same SPS/PPS); a picture whose parameter sets differ is refused.
+pub struct H264Mp4Muxer {
     file: AtomicFile,
     mp4: Option<Mp4Out>,
+    settings: EncodeSettings,
     timescale: u32,
     delta: u32,
+    parameter_sets: Option<(Vec<u8>, Vec<u8>)>,
     frames: u64,
     keyframes: u64,
 }
 
-impl std::fmt::Debug for Mp4VideoWriter {
+impl std::fmt::Debug for H264Mp4Muxer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mp4VideoWriter")
+        f.debug_struct("H264Mp4Muxer")
             .field("dest", &self.file.dest())
             .field("frames", &self.frames)
             .finish_non_exhaustive()
     }
 }
 
-fn io_error(path: &Path, source: std::io::Error) -> WriteError {
-    WriteError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-fn mux_error(e: mp4::Error) -> WriteError {
-    match e {
-        mp4::Error::IoError(source) => WriteError::Mux(source.to_string()),
-        other => WriteError::Mux(other.to_string()),
-    }
-}
-
-impl Mp4VideoWriter {
-    /// Starts writing `path` (nothing appears there until [`Mp4VideoWriter::finish`]).
+impl H264Mp4Muxer {
+    /// Starts writing `path` (nothing appears there until [`H264Mp4Muxer::finish`]).
     pub fn create(path: impl AsRef<Path>, settings: EncodeSettings) -> Result<Self, WriteError> {
         let path = path.as_ref();
-        let encoder = H264Encoder::new(settings)?;
+        settings.validate()?;
         let file = AtomicFile::create(path).map_err(|e| io_error(path, e))?;
         // A timescale in which a frame lasts a whole number of ticks: 90 kHz for integer
         // rates that divide it, the rate's own numerator (30000 for 29.97) otherwise.
@@ -229,74 +227,87 @@ impl Mp4VideoWriter {
             (fr.num, fr.den)
         };
         Ok(Self {
-            encoder,
             file,
             mp4: None,
+            settings,
             timescale: u32::try_from(timescale)
                 .map_err(|_| WriteError::InvalidSettings(format!("frame rate {fr} too fine")))?,
             delta: u32::try_from(delta)
                 .map_err(|_| WriteError::InvalidSettings(format!("frame rate {fr} too coarse")))?,
+            parameter_sets: None,
             frames: 0,
             keyframes: 0,
         })
     }
 
-    /// Encodes and appends one frame.
-    pub fn write_frame(&mut self, frame: &YuvFrame) -> Result<(), WriteError> {
-        let picture = self.encoder.encode(frame)?;
+    fn start(&mut self, sps: &[u8], pps: &[u8]) -> Result<(), WriteError> {
+        let s = self.settings;
+        let config = mp4::Mp4Config {
+            major_brand: "isom".parse().map_err(mux_error)?,
+            minor_version: 512,
+            compatible_brands: ["isom", "iso2", "avc1", "mp41"]
+                .iter()
+                .map(|b| b.parse())
+                .collect::<Result<_, _>>()
+                .map_err(mux_error)?,
+            // The movie timescale is the track's: the `mp4` writer converts each sample's
+            // duration to the movie timescale with a truncating division, so 29.97 fps in a
+            // 1000-unit movie timescale would lose 1% of the duration.
+            timescale: self.timescale,
+        };
+        let path = self.file.dest().to_path_buf();
+        let out = self
+            .file
+            .file_mut()
+            .try_clone()
+            .map_err(|e| io_error(&path, e))?;
+        let mut writer =
+            mp4::Mp4Writer::write_start(BufWriter::new(out), &config).map_err(mux_error)?;
+        writer
+            .add_track(&mp4::TrackConfig {
+                track_type: mp4::TrackType::Video,
+                timescale: self.timescale,
+                language: "und".into(),
+                media_conf: mp4::MediaConfig::AvcConfig(mp4::AvcConfig {
+                    width: s.width as u16,
+                    height: s.height as u16,
+                    seq_param_set: sps.to_vec(),
+                    pic_param_set: pps.to_vec(),
+                }),
+            })
+            .map_err(mux_error)?;
+        self.mp4 = Some(writer);
+        self.parameter_sets = Some((sps.to_vec(), pps.to_vec()));
+        Ok(())
+    }
+
+    /// Appends one picture as the next frame (presentation order = decode order: no
+    /// B-frames).
+    pub fn write_picture(&mut self, picture: &EncodedPicture) -> Result<(), WriteError> {
         if picture.nals.is_empty() {
             return Err(WriteError::Encode("encoder produced no picture".into()));
         }
-        if self.mp4.is_none() {
-            let sps = picture
+        let find = |t| {
+            picture
                 .nals
                 .iter()
-                .find(|n| h264::nal_type(n) == h264::NAL_SPS);
-            let pps = picture
-                .nals
-                .iter()
-                .find(|n| h264::nal_type(n) == h264::NAL_PPS);
-            let (Some(sps), Some(pps)) = (sps, pps) else {
+                .find(|n| h264::nal_type(n) == t)
+                .map(Vec::as_slice)
+        };
+        let (sps, pps) = (find(h264::NAL_SPS), find(h264::NAL_PPS));
+        match (&self.parameter_sets, sps, pps) {
+            (None, Some(sps), Some(pps)) => self.start(sps, pps)?,
+            (None, _, _) => {
                 return Err(WriteError::Encode(
                     "first picture carries no SPS/PPS".into(),
                 ));
-            };
-            let s = self.encoder.settings;
-            let config = mp4::Mp4Config {
-                major_brand: "isom".parse().map_err(mux_error)?,
-                minor_version: 512,
-                compatible_brands: ["isom", "iso2", "avc1", "mp41"]
-                    .iter()
-                    .map(|b| b.parse())
-                    .collect::<Result<_, _>>()
-                    .map_err(mux_error)?,
-                // The movie timescale is the track's: the `mp4` writer converts each sample's
-                // duration to the movie timescale with a truncating division, so 29.97 fps in a
-                // 1000-unit movie timescale would lose 1% of the duration.
-                timescale: self.timescale,
-            };
-            let path = self.file.dest().to_path_buf();
-            let out = self
-                .file
-                .file_mut()
-                .try_clone()
-                .map_err(|e| io_error(&path, e))?;
-            let mut writer =
-                mp4::Mp4Writer::write_start(BufWriter::new(out), &config).map_err(mux_error)?;
-            writer
-                .add_track(&mp4::TrackConfig {
-                    track_type: mp4::TrackType::Video,
-                    timescale: self.timescale,
-                    language: "und".into(),
-                    media_conf: mp4::MediaConfig::AvcConfig(mp4::AvcConfig {
-                        width: s.width as u16,
-                        height: s.height as u16,
-                        seq_param_set: sps.clone(),
-                        pic_param_set: pps.clone(),
-                    }),
-                })
-                .map_err(mux_error)?;
-            self.mp4 = Some(writer);
+            }
+            (Some((a, b)), Some(sps), Some(pps)) if (a.as_slice(), b.as_slice()) != (sps, pps) => {
+                return Err(WriteError::Encode(
+                    "a picture's SPS/PPS differ from the stream's".into(),
+                ));
+            }
+            _ => {}
         }
         let Some(writer) = self.mp4.as_mut() else {
             return Err(WriteError::Mux("writer not started".into()));
@@ -333,6 +344,15 @@ impl Mp4VideoWriter {
 
     /// Writes the index, flushes, and renames the file into place.
     pub fn finish(self) -> Result<WriteSummary, WriteError> {
+        self.finish_verified(|_| Ok(()))
+    }
+
+    /// Like [`H264Mp4Muxer::finish`], but first calls `verify` on the complete temporary
+    /// file; if it fails the file is deleted and the destination is left as it was.
+    pub fn finish_verified(
+        self,
+        verify: impl FnOnce(&Path) -> Result<(), WriteError>,
+    ) -> Result<WriteSummary, WriteError> {
         let path = self.file.dest().to_path_buf();
         let Some(mut writer) = self.mp4 else {
             return Err(WriteError::InvalidSettings("no frame was written".into()));
@@ -341,6 +361,7 @@ impl Mp4VideoWriter {
         let mut out = writer.into_writer();
         out.flush().map_err(|e| io_error(&path, e))?;
         drop(out);
+        verify(self.file.temp_path())?;
         self.file.commit().map_err(|e| io_error(&path, e))?;
         let bytes = std::fs::metadata(&path)
             .map_err(|e| io_error(&path, e))?
@@ -351,5 +372,58 @@ impl Mp4VideoWriter {
             keyframes: self.keyframes,
             bytes,
         })
+    }
+}
+
+/// Encodes frames to an H.264 MP4, atomically.
+pub struct Mp4VideoWriter {
+    encoder: H264Encoder,
+    muxer: H264Mp4Muxer,
+}
+
+impl std::fmt::Debug for Mp4VideoWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mp4VideoWriter")
+            .field("muxer", &self.muxer)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> WriteError {
+    WriteError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn mux_error(e: mp4::Error) -> WriteError {
+    match e {
+        mp4::Error::IoError(source) => WriteError::Mux(source.to_string()),
+        other => WriteError::Mux(other.to_string()),
+    }
+}
+
+impl Mp4VideoWriter {
+    /// Starts writing `path` (nothing appears there until [`Mp4VideoWriter::finish`]).
+    pub fn create(path: impl AsRef<Path>, settings: EncodeSettings) -> Result<Self, WriteError> {
+        let encoder = H264Encoder::new(settings)?;
+        let muxer = H264Mp4Muxer::create(path, settings)?;
+        Ok(Self { encoder, muxer })
+    }
+
+    /// Encodes and appends one frame.
+    pub fn write_frame(&mut self, frame: &YuvFrame) -> Result<(), WriteError> {
+        let picture = self.encoder.encode(frame)?;
+        self.muxer.write_picture(&picture)
+    }
+
+    /// Frames written so far.
+    pub fn frames(&self) -> u64 {
+        self.muxer.frames()
+    }
+
+    /// Writes the index, flushes, and renames the file into place.
+    pub fn finish(self) -> Result<WriteSummary, WriteError> {
+        self.muxer.finish()
     }
 }

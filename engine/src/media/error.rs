@@ -130,6 +130,9 @@ pub enum WriteError {
     /// The MP4 writer failed.
     #[error("mp4 writer: {0}")]
     Mux(String),
+    /// The complete file did not read back as written (frame count, keyframes).
+    #[error("written file failed verification: {0}")]
+    Verify(String),
     /// Reading the source failed.
     #[error(transparent)]
     Source(#[from] MediaError),

@@ -251,31 +251,68 @@ impl YuvFrame {
     /// Scales an 8-bit frame to `width`×`height` (each plane with a Catmull-Rom filter),
     /// keeping its index, time and colour space. Returns `None` for 10-bit frames or a zero size.
     pub fn scaled(&self, width: u32, height: u32) -> Option<Self> {
-        if self.format.bytes_per_sample() != 1 || width == 0 || height == 0 {
+        if self.format.bytes_per_sample() != 1 {
+            return None;
+        }
+        let planes: [&[u8]; 3] = [&self.planes[0], &self.planes[1], &self.planes[2]];
+        self.resize_planes(planes, self.format, width, height)
+    }
+
+    /// Scales to `width`×`height` **8-bit 4:2:0**, whatever this frame's layout: 10-bit samples
+    /// are rounded to 8 bits and 4:2:2/4:4:4 chroma is resampled with the same filter. This is
+    /// what the H.264 encoder takes (proxies of 10-bit or 4:2:2 camera footage).
+    pub fn scaled_yuv420p(&self, width: u32, height: u32) -> Option<Self> {
+        if self.format.bytes_per_sample() == 1 {
+            let planes: [&[u8]; 3] = [&self.planes[0], &self.planes[1], &self.planes[2]];
+            return self.resize_planes(planes, PixelFormat::Yuv420p, width, height);
+        }
+        let to8 = |p: &[u8]| -> Vec<u8> {
+            p.chunks_exact(2)
+                .map(|b| ((u16::from_le_bytes([b[0], b[1]]) + 2) >> 2).min(255) as u8)
+                .collect()
+        };
+        let eight = [
+            to8(&self.planes[0]),
+            to8(&self.planes[1]),
+            to8(&self.planes[2]),
+        ];
+        let planes: [&[u8]; 3] = [&eight[0], &eight[1], &eight[2]];
+        self.resize_planes(planes, PixelFormat::Yuv420p, width, height)
+    }
+
+    /// Resizes 8-bit `planes` of this frame's geometry into a `format` frame of the new size.
+    fn resize_planes(
+        &self,
+        planes: [&[u8]; 3],
+        format: PixelFormat,
+        width: u32,
+        height: u32,
+    ) -> Option<Self> {
+        if width == 0 || height == 0 {
             return None;
         }
         let (cw, ch) = self.chroma_size();
-        let (ncw, nch) = self.format.chroma_size(width, height);
+        let (ncw, nch) = format.chroma_size(width, height);
         let src_dims = [(self.width, self.height), (cw, ch), (cw, ch)];
         let dst_dims = [(width, height), (ncw, nch), (ncw, nch)];
         let mut resizer = Resizer::new();
         let options =
             ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom));
-        let mut planes: [Vec<u8>; 3] = Default::default();
+        let mut out: [Vec<u8>; 3] = Default::default();
         for p in 0..3 {
             let (sw, sh) = src_dims[p];
             let (dw, dh) = dst_dims[p];
-            let src = ImageRef::new(sw, sh, &self.planes[p], PixelType::U8).ok()?;
+            let src = ImageRef::new(sw, sh, planes[p], PixelType::U8).ok()?;
             let mut dst = Image::new(dw, dh, PixelType::U8);
             resizer.resize(&src, &mut dst, &options).ok()?;
-            planes[p] = dst.into_vec();
+            out[p] = dst.into_vec();
         }
         Some(Self {
             width,
             height,
-            format: self.format,
+            format,
             color: self.color,
-            planes,
+            planes: out,
             index: self.index,
             time_secs: self.time_secs,
         })
@@ -337,6 +374,28 @@ mod tests {
         assert_eq!((s.width, s.height), (8, 5));
         assert_eq!(s.planes[1].len(), 4 * 3);
         assert!(s.planes[0].iter().all(|&y| y == 16));
+    }
+
+    #[test]
+    fn ten_bit_422_scales_to_8_bit_420() {
+        let (w, h) = (16u32, 8u32);
+        let sample = |v: u16| v.to_le_bytes();
+        let y: Vec<u8> = (0..w * h).flat_map(|_| sample(64 * 4)).collect();
+        let c: Vec<u8> = (0..(w / 2) * h).flat_map(|_| sample(512)).collect();
+        let f = YuvFrame {
+            width: w,
+            height: h,
+            format: PixelFormat::Yuv422p10,
+            color: ColorSpace::default(),
+            planes: [y, c.clone(), c],
+            index: 7,
+            time_secs: 0.0,
+        };
+        let s = f.scaled_yuv420p(8, 4).expect("scales");
+        assert_eq!((s.format, s.index), (PixelFormat::Yuv420p, 7));
+        assert_eq!((s.planes[0].len(), s.planes[1].len()), (32, 8));
+        assert!(s.planes[0].iter().all(|&v| v == 64));
+        assert!(s.planes[1].iter().all(|&v| v == 128));
     }
 
     #[test]

@@ -356,7 +356,8 @@ pub fn parallel_decode(
             let frame_tx = frame_tx.clone();
             scope.spawn(move || {
                 for range in range_rx.iter() {
-                    if let Err(e) = reader.decode_range(range, &frame_tx) {
+                    let mut send = |f| frame_tx.send(Ok(f)).is_ok();
+                    if let Err(e) = reader.decode_range(range, &mut send) {
                         let _ = frame_tx.send(Err(e));
                         return;
                     }
@@ -388,11 +389,13 @@ pub fn parallel_decode(
 }
 
 impl VideoReader {
-    /// Decodes samples `range` (starting at a sync sample) and sends every presented frame.
-    fn decode_range(
+    /// Decodes samples `range` (starting at a sync sample) and hands every presented frame to
+    /// `on_frame`, which returns `false` to stop early (the receiver is gone, a job was
+    /// cancelled).
+    pub(crate) fn decode_range(
         &mut self,
         range: std::ops::Range<usize>,
-        tx: &crossbeam_channel::Sender<Result<YuvFrame, MediaError>>,
+        on_frame: &mut dyn FnMut(YuvFrame) -> bool,
     ) -> Result<(), MediaError> {
         self.restart(range.start)?;
         for d in range {
@@ -408,19 +411,22 @@ impl VideoReader {
                 },
                 &mut self.out,
             )?;
-            self.send_ready(tx);
+            if !self.hand_ready(on_frame) {
+                return Ok(());
+            }
         }
         self.decoder.flush(&mut self.out)?;
-        self.send_ready(tx);
+        self.hand_ready(on_frame);
         Ok(())
     }
 
-    fn send_ready(&mut self, tx: &crossbeam_channel::Sender<Result<YuvFrame, MediaError>>) {
+    fn hand_ready(&mut self, on_frame: &mut dyn FnMut(YuvFrame) -> bool) -> bool {
         self.collect(0);
         for f in self.ready.drain(..) {
-            if tx.send(Ok(f)).is_err() {
-                return;
+            if !on_frame(f) {
+                return false;
             }
         }
+        true
     }
 }
