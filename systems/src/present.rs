@@ -4,7 +4,9 @@
 //! Runs at the tick's deadline (the loop sleeps until it before running the schedule). A
 //! composite that is ready goes to the sink. One that is not is dropped, or the previous
 //! picture is shown again (`QualitySettings::drop_late_frames`); either way it is counted.
-//! While paused, a frame already presented is not sent again every tick.
+//! While paused, a frame already presented is not sent again every tick — unless it now comes
+//! from other sources (the level of detail changed: a proxy picture is replaced by the
+//! original's once that is decoded, or the other way round).
 
 use bevy_ecs::prelude::*;
 use framelock_components::{PlayState, Playhead, QualitySettings};
@@ -25,8 +27,14 @@ pub fn present(
     puffin::profile_function!();
     let key = Some((playhead.frame, playhead.generation));
     if playhead.state == PlayState::Paused && *last_key == key {
-        composited.0 = None;
-        return;
+        let same_sources = match (&composited.0, last.as_ref()) {
+            (Some(now), Some(before)) => now.layers == before.layers,
+            _ => true,
+        };
+        if same_sources {
+            composited.0 = None;
+            return;
+        }
     }
     match composited.0.take() {
         Some(frame) => {

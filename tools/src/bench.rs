@@ -25,7 +25,7 @@ pub struct Args {
     json: bool,
 }
 
-fn registry(name: &str) -> anyhow::Result<DecoderRegistry> {
+pub(crate) fn registry(name: &str) -> anyhow::Result<DecoderRegistry> {
     Ok(match name {
         "auto" => DecoderRegistry::new(),
         "openh264" => DecoderRegistry::openh264_only(),

