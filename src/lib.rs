@@ -15,8 +15,8 @@ pub use framelock_components::{
 };
 pub use framelock_engine::app::{Clock, VirtualClock, WallClock};
 pub use framelock_engine::media::{
-    DecoderRegistry, EncodeSettings, GenerateOptions, MediaError, Mp4VideoWriter, PixelFormat,
-    ProbeCache, RateControl, VideoReader, WriteError, YuvFrame, generate_test_clip,
+    DecoderRegistry, EncodeSettings, EncodeSpeed, GenerateOptions, MediaError, Mp4VideoWriter,
+    PixelFormat, ProbeCache, RateControl, VideoReader, WriteError, YuvFrame, generate_test_clip,
     parallel_decode, probe, testcard,
 };
 pub use framelock_engine::proxy::{

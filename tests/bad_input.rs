@@ -11,8 +11,8 @@ mod common;
 use std::path::Path;
 
 use framelock::{
-    DecoderRegistry, EncodeSettings, MediaError, Mp4VideoWriter, RateControl, Rational,
-    VideoReader, WriteError, YuvFrame, probe,
+    DecoderRegistry, EncodeSettings, EncodeSpeed, MediaError, Mp4VideoWriter, RateControl,
+    Rational, VideoReader, WriteError, YuvFrame, probe,
 };
 
 fn open(path: &Path) -> Result<VideoReader, MediaError> {
@@ -181,6 +181,7 @@ fn failed_writes_leave_nothing_behind_and_keep_the_old_file() {
         frame_rate: Rational::integer(25),
         rate: RateControl::ConstantQp(30),
         gop: 5,
+        speed: EncodeSpeed::Balanced,
     };
     std::fs::write(&dest, b"the good file").expect("write");
     {

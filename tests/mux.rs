@@ -12,8 +12,8 @@ mod common;
 use std::path::Path;
 
 use framelock::{
-    DecoderRegistry, EncodeSettings, GenerateOptions, Mp4VideoWriter, RateControl, Rational,
-    YuvFrame, generate_test_clip, probe, testcard,
+    DecoderRegistry, EncodeSettings, EncodeSpeed, GenerateOptions, Mp4VideoWriter, RateControl,
+    Rational, YuvFrame, generate_test_clip, probe, testcard,
 };
 
 fn ffprobe(path: &Path) -> serde_json::Value {
@@ -147,6 +147,7 @@ fn writer_takes_frames_from_the_decoder() {
         frame_rate: Rational::integer(30),
         rate: RateControl::ConstantQp(18),
         gop: 5,
+        speed: EncodeSpeed::Balanced,
     };
     let mut w = Mp4VideoWriter::create(&dest, settings).expect("create");
     while let Some(f) = reader.next_frame() {

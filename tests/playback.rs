@@ -310,7 +310,7 @@ fn a_stuck_decoder_makes_ticks_drop_frames_but_never_stalls_the_loop() {
                 drop_late_frames: drop_late,
                 ..QualitySettings::default()
             },
-            probe_cache: None,
+            ..EngineOptions::default()
         });
         *gate.open.lock().unwrap() = false;
         engine.play();

@@ -563,3 +563,52 @@ fn auto_switches_on_measured_load_below_the_threshold() {
     play(&mut engine, 1);
     assert!(matches!(lod(&mut engine), Lod::Proxy { height: 720, .. }));
 }
+
+/// Camera-like footage openh264 cannot decode (HEVC 10-bit 4:2:2 with B-frames, made by
+/// Debian's ffmpeg): the proxy is made through libav, comes out as 8-bit 4:2:0 H.264 that
+/// every backend plays, and frame N is still frame N.
+#[cfg(feature = "ffmpeg")]
+#[test]
+fn hevc_10bit_422_camera_footage_gets_an_8bit_h264_proxy_frame_exact() {
+    let src = common::cached("hevc_422_10.mp4", |path| {
+        common::ffmpeg_testcard(
+            path,
+            640,
+            360,
+            24,
+            &[
+                "-c:v",
+                "libx265",
+                "-x265-params",
+                "log-level=error:keyint=12",
+                "-pix_fmt",
+                "yuv422p10le",
+                "-tag:v",
+                "hvc1",
+            ],
+        );
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let m = ProxyManager::new(ProxyManagerOptions {
+        dir: dir.path().to_path_buf(),
+        workers: 1,
+        threads_per_job: 2,
+        registry: DecoderRegistry::fastest_first(),
+        paused: false,
+    });
+    let id = m.submit(
+        &src,
+        180,
+        &generation(ProxyCodec::H264, ProxyPriority::Normal),
+    );
+    assert!(m.wait_idle(WAIT));
+    let s = m.job(id).unwrap();
+    assert_eq!(s.state, ProxyState::Ready, "{s:?}");
+    let info = s.info.unwrap();
+    assert_eq!(info.video.codec, framelock::Codec::H264);
+    assert_eq!(
+        (info.video.width, info.video.height, info.video.frame_count),
+        (320, 180, 24)
+    );
+    assert_eq!(assert_frames_carry_their_index(&s.path), 24);
+}

@@ -212,6 +212,27 @@ pub struct QualitySettings {
     pub keep_unused_ticks: u64,
     /// Whether clips play from proxies.
     pub use_proxy: UseProxy,
+    /// Playback resolution: the viewer picture is at most this tall (aspect kept, even
+    /// width), like an editor's "playback resolution 1/2, 1/4"; `None` composites at the
+    /// output size. Pairs with proxies: a 720p proxy in a 720p viewer is passed through without
+    /// scaling or a copy.
+    pub preview_height: Option<u32>,
+}
+
+impl OutputFormat {
+    /// The picture size presented for `preview_height` (see [`QualitySettings`]).
+    pub fn preview_size(&self, preview_height: Option<u32>) -> (u32, u32) {
+        match preview_height {
+            Some(h) if h >= 2 && h < self.height => {
+                let h = h & !1;
+                let w = (f64::from(self.width) * f64::from(h) / f64::from(self.height) / 2.0)
+                    .round() as u32
+                    * 2;
+                (w.max(2), h)
+            }
+            _ => (self.width, self.height),
+        }
+    }
 }
 
 impl Default for QualitySettings {
@@ -222,6 +243,25 @@ impl Default for QualitySettings {
             memory_budget_bytes: 1 << 30,
             keep_unused_ticks: 30,
             use_proxy: UseProxy::Auto,
+            preview_height: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod preview_tests {
+    use super::*;
+
+    #[test]
+    fn preview_size_keeps_aspect_and_never_upscales() {
+        let out = OutputFormat {
+            frame_rate: Rational::integer(30),
+            width: 3840,
+            height: 2160,
+        };
+        assert_eq!(out.preview_size(None), (3840, 2160));
+        assert_eq!(out.preview_size(Some(720)), (1280, 720));
+        assert_eq!(out.preview_size(Some(4320)), (3840, 2160));
+        assert_eq!(out.preview_size(Some(541)), (960, 540));
     }
 }

@@ -1,9 +1,9 @@
-//! `composite` — reads [`Playhead`], [`OutputFormat`], [`Tick`], [`TimelineIndex`], [`Clip`],
+//! `composite` — reads [`Playhead`], [`OutputFormat`], [`QualitySettings`], [`Tick`], [`TimelineIndex`], [`Clip`],
 //! [`Lod`], [`MediaAsset`], [`ProxyAssets`], [`Frame`], [`FramePixels`], [`FrameIndex`]; writes [`CacheEntry`] (pins
 //! what is on screen), [`Composited`].
 //!
 //! CPU path: stacks the visible layers at the playhead, bottom first, each scaled to the output
-//! size and blended at its track's opacity (in Y'CbCr, per plane). A single opaque layer of the
+//! size (or the playback resolution, `QualitySettings::preview_height`) and blended at its track's opacity (in Y'CbCr, per plane). A single opaque layer of the
 //! output size is passed through without a copy. If any visible layer is not decoded yet, the
 //! tick has no output (present drops or holds). A gap in the timeline is black. Per-tick
 //! scratch (the layer list) lives in a bump arena reset every tick.
@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use bevy_ecs::prelude::*;
 use bumpalo::Bump;
-use framelock_components::{CacheEntry, Clip, Lod, OutputFormat, Playhead};
+use framelock_components::{CacheEntry, Clip, Lod, OutputFormat, Playhead, QualitySettings};
 #[cfg(doc)]
 use framelock_components::{MediaAsset, ProxyAssets};
 use framelock_engine::media::{PixelFormat, YuvFrame};
@@ -26,6 +26,7 @@ use crate::{
 pub fn composite(
     playhead: Res<Playhead>,
     output: Res<OutputFormat>,
+    quality: Res<QualitySettings>,
     tick: Res<Tick>,
     timeline: Res<TimelineIndex>,
     clips: Query<(&Clip, &Lod)>,
@@ -71,7 +72,7 @@ pub fn composite(
         ));
     }
 
-    let (w, h) = (output.width, output.height);
+    let (w, h) = output.preview_size(quality.preview_height);
     let picture = match layers.as_slice() {
         [(_, opacity, px)]
             if *opacity >= 1.0

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use framelock::{
-    ClipDef, DecoderRegistry, EngineOptions, GenerateOptions, PlayState, PlaybackEngine,
-    PresentedFrame, Project, Rational, TrackDef, WallClock, generate_test_clip,
+    AutoSwitchThresholds, ClipDef, DecoderRegistry, EngineOptions, GenerateOptions, PlayState,
+    PlaybackEngine, PresentedFrame, Project, ProxyOptions, ProxyPriority, ProxyState, Rational,
+    TrackDef, UseProxy, WallClock, generate_test_clip,
 };
 
 /// Arguments of `bench`.
@@ -27,6 +28,14 @@ pub struct Args {
     /// Decode worker threads (default: one per core).
     #[arg(long)]
     workers: Option<usize>,
+    /// Play from proxies of this height (made first, in the media dir's `Proxies/`, unless
+    /// fresh ones are there; the time it took is reported).
+    #[arg(long)]
+    proxy: Option<u32>,
+    /// Playback resolution: composite the viewer picture at most this tall (default: the
+    /// proxy height with --proxy, else the output size). 0 = full output size.
+    #[arg(long)]
+    preview: Option<u32>,
     /// Hold the last frame instead of dropping late ones.
     #[arg(long)]
     hold: bool,
@@ -149,6 +158,57 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         options.workers = w;
     }
     options.quality.drop_late_frames = !args.hold;
+    let mut proxy_seconds = None;
+    if let Some(h) = args.proxy {
+        let mut proxies = ProxyOptions::new(args.media_dir.join("Proxies"));
+        proxies.strategy.auto_switch_thresholds = AutoSwitchThresholds {
+            playback: h,
+            editing: h,
+            effects: h,
+        };
+        proxies.strategy.generation.resolutions = vec![h];
+        proxies.strategy.generation.priority = ProxyPriority::High;
+        let manager = proxies.manager.clone();
+        let mut files: Vec<PathBuf> = project
+            .tracks
+            .iter()
+            .flat_map(|t| t.clips.iter().map(|c| c.media.clone()))
+            .collect();
+        files.sort();
+        files.dedup();
+        let started = Instant::now();
+        for f in &files {
+            let info = framelock::probe(f, &options.registry)?;
+            manager.submit_below(f, info.video.height, &proxies.strategy.generation);
+        }
+        let jobs = manager.status().len();
+        let bar = crate::progress_bar(0, "proxies");
+        while !manager.wait_idle(Duration::from_millis(100)) {
+            let p = manager.progress();
+            bar.set_length(p.frames_total);
+            bar.set_position(p.frames_done);
+        }
+        bar.finish_and_clear();
+        for s in manager.status() {
+            if s.state != ProxyState::Ready {
+                bail!("proxy {} did not finish: {:?}", s.path.display(), s.state);
+            }
+        }
+        proxy_seconds = Some((jobs, started.elapsed().as_secs_f64()));
+        proxies.auto_generate = false;
+        options.quality.preview_height = Some(h);
+        options.quality.use_proxy = UseProxy::Always;
+        options.proxies = Some(proxies);
+    }
+    if let Some(p) = args.preview {
+        options.quality.preview_height = (p > 0).then_some(p);
+    }
+    let (view_w, view_h) = framelock::components::OutputFormat {
+        frame_rate: project.frame_rate,
+        width: project.width,
+        height: project.height,
+    }
+    .preview_size(options.quality.preview_height);
     let shown: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::default();
     let sink = shown.clone();
     let mut engine = PlaybackEngine::open(
@@ -217,7 +277,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if args.json {
         let v = serde_json::json!({
             "scene": name,
+            "proxy_height": args.proxy,
+            "proxy_generation_seconds": proxy_seconds.map(|p| p.1),
             "output": format!("{}x{}", project.width, project.height),
+            "viewer": format!("{view_w}x{view_h}"),
             "target_fps": target_fps,
             "achieved_fps": achieved,
             "ticks": m.ticks,
@@ -240,9 +303,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         println!("{v}");
     } else {
         println!(
-            "scene          {name} ({}x{} @ {})",
+            "scene          {name} ({}x{} @ {}, viewer {view_w}x{view_h})",
             project.width, project.height, project.frame_rate
         );
+        if let (Some(h), Some((jobs, secs))) = (args.proxy, proxy_seconds) {
+            println!("proxies        {h}p, {jobs} file(s) ready after {secs:.2} s");
+        }
         println!(
             "fps            {achieved:.2} achieved / {target_fps:.2} target over {elapsed:.2} s"
         );

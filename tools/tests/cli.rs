@@ -198,3 +198,73 @@ fn bench_plays_a_scene_file_end_to_end() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("overlap"));
 }
+
+#[test]
+fn proxy_command_writes_named_verified_proxies_and_reports_failures() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let clip = dir.path().join("cam_01.mp4");
+    let out = framelock()
+        .arg("gen-media")
+        .arg(&clip)
+        .args(["--size", "640x360", "--seconds", "1"])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let proxies = dir.path().join("px");
+    let out = framelock()
+        .arg("proxy")
+        .arg(&clip)
+        .args([
+            "--res",
+            "180,240,720",
+            "--codec",
+            "h264-intra",
+            "--json",
+            "--dir",
+        ])
+        .arg(&proxies)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("skipping 720p"),
+        "a proxy taller than its source is skipped, and said so"
+    );
+    let jobs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(jobs.len(), 2);
+    for (job, (h, w)) in jobs.iter().zip([(180, 320), (240, 426)]) {
+        assert_eq!(job["state"], "ready");
+        assert_eq!(job["frames"], 30);
+        assert_eq!(job["codec"], "h264-intra");
+        let path = proxies.join(format!("cam_01_{h}p.mp4"));
+        assert_eq!(job["proxy"], path.to_string_lossy().as_ref());
+        let probe = framelock()
+            .arg("probe")
+            .arg(&path)
+            .arg("--json")
+            .output()
+            .expect("run");
+        let v: serde_json::Value = serde_json::from_slice(&probe.stdout).expect("json");
+        assert_eq!(v["video"]["width"], w);
+        assert_eq!(v["video"]["frame_count"], 30);
+        assert!(proxies.join(format!("cam_01_{h}p.json")).is_file());
+    }
+
+    // A missing file is a clear error, and nothing is written.
+    let out = framelock()
+        .arg("proxy")
+        .arg(dir.path().join("nope.mp4"))
+        .arg("--dir")
+        .arg(&proxies)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope.mp4"));
+}

@@ -255,16 +255,23 @@ impl YuvFrame {
             return None;
         }
         let planes: [&[u8]; 3] = [&self.planes[0], &self.planes[1], &self.planes[2]];
-        self.resize_planes(planes, self.format, width, height)
+        self.resize_planes(planes, self.format, width, height, FilterType::CatmullRom)
     }
 
     /// Scales to `width`×`height` **8-bit 4:2:0**, whatever this frame's layout: 10-bit samples
     /// are rounded to 8 bits and 4:2:2/4:4:4 chroma is resampled with the same filter. This is
-    /// what the H.264 encoder takes (proxies of 10-bit or 4:2:2 camera footage).
+    /// what the H.264 encoder takes (proxies of 10-bit or 4:2:2 camera footage). Downscaling
+    /// averages areas (a box filter: no aliasing, and at 4K → 720p about 3x cheaper than
+    /// Catmull-Rom's 12 taps per axis); upscaling uses Catmull-Rom.
     pub fn scaled_yuv420p(&self, width: u32, height: u32) -> Option<Self> {
+        let filter = if width < self.width && height < self.height {
+            FilterType::Box
+        } else {
+            FilterType::CatmullRom
+        };
         if self.format.bytes_per_sample() == 1 {
             let planes: [&[u8]; 3] = [&self.planes[0], &self.planes[1], &self.planes[2]];
-            return self.resize_planes(planes, PixelFormat::Yuv420p, width, height);
+            return self.resize_planes(planes, PixelFormat::Yuv420p, width, height, filter);
         }
         let to8 = |p: &[u8]| -> Vec<u8> {
             p.chunks_exact(2)
@@ -277,7 +284,7 @@ impl YuvFrame {
             to8(&self.planes[2]),
         ];
         let planes: [&[u8]; 3] = [&eight[0], &eight[1], &eight[2]];
-        self.resize_planes(planes, PixelFormat::Yuv420p, width, height)
+        self.resize_planes(planes, PixelFormat::Yuv420p, width, height, filter)
     }
 
     /// Resizes 8-bit `planes` of this frame's geometry into a `format` frame of the new size.
@@ -287,6 +294,7 @@ impl YuvFrame {
         format: PixelFormat,
         width: u32,
         height: u32,
+        filter: FilterType,
     ) -> Option<Self> {
         if width == 0 || height == 0 {
             return None;
@@ -296,8 +304,7 @@ impl YuvFrame {
         let src_dims = [(self.width, self.height), (cw, ch), (cw, ch)];
         let dst_dims = [(width, height), (ncw, nch), (ncw, nch)];
         let mut resizer = Resizer::new();
-        let options =
-            ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom));
+        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(filter));
         let mut out: [Vec<u8>; 3] = Default::default();
         for p in 0..3 {
             let (sw, sh) = src_dims[p];

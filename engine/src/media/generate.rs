@@ -5,7 +5,7 @@ use std::path::Path;
 
 use framelock_components::Rational;
 
-use super::encode::{EncodeSettings, Mp4VideoWriter, RateControl, WriteSummary};
+use super::encode::{EncodeSettings, EncodeSpeed, Mp4VideoWriter, RateControl, WriteSummary};
 use super::{WriteError, YuvFrame, testcard};
 
 /// What clip to generate.
@@ -49,6 +49,7 @@ impl GenerateOptions {
             frame_rate: self.frame_rate,
             rate: self.rate.unwrap_or(RateControl::Bitrate(bits.max(200_000))),
             gop: self.gop,
+            speed: EncodeSpeed::Balanced,
         }
     }
 }

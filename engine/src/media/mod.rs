@@ -37,8 +37,8 @@ pub use decode::{
 };
 pub use demux::{AudioTrack, CodecConfig, Mp4Demuxer, SampleRef, VideoTrack};
 pub use encode::{
-    EncodeSettings, EncodedPicture, H264Encoder, H264Mp4Muxer, Mp4VideoWriter, RateControl,
-    WriteSummary,
+    EncodeSettings, EncodeSpeed, EncodedPicture, H264Encoder, H264Mp4Muxer, Mp4VideoWriter,
+    RateControl, WriteSummary,
 };
 pub use error::{MediaError, WriteError};
 pub use frame::{ColorSpace, MatrixCoefficients, PixelFormat, YuvFrame, YuvRange};

@@ -33,8 +33,8 @@ use super::files::{
     MANIFEST_VERSION, ProxyManifest, absolute, manifest_path, proxy_path, remove_leftovers,
 };
 use crate::media::{
-    DecoderRegistry, EncodeSettings, EncodedPicture, H264Encoder, H264Mp4Muxer, MediaError,
-    Mp4Demuxer, ProbeCache, RateControl, VideoReader, WriteError, probe,
+    DecoderRegistry, EncodeSettings, EncodeSpeed, EncodedPicture, H264Encoder, H264Mp4Muxer,
+    MediaError, Mp4Demuxer, ProbeCache, RateControl, VideoReader, WriteError, probe,
 };
 
 /// Samples a range holds at least (GOPs are merged up to it), so all-intra sources are not
@@ -118,6 +118,7 @@ pub fn generate_proxy(
         frame_rate: info.video.frame_rate,
         rate: RateControl::ConstantQp(qp),
         gop,
+        speed: EncodeSpeed::Fast,
     };
     let path = spec.path();
     std::fs::create_dir_all(&spec.dir).map_err(|e| WriteError::Io {

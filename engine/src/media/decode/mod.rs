@@ -261,11 +261,13 @@ impl DecoderRegistry {
 
     /// Every backend this build has, the fastest first: libav (measured 1.4–2.7x openh264's
     /// single-thread speed on the same H.264 streams) when built, then openh264. For
-    /// throughput work (proxies, export) where both decode a stream exactly.
+    /// throughput work (proxies, export) where both decode a stream exactly and parallelism
+    /// comes from several decoder instances over GOP ranges, so libav runs single-threaded
+    /// (frame threads on top would only oversubscribe the cores).
     pub fn fastest_first() -> Self {
         let mut r = Self::empty();
         #[cfg(feature = "ffmpeg")]
-        r.register(Arc::new(FfmpegBackend::new()));
+        r.register(Arc::new(FfmpegBackend::with_threads(1)));
         r.register(Arc::new(OpenH264Backend));
         r
     }
