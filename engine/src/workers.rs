@@ -1,8 +1,11 @@
 //! The decode worker pool: threads that own their decoders, fed and drained over bounded
 //! crossbeam channels, so that the playback tick never blocks on decoding.
 //!
-//! - Each worker keeps one [`VideoReader`] per asset it has seen, so sequential frames of an
-//!   asset sent to the same worker continue one decode without re-seeking. Jobs are routed by
+//! - Each worker keeps up to two [`VideoReader`]s per asset it has seen (sharing one parsed
+//!   demuxer), so sequential frames of an asset sent to the same worker continue one decode
+//!   without re-seeking — even when two clips show two places of the same asset at once (an
+//!   overlay of a clip over itself) and their lanes land on one worker: each place keeps its
+//!   own decoder instead of both seeking on every frame. Jobs are routed by
 //!   a caller-chosen lane (the decode system uses asset + GOP), so a GOP stays on one worker
 //!   while different GOPs (prefetch far ahead, several clips) decode in parallel.
 //! - [`DecodePool::try_submit`] never blocks: a full queue hands the job back.
@@ -100,6 +103,7 @@ impl DecodePool {
             let worker = Worker {
                 registry: registry.clone(),
                 readers: HashMap::new(),
+                uses: 0,
                 done: done_tx.clone(),
                 generation: generation.clone(),
                 in_flight: in_flight.clone(),
@@ -197,9 +201,14 @@ impl Drop for DecodePool {
     }
 }
 
+/// Decoders a worker keeps per asset.
+const READERS_PER_ASSET: usize = 2;
+
 struct Worker {
     registry: DecoderRegistry,
-    readers: HashMap<u64, VideoReader>,
+    /// Per asset: (last use, reader), at most [`READERS_PER_ASSET`].
+    readers: HashMap<u64, Vec<(u64, VideoReader)>>,
+    uses: u64,
     done: Sender<DecodeDone>,
     generation: Arc<AtomicU64>,
     in_flight: Arc<AtomicUsize>,
@@ -246,14 +255,28 @@ impl Worker {
             return Ok(frame);
         }
         let keep = self.kept_budget > 0;
-        let reader = match self.readers.entry(job.asset_id) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                let mut reader = VideoReader::open(job.path.as_ref(), &self.registry)?;
+        self.uses += 1;
+        let readers = self.readers.entry(job.asset_id).or_default();
+        let slot = match readers.iter().position(|(_, r)| r.continues_to(job.frame)) {
+            Some(i) => i,
+            None if readers.len() < READERS_PER_ASSET => {
+                let mut reader = match readers.first() {
+                    Some((_, r)) => VideoReader::from_demuxer(r.demuxer().clone(), &self.registry)?,
+                    None => VideoReader::open(job.path.as_ref(), &self.registry)?,
+                };
                 reader.keep_skipped(keep);
-                e.insert(reader)
+                readers.push((0, reader));
+                readers.len() - 1
             }
+            // All busy elsewhere: the least recently used one seeks.
+            None => readers
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, (used, _))| *used)
+                .map_or(0, |(i, _)| i),
         };
+        let (used, reader) = &mut readers[slot];
+        *used = self.uses;
         let frame = reader.frame(job.frame).map(Arc::new);
         for skipped in reader.take_skipped() {
             self.kept_bytes += skipped.size_bytes();

@@ -172,6 +172,21 @@ impl VideoReader {
         }
     }
 
+    /// Whether [`VideoReader::frame`]`(n)` would continue the current decode (or find `n`
+    /// already decoded) instead of seeking back to a keyframe.
+    pub fn continues_to(&self, n: u64) -> bool {
+        if self.ready.iter().any(|f| f.index == n) {
+            return true;
+        }
+        let Some(seek_point) = self.demux.video().seek_point(n) else {
+            return false;
+        };
+        match self.next_decode {
+            Some(next) => self.produced.is_none_or(|p| p < n) && seek_point <= next,
+            None => false,
+        }
+    }
+
     /// Frame `n` (presentation order), exactly.
     pub fn frame(&mut self, n: u64) -> Result<YuvFrame, MediaError> {
         let frames = self.frame_count();
