@@ -268,3 +268,134 @@ fn proxy_command_writes_named_verified_proxies_and_reports_failures() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope.mp4"));
 }
+
+fn gen_clip(path: &std::path::Path, size: &str, seconds: &str) {
+    let out = framelock()
+        .arg("gen-media")
+        .arg(path)
+        .args(["--size", size, "--seconds", seconds])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+}
+
+fn hidden_temps(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with('.') && n.ends_with(".tmp"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A `framelock proxy` process killed (SIGKILL) mid-job leaves only a hidden temporary file,
+/// never a proxy or a manifest; the next run clears it and makes the proxy.
+#[test]
+fn a_killed_proxy_process_leaves_no_proxy_and_the_next_run_regenerates() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let clip = dir.path().join("shoot.mp4");
+    gen_clip(&clip, "1280x720", "5");
+    let proxies = dir.path().join("px");
+    let mut child = framelock()
+        .arg("proxy")
+        .arg(&clip)
+        .args(["--res", "360", "--json", "--threads", "1", "--dir"])
+        .arg(&proxies)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let start = std::time::Instant::now();
+    while hidden_temps(&proxies).is_empty() {
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "finished before it could be killed"
+        );
+        assert!(start.elapsed().as_secs() < 60);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    child.kill().expect("kill"); // SIGKILL: no destructor runs
+    child.wait().expect("reap");
+    let proxy = proxies.join("shoot_360p.mp4");
+    assert!(
+        !proxy.exists(),
+        "a killed job left something that looks like a proxy"
+    );
+    assert!(!proxies.join("shoot_360p.json").exists());
+    assert_eq!(
+        hidden_temps(&proxies).len(),
+        1,
+        "the killed job's temporary file"
+    );
+
+    let out = framelock()
+        .arg("proxy")
+        .arg(&clip)
+        .args(["--res", "360", "--json", "--dir"])
+        .arg(&proxies)
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    assert!(proxy.is_file());
+    assert!(hidden_temps(&proxies).is_empty(), "leftovers cleared");
+}
+
+/// A write that fails mid-job (here the file-size limit, `ulimit -f`, with SIGXFSZ ignored:
+/// the same failed write a full disk gives) fails that job with a clear error, leaves nothing,
+/// and the other jobs finish.
+#[test]
+fn a_failing_write_fails_its_job_clearly_and_other_jobs_go_on() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let big = dir.path().join("big.mp4");
+    let small = dir.path().join("small.mp4");
+    gen_clip(&big, "1280x720", "2");
+    gen_clip(&small, "320x180", "1");
+    let proxies = dir.path().join("px");
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 600; exec \"$@\"")
+        .arg("bash")
+        .arg(env!("CARGO_BIN_EXE_framelock"))
+        .arg("proxy")
+        .arg(&big)
+        .arg(&small)
+        .args([
+            "--res",
+            "90,540",
+            "--codec",
+            "h264-intra",
+            "--quality",
+            "100",
+        ])
+        .args(["--workers", "1", "--json", "--dir"])
+        .arg(&proxies)
+        .output()
+        .expect("run");
+    assert!(!out.status.success(), "a failed job makes the command fail");
+    let jobs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let state = |name: &str| {
+        jobs.iter()
+            .find(|j| j["proxy"].as_str().is_some_and(|p| p.ends_with(name)))
+            .unwrap_or_else(|| panic!("no job for {name}: {jobs:?}"))
+            .clone()
+    };
+    let failed = state("big_540p.mp4");
+    assert_eq!(failed["state"], "failed", "{failed}");
+    assert!(
+        failed["error"].as_str().unwrap_or("").contains("too large"),
+        "{failed}"
+    );
+    assert!(!proxies.join("big_540p.mp4").exists());
+    assert!(!proxies.join("big_540p.json").exists());
+    for ok in ["big_90p.mp4", "small_90p.mp4"] {
+        assert_eq!(state(ok)["state"], "ready");
+        assert!(proxies.join(ok).is_file());
+    }
+    assert!(hidden_temps(&proxies).is_empty());
+}
