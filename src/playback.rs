@@ -76,6 +76,15 @@ impl ProxyOptions {
         Self::with_manager(ProxyManager::new(ProxyManagerOptions::new(dir)))
     }
 
+    /// Proxies in `Proxies/` beside the project file `project_path` (the default place).
+    pub fn beside_project(project_path: impl AsRef<std::path::Path>) -> Self {
+        let dir = project_path
+            .as_ref()
+            .parent()
+            .map_or_else(|| PathBuf::from("Proxies"), |p| p.join("Proxies"));
+        Self::new(dir)
+    }
+
     /// Proxies made by `manager`, default strategy, generated at open.
     pub fn with_manager(manager: ProxyManager) -> Self {
         Self {

@@ -156,18 +156,32 @@ fn import_4k_generates_proxies_that_progress_and_carry_the_right_frames() {
             "proxies not ready: {:?}",
             manager.status()
         );
-        for s in manager.status() {
-            if let ProxyState::Generating { done, total, .. } = s.state
+        // The world's Proxy entities follow the jobs tick by tick.
+        engine.tick();
+        for (height, state, _) in proxy_states(&mut engine) {
+            if let ProxyState::Generating { done, total, .. } = state
                 && done > 0
             {
                 assert_eq!(total, 30);
-                progress_seen.push((s.height, done));
+                progress_seen.push((height, done));
             }
-            assert!(!matches!(s.state, ProxyState::Failed(_)), "{s:?}");
+            assert!(!matches!(state, ProxyState::Failed(_)), "{state:?}");
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert!(!progress_seen.is_empty(), "never saw a job generating");
+    assert!(
+        !progress_seen.is_empty(),
+        "never saw a Proxy entity generating"
+    );
+    // Progress only goes forward.
+    for h in [720, 1080] {
+        let seen: Vec<u64> = progress_seen
+            .iter()
+            .filter(|p| p.0 == h)
+            .map(|p| p.1)
+            .collect();
+        assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{h}p: {seen:?}");
+    }
     engine.tick();
     let states = proxy_states(&mut engine);
     assert!(
