@@ -228,7 +228,10 @@ impl Worker {
                 continue;
             }
             let start = Instant::now();
-            let result = self.decode(&job);
+            let result = {
+                puffin::profile_scope!("decode job");
+                self.decode(&job)
+            };
             let done = DecodeDone {
                 asset_id: job.asset_id,
                 frame: job.frame,

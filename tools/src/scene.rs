@@ -36,6 +36,10 @@ pub struct Args {
     /// proxy height with --proxy, else the output size). 0 = full output size.
     #[arg(long)]
     preview: Option<u32>,
+    /// Serve the profile live to `puffin_viewer` (default address 127.0.0.1:8585): every
+    /// system, decode job and proxy range is a scope, every tick a frame.
+    #[arg(long, num_args = 0..=1, default_missing_value = "127.0.0.1:8585", value_name = "ADDR")]
+    puffin: Option<String>,
     /// Hold the last frame instead of dropping late ones.
     #[arg(long)]
     hold: bool,
@@ -153,6 +157,16 @@ fn preroll(engine: &mut PlaybackEngine, shown: &Mutex<Vec<(u64, Instant)>>) {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
+    let _puffin_server = match &args.puffin {
+        Some(addr) => {
+            let server = puffin_http::Server::new(addr)
+                .map_err(|e| anyhow::anyhow!("puffin server on {addr}: {e}"))?;
+            puffin::set_scopes_on(true);
+            eprintln!("puffin: serving on {addr}; connect with `puffin_viewer --url {addr}`");
+            Some(server)
+        }
+        None => None,
+    };
     let (project, motion, name) = match &args.scene_file {
         Some(f) => {
             let json =

@@ -399,3 +399,50 @@ fn a_failing_write_fails_its_job_clearly_and_other_jobs_go_on() {
     }
     assert!(hidden_temps(&proxies).is_empty());
 }
+
+/// `bench --puffin ADDR` serves the profile while it plays: a client connecting to it receives
+/// profile data.
+#[test]
+fn bench_serves_puffin_profiles() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().expect("tmp");
+    let clip = dir.path().join("c.mp4");
+    gen_clip(&clip, "160x90", "4");
+    let scene = dir.path().join("scene.json");
+    let project = serde_json::json!({
+        "version": 1,
+        "frame_rate": {"num": 30, "den": 1},
+        "width": 160,
+        "height": 90,
+        "tracks": [{"clips": [{"media": clip, "start": 0, "duration": 120}]}]
+    });
+    std::fs::write(&scene, project.to_string()).expect("write");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = framelock()
+        .args(["bench", "--scene-file"])
+        .arg(&scene)
+        .args(["--puffin", &addr])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let start = std::time::Instant::now();
+    let mut stream = loop {
+        if let Ok(s) = std::net::TcpStream::connect(&addr) {
+            break s;
+        }
+        assert!(start.elapsed().as_secs() < 30, "no puffin server on {addr}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .expect("timeout");
+    let mut buf = vec![0u8; 4096];
+    let n = stream.read(&mut buf).expect("profile data");
+    assert!(n > 0, "the server sent nothing");
+    assert!(child.wait().expect("bench").success());
+}
