@@ -7,6 +7,7 @@
 //! | [`proxy`] | proxy files: naming + manifest, the decode → scale → encode pipeline, the job queue |
 //! | [`app`] | clocks and the frame pacer |
 //! | [`workers`] | the decode worker pool |
+//! | [`profile`] | `profile_function!` / `profile_scope!` over puffin, frame marks |
 //!
 //! Later issues add `cache`, `memory`, `gpu`,
 //! `render` and `profile` beside these, as `ARCHITECTURE.md` lays out.
@@ -14,5 +15,6 @@
 pub mod app;
 pub mod fs;
 pub mod media;
+pub mod profile;
 pub mod proxy;
 pub mod workers;

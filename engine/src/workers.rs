@@ -229,7 +229,7 @@ impl Worker {
             }
             let start = Instant::now();
             let result = {
-                puffin::profile_scope!("decode job");
+                crate::profile_scope!("decode job");
                 self.decode(&job)
             };
             let done = DecodeDone {

@@ -11,7 +11,7 @@ use crate::Tick;
 
 /// The system.
 pub fn advance_playhead(mut playhead: ResMut<Playhead>, tick: Res<Tick>) {
-    puffin::profile_function!();
+    framelock_engine::profile_function!();
     if playhead.state != PlayState::Playing {
         return;
     }

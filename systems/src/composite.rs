@@ -37,7 +37,7 @@ pub fn composite(
     mut composited: ResMut<Composited>,
     mut arena: Local<Bump>,
 ) {
-    puffin::profile_function!();
+    framelock_engine::profile_function!();
     arena.reset();
     composited.0 = None;
     let t = playhead.frame;

@@ -27,7 +27,7 @@ pub fn decode(
     mut load: ResMut<DecodeLoad>,
     mut seen_generation: Local<u64>,
 ) {
-    puffin::profile_function!();
+    framelock_engine::profile_function!();
     if *seen_generation != playhead.generation {
         *seen_generation = playhead.generation;
         pool.0.set_generation(playhead.generation);

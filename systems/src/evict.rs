@@ -19,7 +19,7 @@ pub fn evict(
     mut index: ResMut<FrameIndex>,
     mut metrics: ResMut<Metrics>,
 ) {
-    puffin::profile_function!();
+    framelock_engine::profile_function!();
     let mut total = 0usize;
     let mut count = 0usize;
     for (e, frame, entry) in &frames {

@@ -38,7 +38,7 @@ pub fn lod_select(
     assets: Query<(&MediaAsset, Option<&ProxyAssets>)>,
     mut clips: Query<(&Clip, &mut Lod, Has<HasEffects>)>,
 ) {
-    puffin::profile_function!();
+    framelock_engine::profile_function!();
     let thresholds = service
         .as_ref()
         .map(|s| s.strategy.auto_switch_thresholds)

@@ -35,7 +35,7 @@ pub fn prefetch(
     mut metrics: ResMut<crate::Metrics>,
     mut last_counted: Local<Option<(u64, u64)>>,
 ) {
-    puffin::profile_function!();
+    framelock_engine::profile_function!();
     let mut layers = Vec::new();
     let mut sources = Vec::new();
     let window = if playhead.state == PlayState::Playing {

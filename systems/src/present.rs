@@ -24,7 +24,7 @@ pub fn present(
     mut last: Local<Option<PresentedFrame>>,
     mut last_key: Local<Option<(u64, u64)>>,
 ) {
-    puffin::profile_function!();
+    framelock_engine::profile_function!();
     let key = Some((playhead.frame, playhead.generation));
     if playhead.state == PlayState::Paused && *last_key == key {
         let same_sources = match (&composited.0, last.as_ref()) {

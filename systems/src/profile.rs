@@ -9,8 +9,8 @@ use crate::{Metrics, Tick};
 
 /// The system.
 pub fn profile(tick: Res<Tick>, mut metrics: ResMut<Metrics>) {
-    puffin::profile_function!();
+    framelock_engine::profile_function!();
     metrics.ticks += 1;
     metrics.skipped_ticks += tick.skipped;
-    puffin::GlobalProfiler::lock().new_frame();
+    framelock_engine::profile::finish_frame();
 }

@@ -25,7 +25,7 @@ pub fn proxy_sync(
     mut seen_version: Local<Option<u64>>,
     mut by_job: Local<HashMap<u64, Entity>>,
 ) {
-    puffin::profile_function!();
+    framelock_engine::profile_function!();
     let Some(service) = service else {
         return;
     };

@@ -58,7 +58,7 @@ pub fn index_timeline(
     mut removed_clips: RemovedComponents<Clip>,
     mut built: Local<bool>,
 ) {
-    puffin::profile_function!();
+    framelock_engine::profile_function!();
     let removed = removed_clips.read().count() > 0;
     if *built && changed.is_empty() && !removed {
         return;

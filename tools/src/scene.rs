@@ -161,7 +161,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         Some(addr) => {
             let server = puffin_http::Server::new(addr)
                 .map_err(|e| anyhow::anyhow!("puffin server on {addr}: {e}"))?;
-            puffin::set_scopes_on(true);
+            framelock::engine::profile::set_enabled(true);
             eprintln!("puffin: serving on {addr}; connect with `puffin_viewer --url {addr}`");
             Some(server)
         }

@@ -88,7 +88,7 @@ pub fn generate_proxy(
     cancel: &AtomicBool,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<ProxyOutput, ProxyError> {
-    puffin::profile_function!();
+    crate::profile_function!();
     let start = Instant::now();
     let source = spec.source.as_path();
     let source_fingerprint = ProbeCache::fingerprint(source)?;
@@ -284,7 +284,7 @@ fn encode_ranges(
 ) -> Result<(), ProxyError> {
     let mut encoder = H264Encoder::new(settings)?;
     for r in range_rx.iter() {
-        puffin::profile_scope!("proxy range");
+        crate::profile_scope!("proxy range");
         let mut first = true;
         let mut failed: Option<ProxyError> = None;
         let mut on_frame = |frame: crate::media::YuvFrame| -> bool {
