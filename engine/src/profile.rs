@@ -66,6 +66,11 @@ mod tests {
         super::finish_frame();
         puffin::GlobalProfiler::lock().remove_sink(sink);
         super::set_enabled(false);
-        assert!(*frames.lock().unwrap_or_else(std::sync::PoisonError::into_inner) >= 1);
+        assert!(
+            *frames
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                >= 1
+        );
     }
 }
