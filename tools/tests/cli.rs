@@ -146,23 +146,7 @@ fn errors_are_clear_and_exit_non_zero() {
 #[test]
 fn bench_plays_a_scene_file_end_to_end() {
     let dir = tempfile::tempdir().expect("tmp");
-    let clip = dir.path().join("c.mp4");
-    let out = framelock()
-        .args(["gen-media"])
-        .arg(&clip)
-        .args(["--size", "160x90", "--seconds", "1"])
-        .output()
-        .expect("run");
-    assert!(out.status.success());
-    let scene = dir.path().join("scene.json");
-    let project = serde_json::json!({
-        "version": 1,
-        "frame_rate": {"num": 30, "den": 1},
-        "width": 160,
-        "height": 90,
-        "tracks": [{"clips": [{"media": clip, "start": 0, "duration": 30}]}]
-    });
-    std::fs::write(&scene, project.to_string()).expect("write");
+    let (clip, scene) = one_clip_scene(dir.path(), 1);
     let out = framelock()
         .args(["bench", "--scene-file"])
         .arg(&scene)
@@ -277,6 +261,22 @@ fn gen_clip(path: &std::path::Path, size: &str, seconds: &str) {
         .output()
         .expect("run");
     assert!(out.status.success());
+}
+
+/// A 160x90 clip of `seconds` at 30 fps in `dir`, and a scene file playing all of it.
+fn one_clip_scene(dir: &std::path::Path, seconds: u64) -> (std::path::PathBuf, std::path::PathBuf) {
+    let clip = dir.join("c.mp4");
+    gen_clip(&clip, "160x90", &seconds.to_string());
+    let scene = dir.join("scene.json");
+    let project = serde_json::json!({
+        "version": 1,
+        "frame_rate": {"num": 30, "den": 1},
+        "width": 160,
+        "height": 90,
+        "tracks": [{"clips": [{"media": clip, "start": 0, "duration": seconds * 30}]}]
+    });
+    std::fs::write(&scene, project.to_string()).expect("write");
+    (clip, scene)
 }
 
 fn hidden_temps(dir: &std::path::Path) -> Vec<String> {
@@ -406,17 +406,7 @@ fn a_failing_write_fails_its_job_clearly_and_other_jobs_go_on() {
 fn bench_serves_puffin_profiles() {
     use std::io::Read;
     let dir = tempfile::tempdir().expect("tmp");
-    let clip = dir.path().join("c.mp4");
-    gen_clip(&clip, "160x90", "4");
-    let scene = dir.path().join("scene.json");
-    let project = serde_json::json!({
-        "version": 1,
-        "frame_rate": {"num": 30, "den": 1},
-        "width": 160,
-        "height": 90,
-        "tracks": [{"clips": [{"media": clip, "start": 0, "duration": 120}]}]
-    });
-    std::fs::write(&scene, project.to_string()).expect("write");
+    let (_, scene) = one_clip_scene(dir.path(), 4);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")
