@@ -81,28 +81,27 @@ fn choose(
     load: &DecodeLoad,
     cost_factor: f64,
 ) -> Lod {
-    let Ok((original, proxies)) = assets.get(clip.asset) else {
+    let Ok((original, Some(proxies))) = assets.get(clip.asset) else {
         return Lod::Original;
     };
-    let ready: Vec<(u32, Entity)> = proxies
-        .map(|p| {
-            p.0.iter()
-                .filter(|&&(_, _, e)| assets.contains(e))
-                .map(|&(h, _, e)| (h, e))
-                .collect()
-        })
-        .unwrap_or_default();
-    if ready.is_empty() || use_proxy == UseProxy::Never {
+    if use_proxy == UseProxy::Never {
         return Lod::Original;
     }
-    let limit = thresholds.for_mode(mode);
-    let best = ready
+    // Ready proxies, shortest first (the list is kept sorted by height).
+    let mut ready = proxies
+        .0
         .iter()
-        .rev()
-        .find(|&&(h, _)| h <= limit)
-        .or(ready.first())
-        .map(|&(height, asset)| Lod::Proxy { asset, height })
-        .unwrap_or_default();
+        .filter(|&&(_, _, e)| assets.contains(e))
+        .map(|&(h, _, e)| (h, e));
+    let limit = thresholds.for_mode(mode);
+    let Some(smallest) = ready.next() else {
+        return Lod::Original;
+    };
+    let (height, asset) = ready
+        .filter(|&(h, _)| h <= limit)
+        .last()
+        .unwrap_or(smallest);
+    let best = Lod::Proxy { asset, height };
     if use_proxy == UseProxy::Always {
         return best;
     }
