@@ -97,10 +97,7 @@ fn choose(
     let Some(smallest) = ready.next() else {
         return Lod::Original;
     };
-    let (height, asset) = ready
-        .filter(|&(h, _)| h <= limit)
-        .last()
-        .unwrap_or(smallest);
+    let (height, asset) = ready.rfind(|&(h, _)| h <= limit).unwrap_or(smallest);
     let best = Lod::Proxy { asset, height };
     if use_proxy == UseProxy::Always {
         return best;
