@@ -2,8 +2,8 @@
 //! [`Playhead`], [`OutputFormat`], [`QualitySettings`], [`ProxyService`] (thresholds),
 //! [`DecodeLoad`], [`Decoders`], [`TimelineIndex`]; writes [`Lod`].
 //!
-//! Chooses, per clip and tick, whether it decodes from its original or from one of its ready
-//! proxies:
+//! Chooses, per clip near the playhead and tick, whether it decodes from its original or from
+//! one of its ready proxies:
 //!
 //! - mode: `effects` if the clip has effects, else `playback` while playing, else `editing`
 //!   (paused, scrubbing); the strategy's threshold for that mode is a picture height.
@@ -48,25 +48,43 @@ pub fn lod_select(
     let layers = visible.len().max(1) as f64;
     let frame_period = 1.0 / output.frame_rate.as_f64().max(1e-9);
     let workers = decoders.0.workers().max(1) as f64;
-    for (clip, mut lod, has_effects) in &mut clips {
-        let mode = if has_effects {
-            EditMode::Effects
-        } else if playhead.state == PlayState::Playing {
-            EditMode::Playback
-        } else {
-            EditMode::Editing
-        };
-        let want = choose(
-            clip,
-            mode,
-            &thresholds,
-            quality.use_proxy,
-            &assets,
-            &load,
-            layers * playhead.rate.abs().max(1.0) / (frame_period * workers),
-        );
-        if *lod != want {
-            *lod = want;
+    // Only clips prefetch or composite can touch in this tick: those overlapping the
+    // playhead ± the prefetch reach. Others keep their level until they come near (this
+    // system runs before prefetch every tick), so a 10-hour timeline costs what its
+    // neighbourhood does.
+    let reach = (quality.prefetch_frames as f64 * playhead.rate.abs().max(1.0)).ceil() as u64 + 1;
+    let lo = playhead.frame.saturating_sub(reach);
+    let hi = playhead.frame.saturating_add(reach);
+    let cost_factor = layers * playhead.rate.abs().max(1.0) / (frame_period * workers);
+    for track in &timeline.tracks {
+        // Clips are sorted by start and do not overlap, so their ends are sorted too.
+        let first = track.clips.partition_point(|&(_, end, _)| end <= lo);
+        for &(start, _, entity) in &track.clips[first..] {
+            if start > hi {
+                break;
+            }
+            let Ok((clip, mut lod, has_effects)) = clips.get_mut(entity) else {
+                continue;
+            };
+            let mode = if has_effects {
+                EditMode::Effects
+            } else if playhead.state == PlayState::Playing {
+                EditMode::Playback
+            } else {
+                EditMode::Editing
+            };
+            let want = choose(
+                clip,
+                mode,
+                &thresholds,
+                quality.use_proxy,
+                &assets,
+                &load,
+                cost_factor,
+            );
+            if *lod != want {
+                *lod = want;
+            }
         }
     }
 }
