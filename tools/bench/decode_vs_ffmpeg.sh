@@ -10,28 +10,10 @@
 # (the camera-like case). For each: ffmpeg -threads 1 and -threads 2 (`-f null`), framelock
 # sequential (one decoder, frame by frame: playback) and parallel (one decoder instance per
 # core over GOP ranges: proxies/export), with each built backend.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-bash tools/install-deps.sh
-cargo build --release --features ffmpeg -p framelock-tools 2>&1 | grep -v '^\s*Compiling' >&2 || true
-fl=target/release/framelock
-dir=${BENCH_DIR:-bench-media}
-mkdir -p "$dir"
+source "$(dirname "$0")/common.sh"
 s1080=${SECONDS_1080:-10}
 s4k=${SECONDS_4K:-10}
 
-make_clip() { # name size seconds
-  local out="$dir/$1-$3s.mp4"
-  [ -f "$out" ] || "$fl" gen-media "$out" --size "$2" --seconds "$3" >&2
-  echo "$out"
-}
-make_high() { # src kbps
-  local out="${1%.mp4}-x264high.mp4"
-  [ -f "$out" ] || ffmpeg -v error -nostdin -y -i "$1" -c:v libx264 -preset veryfast -profile:v high \
-      -bf 3 -b:v "$2k" -maxrate "$2k" -bufsize "$(( $2 * 2 ))k" -g 30 "$out"
-  echo "$out"
-}
-now() { date +%s.%N; }
 ffmpeg_fps() { # clip threads frames
   local t0 t1
   t0=$(now)
@@ -39,7 +21,6 @@ ffmpeg_fps() { # clip threads frames
   t1=$(now)
   calc "$3 / ($t1 - $t0)"
 }
-calc() { awk "BEGIN { printf \"%.4f\", $1 }"; }
 json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 
 c1080=$(make_clip 1080p 1920x1080 "$s1080")
@@ -49,7 +30,7 @@ h4k=$(make_high "$c4k" 53000)
 
 printf '%-34s %-9s %9s %9s %9s %8s %8s\n' clip decoder fps "vs ff-t1" "vs ff-t2" "p50 ms" "p99 ms"
 for clip in "$c1080" "$h1080" "$c4k" "$h4k"; do
-  frames=$("$fl" probe "$clip" --json | python3 -c "import json,sys; print(json.load(sys.stdin)['video']['frame_count'])")
+  frames=$(frame_count "$clip")
   ff1=$(ffmpeg_fps "$clip" 1 "$frames")
   ff2=$(ffmpeg_fps "$clip" 2 "$frames")
   name=$(basename "$clip")

@@ -10,29 +10,17 @@
 # backend (libav with the ffmpeg feature) and with openh264 alone. Clips: framelock's own 4K test
 # card and the same pictures as x264 High profile with B-frames at 53 Mb/s (camera-like).
 # Wall time of the whole process each, proxy written and verified.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-bash tools/install-deps.sh
-cargo build --release --features ffmpeg -p framelock-tools 2>&1 | grep -v '^\s*Compiling' >&2 || true
-fl=target/release/framelock
-dir=${BENCH_DIR:-bench-media}
-mkdir -p "$dir"
+source "$(dirname "$0")/common.sh"
 s4k=${SECONDS_4K:-10}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-own="$dir/4k-${s4k}s.mp4"
-[ -f "$own" ] || "$fl" gen-media "$own" --size 3840x2160 --seconds "$s4k" >&2
-high="${own%.mp4}-x264high.mp4"
-[ -f "$high" ] || ffmpeg -v error -nostdin -y -i "$own" -c:v libx264 -preset veryfast -profile:v high \
-    -bf 3 -b:v 53000k -maxrate 53000k -bufsize 106000k -g 30 "$high"
-
-now() { date +%s.%N; }
-calc() { awk "BEGIN { printf \"%.4f\", $1 }"; }
+own=$(make_clip 4k 3840x2160 "$s4k")
+high=$(make_high "$own" 53000)
 
 printf '%-26s %-28s %8s %8s %10s\n' clip maker fps "vs ff" "MB"
 for clip in "$own" "$high"; do
-  frames=$("$fl" probe "$clip" --json | python3 -c "import json,sys; print(json.load(sys.stdin)['video']['frame_count'])")
+  frames=$(frame_count "$clip")
   name=$(basename "$clip")
   t0=$(now)
   ffmpeg -v error -nostdin -y -i "$clip" -vf scale=-2:720 -c:v libx264 -preset ultrafast "$out/ff.mp4"
