@@ -147,20 +147,26 @@ pub struct ProxyStrategy {
     pub generation: ProxyGeneration,
 }
 
+impl ProxyGeneration {
+    /// The configured heights that make a proxy of a source `source_height` tall (below it),
+    /// in configuration order.
+    pub fn heights_below(&self, source_height: u32) -> impl Iterator<Item = u32> + '_ {
+        self.resolutions
+            .iter()
+            .copied()
+            .filter(move |&h| h >= 2 && h < source_height)
+    }
+}
+
 impl ProxyStrategy {
     /// The proxy heights to generate for a source `source_height` tall: the configured ones
-    /// below it (none when the source is not above the lowest switch threshold).
+    /// below it (none when the source is not above the lowest switch threshold), shortest
+    /// first.
     pub fn heights_for(&self, source_height: u32) -> Vec<u32> {
         if source_height <= self.auto_switch_thresholds.lowest() {
             return Vec::new();
         }
-        let mut v: Vec<u32> = self
-            .generation
-            .resolutions
-            .iter()
-            .copied()
-            .filter(|&h| h >= 2 && h < source_height)
-            .collect();
+        let mut v: Vec<u32> = self.generation.heights_below(source_height).collect();
         v.sort_unstable();
         v.dedup();
         v

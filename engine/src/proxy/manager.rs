@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 
 use framelock_components::{MediaInfo, ProxyCodec, ProxyPriority, ProxyState, ProxyStrategy};
 
+use super::ProxyError;
 use super::files::{ProxyCheck, absolute, check_proxy};
 use super::pipeline::{ProxyJobSpec, generate_proxy};
-use super::{ProxyError, proxy_path};
 use crate::media::{DecoderRegistry, probe};
 
 /// A job's id (unique within one manager).
@@ -307,16 +307,9 @@ impl ProxyManager {
         generation: &framelock_components::ProxyGeneration,
     ) -> Vec<JobId> {
         generation
-            .resolutions
-            .iter()
-            .filter(|&&h| h >= 2 && h < source_height)
-            .map(|&h| self.submit(source, h, generation))
+            .heights_below(source_height)
+            .map(|h| self.submit(source, h, generation))
             .collect()
-    }
-
-    /// The proxy path `source` at `height` would get here.
-    pub fn path_for(&self, source: &Path, height: u32) -> PathBuf {
-        proxy_path(&self.dir, &absolute(source), height & !1)
     }
 
     /// Cancels a job; returns whether it was active.
