@@ -125,6 +125,35 @@ impl Default for EngineOptions {
     }
 }
 
+/// Queues `generation`'s heights below each file's own height (an explicit request: the
+/// switch thresholds do not apply). `known_height` answers for files already probed (by
+/// absolute path); the others are probed here, on the calling thread.
+pub(crate) fn queue_proxies(
+    manager: &ProxyManager,
+    generation: &framelock_components::ProxyGeneration,
+    files: &[PathBuf],
+    known_height: impl Fn(&std::path::Path) -> Option<u32>,
+) -> Result<Vec<JobId>, PlayerError> {
+    let mut ids = Vec::new();
+    for file in files {
+        let absolute = framelock_engine::proxy::files::absolute(file);
+        let height = match known_height(&absolute) {
+            Some(h) => h,
+            None => {
+                probe(file, &DecoderRegistry::new())
+                    .map_err(|source| PlayerError::Media {
+                        path: file.clone(),
+                        source,
+                    })?
+                    .video
+                    .height
+            }
+        };
+        ids.extend(manager.submit_below(&absolute, height, generation));
+    }
+    Ok(ids)
+}
+
 /// A project loaded into an ECS world, played by ticks.
 pub struct PlaybackEngine {
     world: World,
@@ -394,32 +423,15 @@ impl PlaybackEngine {
             .world
             .get_resource::<ProxyService>()
             .ok_or(PlayerError::ProxiesDisabled)?;
-        let mut ids = Vec::new();
-        for file in files {
-            let absolute = framelock_engine::proxy::files::absolute(file);
-            let height = match service
-                .sources
-                .get(&absolute)
-                .and_then(|&e| self.world.get::<MediaAsset>(e))
-            {
-                Some(asset) => asset.info.video.height,
-                None => {
-                    probe(file, &DecoderRegistry::new())
-                        .map_err(|source| PlayerError::Media {
-                            path: file.clone(),
-                            source,
-                        })?
-                        .video
-                        .height
-                }
-            };
-            ids.extend(service.manager.submit_below(
-                &absolute,
-                height,
-                &service.strategy.generation,
-            ));
-        }
-        Ok(ids)
+        queue_proxies(
+            &service.manager,
+            &service.strategy.generation,
+            files,
+            |absolute| {
+                let &e = service.sources.get(absolute)?;
+                Some(self.world.get::<MediaAsset>(e)?.info.video.height)
+            },
+        )
     }
 
     /// Every proxy job, by id (empty without proxies).

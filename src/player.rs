@@ -131,18 +131,7 @@ impl Player {
         files: &[std::path::PathBuf],
     ) -> Result<Vec<JobId>, PlayerError> {
         let (manager, strategy) = self.proxies.as_ref().ok_or(PlayerError::ProxiesDisabled)?;
-        let registry = framelock_engine::media::DecoderRegistry::new();
-        let mut ids = Vec::new();
-        for file in files {
-            let info = framelock_engine::media::probe(file, &registry).map_err(|source| {
-                PlayerError::Media {
-                    path: file.clone(),
-                    source,
-                }
-            })?;
-            ids.extend(manager.submit_below(file, info.video.height, &strategy.generation));
-        }
-        Ok(ids)
+        crate::playback::queue_proxies(manager, &strategy.generation, files, |_| None)
     }
 
     /// Every proxy job (empty without proxies).
