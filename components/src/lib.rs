@@ -3,12 +3,16 @@
 //! Data only: no I/O, no threads. What is saved (projects, probe caches) derives serde.
 //! The engine fills these types in; systems and hosts read them.
 
+mod cache;
 mod media;
 mod playback;
 mod project;
 mod proxy;
 mod rational;
 
+pub use cache::{
+    CacheKey, CacheKind, CacheTier, ClearCache, MemoryBudget, Pressure, TierStats,
+};
 pub use media::{AudioStreamInfo, ChromaFormat, Codec, MediaInfo, VideoStreamInfo};
 pub use playback::{
     CacheEntry, Clip, Frame, FrameState, Lod, MediaAsset, OutputFormat, PlayState, Playhead,

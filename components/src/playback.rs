@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use bevy_ecs::prelude::{Component, Entity, Resource};
 
-use crate::{MediaInfo, Rational, UseProxy};
+use crate::{CacheKey, CacheTier, MediaInfo, Rational, UseProxy};
 
 /// A media file the project uses (one entity per distinct file).
 #[derive(Component, Clone, Debug)]
@@ -14,6 +14,9 @@ pub struct MediaAsset {
     pub id: u64,
     /// The file.
     pub path: PathBuf,
+    /// The file's fingerprint (size, mtime, first and last MiB hashed): cache keys of its
+    /// frames start from it, so a changed file never hits an old cached frame.
+    pub fingerprint: u64,
     /// What probing found.
     pub info: MediaInfo,
 }
@@ -119,9 +122,14 @@ pub struct Frame {
     pub priority: u64,
 }
 
-/// Bookkeeping for anything held in memory that eviction may free.
+/// Bookkeeping for anything held in a cache tier that eviction may free (a [`Frame`] in
+/// RAM today; VRAM entries join with the GPU issue).
 #[derive(Component, Clone, Copy, Debug)]
 pub struct CacheEntry {
+    /// The tier holding it.
+    pub tier: CacheTier,
+    /// What produced it (the disk tier stores it under this key).
+    pub key: CacheKey,
     /// Bytes held.
     pub bytes: usize,
     /// The tick that last used it.
@@ -205,8 +213,6 @@ pub struct QualitySettings {
     pub drop_late_frames: bool,
     /// How many frames ahead of the playhead to request (scaled by the play rate).
     pub prefetch_frames: u64,
-    /// Decoded frames may hold at most this many bytes.
-    pub memory_budget_bytes: usize,
     /// Frames not wanted for this many ticks are freed even under budget (frames behind the
     /// playhead; a short reverse scrub still finds them).
     pub keep_unused_ticks: u64,
@@ -240,7 +246,6 @@ impl Default for QualitySettings {
         Self {
             drop_late_frames: true,
             prefetch_frames: 12,
-            memory_budget_bytes: 1 << 30,
             keep_unused_ticks: 30,
             use_proxy: UseProxy::Auto,
             preview_height: None,

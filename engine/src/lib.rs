@@ -8,13 +8,16 @@
 //! | [`app`] | clocks and the frame pacer |
 //! | [`workers`] | the decode worker pool |
 //! | [`profile`] | `profile_function!` / `profile_scope!` over puffin, frame marks |
+//! | [`memory`] | typed buffer pools (frames, audio, effect scratch) with exact byte accounting; the budget |
+//! | [`cache`] | cache keys, the [`cache::Cache`] contract, the memory-mapped disk tier |
 //!
-//! Later issues add `cache`, `memory`, `gpu`,
-//! `render` and `profile` beside these, as `ARCHITECTURE.md` lays out.
+//! Later issues add `gpu` and `render` beside these, as `ARCHITECTURE.md` lays out.
 
 pub mod app;
+pub mod cache;
 pub mod fs;
 pub mod media;
+pub mod memory;
 pub mod profile;
 pub mod proxy;
 pub mod workers;

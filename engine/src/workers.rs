@@ -14,6 +14,10 @@
 //! - A worker keeps the frames its decoders pass on the way to a requested frame (from the
 //!   keyframe up to it), within a byte budget, and answers later jobs from them: reverse
 //!   playback and backward scrubbing then decode each GOP once instead of once per frame.
+//! - With a [`BufferPool`], decoders write into recycled plane buffers (counted against the
+//!   memory budget); with a [`DiskCache`], a job whose frame has a cache key is answered from
+//!   the disk tier when it is there (a copy out of the mapping, no decode), and a job marked
+//!   `disk_only` (a rendered frame) is answered only from there.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -24,7 +28,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
+use framelock_components::CacheKey;
+
+use crate::cache::DiskCache;
 use crate::media::{DecoderRegistry, MediaError, VideoReader, YuvFrame};
+use crate::memory::BufferPool;
 
 /// A frame to decode.
 #[derive(Clone, Debug)]
@@ -39,6 +47,10 @@ pub struct DecodeJob {
     pub generation: u64,
     /// Routing key: jobs with the same lane go to the same worker.
     pub lane: u64,
+    /// The frame's cache key: looked up in the disk tier before decoding.
+    pub cache_key: Option<CacheKey>,
+    /// Only the disk tier can answer (a rendered frame: workers cannot render).
+    pub disk_only: bool,
 }
 
 /// A finished job.
@@ -54,6 +66,25 @@ pub struct DecodeDone {
     pub result: Result<Arc<YuvFrame>, MediaError>,
     /// Time the worker spent on it.
     pub decode_time: Duration,
+    /// It came from the disk tier.
+    pub from_disk: bool,
+}
+
+/// How to start a [`DecodePool`].
+#[derive(Clone, Debug)]
+pub struct DecodePoolOptions {
+    /// Threads.
+    pub workers: usize,
+    /// Backends.
+    pub registry: DecoderRegistry,
+    /// Jobs queued per worker.
+    pub queue: usize,
+    /// Bytes per worker for frames decoded on the way to requested ones.
+    pub skip_cache_bytes: usize,
+    /// Where decoded planes come from (`None`: plain allocations).
+    pub pool: Option<BufferPool>,
+    /// The disk tier to answer from first.
+    pub disk: Option<DiskCache>,
 }
 
 /// Decode threads.
@@ -90,6 +121,26 @@ impl DecodePool {
         queue: usize,
         skip_cache_bytes: usize,
     ) -> Self {
+        Self::with_options(DecodePoolOptions {
+            workers,
+            registry,
+            queue,
+            skip_cache_bytes,
+            pool: None,
+            disk: None,
+        })
+    }
+
+    /// Starts the pool as `options` say.
+    pub fn with_options(options: DecodePoolOptions) -> Self {
+        let DecodePoolOptions {
+            workers,
+            registry,
+            queue,
+            skip_cache_bytes,
+            pool,
+            disk,
+        } = options;
         let workers = workers.max(1);
         let (done_tx, done) = crossbeam_channel::bounded(workers * queue.max(1) * 2 + 8);
         let generation = Arc::new(AtomicU64::new(0));
@@ -111,6 +162,8 @@ impl DecodePool {
                 kept: VecDeque::new(),
                 kept_bytes: 0,
                 kept_budget: skip_cache_bytes,
+                pool: pool.clone(),
+                disk: disk.clone(),
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("framelock-decode-{i}"))
@@ -217,6 +270,8 @@ struct Worker {
     kept: VecDeque<(u64, Arc<YuvFrame>)>,
     kept_bytes: usize,
     kept_budget: usize,
+    pool: Option<BufferPool>,
+    disk: Option<DiskCache>,
 }
 
 impl Worker {
@@ -228,9 +283,21 @@ impl Worker {
                 continue;
             }
             let start = Instant::now();
-            let result = {
-                crate::profile_scope!("decode job");
-                self.decode(&job)
+            let from_disk = match (&self.disk, job.cache_key) {
+                (Some(disk), Some(key)) => {
+                    crate::profile_scope!("disk read");
+                    disk.get(key).and_then(|v| v.to_frame(self.pool.as_ref()))
+                }
+                _ => None,
+            };
+            let hit = from_disk.is_some();
+            let result = match from_disk {
+                Some(frame) => Ok(Arc::new(frame)),
+                None if job.disk_only => Err(MediaError::NotCached),
+                None => {
+                    crate::profile_scope!("decode job");
+                    self.decode(&job)
+                }
             };
             let done = DecodeDone {
                 asset_id: job.asset_id,
@@ -238,6 +305,7 @@ impl Worker {
                 generation: job.generation,
                 result,
                 decode_time: start.elapsed(),
+                from_disk: hit,
             };
             let sent = self.done.send(done);
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
@@ -268,6 +336,9 @@ impl Worker {
                     None => VideoReader::open(job.path.as_ref(), &self.registry)?,
                 };
                 reader.keep_skipped(keep);
+                if let Some(pool) = &self.pool {
+                    reader.set_frame_pool(pool.clone());
+                }
                 readers.push((0, reader));
                 readers.len() - 1
             }

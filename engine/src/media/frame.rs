@@ -11,6 +11,8 @@ use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use yuvutils_rs::{YuvPlanarImage, YuvRange as UtilsRange, YuvStandardMatrix};
 
+use crate::memory::{BufferPool, PoolKey, PooledBuf};
+
 /// The layout of a frame's samples.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -87,6 +89,9 @@ pub struct ColorSpace {
 }
 
 /// A decoded picture, planes tightly packed (stride = plane width × bytes per sample).
+///
+/// Planes are [`PooledBuf`]s: frames made with a [`BufferPool`] (`*_in` constructors) give
+/// their planes back to it when dropped; plain ones (`From<Vec<u8>>`) are freed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct YuvFrame {
     /// Width in pixels.
@@ -98,7 +103,7 @@ pub struct YuvFrame {
     /// Colour interpretation.
     pub color: ColorSpace,
     /// Y, U, V planes.
-    pub planes: [Vec<u8>; 3],
+    pub planes: [PooledBuf; 3],
     /// Presentation index in the source stream.
     pub index: u64,
     /// Presentation time in seconds.
@@ -115,10 +120,52 @@ impl YuvFrame {
             format: PixelFormat::Yuv420p,
             color: ColorSpace::default(),
             planes: [
-                vec![16; (width * height) as usize],
-                vec![128; (cw * ch) as usize],
-                vec![128; (cw * ch) as usize],
+                vec![16; (width * height) as usize].into(),
+                vec![128; (cw * ch) as usize].into(),
+                vec![128; (cw * ch) as usize].into(),
             ],
+            index: 0,
+            time_secs: 0.0,
+        }
+    }
+
+    /// A black 8-bit 4:2:0 frame with planes from `pool` (plain ones without).
+    pub fn black_in(pool: Option<&BufferPool>, width: u32, height: u32) -> Self {
+        let mut f = Self::alloc_in(pool, PixelFormat::Yuv420p, width, height);
+        f.planes[0].fill(16);
+        f.planes[1].fill(128);
+        f.planes[2].fill(128);
+        f
+    }
+
+    /// A frame whose planes are taken from `pool` (or allocated plainly without one); their
+    /// contents are unspecified (recycled): the caller writes every sample.
+    pub fn alloc_in(pool: Option<&BufferPool>, format: PixelFormat, width: u32, height: u32) -> Self {
+        let (cw, ch) = format.chroma_size(width, height);
+        let bps = format.bytes_per_sample();
+        let lens = [
+            width as usize * height as usize * bps,
+            cw as usize * ch as usize * bps,
+            cw as usize * ch as usize * bps,
+        ];
+        let planes = std::array::from_fn(|p| match pool {
+            Some(pool) => pool.take(
+                PoolKey::Plane {
+                    format,
+                    width,
+                    height,
+                    plane: p as u8,
+                },
+                lens[p],
+            ),
+            None => PooledBuf::from(vec![0u8; lens[p]]),
+        });
+        Self {
+            width,
+            height,
+            format,
+            color: ColorSpace::default(),
+            planes,
             index: 0,
             time_secs: 0.0,
         }
@@ -133,10 +180,21 @@ impl YuvFrame {
         planes: [&[u8]; 3],
         strides: [usize; 3],
     ) -> Option<Self> {
+        Self::from_strided_in(None, width, height, format, planes, strides)
+    }
+
+    /// [`YuvFrame::from_strided`] into planes from `pool`.
+    pub fn from_strided_in(
+        pool: Option<&BufferPool>,
+        width: u32,
+        height: u32,
+        format: PixelFormat,
+        planes: [&[u8]; 3],
+        strides: [usize; 3],
+    ) -> Option<Self> {
         let (cw, ch) = format.chroma_size(width, height);
         let bps = format.bytes_per_sample();
         let dims = [(width, height), (cw, ch), (cw, ch)];
-        let mut out: [Vec<u8>; 3] = Default::default();
         for p in 0..3 {
             let (w, h) = dims[p];
             let row = w as usize * bps;
@@ -144,21 +202,17 @@ impl YuvFrame {
             if stride < row || (h > 0 && planes[p].len() < stride * (h as usize - 1) + row) {
                 return None;
             }
-            let mut plane = Vec::with_capacity(row * h as usize);
-            for y in 0..h as usize {
-                plane.extend_from_slice(&planes[p][y * stride..y * stride + row]);
-            }
-            out[p] = plane;
         }
-        Some(Self {
-            width,
-            height,
-            format,
-            color: ColorSpace::default(),
-            planes: out,
-            index: 0,
-            time_secs: 0.0,
-        })
+        let mut frame = Self::alloc_in(pool, format, width, height);
+        for p in 0..3 {
+            let (w, h) = dims[p];
+            let row = w as usize * bps;
+            let stride = strides[p];
+            for (y, dst) in frame.planes[p].chunks_exact_mut(row.max(1)).enumerate().take(h as usize) {
+                dst.copy_from_slice(&planes[p][y * stride..y * stride + row]);
+            }
+        }
+        Some(frame)
     }
 
     /// Chroma plane size.
@@ -168,7 +222,7 @@ impl YuvFrame {
 
     /// Bytes held by the planes.
     pub fn size_bytes(&self) -> usize {
-        self.planes.iter().map(Vec::len).sum()
+        self.planes.iter().map(|p| p.len()).sum()
     }
 
     /// The planes written one after another, as `ffmpeg -f rawvideo -pix_fmt …` writes them.
@@ -255,7 +309,16 @@ impl YuvFrame {
             return None;
         }
         let planes: [&[u8]; 3] = [&self.planes[0], &self.planes[1], &self.planes[2]];
-        self.resize_planes(planes, self.format, width, height, FilterType::CatmullRom)
+        self.resize_planes(None, planes, self.format, width, height, FilterType::CatmullRom)
+    }
+
+    /// [`YuvFrame::scaled`] into planes from `pool`.
+    pub fn scaled_in(&self, pool: Option<&BufferPool>, width: u32, height: u32) -> Option<Self> {
+        if self.format.bytes_per_sample() != 1 {
+            return None;
+        }
+        let planes: [&[u8]; 3] = [&self.planes[0], &self.planes[1], &self.planes[2]];
+        self.resize_planes(pool, planes, self.format, width, height, FilterType::CatmullRom)
     }
 
     /// Scales to `width`×`height` **8-bit 4:2:0**, whatever this frame's layout: 10-bit samples
@@ -271,7 +334,7 @@ impl YuvFrame {
         };
         if self.format.bytes_per_sample() == 1 {
             let planes: [&[u8]; 3] = [&self.planes[0], &self.planes[1], &self.planes[2]];
-            return self.resize_planes(planes, PixelFormat::Yuv420p, width, height, filter);
+            return self.resize_planes(None, planes, PixelFormat::Yuv420p, width, height, filter);
         }
         let to8 = |p: &[u8]| -> Vec<u8> {
             p.chunks_exact(2)
@@ -284,12 +347,13 @@ impl YuvFrame {
             to8(&self.planes[2]),
         ];
         let planes: [&[u8]; 3] = [&eight[0], &eight[1], &eight[2]];
-        self.resize_planes(planes, PixelFormat::Yuv420p, width, height, filter)
+        self.resize_planes(None, planes, PixelFormat::Yuv420p, width, height, filter)
     }
 
     /// Resizes 8-bit `planes` of this frame's geometry into a `format` frame of the new size.
     fn resize_planes(
         &self,
+        pool: Option<&BufferPool>,
         planes: [&[u8]; 3],
         format: PixelFormat,
         width: u32,
@@ -305,24 +369,18 @@ impl YuvFrame {
         let dst_dims = [(width, height), (ncw, nch), (ncw, nch)];
         let mut resizer = Resizer::new();
         let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(filter));
-        let mut out: [Vec<u8>; 3] = Default::default();
+        let mut out = Self::alloc_in(pool, format, width, height);
         for p in 0..3 {
             let (sw, sh) = src_dims[p];
             let (dw, dh) = dst_dims[p];
             let src = ImageRef::new(sw, sh, planes[p], PixelType::U8).ok()?;
-            let mut dst = Image::new(dw, dh, PixelType::U8);
+            let mut dst = Image::from_slice_u8(dw, dh, &mut out.planes[p], PixelType::U8).ok()?;
             resizer.resize(&src, &mut dst, &options).ok()?;
-            out[p] = dst.into_vec();
         }
-        Some(Self {
-            width,
-            height,
-            format,
-            color: self.color,
-            planes: out,
-            index: self.index,
-            time_secs: self.time_secs,
-        })
+        out.color = self.color;
+        out.index = self.index;
+        out.time_secs = self.time_secs;
+        Some(out)
     }
 
     /// Peak signal-to-noise ratio of the luma planes against `other` (same size), in dB;
@@ -349,7 +407,7 @@ impl YuvFrame {
         } else {
             self.planes[0]
                 .iter()
-                .zip(&other.planes[0])
+                .zip(other.planes[0].iter())
                 .map(|(&a, &b)| {
                     let d = f64::from(a) - f64::from(b);
                     d * d
@@ -394,7 +452,7 @@ mod tests {
             height: h,
             format: PixelFormat::Yuv422p10,
             color: ColorSpace::default(),
-            planes: [y, c.clone(), c],
+            planes: [y.into(), c.clone().into(), c.into()],
             index: 7,
             time_secs: 0.0,
         };

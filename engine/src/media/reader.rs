@@ -104,6 +104,11 @@ impl VideoReader {
         &self.demux
     }
 
+    /// Decoded pictures take their planes from `pool` from now on.
+    pub fn set_frame_pool(&mut self, pool: crate::memory::BufferPool) {
+        self.decoder.set_frame_pool(pool);
+    }
+
     /// The stream as the decoder sees it.
     pub fn stream(&self) -> &StreamDescription {
         &self.stream

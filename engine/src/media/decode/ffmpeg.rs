@@ -123,6 +123,7 @@ impl DecoderBackend for FfmpegBackend {
         Ok(Box::new(FfmpegDecoder {
             inner,
             frame: av::frame::Video::empty(),
+            pool: None,
         }))
     }
 }
@@ -157,13 +158,14 @@ fn decode_error(e: &av::Error) -> MediaError {
 struct FfmpegDecoder {
     inner: av::decoder::Video,
     frame: av::frame::Video,
+    pool: Option<crate::memory::BufferPool>,
 }
 
 impl FfmpegDecoder {
     fn drain(&mut self, out: &mut Vec<DecodedPicture>) -> Result<(), MediaError> {
         loop {
             match self.inner.receive_frame(&mut self.frame) {
-                Ok(()) => out.push(convert(&self.frame)?),
+                Ok(()) => out.push(convert(&self.frame, self.pool.as_ref())?),
                 Err(av::Error::Other { errno }) if errno == av::error::EAGAIN => return Ok(()),
                 Err(av::Error::Eof) => return Ok(()),
                 Err(e) => return Err(decode_error(&e)),
@@ -172,7 +174,10 @@ impl FfmpegDecoder {
     }
 }
 
-fn convert(f: &av::frame::Video) -> Result<DecodedPicture, MediaError> {
+fn convert(
+    f: &av::frame::Video,
+    pool: Option<&crate::memory::BufferPool>,
+) -> Result<DecodedPicture, MediaError> {
     use av::format::Pixel;
     let (format, full) = match f.format() {
         Pixel::YUV420P => (PixelFormat::Yuv420p, false),
@@ -190,7 +195,8 @@ fn convert(f: &av::frame::Video) -> Result<DecodedPicture, MediaError> {
             });
         }
     };
-    let mut frame = YuvFrame::from_strided(
+    let mut frame = YuvFrame::from_strided_in(
+        pool,
         f.width(),
         f.height(),
         format,
@@ -250,5 +256,9 @@ impl Decoder for FfmpegDecoder {
     fn reset(&mut self) -> Result<(), MediaError> {
         self.inner.flush();
         Ok(())
+    }
+
+    fn set_frame_pool(&mut self, pool: crate::memory::BufferPool) {
+        self.pool = Some(pool);
     }
 }

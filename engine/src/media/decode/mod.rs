@@ -78,6 +78,10 @@ pub trait Decoder: Send {
 
     /// Forgets all state; the next packet must be a sync sample.
     fn reset(&mut self) -> Result<(), MediaError>;
+
+    /// Pictures from now on take their planes from `pool` (recycled buffers, counted against
+    /// the memory budget) instead of plain allocations.
+    fn set_frame_pool(&mut self, pool: crate::memory::BufferPool);
 }
 
 /// How well a backend decodes a stream.

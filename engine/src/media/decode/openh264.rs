@@ -5,6 +5,8 @@ use openh264::OpenH264API;
 use openh264::decoder::{DecodeOptions, DecodedYUV, Decoder as Oh264, DecoderConfig, Flush};
 use openh264::formats::YUVSource;
 
+use crate::memory::BufferPool;
+
 use super::{DecodedPicture, Decoder, DecoderBackend, Packet, StreamDescription, Support};
 use crate::media::demux::CodecConfig;
 use crate::media::frame::{ColorSpace, MatrixCoefficients, YuvRange};
@@ -89,6 +91,7 @@ impl DecoderBackend for OpenH264Backend {
             needs_headers: true,
             annexb: Vec::new(),
             color,
+            pool: None,
         }))
     }
 }
@@ -116,12 +119,18 @@ struct OpenH264Decoder {
     needs_headers: bool,
     annexb: Vec<u8>,
     color: ColorSpace,
+    pool: Option<BufferPool>,
 }
 
-fn to_frame(yuv: &DecodedYUV<'_>, color: ColorSpace) -> Option<YuvFrame> {
+fn to_frame(
+    yuv: &DecodedYUV<'_>,
+    color: ColorSpace,
+    pool: Option<&BufferPool>,
+) -> Option<YuvFrame> {
     let (w, h) = yuv.dimensions();
     let (sy, su, sv) = yuv.strides();
-    let mut f = YuvFrame::from_strided(
+    let mut f = YuvFrame::from_strided_in(
+        pool,
         w as u32,
         h as u32,
         PixelFormat::Yuv420p,
@@ -162,7 +171,7 @@ impl Decoder for OpenH264Decoder {
             )
             .map_err(|e| decode_error(&e))?;
         if let Some(yuv) = picture {
-            let frame = to_frame(&yuv, color).ok_or_else(|| MediaError::Decode {
+            let frame = to_frame(&yuv, color, self.pool.as_ref()).ok_or_else(|| MediaError::Decode {
                 backend: NAME,
                 reason: "picture buffers smaller than their dimensions".into(),
             })?;
@@ -175,7 +184,7 @@ impl Decoder for OpenH264Decoder {
         let color = self.color;
         let pictures = self.inner.flush_remaining().map_err(|e| decode_error(&e))?;
         for yuv in &pictures {
-            if let Some(frame) = to_frame(yuv, color) {
+            if let Some(frame) = to_frame(yuv, color, self.pool.as_ref()) {
                 out.push(DecodedPicture { frame, pts: None });
             }
         }
@@ -188,5 +197,9 @@ impl Decoder for OpenH264Decoder {
         self.inner = new_decoder()?;
         self.needs_headers = true;
         Ok(())
+    }
+
+    fn set_frame_pool(&mut self, pool: BufferPool) {
+        self.pool = Some(pool);
     }
 }

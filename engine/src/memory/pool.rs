@@ -1,0 +1,445 @@
+//! Typed buffer pools: byte buffers recycled by shape instead of freed and allocated again.
+//!
+//! A [`BufferPool`] hands out [`PooledBuf`]s keyed by a [`PoolKey`] — frame planes by
+//! (format, width, height, plane), audio and effect-scratch buffers by length. A buffer goes
+//! back to its pool's idle shelf when it is dropped, wherever that happens (eviction, a
+//! decoder's skipped frame, the host's sink letting go), so the pool's counts are exact:
+//! **accounted bytes** = bytes handed out and not yet returned + bytes idle on the shelves.
+//!
+//! The pool never holds more than its limit: a buffer returned while the pool is over it is
+//! freed instead of shelved, and a new allocation first frees idle buffers of other shapes.
+//! (It cannot refuse a buffer: staying under the limit with live buffers is the job of the
+//! budget's users — prefetch admits requests only under the warning level, eviction frees.)
+//!
+//! Invariants: a buffer's length never changes while pooled; a shelved buffer is reused only
+//! for its exact key; counters are atomics, the shelves one mutex (held for a push or pop).
+
+use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::media::PixelFormat;
+
+/// What a pooled buffer is for (the pools report per class).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PoolClass {
+    /// Planes of decoded, scaled and composited frames.
+    Frames,
+    /// Decoded audio sample buffers.
+    Audio,
+    /// Effect scratch (intermediate images, staging copies).
+    EffectScratch,
+}
+
+impl PoolClass {
+    /// Every class, in report order.
+    pub const ALL: [Self; 3] = [Self::Frames, Self::Audio, Self::EffectScratch];
+
+    fn slot(self) -> usize {
+        match self {
+            Self::Frames => 0,
+            Self::Audio => 1,
+            Self::EffectScratch => 2,
+        }
+    }
+}
+
+/// The shape a buffer is recycled by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PoolKey {
+    /// One plane of a frame.
+    Plane {
+        /// Sample layout of the frame.
+        format: PixelFormat,
+        /// Frame width.
+        width: u32,
+        /// Frame height.
+        height: u32,
+        /// 0 = Y, 1 = U, 2 = V.
+        plane: u8,
+    },
+    /// An audio buffer of this many bytes.
+    Audio(usize),
+    /// An effect scratch buffer of this many bytes.
+    Scratch(usize),
+}
+
+impl PoolKey {
+    /// The class this key belongs to.
+    pub fn class(self) -> PoolClass {
+        match self {
+            Self::Plane { .. } => PoolClass::Frames,
+            Self::Audio(_) => PoolClass::Audio,
+            Self::Scratch(_) => PoolClass::EffectScratch,
+        }
+    }
+}
+
+/// One class's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClassStats {
+    /// Bytes handed out and not returned.
+    pub in_use_bytes: usize,
+    /// Bytes idle on the shelves.
+    pub idle_bytes: usize,
+    /// Buffers allocated (new memory).
+    pub allocations: u64,
+    /// Buffers served from the shelves.
+    pub reuses: u64,
+    /// Buffers freed (returned while over the limit, or trimmed).
+    pub frees: u64,
+}
+
+/// The pools' counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Frames, audio, effect scratch (in [`PoolClass::ALL`] order).
+    pub classes: [ClassStats; 3],
+    /// The most bytes ever accounted at once.
+    pub peak_bytes: usize,
+    /// The limit idle buffers are trimmed to.
+    pub limit_bytes: usize,
+}
+
+impl PoolStats {
+    /// One class.
+    pub fn class(&self, class: PoolClass) -> ClassStats {
+        self.classes[class.slot()]
+    }
+
+    /// In use + idle, all classes.
+    pub fn accounted_bytes(&self) -> usize {
+        self.classes
+            .iter()
+            .map(|c| c.in_use_bytes + c.idle_bytes)
+            .sum()
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    in_use: AtomicUsize,
+    idle: AtomicUsize,
+    allocations: AtomicU64,
+    reuses: AtomicU64,
+    frees: AtomicU64,
+}
+
+struct Shared {
+    shelves: Mutex<HashMap<PoolKey, Vec<Vec<u8>>>>,
+    classes: [Counters; 3],
+    peak: AtomicUsize,
+    limit: AtomicUsize,
+}
+
+impl Shared {
+    fn accounted(&self) -> usize {
+        self.classes
+            .iter()
+            .map(|c| c.in_use.load(Ordering::Relaxed) + c.idle.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    fn note_peak(&self) {
+        self.peak.fetch_max(self.accounted(), Ordering::Relaxed);
+    }
+
+    fn give_back(&self, key: PoolKey, buf: Vec<u8>) {
+        let c = &self.classes[key.class().slot()];
+        c.in_use.fetch_sub(buf.len(), Ordering::Relaxed);
+        if self.accounted() + buf.len() > self.limit.load(Ordering::Relaxed) {
+            c.frees.fetch_add(1, Ordering::Relaxed);
+            return; // over the limit: free it
+        }
+        c.idle.fetch_add(buf.len(), Ordering::Relaxed);
+        if let Ok(mut shelves) = self.shelves.lock() {
+            shelves.entry(key).or_default().push(buf);
+        } else {
+            c.idle.fetch_sub(buf.len(), Ordering::Relaxed);
+        }
+    }
+
+    /// Frees idle buffers (largest shelves' first) until accounted ≤ `target`.
+    fn trim_to(&self, target: usize) {
+        let Ok(mut shelves) = self.shelves.lock() else {
+            return;
+        };
+        if self.accounted() <= target {
+            return;
+        }
+        let mut keys: Vec<(usize, PoolKey)> = shelves
+            .iter()
+            .map(|(k, v)| (v.iter().map(Vec::len).sum(), *k))
+            .collect();
+        keys.sort_unstable_by_key(|(bytes, _)| std::cmp::Reverse(*bytes));
+        for (_, key) in keys {
+            let Some(shelf) = shelves.get_mut(&key) else {
+                continue;
+            };
+            let c = &self.classes[key.class().slot()];
+            while self.accounted() > target {
+                let Some(buf) = shelf.pop() else { break };
+                c.idle.fetch_sub(buf.len(), Ordering::Relaxed);
+                c.frees.fetch_add(1, Ordering::Relaxed);
+            }
+            if self.accounted() <= target {
+                break;
+            }
+        }
+        shelves.retain(|_, v| !v.is_empty());
+    }
+}
+
+/// A handle to the engine's buffer pools (cheap to clone; all clones share the shelves).
+#[derive(Clone)]
+pub struct BufferPool(Arc<Shared>);
+
+impl std::fmt::Debug for BufferPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.stats();
+        f.debug_struct("BufferPool")
+            .field("accounted_bytes", &s.accounted_bytes())
+            .field("limit_bytes", &s.limit_bytes)
+            .finish()
+    }
+}
+
+impl BufferPool {
+    /// Pools that keep at most `limit_bytes` accounted (idle buffers are freed to stay
+    /// under it).
+    pub fn new(limit_bytes: usize) -> Self {
+        Self(Arc::new(Shared {
+            shelves: Mutex::new(HashMap::new()),
+            classes: Default::default(),
+            peak: AtomicUsize::new(0),
+            limit: AtomicUsize::new(limit_bytes),
+        }))
+    }
+
+    /// A buffer of `len` bytes for `key`: a recycled one (stale contents: the caller
+    /// overwrites every byte) or a new zeroed one.
+    pub fn take(&self, key: PoolKey, len: usize) -> PooledBuf {
+        let c = &self.0.classes[key.class().slot()];
+        let reused = self
+            .0
+            .shelves
+            .lock()
+            .ok()
+            .and_then(|mut s| s.get_mut(&key).and_then(Vec::pop));
+        let data = match reused {
+            Some(buf) if buf.len() == len => {
+                c.idle.fetch_sub(len, Ordering::Relaxed);
+                c.reuses.fetch_add(1, Ordering::Relaxed);
+                buf
+            }
+            other => {
+                if let Some(buf) = other {
+                    // A caller asked with a key that does not match its length: free it.
+                    c.idle.fetch_sub(buf.len(), Ordering::Relaxed);
+                    c.frees.fetch_add(1, Ordering::Relaxed);
+                }
+                let limit = self.0.limit.load(Ordering::Relaxed);
+                if self.0.accounted() + len > limit {
+                    self.0.trim_to(limit.saturating_sub(len));
+                }
+                c.allocations.fetch_add(1, Ordering::Relaxed);
+                vec![0; len]
+            }
+        };
+        c.in_use.fetch_add(len, Ordering::Relaxed);
+        self.0.note_peak();
+        PooledBuf {
+            data,
+            home: Some((self.0.clone(), key)),
+        }
+    }
+
+    /// Frees idle buffers until accounted bytes ≤ `target` (memory pressure).
+    pub fn trim_to(&self, target: usize) {
+        self.0.trim_to(target);
+    }
+
+    /// Frees every idle buffer.
+    pub fn purge_idle(&self) {
+        self.0.trim_to(0);
+    }
+
+    /// Changes the limit (and trims idle buffers to it).
+    pub fn set_limit(&self, limit_bytes: usize) {
+        self.0.limit.store(limit_bytes, Ordering::Relaxed);
+        self.0.trim_to(limit_bytes);
+    }
+
+    /// Bytes handed out + idle, all classes.
+    pub fn accounted_bytes(&self) -> usize {
+        self.0.accounted()
+    }
+
+    /// Forgets the peak (a benchmark's or test's phase starts).
+    pub fn reset_peak(&self) {
+        self.0.peak.store(self.0.accounted(), Ordering::Relaxed);
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> PoolStats {
+        let mut classes = [ClassStats::default(); 3];
+        for (out, c) in classes.iter_mut().zip(&self.0.classes) {
+            *out = ClassStats {
+                in_use_bytes: c.in_use.load(Ordering::Relaxed),
+                idle_bytes: c.idle.load(Ordering::Relaxed),
+                allocations: c.allocations.load(Ordering::Relaxed),
+                reuses: c.reuses.load(Ordering::Relaxed),
+                frees: c.frees.load(Ordering::Relaxed),
+            };
+        }
+        PoolStats {
+            classes,
+            peak_bytes: self.0.peak.load(Ordering::Relaxed),
+            limit_bytes: self.0.limit.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A byte buffer that returns to its [`BufferPool`] when dropped (or a plain one, made
+/// `From<Vec<u8>>`, that is simply freed). Derefs to `[u8]`.
+pub struct PooledBuf {
+    data: Vec<u8>,
+    home: Option<(Arc<Shared>, PoolKey)>,
+}
+
+impl PooledBuf {
+    /// The buffer's pool key, if it has a pool.
+    pub fn key(&self) -> Option<PoolKey> {
+        self.home.as_ref().map(|(_, k)| *k)
+    }
+
+    /// Takes the bytes out; a pooled buffer is counted as released (not returned).
+    pub fn into_vec(mut self) -> Vec<u8> {
+        if let Some((shared, key)) = self.home.take() {
+            shared.classes[key.class().slot()]
+                .in_use
+                .fetch_sub(self.data.len(), Ordering::Relaxed);
+        }
+        std::mem::take(&mut self.data)
+    }
+}
+
+impl Drop for PooledBuf {
+    fn drop(&mut self) {
+        if let Some((shared, key)) = self.home.take() {
+            shared.give_back(key, std::mem::take(&mut self.data));
+        }
+    }
+}
+
+impl Deref for PooledBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+impl DerefMut for PooledBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.data
+    }
+}
+
+impl From<Vec<u8>> for PooledBuf {
+    fn from(data: Vec<u8>) -> Self {
+        Self { data, home: None }
+    }
+}
+
+impl Default for PooledBuf {
+    fn default() -> Self {
+        Vec::new().into()
+    }
+}
+
+impl Clone for PooledBuf {
+    /// A copy from the same pool (or a plain copy).
+    fn clone(&self) -> Self {
+        match &self.home {
+            Some((shared, key)) => {
+                let mut b = BufferPool(shared.clone()).take(*key, self.data.len());
+                b.copy_from_slice(&self.data);
+                b
+            }
+            None => self.data.clone().into(),
+        }
+    }
+}
+
+impl PartialEq for PooledBuf {
+    fn eq(&self, other: &Self) -> bool {
+        self.data == other.data
+    }
+}
+
+impl std::fmt::Debug for PooledBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PooledBuf({} bytes", self.data.len())?;
+        if let Some(k) = self.key() {
+            write!(f, ", {k:?}")?;
+        }
+        f.write_str(")")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_are_recycled_by_key_and_counted() {
+        let pool = BufferPool::new(1 << 20);
+        let key = PoolKey::Scratch(1000);
+        let a = pool.take(key, 1000);
+        assert_eq!(pool.stats().class(PoolClass::EffectScratch).in_use_bytes, 1000);
+        drop(a);
+        let s = pool.stats().class(PoolClass::EffectScratch);
+        assert_eq!((s.in_use_bytes, s.idle_bytes, s.allocations), (0, 1000, 1));
+        let _b = pool.take(key, 1000);
+        let s = pool.stats().class(PoolClass::EffectScratch);
+        assert_eq!((s.allocations, s.reuses, s.idle_bytes), (1, 1, 0));
+        // Another shape allocates.
+        let _c = pool.take(PoolKey::Audio(10), 10);
+        assert_eq!(pool.stats().class(PoolClass::Audio).allocations, 1);
+        assert_eq!(pool.accounted_bytes(), 1010);
+    }
+
+    #[test]
+    fn the_limit_frees_idle_buffers() {
+        let pool = BufferPool::new(2500);
+        let a = pool.take(PoolKey::Scratch(1000), 1000);
+        let b = pool.take(PoolKey::Scratch(1000), 1000);
+        drop(a);
+        drop(b);
+        assert_eq!(pool.accounted_bytes(), 2000);
+        // A new shape needing 1000 more: idle buffers are freed to make room.
+        let c = pool.take(PoolKey::Audio(1000), 1000);
+        assert!(pool.accounted_bytes() <= 2500, "{:?}", pool.stats());
+        assert!(pool.stats().peak_bytes <= 2500);
+        drop(c);
+        pool.purge_idle();
+        assert_eq!(pool.accounted_bytes(), 0);
+    }
+
+    #[test]
+    fn clones_and_plain_buffers() {
+        let pool = BufferPool::new(1 << 20);
+        let mut a = pool.take(PoolKey::Scratch(4), 4);
+        a.copy_from_slice(&[1, 2, 3, 4]);
+        let b = a.clone();
+        assert_eq!(a, b);
+        assert_eq!(pool.stats().class(PoolClass::EffectScratch).in_use_bytes, 8);
+        let v = b.into_vec();
+        assert_eq!(v, vec![1, 2, 3, 4]);
+        assert_eq!(pool.stats().class(PoolClass::EffectScratch).in_use_bytes, 4);
+        let plain = PooledBuf::from(vec![9u8; 3]);
+        assert_eq!(plain.key(), None);
+        assert_eq!(&*plain.clone(), &[9, 9, 9]);
+    }
+}
