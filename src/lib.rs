@@ -8,11 +8,14 @@ pub use framelock_engine as engine;
 pub use framelock_systems as systems;
 
 pub use framelock_components::{
-    AudioStreamInfo, AutoSwitchThresholds, ChromaFormat, ClipDef, Codec, EditMode, HasEffects,
-    MediaInfo, PlayState, Playhead, Project, ProjectError, Proxy, ProxyCodec, ProxyGeneration,
-    ProxyPriority, ProxyState, ProxyStrategy, QualitySettings, Rational, TrackDef, UseProxy,
-    VideoStreamInfo,
+    AudioStreamInfo, AutoSwitchThresholds, CacheKey, CacheKind, CacheTier, ChromaFormat,
+    ClearCache, ClipDef, Codec, EditMode, EffectsKey, HasEffects, MediaInfo, MemoryBudget,
+    PlayState, Playhead, Pressure, Project, ProjectError, Proxy, ProxyCodec, ProxyGeneration,
+    ProxyPriority, ProxyState, ProxyStrategy, QualitySettings, Rational, TierStats, TrackDef,
+    UseProxy, VideoStreamInfo,
 };
+pub use framelock_engine::cache::{Compression, DiskCacheOptions, DiskError, DiskStats};
+pub use framelock_engine::memory::{BufferPool, PoolClass, PoolStats};
 pub use framelock_engine::app::{Clock, VirtualClock, WallClock};
 pub use framelock_engine::media::{
     DecoderRegistry, EncodeSettings, EncodeSpeed, GenerateOptions, MediaError, Mp4VideoWriter,
@@ -23,7 +26,9 @@ pub use framelock_engine::proxy::{
     JobId, ProxyError, ProxyJobStatus, ProxyManager, ProxyManagerOptions, ProxyProgress,
 };
 pub use framelock_systems::{LayerSource, MetricsSnapshot, PresentedFrame};
-pub use playback::{EngineOptions, PlaybackEngine, PlayerError, ProxyOptions};
+pub use playback::{
+    CacheStats, ClearedCache, EngineOptions, PlaybackEngine, PlayerError, ProxyOptions,
+};
 pub use player::Player;
 
 /// The media layer, whole.

@@ -9,16 +9,20 @@ use std::time::{Duration, Instant};
 
 use bevy_ecs::prelude::*;
 use framelock_components::{
-    Clip, Lod, MediaAsset, OutputFormat, PlayState, Playhead, Project, ProjectError, ProxyAssets,
-    ProxyStrategy, QualitySettings, Rational, Track, UseProxy,
+    CacheEntry, CacheKind, ClearCache, Clip, Lod, MediaAsset, MemoryBudget, OutputFormat,
+    PlayState, Playhead, Pressure, Project, ProjectError, ProxyAssets, ProxyStrategy,
+    QualitySettings, Rational, TierStats, Track, UseProxy,
 };
+use framelock_engine::cache::{Cache, DiskCache, DiskCacheOptions, DiskError, DiskStats};
+use framelock_engine::memory::PoolStats;
 use framelock_engine::app::{Clock, FramePacer, TickPlan};
 use framelock_engine::media::{DecoderRegistry, MediaError, ProbeCache, probe};
 use framelock_engine::proxy::{JobId, ProxyJobStatus, ProxyManager, ProxyManagerOptions};
-use framelock_engine::workers::DecodePool;
+use framelock_engine::workers::{DecodePool, DecodePoolOptions};
 use framelock_systems::{
-    AssetIds, Composited, DecodeLoad, Decoders, FrameIndex, FrameSink, Metrics, MetricsSnapshot,
-    PresentedFrame, ProxyService, Tick, TimelineIndex, playback_schedule,
+    AssetIds, Composited, DecodeLoad, Decoders, DiskTier, FrameIndex, FrameSink, Memory, Metrics,
+    MetricsSnapshot, PresentedFrame, ProxyService, RenderedFrames, Tick, TimelineIndex,
+    playback_schedule,
 };
 
 /// Why a project cannot be opened for playback.
@@ -56,6 +60,17 @@ pub enum PlayerError {
     /// A proxy call on an engine opened without [`EngineOptions::proxies`].
     #[error("proxies are not enabled (EngineOptions::proxies)")]
     ProxiesDisabled,
+    /// The disk cache folder cannot be opened (in use by another process, unwritable).
+    #[error(transparent)]
+    DiskCache(#[from] DiskError),
+    /// Removing proxy files failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// Proxies for playback: the job manager (shared: hosts may keep a handle), the strategy, and
@@ -95,6 +110,38 @@ impl ProxyOptions {
     }
 }
 
+/// Every cache tier's statistics (see [`PlaybackEngine::cache_stats`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CacheStats {
+    /// L2 RAM, decoded frames (hits/misses: frames needed on screen, decoded or not in time).
+    pub ram_decoded: TierStats,
+    /// L2 RAM, rendered frames.
+    pub ram_rendered: TierStats,
+    /// L3 disk, when enabled.
+    pub disk: Option<DiskStats>,
+    /// The buffer pools (accounted bytes, allocations, reuses per class).
+    pub memory: PoolStats,
+    /// Memory pressure after the last tick.
+    pub pressure: Pressure,
+    /// Frames answered from the disk tier instead of decoding.
+    pub disk_reads: u64,
+    /// Frames evicted from RAM.
+    pub evicted: u64,
+    /// Frames sent to the disk writer (write-back and write-through).
+    pub disk_writes_queued: u64,
+}
+
+/// What [`PlaybackEngine::clear_cache`] removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClearedCache {
+    /// Frames dropped from RAM.
+    pub ram_entries: usize,
+    /// Entries dropped from the disk tier.
+    pub disk_entries: usize,
+    /// Proxy files deleted.
+    pub proxy_files: usize,
+}
+
 /// How to run playback.
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
@@ -104,8 +151,12 @@ pub struct EngineOptions {
     pub workers: usize,
     /// Jobs queued per worker.
     pub queue_per_worker: usize,
-    /// Drop/hold policy, prefetch depth, memory budget.
+    /// Drop/hold policy, prefetch depth, proxies, playback resolution.
     pub quality: QualitySettings,
+    /// Memory budget and pressure thresholds (every frame buffer is counted against it).
+    pub memory: MemoryBudget,
+    /// The disk tier (L3) of the frame cache (`None`: RAM only).
+    pub disk_cache: Option<DiskCacheOptions>,
     /// Where probe results are cached between loads (`None`: probe every file on open).
     pub probe_cache: Option<ProbeCache>,
     /// Proxy generation and switching (`None`: originals only).
@@ -119,6 +170,8 @@ impl Default for EngineOptions {
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             queue_per_worker: 8,
             quality: QualitySettings::default(),
+            memory: MemoryBudget::default(),
+            disk_cache: None,
             probe_cache: None,
             proxies: None,
         }
@@ -216,11 +269,14 @@ impl PlaybackEngine {
                         let frames = info.video.frame_count;
                         let rate = info.video.frame_rate;
                         let id = assets.len() as u64;
+                        let fingerprint = framelock_engine::cache::fingerprint(&clip.media)
+                            .map_err(media_error)?;
                         let e = world
                             .spawn((
                                 MediaAsset {
                                     id,
                                     path: clip.media.clone(),
+                                    fingerprint,
                                     info,
                                 },
                                 ProxyAssets::default(),
@@ -291,11 +347,26 @@ impl PlaybackEngine {
         world.insert_resource(Composited::default());
         world.insert_resource(TimelineIndex::default());
         world.insert_resource(FrameSink(Box::new(sink)));
-        world.insert_resource(Decoders(DecodePool::new(
-            options.workers,
-            options.registry,
-            options.queue_per_worker,
-        )));
+        framelock_systems::insert_cache_resources(&mut world, options.memory);
+        let pool = world.resource::<Memory>().0.clone();
+        let disk = match &options.disk_cache {
+            Some(o) => Some(DiskCache::open(o.clone())?),
+            None => None,
+        };
+        if let Some(d) = &disk {
+            world.insert_resource(DiskTier::new(d.clone()));
+        }
+        let workers = options.workers.max(1);
+        world.insert_resource(Decoders(DecodePool::with_options(DecodePoolOptions {
+            workers,
+            registry: options.registry,
+            queue: options.queue_per_worker,
+            // Frames kept on the way to requested ones: part of the budget's headroom above
+            // the warning level (an eighth of the budget over all workers, at most 128 MiB each).
+            skip_cache_bytes: (options.memory.max_memory / 8 / workers).min(128 << 20),
+            pool: Some(pool),
+            disk,
+        })));
         let epoch = clock.now();
         Ok(Self {
             world,
@@ -454,5 +525,142 @@ impl PlaybackEngine {
     /// Frames in memory (all states).
     pub fn frames_tracked(&self) -> usize {
         self.world.resource::<FrameIndex>().0.len()
+    }
+
+    /// Every cache tier's statistics and the memory pools' counts.
+    pub fn cache_stats(&self) -> CacheStats {
+        let m = self.world.resource::<Metrics>();
+        let index = self.world.resource::<FrameIndex>();
+        let decoded_entries = index
+            .0
+            .keys()
+            .filter(|(asset, _)| *asset != framelock_systems::RENDERED_ASSET_ID)
+            .count();
+        let rendered = self.world.resource::<RenderedFrames>();
+        let rendered_bytes = rendered.bytes_used();
+        let decoded_bytes = m.bytes_in_memory.saturating_sub(rendered_bytes);
+        CacheStats {
+            ram_decoded: TierStats {
+                entries: decoded_entries,
+                bytes: decoded_bytes,
+                limit_bytes: self.world.resource::<MemoryBudget>().max_memory,
+                hits: m.cache_hits,
+                misses: m.cache_misses,
+            },
+            ram_rendered: Cache::stats(rendered),
+            disk: self
+                .world
+                .get_resource::<DiskTier>()
+                .map(|d| d.cache.stats()),
+            memory: self.world.resource::<Memory>().0.stats(),
+            pressure: *self.world.resource::<Pressure>(),
+            disk_reads: m.disk_reads,
+            evicted: m.evicted,
+            disk_writes_queued: m.disk_writes_queued,
+        }
+    }
+
+    /// The memory budget.
+    pub fn memory_budget(&self) -> MemoryBudget {
+        *self.world.resource::<MemoryBudget>()
+    }
+
+    /// Empties a cache: decoded or rendered frames (RAM and disk; frames on screen or pinned
+    /// stay), proxies (files deleted, clips back on their originals), or all. Returns what
+    /// was removed.
+    pub fn clear_cache(&mut self, what: ClearCache) -> Result<ClearedCache, PlayerError> {
+        let mut cleared = ClearedCache::default();
+        let decoded = matches!(what, ClearCache::Decoded | ClearCache::All);
+        let rendered = matches!(what, ClearCache::Rendered | ClearCache::All);
+        if decoded || rendered {
+            let tick = self.world.resource::<Tick>().index;
+            let mut doomed = Vec::new();
+            let mut q = self
+                .world
+                .query::<(Entity, &framelock_components::Frame, &CacheEntry)>();
+            for (e, frame, entry) in q.iter(&self.world) {
+                let is_rendered = frame.asset_id == framelock_systems::RENDERED_ASSET_ID;
+                if entry.pinned || entry.last_use >= tick || (is_rendered && !rendered) || (!is_rendered && !decoded) {
+                    continue;
+                }
+                doomed.push((e, frame.asset_id, frame.index));
+            }
+            for (e, asset, index) in doomed {
+                self.world.resource_mut::<FrameIndex>().0.remove(&(asset, index));
+                self.world.despawn(e);
+                cleared.ram_entries += 1;
+            }
+            if rendered {
+                let mut r = self.world.resource_mut::<RenderedFrames>();
+                cleared.ram_entries += r.entries.len();
+                r.purge_memory();
+            }
+            self.world.resource::<Memory>().0.purge_idle();
+            if let Some(disk) = self.world.get_resource::<DiskTier>() {
+                let kind = match what {
+                    ClearCache::Decoded => Some(CacheKind::Decoded),
+                    ClearCache::Rendered => Some(CacheKind::Rendered),
+                    _ => None,
+                };
+                cleared.disk_entries += disk.cache.clear(kind)?;
+            }
+        }
+        if matches!(what, ClearCache::Proxies | ClearCache::All) {
+            cleared.proxy_files += self.remove_proxies()?;
+        }
+        Ok(cleared)
+    }
+
+    /// Deletes every proxy file (and manifest) of this project's media and puts clips back on
+    /// their originals. Running jobs are cancelled first.
+    fn remove_proxies(&mut self) -> Result<usize, PlayerError> {
+        let Some(service) = self.world.get_resource::<ProxyService>().cloned() else {
+            return Ok(0);
+        };
+        for source in service.sources.keys() {
+            service.manager.cancel_source(source);
+        }
+        let mut removed = 0;
+        let statuses = service.manager.status();
+        for status in statuses
+            .iter()
+            .filter(|s| service.sources.contains_key(&s.source))
+        {
+            for path in [status.path.clone(), status.path.with_extension("json")] {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(source) => return Err(PlayerError::Io { path, source }),
+                }
+            }
+        }
+        service.manager.forget(|s| service.sources.contains_key(&s.source));
+        // Proxy assets leave the world; clips fall back to their originals.
+        let mut lists = self.world.query::<&mut ProxyAssets>();
+        let mut proxy_assets = Vec::new();
+        for mut list in lists.iter_mut(&mut self.world) {
+            proxy_assets.extend(list.0.drain(..).map(|(_, _, e)| e));
+        }
+        let mut clips = self.world.query::<&mut Lod>();
+        for mut lod in clips.iter_mut(&mut self.world) {
+            *lod = Lod::Original;
+        }
+        for e in proxy_assets {
+            self.world.despawn(e);
+        }
+        let mut proxies = self.world.query_filtered::<Entity, With<framelock_components::Proxy>>();
+        let doomed: Vec<Entity> = proxies.iter(&self.world).collect();
+        for e in doomed {
+            self.world.despawn(e);
+        }
+        Ok(removed / 2)
+    }
+
+    /// Waits until the disk writer has written everything queued and the disk index is
+    /// persisted (tests, benchmarks between phases, before exit).
+    pub fn flush_disk_cache(&mut self) {
+        if let Some(mut d) = self.world.get_resource_mut::<DiskTier>() {
+            d.drain();
+        }
     }
 }

@@ -238,14 +238,30 @@ fn scrub_storm_ends_on_the_last_frame_and_leaves_no_work() {
         engine.decodes_dropped_stale() > 0,
         "stale jobs were dropped undecoded"
     );
-    for _ in 0..40 {
-        engine.tick(); // paused: evict frees what the storm left behind
+    // Paused: once the scrub is over (no move for SCRUB_MEMORY_TICKS), prefetch asks for
+    // nothing more; what the storm decoded stays cached (under the budget), and no request
+    // is left half done.
+    for _ in 0..=framelock::systems::SCRUB_MEMORY_TICKS {
+        engine.tick();
     }
+    assert!(engine.wait_decodes(WAIT));
+    for _ in 0..40 {
+        engine.tick();
+    }
+    assert_eq!(engine.decodes_in_flight(), 0);
+    let mut q = engine
+        .world_mut()
+        .query::<&framelock::components::Frame>();
+    let states: Vec<_> = q.iter(engine.world()).map(|f| f.state).collect();
     assert!(
-        engine.frames_tracked() <= 2,
-        "{} frames still held",
-        engine.frames_tracked()
+        states
+            .iter()
+            .all(|s| *s == framelock::components::FrameState::Ready),
+        "{states:?}"
     );
+    assert!(states.len() <= 160, "at most one frame per timeline frame and layer");
+    let stats = engine.cache_stats();
+    assert!(stats.memory.peak_bytes <= engine.memory_budget().max_memory);
 }
 
 /// A decoder that blocks until a gate opens: decoding far slower than real time.
@@ -293,6 +309,9 @@ impl Decoder for GatedDecoder {
     }
     fn reset(&mut self) -> Result<(), MediaError> {
         self.0.reset()
+    }
+    fn set_frame_pool(&mut self, pool: framelock::BufferPool) {
+        self.0.set_frame_pool(pool);
     }
 }
 

@@ -20,7 +20,7 @@ pub use playback::{
 };
 pub use project::{ClipDef, PROJECT_VERSION, Project, ProjectError, TrackDef};
 pub use proxy::{
-    AutoSwitchThresholds, EditMode, HasEffects, Proxy, ProxyAssets, ProxyCodec, ProxyGeneration,
+    AutoSwitchThresholds, EditMode, EffectsKey, HasEffects, Proxy, ProxyAssets, ProxyCodec, ProxyGeneration,
     ProxyPriority, ProxyState, ProxyStrategy, UseProxy,
 };
 pub use rational::Rational;

@@ -213,8 +213,8 @@ pub struct QualitySettings {
     pub drop_late_frames: bool,
     /// How many frames ahead of the playhead to request (scaled by the play rate).
     pub prefetch_frames: u64,
-    /// Frames not wanted for this many ticks are freed even under budget (frames behind the
-    /// playhead; a short reverse scrub still finds them).
+    /// A failed frame request is forgotten after this many ticks unwanted (decoded frames
+    /// stay cached until memory pressure evicts them).
     pub keep_unused_ticks: u64,
     /// Whether clips play from proxies.
     pub use_proxy: UseProxy,

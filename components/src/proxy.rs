@@ -201,6 +201,13 @@ pub enum EditMode {
 #[derive(Component, Clone, Copy, Debug, Default)]
 pub struct HasEffects;
 
+/// The hash of a clip's effect stack (its effects and their parameters, in order). It goes
+/// into the cache key of every rendered frame the clip is part of, so editing an effect makes
+/// exactly that clip's rendered frames miss. The effects system keeps it in step with the
+/// stack; a clip without it has no effects.
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct EffectsKey(pub u64);
+
 /// Where a proxy is in its life.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ProxyState {

@@ -200,6 +200,18 @@ impl DecodePool {
         }
     }
 
+    /// Like [`DecodePool::try_submit`] for work ahead of need (prefetch beyond the current
+    /// frame): refused unless the target queue keeps a free slot afterwards, so a frame
+    /// needed now always finds room even behind a burst of speculative jobs.
+    pub fn try_submit_ahead(&self, job: DecodeJob) -> Result<(), DecodeJob> {
+        let worker = (job.lane % self.jobs.len() as u64) as usize;
+        let q = &self.jobs[worker];
+        if q.capacity().is_some_and(|cap| q.len() + 1 >= cap) {
+            return Err(job);
+        }
+        self.try_submit(job)
+    }
+
     /// Everything finished since the last call, without blocking.
     pub fn try_collect(&self) -> impl Iterator<Item = DecodeDone> + '_ {
         self.done.try_iter()

@@ -1,6 +1,15 @@
-//! `composite` — reads [`Playhead`], [`OutputFormat`], [`QualitySettings`], [`Tick`], [`TimelineIndex`], [`Clip`],
-//! [`Lod`], [`MediaAsset`], [`ProxyAssets`], [`Frame`], [`FramePixels`], [`FrameIndex`]; writes [`CacheEntry`] (pins
-//! what is on screen), [`Composited`].
+//! `composite` — reads [`Playhead`], [`OutputFormat`], [`QualitySettings`], [`Tick`],
+//! [`TimelineIndex`], [`Clip`], [`Lod`], [`EffectsKey`], [`MediaAsset`], [`ProxyAssets`],
+//! [`FramePixels`], [`FrameIndex`], [`Memory`], [`DiskTier`]; writes [`CacheEntry`] (marks
+//! what is on screen used), [`Composited`], [`RenderedFrames`], [`RenderCost`], [`Metrics`].
+//!
+//! Rendered frames: when the frame's composite is worth keeping (a layer has effects, or
+//! compositing measured over half a frame period), it is looked up by its rendered key (the
+//! output size and, per layer, the source's fingerprint and frame, the opacity and the clip's
+//! effect-stack hash) in RAM, then among frames the disk tier answered; a new composite is
+//! kept in RAM and written through to the disk tier (only when every layer came from its
+//! preferred source, so the key describes the picture exactly). Output pictures take their
+//! planes from the buffer pools.
 //!
 //! CPU path: stacks the visible layers at the playhead, bottom first, each scaled to the output
 //! size (or the playback resolution, `QualitySettings::preview_height`) and blended at its track's opacity (in Y'CbCr, per plane). A single opaque layer of the
@@ -9,61 +18,140 @@
 //! scratch (the layer list) lives in a bump arena reset every tick.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bevy_ecs::prelude::*;
 use bumpalo::Bump;
-use framelock_components::{CacheEntry, Clip, Lod, OutputFormat, Playhead, QualitySettings};
+use framelock_components::{
+    CacheEntry, CacheKind, Clip, EffectsKey, Lod, OutputFormat, Playhead, QualitySettings,
+};
 #[cfg(doc)]
 use framelock_components::{MediaAsset, ProxyAssets};
 use framelock_engine::media::{PixelFormat, YuvFrame};
 
-use crate::layers::{AssetQuery, candidates};
+use crate::cache::{Memory, RenderCost, RenderedFrames};
+use crate::layers::{
+    AssetQuery, Candidate, LayerKey, RENDERED_ASSET_ID, candidates, render_cacheable, rendered_key,
+};
 use crate::{
-    Composited, FrameIndex, FramePixels, LayerSource, PresentedFrame, Tick, TimelineIndex,
+    Composited, DiskTier, FrameIndex, FramePixels, LayerSource, Metrics, PresentedFrame, Tick,
+    TimelineIndex,
 };
 
+/// The rendered-cache side of composite's parameters.
+type RenderParams<'w> = (
+    Res<'w, Memory>,
+    ResMut<'w, RenderedFrames>,
+    ResMut<'w, RenderCost>,
+    Option<Res<'w, DiskTier>>,
+);
+
 /// The system.
+#[allow(clippy::too_many_arguments, reason = "a system's parameters are its declared data access")]
 pub fn composite(
     playhead: Res<Playhead>,
     output: Res<OutputFormat>,
     quality: Res<QualitySettings>,
     tick: Res<Tick>,
     timeline: Res<TimelineIndex>,
-    clips: Query<(&Clip, &Lod)>,
+    clips: Query<(&Clip, &Lod, Option<&EffectsKey>)>,
     assets: AssetQuery,
     pixels: Query<&FramePixels>,
     mut entries: Query<&mut CacheEntry>,
     index: Res<FrameIndex>,
     mut composited: ResMut<Composited>,
+    (memory, mut rendered, mut cost, disk): RenderParams,
+    mut metrics: ResMut<Metrics>,
     mut arena: Local<Bump>,
 ) {
     framelock_engine::profile_function!();
     arena.reset();
     composited.0 = None;
     let t = playhead.frame;
+    let (w, h) = output.preview_size(quality.preview_height);
+    let frame_period = 1.0 / output.frame_rate.as_f64().max(1e-9);
     let mut visible = Vec::new();
     timeline.visible_at(t, &mut visible);
-    let mut layers = bumpalo::collections::Vec::new_in(&arena);
-    let mut sources = Vec::new();
+    let mut sources: Vec<Candidate> = Vec::new();
+    // What each layer wants: (clip entity, opacity, preferred source, source frame).
+    let mut wanted = bumpalo::collections::Vec::new_in(&arena);
+    let mut keys = bumpalo::collections::Vec::new_in(&arena);
+    let mut any_effects = false;
     for &(clip_entity, opacity) in &visible {
-        let Ok((clip, lod)) = clips.get(clip_entity) else {
+        let Ok((clip, lod, effects)) = clips.get(clip_entity) else {
             return;
         };
         candidates(clip, *lod, &assets, &mut sources);
+        let Some(&first) = sources.first() else {
+            return;
+        };
         let source = clip.source_frame(t, output.frame_rate);
-        let found = sources.iter().find_map(|&(_, id, _)| {
-            let &e = index.0.get(&(id, source))?;
-            Some((e, id, pixels.get(e).ok()?))
+        any_effects |= effects.is_some();
+        keys.push(LayerKey {
+            fingerprint: first.fingerprint,
+            source,
+            opacity,
+            effects: effects.map_or(0, |e| e.0),
         });
-        let Some((e, asset_id, px)) = found else {
+        wanted.push((clip_entity, clip.track, opacity, first, source));
+    }
+    let layer_sources = || -> Vec<LayerSource> {
+        wanted
+            .iter()
+            .map(|&(_, track, _, first, source)| LayerSource {
+                track,
+                asset_id: first.id,
+                source_frame: source,
+            })
+            .collect()
+    };
+    // The rendered tiers first: RAM, then a frame the disk tier answered.
+    let cacheable =
+        !keys.is_empty() && render_cacheable(any_effects, cost.composite_secs, frame_period);
+    let key = cacheable.then(|| rendered_key(w, h, &keys));
+    if let Some(key) = key {
+        let from_disk = || {
+            let &e = index.0.get(&(RENDERED_ASSET_ID, key.0))?;
+            Some(pixels.get(e).ok()?.0.clone())
+        };
+        let hit = rendered.get(key).or_else(|| {
+            let p = from_disk()?;
+            rendered.insert(key, p.clone());
+            Some(p)
+        });
+        if let Some(picture) = hit {
+            composited.0 = Some(PresentedFrame {
+                timeline_frame: t,
+                tick: tick.index,
+                picture,
+                layers: layer_sources(),
+                repeated: false,
+            });
+            return;
+        }
+    }
+
+    let mut layers = bumpalo::collections::Vec::new_in(&arena);
+    let mut all_preferred = true;
+    for &(clip_entity, track, opacity, _, source) in &wanted {
+        let Ok((clip, lod, _)) = clips.get(clip_entity) else {
+            return;
+        };
+        candidates(clip, *lod, &assets, &mut sources);
+        let found = sources.iter().enumerate().find_map(|(i, c)| {
+            let &e = index.0.get(&(c.id, source))?;
+            Some((i, e, c.id, pixels.get(e).ok()?))
+        });
+        let Some((rank, e, asset_id, px)) = found else {
             return; // still decoding: no output this tick
         };
+        all_preferred &= rank == 0;
         if let Ok(mut entry) = entries.get_mut(e) {
             entry.last_use = tick.index;
         }
         layers.push((
             LayerSource {
-                track: clip.track,
+                track,
                 asset_id,
                 source_frame: source,
             },
@@ -72,7 +160,7 @@ pub fn composite(
         ));
     }
 
-    let (w, h) = output.preview_size(quality.preview_height);
+    let pool = Some(&memory.0);
     let picture = match layers.as_slice() {
         [(_, opacity, px)]
             if *opacity >= 1.0
@@ -83,14 +171,15 @@ pub fn composite(
             px.clone()
         }
         _ => {
-            let mut out = YuvFrame::black(w, h);
+            let start = Instant::now();
+            let mut out = YuvFrame::black_in(pool, w, h);
             for (_, opacity, px) in &layers {
                 let scaled;
                 let src: &YuvFrame =
                     if px.width == w && px.height == h && px.format == PixelFormat::Yuv420p {
                         px
                     } else {
-                        match px.scaled(w, h) {
+                        match px.scaled_in(pool, w, h) {
                             Some(s) if s.format == PixelFormat::Yuv420p => {
                                 scaled = s;
                                 &scaled
@@ -102,7 +191,18 @@ pub fn composite(
                 blend(&mut out, src, *opacity);
             }
             out.index = t;
-            Arc::new(out)
+            cost.record(start.elapsed().as_secs_f64());
+            let out = Arc::new(out);
+            if let Some(key) = key.filter(|_| all_preferred) {
+                rendered.insert(key, out.clone());
+                if let Some(disk) = &disk
+                    && !disk.cache.contains(key)
+                    && disk.write(key, CacheKind::Rendered, out.clone())
+                {
+                    metrics.disk_writes_queued += 1;
+                }
+            }
+            out
         }
     };
     composited.0 = Some(PresentedFrame {

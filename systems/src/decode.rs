@@ -1,5 +1,10 @@
-//! `decode` — reads [`Playhead`], [`MediaAsset`]; writes [`Frame`], [`FramePixels`],
-//! [`CacheEntry`], [`FrameIndex`], [`Metrics`], [`DecodeLoad`]; owns the [`Decoders`] pool's traffic.
+//! `decode` — reads [`Playhead`], [`MediaAsset`], [`DiskTier`] (is there one); writes [`Frame`],
+//! [`FramePixels`], [`CacheEntry`], [`FrameIndex`], [`Metrics`], [`DecodeLoad`]; owns the
+//! [`Decoders`] pool's traffic.
+//!
+//! With a disk tier, every job carries its frame's cache key and the worker answers from the
+//! disk tier when it can (counted as `disk_reads`, not as decode time); requests for rendered
+//! frames (asset [`RENDERED_ASSET_ID`]) are disk-only jobs.
 //!
 //! Only dispatches and collects — never waits on a decoder: finished jobs are drained with
 //! `try_recv`, new ones queued with `try_send` (a full queue leaves the request for the next
@@ -12,7 +17,8 @@ use bevy_ecs::prelude::*;
 use framelock_components::{CacheEntry, Frame, FrameState, MediaAsset, Playhead};
 use framelock_engine::workers::DecodeJob;
 
-use crate::{DecodeLoad, Decoders, FrameIndex, FramePixels, Metrics, Pending};
+use crate::layers::RENDERED_ASSET_ID;
+use crate::{DecodeLoad, Decoders, DiskTier, FrameIndex, FramePixels, Metrics, Pending};
 
 /// The system.
 pub fn decode(
@@ -25,6 +31,7 @@ pub fn decode(
     mut index: ResMut<FrameIndex>,
     mut metrics: ResMut<Metrics>,
     mut load: ResMut<DecodeLoad>,
+    disk: Option<Res<DiskTier>>,
     mut seen_generation: Local<u64>,
 ) {
     framelock_engine::profile_function!();
@@ -51,12 +58,17 @@ pub fn decode(
         }
         match done.result {
             Ok(picture) => {
-                metrics.record_decode(done.decode_time);
-                load.record(done.asset_id, done.decode_time.as_secs_f64());
+                if done.from_disk {
+                    metrics.disk_reads += 1;
+                } else {
+                    metrics.record_decode(done.decode_time);
+                    load.record(done.asset_id, done.decode_time.as_secs_f64());
+                }
                 entry.bytes = picture.size_bytes();
                 frame.state = FrameState::Ready;
                 commands.entity(e).insert(FramePixels(picture));
             }
+            Err(_) if done.asset_id == RENDERED_ASSET_ID => frame.state = FrameState::Failed,
             Err(_) => {
                 metrics.decode_errors += 1;
                 frame.state = FrameState::Failed;
@@ -71,25 +83,51 @@ pub fn decode(
         .map(|(e, f, _)| (f.priority, e))
         .collect();
     requested.sort_unstable();
+    let empty_path = Arc::new(std::path::PathBuf::new());
     for (_, e) in requested {
-        let Ok((_, mut frame, _)) = frames.get_mut(e) else {
+        let Ok((_, mut frame, entry)) = frames.get_mut(e) else {
             continue;
         };
-        let Ok(asset) = assets.get(frame.asset) else {
-            continue;
+        let cache_key = disk.is_some().then_some(entry.key);
+        let job = if frame.asset_id == RENDERED_ASSET_ID {
+            if cache_key.is_none() {
+                frame.state = FrameState::Failed;
+                commands.entity(e).remove::<Pending>();
+                continue;
+            }
+            DecodeJob {
+                asset_id: RENDERED_ASSET_ID,
+                path: empty_path.clone(),
+                frame: frame.index,
+                generation: frame.generation,
+                lane: frame.index,
+                cache_key,
+                disk_only: true,
+            }
+        } else {
+            let Ok(asset) = assets.get(frame.asset) else {
+                continue;
+            };
+            // Lane: asset + GOP, so a GOP's frames share one worker's decoder.
+            let keyframes = &asset.info.video.keyframes;
+            let gop = keyframes.partition_point(|&k| k <= frame.index) as u64;
+            DecodeJob {
+                asset_id: asset.id,
+                path: Arc::new(asset.path.clone()),
+                frame: frame.index,
+                generation: frame.generation,
+                lane: asset.id.wrapping_mul(0x9e37_79b9).wrapping_add(gop),
+                cache_key,
+                disk_only: false,
+            }
         };
-        // Lane: asset + GOP, so a GOP's frames share one worker's decoder.
-        let keyframes = &asset.info.video.keyframes;
-        let gop = keyframes.partition_point(|&k| k <= frame.index) as u64;
-        let job = DecodeJob {
-            asset_id: asset.id,
-            path: Arc::new(asset.path.clone()),
-            frame: frame.index,
-            generation: frame.generation,
-            lane: asset.id.wrapping_mul(0x9e37_79b9).wrapping_add(gop),
+        let submitted = if frame.priority == 0 {
+            pool.0.try_submit(job)
+        } else {
+            pool.0.try_submit_ahead(job)
         };
-        if pool.0.try_submit(job).is_err() {
-            break; // queues full: the rest wait for the next tick
+        if submitted.is_err() {
+            continue; // that worker's queue is full: this one waits for the next tick
         }
         frame.state = FrameState::Decoding;
         commands.entity(e).remove::<Pending>();

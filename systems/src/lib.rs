@@ -11,6 +11,7 @@
 //! test builds the schedule and fails on any ambiguous system pair.
 
 mod advance_playhead;
+mod cache;
 mod composite;
 mod decode;
 mod evict;
@@ -25,12 +26,16 @@ mod resources;
 mod timeline_index;
 
 pub use advance_playhead::advance_playhead;
+pub use cache::{
+    DiskTier, Memory, RenderCost, RenderedEntry, RenderedFrames, WRITE_QUEUE, WriterCounters,
+};
 pub use composite::composite;
 pub use decode::decode;
-pub use evict::evict;
+pub use evict::{ASSUMED_DISK_WRITE_SPEED, evict};
 pub use lod_select::lod_select;
 pub use metrics::{Metrics, MetricsSnapshot};
-pub use prefetch::prefetch;
+pub use layers::RENDERED_ASSET_ID;
+pub use prefetch::{PrefetchState, SCRUB_MEMORY_TICKS, prefetch};
 pub use present::present;
 pub use profile::profile;
 pub use proxy_sync::proxy_sync;
@@ -62,6 +67,17 @@ pub enum PlaybackSet {
     Evict,
     /// Metrics and the profiler's frame mark.
     Profile,
+}
+
+/// Inserts the memory and cache resources with fresh pools for `budget` (no disk tier).
+pub fn insert_cache_resources(world: &mut World, budget: framelock_components::MemoryBudget) {
+    world.insert_resource(Memory(framelock_engine::memory::BufferPool::new(
+        budget.max_memory,
+    )));
+    world.insert_resource(RenderedFrames::new(budget.max_memory / 4));
+    world.insert_resource(RenderCost::default());
+    world.insert_resource(framelock_components::Pressure::default());
+    world.insert_resource(budget);
 }
 
 /// The label of the playback schedule.
@@ -127,6 +143,7 @@ mod tests {
         world.insert_resource(TimelineIndex::default());
         world.insert_resource(AssetIds::default());
         world.insert_resource(DecodeLoad::default());
+        insert_cache_resources(&mut world, framelock_components::MemoryBudget::default());
         world.insert_resource(FrameSink(Box::new(|_| {})));
         world.insert_resource(Decoders(DecodePool::new(
             1,

@@ -1,6 +1,6 @@
 //! `lod_select` — reads [`Clip`], [`HasEffects`], [`MediaAsset`], [`ProxyAssets`],
 //! [`Playhead`], [`OutputFormat`], [`QualitySettings`], [`ProxyService`] (thresholds),
-//! [`DecodeLoad`], [`Decoders`], [`TimelineIndex`]; writes [`Lod`].
+//! [`DecodeLoad`], [`Decoders`], [`TimelineIndex`], [`Pressure`]; writes [`Lod`].
 //!
 //! Chooses, per clip near the playhead and tick, whether it decodes from its original or from
 //! one of its ready proxies:
@@ -14,6 +14,8 @@
 //!   the visible layers exceeds the frame period × decode workers. Otherwise the original.
 //!   Once a clip is on a proxy for load, the original is no longer decoded, so its measured
 //!   cost stays as last seen: the choice sticks until the settings change (no flapping).
+//! - memory pressure critical (and `use_proxy` not `never`) → the smallest ready proxy:
+//!   fewer bytes per frame until the pressure passes.
 //!
 //! Switching never moves the picture: proxy frame N is source frame N, and composite shows
 //! whichever of the two is decoded for the current frame while the other catches up.
@@ -21,7 +23,7 @@
 use bevy_ecs::prelude::*;
 use framelock_components::{
     AutoSwitchThresholds, Clip, EditMode, HasEffects, Lod, MediaAsset, OutputFormat, PlayState,
-    Playhead, ProxyAssets, QualitySettings, UseProxy,
+    Playhead, Pressure, ProxyAssets, QualitySettings, UseProxy,
 };
 
 use crate::{DecodeLoad, Decoders, ProxyService, TimelineIndex};
@@ -35,6 +37,7 @@ pub fn lod_select(
     decoders: Res<Decoders>,
     timeline: Res<TimelineIndex>,
     service: Option<Res<ProxyService>>,
+    pressure: Res<Pressure>,
     assets: Query<(&MediaAsset, Option<&ProxyAssets>)>,
     mut clips: Query<(&Clip, &mut Lod, Has<HasEffects>)>,
 ) {
@@ -73,20 +76,43 @@ pub fn lod_select(
             } else {
                 EditMode::Editing
             };
-            let want = choose(
-                clip,
-                mode,
-                &thresholds,
-                quality.use_proxy,
-                &assets,
-                &load,
-                cost_factor,
-            );
+            let want = if *pressure == Pressure::Critical {
+                smallest_proxy(clip, quality.use_proxy, &assets)
+            } else {
+                choose(
+                    clip,
+                    mode,
+                    &thresholds,
+                    quality.use_proxy,
+                    &assets,
+                    &load,
+                    cost_factor,
+                )
+            };
             if *lod != want {
                 *lod = want;
             }
         }
     }
+}
+
+/// The smallest ready proxy (original if none, or with `never`).
+fn smallest_proxy(
+    clip: &Clip,
+    use_proxy: UseProxy,
+    assets: &Query<(&MediaAsset, Option<&ProxyAssets>)>,
+) -> Lod {
+    if use_proxy == UseProxy::Never {
+        return Lod::Original;
+    }
+    let Ok((_, Some(proxies))) = assets.get(clip.asset) else {
+        return Lod::Original;
+    };
+    proxies
+        .0
+        .iter()
+        .find(|&&(_, _, e)| assets.contains(e))
+        .map_or(Lod::Original, |&(height, _, asset)| Lod::Proxy { asset, height })
 }
 
 /// `cost_factor` turns seconds per frame into a share of the decode capacity.

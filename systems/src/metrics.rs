@@ -34,6 +34,14 @@ pub struct Metrics {
     pub frames_in_memory: usize,
     /// Bytes of decoded frames held now.
     pub bytes_in_memory: usize,
+    /// Bytes of frames requested or decoding (not yet held).
+    pub bytes_requested: usize,
+    /// Frames answered from the disk tier instead of decoding.
+    pub disk_reads: u64,
+    /// Frames evicted from RAM.
+    pub evicted: u64,
+    /// Evicted frames sent to the disk tier (write-back), and rendered frames written through.
+    pub disk_writes_queued: u64,
     /// Recent tick durations (schedule run time).
     pub tick_times: VecDeque<Duration>,
     /// Recent decode times per frame (worker time).

@@ -1,76 +1,166 @@
-//! `prefetch` — reads [`Playhead`], [`OutputFormat`], [`QualitySettings`], [`Tick`], [`Clip`],
-//! [`Lod`], [`TimelineIndex`], [`MediaAsset`], [`ProxyAssets`]; writes [`Frame`] and [`CacheEntry`] (spawns requests),
-//! [`FrameIndex`].
+//! `prefetch` — reads [`Playhead`], [`OutputFormat`], [`QualitySettings`], [`MemoryBudget`],
+//! [`Pressure`], [`Memory`], [`Tick`], [`Clip`], [`Lod`], [`EffectsKey`], [`TimelineIndex`],
+//! [`MediaAsset`], [`ProxyAssets`], [`RenderCost`], [`DiskTier`]; writes [`Frame`] and
+//! [`CacheEntry`] (spawns requests, marks the wanted ones used), [`FrameIndex`],
+//! [`RenderedFrames`] (marks used), [`Metrics`] (hits and misses).
 //!
-//! Requests the source frames the current tick and the next `prefetch_frames` ticks will show,
-//! in the play direction at the play rate (paused: the current frame only), nearest first,
-//! until the memory budget is spent. Only layers that can be seen are requested: below an
-//! opaque layer nothing is. A wanted frame is marked used this tick (eviction keeps it), and a
-//! request left over from an older generation is renewed. Frames are requested from the asset
-//! the clip's [`Lod`] names (original or proxy); a frame counts as a cache hit when it, or the
-//! same source frame of another level of the clip, is decoded (composite can show either).
+//! Predicts the timeline frames the next ticks will show and asks for what they need:
+//!
+//! | playhead | frames wanted, nearest first |
+//! |---|---|
+//! | playing at rate r (±, any speed) | the current frame and the next `prefetch_frames` ticks' frames, `r` apart, in the play direction |
+//! | paused, scrubbing (moved within the last [`SCRUB_MEMORY_TICKS`] ticks) | the current frame, then the region scrubbed over (its lowest to highest frame, plus the last step either side), alternating outward from the playhead |
+//! | paused, still | the current frame |
+//! | any, memory pressure critical | the current frame only |
+//!
+//! For each wanted frame: if its composite is kept in the rendered tiers (clips with effects,
+//! or a slow composite), the rendered frame is used from RAM or asked of the disk tier and
+//! its layers are not requested. Otherwise each visible layer's source frame is requested from
+//! the asset the clip's [`Lod`] names (only layers that can be seen). A wanted frame already
+//! held is marked used this tick, so eviction keeps it; a request left over from an older
+//! generation is renewed. Decode workers answer requests from the disk tier before decoding.
+//!
+//! Memory: the wanted frames must fit under the budget's warning level, and a *new* request is
+//! admitted only while live pool bytes + bytes still being decoded + it stay under warning.
+//!
+//! Cache accounting: once per shown timeline frame, at its first look, each layer counts a hit
+//! if its frame (or the same source frame of another level of the clip) is decoded, or the
+//! frame counts one hit if its rendered picture is in RAM.
+
+use std::collections::VecDeque;
 
 use bevy_ecs::prelude::*;
 use framelock_components::{
-    CacheEntry, Clip, Frame, FrameState, Lod, OutputFormat, PlayState, Playhead, QualitySettings,
+    CacheEntry, CacheKey, CacheTier, Clip, EffectsKey, Frame, FrameState, Lod, MemoryBudget,
+    OutputFormat, PlayState, Playhead, Pressure, QualitySettings,
 };
 #[cfg(doc)]
 use framelock_components::{MediaAsset, ProxyAssets};
 
-use crate::layers::{AssetQuery, candidates};
-use crate::{FrameIndex, Tick, TimelineIndex};
+use framelock_engine::cache::Cache;
+
+use crate::cache::{Memory, RenderCost, RenderedFrames};
+use crate::layers::{
+    AssetQuery, Candidate, LayerKey, RENDERED_ASSET_ID, candidates, render_cacheable, rendered_key,
+};
+use crate::{DiskTier, FrameIndex, Metrics, Pending, Tick, TimelineIndex};
+
+/// How long (ticks) a paused playhead that moved counts as scrubbing.
+pub const SCRUB_MEMORY_TICKS: u64 = 60;
+
+/// What prefetch remembers between ticks.
+#[derive(Debug, Default)]
+pub struct PrefetchState {
+    last_counted: Option<(u64, u64)>,
+    /// (tick, frame) of recent playhead moves while paused.
+    scrub: VecDeque<(u64, u64)>,
+    plan: Vec<(u64, u64)>,
+    layers: Vec<(Entity, f32)>,
+    sources: Vec<Candidate>,
+    layer_keys: Vec<LayerKey>,
+}
+
+/// The memory side of prefetch's parameters.
+type MemoryParams<'w> = (Res<'w, MemoryBudget>, Res<'w, Pressure>, Res<'w, Memory>);
 
 /// The system.
+#[allow(clippy::too_many_arguments, reason = "a system's parameters are its declared data access")]
 pub fn prefetch(
     mut commands: Commands,
     playhead: Res<Playhead>,
     output: Res<OutputFormat>,
     quality: Res<QualitySettings>,
+    (budget, pressure, memory): MemoryParams,
     tick: Res<Tick>,
     timeline: Res<TimelineIndex>,
-    clips: Query<(&Clip, &Lod)>,
+    clips: Query<(&Clip, &Lod, Option<&EffectsKey>)>,
     assets: AssetQuery,
     mut frames: Query<(&mut Frame, &mut CacheEntry)>,
     mut index: ResMut<FrameIndex>,
-    mut metrics: ResMut<crate::Metrics>,
-    mut last_counted: Local<Option<(u64, u64)>>,
+    (mut rendered, cost, disk): (ResMut<RenderedFrames>, Res<RenderCost>, Option<Res<DiskTier>>),
+    mut metrics: ResMut<Metrics>,
+    mut st: Local<PrefetchState>,
 ) {
     framelock_engine::profile_function!();
-    let mut layers = Vec::new();
-    let mut sources = Vec::new();
-    let window = if playhead.state == PlayState::Playing {
-        quality.prefetch_frames
-    } else {
-        0
-    };
-    let step = playhead.rate.abs().max(1.0);
-    let count_this = *last_counted != Some((playhead.frame, playhead.generation));
-    *last_counted = Some((playhead.frame, playhead.generation));
-    let mut budget = quality.memory_budget_bytes;
-    for k in 0..=window {
-        let offset = (k as f64 * step).round() as i64 * playhead.direction();
-        let t = playhead.frame as i64 + offset;
-        if t < 0 || t >= playhead.duration as i64 {
-            break;
+    let st = &mut *st;
+    rendered.begin_frame(tick.index);
+    plan(&playhead, &quality, *pressure, tick.index, st);
+    let count_this = st.last_counted != Some((playhead.frame, playhead.generation));
+    st.last_counted = Some((playhead.frame, playhead.generation));
+    let warning = budget.warning_bytes();
+    let mut window_bytes = warning;
+    let mut room = warning
+        .saturating_sub(memory.0.in_use_bytes())
+        .saturating_sub(metrics.bytes_requested);
+    let mut admit_new = true;
+    let (out_w, out_h) = output.preview_size(quality.preview_height);
+    let frame_period = 1.0 / output.frame_rate.as_f64().max(1e-9);
+    let plan = std::mem::take(&mut st.plan);
+    'plan: for &(k, t) in &plan {
+        timeline.visible_at(t, &mut st.layers);
+        // The rendered path: the whole frame from the rendered tiers.
+        st.layer_keys.clear();
+        let mut any_effects = false;
+        for &(clip_entity, opacity) in &st.layers {
+            let Ok((clip, lod, effects)) = clips.get(clip_entity) else {
+                continue;
+            };
+            candidates(clip, *lod, &assets, &mut st.sources);
+            let Some(first) = st.sources.first() else {
+                continue;
+            };
+            any_effects |= effects.is_some();
+            st.layer_keys.push(LayerKey {
+                fingerprint: first.fingerprint,
+                source: clip.source_frame(t, output.frame_rate),
+                opacity,
+                effects: effects.map_or(0, |e| e.0),
+            });
         }
-        timeline.visible_at(t as u64, &mut layers);
-        for &(clip_entity, _) in &layers {
-            let Ok((clip, lod)) = clips.get(clip_entity) else {
+        if !st.layer_keys.is_empty()
+            && render_cacheable(any_effects, cost.composite_secs, frame_period)
+        {
+            let key = rendered_key(out_w, out_h, &st.layer_keys);
+            if rendered.touch(key) {
+                if k == 0 && count_this {
+                    metrics.cache_hits += 1;
+                }
                 continue;
-            };
-            candidates(clip, *lod, &assets, &mut sources);
-            let Some(&(asset_entity, asset_id, bytes)) = sources.first() else {
-                continue;
-            };
-            let source = clip.source_frame(t as u64, output.frame_rate);
-            if bytes > budget && k > 0 {
-                return;
             }
-            budget = budget.saturating_sub(bytes);
-            // Cache accounting: once per shown timeline frame and layer, at its first look.
+            if let Some(disk) = &disk
+                && disk.cache.contains(key)
+                && want_rendered(
+                    key,
+                    out_w as usize * out_h as usize * 3 / 2,
+                    (tick.index, &playhead),
+                    &mut frames,
+                    &mut index,
+                    &mut commands,
+                )
+            {
+                if k == 0 && count_this {
+                    metrics.cache_misses += 1;
+                }
+                continue;
+            }
+        }
+        // The layers path.
+        for &(clip_entity, _) in &st.layers {
+            let Ok((clip, lod, _)) = clips.get(clip_entity) else {
+                continue;
+            };
+            candidates(clip, *lod, &assets, &mut st.sources);
+            let Some(&first) = st.sources.first() else {
+                continue;
+            };
+            let source = clip.source_frame(t, output.frame_rate);
+            if first.bytes > window_bytes && k > 0 {
+                break 'plan;
+            }
+            window_bytes = window_bytes.saturating_sub(first.bytes);
             if k == 0 && count_this {
-                let ready = sources.iter().any(|&(_, id, _)| {
-                    index.0.get(&(id, source)).is_some_and(|&e| {
+                let ready = st.sources.iter().any(|c| {
+                    index.0.get(&(c.id, source)).is_some_and(|&e| {
                         frames
                             .get(e)
                             .is_ok_and(|(f, _)| f.state == FrameState::Ready)
@@ -82,7 +172,7 @@ pub fn prefetch(
                     metrics.cache_misses += 1;
                 }
             }
-            match index.0.get(&(asset_id, source)) {
+            match index.0.get(&(first.id, source)) {
                 Some(&e) => {
                     if let Ok((mut frame, mut entry)) = frames.get_mut(e) {
                         entry.last_use = tick.index;
@@ -93,32 +183,213 @@ pub fn prefetch(
                             // Its job may have been dropped as stale: ask again.
                             frame.generation = playhead.generation;
                             frame.state = FrameState::Requested;
-                            commands.entity(e).insert(crate::Pending);
+                            commands.entity(e).insert(Pending);
                         }
                     }
                 }
                 None => {
+                    if k > 0 && (!admit_new || first.bytes > room) {
+                        admit_new = false;
+                        continue;
+                    }
+                    room = room.saturating_sub(first.bytes);
                     let e = commands
                         .spawn((
                             Frame {
-                                asset: asset_entity,
-                                asset_id,
+                                asset: first.entity,
+                                asset_id: first.id,
                                 index: source,
                                 state: FrameState::Requested,
                                 generation: playhead.generation,
                                 priority: k,
                             },
                             CacheEntry {
-                                bytes: 0,
+                                tier: CacheTier::Ram,
+                                key: first.key(source),
+                                bytes: first.bytes, // an estimate until decoded
                                 last_use: tick.index,
                                 pinned: false,
                             },
-                            crate::Pending,
+                            Pending,
                         ))
                         .id();
-                    index.0.insert((asset_id, source), e);
+                    index.0.insert((first.id, source), e);
                 }
             }
         }
+    }
+    st.plan = plan;
+}
+
+/// Asks the disk tier for rendered frame `key` (a `Frame` of [`RENDERED_ASSET_ID`]); `false`
+/// when an earlier request failed (the caller requests the layers instead).
+fn want_rendered(
+    key: CacheKey,
+    bytes: usize,
+    (tick, playhead): (u64, &Playhead),
+    frames: &mut Query<(&mut Frame, &mut CacheEntry)>,
+    index: &mut FrameIndex,
+    commands: &mut Commands,
+) -> bool {
+    match index.0.get(&(RENDERED_ASSET_ID, key.0)) {
+        Some(&e) => match frames.get_mut(e) {
+            Ok((mut frame, mut entry)) => {
+                entry.last_use = tick;
+                if frame.state == FrameState::Failed {
+                    return false;
+                }
+                if frame.generation != playhead.generation && frame.state != FrameState::Ready {
+                    frame.generation = playhead.generation;
+                    frame.state = FrameState::Requested;
+                    commands.entity(e).insert(Pending);
+                }
+                true
+            }
+            Err(_) => true, // spawned this tick
+        },
+        None => {
+            let e = commands
+                .spawn((
+                    Frame {
+                        asset: Entity::PLACEHOLDER,
+                        asset_id: RENDERED_ASSET_ID,
+                        index: key.0,
+                        state: FrameState::Requested,
+                        generation: playhead.generation,
+                        priority: 0,
+                    },
+                    CacheEntry {
+                        tier: CacheTier::Ram,
+                        key,
+                        bytes,
+                        last_use: tick,
+                        pinned: false,
+                    },
+                    Pending,
+                ))
+                .id();
+            index.0.insert((RENDERED_ASSET_ID, key.0), e);
+            true
+        }
+    }
+}
+
+/// Fills `st.plan` with (rank, timeline frame), nearest first (see the module doc's table).
+fn plan(
+    playhead: &Playhead,
+    quality: &QualitySettings,
+    pressure: Pressure,
+    tick: u64,
+    st: &mut PrefetchState,
+) {
+    st.plan.clear();
+    let duration = playhead.duration;
+    if duration == 0 {
+        return;
+    }
+    st.plan.push((0, playhead.frame));
+    // Scrub memory: positions the paused playhead visited recently.
+    if playhead.state == PlayState::Paused {
+        if st.scrub.back().is_none_or(|&(_, f)| f != playhead.frame) {
+            st.scrub.push_back((tick, playhead.frame));
+        }
+    } else {
+        st.scrub.clear();
+    }
+    while st
+        .scrub
+        .front()
+        .is_some_and(|&(at, _)| tick.saturating_sub(at) > SCRUB_MEMORY_TICKS)
+    {
+        st.scrub.pop_front();
+    }
+    if pressure == Pressure::Critical {
+        return;
+    }
+    match playhead.state {
+        PlayState::Playing => {
+            let step = playhead.rate.abs().max(1.0);
+            for k in 1..=quality.prefetch_frames {
+                let offset = (k as f64 * step).round() as i64 * playhead.direction();
+                let t = playhead.frame as i64 + offset;
+                if t < 0 || t >= duration as i64 {
+                    break;
+                }
+                st.plan.push((k, t as u64));
+            }
+        }
+        PlayState::Paused if st.scrub.len() >= 2 => {
+            let lo = st.scrub.iter().map(|&(_, f)| f).min().unwrap_or(0);
+            let hi = st.scrub.iter().map(|&(_, f)| f).max().unwrap_or(0);
+            let step = st
+                .scrub
+                .iter()
+                .zip(st.scrub.iter().skip(1))
+                .map(|(a, b)| a.1.abs_diff(b.1))
+                .max()
+                .unwrap_or(1);
+            let lo = lo.saturating_sub(step);
+            let hi = (hi + step).min(duration - 1);
+            let p = playhead.frame;
+            let mut k = 1;
+            for d in 1..=(hi - lo) {
+                let mut any = false;
+                if let Some(t) = p.checked_add(d).filter(|&t| t <= hi) {
+                    st.plan.push((k, t));
+                    any = true;
+                }
+                if let Some(t) = p.checked_sub(d).filter(|&t| t >= lo) {
+                    st.plan.push((k, t));
+                    any = true;
+                }
+                if !any {
+                    break;
+                }
+                k += 1;
+            }
+        }
+        PlayState::Paused => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn planned(playhead: &Playhead, pressure: Pressure, st: &mut PrefetchState, tick: u64) -> Vec<u64> {
+        let quality = QualitySettings {
+            prefetch_frames: 3,
+            ..QualitySettings::default()
+        };
+        plan(playhead, &quality, pressure, tick, st);
+        st.plan.iter().map(|&(_, t)| t).collect()
+    }
+
+    #[test]
+    fn plans_follow_direction_rate_scrubbing_and_pressure() {
+        let mut p = Playhead::new(100);
+        let mut st = PrefetchState::default();
+        p.seek(50);
+        p.state = PlayState::Playing;
+        assert_eq!(planned(&p, Pressure::Normal, &mut st, 0), vec![50, 51, 52, 53]);
+        p.rate = -2.0;
+        assert_eq!(planned(&p, Pressure::Normal, &mut st, 1), vec![50, 48, 46, 44]);
+        assert_eq!(planned(&p, Pressure::Critical, &mut st, 2), vec![50]);
+        // Paused and still: the current frame only.
+        p.state = PlayState::Paused;
+        let mut st = PrefetchState::default();
+        assert_eq!(planned(&p, Pressure::Normal, &mut st, 3), vec![50]);
+        // Scrubbing 50 → 54 → 52: the region 50..=54 widened by the largest step (4).
+        p.seek(54);
+        planned(&p, Pressure::Normal, &mut st, 4);
+        p.seek(52);
+        let got = planned(&p, Pressure::Normal, &mut st, 5);
+        assert_eq!(&got[..5], &[52, 53, 51, 54, 50]);
+        let mut sorted = got.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (46..=58).collect::<Vec<u64>>());
+        // Long after the last move, scrubbing is over.
+        let got = planned(&p, Pressure::Normal, &mut st, 5 + SCRUB_MEMORY_TICKS + 1);
+        assert_eq!(got, vec![52]);
     }
 }

@@ -82,10 +82,12 @@ fn register_ready(
     status: &framelock_engine::proxy::ProxyJobStatus,
 ) -> Option<Entity> {
     let info = status.info.clone()?;
+    let fingerprint = status.fingerprint?;
     let asset = commands
         .spawn(MediaAsset {
             id: ids.allocate(),
             path: status.path.clone(),
+            fingerprint,
             info,
         })
         .id();

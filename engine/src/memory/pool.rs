@@ -276,6 +276,15 @@ impl BufferPool {
         self.0.accounted()
     }
 
+    /// Bytes handed out and not returned (live buffers), all classes.
+    pub fn in_use_bytes(&self) -> usize {
+        self.0
+            .classes
+            .iter()
+            .map(|c| c.in_use.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// Forgets the peak (a benchmark's or test's phase starts).
     pub fn reset_peak(&self) {
         self.0.peak.store(self.0.accounted(), Ordering::Relaxed);
@@ -343,6 +352,22 @@ impl Deref for PooledBuf {
 impl DerefMut for PooledBuf {
     fn deref_mut(&mut self) -> &mut [u8] {
         &mut self.data
+    }
+}
+
+impl<'a> IntoIterator for &'a PooledBuf {
+    type Item = &'a u8;
+    type IntoIter = std::slice::Iter<'a, u8>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.data.iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a mut PooledBuf {
+    type Item = &'a mut u8;
+    type IntoIter = std::slice::IterMut<'a, u8>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.data.iter_mut()
     }
 }
 

@@ -83,6 +83,9 @@ pub struct ProxyJobStatus {
     pub started: Option<u64>,
     /// The proxy's probe, once ready.
     pub info: Option<MediaInfo>,
+    /// The proxy file's fingerprint as a number (cache keys of its frames start from it),
+    /// once ready.
+    pub fingerprint: Option<u64>,
 }
 
 impl ProxyJobStatus {
@@ -229,7 +232,9 @@ impl ProxyManager {
             ProxyCheck::Ready(m)
                 if m.codec == generation.codec && m.quality == generation.quality =>
             {
-                probe(&path, &self.shared.registry).ok()
+                probe(&path, &self.shared.registry)
+                    .ok()
+                    .map(|info| (info, crate::cache::fingerprint_from_hex(&m.proxy_fingerprint)))
             }
             _ => None,
         };
@@ -262,7 +267,8 @@ impl ProxyManager {
             },
             eta_secs: None,
             started: None,
-            info: existing,
+            fingerprint: existing.as_ref().map(|e| e.1),
+            info: existing.map(|e| e.0),
         };
         let queued = status.state == ProxyState::Queued;
         st.jobs.insert(
@@ -332,6 +338,19 @@ impl ProxyManager {
             .map(|j| j.status.id)
             .collect();
         let n = ids.iter().filter(|&&id| cancel_locked(&mut st, id)).count();
+        drop(st);
+        self.shared.bump();
+        n
+    }
+
+    /// Forgets finished jobs (ready, failed, cancelled) whose status matches `which`, so they
+    /// are no longer reported (their files are the caller's business). Returns how many.
+    pub fn forget(&self, which: impl Fn(&ProxyJobStatus) -> bool) -> usize {
+        let mut st = self.shared.lock();
+        let before = st.jobs.len();
+        st.jobs
+            .retain(|_, j| j.status.is_active() || !which(&j.status));
+        let n = before - st.jobs.len();
         drop(st);
         self.shared.bump();
         n
@@ -539,7 +558,13 @@ fn worker(shared: &Shared) {
             )
         }));
         let state_info = match outcome {
-            Ok(Ok(out)) => (ProxyState::Ready, Some(out.info)),
+            Ok(Ok(out)) => (
+                ProxyState::Ready,
+                Some((
+                    out.info,
+                    crate::cache::fingerprint_from_hex(&out.manifest.proxy_fingerprint),
+                )),
+            ),
             Ok(Err(ProxyError::Cancelled)) => (ProxyState::Cancelled, None),
             Ok(Err(e)) => (ProxyState::Failed(e.to_string()), None),
             Err(panic) => {
@@ -554,7 +579,8 @@ fn worker(shared: &Shared) {
         let mut st = shared.lock();
         if let Some(j) = st.jobs.get_mut(&id) {
             j.status.state = state_info.0;
-            j.status.info = state_info.1;
+            j.status.fingerprint = state_info.1.as_ref().map(|r| r.1);
+            j.status.info = state_info.1.map(|r| r.0);
             j.status.eta_secs = None;
         }
         drop(st);
