@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bevy_ecs::prelude::*;
 use framelock_components::{
-    CacheEntry, CacheKind, ClearCache, Clip, Lod, MediaAsset, MemoryBudget, OutputFormat,
+    CacheEntry, CacheKind, ClearCache, Clip, FrameState, Lod, MediaAsset, MemoryBudget, OutputFormat,
     PlayState, Playhead, Pressure, Project, ProjectError, ProxyAssets, ProxyStrategy,
     QualitySettings, Rational, TierStats, Track, UseProxy,
 };
@@ -565,22 +565,23 @@ impl PlaybackEngine {
         *self.world.resource::<MemoryBudget>()
     }
 
-    /// Empties a cache: decoded or rendered frames (RAM and disk; frames on screen or pinned
-    /// stay), proxies (files deleted, clips back on their originals), or all. Returns what
+    /// Empties a cache: decoded or rendered frames (RAM and disk; pinned frames and requests
+    /// in flight stay; the picture on screen stays on screen), proxies (files deleted, clips back on their originals), or all. Returns what
     /// was removed.
     pub fn clear_cache(&mut self, what: ClearCache) -> Result<ClearedCache, PlayerError> {
         let mut cleared = ClearedCache::default();
         let decoded = matches!(what, ClearCache::Decoded | ClearCache::All);
         let rendered = matches!(what, ClearCache::Rendered | ClearCache::All);
         if decoded || rendered {
-            let tick = self.world.resource::<Tick>().index;
             let mut doomed = Vec::new();
             let mut q = self
                 .world
                 .query::<(Entity, &framelock_components::Frame, &CacheEntry)>();
             for (e, frame, entry) in q.iter(&self.world) {
                 let is_rendered = frame.asset_id == framelock_systems::RENDERED_ASSET_ID;
-                if entry.pinned || entry.last_use >= tick || (is_rendered && !rendered) || (!is_rendered && !decoded) {
+                let wanted_kind = if is_rendered { rendered } else { decoded };
+                // In-flight requests finish normally; a picture on screen is held by present.
+                if entry.pinned || !wanted_kind || frame.state != FrameState::Ready {
                     continue;
                 }
                 doomed.push((e, frame.asset_id, frame.index));

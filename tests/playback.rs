@@ -248,6 +248,8 @@ fn scrub_storm_ends_on_the_last_frame_and_leaves_no_work() {
     for _ in 0..40 {
         engine.tick();
     }
+    assert!(engine.wait_decodes(WAIT));
+    engine.tick();
     assert_eq!(engine.decodes_in_flight(), 0);
     let mut q = engine
         .world_mut()

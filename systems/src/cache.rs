@@ -177,6 +177,9 @@ pub struct RenderedFrames {
     tick: u64,
     hits: u64,
     misses: u64,
+    /// Keys whose write-through found the disk writer's queue full: retried each tick while
+    /// the frame is still held.
+    unwritten: Vec<CacheKey>,
 }
 
 impl RenderedFrames {
@@ -239,6 +242,34 @@ impl RenderedFrames {
         self.evict_to(self.limit_bytes);
     }
 
+    /// Remembers that `key` still has to be written through to disk.
+    pub fn defer_write(&mut self, key: CacheKey) {
+        if !self.unwritten.contains(&key) {
+            self.unwritten.push(key);
+        }
+    }
+
+    /// Hands deferred write-throughs to `disk` while its queue takes them. Returns how many.
+    pub fn retry_writes(&mut self, disk: &DiskTier) -> u64 {
+        let mut queued = 0;
+        while let Some(&key) = self.unwritten.first() {
+            let Some(e) = self.entries.get(&key) else {
+                self.unwritten.remove(0);
+                continue;
+            };
+            if disk.cache.contains(key) {
+                self.unwritten.remove(0);
+                continue;
+            }
+            if !disk.write(key, CacheKind::Rendered, e.picture.clone()) {
+                break;
+            }
+            self.unwritten.remove(0);
+            queued += 1;
+        }
+        queued
+    }
+
     /// Evicts least recently used entries (not those used this tick) until bytes ≤ `target`.
     /// Returns the bytes freed.
     pub fn evict_to(&mut self, target: usize) -> usize {
@@ -271,7 +302,9 @@ impl Cache for RenderedFrames {
     }
 
     fn purge_memory(&mut self) {
-        self.evict_to(0);
+        self.entries.clear();
+        self.unwritten.clear();
+        self.bytes = 0;
     }
 
     fn bytes_used(&self) -> usize {

@@ -7,7 +7,8 @@
 //! compositing measured over half a frame period), it is looked up by its rendered key (the
 //! output size and, per layer, the source's fingerprint and frame, the opacity and the clip's
 //! effect-stack hash) in RAM, then among frames the disk tier answered; a new composite is
-//! kept in RAM and written through to the disk tier (only when every layer came from its
+//! kept in RAM and written through to the disk tier (a write the busy writer cannot take yet is
+//! retried on later ticks; only when every layer came from its
 //! preferred source, so the key describes the picture exactly). Output pictures take their
 //! planes from the buffer pools.
 //!
@@ -67,6 +68,9 @@ pub fn composite(
     framelock_engine::profile_function!();
     arena.reset();
     composited.0 = None;
+    if let Some(disk) = &disk {
+        metrics.disk_writes_queued += rendered.retry_writes(disk);
+    }
     let t = playhead.frame;
     let (w, h) = output.preview_size(quality.preview_height);
     let frame_period = 1.0 / output.frame_rate.as_f64().max(1e-9);
@@ -197,9 +201,12 @@ pub fn composite(
                 rendered.insert(key, out.clone());
                 if let Some(disk) = &disk
                     && !disk.cache.contains(key)
-                    && disk.write(key, CacheKind::Rendered, out.clone())
                 {
-                    metrics.disk_writes_queued += 1;
+                    if disk.write(key, CacheKind::Rendered, out.clone()) {
+                        metrics.disk_writes_queued += 1;
+                    } else {
+                        rendered.defer_write(key);
+                    }
                 }
             }
             out

@@ -6,7 +6,7 @@
 //! bytes (buffers handed out); idle pooled buffers are capacity for the next decodes, and the
 //! pool itself never lets live + idle exceed the budget's maximum.
 //!
-//! | pressure (live bytes vs budget) | action |
+//! | pressure (live + in-flight bytes vs budget) | action |
 //! |---|---|
 //! | normal (≤ warning) | nothing is evicted: decoded and rendered frames stay cached |
 //! | warning | cold entries — every frame not wanted this tick — go, least recently used first, until under warning (their buffers are reused by the next decodes) |
@@ -73,7 +73,7 @@ pub fn evict(
     }
     let warning = budget.warning_bytes();
     let live = memory.0.in_use_bytes();
-    *pressure = budget.pressure(live);
+    *pressure = budget.pressure(live + requested);
     if *pressure >= Pressure::Warning {
         candidates.sort_unstable();
         let write_speed = disk
@@ -81,7 +81,8 @@ pub fn evict(
             .map(|d| d.cache.stats().write_bytes_per_sec)
             .filter(|&s| s > 0.0)
             .unwrap_or(ASSUMED_DISK_WRITE_SPEED);
-        let mut over = live.saturating_sub(warning);
+        // Room for what is in flight too: it lands in the next ticks.
+        let mut over = (live + requested).saturating_sub(warning);
         for (_, e) in candidates {
             if over == 0 {
                 break;
@@ -118,6 +119,10 @@ pub fn evict(
         }
     }
     metrics.bytes_in_memory = held + rendered.bytes_used();
+    metrics.bytes_outside_caches = memory
+        .0
+        .in_use_bytes()
+        .saturating_sub(metrics.bytes_in_memory);
     metrics.bytes_requested = requested;
     metrics.frames_in_memory = count;
 }

@@ -36,6 +36,9 @@ pub struct Metrics {
     pub bytes_in_memory: usize,
     /// Bytes of frames requested or decoding (not yet held).
     pub bytes_requested: usize,
+    /// Live pool bytes outside the caches (outputs on screen, decoders' frames in flight,
+    /// frames queued for the disk writer): what the prefetch window must leave room for.
+    pub bytes_outside_caches: usize,
     /// Frames answered from the disk tier instead of decoding.
     pub disk_reads: u64,
     /// Frames evicted from RAM.

@@ -1,5 +1,5 @@
 //! `prefetch` — reads [`Playhead`], [`OutputFormat`], [`QualitySettings`], [`MemoryBudget`],
-//! [`Pressure`], [`Memory`], [`Tick`], [`Clip`], [`Lod`], [`EffectsKey`], [`TimelineIndex`],
+//! [`Pressure`], [`Tick`], [`Clip`], [`Lod`], [`EffectsKey`], [`TimelineIndex`],
 //! [`MediaAsset`], [`ProxyAssets`], [`RenderCost`], [`DiskTier`]; writes [`Frame`] and
 //! [`CacheEntry`] (spawns requests, marks the wanted ones used), [`FrameIndex`],
 //! [`RenderedFrames`] (marks used), [`Metrics`] (hits and misses).
@@ -20,8 +20,10 @@
 //! held is marked used this tick, so eviction keeps it; a request left over from an older
 //! generation is renewed. Decode workers answer requests from the disk tier before decoding.
 //!
-//! Memory: the wanted frames must fit under the budget's warning level, and a *new* request is
-//! admitted only while live pool bytes + bytes still being decoded + it stay under warning.
+//! Memory: the wanted frames (held, in flight or new) must fit under the budget's warning
+//! level less the live bytes outside the caches (pictures on screen, frames queued for the
+//! disk writer), nearest first; `evict` keeps live bytes + bytes in flight under warning by evicting
+//! every frame outside the window first, so the window always has room.
 //!
 //! Cache accounting: once per shown timeline frame, at its first look, each layer counts a hit
 //! if its frame (or the same source frame of another level of the clip) is decoded, or the
@@ -39,7 +41,7 @@ use framelock_components::{MediaAsset, ProxyAssets};
 
 use framelock_engine::cache::Cache;
 
-use crate::cache::{Memory, RenderCost, RenderedFrames};
+use crate::cache::{RenderCost, RenderedFrames};
 use crate::layers::{
     AssetQuery, Candidate, LayerKey, RENDERED_ASSET_ID, candidates, render_cacheable, rendered_key,
 };
@@ -61,7 +63,7 @@ pub struct PrefetchState {
 }
 
 /// The memory side of prefetch's parameters.
-type MemoryParams<'w> = (Res<'w, MemoryBudget>, Res<'w, Pressure>, Res<'w, Memory>);
+type MemoryParams<'w> = (Res<'w, MemoryBudget>, Res<'w, Pressure>);
 
 /// The system.
 #[allow(clippy::too_many_arguments, reason = "a system's parameters are its declared data access")]
@@ -70,7 +72,7 @@ pub fn prefetch(
     playhead: Res<Playhead>,
     output: Res<OutputFormat>,
     quality: Res<QualitySettings>,
-    (budget, pressure, memory): MemoryParams,
+    (budget, pressure): MemoryParams,
     tick: Res<Tick>,
     timeline: Res<TimelineIndex>,
     clips: Query<(&Clip, &Lod, Option<&EffectsKey>)>,
@@ -87,12 +89,11 @@ pub fn prefetch(
     plan(&playhead, &quality, *pressure, tick.index, st);
     let count_this = st.last_counted != Some((playhead.frame, playhead.generation));
     st.last_counted = Some((playhead.frame, playhead.generation));
-    let warning = budget.warning_bytes();
-    let mut window_bytes = warning;
-    let mut room = warning
-        .saturating_sub(memory.0.in_use_bytes())
-        .saturating_sub(metrics.bytes_requested);
-    let mut admit_new = true;
+    // The window (frames wanted now and next, held or not) must fit under the warning
+    // level; evict makes room for it by evicting everything else first.
+    let mut window_bytes = budget
+        .warning_bytes()
+        .saturating_sub(metrics.bytes_outside_caches);
     let (out_w, out_h) = output.preview_size(quality.preview_height);
     let frame_period = 1.0 / output.frame_rate.as_f64().max(1e-9);
     let plan = std::mem::take(&mut st.plan);
@@ -188,11 +189,6 @@ pub fn prefetch(
                     }
                 }
                 None => {
-                    if k > 0 && (!admit_new || first.bytes > room) {
-                        admit_new = false;
-                        continue;
-                    }
-                    room = room.saturating_sub(first.bytes);
                     let e = commands
                         .spawn((
                             Frame {
