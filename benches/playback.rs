@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use framelock::components::{CacheEntry, Frame, FrameState};
+use framelock::components::{CacheEntry, CacheKey, CacheTier, Frame, FrameState};
 use framelock::{
     ClipDef, DecoderRegistry, EngineOptions, GenerateOptions, PlaybackEngine, ProbeCache, Project,
     Rational, TrackDef, VirtualClock, generate_test_clip,
@@ -79,6 +79,8 @@ fn tick_overhead(c: &mut Criterion) {
                 priority: 0,
             },
             CacheEntry {
+                tier: CacheTier::Ram,
+                key: CacheKey(i),
                 bytes: 64 * 36 * 3 / 2,
                 last_use: u64::MAX / 2,
                 pinned: false,

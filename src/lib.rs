@@ -14,14 +14,14 @@ pub use framelock_components::{
     ProxyPriority, ProxyState, ProxyStrategy, QualitySettings, Rational, TierStats, TrackDef,
     UseProxy, VideoStreamInfo,
 };
-pub use framelock_engine::cache::{Compression, DiskCacheOptions, DiskError, DiskStats};
-pub use framelock_engine::memory::{BufferPool, PoolClass, PoolStats};
 pub use framelock_engine::app::{Clock, VirtualClock, WallClock};
+pub use framelock_engine::cache::{Compression, DiskCacheOptions, DiskError, DiskStats};
 pub use framelock_engine::media::{
     DecoderRegistry, EncodeSettings, EncodeSpeed, GenerateOptions, MediaError, Mp4VideoWriter,
     PixelFormat, ProbeCache, RateControl, VideoReader, WriteError, YuvFrame, generate_test_clip,
     parallel_decode, probe, testcard,
 };
+pub use framelock_engine::memory::{BufferPool, PoolClass, PoolStats};
 pub use framelock_engine::proxy::{
     JobId, ProxyError, ProxyJobStatus, ProxyManager, ProxyManagerOptions, ProxyProgress,
 };

@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 
 use bevy_ecs::prelude::*;
 use framelock_components::{
-    CacheEntry, CacheKind, ClearCache, Clip, FrameState, Lod, MediaAsset, MemoryBudget, OutputFormat,
-    PlayState, Playhead, Pressure, Project, ProjectError, ProxyAssets, ProxyStrategy,
+    CacheEntry, CacheKind, ClearCache, Clip, FrameState, Lod, MediaAsset, MemoryBudget,
+    OutputFormat, PlayState, Playhead, Pressure, Project, ProjectError, ProxyAssets, ProxyStrategy,
     QualitySettings, Rational, TierStats, Track, UseProxy,
 };
-use framelock_engine::cache::{Cache, DiskCache, DiskCacheOptions, DiskError, DiskStats};
-use framelock_engine::memory::PoolStats;
 use framelock_engine::app::{Clock, FramePacer, TickPlan};
+use framelock_engine::cache::{Cache, DiskCache, DiskCacheOptions, DiskError, DiskStats};
 use framelock_engine::media::{DecoderRegistry, MediaError, ProbeCache, probe};
+use framelock_engine::memory::PoolStats;
 use framelock_engine::proxy::{JobId, ProxyJobStatus, ProxyManager, ProxyManagerOptions};
 use framelock_engine::workers::{DecodePool, DecodePoolOptions};
 use framelock_systems::{
@@ -587,7 +587,10 @@ impl PlaybackEngine {
                 doomed.push((e, frame.asset_id, frame.index));
             }
             for (e, asset, index) in doomed {
-                self.world.resource_mut::<FrameIndex>().0.remove(&(asset, index));
+                self.world
+                    .resource_mut::<FrameIndex>()
+                    .0
+                    .remove(&(asset, index));
                 self.world.despawn(e);
                 cleared.ram_entries += 1;
             }
@@ -635,7 +638,9 @@ impl PlaybackEngine {
                 }
             }
         }
-        service.manager.forget(|s| service.sources.contains_key(&s.source));
+        service
+            .manager
+            .forget(|s| service.sources.contains_key(&s.source));
         // Proxy assets leave the world; clips fall back to their originals.
         let mut lists = self.world.query::<&mut ProxyAssets>();
         let mut proxy_assets = Vec::new();
@@ -649,7 +654,9 @@ impl PlaybackEngine {
         for e in proxy_assets {
             self.world.despawn(e);
         }
-        let mut proxies = self.world.query_filtered::<Entity, With<framelock_components::Proxy>>();
+        let mut proxies = self
+            .world
+            .query_filtered::<Entity, With<framelock_components::Proxy>>();
         let doomed: Vec<Entity> = proxies.iter(&self.world).collect();
         for e in doomed {
             self.world.despawn(e);

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use framelock::components::Clip;
 use framelock::{
-    ClearCache, ClipDef, DiskCacheOptions, EffectsKey, EngineOptions, MemoryBudget,
-    PlaybackEngine, PresentedFrame, Project, Rational, TrackDef, VirtualClock,
+    ClearCache, ClipDef, DiskCacheOptions, EffectsKey, EngineOptions, MemoryBudget, PlaybackEngine,
+    PresentedFrame, Project, Rational, TrackDef, VirtualClock,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -65,7 +65,9 @@ fn engine(options: EngineOptions) -> (PlaybackEngine, Shown) {
         options,
         Arc::new(VirtualClock::new()),
         move |f: PresentedFrame| {
-            sink.lock().unwrap().insert(f.timeline_frame, f.picture.to_raw());
+            sink.lock()
+                .unwrap()
+                .insert(f.timeline_frame, f.picture.to_raw());
         },
     )
     .expect("open");
@@ -109,14 +111,20 @@ fn editing_one_clips_effects_misses_only_its_rendered_frames() {
     // Nothing changed: every frame is a hit.
     step_through(&mut engine, 0..60);
     let again = engine.cache_stats().ram_rendered;
-    assert_eq!(again.misses, first.misses, "no miss on an unchanged timeline");
+    assert_eq!(
+        again.misses, first.misses,
+        "no miss on an unchanged timeline"
+    );
     assert!(again.hits >= first.hits + 60);
 
     // Edit the effects of the top clip at 30..60: only its frames miss.
     set_effects(&mut engine, 1, 30, 34);
     step_through(&mut engine, 0..30);
     let untouched = engine.cache_stats().ram_rendered;
-    assert_eq!(untouched.misses, again.misses, "frames 0..30 are still valid");
+    assert_eq!(
+        untouched.misses, again.misses,
+        "frames 0..30 are still valid"
+    );
     step_through(&mut engine, 30..60);
     let edited = engine.cache_stats().ram_rendered;
     assert!(
@@ -150,8 +158,7 @@ fn rendered_frames_survive_a_restart_on_the_disk_tier() {
         engine.flush_disk_cache();
         let disk = engine.cache_stats().disk.expect("disk tier");
         assert_eq!(disk.tier.entries, 60, "{disk:?}");
-        let pictures = shown.lock().unwrap().clone();
-        pictures
+        shown.lock().unwrap().clone()
     };
     // A new engine (a restart): the composites come from disk, nothing is decoded.
     let (mut engine, shown) = engine(disk_options(dir.path()));
@@ -186,7 +193,10 @@ fn under_pressure_decoded_frames_go_to_disk_and_come_back() {
     let stats = engine.cache_stats();
     assert!(stats.evicted > 0, "{stats:?}");
     let disk = stats.disk.expect("disk tier");
-    assert!(disk.tier.entries > 0, "evicted frames written back: {stats:?}");
+    assert!(
+        disk.tier.entries > 0,
+        "evicted frames written back: {stats:?}"
+    );
     let decoded = engine.metrics().decoded;
     // Play the start again: the evicted frames come from disk.
     engine.seek_frame(0);
@@ -231,7 +241,10 @@ fn clear_cache_empties_the_tier_asked() {
     let cleared = engine.clear_cache(ClearCache::Decoded).expect("clears");
     assert!(cleared.ram_entries >= 9, "{cleared:?}");
     let after = engine.cache_stats();
-    assert!(after.ram_decoded.entries <= 2, "only the frame on screen stays: {after:?}");
+    assert!(
+        after.ram_decoded.entries <= 2,
+        "only the frame on screen stays: {after:?}"
+    );
     // And the cache refills: the frames are decoded again, right.
     step_through(&mut engine, 0..3);
     assert!(engine.cache_stats().ram_decoded.entries >= 3);

@@ -20,8 +20,8 @@ use std::time::Duration;
 use framelock::components::{Frame, FrameState};
 use framelock::{
     BufferPool, ClipDef, EngineOptions, MemoryBudget, PixelFormat, PlaybackEngine, PoolClass,
-    PresentedFrame, Pressure, Project, QualitySettings, Rational, TrackDef, VirtualClock,
-    YuvFrame, testcard,
+    PresentedFrame, Pressure, Project, QualitySettings, Rational, TrackDef, VirtualClock, YuvFrame,
+    testcard,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -172,9 +172,13 @@ fn steady_playback_recycles_frame_buffers() {
     };
     let warm = step(100);
     let steady = step(150);
-    assert!(warm.allocations > 0 && steady.reuses > warm.reuses + 100, "{steady:?}");
+    assert!(
+        warm.allocations > 0 && steady.reuses > warm.reuses + 100,
+        "{steady:?}"
+    );
     assert_eq!(
-        steady.allocations, warm.allocations,
+        steady.allocations,
+        warm.allocations,
         "no new frame buffer after warm-up ({} reuses)",
         steady.reuses - warm.reuses
     );

@@ -251,9 +251,7 @@ fn scrub_storm_ends_on_the_last_frame_and_leaves_no_work() {
     assert!(engine.wait_decodes(WAIT));
     engine.tick();
     assert_eq!(engine.decodes_in_flight(), 0);
-    let mut q = engine
-        .world_mut()
-        .query::<&framelock::components::Frame>();
+    let mut q = engine.world_mut().query::<&framelock::components::Frame>();
     let states: Vec<_> = q.iter(engine.world()).map(|f| f.state).collect();
     assert!(
         states
@@ -261,7 +259,10 @@ fn scrub_storm_ends_on_the_last_frame_and_leaves_no_work() {
             .all(|s| *s == framelock::components::FrameState::Ready),
         "{states:?}"
     );
-    assert!(states.len() <= 160, "at most one frame per timeline frame and layer");
+    assert!(
+        states.len() <= 160,
+        "at most one frame per timeline frame and layer"
+    );
     let stats = engine.cache_stats();
     assert!(stats.memory.peak_bytes <= engine.memory_budget().max_memory);
 }

@@ -89,7 +89,9 @@ pub enum CacheTier {
 /// A stable hash of everything that produced a frame: the asset's fingerprint, the source
 /// frame, the resolution and pixel format, and for rendered frames the hash of the effect
 /// stack (and layers) that made it. Equal keys mean equal pictures, across restarts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
 pub struct CacheKey(pub u64);
 
 /// What a cached frame is.
@@ -134,7 +136,11 @@ impl TierStats {
     /// hits / (hits + misses), 0 when nothing was looked up.
     pub fn hit_rate(&self) -> f64 {
         let n = self.hits + self.misses;
-        if n == 0 { 0.0 } else { self.hits as f64 / n as f64 }
+        if n == 0 {
+            0.0
+        } else {
+            self.hits as f64 / n as f64
+        }
     }
 }
 

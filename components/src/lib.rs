@@ -10,9 +10,7 @@ mod project;
 mod proxy;
 mod rational;
 
-pub use cache::{
-    CacheKey, CacheKind, CacheTier, ClearCache, MemoryBudget, Pressure, TierStats,
-};
+pub use cache::{CacheKey, CacheKind, CacheTier, ClearCache, MemoryBudget, Pressure, TierStats};
 pub use media::{AudioStreamInfo, ChromaFormat, Codec, MediaInfo, VideoStreamInfo};
 pub use playback::{
     CacheEntry, Clip, Frame, FrameState, Lod, MediaAsset, OutputFormat, PlayState, Playhead,
@@ -20,7 +18,7 @@ pub use playback::{
 };
 pub use project::{ClipDef, PROJECT_VERSION, Project, ProjectError, TrackDef};
 pub use proxy::{
-    AutoSwitchThresholds, EditMode, EffectsKey, HasEffects, Proxy, ProxyAssets, ProxyCodec, ProxyGeneration,
-    ProxyPriority, ProxyState, ProxyStrategy, UseProxy,
+    AutoSwitchThresholds, EditMode, EffectsKey, HasEffects, Proxy, ProxyAssets, ProxyCodec,
+    ProxyGeneration, ProxyPriority, ProxyState, ProxyStrategy, UseProxy,
 };
 pub use rational::Rational;

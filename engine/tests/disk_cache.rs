@@ -1,6 +1,12 @@
 //! The disk tier: bit-exact round trips, restart, LRU within the limit, pins, corruption
 //! (flipped bytes, a truncated or garbled index, a truncated segment) detected and recovered.
 
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "tests and benches fail loudly"
+)]
+
 use framelock_engine::cache::{
     CacheKey, CacheKind, Compression, DiskCache, DiskCacheOptions, decoded_key,
 };
@@ -40,9 +46,17 @@ fn round_trip_is_bit_exact_zero_copy_and_survives_restart() {
         {
             let cache = open(&sub, 16, compression);
             for i in 0..10 {
-                assert!(cache.put(key(i), CacheKind::Decoded, &card(i)).expect("writes"));
+                assert!(
+                    cache
+                        .put(key(i), CacheKind::Decoded, &card(i))
+                        .expect("writes")
+                );
             }
-            assert!(!cache.put(key(3), CacheKind::Decoded, &card(3)).expect("no-op"));
+            assert!(
+                !cache
+                    .put(key(3), CacheKind::Decoded, &card(3))
+                    .expect("no-op")
+            );
             let view = cache.get(key(7)).expect("hit");
             if compression == Compression::None {
                 // Zero-copy: the planes are views of the mapping, equal to the frame's.
@@ -65,7 +79,11 @@ fn round_trip_is_bit_exact_zero_copy_and_survives_restart() {
         let s = cache.stats();
         assert_eq!((s.tier.entries, s.corrupt, s.rebuilt_index), (10, 0, false));
         for i in 0..10 {
-            let f = cache.get(key(i)).expect("kept").to_frame(None).expect("reads");
+            let f = cache
+                .get(key(i))
+                .expect("kept")
+                .to_frame(None)
+                .expect("reads");
             assert_eq!(f, card(i), "{compression:?} frame {i}");
         }
         assert!(cache.get(key(99)).is_none());
@@ -79,12 +97,16 @@ fn lru_keeps_the_limit_and_never_evicts_pinned_views() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cache = open(dir.path(), 4, Compression::None);
     for i in 0..4 {
-        cache.put(key(i), CacheKind::Decoded, &card(i)).expect("writes");
+        cache
+            .put(key(i), CacheKind::Decoded, &card(i))
+            .expect("writes");
     }
     let pinned = cache.get(key(0)).expect("hit"); // 0 is now the most recent, and pinned
     cache.get(key(2)).expect("hit");
     for i in 4..6 {
-        cache.put(key(i), CacheKind::Decoded, &card(i)).expect("writes");
+        cache
+            .put(key(i), CacheKind::Decoded, &card(i))
+            .expect("writes");
     }
     // 1 and 3 were the least recently used.
     assert!(cache.contains(key(0)) && cache.contains(key(2)));
@@ -92,7 +114,9 @@ fn lru_keeps_the_limit_and_never_evicts_pinned_views() {
     assert!(cache.stats().tier.bytes as u64 <= 4 * frame_bytes());
     // With 0 pinned, more writes evict the others, never 0.
     for i in 6..12 {
-        cache.put(key(i), CacheKind::Decoded, &card(i)).expect("writes");
+        cache
+            .put(key(i), CacheKind::Decoded, &card(i))
+            .expect("writes");
     }
     assert!(cache.contains(key(0)));
     assert_eq!(pinned.to_frame(None).expect("still readable"), card(0));
@@ -106,8 +130,12 @@ fn lru_keeps_the_limit_and_never_evicts_pinned_views() {
 fn clear_by_kind() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cache = open(dir.path(), 8, Compression::None);
-    cache.put(key(0), CacheKind::Decoded, &card(0)).expect("writes");
-    cache.put(key(1), CacheKind::Rendered, &card(1)).expect("writes");
+    cache
+        .put(key(0), CacheKind::Decoded, &card(0))
+        .expect("writes");
+    cache
+        .put(key(1), CacheKind::Rendered, &card(1))
+        .expect("writes");
     assert_eq!(cache.clear(Some(CacheKind::Rendered)).expect("clears"), 1);
     assert!(cache.contains(key(0)) && !cache.contains(key(1)));
     assert_eq!(cache.clear(None).expect("clears"), 1);
@@ -128,7 +156,9 @@ fn flipped_payload_bytes_are_a_miss_never_a_wrong_frame() {
     {
         let cache = open(dir.path(), 8, Compression::None);
         for i in 0..3 {
-            cache.put(key(i), CacheKind::Decoded, &card(i)).expect("writes");
+            cache
+                .put(key(i), CacheKind::Decoded, &card(i))
+                .expect("writes");
         }
     }
     // Flip a byte in the middle of every slot's payload region of slot 1.
@@ -139,7 +169,11 @@ fn flipped_payload_bytes_are_a_miss_never_a_wrong_frame() {
     std::fs::write(&seg, &bytes).expect("writes");
     let cache = open(dir.path(), 8, Compression::None);
     let hits: Vec<bool> = (0..3).map(|i| cache.get(key(i)).is_some()).collect();
-    assert_eq!(hits.iter().filter(|h| !**h).count(), 1, "exactly one slot is corrupt");
+    assert_eq!(
+        hits.iter().filter(|h| !**h).count(),
+        1,
+        "exactly one slot is corrupt"
+    );
     assert_eq!(cache.stats().corrupt, 1);
     for i in 0..3 {
         if let Some(v) = cache.get(key(i)) {
@@ -147,9 +181,16 @@ fn flipped_payload_bytes_are_a_miss_never_a_wrong_frame() {
         }
     }
     // The corrupt entry is gone; writing it again works.
-    let bad = (0..3).find(|&i| !cache.contains(key(i))).expect("one dropped");
-    cache.put(key(bad), CacheKind::Decoded, &card(bad)).expect("rewrites");
-    assert_eq!(cache.get(key(bad)).expect("hit").to_frame(None), Some(card(bad)));
+    let bad = (0..3)
+        .find(|&i| !cache.contains(key(i)))
+        .expect("one dropped");
+    cache
+        .put(key(bad), CacheKind::Decoded, &card(bad))
+        .expect("rewrites");
+    assert_eq!(
+        cache.get(key(bad)).expect("hit").to_frame(None),
+        Some(card(bad))
+    );
 }
 
 #[test]
@@ -158,12 +199,17 @@ fn a_truncated_or_garbled_index_is_rebuilt_from_slot_headers() {
     {
         let cache = open(dir.path(), 8, Compression::Lz4);
         for i in 0..5 {
-            cache.put(key(i), CacheKind::Decoded, &card(i)).expect("writes");
+            cache
+                .put(key(i), CacheKind::Decoded, &card(i))
+                .expect("writes");
         }
     }
     let index = dir.path().join("index.json");
     let len = std::fs::metadata(&index).expect("exists").len();
-    let f = std::fs::OpenOptions::new().write(true).open(&index).expect("opens");
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&index)
+        .expect("opens");
     f.set_len(len / 2).expect("truncates");
     drop(f);
     {
@@ -172,12 +218,22 @@ fn a_truncated_or_garbled_index_is_rebuilt_from_slot_headers() {
         assert!(s.rebuilt_index);
         assert_eq!(s.tier.entries, 5);
         for i in 0..5 {
-            assert_eq!(cache.get(key(i)).expect("found").to_frame(None), Some(card(i)));
+            assert_eq!(
+                cache.get(key(i)).expect("found").to_frame(None),
+                Some(card(i))
+            );
         }
     }
-    std::fs::write(&index, b"{\"version\":1,\"entries\":[]}\n0000000000000000\n").expect("writes");
+    std::fs::write(
+        &index,
+        b"{\"version\":1,\"entries\":[]}\n0000000000000000\n",
+    )
+    .expect("writes");
     let cache = open(dir.path(), 8, Compression::Lz4);
-    assert!(cache.stats().rebuilt_index, "a wrong checksum line is detected");
+    assert!(
+        cache.stats().rebuilt_index,
+        "a wrong checksum line is detected"
+    );
     assert_eq!(cache.stats().tier.entries, 5);
 }
 
@@ -187,20 +243,28 @@ fn a_truncated_segment_loses_only_the_cut_slots() {
     {
         let cache = open(dir.path(), 8, Compression::None);
         for i in 0..4 {
-            cache.put(key(i), CacheKind::Decoded, &card(i)).expect("writes");
+            cache
+                .put(key(i), CacheKind::Decoded, &card(i))
+                .expect("writes");
         }
     }
     let seg = segment(dir.path());
     let slot_size = (64 + frame_bytes() as usize).next_multiple_of(4096) as u64;
     // Cut in the middle of slot 2: slots 0 and 1 stay whole.
-    let f = std::fs::OpenOptions::new().write(true).open(&seg).expect("opens");
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .expect("opens");
     f.set_len(2 * slot_size + 100).expect("truncates");
     drop(f);
     let cache = open(dir.path(), 8, Compression::None);
     let found: Vec<u64> = (0..4).filter(|&i| cache.get(key(i)).is_some()).collect();
     assert_eq!(found.len(), 2, "{found:?}");
     for i in found {
-        assert_eq!(cache.get(key(i)).expect("hit").to_frame(None), Some(card(i)));
+        assert_eq!(
+            cache.get(key(i)).expect("hit").to_frame(None),
+            Some(card(i))
+        );
     }
     assert!(cache.stats().corrupt >= 2);
 }

@@ -48,7 +48,10 @@ type RenderParams<'w> = (
 );
 
 /// The system.
-#[allow(clippy::too_many_arguments, reason = "a system's parameters are its declared data access")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a system's parameters are its declared data access"
+)]
 pub fn composite(
     playhead: Res<Playhead>,
     output: Res<OutputFormat>,

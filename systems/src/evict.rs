@@ -33,7 +33,10 @@ use crate::{DecodeLoad, DiskTier, FrameIndex, FramePixels, Metrics, Tick};
 pub const ASSUMED_DISK_WRITE_SPEED: f64 = 1e9;
 
 /// The system.
-#[allow(clippy::too_many_arguments, reason = "a system's parameters are its declared data access")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a system's parameters are its declared data access"
+)]
 pub fn evict(
     mut commands: Commands,
     quality: Res<QualitySettings>,

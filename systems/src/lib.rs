@@ -32,9 +32,9 @@ pub use cache::{
 pub use composite::composite;
 pub use decode::decode;
 pub use evict::{ASSUMED_DISK_WRITE_SPEED, evict};
+pub use layers::RENDERED_ASSET_ID;
 pub use lod_select::lod_select;
 pub use metrics::{Metrics, MetricsSnapshot};
-pub use layers::RENDERED_ASSET_ID;
 pub use prefetch::{PrefetchState, SCRUB_MEMORY_TICKS, prefetch};
 pub use present::present;
 pub use profile::profile;

@@ -112,7 +112,10 @@ fn smallest_proxy(
         .0
         .iter()
         .find(|&&(_, _, e)| assets.contains(e))
-        .map_or(Lod::Original, |&(height, _, asset)| Lod::Proxy { asset, height })
+        .map_or(Lod::Original, |&(height, _, asset)| Lod::Proxy {
+            asset,
+            height,
+        })
 }
 
 /// `cost_factor` turns seconds per frame into a share of the decode capacity.

@@ -66,7 +66,10 @@ pub struct PrefetchState {
 type MemoryParams<'w> = (Res<'w, MemoryBudget>, Res<'w, Pressure>);
 
 /// The system.
-#[allow(clippy::too_many_arguments, reason = "a system's parameters are its declared data access")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a system's parameters are its declared data access"
+)]
 pub fn prefetch(
     mut commands: Commands,
     playhead: Res<Playhead>,
@@ -79,7 +82,11 @@ pub fn prefetch(
     assets: AssetQuery,
     mut frames: Query<(&mut Frame, &mut CacheEntry)>,
     mut index: ResMut<FrameIndex>,
-    (mut rendered, cost, disk): (ResMut<RenderedFrames>, Res<RenderCost>, Option<Res<DiskTier>>),
+    (mut rendered, cost, disk): (
+        ResMut<RenderedFrames>,
+        Res<RenderCost>,
+        Option<Res<DiskTier>>,
+    ),
     mut metrics: ResMut<Metrics>,
     mut st: Local<PrefetchState>,
 ) {
@@ -327,21 +334,19 @@ fn plan(
             let lo = lo.saturating_sub(step);
             let hi = (hi + step).min(duration - 1);
             let p = playhead.frame;
-            let mut k = 1;
             for d in 1..=(hi - lo) {
                 let mut any = false;
                 if let Some(t) = p.checked_add(d).filter(|&t| t <= hi) {
-                    st.plan.push((k, t));
+                    st.plan.push((d, t));
                     any = true;
                 }
                 if let Some(t) = p.checked_sub(d).filter(|&t| t >= lo) {
-                    st.plan.push((k, t));
+                    st.plan.push((d, t));
                     any = true;
                 }
                 if !any {
                     break;
                 }
-                k += 1;
             }
         }
         PlayState::Paused => {}
@@ -352,7 +357,12 @@ fn plan(
 mod tests {
     use super::*;
 
-    fn planned(playhead: &Playhead, pressure: Pressure, st: &mut PrefetchState, tick: u64) -> Vec<u64> {
+    fn planned(
+        playhead: &Playhead,
+        pressure: Pressure,
+        st: &mut PrefetchState,
+        tick: u64,
+    ) -> Vec<u64> {
         let quality = QualitySettings {
             prefetch_frames: 3,
             ..QualitySettings::default()
@@ -367,9 +377,15 @@ mod tests {
         let mut st = PrefetchState::default();
         p.seek(50);
         p.state = PlayState::Playing;
-        assert_eq!(planned(&p, Pressure::Normal, &mut st, 0), vec![50, 51, 52, 53]);
+        assert_eq!(
+            planned(&p, Pressure::Normal, &mut st, 0),
+            vec![50, 51, 52, 53]
+        );
         p.rate = -2.0;
-        assert_eq!(planned(&p, Pressure::Normal, &mut st, 1), vec![50, 48, 46, 44]);
+        assert_eq!(
+            planned(&p, Pressure::Normal, &mut st, 1),
+            vec![50, 48, 46, 44]
+        );
         assert_eq!(planned(&p, Pressure::Critical, &mut st, 2), vec![50]);
         // Paused and still: the current frame only.
         p.state = PlayState::Paused;

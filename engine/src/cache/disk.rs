@@ -191,7 +191,9 @@ struct Segment {
 impl Segment {
     fn slot_ptr(&self, slot: u32) -> *mut u8 {
         // In bounds: slot < self.slots and the mapping is slots * slot_size long.
-        self.map.as_mut_ptr().wrapping_add(slot as usize * self.slot_size)
+        self.map
+            .as_mut_ptr()
+            .wrapping_add(slot as usize * self.slot_size)
     }
 
     /// The slot's bytes. Callers hold a pin or the reservation of the slot.
@@ -437,8 +439,7 @@ impl DiskCache {
             }
             None => {
                 // No index or an unreadable one: every slot header that checks out is kept.
-                inner.rebuilt_index = dir.join("index.json").exists()
-                    || !inner.segments.is_empty();
+                inner.rebuilt_index = dir.join("index.json").exists() || !inner.segments.is_empty();
                 let mut found = Vec::new();
                 for (i, s) in inner.segments.iter().enumerate() {
                     for slot in 0..s.slots {
@@ -739,7 +740,11 @@ impl DiskCache {
         }
     }
 
-    fn new_segment(&self, inner: &mut Inner, geometry: Geometry) -> Result<(usize, u32), DiskError> {
+    fn new_segment(
+        &self,
+        inner: &mut Inner,
+        geometry: Geometry,
+    ) -> Result<(usize, u32), DiskError> {
         let slot_size = geometry.slot_size().ok_or_else(|| DiskError::Io {
             path: self.dir().to_path_buf(),
             source: std::io::Error::other("unknown pixel format"),
@@ -769,7 +774,9 @@ impl DiskCache {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn flush(&self) -> Result<(), DiskError> {
@@ -793,7 +800,9 @@ impl Shared {
             (rows, inner.segments.clone())
         };
         for s in &segments {
-            s.map.flush_async().map_err(io_err(self.options.dir.as_path()))?;
+            s.map
+                .flush_async()
+                .map_err(io_err(self.options.dir.as_path()))?;
         }
         let mut rows = rows;
         rows.sort_unstable_by_key(|r| (r.segment.clone(), r.slot));
@@ -812,7 +821,6 @@ impl Shared {
         f.commit().map_err(io_err(&path))?;
         Ok(())
     }
-
 }
 
 impl Drop for Shared {
@@ -823,7 +831,10 @@ impl Drop for Shared {
     }
 }
 
-#[allow(clippy::too_many_arguments, reason = "one call site per way of finding an entry")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site per way of finding an entry"
+)]
 fn adopt(
     inner: &mut Inner,
     key: CacheKey,

@@ -100,9 +100,9 @@ pub fn decoded_key(fingerprint: u64, frame: u64, width: u32, height: u32) -> Cac
 /// A file's fingerprint as a number (see [`crate::media::ProbeCache::fingerprint`]: size,
 /// mtime, first and last MiB).
 pub fn fingerprint(path: &std::path::Path) -> Result<u64, crate::media::MediaError> {
-    Ok(fingerprint_from_hex(&crate::media::ProbeCache::fingerprint(
-        path,
-    )?))
+    Ok(fingerprint_from_hex(
+        &crate::media::ProbeCache::fingerprint(path)?,
+    ))
 }
 
 /// [`fingerprint`] from the hex form manifests and probe caches store.

@@ -140,7 +140,12 @@ impl YuvFrame {
 
     /// A frame whose planes are taken from `pool` (or allocated plainly without one); their
     /// contents are unspecified (recycled): the caller writes every sample.
-    pub fn alloc_in(pool: Option<&BufferPool>, format: PixelFormat, width: u32, height: u32) -> Self {
+    pub fn alloc_in(
+        pool: Option<&BufferPool>,
+        format: PixelFormat,
+        width: u32,
+        height: u32,
+    ) -> Self {
         let (cw, ch) = format.chroma_size(width, height);
         let bps = format.bytes_per_sample();
         let lens = [
@@ -208,7 +213,11 @@ impl YuvFrame {
             let (w, h) = dims[p];
             let row = w as usize * bps;
             let stride = strides[p];
-            for (y, dst) in frame.planes[p].chunks_exact_mut(row.max(1)).enumerate().take(h as usize) {
+            for (y, dst) in frame.planes[p]
+                .chunks_exact_mut(row.max(1))
+                .enumerate()
+                .take(h as usize)
+            {
                 dst.copy_from_slice(&planes[p][y * stride..y * stride + row]);
             }
         }
@@ -309,7 +318,14 @@ impl YuvFrame {
             return None;
         }
         let planes: [&[u8]; 3] = [&self.planes[0], &self.planes[1], &self.planes[2]];
-        self.resize_planes(None, planes, self.format, width, height, FilterType::CatmullRom)
+        self.resize_planes(
+            None,
+            planes,
+            self.format,
+            width,
+            height,
+            FilterType::CatmullRom,
+        )
     }
 
     /// [`YuvFrame::scaled`] into planes from `pool`.
@@ -318,7 +334,14 @@ impl YuvFrame {
             return None;
         }
         let planes: [&[u8]; 3] = [&self.planes[0], &self.planes[1], &self.planes[2]];
-        self.resize_planes(pool, planes, self.format, width, height, FilterType::CatmullRom)
+        self.resize_planes(
+            pool,
+            planes,
+            self.format,
+            width,
+            height,
+            FilterType::CatmullRom,
+        )
     }
 
     /// Scales to `width`×`height` **8-bit 4:2:0**, whatever this frame's layout: 10-bit samples

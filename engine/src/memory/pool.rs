@@ -422,7 +422,10 @@ mod tests {
         let pool = BufferPool::new(1 << 20);
         let key = PoolKey::Scratch(1000);
         let a = pool.take(key, 1000);
-        assert_eq!(pool.stats().class(PoolClass::EffectScratch).in_use_bytes, 1000);
+        assert_eq!(
+            pool.stats().class(PoolClass::EffectScratch).in_use_bytes,
+            1000
+        );
         drop(a);
         let s = pool.stats().class(PoolClass::EffectScratch);
         assert_eq!((s.in_use_bytes, s.idle_bytes, s.allocations), (0, 1000, 1));

@@ -232,9 +232,12 @@ impl ProxyManager {
             ProxyCheck::Ready(m)
                 if m.codec == generation.codec && m.quality == generation.quality =>
             {
-                probe(&path, &self.shared.registry)
-                    .ok()
-                    .map(|info| (info, crate::cache::fingerprint_from_hex(&m.proxy_fingerprint)))
+                probe(&path, &self.shared.registry).ok().map(|info| {
+                    (
+                        info,
+                        crate::cache::fingerprint_from_hex(&m.proxy_fingerprint),
+                    )
+                })
             }
             _ => None,
         };

@@ -171,10 +171,11 @@ impl Decoder for OpenH264Decoder {
             )
             .map_err(|e| decode_error(&e))?;
         if let Some(yuv) = picture {
-            let frame = to_frame(&yuv, color, self.pool.as_ref()).ok_or_else(|| MediaError::Decode {
-                backend: NAME,
-                reason: "picture buffers smaller than their dimensions".into(),
-            })?;
+            let frame =
+                to_frame(&yuv, color, self.pool.as_ref()).ok_or_else(|| MediaError::Decode {
+                    backend: NAME,
+                    reason: "picture buffers smaller than their dimensions".into(),
+                })?;
             out.push(DecodedPicture { frame, pts: None });
         }
         Ok(())
