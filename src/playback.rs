@@ -63,6 +63,9 @@ pub enum PlayerError {
     /// The disk cache folder cannot be opened (in use by another process, unwritable).
     #[error(transparent)]
     DiskCache(#[from] DiskError),
+    /// The player's thread is gone (it stopped or panicked).
+    #[error("the player has stopped")]
+    Stopped,
     /// Removing proxy files failed.
     #[error("{path}: {source}")]
     Io {

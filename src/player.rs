@@ -7,12 +7,12 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use framelock_components::{Playhead, Project, ProxyStrategy, UseProxy};
+use framelock_components::{ClearCache, Playhead, Project, ProxyStrategy, UseProxy};
 use framelock_engine::app::WallClock;
 use framelock_engine::proxy::{JobId, ProxyJobStatus, ProxyManager, ProxyProgress};
 use framelock_systems::{MetricsSnapshot, PresentedFrame};
 
-use crate::playback::{EngineOptions, PlaybackEngine, PlayerError};
+use crate::playback::{CacheStats, ClearedCache, EngineOptions, PlaybackEngine, PlayerError};
 
 type Sink = Box<dyn FnMut(PresentedFrame) + Send + Sync>;
 
@@ -25,6 +25,7 @@ enum Command {
     Rate(f64),
     Sink(Sink),
     UseProxy(UseProxy),
+    ClearCache(ClearCache, Sender<Result<ClearedCache, PlayerError>>),
     Stop,
 }
 
@@ -32,6 +33,7 @@ enum Command {
 struct Shared {
     metrics: MetricsSnapshot,
     playhead: Option<Playhead>,
+    cache: Option<CacheStats>,
 }
 
 /// Plays a project on a thread of its own. Cheap to call from a UI thread: every method only
@@ -163,6 +165,23 @@ impl Player {
             .metrics
     }
 
+    /// Every cache tier's statistics as of the last tick.
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.shared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .cache
+    }
+
+    /// Empties a cache (see [`PlaybackEngine::clear_cache`]), between two ticks of the
+    /// player's loop; waits for the answer (at most a few seconds).
+    pub fn clear_cache(&self, what: ClearCache) -> Result<ClearedCache, PlayerError> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.send(Command::ClearCache(what, tx));
+        rx.recv_timeout(Duration::from_secs(10))
+            .map_err(|_| PlayerError::Stopped)?
+    }
+
     /// The playhead as of the last tick.
     pub fn playhead(&self) -> Option<Playhead> {
         self.shared
@@ -196,6 +215,9 @@ fn run(mut engine: PlaybackEngine, rx: &Receiver<Command>, shared: &Mutex<Shared
                 Command::Rate(r) => engine.set_rate(r),
                 Command::Sink(sink) => engine.set_frame_sink(sink),
                 Command::UseProxy(u) => engine.set_use_proxy(u),
+                Command::ClearCache(what, reply) => {
+                    let _ = reply.try_send(engine.clear_cache(what));
+                }
                 Command::Stop => return,
             }
         }
@@ -206,5 +228,6 @@ fn run(mut engine: PlaybackEngine, rx: &Receiver<Command>, shared: &Mutex<Shared
         let mut sh = shared.lock().unwrap_or_else(PoisonError::into_inner);
         sh.metrics = engine.metrics();
         sh.playhead = Some(engine.playhead());
+        sh.cache = Some(engine.cache_stats());
     }
 }

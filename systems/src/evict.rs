@@ -15,7 +15,9 @@
 //! Frames wanted this tick (the prefetch window, the frame on screen) and pinned ones are
 //! never evicted. An evicted decoded frame whose decode costs more than writing it to disk
 //! (measured decode time per frame vs the disk tier's measured write speed) is handed to the
-//! disk writer first (write-back, "swap to disk"); a cheap one is simply freed. Failed
+//! disk writer first (write-back, "swap to disk"; while the writer's queue is full and the
+//! pressure is only at warning, such a frame waits in RAM for a later tick instead of being
+//! lost); a cheap one is simply freed. Failed
 //! requests and requests not yet handed to a worker are dropped once unwanted for
 //! `keep_unused_ticks` ticks.
 
@@ -98,11 +100,14 @@ pub fn evict(
             {
                 let decode = load.seconds_per_frame(frame.asset_id).unwrap_or(0.0);
                 let write = entry.bytes as f64 / write_speed;
-                if decode > write
-                    && !disk.cache.contains(entry.key)
-                    && disk.write(entry.key, CacheKind::Decoded, px.0.clone())
-                {
-                    metrics.disk_writes_queued += 1;
+                if decode > write && !disk.cache.contains(entry.key) {
+                    if disk.write(entry.key, CacheKind::Decoded, px.0.clone()) {
+                        metrics.disk_writes_queued += 1;
+                    } else if *pressure == Pressure::Warning {
+                        // The writer is busy: keep this costly frame until it can be written
+                        // (below critical there is room to wait a tick).
+                        continue;
+                    }
                 }
             }
             index.0.remove(&(frame.asset_id, frame.index));

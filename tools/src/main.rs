@@ -6,6 +6,7 @@
 //! `decode-bench` measures decode throughput and per-frame latency.
 
 mod bench;
+mod cache_bench;
 mod gen_media;
 mod probe_cmd;
 mod proxy_cmd;
@@ -33,6 +34,8 @@ enum Command {
     Proxy(proxy_cmd::Args),
     /// Plays a benchmark scene end to end on the wall clock and reports how it went.
     Bench(scene::Args),
+    /// Measures the disk tier of the frame cache against a plain read of the same files.
+    CacheBench(cache_bench::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,6 +45,7 @@ fn main() -> anyhow::Result<()> {
         Command::Probe(args) => probe_cmd::run(&args),
         Command::DecodeBench(args) => bench::run(&args),
         Command::Bench(args) => scene::run(&args),
+        Command::CacheBench(args) => cache_bench::run(&args),
         Command::Proxy(args) => proxy_cmd::run(&args),
     }
 }

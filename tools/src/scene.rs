@@ -43,6 +43,24 @@ pub struct Args {
     /// Hold the last frame instead of dropping late ones.
     #[arg(long)]
     hold: bool,
+    /// Memory budget in MiB (default 1024): every frame buffer is counted against it.
+    #[arg(long, value_name = "MIB")]
+    budget: Option<usize>,
+    /// Keep a disk tier of the frame cache in this folder (L3; survives runs).
+    #[arg(long, value_name = "DIR")]
+    disk_cache: Option<PathBuf>,
+    /// Disk tier limit in MiB.
+    #[arg(long, default_value_t = 4096, value_name = "MIB")]
+    disk_limit: u64,
+    /// Disk tier payload compression: none or lz4.
+    #[arg(long, default_value = "none")]
+    compression: String,
+    /// How to move over the scene, measuring the cache: `play` (one pass, the default),
+    /// `second-pass` (play once to warm, measure a second pass), `pingpong` (scrub forward
+    /// and back over the first 10 s, three round trips, measured after the first sweep),
+    /// `reverse` (play backwards from the end).
+    #[arg(long, default_value = "play")]
+    pattern: String,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -57,9 +75,18 @@ enum Motion {
     Forward,
     Reverse,
     Scrub { seeks: usize },
+    SecondPass,
+    PingPong,
 }
 
-fn clip(dir: &Path, name: &str, w: u32, h: u32, seconds: f64) -> anyhow::Result<PathBuf> {
+/// `dir/name.mp4`, generated (a test card) when missing.
+pub(crate) fn clip(
+    dir: &Path,
+    name: &str,
+    w: u32,
+    h: u32,
+    seconds: f64,
+) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let path = dir.join(format!("{name}.mp4"));
     if !path.exists() {
@@ -135,6 +162,20 @@ fn peak_rss_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// (anonymous, file-backed) resident bytes now: the disk tier's mapped pages are page cache
+/// the kernel can reclaim, not memory the engine allocated.
+fn rss_split_bytes() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+    };
+    Some((
+        field("RssAnon:")?,
+        field("RssFile:")? + field("RssShmem:").unwrap_or(0),
+    ))
+}
+
 fn percentile(v: &mut [f64], p: f64) -> f64 {
     if v.is_empty() {
         return 0.0;
@@ -190,6 +231,25 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         options.workers = w;
     }
     options.quality.drop_late_frames = !args.hold;
+    if let Some(mib) = args.budget {
+        options.memory = framelock::MemoryBudget::new(mib << 20);
+    }
+    if let Some(dir) = &args.disk_cache {
+        let mut d = framelock::DiskCacheOptions::new(dir, args.disk_limit << 20);
+        d.compression = match args.compression.as_str() {
+            "none" => framelock::Compression::None,
+            "lz4" => framelock::Compression::Lz4,
+            other => bail!("unknown compression {other:?}: none or lz4"),
+        };
+        options.disk_cache = Some(d);
+    }
+    let motion = match (args.pattern.as_str(), motion) {
+        ("play", m) => m,
+        ("second-pass", _) => Motion::SecondPass,
+        ("pingpong", _) => Motion::PingPong,
+        ("reverse", _) => Motion::Reverse,
+        (other, _) => bail!("unknown pattern {other:?}: play, second-pass, pingpong, reverse"),
+    };
     let mut proxy_seconds = None;
     if let Some(h) = args.proxy {
         let mut proxies = ProxyOptions::new(args.media_dir.join("Proxies"));
@@ -259,11 +319,55 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let mut start = Instant::now();
     let mut seek_ms = Vec::new();
     let mut baseline = engine.metrics();
+    let mut cache_base = engine.cache_stats();
     let motion_kind = match motion {
-        Motion::Scrub { .. } => MotionKind::Scrub,
+        Motion::Scrub { .. } | Motion::PingPong => MotionKind::Scrub,
         _ => MotionKind::Play,
     };
+    let play_through = |engine: &mut PlaybackEngine| {
+        engine.play();
+        engine.resync();
+        while engine.playhead().state == PlayState::Playing {
+            engine.tick();
+        }
+    };
     match motion {
+        Motion::SecondPass => {
+            preroll(&mut engine, &shown);
+            play_through(&mut engine);
+            engine.flush_disk_cache();
+            engine.seek_frame(0);
+            preroll(&mut engine, &shown);
+            baseline = engine.metrics();
+            cache_base = engine.cache_stats();
+            start = Instant::now();
+            play_through(&mut engine);
+        }
+        Motion::PingPong => {
+            // Drag the playhead at 3 frames a tick over the first 10 s and back, three round
+            // trips on the wall clock (a user scrubbing a region to find a cut).
+            let region = duration.min(300);
+            let sweep = |engine: &mut PlaybackEngine, forward: bool| {
+                let frames: Vec<u64> = if forward {
+                    (0..region).step_by(3).collect()
+                } else {
+                    (0..region).rev().step_by(3).collect()
+                };
+                for f in frames {
+                    engine.seek_frame(f);
+                    engine.tick();
+                }
+            };
+            preroll(&mut engine, &shown);
+            engine.resync();
+            sweep(&mut engine, true);
+            baseline = engine.metrics();
+            cache_base = engine.cache_stats();
+            start = Instant::now();
+            for i in 0..5 {
+                sweep(&mut engine, i % 2 == 1);
+            }
+        }
         Motion::Forward | Motion::Reverse => {
             if matches!(motion, Motion::Reverse) {
                 engine.seek_frame(duration - 1);
@@ -341,6 +445,17 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let target_fps = project.frame_rate.as_f64();
     let achieved = presented as f64 / elapsed;
     let rss = peak_rss_bytes().unwrap_or(0);
+    let (rss_anon, rss_file) = rss_split_bytes().unwrap_or((0, 0));
+    engine.flush_disk_cache();
+    let cache = engine.cache_stats();
+    let hits = cache.ram_decoded.hits - cache_base.ram_decoded.hits;
+    let misses = cache.ram_decoded.misses - cache_base.ram_decoded.misses;
+    let phase_hit_rate = if hits + misses > 0 {
+        hits as f64 / (hits + misses) as f64
+    } else {
+        0.0
+    };
+    let budget = engine.memory_budget();
     let seek_p50 = percentile(&mut seek_ms.clone(), 0.5);
     let seek_p95 = percentile(&mut seek_ms, 0.95);
     if args.json {
@@ -363,11 +478,24 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             "tick_ms_p99": m.tick_ms_p99,
             "seek_ms_p50": seek_p50,
             "seek_ms_p95": seek_p95,
-            "cache_hit_rate": m.cache_hit_rate,
+            "pattern": args.pattern,
+            "cache_hit_rate": phase_hit_rate,
+            "cache_lookups": hits + misses,
+            "memory_budget_bytes": budget.max_memory,
+            "pool_peak_bytes": cache.memory.peak_bytes,
+            "pool_allocations": cache.memory.classes[0].allocations,
+            "pool_reuses": cache.memory.classes[0].reuses,
+            "evicted": cache.evicted,
+            "disk_reads": cache.disk_reads - cache_base.disk_reads,
+            "disk_entries": cache.disk.map(|d| d.tier.entries),
+            "disk_bytes": cache.disk.map(|d| d.tier.bytes),
+            "rendered_hits": cache.ram_rendered.hits - cache_base.ram_rendered.hits,
             "decoded_frames": m.decoded,
             "decode_fps": m.decoded as f64 / elapsed,
             "decode_ms_p50": m.decode_ms_p50,
             "peak_rss_bytes": rss,
+            "rss_anon_bytes": rss_anon,
+            "rss_file_bytes": rss_file,
             "seconds": elapsed,
         });
         println!("{v}");
@@ -399,14 +527,42 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 seek_ms.len()
             );
         }
-        println!("cache hit rate {:.1}%", m.cache_hit_rate * 100.0);
+        println!(
+            "cache hit rate {:.1}% ({} of {} frames needed on screen were ready; pattern {})",
+            phase_hit_rate * 100.0,
+            hits,
+            hits + misses,
+            args.pattern
+        );
+        println!(
+            "memory         budget {} MiB, pool peak {:.1} MiB, {} frame buffers allocated, {} reused, {} evicted",
+            budget.max_memory >> 20,
+            cache.memory.peak_bytes as f64 / (1 << 20) as f64,
+            cache.memory.classes[0].allocations,
+            cache.memory.classes[0].reuses,
+            cache.evicted
+        );
+        if let Some(d) = cache.disk {
+            println!(
+                "disk tier      {} entries, {:.1} MiB, {} frames read back, {} rendered hits",
+                d.tier.entries,
+                d.tier.bytes as f64 / (1 << 20) as f64,
+                cache.disk_reads - cache_base.disk_reads,
+                cache.ram_rendered.hits - cache_base.ram_rendered.hits
+            );
+        }
         println!(
             "decode         {} frames, {:.1} frames/s, {:.2} ms median per frame",
             m.decoded,
             m.decoded as f64 / elapsed,
             m.decode_ms_p50
         );
-        println!("peak RSS       {:.1} MiB", rss as f64 / (1 << 20) as f64);
+        println!(
+            "peak RSS       {:.1} MiB (at the end: {:.1} MiB anonymous, {:.1} MiB file-backed)",
+            rss as f64 / (1 << 20) as f64,
+            rss_anon as f64 / (1 << 20) as f64,
+            rss_file as f64 / (1 << 20) as f64
+        );
     }
     Ok(())
 }
