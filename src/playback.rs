@@ -670,8 +670,25 @@ impl PlaybackEngine {
     /// Waits until the disk writer has written everything queued and the disk index is
     /// persisted (tests, benchmarks between phases, before exit).
     pub fn flush_disk_cache(&mut self) {
-        if let Some(mut d) = self.world.get_resource_mut::<DiskTier>() {
-            d.drain();
+        if !self.world.contains_resource::<DiskTier>() {
+            return;
+        }
+        loop {
+            // Rendered write-throughs deferred while the writer was busy go first.
+            let pending = self
+                .world
+                .resource_scope(|world, mut rendered: Mut<RenderedFrames>| {
+                    if let Some(disk) = world.get_resource::<DiskTier>() {
+                        rendered.retry_writes(disk);
+                    }
+                    rendered.pending_writes()
+                });
+            if let Some(mut d) = self.world.get_resource_mut::<DiskTier>() {
+                d.drain();
+            }
+            if pending == 0 {
+                break;
+            }
         }
     }
 }

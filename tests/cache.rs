@@ -178,9 +178,10 @@ fn rendered_frames_survive_a_restart_on_the_disk_tier() {
 #[test]
 fn under_pressure_decoded_frames_go_to_disk_and_come_back() {
     let dir = tempfile::tempdir().expect("tempdir");
-    // 2 MB: 320x180 frames are 86,400 bytes, the warning level holds ~18 of the 60.
+    // 4 MB: 320x180 frames are 86,400 bytes; the warning level holds ~36 of the 120 the
+    // timeline's two layers need.
     let options = EngineOptions {
-        memory: MemoryBudget::new(2 << 20),
+        memory: MemoryBudget::new(4 << 20),
         ..disk_options(dir.path())
     };
     let (mut engine, shown) = engine(options);
@@ -209,9 +210,10 @@ fn under_pressure_decoded_frames_go_to_disk_and_come_back() {
         after.disk_reads > stats.disk_reads,
         "frames read back from disk: {after:?}"
     );
+    let decodes = engine.metrics().decoded - decoded;
     assert!(
-        engine.metrics().decoded - decoded < 20,
-        "fewer decodes than frames shown"
+        decodes < 64,
+        "the replay needs at most 64 frames: some came back from disk ({decodes} decoded)"
     );
     // Right pictures all along: both layers' sources are in each frame (the blend of the
     // bottom's index and the top's at half opacity is checked by the layer list; the top-left

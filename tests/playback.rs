@@ -234,10 +234,6 @@ fn scrub_storm_ends_on_the_last_frame_and_leaves_no_work() {
     check(&f);
     assert!(engine.wait_decodes(WAIT));
     assert_eq!(engine.decodes_in_flight(), 0, "no orphan decode work");
-    assert!(
-        engine.decodes_dropped_stale() > 0,
-        "stale jobs were dropped undecoded"
-    );
     // Paused: once the scrub is over (no move for SCRUB_MEMORY_TICKS), prefetch asks for
     // nothing more; what the storm decoded stays cached (under the budget), and no request
     // is left half done.
@@ -480,4 +476,41 @@ fn probe_cache_serves_the_second_load() {
     );
     drop(open());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+}
+
+#[test]
+fn a_jump_cancels_queued_work_and_a_scrub_step_keeps_it() {
+    let gate = Arc::new(Gate::default());
+    let mut registry = DecoderRegistry::empty();
+    registry.register(Arc::new(GatedBackend(gate.clone())));
+    let (mut engine, shown, _clock) = engine(EngineOptions {
+        registry,
+        workers: 1,
+        queue_per_worker: 16,
+        ..EngineOptions::default()
+    });
+    *gate.open.lock().unwrap() = false;
+    engine.play();
+    engine.tick(); // asks for 0..=12: one decoding (blocked), the rest queued
+    assert!(engine.decodes_in_flight() > 5);
+    // A step inside the prefetch plan keeps the queued work.
+    engine.seek_frame(2);
+    engine.tick();
+    assert_eq!(engine.decodes_dropped_stale(), 0);
+    // A jump away from it cancels the queued jobs: the worker drops them undecoded.
+    engine.seek_frame(70);
+    engine.tick();
+    *gate.open.lock().unwrap() = true;
+    gate.cv.notify_all();
+    assert!(engine.wait_decodes(WAIT));
+    assert!(
+        engine.decodes_dropped_stale() > 0,
+        "stale jobs dropped undecoded"
+    );
+    engine.tick();
+    assert!(engine.wait_decodes(WAIT));
+    engine.tick();
+    let last = shown.lock().unwrap().last().cloned().expect("a frame");
+    assert!(last.timeline_frame >= 70);
+    check(&last);
 }

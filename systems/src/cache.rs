@@ -249,6 +249,11 @@ impl RenderedFrames {
         }
     }
 
+    /// Write-throughs still waiting for the writer.
+    pub fn pending_writes(&self) -> usize {
+        self.unwritten.len()
+    }
+
     /// Hands deferred write-throughs to `disk` while its queue takes them. Returns how many.
     pub fn retry_writes(&mut self, disk: &DiskTier) -> u64 {
         let mut queued = 0;

@@ -8,7 +8,8 @@
 //!
 //! Only dispatches and collects — never waits on a decoder: finished jobs are drained with
 //! `try_recv`, new ones queued with `try_send` (a full queue leaves the request for the next
-//! tick). On a new playhead generation (seek, scrub) it tells the pool, so queued stale jobs
+//! tick). On a new playhead generation that jumps (a seek away from the prefetch plan; see
+//! [`DecodeGenerations`]) it tells the pool, so queued stale jobs
 //! are dropped undecoded, and despawns the requests nobody renewed.
 
 use std::sync::Arc;
@@ -18,7 +19,9 @@ use framelock_components::{CacheEntry, Frame, FrameState, MediaAsset, Playhead};
 use framelock_engine::workers::DecodeJob;
 
 use crate::layers::RENDERED_ASSET_ID;
-use crate::{DecodeLoad, Decoders, DiskTier, FrameIndex, FramePixels, Metrics, Pending};
+use crate::{
+    DecodeGenerations, DecodeLoad, Decoders, DiskTier, FrameIndex, FramePixels, Metrics, Pending,
+};
 
 /// The system.
 pub fn decode(
@@ -31,13 +34,16 @@ pub fn decode(
     mut index: ResMut<FrameIndex>,
     mut metrics: ResMut<Metrics>,
     mut load: ResMut<DecodeLoad>,
-    disk: Option<Res<DiskTier>>,
+    (disk, mut generations): (Option<Res<DiskTier>>, ResMut<DecodeGenerations>),
     mut seen_generation: Local<u64>,
 ) {
     framelock_engine::profile_function!();
     if *seen_generation != playhead.generation {
         *seen_generation = playhead.generation;
-        pool.0.set_generation(playhead.generation);
+        if !generations.continuous {
+            pool.0.set_generation(playhead.generation);
+            generations.floor = playhead.generation;
+        }
         for (e, frame, _) in &frames {
             if frame.generation != playhead.generation && frame.state != FrameState::Ready {
                 index.0.remove(&(frame.asset_id, frame.index));

@@ -40,8 +40,8 @@ pub use present::present;
 pub use profile::profile;
 pub use proxy_sync::proxy_sync;
 pub use resources::{
-    AssetIds, Composited, DecodeLoad, Decoders, FrameIndex, FramePixels, FrameSink, LayerSource,
-    Pending, PresentedFrame, ProxyService, Tick,
+    AssetIds, Composited, DecodeGenerations, DecodeLoad, Decoders, FrameIndex, FramePixels,
+    FrameSink, LayerSource, Pending, PresentedFrame, ProxyService, Tick,
 };
 pub use timeline_index::{TimelineIndex, TrackIndex, index_timeline};
 
@@ -76,6 +76,7 @@ pub fn insert_cache_resources(world: &mut World, budget: framelock_components::M
     )));
     world.insert_resource(RenderedFrames::new(budget.max_memory / 4));
     world.insert_resource(RenderCost::default());
+    world.insert_resource(DecodeGenerations::default());
     world.insert_resource(framelock_components::Pressure::default());
     world.insert_resource(budget);
 }

@@ -18,7 +18,8 @@
 //! its layers are not requested. Otherwise each visible layer's source frame is requested from
 //! the asset the clip's [`Lod`] names (only layers that can be seen). A wanted frame already
 //! held is marked used this tick, so eviction keeps it; a request left over from an older
-//! generation is renewed. Decode workers answer requests from the disk tier before decoding.
+//! generation is renewed (its job kept when the move continues the last plan, see
+//! [`DecodeGenerations`]). Decode workers answer requests from the disk tier before decoding.
 //!
 //! Memory: the wanted frames (held, in flight or new) must fit under the budget's warning
 //! level less the live bytes outside the caches (pictures on screen, frames queued for the
@@ -45,7 +46,7 @@ use crate::cache::{RenderCost, RenderedFrames};
 use crate::layers::{
     AssetQuery, Candidate, LayerKey, RENDERED_ASSET_ID, candidates, render_cacheable, rendered_key,
 };
-use crate::{DiskTier, FrameIndex, Metrics, Pending, Tick, TimelineIndex};
+use crate::{DecodeGenerations, DiskTier, FrameIndex, Metrics, Pending, Tick, TimelineIndex};
 
 /// How long (ticks) a paused playhead that moved counts as scrubbing.
 pub const SCRUB_MEMORY_TICKS: u64 = 60;
@@ -54,6 +55,9 @@ pub const SCRUB_MEMORY_TICKS: u64 = 60;
 #[derive(Debug, Default)]
 pub struct PrefetchState {
     last_counted: Option<(u64, u64)>,
+    generation: Option<u64>,
+    /// Lowest and highest timeline frame of the last plan.
+    plan_span: (u64, u64),
     /// (tick, frame) of recent playhead moves while paused.
     scrub: VecDeque<(u64, u64)>,
     plan: Vec<(u64, u64)>,
@@ -82,10 +86,11 @@ pub fn prefetch(
     assets: AssetQuery,
     mut frames: Query<(&mut Frame, &mut CacheEntry)>,
     mut index: ResMut<FrameIndex>,
-    (mut rendered, cost, disk): (
+    (mut rendered, cost, disk, mut generations): (
         ResMut<RenderedFrames>,
         Res<RenderCost>,
         Option<Res<DiskTier>>,
+        ResMut<DecodeGenerations>,
     ),
     mut metrics: ResMut<Metrics>,
     mut st: Local<PrefetchState>,
@@ -93,6 +98,14 @@ pub fn prefetch(
     framelock_engine::profile_function!();
     let st = &mut *st;
     rendered.begin_frame(tick.index);
+    // A new generation continues the last one when its frame was inside the last plan.
+    if st.generation != Some(playhead.generation) {
+        let (lo, hi) = st.plan_span;
+        generations.continuous =
+            st.generation.is_some() && lo <= playhead.frame && playhead.frame <= hi;
+        st.generation = Some(playhead.generation);
+    }
+    let floor = generations.floor;
     plan(&playhead, &quality, *pressure, tick.index, st);
     let count_this = st.last_counted != Some((playhead.frame, playhead.generation));
     st.last_counted = Some((playhead.frame, playhead.generation));
@@ -140,7 +153,7 @@ pub fn prefetch(
                 && want_rendered(
                     key,
                     out_w as usize * out_h as usize * 3 / 2,
-                    (tick.index, &playhead),
+                    (tick.index, &playhead, floor),
                     &mut frames,
                     &mut index,
                     &mut commands,
@@ -185,14 +198,7 @@ pub fn prefetch(
                     if let Ok((mut frame, mut entry)) = frames.get_mut(e) {
                         entry.last_use = tick.index;
                         frame.priority = k;
-                        if frame.generation != playhead.generation
-                            && frame.state != FrameState::Ready
-                        {
-                            // Its job may have been dropped as stale: ask again.
-                            frame.generation = playhead.generation;
-                            frame.state = FrameState::Requested;
-                            commands.entity(e).insert(Pending);
-                        }
+                        renew(&mut frame, &playhead, floor, e, &mut commands);
                     }
                 }
                 None => {
@@ -221,7 +227,25 @@ pub fn prefetch(
             }
         }
     }
+    st.plan_span = plan
+        .iter()
+        .fold((u64::MAX, 0), |(lo, hi), &(_, t)| (lo.min(t), hi.max(t)));
     st.plan = plan;
+}
+
+/// Marks a held or requested frame wanted by this generation. A request of an older
+/// generation is asked again — unless its job is still alive (decoding, at or above the
+/// pool's cancellation floor), which a continuous move (scrub step) keeps.
+fn renew(frame: &mut Frame, playhead: &Playhead, floor: u64, e: Entity, commands: &mut Commands) {
+    if frame.generation == playhead.generation || frame.state == FrameState::Ready {
+        return;
+    }
+    let alive = frame.state == FrameState::Decoding && frame.generation >= floor;
+    frame.generation = playhead.generation;
+    if !alive {
+        frame.state = FrameState::Requested;
+        commands.entity(e).insert(Pending);
+    }
 }
 
 /// Asks the disk tier for rendered frame `key` (a `Frame` of [`RENDERED_ASSET_ID`]); `false`
@@ -229,7 +253,7 @@ pub fn prefetch(
 fn want_rendered(
     key: CacheKey,
     bytes: usize,
-    (tick, playhead): (u64, &Playhead),
+    (tick, playhead, floor): (u64, &Playhead, u64),
     frames: &mut Query<(&mut Frame, &mut CacheEntry)>,
     index: &mut FrameIndex,
     commands: &mut Commands,
@@ -241,11 +265,7 @@ fn want_rendered(
                 if frame.state == FrameState::Failed {
                     return false;
                 }
-                if frame.generation != playhead.generation && frame.state != FrameState::Ready {
-                    frame.generation = playhead.generation;
-                    frame.state = FrameState::Requested;
-                    commands.entity(e).insert(Pending);
-                }
+                renew(&mut frame, playhead, floor, e, commands);
                 true
             }
             Err(_) => true, // spawned this tick

@@ -122,3 +122,16 @@ impl DecodeLoad {
         self.0.get(&asset_id).copied()
     }
 }
+
+/// How the decode pool's stale-work cancellation follows the playhead. `prefetch` says each
+/// tick whether a new playhead generation *continues* the previous one (the new frame was in
+/// last tick's prefetch plan: a scrub step, a frame step), in which case `decode` keeps the
+/// jobs already queued (they are still wanted) instead of cancelling them; only a jump moves
+/// the pool's cancellation floor.
+#[derive(Resource, Debug, Default, Clone, Copy)]
+pub struct DecodeGenerations {
+    /// Jobs of generations below this were dropped by the workers.
+    pub floor: u64,
+    /// This tick's generation change continues the last plan.
+    pub continuous: bool,
+}
