@@ -288,6 +288,9 @@ struct Worker {
 
 impl Worker {
     fn run(mut self, jobs: &Receiver<DecodeJob>) {
+        if let Some(name) = std::thread::current().name() {
+            crate::profile::set_thread_name(name);
+        }
         for job in jobs.iter() {
             if job.generation < self.generation.load(Ordering::SeqCst) {
                 self.dropped_stale.fetch_add(1, Ordering::SeqCst);

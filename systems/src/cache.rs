@@ -113,6 +113,7 @@ fn spawn_writer(
         .name("framelock-disk-writer".into())
         .spawn(move || {
             framelock_engine::workers::lower_thread_priority();
+            framelock_engine::profile::set_thread_name("framelock-disk-writer");
             for (key, kind, frame) in rx.iter() {
                 framelock_engine::profile_scope!("disk write");
                 match disk.put(key, kind, &frame) {

@@ -436,3 +436,18 @@ fn bench_serves_puffin_profiles() {
     assert!(n > 0, "the server sent nothing");
     assert!(child.wait().expect("bench").success());
 }
+
+/// Tracy costs nothing when the `tracy` feature is off: not one Tracy symbol or string is in
+/// the binary (and with the feature, its client is there).
+#[test]
+fn tracy_is_in_the_binary_only_with_its_feature() {
+    let bytes = std::fs::read(env!("CARGO_BIN_EXE_framelock")).expect("read the binary");
+    let needle = b"___tracy";
+    let found = bytes.windows(needle.len()).any(|w| w == needle);
+    assert_eq!(
+        found,
+        cfg!(feature = "tracy"),
+        "tracy symbols present: {found}, feature on: {}",
+        cfg!(feature = "tracy")
+    );
+}

@@ -503,6 +503,9 @@ impl Drop for ProxyManager {
 
 fn worker(shared: &Shared) {
     crate::workers::lower_thread_priority();
+    if let Some(name) = std::thread::current().name() {
+        crate::profile::set_thread_name(name);
+    }
     loop {
         let (id, spec, cancel) = {
             let mut st = shared.lock();
