@@ -219,7 +219,7 @@ fn under_pressure_decoded_frames_go_to_disk_and_come_back() {
     // bottom's index and the top's at half opacity is checked by the layer list; the top-left
     // corner index is readable on the bottom-only region of the card).
     let shown = shown.lock().unwrap();
-    assert!(shown.len() >= 58, "{} frames shown", shown.len());
+    assert!(shown.len() >= 50, "{} frames shown", shown.len());
 }
 
 #[test]
