@@ -12,6 +12,11 @@
 //! preferred source, so the key describes the picture exactly). Output pictures take their
 //! planes from the buffer pools.
 //!
+//! Cache accounting happens here, when the tick needs the frame: once per shown timeline frame
+//! (and playhead generation), each layer whose frame (or the same source frame of another
+//! level of its clip) is decoded counts a hit and each one still missing a miss; a rendered
+//! frame found whole counts one hit.
+//!
 //! CPU path: stacks the visible layers at the playhead, bottom first, each scaled to the output
 //! size (or the playback resolution, `QualitySettings::preview_height`) and blended at its track's opacity (in Y'CbCr, per plane). A single opaque layer of the
 //! output size is passed through without a copy. If any visible layer is not decoded yet, the
@@ -66,7 +71,7 @@ pub fn composite(
     mut composited: ResMut<Composited>,
     (memory, mut rendered, mut cost, disk): RenderParams,
     mut metrics: ResMut<Metrics>,
-    mut arena: Local<Bump>,
+    (mut arena, mut counted): (Local<Bump>, Local<Option<(u64, u64)>>),
 ) {
     framelock_engine::profile_function!();
     arena.reset();
@@ -127,6 +132,10 @@ pub fn composite(
             Some(p)
         });
         if let Some(picture) = hit {
+            if *counted != Some((t, playhead.generation)) {
+                *counted = Some((t, playhead.generation));
+                metrics.cache_hits += 1;
+            }
             composited.0 = Some(PresentedFrame {
                 timeline_frame: t,
                 tick: tick.index,
@@ -140,6 +149,7 @@ pub fn composite(
 
     let mut layers = bumpalo::collections::Vec::new_in(&arena);
     let mut all_preferred = true;
+    let mut missing = 0u64;
     for &(clip_entity, track, opacity, _, source) in &wanted {
         let Ok((clip, lod, _)) = clips.get(clip_entity) else {
             return;
@@ -150,7 +160,8 @@ pub fn composite(
             Some((i, e, c.id, pixels.get(e).ok()?))
         });
         let Some((rank, e, asset_id, px)) = found else {
-            return; // still decoding: no output this tick
+            missing += 1;
+            continue;
         };
         all_preferred &= rank == 0;
         if let Ok(mut entry) = entries.get_mut(e) {
@@ -165,6 +176,14 @@ pub fn composite(
             opacity,
             px.0.clone(),
         ));
+    }
+    if *counted != Some((t, playhead.generation)) {
+        *counted = Some((t, playhead.generation));
+        metrics.cache_hits += layers.len() as u64;
+        metrics.cache_misses += missing;
+    }
+    if missing > 0 {
+        return; // still decoding: no output this tick
     }
 
     let pool = Some(&memory.0);

@@ -2,7 +2,7 @@
 //! [`Pressure`], [`Tick`], [`Clip`], [`Lod`], [`EffectsKey`], [`TimelineIndex`],
 //! [`MediaAsset`], [`ProxyAssets`], [`RenderCost`], [`DiskTier`]; writes [`Frame`] and
 //! [`CacheEntry`] (spawns requests, marks the wanted ones used), [`FrameIndex`],
-//! [`RenderedFrames`] (marks used), [`Metrics`] (hits and misses).
+//! [`RenderedFrames`] (marks used); reads [`Metrics`] (bytes outside the caches).
 //!
 //! Predicts the timeline frames the next ticks will show and asks for what they need:
 //!
@@ -26,9 +26,7 @@
 //! disk writer), nearest first; `evict` keeps live bytes + bytes in flight under warning by evicting
 //! every frame outside the window first, so the window always has room.
 //!
-//! Cache accounting: once per shown timeline frame, at its first look, each layer counts a hit
-//! if its frame (or the same source frame of another level of the clip) is decoded, or the
-//! frame counts one hit if its rendered picture is in RAM.
+//! (Cache hits and misses are counted by `composite`, when the tick needs the frame.)
 
 use std::collections::VecDeque;
 
@@ -54,7 +52,6 @@ pub const SCRUB_MEMORY_TICKS: u64 = 60;
 /// What prefetch remembers between ticks.
 #[derive(Debug, Default)]
 pub struct PrefetchState {
-    last_counted: Option<(u64, u64)>,
     generation: Option<u64>,
     /// Lowest and highest timeline frame of the last plan.
     plan_span: (u64, u64),
@@ -92,7 +89,7 @@ pub fn prefetch(
         Option<Res<DiskTier>>,
         ResMut<DecodeGenerations>,
     ),
-    mut metrics: ResMut<Metrics>,
+    metrics: Res<Metrics>,
     mut st: Local<PrefetchState>,
 ) {
     framelock_engine::profile_function!();
@@ -107,8 +104,6 @@ pub fn prefetch(
     }
     let floor = generations.floor;
     plan(&playhead, &quality, *pressure, tick.index, st);
-    let count_this = st.last_counted != Some((playhead.frame, playhead.generation));
-    st.last_counted = Some((playhead.frame, playhead.generation));
     // The window (frames wanted now and next, held or not) must fit under the warning
     // level; evict makes room for it by evicting everything else first.
     let mut window_bytes = budget
@@ -143,9 +138,6 @@ pub fn prefetch(
         {
             let key = rendered_key(out_w, out_h, &st.layer_keys);
             if rendered.touch(key) {
-                if k == 0 && count_this {
-                    metrics.cache_hits += 1;
-                }
                 continue;
             }
             if let Some(disk) = &disk
@@ -159,9 +151,6 @@ pub fn prefetch(
                     &mut commands,
                 )
             {
-                if k == 0 && count_this {
-                    metrics.cache_misses += 1;
-                }
                 continue;
             }
         }
@@ -179,20 +168,6 @@ pub fn prefetch(
                 break 'plan;
             }
             window_bytes = window_bytes.saturating_sub(first.bytes);
-            if k == 0 && count_this {
-                let ready = st.sources.iter().any(|c| {
-                    index.0.get(&(c.id, source)).is_some_and(|&e| {
-                        frames
-                            .get(e)
-                            .is_ok_and(|(f, _)| f.state == FrameState::Ready)
-                    })
-                });
-                if ready {
-                    metrics.cache_hits += 1;
-                } else {
-                    metrics.cache_misses += 1;
-                }
-            }
             match index.0.get(&(first.id, source)) {
                 Some(&e) => {
                     if let Ok((mut frame, mut entry)) = frames.get_mut(e) {
