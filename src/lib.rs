@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod performance;
 mod playback;
 mod player;
 
@@ -26,6 +27,11 @@ pub use framelock_engine::proxy::{
     JobId, ProxyError, ProxyJobStatus, ProxyManager, ProxyManagerOptions, ProxyProgress,
 };
 pub use framelock_systems::{LayerSource, MetricsSnapshot, PresentedFrame};
+pub use performance::{
+    ASSUMED_SECONDS_PER_PIXEL, GpuStatus, OptimizationAction, OptimizationReport,
+    PerformanceMetrics, QualityMode, SegmentCost, SegmentStatus, SourceDecode, Suggestion,
+    SuggestionKind,
+};
 pub use playback::{
     CacheStats, ClearedCache, EngineOptions, PlaybackEngine, PlayerError, ProxyOptions,
 };

@@ -370,6 +370,12 @@ impl PlaybackEngine {
             pool: Some(pool),
             disk,
         })));
+        // The timeline index exists from the start (the performance map reads it before the
+        // first tick).
+        {
+            use bevy_ecs::system::RunSystemOnce;
+            let _ = world.run_system_once(framelock_systems::index_timeline);
+        }
         let epoch = clock.now();
         Ok(Self {
             world,

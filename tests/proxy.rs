@@ -626,3 +626,93 @@ fn hevc_10bit_422_camera_footage_gets_an_8bit_h264_proxy_frame_exact() {
     );
     assert_eq!(assert_frames_carry_their_index(&s.path), 24);
 }
+
+/// The Performance API on a 4K project: the report suggests proxies (with evidence and an
+/// action) until they exist, the timeline map follows the measured decode cost, the quality
+/// modes change what `lod_select` picks, and the metrics name each source's decode cost.
+#[test]
+fn optimization_report_and_quality_modes_follow_measurements() {
+    use framelock::{GpuStatus, OptimizationAction, QualityMode, SegmentStatus, SuggestionKind};
+    let dir = tempfile::tempdir().unwrap();
+    let mut proxies = ProxyOptions::with_manager(manager(dir.path(), 1, true));
+    proxies.strategy.generation.resolutions = vec![720];
+    let manager = proxies.manager.clone();
+    let (mut engine, _) = open_4k(proxies);
+
+    // No proxy yet: suggested, for this file, with the numbers behind it.
+    let report = engine.run_optimization();
+    let s = report
+        .suggestions
+        .iter()
+        .find(|s| s.kind == SuggestionKind::Proxies)
+        .expect("proxies suggested for 4K media without them");
+    assert_eq!(
+        s.action,
+        OptimizationAction::GenerateProxies(vec![clip_4k()])
+    );
+    assert!(
+        s.evidence
+            .contains(&("tallest_source_height".into(), 2160.0))
+    );
+
+    // The timeline map follows the measured decode cost (2 workers, 33.3 ms a frame).
+    engine
+        .world_mut()
+        .resource_mut::<DecodeLoad>()
+        .0
+        .insert(0, 0.100);
+    let map = engine.performance_map();
+    assert_eq!(map.len(), 1);
+    assert_eq!((map[0].start, map[0].end, map[0].layers), (0, 30, 1));
+    assert!((map[0].cost_ms - 50.0).abs() < 1e-6, "{map:?}");
+    assert_eq!(map[0].status, SegmentStatus::NeedsOptimization);
+    assert!(!map[0].estimated);
+    assert!(
+        engine
+            .run_optimization()
+            .suggests(SuggestionKind::QualityMode)
+    );
+    engine
+        .world_mut()
+        .resource_mut::<DecodeLoad>()
+        .0
+        .insert(0, 0.010);
+    assert_eq!(engine.performance_map()[0].status, SegmentStatus::Smooth);
+    assert!(
+        !engine
+            .run_optimization()
+            .suggests(SuggestionKind::QualityMode)
+    );
+
+    // Apply the suggestion; once the proxy exists it is no longer suggested.
+    engine.apply(&s.action).unwrap();
+    manager.resume();
+    assert!(manager.wait_idle(WAIT));
+    play(&mut engine, 2);
+    assert!(!engine.run_optimization().suggests(SuggestionKind::Proxies));
+
+    // Quality modes change what lod_select picks.
+    let lod = |engine: &mut PlaybackEngine| {
+        let mut q = engine.world_mut().query::<&Lod>();
+        *q.iter(engine.world()).next().unwrap()
+    };
+    engine.set_quality_mode(QualityMode::Performance);
+    play(&mut engine, 1);
+    assert!(matches!(lod(&mut engine), Lod::Proxy { height: 720, .. }));
+    engine.set_quality_mode(QualityMode::Full);
+    play(&mut engine, 1);
+    assert_eq!(lod(&mut engine), Lod::Original);
+
+    let m = engine.get_metrics();
+    assert_eq!(m.quality_mode, Some(QualityMode::Full));
+    assert!(matches!(m.gpu, GpuStatus::Unavailable { .. }));
+    let original = m
+        .decode_per_source
+        .iter()
+        .find(|d| d.path == clip_4k())
+        .expect("the original is listed");
+    assert_eq!(original.height, 2160);
+    assert!(original.ms_per_frame.is_some());
+    assert!(m.decode_per_source.iter().any(|d| d.height == 720));
+    assert!(m.proxies.is_some());
+}
