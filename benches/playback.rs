@@ -147,9 +147,35 @@ fn project_load(c: &mut Criterion) {
     });
 }
 
+/// The metrics side of a tick: the `profile` system alone (counters, plots, the profiler's
+/// frame mark) on a world whose metrics window is full. Goal: < 5 us.
+fn metrics_cost(c: &mut Criterion) {
+    use bevy_ecs::prelude::*;
+    use framelock::systems::{Metrics, Tick, profile};
+    let mut world = World::new();
+    let mut metrics = Metrics::default();
+    for i in 0..2048u64 {
+        metrics.record_tick(
+            std::time::Duration::from_micros(100 + i % 50),
+            std::time::Duration::from_millis(i * 33),
+        );
+        metrics.record_decode(std::time::Duration::from_millis(8));
+    }
+    metrics.cache_hits = 1000;
+    metrics.cache_misses = 10;
+    world.insert_resource(metrics);
+    world.insert_resource(Tick::default());
+    let mut schedule = Schedule::default();
+    schedule.add_systems(profile);
+    schedule.run(&mut world);
+    c.bench_function("metrics/profile-system-per-tick", |b| {
+        b.iter(|| schedule.run(&mut world))
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20);
-    targets = tick_overhead, project_load
+    targets = tick_overhead, project_load, metrics_cost
 }
 criterion_main!(benches);

@@ -31,6 +31,14 @@ impl AtomicFile {
             .prefix(&format!(".{name}."))
             .suffix(".tmp")
             .tempfile_in(dir)?;
+        // Temporary files are private (0600); the result is an ordinary file like any other
+        // the user makes (proxies, reports, the cache index).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            temp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        }
         Ok(Self { temp, dest })
     }
 

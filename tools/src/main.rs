@@ -10,6 +10,7 @@ mod cache_bench;
 mod gen_media;
 mod probe_cmd;
 mod proxy_cmd;
+mod report;
 mod scene;
 
 use clap::{Parser, Subcommand};

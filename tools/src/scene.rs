@@ -61,9 +61,68 @@ pub struct Args {
     /// `reverse` (play backwards from the end).
     #[arg(long, default_value = "play")]
     pattern: String,
+    /// Also write a self-contained HTML report (plots of frame time, its histogram, memory,
+    /// cache hit rate and the timeline performance map) here, and its JSON beside it.
+    #[arg(long, value_name = "FILE.html")]
+    report: Option<PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+}
+
+/// Samples every tick of the measured phase for `--report`.
+struct Recorder {
+    on: bool,
+    samples: Vec<crate::report::Sample>,
+    start: Instant,
+    last: Instant,
+    base: (u64, u64),
+}
+
+impl Recorder {
+    fn new(on: bool) -> Self {
+        Self {
+            on,
+            samples: Vec::new(),
+            start: Instant::now(),
+            last: Instant::now(),
+            base: (0, 0),
+        }
+    }
+
+    fn begin(&mut self, engine: &PlaybackEngine) {
+        let m = engine.world().resource::<framelock::systems::Metrics>();
+        self.base = (m.cache_hits, m.cache_misses);
+        self.samples.clear();
+        self.start = Instant::now();
+        self.last = self.start;
+    }
+
+    fn tick(&mut self, engine: &mut PlaybackEngine) {
+        engine.tick();
+        if !self.on {
+            return;
+        }
+        let now = Instant::now();
+        let world = engine.world();
+        let m = world.resource::<framelock::systems::Metrics>();
+        let (h, mi) = (m.cache_hits - self.base.0, m.cache_misses - self.base.1);
+        self.samples.push(crate::report::Sample {
+            t: (now - self.start).as_secs_f64(),
+            tick_ms: m.tick_times.back().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+            frame_ms: (now - self.last).as_secs_f64() * 1e3,
+            memory_bytes: world
+                .resource::<framelock::systems::Memory>()
+                .0
+                .accounted_bytes(),
+            hit_rate: if h + mi > 0 {
+                h as f64 / (h + mi) as f64
+            } else {
+                1.0
+            },
+        });
+        self.last = now;
+    }
 }
 
 enum MotionKind {
@@ -324,30 +383,32 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         Motion::Scrub { .. } | Motion::PingPong => MotionKind::Scrub,
         _ => MotionKind::Play,
     };
-    let play_through = |engine: &mut PlaybackEngine| {
+    let mut rec = Recorder::new(args.report.is_some());
+    let play_through = |engine: &mut PlaybackEngine, rec: &mut Recorder| {
         engine.play();
         engine.resync();
         while engine.playhead().state == PlayState::Playing {
-            engine.tick();
+            rec.tick(engine);
         }
     };
     match motion {
         Motion::SecondPass => {
             preroll(&mut engine, &shown);
-            play_through(&mut engine);
+            play_through(&mut engine, &mut rec);
             engine.flush_disk_cache();
             engine.seek_frame(0);
             preroll(&mut engine, &shown);
             baseline = engine.metrics();
             cache_base = engine.cache_stats();
             start = Instant::now();
-            play_through(&mut engine);
+            rec.begin(&engine);
+            play_through(&mut engine, &mut rec);
         }
         Motion::PingPong => {
             // Drag the playhead at 3 frames a tick over the first 10 s and back, three round
             // trips on the wall clock (a user scrubbing a region to find a cut).
             let region = duration.min(300);
-            let sweep = |engine: &mut PlaybackEngine, forward: bool| {
+            let sweep = |engine: &mut PlaybackEngine, rec: &mut Recorder, forward: bool| {
                 let frames: Vec<u64> = if forward {
                     (0..region).step_by(3).collect()
                 } else {
@@ -355,17 +416,18 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 };
                 for f in frames {
                     engine.seek_frame(f);
-                    engine.tick();
+                    rec.tick(engine);
                 }
             };
             preroll(&mut engine, &shown);
             engine.resync();
-            sweep(&mut engine, true);
+            sweep(&mut engine, &mut rec, true);
             baseline = engine.metrics();
             cache_base = engine.cache_stats();
             start = Instant::now();
+            rec.begin(&engine);
             for i in 0..5 {
-                sweep(&mut engine, i % 2 == 1);
+                sweep(&mut engine, &mut rec, i % 2 == 1);
             }
         }
         Motion::Forward | Motion::Reverse => {
@@ -376,10 +438,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             preroll(&mut engine, &shown);
             baseline = engine.metrics();
             start = Instant::now();
+            rec.begin(&engine);
             engine.play();
             engine.resync();
             while engine.playhead().state == PlayState::Playing {
-                engine.tick();
+                rec.tick(&mut engine);
             }
         }
         Motion::Scrub { seeks } => {
@@ -393,7 +456,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 engine.seek_frame(target);
                 let deadline = asked + Duration::from_secs(5);
                 loop {
-                    engine.tick();
+                    rec.tick(&mut engine);
                     let hit = shown
                         .lock()
                         .ok()
@@ -456,6 +519,32 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         0.0
     };
     let budget = engine.memory_budget();
+    if let Some(path) = &args.report {
+        let summary = serde_json::json!({
+            "scene": name,
+            "pattern": args.pattern,
+            "achieved_fps": presented as f64 / elapsed,
+            "presented": presented,
+            "dropped": m.dropped,
+            "held": m.held,
+            "cache_hit_rate": phase_hit_rate,
+            "tick_ms_p50": m.tick_ms_p50,
+            "tick_ms_p99": m.tick_ms_p99,
+            "memory_budget_bytes": budget.max_memory,
+            "pool_peak_bytes": cache.memory.peak_bytes,
+            "peak_rss_bytes": rss,
+        });
+        let map = engine.performance_map();
+        crate::report::write(
+            path,
+            &format!("framelock bench: {name}"),
+            &rec.samples,
+            &map,
+            &summary,
+            1e3 / project.frame_rate.as_f64(),
+        )?;
+        eprintln!("report: {}", path.display());
+    }
     let seek_p50 = percentile(&mut seek_ms.clone(), 0.5);
     let seek_p95 = percentile(&mut seek_ms, 0.95);
     if args.json {

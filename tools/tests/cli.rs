@@ -451,3 +451,69 @@ fn tracy_is_in_the_binary_only_with_its_feature() {
         cfg!(feature = "tracy")
     );
 }
+
+/// `bench --report`: a self-contained HTML file with five plots (each a well-formed SVG with
+/// its axes labelled) and the run's data, and the JSON beside it.
+#[test]
+fn bench_report_is_self_contained_html_with_valid_svg_plots() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (_, scene) = one_clip_scene(dir.path(), 1);
+    let report = dir.path().join("out").join("report.html");
+    let out = framelock()
+        .args(["bench", "--scene-file"])
+        .arg(&scene)
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = std::fs::read_to_string(&report).expect("report written");
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(
+        !html.contains("<script src") && !html.contains("<link"),
+        "self-contained"
+    );
+    let mut svgs = 0;
+    let mut rest = html.as_str();
+    while let Some(start) = rest.find("<svg") {
+        let end = rest[start..].find("</svg>").expect("closed svg") + start + 6;
+        let doc = roxmltree::Document::parse(&rest[start..end]).expect("well-formed SVG");
+        let texts: Vec<&str> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("text"))
+            .filter_map(|n| n.text())
+            .collect();
+        assert!(texts.len() > 5, "labelled axes");
+        svgs += 1;
+        rest = &rest[end..];
+    }
+    assert_eq!(
+        svgs, 5,
+        "frame time, histogram, memory, hit rate, timeline map"
+    );
+    for title in [
+        "frame time",
+        "histogram",
+        "memory",
+        "cache hit rate",
+        "timeline performance map",
+    ] {
+        assert!(html.contains(title), "{title}");
+    }
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(report.with_extension("json")).expect("json"),
+    )
+    .expect("parses");
+    assert!(json["samples"].as_array().expect("samples").len() >= 20);
+    assert_eq!(json["timeline"][0]["status"], "smooth");
+    assert_eq!(
+        json["summary"]["scene"]
+            .as_str()
+            .map(|s| s.ends_with(".json")),
+        Some(true)
+    );
+}
