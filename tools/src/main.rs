@@ -8,6 +8,7 @@
 mod bench;
 mod cache_bench;
 mod gen_media;
+mod monitor;
 mod probe_cmd;
 mod proxy_cmd;
 mod report;
@@ -37,6 +38,8 @@ enum Command {
     Bench(scene::Args),
     /// Measures the disk tier of the frame cache against a plain read of the same files.
     CacheBench(cache_bench::Args),
+    /// Plays a project with a live terminal dashboard (FPS, RAM, cache, timeline, suggestions).
+    Monitor(monitor::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,6 +50,7 @@ fn main() -> anyhow::Result<()> {
         Command::DecodeBench(args) => bench::run(&args),
         Command::Bench(args) => scene::run(&args),
         Command::CacheBench(args) => cache_bench::run(&args),
+        Command::Monitor(args) => monitor::run(&args),
         Command::Proxy(args) => proxy_cmd::run(&args),
     }
 }

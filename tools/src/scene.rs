@@ -168,6 +168,11 @@ fn whole(media: &Path, start: u64, duration: u64, source_in: u64) -> ClipDef {
     }
 }
 
+/// A built-in scene's project (its media generated in `dir` when missing).
+pub(crate) fn built_in_project(name: &str, dir: &Path) -> anyhow::Result<Project> {
+    Ok(built_in(name, dir)?.0)
+}
+
 fn built_in(name: &str, dir: &Path) -> anyhow::Result<(Project, Motion)> {
     let r30 = Rational::integer(30);
     Ok(match name {

@@ -1,0 +1,374 @@
+//! `framelock monitor [PROJECT]`: a live terminal dashboard (ratatui) while a scene plays —
+//! FPS, RAM against the budget, cache hit rate and GPU gauges, the timeline performance bar
+//! with the playhead, and the optimization report's suggestions. `q` quits.
+//!
+//! [`Dashboard`] is plain data taken from the engine; [`render`] draws it on any ratatui
+//! backend, so the test draws it on a `TestBackend` and reads the buffer.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use framelock::{
+    DecoderRegistry, EngineOptions, GpuStatus, PlayState, PlaybackEngine, Project, SegmentCost,
+    SegmentStatus, WallClock,
+};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout};
+use ratatui::style::{Color, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Gauge, List, ListItem, Paragraph};
+
+/// Arguments of `monitor`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// A project JSON (default: the built-in `1080p-1track` scene, generated if missing).
+    project: Option<PathBuf>,
+    /// Where the built-in scene's media are kept.
+    #[arg(long, default_value = "bench-media")]
+    media_dir: PathBuf,
+    /// Stop after this many seconds (default: until `q`).
+    #[arg(long)]
+    seconds: Option<f64>,
+}
+
+/// What the dashboard shows (one refresh).
+#[derive(Clone, Debug, Default)]
+pub struct Dashboard {
+    /// Scene name.
+    pub title: String,
+    /// Presented frames per second (recent), and the target.
+    pub fps: (f64, f64),
+    /// Dropped + held frames so far.
+    pub late: u64,
+    /// Pool bytes accounted, and the budget.
+    pub ram: (usize, usize),
+    /// Share of frames ready when needed.
+    pub hit_rate: f64,
+    /// GPU line.
+    pub gpu: String,
+    /// Timeline performance map.
+    pub map: Vec<SegmentCost>,
+    /// Playhead and timeline length, frames.
+    pub playhead: (u64, u64),
+    /// Suggestions, one line each.
+    pub suggestions: Vec<String>,
+}
+
+impl Dashboard {
+    /// Reads the engine (metrics, cache, the optimization report).
+    pub fn from_engine(title: &str, engine: &PlaybackEngine, fps: f64) -> Self {
+        let m = engine.get_metrics();
+        let report = engine.run_optimization();
+        let p = engine.playhead();
+        Self {
+            title: title.to_string(),
+            fps: (fps, engine.frame_rate().as_f64()),
+            late: m.playback.dropped + m.playback.held,
+            ram: (m.cache.memory.accounted_bytes(), m.budget.max_memory),
+            hit_rate: m.playback.cache_hit_rate,
+            gpu: match m.gpu {
+                GpuStatus::Unavailable { reason } => format!("GPU unavailable: {reason}"),
+            },
+            map: report.timeline,
+            playhead: (p.frame, p.duration),
+            suggestions: report.suggestions.into_iter().map(|s| s.message).collect(),
+        }
+    }
+}
+
+fn gauge<'a>(title: &'a str, ratio: f64, label: String, colour: Color) -> Gauge<'a> {
+    Gauge::default()
+        .block(Block::bordered().title(title))
+        .gauge_style(Style::new().fg(colour))
+        .ratio(ratio.clamp(0.0, 1.0))
+        .label(label)
+}
+
+/// Draws `d` over the whole frame.
+pub fn render(frame: &mut Frame, d: &Dashboard) {
+    let [head, gauges, bar, list] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(3),
+        Constraint::Length(4),
+        Constraint::Min(3),
+    ])
+    .areas(frame.area());
+    frame.render_widget(
+        Paragraph::new(format!(
+            "framelock monitor: {}  (q quits)  late frames: {}",
+            d.title, d.late
+        )),
+        head,
+    );
+    let [fps, ram, cache, gpu] = Layout::horizontal([Constraint::Ratio(1, 4); 4]).areas(gauges);
+    let fps_ok = d.fps.0 >= d.fps.1 * 0.95;
+    frame.render_widget(
+        gauge(
+            "FPS",
+            d.fps.0 / d.fps.1.max(1e-9),
+            format!("{:.1}/{:.0}", d.fps.0, d.fps.1),
+            if fps_ok { Color::Green } else { Color::Red },
+        ),
+        fps,
+    );
+    frame.render_widget(
+        gauge(
+            "RAM",
+            d.ram.0 as f64 / d.ram.1.max(1) as f64,
+            format!("{}/{} MiB", d.ram.0 >> 20, d.ram.1 >> 20),
+            Color::Cyan,
+        ),
+        ram,
+    );
+    frame.render_widget(
+        gauge(
+            "cache",
+            d.hit_rate,
+            format!("{:.1}% hits", d.hit_rate * 100.0),
+            Color::Yellow,
+        ),
+        cache,
+    );
+    frame.render_widget(
+        Paragraph::new(d.gpu.clone()).block(Block::bordered().title("GPU")),
+        gpu,
+    );
+    // The timeline performance bar: one cell per stretch of frames, green when smooth, red
+    // when over the frame budget; the playhead under it.
+    let width = bar.width.saturating_sub(2).max(1) as u64;
+    let duration = d.playhead.1.max(1);
+    let cells: Vec<Span> = (0..width)
+        .map(|i| {
+            let t = i * duration / width;
+            let status = d
+                .map
+                .iter()
+                .find(|s| s.start <= t && t < s.end)
+                .map(|s| s.status);
+            let colour = match status {
+                Some(SegmentStatus::Smooth) => Color::Green,
+                Some(SegmentStatus::NeedsOptimization) => Color::Red,
+                None => Color::DarkGray,
+            };
+            Span::styled("█", Style::new().fg(colour))
+        })
+        .collect();
+    let at = (d.playhead.0 * width / duration).min(width - 1) as usize;
+    let marker = format!("{}▲ frame {}", " ".repeat(at), d.playhead.0);
+    frame.render_widget(
+        Paragraph::new(vec![Line::from(cells), Line::from(marker)])
+            .block(Block::bordered().title("timeline (green: smooth, red: needs optimization)")),
+        bar,
+    );
+    let items: Vec<ListItem> = if d.suggestions.is_empty() {
+        vec![ListItem::new("nothing to suggest")]
+    } else {
+        d.suggestions
+            .iter()
+            .map(|s| ListItem::new(format!("• {s}")))
+            .collect()
+    };
+    frame.render_widget(
+        List::new(items).block(Block::bordered().title("suggestions")),
+        list,
+    );
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let (project, title) = match &args.project {
+        Some(p) => {
+            let json =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            (Project::from_json(&json)?, p.display().to_string())
+        }
+        None => (
+            crate::scene::built_in_project("1080p-1track", &args.media_dir)?,
+            "1080p-1track".to_string(),
+        ),
+    };
+    let mut engine = PlaybackEngine::open(
+        &project,
+        EngineOptions {
+            registry: DecoderRegistry::new(),
+            ..EngineOptions::default()
+        },
+        Arc::new(WallClock::new()),
+        |_| {},
+    )?;
+    let mut terminal = ratatui::init();
+    let result = (|| -> anyhow::Result<()> {
+        let start = Instant::now();
+        let mut last_draw = Instant::now() - Duration::from_secs(1);
+        let mut last_presented = 0u64;
+        let mut fps = 0.0;
+        engine.play();
+        loop {
+            engine.tick();
+            if engine.playhead().state != PlayState::Playing {
+                engine.seek_frame(0);
+                engine.play();
+                engine.resync();
+            }
+            let since = last_draw.elapsed();
+            if since >= Duration::from_millis(250) {
+                let presented = engine.metrics().presented;
+                fps = (presented - last_presented) as f64 / since.as_secs_f64();
+                last_presented = presented;
+                last_draw = Instant::now();
+                let d = Dashboard::from_engine(&title, &engine, fps);
+                terminal.draw(|f| render(f, &d))?;
+                engine.resync(); // drawing took time off the clock
+            }
+            let _ = fps;
+            if ratatui::crossterm::event::poll(Duration::ZERO)?
+                && let ratatui::crossterm::event::Event::Key(k) = ratatui::crossterm::event::read()?
+                && k.code == ratatui::crossterm::event::KeyCode::Char('q')
+            {
+                return Ok(());
+            }
+            if args
+                .seconds
+                .is_some_and(|s| start.elapsed().as_secs_f64() >= s)
+            {
+                return Ok(());
+            }
+        }
+    })();
+    ratatui::restore();
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    fn text(t: &Terminal<TestBackend>) -> Vec<String> {
+        let buf = t.backend().buffer();
+        (0..buf.area.height)
+            .map(|y| {
+                (0..buf.area.width)
+                    .map(|x| buf[(x, y)].symbol().to_string())
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_dashboard_shows_gauges_the_timeline_bar_and_suggestions() {
+        let d = Dashboard {
+            title: "scene".into(),
+            fps: (24.0, 30.0),
+            late: 7,
+            ram: (512 << 20, 1024 << 20),
+            hit_rate: 0.9,
+            gpu: "GPU unavailable: CPU path".into(),
+            map: vec![
+                SegmentCost {
+                    start: 0,
+                    end: 50,
+                    layers: 1,
+                    cost_ms: 10.0,
+                    budget_ms: 33.3,
+                    status: SegmentStatus::Smooth,
+                    estimated: false,
+                },
+                SegmentCost {
+                    start: 50,
+                    end: 100,
+                    layers: 3,
+                    cost_ms: 80.0,
+                    budget_ms: 33.3,
+                    status: SegmentStatus::NeedsOptimization,
+                    estimated: false,
+                },
+            ],
+            playhead: (75, 100),
+            suggestions: vec!["switch to the performance mode".into()],
+        };
+        let mut t = Terminal::new(TestBackend::new(100, 16)).expect("terminal");
+        t.draw(|f| render(f, &d)).expect("draws");
+        let lines = text(&t);
+        let all = lines.join("\n");
+        for want in [
+            "FPS",
+            "24.0/30",
+            "RAM",
+            "512/1024 MiB",
+            "cache",
+            "90.0% hits",
+            "GPU",
+            "late frames: 7",
+            "timeline",
+            "switch to the performance mode",
+        ] {
+            assert!(all.contains(want), "{want:?} missing:\n{all}");
+        }
+        // The bar: green cells for frames 0..50, red for 50..100, the playhead at 3/4.
+        let buf = t.backend().buffer();
+        let bar_y = lines
+            .iter()
+            .position(|l| l.contains('▲'))
+            .expect("playhead line") as u16
+            - 1;
+        let cells: Vec<Color> = (1..99).map(|x| buf[(x, bar_y)].fg).collect();
+        assert_eq!(cells[0], Color::Green);
+        assert_eq!(cells[cells.len() - 1], Color::Red);
+        let split = cells
+            .iter()
+            .position(|c| *c == Color::Red)
+            .expect("red part");
+        assert!((48..=50).contains(&split), "{split}");
+        let marker = &lines[bar_y as usize + 1];
+        let at = marker.find('▲').expect("playhead marker");
+        assert!(
+            (70..=78).contains(&marker[..at].chars().count()),
+            "{marker}"
+        );
+    }
+
+    #[test]
+    fn the_dashboard_follows_a_playing_engine() {
+        use framelock::{ClipDef, GenerateOptions, Rational, TrackDef, VirtualClock};
+        let dir = tempfile::tempdir().expect("tmp");
+        let clip = dir.path().join("c.mp4");
+        let mut o = GenerateOptions::new(320, 180, Rational::integer(30), 1.0);
+        o.frames = 30;
+        framelock::generate_test_clip(&clip, &o, |_, _| {}).expect("clip");
+        let mut p = Project::new(Rational::integer(30), 320, 180);
+        p.tracks.push(TrackDef {
+            name: "v".into(),
+            opacity: 1.0,
+            clips: vec![ClipDef {
+                media: clip,
+                start: 0,
+                duration: 30,
+                source_in: 0,
+                enabled: true,
+            }],
+        });
+        let mut engine = PlaybackEngine::open(
+            &p,
+            EngineOptions::default(),
+            Arc::new(VirtualClock::new()),
+            |_| {},
+        )
+        .expect("open");
+        engine.play();
+        for _ in 0..10 {
+            engine.tick();
+            engine.wait_decodes(Duration::from_secs(30));
+        }
+        let d = Dashboard::from_engine("tiny", &engine, 30.0);
+        assert_eq!(d.playhead, (9, 30)); // the first tick shows frame 0
+        assert!(d.ram.0 > 0 && d.hit_rate > 0.5, "{d:?}");
+        let mut t = Terminal::new(TestBackend::new(100, 16)).expect("terminal");
+        t.draw(|f| render(f, &d)).expect("draws");
+        let all = text(&t).join("\n");
+        assert!(all.contains("tiny") && all.contains("▲ frame 9"), "{all}");
+        assert!(all.contains("GPU unavailable"), "{all}");
+    }
+}
