@@ -403,16 +403,24 @@ impl PlaybackEngine {
             skipped: plan.skipped,
         };
         let start = Instant::now();
+        let presented_before = self.world.resource::<Metrics>().presented;
         self.schedule.run(&mut self.world);
         let took = start.elapsed();
         let at = self.clock.now();
-        self.world.resource_mut::<Metrics>().record_tick(took, at);
+        let mut metrics = self.world.resource_mut::<Metrics>();
+        metrics.record_tick(took, at);
+        if metrics.presented > presented_before {
+            // On screen at the tick's deadline (the loop slept until it).
+            metrics.record_present(self.epoch + plan.due);
+        }
         self.last_tick = Some(plan.tick);
     }
 
     /// Restarts tick timing from now (after a pause in driving the loop).
     pub fn resync(&mut self) {
         self.epoch = self.clock.now();
+        // A frame interval across the break would measure the host, not playback.
+        self.world.resource_mut::<Metrics>().last_presented_at = None;
         self.last_tick = None;
     }
 

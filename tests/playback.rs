@@ -514,3 +514,56 @@ fn a_jump_cancels_queued_work_and_a_scrub_step_keeps_it() {
     assert!(last.timeline_frame >= 70);
     check(&last);
 }
+
+/// Metrics on the virtual clock: a decoder stalled for a known number of ticks as playback
+/// starts gives exactly that many drops, one frame time that long, and 1/30 s everywhere else.
+#[test]
+fn metrics_show_an_injected_decode_stall_exactly() {
+    let gate = Arc::new(Gate::default());
+    let mut registry = DecoderRegistry::empty();
+    registry.register(Arc::new(GatedBackend(gate.clone())));
+    let (mut engine, _shown, _clock) = engine(EngineOptions {
+        registry,
+        workers: 2,
+        ..EngineOptions::default()
+    });
+    let release = |open: bool| {
+        *gate.open.lock().unwrap() = open;
+        gate.cv.notify_all();
+    };
+    // Frame 0 on screen, paused; nothing else decoded (paused and still: current frame only).
+    release(true);
+    engine.tick();
+    assert!(engine.wait_decodes(WAIT));
+    engine.tick();
+    // The decoder stalls for 6 ticks of playback.
+    release(false);
+    engine.play();
+    for _ in 0..6 {
+        engine.tick();
+    }
+    release(true);
+    for _ in 0..20 {
+        assert!(engine.wait_decodes(WAIT));
+        engine.tick();
+    }
+    let m = engine.metrics();
+    let period = 1000.0 / 30.0;
+    // The very first tick had nothing decoded yet (1 drop); play's first tick shows frame 0
+    // again (decoded); the other 5 stalled ticks needed frames 1..=5 (5 drops).
+    assert_eq!(m.dropped, 1 + 5, "{m:?}");
+    assert!((m.frame_ms_p50 - period).abs() < 1e-6, "{m:?}");
+    let longest = engine
+        .world()
+        .resource::<framelock::systems::Metrics>()
+        .frame_times
+        .iter()
+        .max()
+        .copied()
+        .unwrap();
+    assert!(
+        (longest.as_secs_f64() * 1e3 - 6.0 * period).abs() < 1e-6,
+        "one frame time spans the 5 dropped frames: {longest:?}"
+    );
+    assert!((m.frame_ms_last - period).abs() < 1e-6);
+}

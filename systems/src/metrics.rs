@@ -51,6 +51,11 @@ pub struct Metrics {
     pub decode_times: VecDeque<Duration>,
     /// Wall time of the first and the latest tick.
     pub span: Option<(Duration, Duration)>,
+    /// Recent frame times: the clock time between two new pictures reaching the screen
+    /// (what the viewer sees; a dropped frame makes one interval longer).
+    pub frame_times: VecDeque<Duration>,
+    /// Clock time the last new picture was presented.
+    pub last_presented_at: Option<Duration>,
 }
 
 fn push(q: &mut VecDeque<Duration>, d: Duration) {
@@ -74,6 +79,14 @@ impl Metrics {
     pub fn record_tick(&mut self, took: Duration, at: Duration) {
         push(&mut self.tick_times, took);
         self.span = Some(self.span.map_or((at, at), |(first, _)| (first, at)));
+    }
+
+    /// Records that a new picture was presented at clock time `at` (its tick's deadline).
+    pub fn record_present(&mut self, at: Duration) {
+        if let Some(prev) = self.last_presented_at {
+            push(&mut self.frame_times, at.saturating_sub(prev));
+        }
+        self.last_presented_at = Some(at);
     }
 
     /// Records one decode's worker time.
@@ -106,6 +119,13 @@ impl Metrics {
             } else {
                 0.0
             },
+            frame_ms_last: self
+                .frame_times
+                .back()
+                .map_or(0.0, |d| d.as_secs_f64() * 1e3),
+            frame_ms_p50: percentile_ms(&self.frame_times, 0.5),
+            frame_ms_p95: percentile_ms(&self.frame_times, 0.95),
+            frame_ms_p99: percentile_ms(&self.frame_times, 0.99),
             tick_ms_p50: percentile_ms(&self.tick_times, 0.5),
             tick_ms_p95: percentile_ms(&self.tick_times, 0.95),
             tick_ms_p99: percentile_ms(&self.tick_times, 0.99),
@@ -142,7 +162,15 @@ pub struct MetricsSnapshot {
     pub bytes_in_memory: usize,
     /// Presented frames per second of wall time.
     pub presented_fps: f64,
-    /// Tick time percentiles, ms.
+    /// The last frame time (clock time between the last two new pictures), ms.
+    pub frame_ms_last: f64,
+    /// Frame time percentiles over the recent window, ms.
+    pub frame_ms_p50: f64,
+    /// 95th percentile.
+    pub frame_ms_p95: f64,
+    /// 99th percentile.
+    pub frame_ms_p99: f64,
+    /// Tick time percentiles (the schedule's own run time), ms.
     pub tick_ms_p50: f64,
     /// 95th percentile.
     pub tick_ms_p95: f64,
