@@ -83,7 +83,7 @@ pub fn evict(
         candidates.sort_unstable();
         let write_speed = disk
             .as_ref()
-            .map(|d| d.cache.stats().write_bytes_per_sec)
+            .map(|d| d.cache.write_bytes_per_sec())
             .filter(|&s| s > 0.0)
             .unwrap_or(ASSUMED_DISK_WRITE_SPEED);
         // Room for what is in flight too: it lands in the next ticks.

@@ -141,14 +141,14 @@ struct Geometry {
 impl Geometry {
     fn of(frame: &YuvFrame) -> Self {
         Self {
-            format: format_code(frame.format),
+            format: frame.format.code(),
             width: frame.width,
             height: frame.height,
         }
     }
 
     fn raw_len(self) -> Option<usize> {
-        let format = format_from(self.format)?;
+        let format = PixelFormat::from_code(self.format)?;
         let (cw, ch) = format.chroma_size(self.width, self.height);
         let bps = format.bytes_per_sample();
         Some((self.width as usize * self.height as usize + 2 * cw as usize * ch as usize) * bps)
@@ -157,27 +157,6 @@ impl Geometry {
     fn slot_size(self) -> Option<usize> {
         Some((SLOT_HEADER + self.raw_len()?).next_multiple_of(4096))
     }
-}
-
-fn format_code(f: PixelFormat) -> u8 {
-    match f {
-        PixelFormat::Yuv420p => 0,
-        PixelFormat::Yuv422p => 1,
-        PixelFormat::Yuv444p => 2,
-        PixelFormat::Yuv420p10 => 3,
-        PixelFormat::Yuv422p10 => 4,
-    }
-}
-
-fn format_from(code: u8) -> Option<PixelFormat> {
-    Some(match code {
-        0 => PixelFormat::Yuv420p,
-        1 => PixelFormat::Yuv422p,
-        2 => PixelFormat::Yuv444p,
-        3 => PixelFormat::Yuv420p10,
-        4 => PixelFormat::Yuv422p10,
-        _ => return None,
-    })
 }
 
 struct Segment {
@@ -326,6 +305,16 @@ struct Inner {
     unflushed: u64,
     written_bytes: u64,
     write_secs: f64,
+}
+
+impl Inner {
+    fn write_speed(&self) -> f64 {
+        if self.write_secs > 0.0 {
+            self.written_bytes as f64 / self.write_secs
+        } else {
+            0.0
+        }
+    }
 }
 
 struct Shared {
@@ -699,6 +688,12 @@ impl DiskCache {
         self.0.flush()
     }
 
+    /// Measured write speed, bytes per second (0 before the first write): the figure of
+    /// [`DiskStats::write_bytes_per_sec`] without counting the entries (eviction asks each tick).
+    pub fn write_bytes_per_sec(&self) -> f64 {
+        self.lock().write_speed()
+    }
+
     /// Counters.
     pub fn stats(&self) -> DiskStats {
         let inner = self.lock();
@@ -714,11 +709,7 @@ impl DiskCache {
             evictions: inner.evictions,
             corrupt: inner.corrupt,
             rebuilt_index: inner.rebuilt_index,
-            write_bytes_per_sec: if inner.write_secs > 0.0 {
-                inner.written_bytes as f64 / inner.write_secs
-            } else {
-                0.0
-            },
+            write_bytes_per_sec: inner.write_speed(),
         }
     }
 
@@ -896,7 +887,7 @@ fn parse_segment_name(name: &str) -> Option<Geometry> {
     let format: u8 = parts.next()?.parse().ok()?;
     let (w, h) = parts.next()?.split_once('x')?;
     let _n: u32 = parts.next()?.parse().ok()?;
-    format_from(format)?;
+    PixelFormat::from_code(format)?;
     Some(Geometry {
         format,
         width: w.parse().ok()?,
@@ -999,7 +990,7 @@ impl DiskView {
         if h.flags & FLAG_LZ4 != 0 {
             return None;
         }
-        let format = format_from(h.geometry.format)?;
+        let format = PixelFormat::from_code(h.geometry.format)?;
         let (w, ht) = (h.geometry.width, h.geometry.height);
         let (cw, ch) = format.chroma_size(w, ht);
         let bps = format.bytes_per_sample();
@@ -1020,7 +1011,7 @@ impl DiskView {
     /// Copies (or decompresses) the frame into planes from `pool`.
     pub fn to_frame(&self, pool: Option<&BufferPool>) -> Option<YuvFrame> {
         let h = self.header()?;
-        let format = format_from(h.geometry.format)?;
+        let format = PixelFormat::from_code(h.geometry.format)?;
         let mut frame = YuvFrame::alloc_in(pool, format, h.geometry.width, h.geometry.height);
         if h.flags & FLAG_LZ4 != 0 {
             let mut raw = vec![0u8; h.geometry.raw_len()?];

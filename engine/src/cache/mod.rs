@@ -70,14 +70,9 @@ impl KeyBuilder {
 
     /// Feeds a picture geometry.
     pub fn geometry(self, format: PixelFormat, width: u32, height: u32) -> Self {
-        let f = match format {
-            PixelFormat::Yuv420p => 0,
-            PixelFormat::Yuv422p => 1,
-            PixelFormat::Yuv444p => 2,
-            PixelFormat::Yuv420p10 => 3,
-            PixelFormat::Yuv422p10 => 4,
-        };
-        self.u64(f).u64(u64::from(width)).u64(u64::from(height))
+        self.u64(u64::from(format.code()))
+            .u64(u64::from(width))
+            .u64(u64::from(height))
     }
 
     /// The key.

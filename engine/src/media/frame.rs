@@ -47,6 +47,29 @@ impl PixelFormat {
         }
     }
 
+    /// A stable one-byte code (cache keys and the disk tier's slot headers store it).
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Yuv420p => 0,
+            Self::Yuv422p => 1,
+            Self::Yuv444p => 2,
+            Self::Yuv420p10 => 3,
+            Self::Yuv422p10 => 4,
+        }
+    }
+
+    /// The format of a [`PixelFormat::code`].
+    pub fn from_code(code: u8) -> Option<Self> {
+        Some(match code {
+            0 => Self::Yuv420p,
+            1 => Self::Yuv422p,
+            2 => Self::Yuv444p,
+            3 => Self::Yuv420p10,
+            4 => Self::Yuv422p10,
+            _ => return None,
+        })
+    }
+
     /// The name `ffmpeg -pix_fmt` uses.
     pub fn ffmpeg_name(self) -> &'static str {
         match self {
@@ -314,18 +337,7 @@ impl YuvFrame {
     /// Scales an 8-bit frame to `width`×`height` (each plane with a Catmull-Rom filter),
     /// keeping its index, time and colour space. Returns `None` for 10-bit frames or a zero size.
     pub fn scaled(&self, width: u32, height: u32) -> Option<Self> {
-        if self.format.bytes_per_sample() != 1 {
-            return None;
-        }
-        let planes: [&[u8]; 3] = [&self.planes[0], &self.planes[1], &self.planes[2]];
-        self.resize_planes(
-            None,
-            planes,
-            self.format,
-            width,
-            height,
-            FilterType::CatmullRom,
-        )
+        self.scaled_in(None, width, height)
     }
 
     /// [`YuvFrame::scaled`] into planes from `pool`.
