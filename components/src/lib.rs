@@ -4,6 +4,7 @@
 //! The engine fills these types in; systems and hosts read them.
 
 mod cache;
+mod effects;
 mod media;
 mod playback;
 mod project;
@@ -11,6 +12,7 @@ mod proxy;
 mod rational;
 
 pub use cache::{CacheKey, CacheKind, CacheTier, ClearCache, MemoryBudget, Pressure, TierStats};
+pub use effects::{BlendMode, Effect, EffectLod, EffectStack};
 pub use media::{AudioStreamInfo, ChromaFormat, Codec, MediaInfo, VideoStreamInfo};
 pub use playback::{
     CacheEntry, Clip, Frame, FrameState, Lod, MediaAsset, OutputFormat, PlayState, Playhead,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use bevy_ecs::prelude::{Component, Entity, Resource};
 
-use crate::{CacheKey, CacheTier, MediaInfo, Rational, UseProxy};
+use crate::{CacheKey, CacheTier, EffectLod, MediaInfo, Rational, UseProxy};
 
 /// A media file the project uses (one entity per distinct file).
 #[derive(Component, Clone, Debug)]
@@ -223,6 +223,15 @@ pub struct QualitySettings {
     /// output size. Pairs with proxies: a 720p proxy in a 720p viewer is passed through without
     /// scaling or a copy.
     pub preview_height: Option<u32>,
+    /// Run effects, scaling and compositing on the GPU when there is one (`false` forces the
+    /// CPU path).
+    pub gpu_acceleration: bool,
+    /// The highest resolution effects run at.
+    pub effect_lod: EffectLod,
+    /// Under load (rendering a frame measured over 3/4 of the frame period, or critical
+    /// memory pressure) effects go one [`EffectLod`] lower; they come back up when a frame
+    /// takes under a quarter of the period.
+    pub adaptive_effect_lod: bool,
 }
 
 impl OutputFormat {
@@ -249,6 +258,9 @@ impl Default for QualitySettings {
             keep_unused_ticks: 30,
             use_proxy: UseProxy::Auto,
             preview_height: None,
+            gpu_acceleration: true,
+            effect_lod: EffectLod::Full,
+            adaptive_effect_lod: true,
         }
     }
 }

@@ -10,12 +10,16 @@
 //! | [`profile`] | `profile_function!` / `profile_scope!` over puffin, frame marks |
 //! | [`memory`] | typed buffer pools (frames, audio, effect scratch) with exact byte accounting; the budget |
 //! | [`cache`] | cache keys, the [`cache::Cache`] contract, the memory-mapped disk tier |
+//! | [`effects`] | what a frame with effects is made of, the CPU path (the shaders' reference twins) |
+//! | [`gpu`] | wgpu devices running `shaders/*.wgsl`: staging/readback rings, VRAM tier, pipelining, multi-device scheduling |
 //!
-//! Later issues add `gpu` and `render` beside these, as `ARCHITECTURE.md` lays out.
+//! A later issue adds `render` beside these, as `ARCHITECTURE.md` lays out.
 
 pub mod app;
 pub mod cache;
+pub mod effects;
 pub mod fs;
+pub mod gpu;
 pub mod media;
 pub mod memory;
 pub mod profile;

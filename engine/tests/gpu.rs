@@ -1,0 +1,389 @@
+//! The GPU path against the CPU path, on the adapter this machine has (Mesa's lavapipe in CI:
+//! `.ci/run` installs `mesa-vulkan-drivers`). Every shader is validated by naga; every effect
+//! runs on random pictures of odd sizes with the GPU's buffers poisoned first, and must match
+//! its CPU twin within 1/255 per channel (2/255 for blur).
+//!
+//! Set `FRAMELOCK_SKIP_GPU_TESTS=1` to skip the tests that need an adapter on a machine
+//! without Vulkan; nothing skips them silently.
+
+use std::sync::Arc;
+
+use framelock_components::{BlendMode, Effect, EffectLod};
+use framelock_engine::effects::{LayerJob, RenderJob, RenderedRgba, cpu};
+use framelock_engine::gpu::{BlurKernel, Gpu, GpuError, GpuOptions};
+use framelock_engine::media::{PixelFormat, YuvFrame, testcard};
+
+fn gpu(options: GpuOptions) -> Option<Gpu> {
+    if std::env::var_os("FRAMELOCK_SKIP_GPU_TESTS").is_some() {
+        eprintln!("FRAMELOCK_SKIP_GPU_TESTS is set: skipping a GPU test");
+        return None;
+    }
+    match Gpu::new(&options) {
+        Ok(g) => Some(g),
+        Err(GpuError::NoAdapter) => panic!(
+            "no wgpu adapter: install mesa-vulkan-drivers (lavapipe) or set FRAMELOCK_SKIP_GPU_TESTS=1"
+        ),
+        Err(e) => panic!("GPU device failed: {e}"),
+    }
+}
+
+fn poisoned() -> GpuOptions {
+    GpuOptions {
+        poison: true,
+        ..GpuOptions::default()
+    }
+}
+
+/// Deterministic noise.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u8 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 24) as u8
+    }
+}
+
+fn random_frame(seed: u64, format: PixelFormat, width: u32, height: u32) -> Arc<YuvFrame> {
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut f = YuvFrame::alloc_in(None, format, width, height);
+    for p in &mut f.planes {
+        if format.bytes_per_sample() == 2 {
+            for c in p.chunks_exact_mut(2) {
+                let v = u16::from(rng.next()) << 2 | u16::from(rng.next() & 3);
+                c.copy_from_slice(&v.to_le_bytes());
+            }
+        } else {
+            for b in p.iter_mut() {
+                *b = rng.next();
+            }
+        }
+    }
+    Arc::new(f)
+}
+
+fn layer(frame: Arc<YuvFrame>, effects: Vec<Effect>) -> LayerJob {
+    LayerJob {
+        frame,
+        key: 0,
+        effects,
+        opacity: 1.0,
+        blend: BlendMode::Over,
+        dissolve: None,
+    }
+}
+
+fn job(width: u32, height: u32, layers: Vec<LayerJob>) -> RenderJob {
+    RenderJob {
+        width,
+        height,
+        lod: EffectLod::Full,
+        layers,
+        tag: 0,
+    }
+}
+
+/// Largest per-channel difference, and how many bytes differ at all.
+fn diff(a: &RenderedRgba, b: &RenderedRgba) -> (u8, usize) {
+    assert_eq!((a.width, a.height), (b.width, b.height));
+    assert_eq!(a.rgba.len(), b.rgba.len());
+    let mut max = 0;
+    let mut n = 0;
+    for (x, y) in a.rgba.iter().zip(&b.rgba) {
+        let d = x.abs_diff(*y);
+        max = max.max(d);
+        n += usize::from(d > 0);
+    }
+    (max, n)
+}
+
+fn check(gpu: &mut Gpu, what: &str, job: &RenderJob, tolerance: u8) {
+    let g = gpu.render(job).unwrap_or_else(|e| panic!("{what}: GPU render failed: {e}"));
+    let c = cpu::render(job).unwrap_or_else(|e| panic!("{what}: CPU render failed: {e}"));
+    let (max, n) = diff(&g, &c);
+    eprintln!("{what}: max difference {max}/255, {n} bytes differ");
+    assert!(
+        max <= tolerance,
+        "{what}: GPU and CPU differ by {max}/255 (tolerance {tolerance}) in {n} bytes"
+    );
+}
+
+const W: u32 = 1918;
+const H: u32 = 1082;
+
+#[test]
+fn shaders_parse_and_validate_with_naga() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shaders");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("shaders/") {
+        let path = entry.expect("entry").path();
+        if path.extension().and_then(|e| e.to_str()) != Some("wgsl") {
+            continue;
+        }
+        let src = std::fs::read_to_string(&path).expect("read shader");
+        if let Err(msg) = validate(&src, &path.display().to_string()) {
+            panic!("{msg}");
+        }
+        n += 1;
+    }
+    assert!(n >= 10, "expected every effect's shader, found {n}");
+    // The engine builds its pipelines from exactly these files.
+    assert_eq!(framelock_engine::gpu::SHADER_NAMES.len(), n);
+    // A broken shader is reported with its line and column.
+    let broken = "@compute @workgroup_size(1)\nfn main() {\n    let x: f32 = 1u;\n}\n";
+    let err = validate(broken, "broken.wgsl").expect_err("a type error must fail");
+    assert!(err.contains("broken.wgsl:3:"), "no line:column in {err}");
+    let syntax = "fn main( {\n";
+    let err = validate(syntax, "syntax.wgsl").expect_err("a syntax error must fail");
+    assert!(err.contains("syntax.wgsl:1:"), "no line:column in {err}");
+}
+
+/// Parses and validates like wgpu does; errors name `file:line:column`.
+fn validate(src: &str, name: &str) -> Result<(), String> {
+    let module = naga::front::wgsl::parse_str(src).map_err(|e| {
+        let loc = e
+            .location(src)
+            .map(|l| format!("{name}:{}:{}", l.line_number, l.line_position))
+            .unwrap_or_else(|| name.to_owned());
+        format!("{loc}: {}", e.emit_to_string(src))
+    })?;
+    let mut v = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::empty(),
+    );
+    v.validate(&module).map(|_| ()).map_err(|e| {
+        let loc = e
+            .location(src)
+            .map(|l| format!("{name}:{}:{}", l.line_number, l.line_position))
+            .unwrap_or_else(|| name.to_owned());
+        format!("{loc}: {}", e.emit_to_string(src))
+    })
+}
+
+#[test]
+fn each_shader_matches_its_cpu_twin_on_random_pictures() {
+    let Some(mut gpu) = gpu(poisoned()) else {
+        return;
+    };
+    let f = random_frame(1, PixelFormat::Yuv420p, W, H);
+    // Colour conversion for each format, matrix and range.
+    for (i, format) in [
+        PixelFormat::Yuv420p,
+        PixelFormat::Yuv422p,
+        PixelFormat::Yuv444p,
+        PixelFormat::Yuv420p10,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for matrix in [
+            framelock_engine::media::MatrixCoefficients::Bt601,
+            framelock_engine::media::MatrixCoefficients::Bt709,
+        ] {
+            for range in [
+                framelock_engine::media::YuvRange::Limited,
+                framelock_engine::media::YuvRange::Full,
+            ] {
+                let mut fr = (*random_frame(10 + i as u64, format, 321, 179)).clone();
+                fr.color.matrix = matrix;
+                fr.color.range = range;
+                let what = format!("yuv_to_rgba {format:?} {matrix:?} {range:?}");
+                check(&mut gpu, &what, &job(321, 179, vec![layer(Arc::new(fr), vec![])]), 1);
+            }
+        }
+    }
+    let effects = [
+        ("grade", Effect::Grade {
+            brightness: 0.05,
+            contrast: 1.2,
+            saturation: 1.3,
+            gamma: 1.1,
+            lift: 0.02,
+            gain: 0.95,
+        }),
+        ("blur r3", Effect::Blur { radius: 3 }),
+        ("blur r20", Effect::Blur { radius: 20 }),
+        ("sharpen", Effect::Sharpen { amount: 0.8 }),
+        ("transform", Effect::Transform {
+            scale: 0.7,
+            x: 33.5,
+            y: -20.25,
+            rotation: 17.0,
+        }),
+    ];
+    for (name, e) in effects {
+        let tol = if name.starts_with("blur") { 2 } else { 1 };
+        check(&mut gpu, name, &job(W, H, vec![layer(f.clone(), vec![e])]), tol);
+    }
+    // The tiled and separable blur kernels agree with the CPU alike.
+    gpu.set_blur_kernel(BlurKernel::Separable);
+    check(&mut gpu, "blur r3 separable", &job(W, H, vec![layer(f.clone(), vec![Effect::Blur { radius: 3 }])]), 2);
+    gpu.set_blur_kernel(BlurKernel::Auto);
+    // Scale: area down, bilinear up.
+    check(&mut gpu, "scale down", &job(1280, 720, vec![layer(f.clone(), vec![])]), 1);
+    let small = random_frame(2, PixelFormat::Yuv420p, 641, 359);
+    check(&mut gpu, "scale up", &job(W, H, vec![layer(small.clone(), vec![])]), 1);
+    // Track composite: every blend mode at a track opacity, over a transformed (partly
+    // transparent) layer.
+    for blend in [BlendMode::Over, BlendMode::Add, BlendMode::Multiply, BlendMode::Screen] {
+        let bottom = layer(f.clone(), vec![]);
+        let mut top = layer(small.clone(), vec![Effect::Transform {
+            scale: 0.9,
+            x: 10.0,
+            y: 5.0,
+            rotation: -8.0,
+        }]);
+        top.opacity = 0.6;
+        top.blend = blend;
+        check(&mut gpu, &format!("composite {blend:?}"), &job(W, H, vec![bottom, top]), 1);
+    }
+    // Cross-dissolve.
+    let mut top = layer(small, vec![]);
+    top.dissolve = Some(0.3);
+    check(&mut gpu, "dissolve", &job(W, H, vec![layer(f.clone(), vec![]), top]), 1);
+    // Effect LOD: half and quarter resolution, scaled back up.
+    for lod in [EffectLod::Half, EffectLod::Quarter] {
+        let mut j = job(W, H, vec![layer(f.clone(), vec![Effect::Blur { radius: 8 }])]);
+        j.lod = lod;
+        let g = gpu.render(&j).expect("gpu");
+        assert_eq!(g.lod, lod);
+        check(&mut gpu, &format!("lod {lod:?}"), &j, 2);
+    }
+}
+
+#[test]
+fn a_stack_of_100_effects_stays_within_tolerance() {
+    let Some(mut gpu) = gpu(poisoned()) else {
+        return;
+    };
+    let f = random_frame(3, PixelFormat::Yuv420p, 515, 289);
+    let mut effects = Vec::new();
+    for i in 0..100 {
+        effects.push(match i % 5 {
+            0 => Effect::Grade {
+                brightness: 0.01,
+                contrast: 1.02,
+                saturation: 0.98,
+                gamma: 1.01,
+                lift: 0.0,
+                gain: 0.99,
+            },
+            1 => Effect::Blur { radius: 1 + (i % 3) },
+            2 => Effect::Sharpen { amount: 0.3 },
+            3 => Effect::Transform {
+                scale: 1.0,
+                x: 0.25,
+                y: -0.25,
+                rotation: 0.1,
+            },
+            _ => Effect::Grade {
+                brightness: -0.01,
+                contrast: 0.98,
+                saturation: 1.02,
+                gamma: 0.99,
+                lift: 0.0,
+                gain: 1.01,
+            },
+        });
+    }
+    check(&mut gpu, "100 effects", &job(515, 289, vec![layer(f, effects)]), 2);
+}
+
+#[test]
+fn two_devices_share_100_frames_in_order() {
+    let Some(mut gpu) = gpu(GpuOptions {
+        devices: 2,
+        frames_in_flight: 2,
+        ..GpuOptions::default()
+    }) else {
+        return;
+    };
+    let (w, h) = (320, 180);
+    let frame = |i: u64| {
+        let mut f = YuvFrame::alloc_in(None, PixelFormat::Yuv420p, w, h);
+        let [y, u, v] = &mut f.planes;
+        testcard::draw_i420(i, w, h, y, u, v);
+        f.index = i;
+        Arc::new(f)
+    };
+    let mut received = Vec::new();
+    for i in 0..100u64 {
+        let mut j = job(w, h, vec![layer(frame(i), vec![Effect::identity_grade()])]);
+        j.tag = i;
+        gpu.submit(&j).expect("submit");
+        // Read back whatever finished, in order, without waiting.
+        while let Some((_, r)) = gpu.try_receive() {
+            received.push(r.expect("frame"));
+        }
+    }
+    while let Some((_, r)) = gpu.receive() {
+        received.push(r.expect("frame"));
+    }
+    assert_eq!(received.len(), 100);
+    for (i, r) in received.iter().enumerate() {
+        assert_eq!(r.tag, i as u64, "results out of order");
+        assert_eq!(
+            testcard::read_index_rgba(&r.rgba, w, h),
+            Some(i as u64),
+            "frame {i} shows another frame"
+        );
+    }
+    let stats = gpu.stats();
+    assert_eq!(stats.len(), 2);
+    eprintln!("frames per device: {:?}", stats.iter().map(|s| s.frames).collect::<Vec<_>>());
+    assert!(stats.iter().all(|s| s.frames >= 20), "a device was left idle: {stats:?}");
+    assert_eq!(stats.iter().map(|s| s.frames).sum::<u64>(), 100);
+}
+
+#[test]
+fn steady_state_streaming_creates_no_buffers_and_vram_keeps_uploads() {
+    let Some(mut gpu) = gpu(GpuOptions {
+        frames_in_flight: 3,
+        // Room for 4 frames of 640×360 4:2:0 planes (345,600 bytes each).
+        vram_budget: 4 * 345_600,
+        ..GpuOptions::default()
+    }) else {
+        return;
+    };
+    let frames: Vec<_> = (0..8)
+        .map(|i| random_frame(100 + i, PixelFormat::Yuv420p, 640, 360))
+        .collect();
+    let mk = |i: usize| {
+        let mut l = layer(frames[i % 8].clone(), vec![Effect::Blur { radius: 2 }]);
+        l.key = 1000 + (i % 8) as u64;
+        let mut j = job(1280, 720, vec![l]);
+        j.tag = i as u64;
+        j
+    };
+    // Pipelined: keep three frames in flight.
+    let mut created_after_warmup = 0;
+    for i in 0..60 {
+        gpu.submit(&mk(i)).expect("submit");
+        if gpu.in_flight() >= 3 {
+            let (_, r) = gpu.receive().expect("in flight");
+            r.expect("frame");
+        }
+        if i == 19 {
+            created_after_warmup = gpu.stats()[0].buffers_created;
+        }
+    }
+    while gpu.receive().is_some() {}
+    let s = &gpu.stats()[0];
+    assert_eq!(
+        s.buffers_created, created_after_warmup,
+        "buffers were created in steady state: {s:?}"
+    );
+    // 8 distinct frames cycling through a 4-frame VRAM budget: every upload evicts.
+    assert!(s.vram_entries <= 4 && s.vram_bytes <= 4 * 345_600, "{s:?}");
+    assert!(s.vram_evictions > 0);
+    // The same frame again while it is in VRAM is not uploaded again.
+    let before = gpu.stats()[0].clone();
+    gpu.render(&mk(59)).expect("frame");
+    let after = gpu.stats()[0].clone();
+    assert_eq!(after.uploads, before.uploads, "a VRAM-resident frame was uploaded again");
+    assert_eq!(after.vram_hits, before.vram_hits + 1);
+    // Same picture as the CPU path either way.
+    check(&mut gpu, "vram hit", &mk(59), 2);
+}
+

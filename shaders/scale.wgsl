@@ -1,0 +1,52 @@
+// Separable resampling with precomputed weights (bilinear for upscaling, area / box for
+// downscaling: the host computes them exactly as the CPU path's resizer does).
+// `horizontal` resamples rows (src w -> dst w, same height), `vertical` columns.
+//
+// Weights buffer: per output index, `window + 2` words: first source index, tap count, then
+// `window` f32 weights (as bits).
+
+struct Params {
+    // src width, src height, dst width, dst height
+    size: vec4<u32>,
+    // window, unused...
+    window: vec4<u32>,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> src: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> dst: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> weights: array<u32>;
+
+@compute @workgroup_size(16, 16, 1)
+fn horizontal(@builtin(global_invocation_id) id: vec3<u32>) {
+    let x = id.x;
+    let y = id.y;
+    if x >= p.size.z || y >= p.size.y {
+        return;
+    }
+    let rec = x * (p.window.x + 2u);
+    let first = weights[rec];
+    let count = weights[rec + 1u];
+    var acc = vec4<f32>(0.0);
+    for (var k = 0u; k < count; k++) {
+        acc += bitcast<f32>(weights[rec + 2u + k]) * src[y * p.size.x + first + k];
+    }
+    dst[y * p.size.z + x] = acc;
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn vertical(@builtin(global_invocation_id) id: vec3<u32>) {
+    let x = id.x;
+    let y = id.y;
+    if x >= p.size.z || y >= p.size.w {
+        return;
+    }
+    let rec = y * (p.window.x + 2u);
+    let first = weights[rec];
+    let count = weights[rec + 1u];
+    var acc = vec4<f32>(0.0);
+    for (var k = 0u; k < count; k++) {
+        acc += bitcast<f32>(weights[rec + 2u + k]) * src[(first + k) * p.size.x + x];
+    }
+    dst[y * p.size.z + x] = acc;
+}
