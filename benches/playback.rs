@@ -56,6 +56,7 @@ fn tick_overhead(c: &mut Criterion) {
                     duration: 3,
                     source_in: (i * 7 + t) % 290,
                     enabled: true,
+                    effects: Default::default(),
                 })
                 .collect(),
         });
@@ -121,6 +122,7 @@ fn project_load(c: &mut Criterion) {
                     duration: 360,
                     source_in: (i % 30) * 360,
                     enabled: true,
+                    effects: Default::default(),
                 })
                 .collect(),
         });

@@ -36,6 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 duration: 60,
                 source_in: 30,
                 enabled: true,
+                effects: Default::default(),
             },
             ClipDef {
                 media,
@@ -43,6 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 duration: 60,
                 source_in: 0,
                 enabled: true,
+                effects: Default::default(),
             },
         ],
     });

@@ -9,14 +9,15 @@ pub use framelock_engine as engine;
 pub use framelock_systems as systems;
 
 pub use framelock_components::{
-    AudioStreamInfo, AutoSwitchThresholds, CacheKey, CacheKind, CacheTier, ChromaFormat,
-    ClearCache, ClipDef, Codec, EditMode, EffectsKey, HasEffects, MediaInfo, MemoryBudget,
-    PlayState, Playhead, Pressure, Project, ProjectError, Proxy, ProxyCodec, ProxyGeneration,
-    ProxyPriority, ProxyState, ProxyStrategy, QualitySettings, Rational, TierStats, TrackDef,
-    UseProxy, VideoStreamInfo,
+    AudioStreamInfo, AutoSwitchThresholds, BlendMode, CacheKey, CacheKind, CacheTier, ChromaFormat,
+    ClearCache, ClipDef, Codec, EditMode, Effect, EffectLod, EffectStack, EffectsKey, HasEffects,
+    MediaInfo, MemoryBudget, PlayState, Playhead, Pressure, Project, ProjectError, Proxy,
+    ProxyCodec, ProxyGeneration, ProxyPriority, ProxyState, ProxyStrategy, QualitySettings,
+    Rational, TierStats, TrackDef, UseProxy, VideoStreamInfo,
 };
 pub use framelock_engine::app::{Clock, VirtualClock, WallClock};
 pub use framelock_engine::cache::{Compression, DiskCacheOptions, DiskError, DiskStats};
+pub use framelock_engine::gpu::{AdapterSummary, GpuOptions, adapters};
 pub use framelock_engine::media::{
     DecoderRegistry, EncodeSettings, EncodeSpeed, GenerateOptions, MediaError, Mp4VideoWriter,
     PixelFormat, ProbeCache, RateControl, VideoReader, WriteError, YuvFrame, generate_test_clip,

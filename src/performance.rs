@@ -12,11 +12,13 @@
 use std::path::PathBuf;
 
 use framelock_components::{
-    ClearCache, Clip, Lod, MediaAsset, MemoryBudget, OutputFormat, ProxyAssets, QualitySettings,
-    UseProxy,
+    ClearCache, Clip, EffectLod, Lod, MediaAsset, MemoryBudget, OutputFormat, ProxyAssets,
+    QualitySettings, UseProxy,
 };
 use framelock_engine::proxy::ProxyProgress;
-use framelock_systems::{DecodeLoad, Decoders, MetricsSnapshot, RenderCost, TimelineIndex};
+use framelock_systems::{
+    DecodeLoad, Decoders, EffectsState, GpuRenderer, MetricsSnapshot, RenderCost, TimelineIndex,
+};
 
 use crate::playback::{CacheStats, PlaybackEngine, PlayerError};
 
@@ -38,7 +40,28 @@ pub enum QualityMode {
 /// GPU side of the metrics.
 #[derive(Clone, Debug, PartialEq)]
 pub enum GpuStatus {
-    /// No GPU timings (never a made-up number): why.
+    /// Effects run on the GPU.
+    Active {
+        /// The devices' names, as their drivers report them.
+        devices: Vec<String>,
+        /// Every device is a software rasteriser (lavapipe).
+        software: bool,
+        /// Frames rendered on the GPU / on the CPU path (after a GPU failure).
+        gpu_frames: u64,
+        /// See `gpu_frames`.
+        cpu_frames: u64,
+        /// Bytes of uploaded planes held in VRAM (the L1 tier), all devices.
+        vram_bytes: usize,
+        /// The effect LOD now.
+        lod: EffectLod,
+        /// Wall time of the last frame rendered while the playhead waited (upload to
+        /// readback), ms.
+        last_render_ms: f64,
+    },
+    /// Not opened yet: the GPU opens at the first frame with effects.
+    NotStarted,
+    /// Effects run on the CPU path: why (no adapter, turned off). No GPU timings (never a
+    /// made-up number).
     Unavailable {
         /// Why.
         reason: String,
@@ -86,6 +109,8 @@ pub enum SuggestionKind {
     StaleCache,
     /// The timeline cannot play smoothly as set.
     QualityMode,
+    /// Effects run on the CPU path while a GPU is available.
+    Gpu,
 }
 
 /// An action the API can apply ([`PlaybackEngine::apply`]).
@@ -99,6 +124,8 @@ pub enum OptimizationAction {
     ClearCache(ClearCache),
     /// Switch the quality mode.
     SetQualityMode(QualityMode),
+    /// Turn GPU acceleration on or off (`QualitySettings::gpu_acceleration`).
+    SetGpuAcceleration(bool),
 }
 
 /// One suggestion: what, why (numbers), and what to do.
@@ -202,11 +229,39 @@ impl PlaybackEngine {
             decode_per_source,
             cache: self.cache_stats(),
             budget: self.memory_budget(),
-            gpu: GpuStatus::Unavailable {
-                reason: "this build composites on the CPU path (no GPU context yet)".into(),
-            },
+            gpu: self.gpu_status(),
             proxies: self.proxy_manager().map(|m| m.progress()),
             quality_mode: world.get_resource::<ModeSet>().map(|m| m.0),
+        }
+    }
+
+    /// Whether effects run on the GPU, and what it did.
+    pub fn gpu_status(&self) -> GpuStatus {
+        let world = self.world();
+        let quality = world.resource::<QualitySettings>();
+        let state = world.resource::<EffectsState>();
+        let Some(r) = world.get_resource::<GpuRenderer>() else {
+            return GpuStatus::NotStarted;
+        };
+        if !quality.gpu_acceleration {
+            return GpuStatus::Unavailable {
+                reason: "gpu_acceleration is off in the quality settings".into(),
+            };
+        }
+        match (&r.gpu, &r.unavailable) {
+            (Some(gpu), _) => GpuStatus::Active {
+                devices: gpu.device_names(),
+                software: gpu.is_software(),
+                gpu_frames: state.gpu_frames,
+                cpu_frames: state.cpu_frames,
+                vram_bytes: gpu.stats().iter().map(|s| s.vram_bytes).sum(),
+                lod: state.lod,
+                last_render_ms: state.last_render_secs * 1e3,
+            },
+            (None, Some(reason)) => GpuStatus::Unavailable {
+                reason: reason.clone(),
+            },
+            (None, None) => GpuStatus::NotStarted,
         }
     }
 
@@ -467,6 +522,28 @@ impl PlaybackEngine {
                 action: OptimizationAction::SetQualityMode(QualityMode::Performance),
             });
         }
+        // 5. Effects rendered on the CPU path while an adapter is there to take them.
+        let state = world.resource::<EffectsState>();
+        if !quality.gpu_acceleration && state.cpu_frames > 0 {
+            let found = framelock_engine::gpu::adapters();
+            if let Some(best) = found.first() {
+                suggestions.push(Suggestion {
+                    kind: SuggestionKind::Gpu,
+                    message: format!(
+                        "effects ran on the CPU path for {} frames ({:.1} ms the last): GPU available ({}), enable it",
+                        state.cpu_frames,
+                        state.last_render_secs * 1e3,
+                        best.name
+                    ),
+                    evidence: vec![
+                        ("cpu_frames".into(), state.cpu_frames as f64),
+                        ("last_render_ms".into(), state.last_render_secs * 1e3),
+                        ("adapters".into(), found.len() as f64),
+                    ],
+                    action: OptimizationAction::SetGpuAcceleration(true),
+                });
+            }
+        }
         OptimizationReport {
             suggestions,
             timeline,
@@ -493,6 +570,11 @@ impl PlaybackEngine {
                 self.clear_cache(*what)?;
             }
             OptimizationAction::SetQualityMode(mode) => self.set_quality_mode(*mode),
+            OptimizationAction::SetGpuAcceleration(on) => {
+                self.world_mut()
+                    .resource_mut::<QualitySettings>()
+                    .gpu_acceleration = *on;
+            }
         }
         Ok(())
     }

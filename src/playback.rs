@@ -9,20 +9,21 @@ use std::time::{Duration, Instant};
 
 use bevy_ecs::prelude::*;
 use framelock_components::{
-    CacheEntry, CacheKind, ClearCache, Clip, FrameState, Lod, MediaAsset, MemoryBudget,
-    OutputFormat, PlayState, Playhead, Pressure, Project, ProjectError, ProxyAssets, ProxyStrategy,
-    QualitySettings, Rational, TierStats, Track, UseProxy,
+    CacheEntry, CacheKind, ClearCache, Clip, EffectStack, EffectsKey, FrameState, HasEffects, Lod,
+    MediaAsset, MemoryBudget, OutputFormat, PlayState, Playhead, Pressure, Project, ProjectError,
+    ProxyAssets, ProxyStrategy, QualitySettings, Rational, TierStats, Track, UseProxy,
 };
 use framelock_engine::app::{Clock, FramePacer, TickPlan};
 use framelock_engine::cache::{Cache, DiskCache, DiskCacheOptions, DiskError, DiskStats};
+use framelock_engine::gpu::GpuOptions;
 use framelock_engine::media::{DecoderRegistry, MediaError, ProbeCache, probe};
 use framelock_engine::memory::PoolStats;
 use framelock_engine::proxy::{JobId, ProxyJobStatus, ProxyManager, ProxyManagerOptions};
 use framelock_engine::workers::{DecodePool, DecodePoolOptions};
 use framelock_systems::{
-    AssetIds, Composited, DecodeLoad, Decoders, DiskTier, FrameIndex, FrameSink, Memory, Metrics,
-    MetricsSnapshot, PresentedFrame, ProxyService, RenderedFrames, Tick, TimelineIndex,
-    playback_schedule,
+    AssetIds, Composited, DecodeLoad, Decoders, DiskTier, FrameIndex, FrameSink, GpuRenderer,
+    Memory, Metrics, MetricsSnapshot, PresentedFrame, ProxyService, RenderedFrames, Tick,
+    TimelineIndex, playback_schedule,
 };
 
 /// Why a project cannot be opened for playback.
@@ -164,6 +165,9 @@ pub struct EngineOptions {
     pub probe_cache: Option<ProbeCache>,
     /// Proxy generation and switching (`None`: originals only).
     pub proxies: Option<ProxyOptions>,
+    /// The GPU for effects (opened at the first frame with effects; `None`: the CPU path
+    /// only). `QualitySettings::gpu_acceleration` switches between them while playing.
+    pub gpu: Option<GpuOptions>,
 }
 
 impl Default for EngineOptions {
@@ -177,6 +181,7 @@ impl Default for EngineOptions {
             disk_cache: None,
             probe_cache: None,
             proxies: None,
+            gpu: Some(GpuOptions::default()),
         }
     }
 }
@@ -309,7 +314,14 @@ impl PlaybackEngine {
                         has: frames,
                     });
                 }
-                world.spawn((component, Lod::Original));
+                let mut e = world.spawn((component, Lod::Original));
+                if !clip.effects.is_empty() {
+                    e.insert((
+                        EffectsKey(clip.effects.hash()),
+                        HasEffects,
+                        clip.effects.clone(),
+                    ));
+                }
             }
         }
         world.insert_resource(AssetIds {
@@ -350,6 +362,10 @@ impl PlaybackEngine {
         world.insert_resource(Composited::default());
         world.insert_resource(TimelineIndex::default());
         world.insert_resource(FrameSink(Box::new(sink)));
+        world.insert_resource(match options.gpu {
+            Some(g) => GpuRenderer::lazy(g),
+            None => GpuRenderer::cpu_only("the GPU is disabled (EngineOptions::gpu is None)"),
+        });
         framelock_systems::insert_cache_resources(&mut world, options.memory);
         let pool = world.resource::<Memory>().0.clone();
         let disk = match &options.disk_cache {
@@ -432,6 +448,32 @@ impl PlaybackEngine {
     /// The ECS world, mutably (between ticks).
     pub fn world_mut(&mut self) -> &mut World {
         &mut self.world
+    }
+
+    /// Replaces the effects of the clip on `track` that starts at timeline frame `start`
+    /// (an empty stack removes them). Its effect-stack hash changes with it, so exactly that
+    /// clip's rendered frames miss from now on. Returns `false` when there is no such clip.
+    pub fn set_clip_effects(&mut self, track: usize, start: u64, effects: EffectStack) -> bool {
+        let mut q = self.world.query::<(Entity, &Clip)>();
+        let Some(e) = q
+            .iter(&self.world)
+            .find(|(_, c)| c.track == track && c.start == start)
+            .map(|(e, _)| e)
+        else {
+            return false;
+        };
+        let mut entity = self.world.entity_mut(e);
+        if effects.is_empty() {
+            entity.remove::<(EffectStack, EffectsKey, HasEffects)>();
+        } else {
+            entity.insert((EffectsKey(effects.hash()), HasEffects, effects));
+        }
+        true
+    }
+
+    /// The quality settings, to change between ticks (`gpu_acceleration`, the effect LOD...).
+    pub fn quality_mut(&mut self) -> Mut<'_, QualitySettings> {
+        self.world.resource_mut::<QualitySettings>()
     }
 
     /// The project's frame rate.

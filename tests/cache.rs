@@ -40,6 +40,7 @@ fn project() -> Project {
         duration,
         source_in: 0,
         enabled: true,
+        effects: Default::default(),
     };
     let mut p = Project::new(Rational::integer(30), 320, 180);
     p.tracks.push(TrackDef {

@@ -52,6 +52,7 @@ fn project(frames: u64) -> Project {
             duration: frames,
             source_in: 0,
             enabled: true,
+            effects: Default::default(),
         }],
     });
     p

@@ -40,6 +40,7 @@ fn project() -> Project {
         duration,
         source_in,
         enabled: true,
+        effects: Default::default(),
     };
     let mut p = Project::new(Rational::integer(30), 320, 180);
     p.tracks.push(TrackDef {
@@ -374,6 +375,7 @@ fn an_hour_of_29_97_lands_exactly() {
             duration: 80,
             source_in: 0,
             enabled: true,
+            effects: Default::default(),
         }],
     });
     let clock = VirtualClock::new();
@@ -433,6 +435,7 @@ fn bad_projects_get_clear_errors() {
         duration: 40,
         source_in: 80,
         enabled: true,
+        effects: Default::default(),
     };
     let err = PlaybackEngine::open(&r, options(), Arc::new(VirtualClock::new()), |_| {})
         .expect_err("beyond media");

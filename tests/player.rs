@@ -30,6 +30,7 @@ fn project() -> Project {
             duration: 100,
             source_in: 20,
             enabled: true,
+            effects: Default::default(),
         }],
     });
     p

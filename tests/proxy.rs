@@ -89,6 +89,7 @@ fn project_4k(media: &Path) -> Project {
             duration: 30,
             source_in: 0,
             enabled: true,
+            effects: Default::default(),
         }],
     });
     p

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Rational;
+use crate::{EffectStack, Rational};
 
 /// The version this build writes and reads.
 pub const PROJECT_VERSION: u32 = 1;
@@ -68,6 +68,9 @@ pub struct ClipDef {
     /// Disabled clips are not shown.
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Effects, blend mode and transition (empty: shown as decoded).
+    #[serde(default, skip_serializing_if = "EffectStack::is_empty")]
+    pub effects: EffectStack,
 }
 
 impl ClipDef {
@@ -223,6 +226,7 @@ mod tests {
             duration,
             source_in: 0,
             enabled: true,
+            effects: EffectStack::default(),
         }
     }
 

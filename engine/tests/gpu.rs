@@ -99,7 +99,9 @@ fn diff(a: &RenderedRgba, b: &RenderedRgba) -> (u8, usize) {
 }
 
 fn check(gpu: &mut Gpu, what: &str, job: &RenderJob, tolerance: u8) {
-    let g = gpu.render(job).unwrap_or_else(|e| panic!("{what}: GPU render failed: {e}"));
+    let g = gpu
+        .render(job)
+        .unwrap_or_else(|e| panic!("{what}: GPU render failed: {e}"));
     let c = cpu::render(job).unwrap_or_else(|e| panic!("{what}: CPU render failed: {e}"));
     let (max, n) = diff(&g, &c);
     eprintln!("{what}: max difference {max}/255, {n} bytes differ");
@@ -189,62 +191,119 @@ fn each_shader_matches_its_cpu_twin_on_random_pictures() {
                 fr.color.matrix = matrix;
                 fr.color.range = range;
                 let what = format!("yuv_to_rgba {format:?} {matrix:?} {range:?}");
-                check(&mut gpu, &what, &job(321, 179, vec![layer(Arc::new(fr), vec![])]), 1);
+                check(
+                    &mut gpu,
+                    &what,
+                    &job(321, 179, vec![layer(Arc::new(fr), vec![])]),
+                    1,
+                );
             }
         }
     }
     let effects = [
-        ("grade", Effect::Grade {
-            brightness: 0.05,
-            contrast: 1.2,
-            saturation: 1.3,
-            gamma: 1.1,
-            lift: 0.02,
-            gain: 0.95,
-        }),
+        (
+            "grade",
+            Effect::Grade {
+                brightness: 0.05,
+                contrast: 1.2,
+                saturation: 1.3,
+                gamma: 1.1,
+                lift: 0.02,
+                gain: 0.95,
+            },
+        ),
         ("blur r3", Effect::Blur { radius: 3 }),
         ("blur r20", Effect::Blur { radius: 20 }),
         ("sharpen", Effect::Sharpen { amount: 0.8 }),
-        ("transform", Effect::Transform {
-            scale: 0.7,
-            x: 33.5,
-            y: -20.25,
-            rotation: 17.0,
-        }),
+        (
+            "transform",
+            Effect::Transform {
+                scale: 0.7,
+                x: 33.5,
+                y: -20.25,
+                rotation: 17.0,
+            },
+        ),
     ];
     for (name, e) in effects {
         let tol = if name.starts_with("blur") { 2 } else { 1 };
-        check(&mut gpu, name, &job(W, H, vec![layer(f.clone(), vec![e])]), tol);
+        check(
+            &mut gpu,
+            name,
+            &job(W, H, vec![layer(f.clone(), vec![e])]),
+            tol,
+        );
     }
     // The tiled and separable blur kernels agree with the CPU alike.
     gpu.set_blur_kernel(BlurKernel::Separable);
-    check(&mut gpu, "blur r3 separable", &job(W, H, vec![layer(f.clone(), vec![Effect::Blur { radius: 3 }])]), 2);
+    check(
+        &mut gpu,
+        "blur r3 separable",
+        &job(
+            W,
+            H,
+            vec![layer(f.clone(), vec![Effect::Blur { radius: 3 }])],
+        ),
+        2,
+    );
     gpu.set_blur_kernel(BlurKernel::Auto);
     // Scale: area down, bilinear up.
-    check(&mut gpu, "scale down", &job(1280, 720, vec![layer(f.clone(), vec![])]), 1);
+    check(
+        &mut gpu,
+        "scale down",
+        &job(1280, 720, vec![layer(f.clone(), vec![])]),
+        1,
+    );
     let small = random_frame(2, PixelFormat::Yuv420p, 641, 359);
-    check(&mut gpu, "scale up", &job(W, H, vec![layer(small.clone(), vec![])]), 1);
+    check(
+        &mut gpu,
+        "scale up",
+        &job(W, H, vec![layer(small.clone(), vec![])]),
+        1,
+    );
     // Track composite: every blend mode at a track opacity, over a transformed (partly
     // transparent) layer.
-    for blend in [BlendMode::Over, BlendMode::Add, BlendMode::Multiply, BlendMode::Screen] {
+    for blend in [
+        BlendMode::Over,
+        BlendMode::Add,
+        BlendMode::Multiply,
+        BlendMode::Screen,
+    ] {
         let bottom = layer(f.clone(), vec![]);
-        let mut top = layer(small.clone(), vec![Effect::Transform {
-            scale: 0.9,
-            x: 10.0,
-            y: 5.0,
-            rotation: -8.0,
-        }]);
+        let mut top = layer(
+            small.clone(),
+            vec![Effect::Transform {
+                scale: 0.9,
+                x: 10.0,
+                y: 5.0,
+                rotation: -8.0,
+            }],
+        );
         top.opacity = 0.6;
         top.blend = blend;
-        check(&mut gpu, &format!("composite {blend:?}"), &job(W, H, vec![bottom, top]), 1);
+        check(
+            &mut gpu,
+            &format!("composite {blend:?}"),
+            &job(W, H, vec![bottom, top]),
+            1,
+        );
     }
     // Cross-dissolve.
     let mut top = layer(small, vec![]);
     top.dissolve = Some(0.3);
-    check(&mut gpu, "dissolve", &job(W, H, vec![layer(f.clone(), vec![]), top]), 1);
+    check(
+        &mut gpu,
+        "dissolve",
+        &job(W, H, vec![layer(f.clone(), vec![]), top]),
+        1,
+    );
     // Effect LOD: half and quarter resolution, scaled back up.
     for lod in [EffectLod::Half, EffectLod::Quarter] {
-        let mut j = job(W, H, vec![layer(f.clone(), vec![Effect::Blur { radius: 8 }])]);
+        let mut j = job(
+            W,
+            H,
+            vec![layer(f.clone(), vec![Effect::Blur { radius: 8 }])],
+        );
         j.lod = lod;
         let g = gpu.render(&j).expect("gpu");
         assert_eq!(g.lod, lod);
@@ -269,7 +328,9 @@ fn a_stack_of_100_effects_stays_within_tolerance() {
                 lift: 0.0,
                 gain: 0.99,
             },
-            1 => Effect::Blur { radius: 1 + (i % 3) },
+            1 => Effect::Blur {
+                radius: 1 + (i % 3),
+            },
             2 => Effect::Sharpen { amount: 0.3 },
             3 => Effect::Transform {
                 scale: 1.0,
@@ -287,7 +348,12 @@ fn a_stack_of_100_effects_stays_within_tolerance() {
             },
         });
     }
-    check(&mut gpu, "100 effects", &job(515, 289, vec![layer(f, effects)]), 2);
+    check(
+        &mut gpu,
+        "100 effects",
+        &job(515, 289, vec![layer(f, effects)]),
+        2,
+    );
 }
 
 #[test]
@@ -331,8 +397,14 @@ fn two_devices_share_100_frames_in_order() {
     }
     let stats = gpu.stats();
     assert_eq!(stats.len(), 2);
-    eprintln!("frames per device: {:?}", stats.iter().map(|s| s.frames).collect::<Vec<_>>());
-    assert!(stats.iter().all(|s| s.frames >= 20), "a device was left idle: {stats:?}");
+    eprintln!(
+        "frames per device: {:?}",
+        stats.iter().map(|s| s.frames).collect::<Vec<_>>()
+    );
+    assert!(
+        stats.iter().all(|s| s.frames >= 20),
+        "a device was left idle: {stats:?}"
+    );
     assert_eq!(stats.iter().map(|s| s.frames).sum::<u64>(), 100);
 }
 
@@ -381,9 +453,11 @@ fn steady_state_streaming_creates_no_buffers_and_vram_keeps_uploads() {
     let before = gpu.stats()[0].clone();
     gpu.render(&mk(59)).expect("frame");
     let after = gpu.stats()[0].clone();
-    assert_eq!(after.uploads, before.uploads, "a VRAM-resident frame was uploaded again");
+    assert_eq!(
+        after.uploads, before.uploads,
+        "a VRAM-resident frame was uploaded again"
+    );
     assert_eq!(after.vram_hits, before.vram_hits + 1);
     // Same picture as the CPU path either way.
     check(&mut gpu, "vram hit", &mk(59), 2);
 }
-

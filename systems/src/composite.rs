@@ -1,4 +1,5 @@
-//! `composite` — reads [`Playhead`], [`OutputFormat`], [`QualitySettings`], [`Tick`],
+//! `composite` — stands aside when `effects` made the tick's picture ([`EffectsHandled`]);
+//! reads [`Playhead`], [`OutputFormat`], [`QualitySettings`], [`Tick`],
 //! [`TimelineIndex`], [`Clip`], [`Lod`], [`EffectsKey`], [`MediaAsset`], [`ProxyAssets`],
 //! [`FramePixels`], [`FrameIndex`], [`Memory`], [`DiskTier`]; writes [`CacheEntry`] (marks
 //! what is on screen used), [`Composited`], [`RenderedFrames`], [`RenderCost`], [`Metrics`].
@@ -36,6 +37,7 @@ use framelock_components::{MediaAsset, ProxyAssets};
 use framelock_engine::media::{PixelFormat, YuvFrame};
 
 use crate::cache::{Memory, RenderCost, RenderedFrames};
+use crate::effects::EffectsHandled;
 use crate::layers::{
     AssetQuery, Candidate, LayerKey, RENDERED_ASSET_ID, candidates, render_cacheable, rendered_key,
 };
@@ -70,11 +72,14 @@ pub fn composite(
     index: Res<FrameIndex>,
     mut composited: ResMut<Composited>,
     (memory, mut rendered, mut cost, disk): RenderParams,
-    mut metrics: ResMut<Metrics>,
+    (mut metrics, handled): (ResMut<Metrics>, Option<Res<EffectsHandled>>),
     (mut arena, mut counted): (Local<Bump>, Local<Option<(u64, u64)>>),
 ) {
     framelock_engine::profile_function!();
     arena.reset();
+    if handled.is_some_and(|h| h.0) {
+        return; // the effects system made this tick's picture (or is waiting for its layers)
+    }
     composited.0 = None;
     if let Some(disk) = &disk {
         metrics.disk_writes_queued += rendered.retry_writes(disk);
@@ -142,6 +147,7 @@ pub fn composite(
                 picture,
                 layers: layer_sources(),
                 repeated: false,
+                effect_lod: None,
             });
             return;
         }
@@ -240,6 +246,7 @@ pub fn composite(
         picture,
         layers: layers.iter().map(|(s, _, _)| *s).collect(),
         repeated: false,
+        effect_lod: None,
     });
 }
 

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! Clock (advance_playhead, index_timeline) → SelectLod (proxy_sync, lod_select) → Prefetch (prefetch)
-//!   → Decode (decode: collect finished, dispatch new) → Composite (composite)
+//!   → Decode (decode: collect finished, dispatch new) → Composite (effects, composite)
 //!   → Present (present) → Evict (evict) → Profile (profile)
 //! ```
 //!
@@ -14,6 +14,7 @@ mod advance_playhead;
 mod cache;
 mod composite;
 mod decode;
+mod effects;
 mod evict;
 mod layers;
 mod lod_select;
@@ -31,6 +32,7 @@ pub use cache::{
 };
 pub use composite::composite;
 pub use decode::decode;
+pub use effects::{EffectsHandled, EffectsState, GpuRenderer, effects, next_lod};
 pub use evict::{ASSUMED_DISK_WRITE_SPEED, evict};
 pub use layers::RENDERED_ASSET_ID;
 pub use lod_select::lod_select;
@@ -59,7 +61,7 @@ pub enum PlaybackSet {
     Prefetch,
     /// Collects finished decodes and dispatches new ones to the worker pool. Never blocks.
     Decode,
-    /// Stacks the visible layers into the output frame.
+    /// Runs the visible clips' effects on the GPU (or CPU path), else stacks the layers.
     Composite,
     /// Hands the output to the host's sink, or drops/holds and counts it.
     Present,
@@ -79,6 +81,11 @@ pub fn insert_cache_resources(world: &mut World, budget: framelock_components::M
     world.insert_resource(DecodeGenerations::default());
     world.insert_resource(framelock_components::Pressure::default());
     world.insert_resource(budget);
+    world.insert_resource(EffectsHandled::default());
+    world.insert_resource(EffectsState::default());
+    if !world.contains_resource::<GpuRenderer>() {
+        world.insert_resource(GpuRenderer::cpu_only("no GPU was opened"));
+    }
 }
 
 /// The label of the playback schedule.
@@ -113,7 +120,7 @@ pub fn playback_schedule() -> Schedule {
             .in_set(PlaybackSet::SelectLod),
         prefetch.in_set(PlaybackSet::Prefetch),
         decode.in_set(PlaybackSet::Decode),
-        composite.in_set(PlaybackSet::Composite),
+        (effects, composite).chain().in_set(PlaybackSet::Composite),
         present.in_set(PlaybackSet::Present),
         evict.in_set(PlaybackSet::Evict),
         profile.in_set(PlaybackSet::Profile),

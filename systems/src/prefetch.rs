@@ -32,8 +32,8 @@ use std::collections::VecDeque;
 
 use bevy_ecs::prelude::*;
 use framelock_components::{
-    CacheEntry, CacheKey, CacheTier, Clip, EffectsKey, Frame, FrameState, Lod, MemoryBudget,
-    OutputFormat, PlayState, Playhead, Pressure, QualitySettings,
+    CacheEntry, CacheKey, CacheTier, Clip, EffectStack, EffectsKey, Frame, FrameState, Lod,
+    MemoryBudget, OutputFormat, PlayState, Playhead, Pressure, QualitySettings,
 };
 #[cfg(doc)]
 use framelock_components::{MediaAsset, ProxyAssets};
@@ -41,6 +41,7 @@ use framelock_components::{MediaAsset, ProxyAssets};
 use framelock_engine::cache::Cache;
 
 use crate::cache::{RenderCost, RenderedFrames};
+use crate::effects::{EffectsState, effects_rendered_key};
 use crate::layers::{
     AssetQuery, Candidate, LayerKey, RENDERED_ASSET_ID, candidates, render_cacheable, rendered_key,
 };
@@ -79,7 +80,7 @@ pub fn prefetch(
     (budget, pressure): MemoryParams,
     tick: Res<Tick>,
     timeline: Res<TimelineIndex>,
-    clips: Query<(&Clip, &Lod, Option<&EffectsKey>)>,
+    clips: Query<(&Clip, &Lod, Option<&EffectsKey>, Option<&EffectStack>)>,
     assets: AssetQuery,
     mut frames: Query<(&mut Frame, &mut CacheEntry)>,
     mut index: ResMut<FrameIndex>,
@@ -89,7 +90,7 @@ pub fn prefetch(
         Option<Res<DiskTier>>,
         ResMut<DecodeGenerations>,
     ),
-    metrics: Res<Metrics>,
+    (metrics, effects_state): (Res<Metrics>, Option<Res<EffectsState>>),
     mut st: Local<PrefetchState>,
 ) {
     framelock_engine::profile_function!();
@@ -117,10 +118,12 @@ pub fn prefetch(
         // The rendered path: the whole frame from the rendered tiers.
         st.layer_keys.clear();
         let mut any_effects = false;
+        let mut any_stack = false;
         for &(clip_entity, opacity) in &st.layers {
-            let Ok((clip, lod, effects)) = clips.get(clip_entity) else {
+            let Ok((clip, lod, effects, stack)) = clips.get(clip_entity) else {
                 continue;
             };
+            any_stack |= stack.is_some_and(|s| !s.is_empty());
             candidates(clip, *lod, &assets, &mut st.sources);
             let Some(first) = st.sources.first() else {
                 continue;
@@ -136,7 +139,13 @@ pub fn prefetch(
         if !st.layer_keys.is_empty()
             && render_cacheable(any_effects, cost.composite_secs, frame_period)
         {
-            let key = rendered_key(out_w, out_h, &st.layer_keys);
+            // Frames with effect stacks are made by `effects`, under its key (with the LOD).
+            let key = if any_stack {
+                let lod = effects_state.as_ref().map(|s| s.lod).unwrap_or_default();
+                effects_rendered_key(out_w, out_h, lod, &st.layer_keys)
+            } else {
+                rendered_key(out_w, out_h, &st.layer_keys)
+            };
             if rendered.touch(key) {
                 continue;
             }
@@ -156,7 +165,7 @@ pub fn prefetch(
         }
         // The layers path.
         for &(clip_entity, _) in &st.layers {
-            let Ok((clip, lod, _)) = clips.get(clip_entity) else {
+            let Ok((clip, lod, _, _)) = clips.get(clip_entity) else {
                 continue;
             };
             candidates(clip, *lod, &assets, &mut st.sources);

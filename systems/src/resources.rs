@@ -55,6 +55,9 @@ pub struct PresentedFrame {
     pub layers: Vec<LayerSource>,
     /// `true` when this repeats the previous output because the wanted frame was late.
     pub repeated: bool,
+    /// The LOD the frame's effects ran at (`None`: no effects; the layers were composited
+    /// as decoded).
+    pub effect_lod: Option<framelock_components::EffectLod>,
 }
 
 /// This tick's composite, if every layer was ready.

@@ -70,6 +70,20 @@ impl Dashboard {
             hit_rate: m.playback.cache_hit_rate,
             gpu: match m.gpu {
                 GpuStatus::Unavailable { reason } => format!("GPU unavailable: {reason}"),
+                GpuStatus::NotStarted => "GPU: not started (no effects yet)".into(),
+                GpuStatus::Active {
+                    devices,
+                    software,
+                    gpu_frames,
+                    lod,
+                    last_render_ms,
+                    ..
+                } => format!(
+                    "{}{}: {gpu_frames} frames, {last_render_ms:.1} ms, LOD 1/{}",
+                    devices.join(", "),
+                    if software { " (software)" } else { "" },
+                    lod.divisor()
+                ),
             },
             map: report.timeline,
             playhead: (p.frame, p.duration),
@@ -348,6 +362,7 @@ mod tests {
                 duration: 30,
                 source_in: 0,
                 enabled: true,
+                effects: Default::default(),
             }],
         });
         let mut engine = PlaybackEngine::open(

@@ -165,6 +165,7 @@ fn whole(media: &Path, start: u64, duration: u64, source_in: u64) -> ClipDef {
         duration,
         source_in,
         enabled: true,
+        effects: Default::default(),
     }
 }
 

@@ -156,7 +156,10 @@ pub fn blur(img: &mut Image, radius: u32) {
             for k in 1..=r {
                 let l = (x as i64 - k).clamp(0, width - 1) as usize;
                 let rr = (x as i64 + k).clamp(0, width - 1) as usize;
-                acc = add4(acc, scale4(add4(src[base + l], src[base + rr]), w[k as usize]));
+                acc = add4(
+                    acc,
+                    scale4(add4(src[base + l], src[base + rr]), w[k as usize]),
+                );
             }
             *out = acc;
         }

@@ -205,16 +205,15 @@ impl GpuDevice {
     pub(super) fn new(adapter: &wgpu::Adapter, options: &GpuOptions) -> Result<Self, GpuError> {
         let info = adapter.get_info();
         let limits = adapter.limits();
-        let (device, queue) =
-            pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-                label: Some("framelock"),
-                required_features: wgpu::Features::empty(),
-                required_limits: limits.clone(),
-                experimental_features: wgpu::ExperimentalFeatures::disabled(),
-                memory_hints: wgpu::MemoryHints::Performance,
-                trace: wgpu::Trace::Off,
-            }))
-            .map_err(|e| GpuError::Device(e.to_string()))?;
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("framelock"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| GpuError::Device(e.to_string()))?;
         let error: Arc<Mutex<Option<String>>> = Arc::default();
         let sink = error.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
@@ -241,7 +240,8 @@ impl GpuDevice {
             ..DeviceStats::default()
         };
         Ok(Self {
-            max_binding: u64::from(limits.max_storage_buffer_binding_size).min(limits.max_buffer_size),
+            max_binding: u64::from(limits.max_storage_buffer_binding_size)
+                .min(limits.max_buffer_size),
             device,
             queue,
             info,
@@ -331,7 +331,12 @@ impl GpuDevice {
         Ok(b)
     }
 
-    fn weights_buffer(&mut self, in_size: u32, out_size: u32, filter: ResizeFilter) -> (wgpu::Buffer, u32) {
+    fn weights_buffer(
+        &mut self,
+        in_size: u32,
+        out_size: u32,
+        filter: ResizeFilter,
+    ) -> (wgpu::Buffer, u32) {
         let w = AxisWeights::new(in_size, out_size, filter);
         let window = w.window as u32;
         if let Some(b) = self.weights.get(&(in_size, out_size, filter)) {
@@ -433,7 +438,12 @@ impl GpuDevice {
 
     /// The planes of `frame` on the GPU: from VRAM under `key`, or uploaded through a staging
     /// slot (and kept in VRAM when `key` is not 0 and fits the budget).
-    fn planes(&mut self, enc: &mut Encoding, frame: &YuvFrame, key: u64) -> Result<Buf, RenderError> {
+    fn planes(
+        &mut self,
+        enc: &mut Encoding,
+        frame: &YuvFrame,
+        key: u64,
+    ) -> Result<Buf, RenderError> {
         self.uses += 1;
         if key != 0
             && let Some(e) = self.vram.get_mut(&key)
@@ -450,7 +460,11 @@ impl GpuDevice {
             cw as usize * ch as usize * bps,
             cw as usize * ch as usize * bps,
         ];
-        let offsets = [0, lens[0].next_multiple_of(4), lens[0].next_multiple_of(4) + lens[1].next_multiple_of(4)];
+        let offsets = [
+            0,
+            lens[0].next_multiple_of(4),
+            lens[0].next_multiple_of(4) + lens[1].next_multiple_of(4),
+        ];
         let total = (offsets[2] + lens[2]).next_multiple_of(4).max(4) as u64;
         let slot = self.staging_slot(total, &enc.staging_used);
         {
@@ -551,7 +565,13 @@ impl GpuDevice {
     }
 
     /// Records one effect from `cur` into a new buffer; returns it.
-    fn effect(&mut self, enc: &mut Encoding, e: &Effect, cur: Buf, size: (u32, u32)) -> Result<Buf, RenderError> {
+    fn effect(
+        &mut self,
+        enc: &mut Encoding,
+        e: &Effect,
+        cur: Buf,
+        size: (u32, u32),
+    ) -> Result<Buf, RenderError> {
         let (w, h) = size;
         let out = self.work(enc, w, h)?;
         match *e {
@@ -559,11 +579,7 @@ impl GpuDevice {
                 let Some((a, b)) = ops::grade_params(e) else {
                     return Ok(cur);
                 };
-                let p = enc.params(&[
-                    size_row(w, h),
-                    a.map(f),
-                    [f(b[0]), f(b[1]), 0, 0],
-                ]);
+                let p = enc.params(&[size_row(w, h), a.map(f), [f(b[0]), f(b[1]), 0, 0]]);
                 enc.dispatch(Kernel::Grade, p, cur, out, size);
             }
             Effect::Blur { radius } => {
@@ -689,11 +705,19 @@ impl GpuDevice {
         self.queue.write_buffer(&self.params, 0, &enc.params);
         let mut encoder = self
             .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("frame") });
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("frame"),
+            });
         for step in &enc.steps {
             match *step {
                 Step::Upload { staging, dst, size } => {
-                    encoder.copy_buffer_to_buffer(&self.staging[staging].buffer, 0, &enc.bufs[dst].0, 0, size);
+                    encoder.copy_buffer_to_buffer(
+                        &self.staging[staging].buffer,
+                        0,
+                        &enc.bufs[dst].0,
+                        0,
+                        size,
+                    );
                 }
                 Step::Copy { src, dst, size } => {
                     encoder.copy_buffer_to_buffer(&enc.bufs[src].0, 0, &enc.bufs[dst].0, 0, size);
@@ -754,21 +778,31 @@ impl GpuDevice {
                 }
             }
         }
-        encoder.copy_buffer_to_buffer(&enc.bufs[packed].0, 0, &self.readback[slot].buffer, 0, out_bytes);
+        encoder.copy_buffer_to_buffer(
+            &enc.bufs[packed].0,
+            0,
+            &self.readback[slot].buffer,
+            0,
+            out_bytes,
+        );
         let submission = self.queue.submit([encoder.finish()]);
         // Staging slots come back mapped for the next upload; the readback maps when done.
         for &s in &enc.staging_used {
             let flag = self.staging[s].mapped.clone();
             self.staging[s]
                 .buffer
-                .map_async(wgpu::MapMode::Write, .., move |r| flag.store(r.is_ok(), Ordering::Release));
+                .map_async(wgpu::MapMode::Write, .., move |r| {
+                    flag.store(r.is_ok(), Ordering::Release)
+                });
         }
         let rs = &mut self.readback[slot];
         rs.busy = true;
         rs.ready.store(false, Ordering::Release);
         let flag = rs.ready.clone();
         rs.buffer
-            .map_async(wgpu::MapMode::Read, ..out_bytes, move |r| flag.store(r.is_ok(), Ordering::Release));
+            .map_async(wgpu::MapMode::Read, ..out_bytes, move |r| {
+                flag.store(r.is_ok(), Ordering::Release)
+            });
         for (b, pooled) in enc.bufs {
             if pooled {
                 self.pool.entry(b.size()).or_default().push(b);

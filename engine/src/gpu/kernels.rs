@@ -4,16 +4,25 @@
 
 /// The WGSL sources, by file name (the naga test validates every file in `shaders/`).
 pub const SHADERS: &[(&str, &str)] = &[
-    ("yuv_to_rgba", include_str!("../../../shaders/yuv_to_rgba.wgsl")),
+    (
+        "yuv_to_rgba",
+        include_str!("../../../shaders/yuv_to_rgba.wgsl"),
+    ),
     ("scale", include_str!("../../../shaders/scale.wgsl")),
     ("grade", include_str!("../../../shaders/grade.wgsl")),
     ("blur", include_str!("../../../shaders/blur.wgsl")),
-    ("blur_tiled", include_str!("../../../shaders/blur_tiled.wgsl")),
+    (
+        "blur_tiled",
+        include_str!("../../../shaders/blur_tiled.wgsl"),
+    ),
     ("sharpen", include_str!("../../../shaders/sharpen.wgsl")),
     ("transform", include_str!("../../../shaders/transform.wgsl")),
     ("dissolve", include_str!("../../../shaders/dissolve.wgsl")),
     ("composite", include_str!("../../../shaders/composite.wgsl")),
-    ("pack_rgba8", include_str!("../../../shaders/pack_rgba8.wgsl")),
+    (
+        "pack_rgba8",
+        include_str!("../../../shaders/pack_rgba8.wgsl"),
+    ),
 ];
 
 /// Bytes of one params slot (every shader's `Params` fits; a multiple of the uniform offset

@@ -232,7 +232,10 @@ impl Gpu {
     }
 
     fn receive_oldest(&mut self) -> Option<(u64, Result<RenderedRgba, RenderError>)> {
-        let &(ticket, dev) = self.order.iter().find(|(t, _)| !self.early.contains_key(t))?;
+        let &(ticket, dev) = self
+            .order
+            .iter()
+            .find(|(t, _)| !self.early.contains_key(t))?;
         let result = self.devices[dev].wait(ticket);
         Some((ticket, result))
     }

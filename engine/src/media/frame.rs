@@ -6,6 +6,7 @@
 //! | `Yuv420p` (8-bit 4:2:0) | Y, U, V | ✅ | ✅ |
 //! | `Yuv422p`, `Yuv444p` (8-bit) | Y, U, V | ✅ | ✅ |
 //! | `Yuv420p10`, `Yuv422p10` (10-bit in little-endian `u16`) | Y, U, V | ✅ (to 8-bit) | ❌ (convert first) |
+//! | `Rgba8` (rendered with effects) | RGBA | ✅ (a copy) | ❌ |
 
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
@@ -27,6 +28,9 @@ pub enum PixelFormat {
     Yuv420p10,
     /// 10-bit 4:2:2, samples as little-endian `u16`.
     Yuv422p10,
+    /// 8-bit RGBA, one plane (rows of `width * 4` bytes; the other two planes are empty):
+    /// frames rendered with effects.
+    Rgba8,
 }
 
 impl PixelFormat {
@@ -36,6 +40,7 @@ impl PixelFormat {
             Self::Yuv420p | Self::Yuv420p10 => (width.div_ceil(2), height.div_ceil(2)),
             Self::Yuv422p | Self::Yuv422p10 => (width.div_ceil(2), height),
             Self::Yuv444p => (width, height),
+            Self::Rgba8 => (0, 0),
         }
     }
 
@@ -43,6 +48,7 @@ impl PixelFormat {
     pub fn bytes_per_sample(self) -> usize {
         match self {
             Self::Yuv420p10 | Self::Yuv422p10 => 2,
+            Self::Rgba8 => 4,
             _ => 1,
         }
     }
@@ -55,6 +61,7 @@ impl PixelFormat {
             Self::Yuv444p => 2,
             Self::Yuv420p10 => 3,
             Self::Yuv422p10 => 4,
+            Self::Rgba8 => 5,
         }
     }
 
@@ -66,6 +73,7 @@ impl PixelFormat {
             2 => Self::Yuv444p,
             3 => Self::Yuv420p10,
             4 => Self::Yuv422p10,
+            5 => Self::Rgba8,
             _ => return None,
         })
     }
@@ -78,6 +86,7 @@ impl PixelFormat {
             Self::Yuv444p => "yuv444p",
             Self::Yuv420p10 => "yuv420p10le",
             Self::Yuv422p10 => "yuv422p10le",
+            Self::Rgba8 => "rgba",
         }
     }
 }
@@ -285,7 +294,13 @@ impl YuvFrame {
         };
         let (cw, _) = self.chroma_size();
         let stride = self.width * 4;
+        if self.format == PixelFormat::Rgba8 {
+            let n = self.planes[0].len().min(rgba.len());
+            rgba[..n].copy_from_slice(&self.planes[0][..n]);
+            return;
+        }
         let result = match self.format {
+            PixelFormat::Rgba8 => Ok(()),
             PixelFormat::Yuv420p | PixelFormat::Yuv422p | PixelFormat::Yuv444p => {
                 let image = YuvPlanarImage {
                     y_plane: &self.planes[0],

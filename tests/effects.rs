@@ -1,0 +1,270 @@
+//! Effects through the engine: clips with effect stacks play through the `effects` system on
+//! the GPU (lavapipe in CI) and, with no adapter (forced), on the CPU path: the right frames
+//! either way (the test media carry their frame number in the picture), the two paths agree,
+//! the effect LOD is applied and reported, and the optimization report suggests the GPU when
+//! effects run on the CPU while an adapter is there.
+
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "tests and benches fail loudly"
+)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use framelock::{
+    BlendMode, ClipDef, Effect, EffectLod, EffectStack, EngineOptions, GpuStatus, PixelFormat,
+    PlaybackEngine, PresentedFrame, Project, QualitySettings, Rational, SuggestionKind, TrackDef,
+    VirtualClock, testcard,
+};
+
+const WAIT: Duration = Duration::from_secs(120);
+
+fn skip_gpu() -> bool {
+    std::env::var_os("FRAMELOCK_SKIP_GPU_TESTS").is_some()
+}
+
+fn media() -> PathBuf {
+    common::clip("fx.mp4", 320, 180, Rational::integer(30), 40, 10)
+}
+
+/// One track: the clip with `stack`; above it, optionally, the same clip at half opacity,
+/// screen-blended and blurred.
+fn project(stack: EffectStack, second: bool) -> Project {
+    let m = media();
+    let clip = |effects| ClipDef {
+        media: m.clone(),
+        start: 0,
+        duration: 40,
+        source_in: 0,
+        enabled: true,
+        effects,
+    };
+    let mut p = Project::new(Rational::integer(30), 320, 180);
+    p.tracks.push(TrackDef {
+        name: "v1".into(),
+        opacity: 1.0,
+        clips: vec![clip(stack)],
+    });
+    if second {
+        p.tracks.push(TrackDef {
+            name: "v2".into(),
+            opacity: 0.5,
+            clips: vec![clip(EffectStack {
+                effects: vec![Effect::Blur { radius: 4 }],
+                blend: BlendMode::Screen,
+                dissolve_in: 0,
+            })],
+        });
+    }
+    p
+}
+
+type Shown = Arc<Mutex<BTreeMap<u64, PresentedFrame>>>;
+
+fn engine(project: &Project, options: EngineOptions) -> (PlaybackEngine, Shown) {
+    let shown: Shown = Arc::default();
+    let sink = shown.clone();
+    let engine = PlaybackEngine::open(
+        project,
+        options,
+        Arc::new(VirtualClock::new()),
+        move |f: PresentedFrame| {
+            sink.lock().unwrap().insert(f.timeline_frame, f);
+        },
+    )
+    .expect("open");
+    (engine, shown)
+}
+
+fn step_through(engine: &mut PlaybackEngine, frames: impl Iterator<Item = u64>) {
+    for t in frames {
+        engine.seek_frame(t);
+        engine.tick();
+        assert!(engine.wait_decodes(WAIT));
+        engine.tick();
+    }
+}
+
+fn identity() -> EffectStack {
+    EffectStack {
+        effects: vec![Effect::identity_grade()],
+        ..EffectStack::default()
+    }
+}
+
+fn options(gpu: bool) -> EngineOptions {
+    EngineOptions {
+        workers: 2,
+        quality: QualitySettings {
+            gpu_acceleration: gpu,
+            adaptive_effect_lod: false,
+            ..QualitySettings::default()
+        },
+        ..EngineOptions::default()
+    }
+}
+
+/// Every frame shows its own source frame, as an RGBA picture made by the effects path.
+fn assert_right_frames(shown: &Shown, frames: impl Iterator<Item = u64>) {
+    let shown = shown.lock().unwrap();
+    for t in frames {
+        let f = shown
+            .get(&t)
+            .unwrap_or_else(|| panic!("frame {t} not shown"));
+        assert_eq!(f.picture.format, PixelFormat::Rgba8);
+        assert_eq!(f.effect_lod, Some(EffectLod::Full));
+        assert_eq!(
+            testcard::read_index_rgba(&f.picture.planes[0], f.picture.width, f.picture.height),
+            Some(t),
+            "timeline frame {t} shows another frame"
+        );
+    }
+}
+
+#[test]
+fn effects_play_on_the_gpu_with_the_right_frames() {
+    if skip_gpu() {
+        return;
+    }
+    let (mut engine, shown) = engine(&project(identity(), false), options(true));
+    step_through(&mut engine, 0..12);
+    assert_right_frames(&shown, 0..12);
+    match engine.gpu_status() {
+        GpuStatus::Active {
+            devices,
+            gpu_frames,
+            cpu_frames,
+            ..
+        } => {
+            assert!(!devices.is_empty());
+            assert!(gpu_frames >= 12, "{gpu_frames} frames on the GPU");
+            assert_eq!(cpu_frames, 0);
+        }
+        other => panic!("the GPU is not in use: {other:?}"),
+    }
+}
+
+#[test]
+fn with_no_adapter_the_cpu_path_plays_the_same_pictures() {
+    // No GPU at all (as on a machine without an adapter).
+    let no_gpu = EngineOptions {
+        gpu: None,
+        ..options(true)
+    };
+    let (mut cpu, cpu_shown) = engine(&project(identity(), true), no_gpu);
+    step_through(&mut cpu, 0..8);
+    assert!(matches!(cpu.gpu_status(), GpuStatus::Unavailable { .. }));
+    {
+        let shown = cpu_shown.lock().unwrap();
+        assert_eq!(shown.len(), 8);
+        assert!(
+            shown
+                .values()
+                .all(|f| f.picture.format == PixelFormat::Rgba8)
+        );
+    }
+    if skip_gpu() {
+        return;
+    }
+    let (mut gpu, gpu_shown) = engine(&project(identity(), true), options(true));
+    step_through(&mut gpu, 0..8);
+    let (c, g) = (cpu_shown.lock().unwrap(), gpu_shown.lock().unwrap());
+    for t in 0..8 {
+        let (a, b) = (&c[&t].picture.planes[0], &g[&t].picture.planes[0]);
+        let max = a.iter().zip(b.iter()).map(|(x, y)| x.abs_diff(*y)).max();
+        assert!(max <= Some(2), "frame {t}: CPU and GPU differ by {max:?}");
+    }
+}
+
+#[test]
+fn the_report_suggests_the_gpu_and_applying_it_moves_effects_there() {
+    if skip_gpu() {
+        return;
+    }
+    let (mut engine, shown) = engine(&project(identity(), false), options(false));
+    step_through(&mut engine, 0..4);
+    let report = engine.run_optimization();
+    let s = report
+        .suggestions
+        .iter()
+        .find(|s| s.kind == SuggestionKind::Gpu)
+        .expect("a GPU suggestion");
+    assert!(
+        s.evidence
+            .iter()
+            .any(|(k, v)| k == "cpu_frames" && *v >= 4.0)
+    );
+    engine.apply(&s.action.clone()).expect("apply");
+    step_through(&mut engine, 4..8);
+    assert_right_frames(&shown, 0..8);
+    assert!(matches!(engine.gpu_status(), GpuStatus::Active { gpu_frames, .. } if gpu_frames >= 4));
+}
+
+#[test]
+fn effect_lod_is_applied_and_reported() {
+    let mut o = options(!skip_gpu());
+    o.quality.effect_lod = EffectLod::Half;
+    let stack = EffectStack {
+        effects: vec![Effect::Blur { radius: 6 }],
+        ..EffectStack::default()
+    };
+    let (mut engine, shown) = engine(&project(stack, false), o);
+    step_through(&mut engine, 0..3);
+    let shown = shown.lock().unwrap();
+    for f in shown.values() {
+        assert_eq!(f.effect_lod, Some(EffectLod::Half));
+        assert_eq!((f.picture.width, f.picture.height), (320, 180));
+    }
+}
+
+#[test]
+fn editing_a_stack_changes_the_picture_and_plays_ahead_while_playing() {
+    if skip_gpu() {
+        return;
+    }
+    let (mut engine, shown) = engine(&project(identity(), false), options(true));
+    step_through(&mut engine, 0..1);
+    let before = shown.lock().unwrap()[&0].picture.clone();
+    assert!(engine.set_clip_effects(
+        0,
+        0,
+        EffectStack {
+            effects: vec![Effect::Grade {
+                brightness: 0.2,
+                contrast: 1.0,
+                saturation: 1.0,
+                gamma: 1.0,
+                lift: 0.0,
+                gain: 1.0,
+            }],
+            ..EffectStack::default()
+        }
+    ));
+    step_through(&mut engine, 0..1);
+    let after = shown.lock().unwrap()[&0].picture.clone();
+    let mean = |p: &[u8]| p.iter().map(|&v| f64::from(v)).sum::<f64>() / p.len() as f64;
+    assert!(
+        mean(&after.planes[0]) > mean(&before.planes[0]) + 20.0,
+        "brightness +0.2 did not brighten the frame"
+    );
+    // Playing: frames ahead are submitted while the current one shows.
+    engine.play();
+    for _ in 0..30 {
+        engine.tick();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let state = engine
+        .world()
+        .resource::<framelock::systems::EffectsState>()
+        .clone();
+    assert!(
+        state.rendered_ahead > 0,
+        "nothing was rendered ahead: {state:?}"
+    );
+}
