@@ -57,6 +57,9 @@ pub enum GpuStatus {
         /// Wall time of the last frame rendered while the playhead waited (upload to
         /// readback), ms.
         last_render_ms: f64,
+        /// GPU time per shader of the last frame read back (ms, first device), from timestamp
+        /// queries; `None` where the adapter has none.
+        pass_ms: Option<Vec<(String, f64)>>,
     },
     /// Not opened yet: the GPU opens at the first frame with effects.
     NotStarted,
@@ -257,6 +260,11 @@ impl PlaybackEngine {
                 vram_bytes: gpu.stats().iter().map(|s| s.vram_bytes).sum(),
                 lod: state.lod,
                 last_render_ms: state.last_render_secs * 1e3,
+                pass_ms: gpu.stats().first().and_then(|s| {
+                    s.pass_ms
+                        .as_ref()
+                        .map(|v| v.iter().map(|(n, ms)| ((*n).to_owned(), *ms)).collect())
+                }),
             },
             (None, Some(reason)) => GpuStatus::Unavailable {
                 reason: reason.clone(),

@@ -67,6 +67,14 @@ pub enum PlayerError {
     /// The player's thread is gone (it stopped or panicked).
     #[error("the player has stopped")]
     Stopped,
+    /// The live profile server could not listen.
+    #[error("puffin server on {addr}: {reason}")]
+    ProfileServer {
+        /// The address asked for.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
     /// Removing proxy files failed.
     #[error("{path}: {source}")]
     Io {
@@ -123,6 +131,9 @@ pub struct CacheStats {
     pub ram_rendered: TierStats,
     /// L3 disk, when enabled.
     pub disk: Option<DiskStats>,
+    /// L1 VRAM (decoded planes uploaded to the GPU), once the GPU is open. Hits: layers
+    /// rendered from planes already there; misses: uploads.
+    pub vram: Option<TierStats>,
     /// The buffer pools (accounted bytes, allocations, reuses per class).
     pub memory: PoolStats,
     /// Memory pressure after the last tick.
@@ -142,6 +153,8 @@ pub struct ClearedCache {
     pub ram_entries: usize,
     /// Entries dropped from the disk tier.
     pub disk_entries: usize,
+    /// Bytes of uploaded planes dropped from VRAM.
+    pub vram_bytes: usize,
     /// Proxy files deleted.
     pub proxy_files: usize,
 }
@@ -168,6 +181,10 @@ pub struct EngineOptions {
     /// The GPU for effects (opened at the first frame with effects; `None`: the CPU path
     /// only). `QualitySettings::gpu_acceleration` switches between them while playing.
     pub gpu: Option<GpuOptions>,
+    /// Serve the live profile to `puffin_viewer` on this address (e.g. `127.0.0.1:8585`)
+    /// while the engine lives: turns puffin's scopes on (every system, decode job, proxy
+    /// range, GPU submit and readback) and marks a frame per tick.
+    pub puffin_server: Option<String>,
 }
 
 impl Default for EngineOptions {
@@ -182,6 +199,7 @@ impl Default for EngineOptions {
             probe_cache: None,
             proxies: None,
             gpu: Some(GpuOptions::default()),
+            puffin_server: None,
         }
     }
 }
@@ -224,6 +242,8 @@ pub struct PlaybackEngine {
     /// Clock time of tick 0 of the current run.
     epoch: Duration,
     last_tick: Option<u64>,
+    /// The live profile server, when [`EngineOptions::puffin_server`] asked for one.
+    puffin: Option<puffin_http::Server>,
 }
 
 impl std::fmt::Debug for PlaybackEngine {
@@ -244,6 +264,18 @@ impl PlaybackEngine {
         sink: impl FnMut(PresentedFrame) + Send + Sync + 'static,
     ) -> Result<Self, PlayerError> {
         project.validate()?;
+        let puffin = match &options.puffin_server {
+            Some(addr) => {
+                let server =
+                    puffin_http::Server::new(addr).map_err(|e| PlayerError::ProfileServer {
+                        addr: addr.clone(),
+                        reason: e.to_string(),
+                    })?;
+                framelock_engine::profile::set_enabled(true);
+                Some(server)
+            }
+            None => None,
+        };
         let duration = project.duration_frames();
         if duration == 0 {
             return Err(PlayerError::EmptyTimeline);
@@ -400,7 +432,13 @@ impl PlaybackEngine {
             clock,
             epoch,
             last_tick: None,
+            puffin,
         })
+    }
+
+    /// Clients connected to the live profile server (`None`: no server).
+    pub fn puffin_clients(&self) -> Option<usize> {
+        self.puffin.as_ref().map(puffin_http::Server::num_clients)
     }
 
     /// Waits for the next tick's deadline on the clock (skipping ticks if behind), then runs
@@ -611,6 +649,20 @@ impl PlaybackEngine {
                 .world
                 .get_resource::<DiskTier>()
                 .map(|d| d.cache.stats()),
+            vram: self
+                .world
+                .get_resource::<GpuRenderer>()
+                .and_then(|r| r.gpu.as_ref())
+                .map(|g| {
+                    let s = g.stats();
+                    TierStats {
+                        entries: s.iter().map(|d| d.vram_entries).sum(),
+                        bytes: s.iter().map(|d| d.vram_bytes).sum(),
+                        limit_bytes: s.iter().map(|d| d.vram_limit).sum(),
+                        hits: s.iter().map(|d| d.vram_hits).sum(),
+                        misses: s.iter().map(|d| d.uploads).sum(),
+                    }
+                }),
             memory: self.world.resource::<Memory>().0.stats(),
             pressure: *self.world.resource::<Pressure>(),
             disk_reads: m.disk_reads,
@@ -652,6 +704,12 @@ impl PlaybackEngine {
                     .remove(&(asset, index));
                 self.world.despawn(e);
                 cleared.ram_entries += 1;
+            }
+            if decoded
+                && let Some(mut r) = self.world.get_resource_mut::<GpuRenderer>()
+                && let Some(gpu) = r.gpu.as_mut()
+            {
+                cleared.vram_bytes += gpu.clear_vram();
             }
             if rendered {
                 let mut r = self.world.resource_mut::<RenderedFrames>();

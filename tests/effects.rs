@@ -157,6 +157,16 @@ fn with_no_adapter_the_cpu_path_plays_the_same_pictures() {
         gpu: None,
         ..options(true)
     };
+    // One track: the right frames, on the CPU path.
+    let (mut one, one_shown) = engine(&project(identity(), false), no_gpu.clone());
+    step_through(&mut one, 0..8);
+    assert_right_frames(&one_shown, 0..8);
+    let fx = one
+        .world()
+        .resource::<framelock::systems::EffectsState>()
+        .clone();
+    assert_eq!((fx.gpu_frames, fx.cpu_frames >= 8), (0, true), "{fx:?}");
+    // Two tracks (blurred, screen-blended at half opacity on top).
     let (mut cpu, cpu_shown) = engine(&project(identity(), true), no_gpu);
     step_through(&mut cpu, 0..8);
     assert!(matches!(cpu.gpu_status(), GpuStatus::Unavailable { .. }));
@@ -267,4 +277,43 @@ fn editing_a_stack_changes_the_picture_and_plays_ahead_while_playing() {
         state.rendered_ahead > 0,
         "nothing was rendered ahead: {state:?}"
     );
+}
+
+#[test]
+fn rendered_effect_frames_survive_a_restart_on_the_disk_tier() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let with_disk = || EngineOptions {
+        disk_cache: Some(framelock::DiskCacheOptions::new(dir.path(), 256 << 20)),
+        gpu: None,
+        ..options(true)
+    };
+    let stack = EffectStack {
+        effects: vec![Effect::Sharpen { amount: 0.4 }, Effect::identity_grade()],
+        ..EffectStack::default()
+    };
+    let first: BTreeMap<u64, Vec<u8>> = {
+        let (mut engine, shown) = engine(&project(stack.clone(), false), with_disk());
+        step_through(&mut engine, 0..10);
+        engine.flush_disk_cache();
+        let disk = engine.cache_stats().disk.expect("disk tier");
+        assert!(disk.tier.entries >= 10, "{disk:?}");
+        let shown = shown.lock().unwrap();
+        shown
+            .iter()
+            .map(|(&t, f)| (t, f.picture.planes[0].to_vec()))
+            .collect()
+    };
+    // A restart: the RGBA frames come back from disk, nothing decoded, bit-exact.
+    let (mut engine, shown) = engine(&project(stack, false), with_disk());
+    step_through(&mut engine, 0..10);
+    assert_eq!(
+        engine.metrics().decoded,
+        0,
+        "every frame came from the disk tier"
+    );
+    let shown = shown.lock().unwrap();
+    for t in 0..10 {
+        assert_eq!(shown[&t].picture.format, PixelFormat::Rgba8);
+        assert_eq!(shown[&t].picture.planes[0].to_vec(), first[&t], "frame {t}");
+    }
 }

@@ -115,3 +115,51 @@ fn scrub_burst_ends_on_the_last_request_and_seek_is_exact() {
     let f = wait_for(&rx2, 5);
     assert_eq!(testcard::read_index(&f.picture), Some(25));
 }
+
+/// `EngineOptions::puffin_server` serves the live profile while the player plays:
+/// `puffin_viewer` connects to it (here a plain TCP client reads puffin_http's protocol
+/// version, then frame data).
+#[test]
+fn the_player_serves_its_profile_to_puffin_viewer() {
+    use std::io::Read;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let options = EngineOptions {
+        puffin_server: Some(addr.clone()),
+        ..EngineOptions::default()
+    };
+    let player = Player::open(&project(), options, |_| {}).expect("open");
+    let mut client = std::net::TcpStream::connect(&addr).expect("connect to the puffin server");
+    client
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    player.play();
+    let mut header = [0u8; 2];
+    client
+        .read_exact(&mut header)
+        .expect("a frame from the server");
+    assert_eq!(
+        u16::from_le_bytes(header),
+        2,
+        "puffin_http protocol version"
+    );
+    let mut more = [0u8; 64];
+    let n = client.read(&mut more).expect("frame data");
+    assert!(n > 0);
+    // A second engine cannot take the same address: a clear error.
+    let again = Player::open(
+        &project(),
+        EngineOptions {
+            puffin_server: Some(addr.clone()),
+            ..EngineOptions::default()
+        },
+        |_| {},
+    );
+    assert!(matches!(
+        again,
+        Err(framelock::PlayerError::ProfileServer { .. })
+    ));
+}

@@ -461,3 +461,32 @@ fn steady_state_streaming_creates_no_buffers_and_vram_keeps_uploads() {
     // Same picture as the CPU path either way.
     check(&mut gpu, "vram hit", &mk(59), 2);
 }
+
+#[test]
+fn passes_are_timed_with_timestamp_queries_or_reported_unavailable() {
+    let Some(mut gpu) = gpu(GpuOptions::default()) else {
+        return;
+    };
+    let f = random_frame(7, PixelFormat::Yuv420p, 640, 360);
+    gpu.render(&job(
+        640,
+        360,
+        vec![layer(f, vec![Effect::Blur { radius: 3 }])],
+    ))
+    .expect("render");
+    let stats = &gpu.stats()[0];
+    if gpu.has_timestamps() {
+        let passes = stats.pass_ms.as_ref().expect("timed passes");
+        eprintln!("pass times: {passes:?}");
+        for name in ["yuv_to_rgba", "blur_tiled", "composite", "pack_rgba8"] {
+            assert!(
+                passes.iter().any(|(n, _)| *n == name),
+                "{name} not timed: {passes:?}"
+            );
+        }
+        assert!(passes.iter().all(|(_, ms)| ms.is_finite() && *ms >= 0.0));
+        assert!(passes.iter().map(|(_, ms)| ms).sum::<f64>() > 0.0);
+    } else {
+        assert_eq!(stats.pass_ms, None, "no timestamp queries: no numbers");
+    }
+}

@@ -1,4 +1,5 @@
 //! `framelock`: the command line. `gen-media` writes test clips, `probe` describes a file,
+#![recursion_limit = "256"]
 #![allow(
     clippy::print_stdout,
     reason = "a command-line tool prints its results"

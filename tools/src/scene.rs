@@ -65,9 +65,58 @@ pub struct Args {
     /// cache hit rate and the timeline performance map) here, and its JSON beside it.
     #[arg(long, value_name = "FILE.html")]
     report: Option<PathBuf>,
+    /// Put an effect stack on every clip: `grade`, `blur` (radius 8), `full` (grade, blur 4,
+    /// sharpen, transform; upper tracks screen-blended). Effects run on the GPU when wgpu
+    /// finds an adapter (lavapipe counts), else on the CPU path.
+    #[arg(long, value_name = "STACK")]
+    effects: Option<String>,
+    /// Run the effects on the CPU path even when there is a GPU.
+    #[arg(long)]
+    cpu_effects: bool,
+    /// Highest effect LOD: full, half or quarter (adaptive below it).
+    #[arg(long, default_value = "full")]
+    effect_lod: String,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+}
+
+/// The `--effects` stack for a clip on track `track`.
+fn effect_stack(name: &str, track: usize) -> anyhow::Result<framelock::EffectStack> {
+    use framelock::{BlendMode, Effect, EffectStack};
+    let grade = Effect::Grade {
+        brightness: 0.02,
+        contrast: 1.1,
+        saturation: 1.2,
+        gamma: 1.05,
+        lift: 0.01,
+        gain: 0.98,
+    };
+    let effects = match name {
+        "grade" => vec![grade],
+        "blur" => vec![Effect::Blur { radius: 8 }],
+        "full" => vec![
+            grade,
+            Effect::Blur { radius: 4 },
+            Effect::Sharpen { amount: 0.5 },
+            Effect::Transform {
+                scale: 1.05,
+                x: 3.0,
+                y: -2.0,
+                rotation: 1.5,
+            },
+        ],
+        other => bail!("unknown effect stack {other:?}: grade, blur, full"),
+    };
+    Ok(EffectStack {
+        effects,
+        blend: if name == "full" && track > 0 {
+            BlendMode::Screen
+        } else {
+            BlendMode::Over
+        },
+        dissolve_in: 0,
+    })
 }
 
 /// Samples every tick of the measured phase for `--report`.
@@ -288,9 +337,24 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             (p, m, args.scene.clone())
         }
     };
+    let mut project = project;
+    if let Some(stack) = &args.effects {
+        for (ti, t) in project.tracks.iter_mut().enumerate() {
+            for c in &mut t.clips {
+                c.effects = effect_stack(stack, ti)?;
+            }
+        }
+    }
     let mut options = EngineOptions {
         registry: DecoderRegistry::new(),
         ..EngineOptions::default()
+    };
+    options.quality.gpu_acceleration = !args.cpu_effects;
+    options.quality.effect_lod = match args.effect_lod.as_str() {
+        "full" => framelock::EffectLod::Full,
+        "half" => framelock::EffectLod::Half,
+        "quarter" => framelock::EffectLod::Quarter,
+        other => bail!("unknown effect LOD {other:?}: full, half, quarter"),
     };
     if let Some(w) = args.workers {
         options.workers = w;
@@ -553,6 +617,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     let seek_p50 = percentile(&mut seek_ms.clone(), 0.5);
     let seek_p95 = percentile(&mut seek_ms, 0.95);
+    let fx = engine
+        .world()
+        .resource::<framelock::systems::EffectsState>()
+        .clone();
+    let effects_path = match engine.gpu_status() {
+        framelock::GpuStatus::Active { devices, .. } => format!("GPU {}", devices.join(", ")),
+        framelock::GpuStatus::Unavailable { reason } => format!("CPU path ({reason})"),
+        framelock::GpuStatus::NotStarted => "none".into(),
+    };
     if args.json {
         let v = serde_json::json!({
             "scene": name,
@@ -592,6 +665,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             "rss_anon_bytes": rss_anon,
             "rss_file_bytes": rss_file,
             "seconds": elapsed,
+            "effects": args.effects,
+            "effects_path": effects_path,
+            "effects_gpu_frames": fx.gpu_frames,
+            "effects_cpu_frames": fx.cpu_frames,
+            "effects_rendered_ahead": fx.rendered_ahead,
+            "effects_lod_divisor": fx.lod.divisor(),
         });
         println!("{v}");
     } else {
@@ -644,6 +723,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 d.tier.bytes as f64 / (1 << 20) as f64,
                 cache.disk_reads - cache_base.disk_reads,
                 cache.ram_rendered.hits - cache_base.ram_rendered.hits
+            );
+        }
+        if args.effects.is_some() {
+            println!(
+                "effects        {effects_path}: {} frames on the GPU ({} rendered ahead), {} on the CPU, LOD 1/{} now",
+                fx.gpu_frames,
+                fx.rendered_ahead,
+                fx.cpu_frames,
+                fx.lod.divisor()
             );
         }
         println!(

@@ -45,12 +45,18 @@ pub struct DeviceStats {
     pub vram_entries: usize,
     /// VRAM entries evicted for the budget.
     pub vram_evictions: u64,
+    /// The VRAM tier's byte budget.
+    pub vram_limit: usize,
     /// Buffers ever created (work, staging, readback, VRAM): flat in steady state.
     pub buffers_created: u64,
     /// Bytes read back.
     pub readback_bytes: u64,
     /// Compute dispatches recorded.
     pub dispatches: u64,
+    /// GPU time of the last frame read back, per shader entry point (ms, summed over its
+    /// passes), measured with timestamp queries; `None` when the adapter has no timestamp
+    /// queries (never a made-up number).
+    pub pass_ms: Option<Vec<(&'static str, f64)>>,
 }
 
 struct StagingSlot {
@@ -64,6 +70,17 @@ struct ReadSlot {
     size: u64,
     ready: Arc<AtomicBool>,
     busy: bool,
+    /// Timestamps of the frame's passes (with timestamp queries).
+    stamps: Option<(wgpu::Buffer, Arc<AtomicBool>)>,
+}
+
+/// Timestamp queries: begin and end of every pass of a frame.
+struct Timestamps {
+    set: wgpu::QuerySet,
+    resolve: wgpu::Buffer,
+    /// Passes a frame can time.
+    passes: u32,
+    period_ns: f64,
 }
 
 struct InFlight {
@@ -74,6 +91,8 @@ struct InFlight {
     height: u32,
     lod: framelock_components::EffectLod,
     tag: u64,
+    /// The timed passes' kernels, in order.
+    timed: Vec<Kernel>,
 }
 
 struct VramEntry {
@@ -109,7 +128,7 @@ enum Step {
     },
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kernel {
     Yuv,
     ScaleH,
@@ -123,6 +142,23 @@ enum Kernel {
     Dissolve,
     Composite,
     Pack,
+}
+
+fn kernel_name(k: Kernel) -> &'static str {
+    match k {
+        Kernel::Yuv => "yuv_to_rgba",
+        Kernel::ScaleH => "scale.horizontal",
+        Kernel::ScaleV => "scale.vertical",
+        Kernel::Grade => "grade",
+        Kernel::BlurH => "blur.horizontal",
+        Kernel::BlurV => "blur.vertical",
+        Kernel::BlurTiled => "blur_tiled",
+        Kernel::Sharpen => "sharpen",
+        Kernel::Transform => "transform",
+        Kernel::Dissolve => "dissolve",
+        Kernel::Composite => "composite",
+        Kernel::Pack => "pack_rgba8",
+    }
 }
 
 /// A frame being encoded: its buffers (pooled ones to give back), params and steps.
@@ -194,6 +230,7 @@ pub struct GpuDevice {
     stats: DeviceStats,
     blur: BlurKernel,
     poison: bool,
+    timestamps: Option<Timestamps>,
 }
 
 const WORK_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
@@ -205,9 +242,14 @@ impl GpuDevice {
     pub(super) fn new(adapter: &wgpu::Adapter, options: &GpuOptions) -> Result<Self, GpuError> {
         let info = adapter.get_info();
         let limits = adapter.limits();
+        let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("framelock"),
-            required_features: wgpu::Features::empty(),
+            required_features: if timestamps {
+                wgpu::Features::TIMESTAMP_QUERY
+            } else {
+                wgpu::Features::empty()
+            },
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -239,6 +281,24 @@ impl GpuDevice {
             buffers_created: 1,
             ..DeviceStats::default()
         };
+        let timestamps = timestamps.then(|| {
+            let passes = 256;
+            Timestamps {
+                set: device.create_query_set(&wgpu::QuerySetDescriptor {
+                    label: Some("pass times"),
+                    ty: wgpu::QueryType::Timestamp,
+                    count: passes * 2,
+                }),
+                resolve: device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("pass times resolve"),
+                    size: u64::from(passes) * 16,
+                    usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                    mapped_at_creation: false,
+                }),
+                passes,
+                period_ns: f64::from(queue.get_timestamp_period()),
+            }
+        });
         Ok(Self {
             max_binding: u64::from(limits.max_storage_buffer_binding_size)
                 .min(limits.max_buffer_size),
@@ -260,6 +320,7 @@ impl GpuDevice {
             stats,
             blur: BlurKernel::Auto,
             poison: options.poison,
+            timestamps,
         })
     }
 
@@ -277,8 +338,14 @@ impl GpuDevice {
     pub fn stats(&self) -> DeviceStats {
         let mut s = self.stats.clone();
         s.vram_entries = self.vram.len();
+        s.vram_limit = self.vram_budget as usize;
         s.vram_bytes = self.vram.values().map(|e| e.bytes as usize).sum();
         s
+    }
+
+    /// Whether the adapter times passes with timestamp queries.
+    pub fn has_timestamps(&self) -> bool {
+        self.timestamps.is_some()
     }
 
     /// Frames submitted and not yet read back.
@@ -368,8 +435,11 @@ impl GpuDevice {
             }) {
                 return i;
             }
-            // One slot per frame in flight, plus one being filled, per layer of this frame.
-            let limit = (self.frames_in_flight + 1) * (exclude.len() + 1);
+            // Double-buffered per layer of the frame: while one slot's copy runs on the GPU
+            // the next is filled; a third request waits for the first to map again (the copy
+            // is the first thing its frame does, so the wait is short). A fixed ring: steady
+            // state creates nothing.
+            let limit = 2 * (exclude.len() + 1);
             let pending = self
                 .staging
                 .iter()
@@ -425,6 +495,15 @@ impl GpuDevice {
             size,
             ready: Arc::new(AtomicBool::new(false)),
             busy: false,
+            stamps: self.timestamps.as_ref().map(|t| {
+                let b = self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("pass times readback"),
+                    size: u64::from(t.passes) * 16,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                (b, Arc::new(AtomicBool::new(false)))
+            }),
         };
         self.stats.buffers_created += 1;
         if let Some(i) = self.readback.iter().position(|s| !s.busy) {
@@ -708,6 +787,7 @@ impl GpuDevice {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("frame"),
             });
+        let mut timed: Vec<Kernel> = Vec::new();
         for step in &enc.steps {
             match *step {
                 Step::Upload { staging, dst, size } => {
@@ -767,9 +847,24 @@ impl GpuDevice {
                         layout,
                         entries: &entries,
                     });
+                    let writes = self
+                        .timestamps
+                        .as_ref()
+                        .filter(|t| (timed.len() as u32) < t.passes)
+                        .map(|t| {
+                            let i = timed.len() as u32 * 2;
+                            wgpu::ComputePassTimestampWrites {
+                                query_set: &t.set,
+                                beginning_of_pass_write_index: Some(i),
+                                end_of_pass_write_index: Some(i + 1),
+                            }
+                        });
+                    if writes.is_some() {
+                        timed.push(kernel);
+                    }
                     let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                         label: None,
-                        timestamp_writes: None,
+                        timestamp_writes: writes,
                     });
                     pass.set_pipeline(pipeline);
                     pass.set_bind_group(0, &group, &[params]);
@@ -785,6 +880,13 @@ impl GpuDevice {
             0,
             out_bytes,
         );
+        let stamp_bytes = timed.len() as u64 * 16;
+        if let (Some(t), Some((b, _))) = (&self.timestamps, &self.readback[slot].stamps)
+            && stamp_bytes > 0
+        {
+            encoder.resolve_query_set(&t.set, 0..timed.len() as u32 * 2, &t.resolve, 0);
+            encoder.copy_buffer_to_buffer(&t.resolve, 0, b, 0, stamp_bytes);
+        }
         let submission = self.queue.submit([encoder.finish()]);
         // Staging slots come back mapped for the next upload; the readback maps when done.
         for &s in &enc.staging_used {
@@ -803,6 +905,15 @@ impl GpuDevice {
             .map_async(wgpu::MapMode::Read, ..out_bytes, move |r| {
                 flag.store(r.is_ok(), Ordering::Release)
             });
+        if let Some((b, ready)) = &rs.stamps
+            && stamp_bytes > 0
+        {
+            ready.store(false, Ordering::Release);
+            let flag = ready.clone();
+            b.map_async(wgpu::MapMode::Read, ..stamp_bytes, move |r| {
+                flag.store(r.is_ok(), Ordering::Release);
+            });
+        }
         for (b, pooled) in enc.bufs {
             if pooled {
                 self.pool.entry(b.size()).or_default().push(b);
@@ -816,8 +927,80 @@ impl GpuDevice {
             height: job.height,
             lod: job.lod,
             tag: job.tag,
+            timed,
         });
         Ok(())
+    }
+
+    /// Measures streaming: `data` up through a staging slot into a device buffer, then back
+    /// through a readback slot (each waited for). Returns (upload, readback) wall times; the
+    /// bytes read back are checked against `data`.
+    pub fn transfer(&mut self, data: &[u8]) -> Result<(Duration, Duration), RenderError> {
+        let size = (data.len() as u64).next_multiple_of(4);
+        let dst = self.take(size)?;
+        let start = Instant::now();
+        let slot = self.staging_slot(size, &[]);
+        {
+            let mut view = self.staging[slot]
+                .buffer
+                .slice(..size)
+                .get_mapped_range_mut()
+                .map_err(|e| RenderError::Gpu(format!("staging map: {e}")))?;
+            view.slice(..data.len()).copy_from_slice(data);
+        }
+        self.staging[slot].buffer.unmap();
+        self.staging[slot].mapped.store(false, Ordering::Release);
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(&self.staging[slot].buffer, 0, &dst, 0, size);
+        let sub = self.queue.submit([encoder.finish()]);
+        let flag = self.staging[slot].mapped.clone();
+        self.staging[slot]
+            .buffer
+            .map_async(wgpu::MapMode::Write, .., move |r| {
+                flag.store(r.is_ok(), Ordering::Release)
+            });
+        let _ = self.device.poll(wgpu::PollType::Wait {
+            submission_index: Some(sub),
+            timeout: Some(Duration::from_secs(30)),
+        });
+        let up = start.elapsed();
+        let start = Instant::now();
+        let rs = self.read_slot(size);
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(&dst, 0, &self.readback[rs].buffer, 0, size);
+        let sub = self.queue.submit([encoder.finish()]);
+        let ready = self.readback[rs].ready.clone();
+        self.readback[rs]
+            .buffer
+            .map_async(wgpu::MapMode::Read, ..size, move |r| {
+                ready.store(r.is_ok(), Ordering::Release)
+            });
+        while !self.readback[rs].ready.load(Ordering::Acquire) {
+            let _ = self.device.poll(wgpu::PollType::Wait {
+                submission_index: Some(sub.clone()),
+                timeout: Some(Duration::from_secs(30)),
+            });
+        }
+        let same = {
+            let view = self.readback[rs]
+                .buffer
+                .slice(..size)
+                .get_mapped_range()
+                .map_err(|e| RenderError::Gpu(format!("readback map: {e}")))?;
+            let mut out = vec![0u8; data.len()];
+            out.copy_from_slice(&view[..data.len()]);
+            out == data
+        };
+        self.readback[rs].buffer.unmap();
+        self.readback[rs].ready.store(false, Ordering::Release);
+        let down = start.elapsed();
+        self.pool.entry(dst.size()).or_default().push(dst);
+        if !same {
+            return Err(RenderError::Gpu(
+                "bytes read back differ from those uploaded".into(),
+            ));
+        }
+        Ok((up, down))
     }
 
     fn pipeline(&self, k: Kernel) -> &wgpu::ComputePipeline {
@@ -882,6 +1065,42 @@ impl GpuDevice {
         slot.buffer.unmap();
         slot.busy = false;
         slot.ready.store(false, Ordering::Release);
+        let stamps = slot.stamps.clone();
+        let period_ns = self.timestamps.as_ref().map(|t| t.period_ns);
+        if let (Some(period_ns), Some((b, ready))) = (period_ns, &stamps)
+            && !fl.timed.is_empty()
+        {
+            while !ready.load(Ordering::Acquire) {
+                let _ = self.device.poll(wgpu::PollType::Wait {
+                    submission_index: Some(fl.submission.clone()),
+                    timeout: Some(Duration::from_secs(5)),
+                });
+                if Instant::now() > deadline {
+                    break;
+                }
+            }
+            if ready.load(Ordering::Acquire) {
+                let bytes = fl.timed.len() as u64 * 16;
+                let mut per: Vec<(&'static str, f64)> = Vec::new();
+                if let Ok(view) = b.slice(..bytes).get_mapped_range() {
+                    let ticks: Vec<u64> = view
+                        .chunks_exact(8)
+                        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                        .collect();
+                    for (k, pair) in fl.timed.iter().zip(ticks.chunks_exact(2)) {
+                        let ms = pair[1].saturating_sub(pair[0]) as f64 * period_ns / 1e6;
+                        let name = kernel_name(*k);
+                        match per.iter_mut().find(|(n, _)| *n == name) {
+                            Some(e) => e.1 += ms,
+                            None => per.push((name, ms)),
+                        }
+                    }
+                }
+                b.unmap();
+                ready.store(false, Ordering::Release);
+                self.stats.pass_ms = Some(per);
+            }
+        }
         self.stats.frames += 1;
         self.stats.readback_bytes += bytes;
         if let Some(e) = self.error.lock().ok().and_then(|mut g| g.take()) {

@@ -187,6 +187,11 @@ impl Gpu {
         self.devices.iter().all(GpuDevice::is_software)
     }
 
+    /// Whether every device times its passes (timestamp queries).
+    pub fn has_timestamps(&self) -> bool {
+        self.devices.iter().all(GpuDevice::has_timestamps)
+    }
+
     /// Per-device counters.
     pub fn stats(&self) -> Vec<DeviceStats> {
         self.devices.iter().map(GpuDevice::stats).collect()
@@ -275,6 +280,17 @@ impl Gpu {
     pub fn set_blur_kernel(&mut self, kernel: BlurKernel) {
         for d in &mut self.devices {
             d.set_blur_kernel(kernel);
+        }
+    }
+
+    /// Streaming speed of the first device: see [`GpuDevice::transfer`].
+    pub fn transfer(
+        &mut self,
+        data: &[u8],
+    ) -> Result<(std::time::Duration, std::time::Duration), RenderError> {
+        match self.devices.first_mut() {
+            Some(d) => d.transfer(data),
+            None => Err(RenderError::Gpu("no device".into())),
         }
     }
 

@@ -1,0 +1,192 @@
+//! Effects per frame on the GPU path (whatever adapter wgpu finds: lavapipe on the
+//! development machine, a real GPU when one is lent) against the CPU path, at 1080p and 4K:
+//! each effect alone (`none` is the frame's fixed cost: upload, conversion, composite, pack,
+//! readback), the full stack, and the full stack pipelined (three frames in flight). Then the
+//! streaming speed: upload and readback against a plain memcpy of the same bytes.
+//!
+//! `cargo bench --bench effects` (set `FRAMELOCK_BENCH_QUICK=1` for 1080p only).
+
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "tests and benches fail loudly"
+)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use framelock::engine::effects::{LayerJob, RenderJob, cpu};
+use framelock::engine::gpu::{BlurKernel, Gpu, GpuOptions};
+use framelock::{BlendMode, Effect, EffectLod, YuvFrame, testcard};
+
+fn card(i: u64, w: u32, h: u32) -> Arc<YuvFrame> {
+    let mut f = YuvFrame::black(w, h);
+    let [y, u, v] = &mut f.planes;
+    testcard::draw_i420(i, w, h, y, u, v);
+    Arc::new(f)
+}
+
+fn job(frame: &Arc<YuvFrame>, effects: Vec<Effect>, two_layers: bool) -> RenderJob {
+    let mut layers = vec![LayerJob {
+        frame: frame.clone(),
+        key: 0,
+        effects,
+        opacity: 1.0,
+        blend: BlendMode::Over,
+        dissolve: None,
+    }];
+    if two_layers {
+        layers.push(LayerJob {
+            frame: frame.clone(),
+            key: 0,
+            effects: vec![Effect::Transform {
+                scale: 0.5,
+                x: 100.0,
+                y: 50.0,
+                rotation: 10.0,
+            }],
+            opacity: 0.7,
+            blend: BlendMode::Screen,
+            dissolve: None,
+        });
+    }
+    RenderJob {
+        width: frame.width,
+        height: frame.height,
+        lod: EffectLod::Full,
+        layers,
+        tag: 0,
+    }
+}
+
+fn full_stack() -> Vec<Effect> {
+    vec![
+        Effect::Grade {
+            brightness: 0.02,
+            contrast: 1.1,
+            saturation: 1.2,
+            gamma: 1.05,
+            lift: 0.01,
+            gain: 0.98,
+        },
+        Effect::Blur { radius: 4 },
+        Effect::Sharpen { amount: 0.5 },
+        Effect::Transform {
+            scale: 1.05,
+            x: 3.0,
+            y: -2.0,
+            rotation: 1.5,
+        },
+    ]
+}
+
+fn sizes() -> Vec<(&'static str, u32, u32)> {
+    if std::env::var_os("FRAMELOCK_BENCH_QUICK").is_some() {
+        vec![("1080p", 1920, 1080)]
+    } else {
+        vec![("1080p", 1920, 1080), ("4k", 3840, 2160)]
+    }
+}
+
+fn effects(c: &mut Criterion) {
+    let mut gpu = Gpu::new(&GpuOptions::default()).ok();
+    if let Some(g) = &gpu {
+        eprintln!("GPU path on: {:?}", g.device_names());
+    } else {
+        eprintln!("no adapter: CPU path only");
+    }
+    let cases: Vec<(&str, Vec<Effect>, bool)> = vec![
+        ("none", vec![], false),
+        ("grade", vec![full_stack()[0]], false),
+        ("blur_r4", vec![Effect::Blur { radius: 4 }], false),
+        ("blur_r20", vec![Effect::Blur { radius: 20 }], false),
+        ("sharpen", vec![Effect::Sharpen { amount: 0.5 }], false),
+        ("transform", vec![full_stack()[3]], false),
+        ("full_stack_2_layers", full_stack(), true),
+    ];
+    for (res, w, h) in sizes() {
+        let frame = card(1, w, h);
+        let mut group = c.benchmark_group(format!("effects_{res}"));
+        group.sample_size(10);
+        group.measurement_time(Duration::from_secs(3));
+        for (name, fx, two) in &cases {
+            let j = job(&frame, fx.clone(), *two);
+            if let Some(g) = gpu.as_mut() {
+                g.set_blur_kernel(BlurKernel::Auto);
+                group.bench_with_input(BenchmarkId::new("gpu", name), &j, |b, j| {
+                    b.iter(|| g.render(j).expect("gpu"))
+                });
+                if name.starts_with("blur_r4") {
+                    g.set_blur_kernel(BlurKernel::Separable);
+                    group.bench_with_input(BenchmarkId::new("gpu_separable", name), &j, |b, j| {
+                        b.iter(|| g.render(j).expect("gpu"))
+                    });
+                    g.set_blur_kernel(BlurKernel::Auto);
+                }
+            }
+            group.bench_with_input(BenchmarkId::new("cpu", name), &j, |b, j| {
+                b.iter(|| cpu::render(j).expect("cpu"))
+            });
+        }
+        // Throughput with three frames in flight (upload n+2 / effects n+1 / readback n).
+        if let Some(g) = gpu.as_mut() {
+            let j = job(&frame, full_stack(), true);
+            group.bench_function("gpu_pipelined/full_stack_2_layers", |b| {
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        g.submit(&j).expect("submit");
+                        if g.in_flight() >= 3 {
+                            g.receive().expect("frame").1.expect("ok");
+                        }
+                    }
+                    while let Some((_, r)) = g.receive() {
+                        r.expect("ok");
+                    }
+                    start.elapsed()
+                })
+            });
+        }
+        group.finish();
+    }
+}
+
+fn streaming(c: &mut Criterion) {
+    let Ok(mut gpu) = Gpu::new(&GpuOptions::default()) else {
+        return;
+    };
+    for (res, w, h) in sizes() {
+        // What a frame moves: its 4:2:0 planes up, RGBA8 down; the same bytes both ways here.
+        let bytes = (w * h * 4) as usize;
+        let data: Vec<u8> = (0..bytes).map(|i| (i * 7 % 251) as u8).collect();
+        let mut group = c.benchmark_group(format!("streaming_{res}"));
+        group.sample_size(10);
+        group.throughput(criterion::Throughput::Bytes(bytes as u64));
+        group.bench_function("upload", |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| gpu.transfer(&data).expect("transfer").0)
+                    .sum()
+            })
+        });
+        group.bench_function("readback", |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| gpu.transfer(&data).expect("transfer").1)
+                    .sum()
+            })
+        });
+        let mut dst = vec![0u8; bytes];
+        group.bench_function("memcpy", |b| {
+            b.iter(|| {
+                dst.copy_from_slice(std::hint::black_box(&data));
+                std::hint::black_box(&dst);
+            })
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, effects, streaming);
+criterion_main!(benches);
