@@ -292,11 +292,13 @@ fn rendered_effect_frames_survive_a_restart_on_the_disk_tier() {
         ..EffectStack::default()
     };
     let first: BTreeMap<u64, Vec<u8>> = {
+        // The whole timeline (prefetch looks ahead of the playhead: every frame it may want
+        // must be on disk for the restart to decode nothing).
         let (mut engine, shown) = engine(&project(stack.clone(), false), with_disk());
-        step_through(&mut engine, 0..10);
+        step_through(&mut engine, 0..40);
         engine.flush_disk_cache();
         let disk = engine.cache_stats().disk.expect("disk tier");
-        assert!(disk.tier.entries >= 10, "{disk:?}");
+        assert!(disk.tier.entries >= 40, "{disk:?}");
         let shown = shown.lock().unwrap();
         shown
             .iter()

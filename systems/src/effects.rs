@@ -273,7 +273,7 @@ pub(crate) fn effects_rendered_key(w: u32, h: u32, lod: EffectLod, keys: &[Layer
         first.effects ^= u64::from(lod.divisor()).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
     let mut key = rendered_key(w, h, &k);
-    key.0 ^= 0xEFFE_C75;
+    key.0 ^= 0x0EFF_EC75;
     key
 }
 
@@ -283,6 +283,15 @@ fn picture(memory: &Memory, r: &RenderedRgba) -> Arc<YuvFrame> {
     f.index = r.tag;
     Arc::new(f)
 }
+
+/// The tick's frame: where, what size and quality, under what pressure.
+type FrameParams<'w> = (
+    Res<'w, Playhead>,
+    Res<'w, OutputFormat>,
+    Res<'w, QualitySettings>,
+    Res<'w, Tick>,
+    Option<Res<'w, Pressure>>,
+);
 
 /// The rendered-tier resources.
 type Tiers<'w> = (
@@ -297,13 +306,7 @@ type Tiers<'w> = (
     reason = "a system's parameters are its declared data access"
 )]
 pub fn effects(
-    (playhead, output, quality, tick, pressure): (
-        Res<Playhead>,
-        Res<OutputFormat>,
-        Res<QualitySettings>,
-        Res<Tick>,
-        Option<Res<Pressure>>,
-    ),
+    (playhead, output, quality, tick, pressure): FrameParams,
     timeline: Res<TimelineIndex>,
     clips: ClipQuery,
     assets: AssetQuery,

@@ -153,7 +153,12 @@ pub fn prefetch(
                 && disk.cache.contains(key)
                 && want_rendered(
                     key,
-                    out_w as usize * out_h as usize * 3 / 2,
+                    // RGBA8 from the effects path, 8-bit 4:2:0 from the compositor.
+                    if any_stack {
+                        out_w as usize * out_h as usize * 4
+                    } else {
+                        out_w as usize * out_h as usize * 3 / 2
+                    },
                     (tick.index, &playhead, floor),
                     &mut frames,
                     &mut index,

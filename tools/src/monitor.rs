@@ -70,7 +70,7 @@ impl Dashboard {
             hit_rate: m.playback.cache_hit_rate,
             gpu: match m.gpu {
                 GpuStatus::Unavailable { reason } => format!("GPU unavailable: {reason}"),
-                GpuStatus::NotStarted => "GPU: not started (no effects yet)".into(),
+                GpuStatus::NotStarted => "idle: no effects yet".into(),
                 GpuStatus::Active {
                     devices,
                     software,
@@ -384,6 +384,6 @@ mod tests {
         t.draw(|f| render(f, &d)).expect("draws");
         let all = text(&t).join("\n");
         assert!(all.contains("tiny") && all.contains("▲ frame 9"), "{all}");
-        assert!(all.contains("GPU unavailable"), "{all}");
+        assert!(all.contains("idle: no effects"), "{all}");
     }
 }

@@ -300,7 +300,8 @@ impl GpuDevice {
             }
         });
         Ok(Self {
-            max_binding: u64::from(limits.max_storage_buffer_binding_size)
+            max_binding: limits
+                .max_storage_buffer_binding_size
                 .min(limits.max_buffer_size),
             device,
             queue,
