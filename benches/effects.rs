@@ -118,10 +118,15 @@ fn effects(c: &mut Criterion) {
                     b.iter(|| g.render(j).expect("gpu"))
                 });
                 if name.starts_with("blur_r4") {
-                    g.set_blur_kernel(BlurKernel::Separable);
-                    group.bench_with_input(BenchmarkId::new("gpu_separable", name), &j, |b, j| {
-                        b.iter(|| g.render(j).expect("gpu"))
-                    });
+                    for (label, kernel) in [
+                        ("gpu_separable", BlurKernel::Separable),
+                        ("gpu_tiled", BlurKernel::Tiled),
+                    ] {
+                        g.set_blur_kernel(kernel);
+                        group.bench_with_input(BenchmarkId::new(label, name), &j, |b, j| {
+                            b.iter(|| g.render(j).expect("gpu"))
+                        });
+                    }
                     g.set_blur_kernel(BlurKernel::Auto);
                 }
             }

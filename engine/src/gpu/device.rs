@@ -17,7 +17,7 @@ use crate::media::YuvFrame;
 /// Which blur kernel runs (the benchmarks compare them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum BlurKernel {
-    /// Tiled for radius ≤ 8, separable above.
+    /// Tiled for radius ≤ 8 on hardware, separable above and on software adapters.
     #[default]
     Auto,
     /// Always two separable passes.
@@ -677,9 +677,13 @@ impl GpuDevice {
                     rows.push(row);
                 }
                 let p = enc.params(&rows);
+                // Measured on lavapipe (1080p, radius 4): separable 1.10 s, tiled 1.51 s a
+                // frame (llvmpipe runs workgroup barriers as coroutine switches), so `Auto`
+                // tiles only on hardware.
                 let tiled = match self.blur {
                     BlurKernel::Separable => false,
-                    BlurKernel::Auto | BlurKernel::Tiled => r <= 8,
+                    BlurKernel::Tiled => r <= 8,
+                    BlurKernel::Auto => r <= 8 && !self.is_software(),
                 };
                 if tiled {
                     enc.dispatch(Kernel::BlurTiled, p, cur, out, size);
