@@ -244,6 +244,25 @@ impl RenderedFrames {
     }
 
     /// Remembers that `key` still has to be written through to disk.
+    /// Keeps a new composite under `key` and writes it through to `disk` (a write the busy
+    /// writer cannot take yet is deferred to [`RenderedFrames::retry_writes`]). Returns
+    /// whether a write was queued now. Pass no disk when the key does not describe the
+    /// picture exactly (a layer came from a fallback source).
+    pub fn keep(&mut self, key: CacheKey, picture: Arc<YuvFrame>, disk: Option<&DiskTier>) -> bool {
+        self.insert(key, picture.clone());
+        match disk {
+            Some(disk) if !disk.cache.contains(key) => {
+                let queued = disk.write(key, CacheKind::Rendered, picture);
+                if !queued {
+                    self.defer_write(key);
+                }
+                queued
+            }
+            _ => false,
+        }
+    }
+
+    /// Remembers a write-through the busy writer could not take yet.
     pub fn defer_write(&mut self, key: CacheKey) {
         if !self.unwritten.contains(&key) {
             self.unwritten.push(key);

@@ -30,7 +30,7 @@ use std::time::Instant;
 use bevy_ecs::prelude::*;
 use bumpalo::Bump;
 use framelock_components::{
-    CacheEntry, CacheKind, Clip, EffectsKey, Lod, OutputFormat, Playhead, QualitySettings,
+    CacheEntry, Clip, EffectsKey, Lod, OutputFormat, Playhead, QualitySettings,
 };
 #[cfg(doc)]
 use framelock_components::{MediaAsset, ProxyAssets};
@@ -125,7 +125,7 @@ pub fn composite(
     // The rendered tiers first: RAM, then a frame the disk tier answered.
     let cacheable =
         !keys.is_empty() && render_cacheable(any_effects, cost.composite_secs, frame_period);
-    let key = cacheable.then(|| rendered_key(w, h, &keys));
+    let key = cacheable.then(|| rendered_key(w, h, None, &keys));
     if let Some(key) = key {
         let from_disk = || {
             let &e = index.0.get(&(RENDERED_ASSET_ID, key.0))?;
@@ -226,16 +226,8 @@ pub fn composite(
             cost.record(start.elapsed().as_secs_f64());
             let out = Arc::new(out);
             if let Some(key) = key.filter(|_| all_preferred) {
-                rendered.insert(key, out.clone());
-                if let Some(disk) = &disk
-                    && !disk.cache.contains(key)
-                {
-                    if disk.write(key, CacheKind::Rendered, out.clone()) {
-                        metrics.disk_writes_queued += 1;
-                    } else {
-                        rendered.defer_write(key);
-                    }
-                }
+                metrics.disk_writes_queued +=
+                    u64::from(rendered.keep(key, out.clone(), disk.as_deref()));
             }
             out
         }

@@ -27,8 +27,8 @@ use std::time::Instant;
 
 use bevy_ecs::prelude::*;
 use framelock_components::{
-    CacheEntry, CacheKey, CacheKind, Clip, EffectLod, EffectStack, EffectsKey, Lod, OutputFormat,
-    PlayState, Playhead, Pressure, QualitySettings,
+    CacheEntry, CacheKey, Clip, EffectLod, EffectStack, EffectsKey, Lod, OutputFormat, PlayState,
+    Playhead, Pressure, QualitySettings,
 };
 #[cfg(doc)]
 use framelock_components::{MediaAsset, ProxyAssets};
@@ -261,20 +261,8 @@ fn gather(
             dissolve,
         });
     }
-    g.key = effects_rendered_key(w, h, lod, &keys);
+    g.key = rendered_key(w, h, Some(lod), &keys);
     Some(g)
-}
-
-/// The rendered key of a frame made by the effects path: the layers' key plus the LOD.
-pub(crate) fn effects_rendered_key(w: u32, h: u32, lod: EffectLod, keys: &[LayerKey]) -> CacheKey {
-    let mut k = keys.to_vec();
-    // The LOD is part of what the picture is: fold it into the first layer's effects hash.
-    if let Some(first) = k.first_mut() {
-        first.effects ^= u64::from(lod.divisor()).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-    let mut key = rendered_key(w, h, &k);
-    key.0 ^= 0x0EFF_EC75;
-    key
 }
 
 fn picture(memory: &Memory, r: &RenderedRgba) -> Arc<YuvFrame> {
@@ -335,17 +323,8 @@ pub fn effects(
             Ok(r) => {
                 state.gpu_frames += 1;
                 let pic = picture(&memory, &r);
-                rendered.insert(key, pic.clone());
-                if exact
-                    && let Some(disk) = &disk
-                    && !disk.cache.contains(key)
-                {
-                    if disk.write(key, CacheKind::Rendered, pic) {
-                        metrics.disk_writes_queued += 1;
-                    } else {
-                        rendered.defer_write(key);
-                    }
-                }
+                let disk = disk.as_deref().filter(|_| exact);
+                metrics.disk_writes_queued += u64::from(rendered.keep(key, pic, disk));
             }
             Err(e) => {
                 state.gpu_errors += 1;
@@ -485,17 +464,8 @@ pub fn effects(
         };
         state.last_render_secs = start.elapsed().as_secs_f64();
         let pic = picture(&memory, &r);
-        rendered.insert(g.key, pic.clone());
-        if g.exact
-            && let Some(disk) = &disk
-            && !disk.cache.contains(g.key)
-        {
-            if disk.write(g.key, CacheKind::Rendered, pic.clone()) {
-                metrics.disk_writes_queued += 1;
-            } else {
-                rendered.defer_write(g.key);
-            }
-        }
+        let to_disk = disk.as_deref().filter(|_| g.exact);
+        metrics.disk_writes_queued += u64::from(rendered.keep(g.key, pic.clone(), to_disk));
         present(pic, g.sources, &mut composited);
         if quality.adaptive_effect_lod {
             let p = pressure.as_deref().copied().unwrap_or_default();

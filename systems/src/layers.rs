@@ -3,7 +3,7 @@
 //! decoded, which is what makes switching between original and proxy seamless.
 
 use bevy_ecs::prelude::*;
-use framelock_components::{CacheKey, CacheKind, Clip, Lod, MediaAsset, ProxyAssets};
+use framelock_components::{CacheKey, CacheKind, Clip, EffectLod, Lod, MediaAsset, ProxyAssets};
 use framelock_engine::cache::KeyBuilder;
 use framelock_engine::media::PixelFormat;
 
@@ -33,9 +33,22 @@ pub(crate) struct LayerKey {
     pub effects: u64,
 }
 
-/// The key of the output frame of `width`×`height` made of `layers` (bottom first).
-pub(crate) fn rendered_key(width: u32, height: u32, layers: &[LayerKey]) -> CacheKey {
-    let mut k = KeyBuilder::new(CacheKind::Rendered).geometry(PixelFormat::Yuv420p, width, height);
+/// The key of the output frame of `width`×`height` made of `layers` (bottom first): by the
+/// Y'CbCr compositor (`effect_lod: None`), or by the effects system as RGBA8 at that LOD.
+pub(crate) fn rendered_key(
+    width: u32,
+    height: u32,
+    effect_lod: Option<EffectLod>,
+    layers: &[LayerKey],
+) -> CacheKey {
+    let format = match effect_lod {
+        Some(_) => PixelFormat::Rgba8,
+        None => PixelFormat::Yuv420p,
+    };
+    let mut k = KeyBuilder::new(CacheKind::Rendered).geometry(format, width, height);
+    if let Some(lod) = effect_lod {
+        k = k.u64(u64::from(lod.divisor()));
+    }
     for l in layers {
         k = k
             .u64(l.fingerprint)

@@ -41,7 +41,7 @@ use framelock_components::{MediaAsset, ProxyAssets};
 use framelock_engine::cache::Cache;
 
 use crate::cache::{RenderCost, RenderedFrames};
-use crate::effects::{EffectsState, effects_rendered_key};
+use crate::effects::EffectsState;
 use crate::layers::{
     AssetQuery, Candidate, LayerKey, RENDERED_ASSET_ID, candidates, render_cacheable, rendered_key,
 };
@@ -140,12 +140,9 @@ pub fn prefetch(
             && render_cacheable(any_effects, cost.composite_secs, frame_period)
         {
             // Frames with effect stacks are made by `effects`, under its key (with the LOD).
-            let key = if any_stack {
-                let lod = effects_state.as_ref().map(|s| s.lod).unwrap_or_default();
-                effects_rendered_key(out_w, out_h, lod, &st.layer_keys)
-            } else {
-                rendered_key(out_w, out_h, &st.layer_keys)
-            };
+            let effect_lod =
+                any_stack.then(|| effects_state.as_ref().map(|s| s.lod).unwrap_or_default());
+            let key = rendered_key(out_w, out_h, effect_lod, &st.layer_keys);
             if rendered.touch(key) {
                 continue;
             }

@@ -7,9 +7,41 @@ use crate::media::{MatrixCoefficients, PixelFormat, YuvFrame, YuvRange};
 
 /// Bytes of a frame's three planes as the GPU reads them (tightly packed).
 pub fn planes_len(frame: &YuvFrame) -> usize {
-    let (cw, ch) = frame.chroma_size();
-    let bps = frame.format.bytes_per_sample();
-    (frame.width as usize * frame.height as usize + 2 * cw as usize * ch as usize) * bps
+    PlaneLayout::of(frame).lens.iter().sum()
+}
+
+/// Where a frame's planes lie in the buffer the GPU converts from: one after another, each at
+/// a 4-byte-aligned offset (`yuv_to_rgba.wgsl` reads them as `u32` words).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlaneLayout {
+    /// Bytes of the Y, U and V planes.
+    pub lens: [usize; 3],
+    /// Their offsets.
+    pub offsets: [usize; 3],
+    /// Bytes of the whole buffer (a multiple of 4, at least 4).
+    pub total: usize,
+}
+
+impl PlaneLayout {
+    /// The layout of `frame`'s planes.
+    pub fn of(frame: &YuvFrame) -> Self {
+        let bps = frame.format.bytes_per_sample();
+        let (cw, ch) = frame.chroma_size();
+        let luma = frame.width as usize * frame.height as usize * bps;
+        let chroma = cw as usize * ch as usize * bps;
+        let lens = [luma, chroma, chroma];
+        let offsets = [
+            0,
+            luma.next_multiple_of(4),
+            luma.next_multiple_of(4) + chroma.next_multiple_of(4),
+        ];
+        let total = (offsets[2] + chroma).next_multiple_of(4).max(4);
+        Self {
+            lens,
+            offsets,
+            total,
+        }
+    }
 }
 
 /// Sample → normalised value and Y'CbCr → R'G'B' coefficients of a frame.

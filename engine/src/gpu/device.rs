@@ -10,7 +10,7 @@ use framelock_components::Effect;
 
 use super::kernels::{GROUP, Kernels, PARAMS_SLOT};
 use super::{GpuError, GpuOptions};
-use crate::effects::ops::{self, AxisWeights, ResizeFilter};
+use crate::effects::ops::{self, AxisWeights, PlaneLayout, ResizeFilter};
 use crate::effects::{RenderError, RenderJob, RenderedRgba};
 use crate::media::YuvFrame;
 
@@ -218,7 +218,8 @@ pub struct GpuDevice {
     k: Kernels,
     params: wgpu::Buffer,
     pool: HashMap<u64, Vec<wgpu::Buffer>>,
-    weights: HashMap<(u32, u32, ResizeFilter), wgpu::Buffer>,
+    /// Resize weights on the device, with their window, per (in, out, filter).
+    weights: HashMap<(u32, u32, ResizeFilter), (wgpu::Buffer, u32)>,
     staging: Vec<StagingSlot>,
     readback: Vec<ReadSlot>,
     vram: HashMap<u64, VramEntry>,
@@ -405,14 +406,14 @@ impl GpuDevice {
         out_size: u32,
         filter: ResizeFilter,
     ) -> (wgpu::Buffer, u32) {
-        let w = AxisWeights::new(in_size, out_size, filter);
-        let window = w.window as u32;
-        if let Some(b) = self.weights.get(&(in_size, out_size, filter)) {
-            return (b.clone(), window);
+        if let Some((b, window)) = self.weights.get(&(in_size, out_size, filter)) {
+            return (b.clone(), *window);
         }
         if self.weights.len() > 64 {
             self.weights.clear();
         }
+        let w = AxisWeights::new(in_size, out_size, filter);
+        let window = w.window as u32;
         let words = w.to_words();
         let b = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("resize weights"),
@@ -422,7 +423,8 @@ impl GpuDevice {
         });
         self.stats.buffers_created += 1;
         self.queue.write_buffer(&b, 0, bytemuck::cast_slice(&words));
-        self.weights.insert((in_size, out_size, filter), b.clone());
+        self.weights
+            .insert((in_size, out_size, filter), (b.clone(), window));
         (b, window)
     }
 
@@ -533,19 +535,12 @@ impl GpuDevice {
             let b = e.buffer.clone();
             return Ok(enc.buf(b, false));
         }
-        let bps = frame.format.bytes_per_sample();
-        let (cw, ch) = frame.chroma_size();
-        let lens = [
-            frame.width as usize * frame.height as usize * bps,
-            cw as usize * ch as usize * bps,
-            cw as usize * ch as usize * bps,
-        ];
-        let offsets = [
-            0,
-            lens[0].next_multiple_of(4),
-            lens[0].next_multiple_of(4) + lens[1].next_multiple_of(4),
-        ];
-        let total = (offsets[2] + lens[2]).next_multiple_of(4).max(4) as u64;
+        let PlaneLayout {
+            lens,
+            offsets,
+            total,
+        } = PlaneLayout::of(frame);
+        let total = total as u64;
         let slot = self.staging_slot(total, &enc.staging_used);
         {
             let s = &self.staging[slot];
@@ -723,12 +718,11 @@ impl GpuDevice {
             let planes = self.planes(&mut enc, frame, layer.key)?;
             let yp = ops::yuv_params(frame);
             let bps = frame.format.bytes_per_sample() as u32;
-            let (cw, ch) = frame.chroma_size();
-            let l0 = (frame.width * frame.height * bps).next_multiple_of(4);
-            let l1 = (cw * ch * bps).next_multiple_of(4);
+            let (cw, _) = frame.chroma_size();
+            let at = PlaneLayout::of(frame).offsets.map(|o| o as u32);
             let p = enc.params(&[
                 [frame.width, frame.height, cw, 0],
-                [0, l0, l0 + l1, bps],
+                [at[0], at[1], at[2], bps],
                 [yp.shift.0, yp.shift.1, 0, 0],
                 [f(yp.y_offset), f(yp.y_scale), f(yp.c_offset), f(yp.c_scale)],
                 yp.matrix.map(f),
