@@ -18,16 +18,16 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use framelock::engine::effects::{LayerJob, RenderJob, cpu};
 use framelock::engine::gpu::{BlurKernel, Gpu, GpuOptions};
-use framelock::{BlendMode, Effect, EffectLod, YuvFrame, testcard};
+use framelock::{BlendMode, Effect, EffectLod, Picture, testcard};
 
-fn card(i: u64, w: u32, h: u32) -> Arc<YuvFrame> {
-    let mut f = YuvFrame::black(w, h);
+fn card(i: u64, w: u32, h: u32) -> Arc<Picture> {
+    let mut f = Picture::black(w, h);
     let [y, u, v] = &mut f.planes;
     testcard::draw_i420(i, w, h, y, u, v);
     Arc::new(f)
 }
 
-fn job(frame: &Arc<YuvFrame>, effects: Vec<Effect>, two_layers: bool) -> RenderJob {
+fn job(frame: &Arc<Picture>, effects: Vec<Effect>, two_layers: bool) -> RenderJob {
     let mut layers = vec![LayerJob {
         frame: frame.clone(),
         key: 0,

@@ -11,11 +11,11 @@ use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use framelock::{
-    DecoderRegistry, GenerateOptions, Rational, YuvFrame, generate_test_clip, probe, testcard,
+    DecoderRegistry, GenerateOptions, Picture, Rational, generate_test_clip, probe, testcard,
 };
 
-fn card(w: u32, h: u32) -> YuvFrame {
-    let mut f = YuvFrame::black(w, h);
+fn card(w: u32, h: u32) -> Picture {
+    let mut f = Picture::black(w, h);
     let [y, u, v] = &mut f.planes;
     testcard::draw_i420(7, w, h, y, u, v);
     f
@@ -35,7 +35,7 @@ fn convert(c: &mut Criterion) {
 }
 
 fn draw(c: &mut Criterion) {
-    let mut f = YuvFrame::black(1920, 1080);
+    let mut f = Picture::black(1920, 1080);
     c.bench_function("testcard_draw/1080p", |b| {
         b.iter(|| {
             let [y, u, v] = &mut f.planes;

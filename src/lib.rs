@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod offline;
 mod performance;
 mod playback;
 mod player;
@@ -20,14 +21,20 @@ pub use framelock_engine::cache::{Compression, DiskCacheOptions, DiskError, Disk
 pub use framelock_engine::gpu::{AdapterSummary, GpuOptions, adapters};
 pub use framelock_engine::media::{
     DecoderRegistry, EncodeSettings, EncodeSpeed, GenerateOptions, MediaError, Mp4VideoWriter,
-    PixelFormat, ProbeCache, RateControl, VideoReader, WriteError, YuvFrame, generate_test_clip,
+    Picture, PixelFormat, ProbeCache, RateControl, VideoReader, WriteError, generate_test_clip,
     parallel_decode, probe, testcard,
 };
 pub use framelock_engine::memory::{BufferPool, PoolClass, PoolStats};
 pub use framelock_engine::proxy::{
     JobId, ProxyError, ProxyJobStatus, ProxyManager, ProxyManagerOptions, ProxyProgress,
 };
-pub use framelock_systems::{LayerSource, MetricsSnapshot, PresentedFrame};
+pub use framelock_engine::render::{
+    CompositeJob, CpuRenderer, GpuState, GpuUse, OutputPixels, PathChoice, ReferenceCpu,
+    RenderPath, Work,
+};
+pub use framelock_engine::signal::Progress;
+pub use framelock_systems::{LayerSource, MetricsSnapshot, PresentedFrame, RenderStats};
+pub use offline::{OfflineError, OfflineRenderer, OfflineReport, STALL_TIMEOUT};
 pub use performance::{
     ASSUMED_SECONDS_PER_PIXEL, GpuStatus, OptimizationAction, OptimizationReport,
     PerformanceMetrics, QualityMode, SegmentCost, SegmentStatus, SourceDecode, Suggestion,

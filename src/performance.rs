@@ -16,8 +16,11 @@ use framelock_components::{
     QualitySettings, UseProxy,
 };
 use framelock_engine::proxy::ProxyProgress;
+#[cfg(doc)]
+use framelock_engine::render::GpuUse;
+use framelock_engine::render::{GpuState, PathChoice, RenderPath};
 use framelock_systems::{
-    DecodeLoad, Decoders, EffectsState, GpuRenderer, MetricsSnapshot, RenderCost, TimelineIndex,
+    DecodeLoad, Decoders, MetricsSnapshot, RenderCost, RenderState, Renderer, TimelineIndex,
 };
 
 use crate::playback::{CacheStats, PlaybackEngine, PlayerError};
@@ -40,13 +43,19 @@ pub enum QualityMode {
 /// GPU side of the metrics.
 #[derive(Clone, Debug, PartialEq)]
 pub enum GpuStatus {
-    /// Effects run on the GPU.
+    /// The GPU is open.
     Active {
         /// The devices' names, as their drivers report them.
         devices: Vec<String>,
         /// Every device is a software rasteriser (lavapipe).
         software: bool,
-        /// Frames rendered on the GPU / on the CPU path (after a GPU failure).
+        /// The path effects run on now (the measured choice, [`GpuUse::Always`], or the CPU
+        /// path while the measurement runs).
+        effects_on: RenderPath,
+        /// The measurement behind the choice (`None` until the first effects frame was
+        /// measured, or with [`GpuUse::Always`]); its `reason` says why in words.
+        choice: Option<PathChoice>,
+        /// Effects frames rendered on the GPU / on the CPU path.
         gpu_frames: u64,
         /// See `gpu_frames`.
         cpu_frames: u64,
@@ -54,15 +63,17 @@ pub enum GpuStatus {
         vram_bytes: usize,
         /// The effect LOD now.
         lod: EffectLod,
-        /// Wall time of the last frame rendered while the playhead waited (upload to
-        /// readback), ms.
+        /// Wall time of the last effects frame on its path (upload to readback on the GPU),
+        /// ms.
         last_render_ms: f64,
         /// GPU time per shader of the last frame read back (ms, first device), from timestamp
         /// queries; `None` where the adapter has none.
         pass_ms: Option<Vec<(String, f64)>>,
     },
-    /// Not opened yet: the GPU opens at the first frame with effects.
+    /// Not opened yet: the GPU opens (on its own thread) with the first effects.
     NotStarted,
+    /// Opening on its own thread; effects render on the CPU path meanwhile.
+    Opening,
     /// Effects run on the CPU path: why (no adapter, turned off). No GPU timings (never a
     /// made-up number).
     Unavailable {
@@ -242,34 +253,39 @@ impl PlaybackEngine {
     pub fn gpu_status(&self) -> GpuStatus {
         let world = self.world();
         let quality = world.resource::<QualitySettings>();
-        let state = world.resource::<EffectsState>();
-        let Some(r) = world.get_resource::<GpuRenderer>() else {
-            return GpuStatus::NotStarted;
-        };
+        let state = world.resource::<RenderState>();
+        let service = &world.resource::<Renderer>().0;
         if !quality.gpu_acceleration {
             return GpuStatus::Unavailable {
                 reason: "gpu_acceleration is off in the quality settings".into(),
             };
         }
-        match (&r.gpu, &r.unavailable) {
-            (Some(gpu), _) => GpuStatus::Active {
-                devices: gpu.device_names(),
-                software: gpu.is_software(),
-                gpu_frames: state.gpu_frames,
-                cpu_frames: state.cpu_frames,
-                vram_bytes: gpu.stats().iter().map(|s| s.vram_bytes).sum(),
-                lod: state.lod,
-                last_render_ms: state.last_render_secs * 1e3,
-                pass_ms: gpu.stats().first().and_then(|s| {
-                    s.pass_ms
-                        .as_ref()
-                        .map(|v| v.iter().map(|(n, ms)| ((*n).to_owned(), *ms)).collect())
-                }),
+        match service.gpu_state() {
+            GpuState::Open { devices, software } => {
+                let stats = service.gpu_stats();
+                GpuStatus::Active {
+                    devices,
+                    software,
+                    effects_on: service.effects_path(true),
+                    choice: service.choice(),
+                    gpu_frames: state.gpu_frames,
+                    cpu_frames: state.cpu_frames,
+                    vram_bytes: stats.iter().map(|s| s.vram_bytes).sum(),
+                    lod: state.lod,
+                    last_render_ms: state.last_render_secs * 1e3,
+                    pass_ms: stats.first().and_then(|s| {
+                        s.pass_ms
+                            .as_ref()
+                            .map(|v| v.iter().map(|(n, ms)| ((*n).to_owned(), *ms)).collect())
+                    }),
+                }
+            }
+            GpuState::NotStarted => GpuStatus::NotStarted,
+            GpuState::Opening => GpuStatus::Opening,
+            GpuState::Disabled => GpuStatus::Unavailable {
+                reason: "the GPU is disabled (EngineOptions::gpu is None)".into(),
             },
-            (None, Some(reason)) => GpuStatus::Unavailable {
-                reason: reason.clone(),
-            },
-            (None, None) => GpuStatus::NotStarted,
+            GpuState::Unavailable(reason) => GpuStatus::Unavailable { reason },
         }
     }
 
@@ -531,7 +547,7 @@ impl PlaybackEngine {
             });
         }
         // 5. Effects rendered on the CPU path while an adapter is there to take them.
-        let state = world.resource::<EffectsState>();
+        let state = world.resource::<RenderState>();
         if !quality.gpu_acceleration && state.cpu_frames > 0 {
             let found = framelock_engine::gpu::adapters();
             if let Some(best) = found.first() {

@@ -19,11 +19,15 @@ use framelock_engine::gpu::GpuOptions;
 use framelock_engine::media::{DecoderRegistry, MediaError, ProbeCache, probe};
 use framelock_engine::memory::PoolStats;
 use framelock_engine::proxy::{JobId, ProxyJobStatus, ProxyManager, ProxyManagerOptions};
+use framelock_engine::render::{
+    CpuRenderer, GpuUse, OutputPixels, ReferenceCpu, RenderService, RenderServiceOptions,
+};
+use framelock_engine::signal::Progress;
 use framelock_engine::workers::{DecodePool, DecodePoolOptions};
 use framelock_systems::{
-    AssetIds, Composited, DecodeLoad, Decoders, DiskTier, FrameIndex, FrameSink, GpuRenderer,
-    Memory, Metrics, MetricsSnapshot, PresentedFrame, ProxyService, RenderedFrames, Tick,
-    TimelineIndex, playback_schedule,
+    AssetIds, Composited, DecodeLoad, Decoders, DiskTier, FrameIndex, FrameSink, Memory, Metrics,
+    MetricsSnapshot, PresentedFrame, ProxyService, RenderMode, RenderState, RenderStats,
+    RenderedFrames, Renderer, Tick, TimelineIndex, playback_schedule,
 };
 
 /// Why a project cannot be opened for playback.
@@ -178,9 +182,19 @@ pub struct EngineOptions {
     pub probe_cache: Option<ProbeCache>,
     /// Proxy generation and switching (`None`: originals only).
     pub proxies: Option<ProxyOptions>,
-    /// The GPU for effects (opened at the first frame with effects; `None`: the CPU path
-    /// only). `QualitySettings::gpu_acceleration` switches between them while playing.
+    /// The GPU for effects (`None`: the CPU path only), opened on its own thread at open when
+    /// the timeline has effects, else at the first effects frame. With
+    /// [`GpuUse::Measured`] effects use it only where it measured faster than the CPU path;
+    /// `QualitySettings::gpu_acceleration` switches it off while playing.
     pub gpu: Option<GpuOptions>,
+    /// When effects use the GPU: by measurement (the default), or always.
+    pub gpu_use: GpuUse,
+    /// Render threads for compositing and effects on the CPU path.
+    pub render_workers: usize,
+    /// The pixel format presented pictures come in.
+    pub output_pixels: OutputPixels,
+    /// The CPU renderer (tests put a double here; the default is the reference path).
+    pub cpu_renderer: Arc<dyn CpuRenderer>,
     /// Serve the live profile to `puffin_viewer` on this address (e.g. `127.0.0.1:8585`)
     /// while the engine lives: turns puffin's scopes on (every system, decode job, proxy
     /// range, GPU submit and readback) and marks a frame per tick.
@@ -199,6 +213,10 @@ impl Default for EngineOptions {
             probe_cache: None,
             proxies: None,
             gpu: Some(GpuOptions::default()),
+            gpu_use: GpuUse::Measured,
+            render_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            output_pixels: OutputPixels::Any,
+            cpu_renderer: Arc::new(ReferenceCpu),
             puffin_server: None,
         }
     }
@@ -244,6 +262,8 @@ pub struct PlaybackEngine {
     last_tick: Option<u64>,
     /// The live profile server, when [`EngineOptions::puffin_server`] asked for one.
     puffin: Option<puffin_http::Server>,
+    /// Bumped by every worker (decode, render, disk read) when it finishes a job.
+    progress: Progress,
 }
 
 impl std::fmt::Debug for PlaybackEngine {
@@ -394,18 +414,37 @@ impl PlaybackEngine {
         world.insert_resource(Composited::default());
         world.insert_resource(TimelineIndex::default());
         world.insert_resource(FrameSink(Box::new(sink)));
-        world.insert_resource(match options.gpu {
-            Some(g) => GpuRenderer::lazy(g),
-            None => GpuRenderer::cpu_only("the GPU is disabled (EngineOptions::gpu is None)"),
-        });
         framelock_systems::insert_cache_resources(&mut world, options.memory);
         let pool = world.resource::<Memory>().0.clone();
+        let progress = Progress::default();
+        let mut service = RenderService::new(RenderServiceOptions {
+            cpu_workers: options.render_workers.max(1),
+            queue_per_worker: 1,
+            gpu: options.gpu,
+            gpu_use: options.gpu_use,
+            pool: Some(pool.clone()),
+            cpu: options.cpu_renderer,
+            progress: progress.clone(),
+        });
+        if project
+            .tracks
+            .iter()
+            .any(|t| t.clips.iter().any(|c| !c.effects.is_empty()))
+        {
+            service.start_gpu();
+        }
+        world.insert_resource(Renderer(service));
+        world.resource_mut::<RenderState>().output = options.output_pixels;
         let disk = match &options.disk_cache {
             Some(o) => Some(DiskCache::open(o.clone())?),
             None => None,
         };
         if let Some(d) = &disk {
-            world.insert_resource(DiskTier::new(d.clone()));
+            world.insert_resource(DiskTier::new(
+                d.clone(),
+                Some(pool.clone()),
+                progress.clone(),
+            ));
         }
         let workers = options.workers.max(1);
         world.insert_resource(Decoders(DecodePool::with_options(DecodePoolOptions {
@@ -417,6 +456,7 @@ impl PlaybackEngine {
             skip_cache_bytes: (options.memory.max_memory / 8 / workers).min(128 << 20),
             pool: Some(pool),
             disk,
+            progress: progress.clone(),
         })));
         // The timeline index exists from the start (the performance map reads it before the
         // first tick).
@@ -433,6 +473,7 @@ impl PlaybackEngine {
             epoch,
             last_tick: None,
             puffin,
+            progress,
         })
     }
 
@@ -500,6 +541,9 @@ impl PlaybackEngine {
         else {
             return false;
         };
+        if !effects.is_empty() {
+            self.world.resource_mut::<Renderer>().0.start_gpu();
+        }
         let mut entity = self.world.entity_mut(e);
         if effects.is_empty() {
             entity.remove::<(EffectStack, EffectsKey, HasEffects)>();
@@ -583,6 +627,65 @@ impl PlaybackEngine {
         self.world.resource::<Decoders>().0.wait_idle(timeout)
     }
 
+    /// Blocks until every worker is idle: decodes, renders (and the GPU's path measurement),
+    /// disk reads. Their results are collected by the next tick. For tests and drivers
+    /// between ticks; never in a tick.
+    pub fn wait_idle(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let seen = self.progress.count();
+            let decoding = self.world.resource::<Decoders>().0.in_flight() > 0;
+            let rendering = {
+                let r = &self.world.resource::<Renderer>().0;
+                r.running() > 0 || r.calibrating()
+            };
+            let reading = self
+                .world
+                .get_resource::<DiskTier>()
+                .is_some_and(|d| d.reads_in_flight() > 0);
+            if !decoding && !rendering && !reading {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            self.progress
+                .wait_past(seen, left.min(Duration::from_millis(50)));
+        }
+    }
+
+    /// The counter every worker bumps when it finishes a job (decode, render, disk read).
+    pub fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    /// Pictures being rendered (submitted, not collected).
+    pub fn renders_in_flight(&self) -> usize {
+        self.world.resource::<RenderState>().in_flight()
+    }
+
+    /// What the render path did so far (effects frames per path, composites, rendered ahead,
+    /// the effect LOD).
+    pub fn render_stats(&self) -> RenderStats {
+        self.world.resource::<RenderState>().stats()
+    }
+
+    /// Switches between real-time playback and offline rendering (see
+    /// [`crate::OfflineRenderer`]).
+    pub(crate) fn set_render_mode(&mut self, mode: RenderMode) {
+        self.world.insert_resource(mode);
+    }
+
+    /// Runs tick `index` of the schedule now, without the clock (offline rendering).
+    pub(crate) fn run_tick(&mut self, index: u64) {
+        self.run(TickPlan {
+            tick: index,
+            skipped: 0,
+            due: self.clock.now().saturating_sub(self.epoch),
+        });
+    }
+
     /// Queues the strategy's proxy resolutions (those below each file's height, whatever the
     /// switch thresholds) for `files`; proxies already fresh on disk are ready at once. Files
     /// of this project are picked up by playback as soon as their proxies are ready.
@@ -628,11 +731,7 @@ impl PlaybackEngine {
     pub fn cache_stats(&self) -> CacheStats {
         let m = self.world.resource::<Metrics>();
         let index = self.world.resource::<FrameIndex>();
-        let decoded_entries = index
-            .0
-            .keys()
-            .filter(|(asset, _)| *asset != framelock_systems::RENDERED_ASSET_ID)
-            .count();
+        let decoded_entries = index.0.len();
         let rendered = self.world.resource::<RenderedFrames>();
         let rendered_bytes = rendered.bytes_used();
         let decoded_bytes = m.bytes_in_memory.saturating_sub(rendered_bytes);
@@ -649,20 +748,16 @@ impl PlaybackEngine {
                 .world
                 .get_resource::<DiskTier>()
                 .map(|d| d.cache.stats()),
-            vram: self
-                .world
-                .get_resource::<GpuRenderer>()
-                .and_then(|r| r.gpu.as_ref())
-                .map(|g| {
-                    let s = g.stats();
-                    TierStats {
-                        entries: s.iter().map(|d| d.vram_entries).sum(),
-                        bytes: s.iter().map(|d| d.vram_bytes).sum(),
-                        limit_bytes: s.iter().map(|d| d.vram_limit).sum(),
-                        hits: s.iter().map(|d| d.vram_hits).sum(),
-                        misses: s.iter().map(|d| d.uploads).sum(),
-                    }
-                }),
+            vram: {
+                let s = self.world.resource::<Renderer>().0.gpu_stats();
+                (!s.is_empty()).then(|| TierStats {
+                    entries: s.iter().map(|d| d.vram_entries).sum(),
+                    bytes: s.iter().map(|d| d.vram_bytes).sum(),
+                    limit_bytes: s.iter().map(|d| d.vram_limit).sum(),
+                    hits: s.iter().map(|d| d.vram_hits).sum(),
+                    misses: s.iter().map(|d| d.uploads).sum(),
+                })
+            },
             memory: self.world.resource::<Memory>().0.stats(),
             pressure: *self.world.resource::<Pressure>(),
             disk_reads: m.disk_reads,
@@ -689,10 +784,8 @@ impl PlaybackEngine {
                 .world
                 .query::<(Entity, &framelock_components::Frame, &CacheEntry)>();
             for (e, frame, entry) in q.iter(&self.world) {
-                let is_rendered = frame.asset_id == framelock_systems::RENDERED_ASSET_ID;
-                let wanted_kind = if is_rendered { rendered } else { decoded };
                 // In-flight requests finish normally; a picture on screen is held by present.
-                if entry.pinned || !wanted_kind || frame.state != FrameState::Ready {
+                if entry.pinned || !decoded || frame.state != FrameState::Ready {
                     continue;
                 }
                 doomed.push((e, frame.asset_id, frame.index));
@@ -705,11 +798,8 @@ impl PlaybackEngine {
                 self.world.despawn(e);
                 cleared.ram_entries += 1;
             }
-            if decoded
-                && let Some(mut r) = self.world.get_resource_mut::<GpuRenderer>()
-                && let Some(gpu) = r.gpu.as_mut()
-            {
-                cleared.vram_bytes += gpu.clear_vram();
+            if decoded {
+                cleared.vram_bytes += self.world.resource::<Renderer>().0.clear_vram();
             }
             if rendered {
                 let mut r = self.world.resource_mut::<RenderedFrames>();

@@ -11,8 +11,8 @@ mod common;
 use std::path::Path;
 
 use framelock::{
-    DecoderRegistry, EncodeSettings, EncodeSpeed, MediaError, Mp4VideoWriter, RateControl,
-    Rational, VideoReader, WriteError, YuvFrame, probe,
+    DecoderRegistry, EncodeSettings, EncodeSpeed, MediaError, Mp4VideoWriter, Picture, RateControl,
+    Rational, VideoReader, WriteError, probe,
 };
 
 fn open(path: &Path) -> Result<VideoReader, MediaError> {
@@ -186,9 +186,9 @@ fn failed_writes_leave_nothing_behind_and_keep_the_old_file() {
     std::fs::write(&dest, b"the good file").expect("write");
     {
         let mut w = Mp4VideoWriter::create(&dest, settings).expect("create");
-        w.write_frame(&YuvFrame::black(64, 64)).expect("frame");
+        w.write_frame(&Picture::black(64, 64)).expect("frame");
         let err = w
-            .write_frame(&YuvFrame::black(32, 32))
+            .write_frame(&Picture::black(32, 32))
             .expect_err("wrong size");
         assert!(matches!(err, WriteError::FrameSize { .. }));
         // dropped without finish()

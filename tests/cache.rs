@@ -90,10 +90,7 @@ fn set_effects(engine: &mut PlaybackEngine, track: usize, start: u64, hash: u64)
 /// Shows each frame of `frames` (seek, decode, show) like a user stepping through them.
 fn step_through(engine: &mut PlaybackEngine, frames: std::ops::Range<u64>) {
     for t in frames {
-        engine.seek_frame(t);
-        engine.tick();
-        assert!(engine.wait_decodes(WAIT));
-        engine.tick();
+        common::show(engine, t);
     }
 }
 
@@ -189,7 +186,7 @@ fn under_pressure_decoded_frames_go_to_disk_and_come_back() {
     engine.play();
     for _ in 0..60 {
         engine.tick();
-        assert!(engine.wait_decodes(WAIT));
+        assert!(engine.wait_idle(WAIT));
     }
     engine.flush_disk_cache();
     let stats = engine.cache_stats();
@@ -204,7 +201,7 @@ fn under_pressure_decoded_frames_go_to_disk_and_come_back() {
     engine.seek_frame(0);
     for _ in 0..20 {
         engine.tick();
-        assert!(engine.wait_decodes(WAIT));
+        assert!(engine.wait_idle(WAIT));
     }
     let after = engine.cache_stats();
     assert!(

@@ -18,9 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use framelock::{
-    BlendMode, ClipDef, Effect, EffectLod, EffectStack, EngineOptions, GpuStatus, PixelFormat,
-    PlaybackEngine, PresentedFrame, Project, QualitySettings, Rational, SuggestionKind, TrackDef,
-    VirtualClock, testcard,
+    BlendMode, ClipDef, Effect, EffectLod, EffectStack, EngineOptions, GpuStatus, GpuUse,
+    PixelFormat, PlaybackEngine, PresentedFrame, Project, QualitySettings, Rational,
+    SuggestionKind, TrackDef, VirtualClock, testcard,
 };
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -67,6 +67,18 @@ fn project(stack: EffectStack, second: bool) -> Project {
 
 type Shown = Arc<Mutex<BTreeMap<u64, PresentedFrame>>>;
 
+/// Waits (polling, in a test) until the GPU thread has opened the devices or failed to.
+fn wait_gpu_open(engine: &PlaybackEngine) {
+    let start = std::time::Instant::now();
+    while matches!(
+        engine.gpu_status(),
+        GpuStatus::Opening | GpuStatus::NotStarted
+    ) && start.elapsed() < WAIT
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn engine(project: &Project, options: EngineOptions) -> (PlaybackEngine, Shown) {
     let shown: Shown = Arc::default();
     let sink = shown.clone();
@@ -82,12 +94,11 @@ fn engine(project: &Project, options: EngineOptions) -> (PlaybackEngine, Shown) 
     (engine, shown)
 }
 
+/// Seeks to each frame and ticks, letting the workers finish between ticks, until it is shown
+/// (decode, then render: a picture made off the tick lands a tick or two later).
 fn step_through(engine: &mut PlaybackEngine, frames: impl Iterator<Item = u64>) {
     for t in frames {
-        engine.seek_frame(t);
-        engine.tick();
-        assert!(engine.wait_decodes(WAIT));
-        engine.tick();
+        common::show(engine, t);
     }
 }
 
@@ -98,9 +109,11 @@ fn identity() -> EffectStack {
     }
 }
 
+/// `gpu`: effects on the GPU always (the path under test), else the CPU path.
 fn options(gpu: bool) -> EngineOptions {
     EngineOptions {
         workers: 2,
+        gpu_use: GpuUse::Always,
         quality: QualitySettings {
             gpu_acceleration: gpu,
             adaptive_effect_lod: false,
@@ -133,6 +146,7 @@ fn effects_play_on_the_gpu_with_the_right_frames() {
         return;
     }
     let (mut engine, shown) = engine(&project(identity(), false), options(true));
+    wait_gpu_open(&engine);
     step_through(&mut engine, 0..12);
     assert_right_frames(&shown, 0..12);
     match engine.gpu_status() {
@@ -161,10 +175,7 @@ fn with_no_adapter_the_cpu_path_plays_the_same_pictures() {
     let (mut one, one_shown) = engine(&project(identity(), false), no_gpu.clone());
     step_through(&mut one, 0..8);
     assert_right_frames(&one_shown, 0..8);
-    let fx = one
-        .world()
-        .resource::<framelock::systems::EffectsState>()
-        .clone();
+    let fx = one.render_stats();
     assert_eq!((fx.gpu_frames, fx.cpu_frames >= 8), (0, true), "{fx:?}");
     // Two tracks (blurred, screen-blended at half opacity on top).
     let (mut cpu, cpu_shown) = engine(&project(identity(), true), no_gpu);
@@ -183,6 +194,7 @@ fn with_no_adapter_the_cpu_path_plays_the_same_pictures() {
         return;
     }
     let (mut gpu, gpu_shown) = engine(&project(identity(), true), options(true));
+    wait_gpu_open(&gpu);
     step_through(&mut gpu, 0..8);
     let (c, g) = (cpu_shown.lock().unwrap(), gpu_shown.lock().unwrap());
     for t in 0..8 {
@@ -211,6 +223,7 @@ fn the_report_suggests_the_gpu_and_applying_it_moves_effects_there() {
             .any(|(k, v)| k == "cpu_frames" && *v >= 4.0)
     );
     engine.apply(&s.action.clone()).expect("apply");
+    wait_gpu_open(&engine);
     step_through(&mut engine, 4..8);
     assert_right_frames(&shown, 0..8);
     assert!(matches!(engine.gpu_status(), GpuStatus::Active { gpu_frames, .. } if gpu_frames >= 4));
@@ -269,10 +282,7 @@ fn editing_a_stack_changes_the_picture_and_plays_ahead_while_playing() {
         engine.tick();
         std::thread::sleep(Duration::from_millis(5));
     }
-    let state = engine
-        .world()
-        .resource::<framelock::systems::EffectsState>()
-        .clone();
+    let state = engine.render_stats();
     assert!(
         state.rendered_ahead > 0,
         "nothing was rendered ahead: {state:?}"

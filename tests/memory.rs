@@ -19,9 +19,9 @@ use std::time::Duration;
 
 use framelock::components::{Frame, FrameState};
 use framelock::{
-    BufferPool, ClipDef, EngineOptions, MemoryBudget, PixelFormat, PlaybackEngine, PoolClass,
-    PresentedFrame, Pressure, Project, QualitySettings, Rational, TrackDef, VirtualClock, YuvFrame,
-    testcard,
+    BufferPool, ClipDef, EngineOptions, MemoryBudget, Picture, PixelFormat, PlaybackEngine,
+    PoolClass, PresentedFrame, Pressure, Project, QualitySettings, Rational, TrackDef,
+    VirtualClock, testcard,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -94,7 +94,7 @@ fn rss_growth_matches_accounted_bytes() {
     let before = pool.accounted_bytes();
     let mut frames = Vec::new();
     for i in 0..80 {
-        let mut f = YuvFrame::alloc_in(Some(&pool), PixelFormat::Yuv420p, 1920, 1080);
+        let mut f = Picture::alloc_in(Some(&pool), PixelFormat::Yuv420p, 1920, 1080);
         let [y, u, v] = &mut f.planes;
         testcard::draw_i420(i, 1920, 1080, y, u, v);
         frames.push(f);
@@ -110,7 +110,7 @@ fn rss_growth_matches_accounted_bytes() {
     // Dropped frames stay accounted while idle on the shelves, and are reused.
     drop(frames);
     assert_eq!(pool.accounted_bytes() as f64, accounted);
-    let again = YuvFrame::alloc_in(Some(&pool), PixelFormat::Yuv420p, 1920, 1080);
+    let again = Picture::alloc_in(Some(&pool), PixelFormat::Yuv420p, 1920, 1080);
     let s = pool.stats().class(PoolClass::Frames);
     assert_eq!((s.allocations, s.reuses), (240, 3));
     drop(again);

@@ -12,8 +12,8 @@ mod common;
 use std::path::Path;
 
 use framelock::{
-    DecoderRegistry, EncodeSettings, EncodeSpeed, GenerateOptions, Mp4VideoWriter, RateControl,
-    Rational, YuvFrame, generate_test_clip, probe, testcard,
+    DecoderRegistry, EncodeSettings, EncodeSpeed, GenerateOptions, Mp4VideoWriter, Picture,
+    RateControl, Rational, generate_test_clip, probe, testcard,
 };
 
 fn ffprobe(path: &Path) -> serde_json::Value {
@@ -151,7 +151,7 @@ fn writer_takes_frames_from_the_decoder() {
     };
     let mut w = Mp4VideoWriter::create(&dest, settings).expect("create");
     while let Some(f) = reader.next_frame() {
-        let f: YuvFrame = f.expect("decode");
+        let f: Picture = f.expect("decode");
         w.write_frame(&f.scaled(160, 90).expect("scale"))
             .expect("write");
     }

@@ -17,7 +17,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use framelock::{DecoderRegistry, MediaError, VideoReader, YuvFrame};
+use framelock::{DecoderRegistry, MediaError, Picture, VideoReader};
 
 struct Clip {
     name: &'static str,
@@ -181,7 +181,7 @@ fn make(clip: &Clip) -> PathBuf {
     })
 }
 
-fn decode_all(path: &Path, registry: &DecoderRegistry) -> Result<Vec<YuvFrame>, MediaError> {
+fn decode_all(path: &Path, registry: &DecoderRegistry) -> Result<Vec<Picture>, MediaError> {
     let mut reader = VideoReader::open(path, registry)?;
     let mut frames = Vec::new();
     while let Some(f) = reader.next_frame() {
@@ -190,7 +190,7 @@ fn decode_all(path: &Path, registry: &DecoderRegistry) -> Result<Vec<YuvFrame>, 
     Ok(frames)
 }
 
-fn reference(path: &Path, pix_fmt: &str, frames: &[YuvFrame]) -> Vec<YuvFrame> {
+fn reference(path: &Path, pix_fmt: &str, frames: &[Picture]) -> Vec<Picture> {
     let raw = common::ffmpeg_decode_raw(path, pix_fmt);
     let first = frames.first().expect("at least one frame");
     let size = first.size_bytes();
@@ -209,7 +209,7 @@ fn reference(path: &Path, pix_fmt: &str, frames: &[YuvFrame]) -> Vec<YuvFrame> {
         .collect()
 }
 
-fn pix_fmt_of(f: &YuvFrame) -> &'static str {
+fn pix_fmt_of(f: &Picture) -> &'static str {
     f.format.ffmpeg_name()
 }
 

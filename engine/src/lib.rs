@@ -12,8 +12,8 @@
 //! | [`cache`] | cache keys, the [`cache::Cache`] contract, the memory-mapped disk tier |
 //! | [`effects`] | what a frame with effects is made of, the CPU path (the shaders' reference twins) |
 //! | [`gpu`] | wgpu devices running `shaders/*.wgsl`: staging/readback rings, VRAM tier, pipelining, multi-device scheduling |
-//!
-//! A later issue adds `render` beside these, as `ARCHITECTURE.md` lays out.
+//! | [`render`] | the render service: CPU render threads and the GPU's own thread, the Y'CbCr compositor, the measured CPU/GPU choice |
+//! | [`signal`] | the progress counter workers bump, which drivers outside the tick wait on |
 
 pub mod app;
 pub mod cache;
@@ -24,4 +24,6 @@ pub mod media;
 pub mod memory;
 pub mod profile;
 pub mod proxy;
+pub mod render;
+pub mod signal;
 pub mod workers;

@@ -16,8 +16,10 @@
 //!   playback and backward scrubbing then decode each GOP once instead of once per frame.
 //! - With a [`BufferPool`], decoders write into recycled plane buffers (counted against the
 //!   memory budget); with a [`DiskCache`], a job whose frame has a cache key is answered from
-//!   the disk tier when it is there (a copy out of the mapping, no decode), and a job marked
-//!   `disk_only` (a rendered frame) is answered only from there.
+//!   the disk tier when it is there (a copy out of the mapping, no decode). (Rendered frames
+//!   have their own reader: the disk tier's, in `framelock-systems`.)
+//! - Every finished job bumps the pool's [`Progress`], which drivers outside the tick (the
+//!   offline renderer, tests) wait on.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -31,8 +33,9 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use framelock_components::CacheKey;
 
 use crate::cache::DiskCache;
-use crate::media::{DecoderRegistry, MediaError, VideoReader, YuvFrame};
+use crate::media::{DecoderRegistry, MediaError, Picture, VideoReader};
 use crate::memory::BufferPool;
+use crate::signal::Progress;
 
 /// A frame to decode.
 #[derive(Clone, Debug)]
@@ -49,8 +52,6 @@ pub struct DecodeJob {
     pub lane: u64,
     /// The frame's cache key: looked up in the disk tier before decoding.
     pub cache_key: Option<CacheKey>,
-    /// Only the disk tier can answer (a rendered frame: workers cannot render).
-    pub disk_only: bool,
 }
 
 /// A finished job.
@@ -63,7 +64,7 @@ pub struct DecodeDone {
     /// The job's generation.
     pub generation: u64,
     /// The picture, or why not.
-    pub result: Result<Arc<YuvFrame>, MediaError>,
+    pub result: Result<Arc<Picture>, MediaError>,
     /// Time the worker spent on it.
     pub decode_time: Duration,
     /// It came from the disk tier.
@@ -85,6 +86,8 @@ pub struct DecodePoolOptions {
     pub pool: Option<BufferPool>,
     /// The disk tier to answer from first.
     pub disk: Option<DiskCache>,
+    /// Bumped after every finished (or dropped) job.
+    pub progress: Progress,
 }
 
 /// Decode threads.
@@ -94,6 +97,7 @@ pub struct DecodePool {
     generation: Arc<AtomicU64>,
     in_flight: Arc<AtomicUsize>,
     dropped_stale: Arc<AtomicU64>,
+    progress: Progress,
     handles: Vec<JoinHandle<()>>,
 }
 
@@ -128,6 +132,7 @@ impl DecodePool {
             skip_cache_bytes,
             pool: None,
             disk: None,
+            progress: Progress::default(),
         })
     }
 
@@ -140,6 +145,7 @@ impl DecodePool {
             skip_cache_bytes,
             pool,
             disk,
+            progress,
         } = options;
         let workers = workers.max(1);
         let (done_tx, done) = crossbeam_channel::bounded(workers * queue.max(1) * 2 + 8);
@@ -164,6 +170,7 @@ impl DecodePool {
                 kept_budget: skip_cache_bytes,
                 pool: pool.clone(),
                 disk: disk.clone(),
+                progress: progress.clone(),
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("framelock-decode-{i}"))
@@ -178,6 +185,7 @@ impl DecodePool {
             generation,
             in_flight,
             dropped_stale,
+            progress,
             handles,
         }
     }
@@ -227,6 +235,11 @@ impl DecodePool {
         self.in_flight.load(Ordering::SeqCst)
     }
 
+    /// The counter every finished job bumps.
+    pub fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
     /// Jobs dropped undecoded because a seek made them stale.
     pub fn dropped_stale(&self) -> u64 {
         self.dropped_stale.load(Ordering::SeqCst)
@@ -235,14 +248,19 @@ impl DecodePool {
     /// Blocks until no job is queued or running, or `timeout` passes; returns whether idle.
     /// For tests and offline rendering: never call it from a playback tick.
     pub fn wait_idle(&self, timeout: Duration) -> bool {
-        let start = Instant::now();
-        while self.in_flight() > 0 {
-            if start.elapsed() > timeout {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let seen = self.progress.count();
+            if self.in_flight() == 0 {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
                 return false;
             }
-            std::thread::sleep(Duration::from_micros(200));
+            self.progress
+                .wait_past(seen, left.min(Duration::from_millis(50)));
         }
-        true
     }
 }
 
@@ -279,11 +297,12 @@ struct Worker {
     in_flight: Arc<AtomicUsize>,
     dropped_stale: Arc<AtomicU64>,
     /// Frames decoded on the way to requested ones, oldest first.
-    kept: VecDeque<(u64, Arc<YuvFrame>)>,
+    kept: VecDeque<(u64, Arc<Picture>)>,
     kept_bytes: usize,
     kept_budget: usize,
     pool: Option<BufferPool>,
     disk: Option<DiskCache>,
+    progress: Progress,
 }
 
 impl Worker {
@@ -295,6 +314,7 @@ impl Worker {
             if job.generation < self.generation.load(Ordering::SeqCst) {
                 self.dropped_stale.fetch_add(1, Ordering::SeqCst);
                 self.in_flight.fetch_sub(1, Ordering::SeqCst);
+                self.progress.bump();
                 continue;
             }
             let start = Instant::now();
@@ -308,7 +328,6 @@ impl Worker {
             let hit = from_disk.is_some();
             let result = match from_disk {
                 Some(frame) => Ok(Arc::new(frame)),
-                None if job.disk_only => Err(MediaError::NotCached),
                 None => {
                     crate::profile_scope!("decode job");
                     self.decode(&job)
@@ -324,13 +343,14 @@ impl Worker {
             };
             let sent = self.done.send(done);
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            self.progress.bump();
             if sent.is_err() {
                 return;
             }
         }
     }
 
-    fn decode(&mut self, job: &DecodeJob) -> Result<Arc<YuvFrame>, MediaError> {
+    fn decode(&mut self, job: &DecodeJob) -> Result<Arc<Picture>, MediaError> {
         if let Some(pos) = self
             .kept
             .iter()

@@ -10,14 +10,14 @@
 use framelock_engine::cache::{
     CacheKey, CacheKind, Compression, DiskCache, DiskCacheOptions, decoded_key,
 };
-use framelock_engine::media::{PixelFormat, YuvFrame, testcard};
+use framelock_engine::media::{Picture, PixelFormat, testcard};
 use framelock_engine::memory::{BufferPool, PoolClass};
 
 const W: u32 = 320;
 const H: u32 = 180;
 
-fn card(index: u64) -> YuvFrame {
-    let mut f = YuvFrame::alloc_in(None, PixelFormat::Yuv420p, W, H);
+fn card(index: u64) -> Picture {
+    let mut f = Picture::alloc_in(None, PixelFormat::Yuv420p, W, H);
     let [y, u, v] = &mut f.planes;
     testcard::draw_i420(index, W, H, y, u, v);
     f.index = index;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use framelock_components::{BlendMode, Effect, EffectLod};
 use framelock_engine::effects::{LayerJob, RenderJob, RenderedRgba, cpu};
 use framelock_engine::gpu::{BlurKernel, Gpu, GpuError, GpuOptions};
-use framelock_engine::media::{PixelFormat, YuvFrame, testcard};
+use framelock_engine::media::{Picture, PixelFormat, testcard};
 
 fn gpu(options: GpuOptions) -> Option<Gpu> {
     if std::env::var_os("FRAMELOCK_SKIP_GPU_TESTS").is_some() {
@@ -45,9 +45,9 @@ impl Rng {
     }
 }
 
-fn random_frame(seed: u64, format: PixelFormat, width: u32, height: u32) -> Arc<YuvFrame> {
+fn random_frame(seed: u64, format: PixelFormat, width: u32, height: u32) -> Arc<Picture> {
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-    let mut f = YuvFrame::alloc_in(None, format, width, height);
+    let mut f = Picture::alloc_in(None, format, width, height);
     for p in &mut f.planes {
         if format.bytes_per_sample() == 2 {
             for c in p.chunks_exact_mut(2) {
@@ -63,7 +63,7 @@ fn random_frame(seed: u64, format: PixelFormat, width: u32, height: u32) -> Arc<
     Arc::new(f)
 }
 
-fn layer(frame: Arc<YuvFrame>, effects: Vec<Effect>) -> LayerJob {
+fn layer(frame: Arc<Picture>, effects: Vec<Effect>) -> LayerJob {
     LayerJob {
         frame,
         key: 0,
@@ -388,7 +388,7 @@ fn two_devices_share_100_frames_in_order() {
     };
     let (w, h) = (320, 180);
     let frame = |i: u64| {
-        let mut f = YuvFrame::alloc_in(None, PixelFormat::Yuv420p, w, h);
+        let mut f = Picture::alloc_in(None, PixelFormat::Yuv420p, w, h);
         let [y, u, v] = &mut f.planes;
         testcard::draw_i420(i, w, h, y, u, v);
         f.index = i;

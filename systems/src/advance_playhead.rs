@@ -2,17 +2,22 @@
 //!
 //! While playing, moves the playhead by `rate` frames per tick (times one plus the ticks the
 //! loop skipped), and stops (pauses) at either end of the timeline. A playhead just set by a
-//! seek or by play shows its frame first and starts moving on the next tick.
+//! seek or by play shows its frame first and starts moving on the next tick. Offline
+//! ([`RenderMode::Offline`]) the driver moves the playhead itself, one frame once it is made.
 
 use bevy_ecs::prelude::*;
 use framelock_components::{PlayState, Playhead};
 
-use crate::Tick;
+use crate::{RenderMode, Tick};
 
 /// The system.
-pub fn advance_playhead(mut playhead: ResMut<Playhead>, tick: Res<Tick>) {
+pub fn advance_playhead(
+    mut playhead: ResMut<Playhead>,
+    tick: Res<Tick>,
+    mode: Option<Res<RenderMode>>,
+) {
     framelock_engine::profile_function!();
-    if playhead.state != PlayState::Playing {
+    if playhead.state != PlayState::Playing || mode.is_some_and(|m| *m == RenderMode::Offline) {
         return;
     }
     if playhead.fresh {

@@ -7,18 +7,20 @@
 //!   over half a frame period) are in [`RenderedFrames`], an LRU by key, and are written
 //!   through to the disk tier.
 //! - The disk tier's entries are rows of its memory-mapped index (not entities: they outlive
-//!   the world and are read by worker threads). Decode workers look there before decoding.
+//!   the world and are read by worker threads). Decode workers look there before decoding;
+//!   rendered frames have their own reader thread ([`DiskTier::read`]), so a rendered frame
+//!   never travels through the decode pool.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
 use bevy_ecs::prelude::*;
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 use framelock_components::{CacheKey, CacheKind, TierStats};
 use framelock_engine::cache::{Cache, DiskCache};
-use framelock_engine::media::YuvFrame;
+use framelock_engine::media::Picture;
 use framelock_engine::memory::BufferPool;
 
 /// The buffer pools every frame buffer of this engine comes from.
@@ -36,7 +38,8 @@ pub struct WriterCounters {
     pub failed: AtomicU64,
 }
 
-/// The disk tier and the thread that writes to it (writes never run on the tick).
+/// The disk tier, the thread that writes to it and the thread that reads rendered frames
+/// from it (neither ever runs on the tick).
 #[derive(Resource)]
 pub struct DiskTier {
     /// The tier.
@@ -44,6 +47,10 @@ pub struct DiskTier {
     queue: Option<WriteQueue>,
     counters: Arc<WriterCounters>,
     handle: Option<JoinHandle<()>>,
+    reads: Option<Sender<CacheKey>>,
+    read_done: Receiver<(CacheKey, Option<Arc<Picture>>)>,
+    reader: Option<JoinHandle<()>>,
+    reading: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for DiskTier {
@@ -58,21 +65,79 @@ impl std::fmt::Debug for DiskTier {
 /// Frames queued for the disk writer at most.
 pub const WRITE_QUEUE: usize = 8;
 
+/// Rendered-frame reads queued for the disk reader at most.
+pub const READ_QUEUE: usize = 16;
+
 impl DiskTier {
-    /// Starts the writer thread for `cache`.
-    pub fn new(cache: DiskCache) -> Self {
+    /// Starts the writer and reader threads for `cache`; frames read come from `pool`, and
+    /// each finished read bumps `progress`.
+    pub fn new(
+        cache: DiskCache,
+        pool: Option<BufferPool>,
+        progress: framelock_engine::signal::Progress,
+    ) -> Self {
         let counters = Arc::new(WriterCounters::default());
         let (queue, handle) = spawn_writer(&cache, &counters);
+        let (reads, requests) = crossbeam_channel::bounded::<CacheKey>(READ_QUEUE);
+        let (done_tx, read_done) = crossbeam_channel::bounded(READ_QUEUE * 2);
+        let disk = cache.clone();
+        let reading = Arc::new(AtomicUsize::new(0));
+        let in_flight = reading.clone();
+        let reader = std::thread::Builder::new()
+            .name("framelock-disk-reader".into())
+            .spawn(move || {
+                framelock_engine::profile::set_thread_name("framelock-disk-reader");
+                for key in requests.iter() {
+                    framelock_engine::profile_scope!("disk read");
+                    let frame = disk
+                        .get(key)
+                        .and_then(|v| v.to_frame(pool.as_ref()))
+                        .map(Arc::new);
+                    let sent = done_tx.send((key, frame));
+                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                    progress.bump();
+                    if sent.is_err() {
+                        return;
+                    }
+                }
+            })
+            .ok();
         Self {
             cache,
             queue,
             counters,
             handle,
+            reads: reader.as_ref().map(|_| reads),
+            read_done,
+            reader,
+            reading,
         }
     }
 
+    /// Asks the reader thread for rendered frame `key`; `false` when its queue is full.
+    pub fn read(&self, key: CacheKey) -> bool {
+        let Some(r) = &self.reads else { return false };
+        self.reading.fetch_add(1, Ordering::SeqCst);
+        if r.try_send(key).is_ok() {
+            return true;
+        }
+        self.reading.fetch_sub(1, Ordering::SeqCst);
+        false
+    }
+
+    /// Reads queued or running.
+    pub fn reads_in_flight(&self) -> usize {
+        self.reading.load(Ordering::SeqCst)
+    }
+
+    /// Reads finished since the last call: the frame, or `None` when the tier did not have it
+    /// (evicted, corrupt), without blocking.
+    pub fn try_collect_reads(&self) -> impl Iterator<Item = (CacheKey, Option<Arc<Picture>>)> + '_ {
+        self.read_done.try_iter()
+    }
+
     /// Queues `frame` for writing; a full queue drops the request (returns `false`).
-    pub fn write(&self, key: CacheKey, kind: CacheKind, frame: Arc<YuvFrame>) -> bool {
+    pub fn write(&self, key: CacheKey, kind: CacheKind, frame: Arc<Picture>) -> bool {
         let Some(q) = &self.queue else { return false };
         match q.try_send((key, kind, frame)) {
             Ok(()) => true,
@@ -101,13 +166,13 @@ impl DiskTier {
     }
 }
 
-type WriteQueue = Sender<(CacheKey, CacheKind, Arc<YuvFrame>)>;
+type WriteQueue = Sender<(CacheKey, CacheKind, Arc<Picture>)>;
 
 fn spawn_writer(
     cache: &DiskCache,
     counters: &Arc<WriterCounters>,
 ) -> (Option<WriteQueue>, Option<JoinHandle<()>>) {
-    let (tx, rx) = crossbeam_channel::bounded::<(CacheKey, CacheKind, Arc<YuvFrame>)>(WRITE_QUEUE);
+    let (tx, rx) = crossbeam_channel::bounded::<(CacheKey, CacheKind, Arc<Picture>)>(WRITE_QUEUE);
     let (c, disk) = (counters.clone(), cache.clone());
     let handle = std::thread::Builder::new()
         .name("framelock-disk-writer".into())
@@ -133,7 +198,15 @@ fn spawn_writer(
 impl Drop for DiskTier {
     fn drop(&mut self) {
         self.queue = None;
+        self.reads = None;
         if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        if let Some(h) = self.reader.take() {
+            while !h.is_finished() {
+                while self.read_done.try_recv().is_ok() {}
+                std::thread::yield_now();
+            }
             let _ = h.join();
         }
     }
@@ -162,7 +235,7 @@ impl RenderCost {
 #[derive(Clone, Debug)]
 pub struct RenderedEntry {
     /// The picture (output size).
-    pub picture: Arc<YuvFrame>,
+    pub picture: Arc<Picture>,
     /// The tick that last used it.
     pub last_use: u64,
 }
@@ -181,6 +254,19 @@ pub struct RenderedFrames {
     /// Keys whose write-through found the disk writer's queue full: retried each tick while
     /// the frame is still held.
     unwritten: Vec<CacheKey>,
+    /// Keys asked of the disk reader, not answered yet.
+    reading: HashSet<CacheKey>,
+    /// Keys the disk tier could not answer (its index had them): rendered again instead.
+    unreadable: HashSet<CacheKey>,
+}
+
+/// Where a rendered frame asked of the disk tier stands (see [`RenderedFrames::read_from_disk`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiskRead {
+    /// Asked (now or before); it lands in RAM when the reader answers.
+    Reading,
+    /// The tier does not have it (or its reader is busy): make it another way.
+    Unavailable,
 }
 
 impl RenderedFrames {
@@ -193,7 +279,7 @@ impl RenderedFrames {
     }
 
     /// The frame for `key`, marking it used (counts a hit or a miss).
-    pub fn get(&mut self, key: CacheKey) -> Option<Arc<YuvFrame>> {
+    pub fn get(&mut self, key: CacheKey) -> Option<Arc<Picture>> {
         match self.entries.get_mut(&key) {
             Some(e) => {
                 e.last_use = self.tick;
@@ -225,7 +311,7 @@ impl RenderedFrames {
 
     /// Keeps `picture` under `key`, evicting least recently used entries (never one used
     /// this tick) to stay within the limit.
-    pub fn insert(&mut self, key: CacheKey, picture: Arc<YuvFrame>) {
+    pub fn insert(&mut self, key: CacheKey, picture: Arc<Picture>) {
         let bytes = picture.size_bytes();
         if bytes > self.limit_bytes {
             return;
@@ -248,7 +334,7 @@ impl RenderedFrames {
     /// writer cannot take yet is deferred to [`RenderedFrames::retry_writes`]). Returns
     /// whether a write was queued now. Pass no disk when the key does not describe the
     /// picture exactly (a layer came from a fallback source).
-    pub fn keep(&mut self, key: CacheKey, picture: Arc<YuvFrame>, disk: Option<&DiskTier>) -> bool {
+    pub fn keep(&mut self, key: CacheKey, picture: Arc<Picture>, disk: Option<&DiskTier>) -> bool {
         self.insert(key, picture.clone());
         match disk {
             Some(disk) if !disk.cache.contains(key) => {
@@ -260,6 +346,37 @@ impl RenderedFrames {
             }
             _ => false,
         }
+    }
+
+    /// Asks `disk` for rendered frame `key` unless it was asked already or failed before.
+    pub fn read_from_disk(&mut self, key: CacheKey, disk: &DiskTier) -> DiskRead {
+        if self.reading.contains(&key) {
+            return DiskRead::Reading;
+        }
+        if self.unreadable.contains(&key) || !disk.cache.contains(key) || !disk.read(key) {
+            return DiskRead::Unavailable;
+        }
+        self.reading.insert(key);
+        DiskRead::Reading
+    }
+
+    /// Keeps the frames `disk`'s reader answered (in RAM), remembering the keys it could not.
+    /// Returns how many frames came back.
+    pub fn collect_disk_reads(&mut self, disk: &DiskTier) -> u64 {
+        let mut n = 0;
+        for (key, frame) in disk.try_collect_reads() {
+            self.reading.remove(&key);
+            match frame {
+                Some(f) => {
+                    self.insert(key, f);
+                    n += 1;
+                }
+                None => {
+                    self.unreadable.insert(key);
+                }
+            }
+        }
+        n
     }
 
     /// Remembers a write-through the busy writer could not take yet.
@@ -329,6 +446,7 @@ impl Cache for RenderedFrames {
     fn purge_memory(&mut self) {
         self.entries.clear();
         self.unwritten.clear();
+        self.unreadable.clear();
         self.bytes = 0;
     }
 
@@ -355,7 +473,7 @@ mod tests {
     fn rendered_lru_keeps_recent_and_current() {
         let mut r = RenderedFrames::new(3 * 24);
         let f = |i: u64| {
-            let mut f = YuvFrame::black(4, 4);
+            let mut f = Picture::black(4, 4);
             f.index = i;
             Arc::new(f)
         };

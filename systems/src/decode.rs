@@ -3,8 +3,7 @@
 //! [`Decoders`] pool's traffic.
 //!
 //! With a disk tier, every job carries its frame's cache key and the worker answers from the
-//! disk tier when it can (counted as `disk_reads`, not as decode time); requests for rendered
-//! frames (asset [`RENDERED_ASSET_ID`]) are disk-only jobs.
+//! disk tier when it can (counted as `disk_reads`, not as decode time).
 //!
 //! Only dispatches and collects — never waits on a decoder: finished jobs are drained with
 //! `try_recv`, new ones queued with `try_send` (a full queue leaves the request for the next
@@ -18,7 +17,6 @@ use bevy_ecs::prelude::*;
 use framelock_components::{CacheEntry, Frame, FrameState, MediaAsset, Playhead};
 use framelock_engine::workers::DecodeJob;
 
-use crate::layers::RENDERED_ASSET_ID;
 use crate::{
     DecodeGenerations, DecodeLoad, Decoders, DiskTier, FrameIndex, FramePixels, Metrics, Pending,
 };
@@ -74,7 +72,6 @@ pub fn decode(
                 frame.state = FrameState::Ready;
                 commands.entity(e).insert(FramePixels(picture));
             }
-            Err(_) if done.asset_id == RENDERED_ASSET_ID => frame.state = FrameState::Failed,
             Err(_) => {
                 metrics.decode_errors += 1;
                 frame.state = FrameState::Failed;
@@ -89,43 +86,24 @@ pub fn decode(
         .map(|(e, f, _)| (f.priority, e))
         .collect();
     requested.sort_unstable();
-    let empty_path = Arc::new(std::path::PathBuf::new());
     for (_, e) in requested {
         let Ok((_, mut frame, entry)) = frames.get_mut(e) else {
             continue;
         };
         let cache_key = disk.is_some().then_some(entry.key);
-        let job = if frame.asset_id == RENDERED_ASSET_ID {
-            if cache_key.is_none() {
-                frame.state = FrameState::Failed;
-                commands.entity(e).remove::<Pending>();
-                continue;
-            }
-            DecodeJob {
-                asset_id: RENDERED_ASSET_ID,
-                path: empty_path.clone(),
-                frame: frame.index,
-                generation: frame.generation,
-                lane: frame.index,
-                cache_key,
-                disk_only: true,
-            }
-        } else {
-            let Ok(asset) = assets.get(frame.asset) else {
-                continue;
-            };
-            // Lane: asset + GOP, so a GOP's frames share one worker's decoder.
-            let keyframes = &asset.info.video.keyframes;
-            let gop = keyframes.partition_point(|&k| k <= frame.index) as u64;
-            DecodeJob {
-                asset_id: asset.id,
-                path: Arc::new(asset.path.clone()),
-                frame: frame.index,
-                generation: frame.generation,
-                lane: asset.id.wrapping_mul(0x9e37_79b9).wrapping_add(gop),
-                cache_key,
-                disk_only: false,
-            }
+        let Ok(asset) = assets.get(frame.asset) else {
+            continue;
+        };
+        // Lane: asset + GOP, so a GOP's frames share one worker's decoder.
+        let keyframes = &asset.info.video.keyframes;
+        let gop = keyframes.partition_point(|&k| k <= frame.index) as u64;
+        let job = DecodeJob {
+            asset_id: asset.id,
+            path: Arc::new(asset.path.clone()),
+            frame: frame.index,
+            generation: frame.generation,
+            lane: asset.id.wrapping_mul(0x9e37_79b9).wrapping_add(gop),
+            cache_key,
         };
         let submitted = if frame.priority == 0 {
             pool.0.try_submit(job)

@@ -28,7 +28,6 @@ use framelock_components::{
 use framelock_engine::cache::Cache;
 
 use crate::cache::{Memory, RenderedFrames};
-use crate::layers::RENDERED_ASSET_ID;
 use crate::{DecodeLoad, DiskTier, FrameIndex, FramePixels, Metrics, Tick};
 
 /// Write speed assumed before the disk tier has measured its own (bytes per second).
@@ -95,9 +94,7 @@ pub fn evict(
             let Ok((_, frame, entry, pixels)) = frames.get(e) else {
                 continue;
             };
-            if let (Some(disk), Some(px)) = (&disk, pixels)
-                && frame.asset_id != RENDERED_ASSET_ID
-            {
+            if let (Some(disk), Some(px)) = (&disk, pixels) {
                 let decode = load.seconds_per_frame(frame.asset_id).unwrap_or(0.0);
                 let write = entry.bytes as f64 / write_speed;
                 if decode > write && !disk.cache.contains(entry.key) {

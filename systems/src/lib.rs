@@ -3,8 +3,9 @@
 //!
 //! ```text
 //! Clock (advance_playhead, index_timeline) → SelectLod (proxy_sync, lod_select) → Prefetch (prefetch)
-//!   → Decode (decode: collect finished, dispatch new) → Composite (effects, composite)
-//!   → Present (present) → Evict (evict) → Profile (profile)
+//!   → Decode (decode: collect finished, dispatch new) → Render (render: collect finished
+//!   pictures, make or submit this tick's, render ahead) → Present (present) → Evict (evict)
+//!   → Profile (profile)
 //! ```
 //!
 //! Order is declared between the [`PlaybackSet`]s, never implied by registration order, and a
@@ -12,35 +13,32 @@
 
 mod advance_playhead;
 mod cache;
-mod composite;
 mod decode;
-mod effects;
 mod evict;
-mod layers;
 mod lod_select;
 mod metrics;
 mod prefetch;
 mod present;
 mod profile;
 mod proxy_sync;
+mod render;
 mod resources;
 mod timeline_index;
 
 pub use advance_playhead::advance_playhead;
 pub use cache::{
-    DiskTier, Memory, RenderCost, RenderedEntry, RenderedFrames, WRITE_QUEUE, WriterCounters,
+    DiskRead, DiskTier, Memory, READ_QUEUE, RenderCost, RenderedEntry, RenderedFrames, WRITE_QUEUE,
+    WriterCounters,
 };
-pub use composite::composite;
 pub use decode::decode;
-pub use effects::{EffectsHandled, EffectsState, GpuRenderer, effects, next_lod};
 pub use evict::{ASSUMED_DISK_WRITE_SPEED, evict};
-pub use layers::RENDERED_ASSET_ID;
 pub use lod_select::lod_select;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use prefetch::{PrefetchState, SCRUB_MEMORY_TICKS, prefetch};
 pub use present::present;
 pub use profile::profile;
 pub use proxy_sync::proxy_sync;
+pub use render::{RenderMode, RenderState, RenderStats, Renderer, next_lod, render};
 pub use resources::{
     AssetIds, Composited, DecodeGenerations, DecodeLoad, Decoders, FrameIndex, FramePixels,
     FrameSink, LayerSource, Pending, PresentedFrame, ProxyService, Tick,
@@ -61,8 +59,8 @@ pub enum PlaybackSet {
     Prefetch,
     /// Collects finished decodes and dispatches new ones to the worker pool. Never blocks.
     Decode,
-    /// Runs the visible clips' effects on the GPU (or CPU path), else stacks the layers.
-    Composite,
+    /// Collects finished pictures and makes or submits this tick's (the render path).
+    Render,
     /// Hands the output to the host's sink, or drops/holds and counts it.
     Present,
     /// Frees frames behind the playhead and over the memory budget.
@@ -71,7 +69,8 @@ pub enum PlaybackSet {
     Profile,
 }
 
-/// Inserts the memory and cache resources with fresh pools for `budget` (no disk tier).
+/// Inserts the memory, cache and render-state resources with fresh pools for `budget` (no
+/// disk tier; the [`Renderer`] is the caller's, as it owns threads).
 pub fn insert_cache_resources(world: &mut World, budget: framelock_components::MemoryBudget) {
     world.insert_resource(Memory(framelock_engine::memory::BufferPool::new(
         budget.max_memory,
@@ -81,11 +80,7 @@ pub fn insert_cache_resources(world: &mut World, budget: framelock_components::M
     world.insert_resource(DecodeGenerations::default());
     world.insert_resource(framelock_components::Pressure::default());
     world.insert_resource(budget);
-    world.insert_resource(EffectsHandled::default());
-    world.insert_resource(EffectsState::default());
-    if !world.contains_resource::<GpuRenderer>() {
-        world.insert_resource(GpuRenderer::cpu_only("no GPU was opened"));
-    }
+    world.insert_resource(RenderState::default());
 }
 
 /// The label of the playback schedule.
@@ -106,7 +101,7 @@ pub fn playback_schedule() -> Schedule {
             PlaybackSet::SelectLod,
             PlaybackSet::Prefetch,
             PlaybackSet::Decode,
-            PlaybackSet::Composite,
+            PlaybackSet::Render,
             PlaybackSet::Present,
             PlaybackSet::Evict,
             PlaybackSet::Profile,
@@ -120,7 +115,7 @@ pub fn playback_schedule() -> Schedule {
             .in_set(PlaybackSet::SelectLod),
         prefetch.in_set(PlaybackSet::Prefetch),
         decode.in_set(PlaybackSet::Decode),
-        (effects, composite).chain().in_set(PlaybackSet::Composite),
+        render.in_set(PlaybackSet::Render),
         present.in_set(PlaybackSet::Present),
         evict.in_set(PlaybackSet::Evict),
         profile.in_set(PlaybackSet::Profile),
@@ -152,6 +147,12 @@ mod tests {
         world.insert_resource(AssetIds::default());
         world.insert_resource(DecodeLoad::default());
         insert_cache_resources(&mut world, framelock_components::MemoryBudget::default());
+        world.insert_resource(Renderer(framelock_engine::render::RenderService::new(
+            framelock_engine::render::RenderServiceOptions {
+                cpu_workers: 1,
+                ..Default::default()
+            },
+        )));
         world.insert_resource(FrameSink(Box::new(|_| {})));
         world.insert_resource(Decoders(DecodePool::new(
             1,

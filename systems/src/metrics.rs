@@ -22,6 +22,11 @@ pub struct Metrics {
     pub held: u64,
     /// Decode jobs that failed.
     pub decode_errors: u64,
+    /// The longest tick (running the schedule) so far.
+    pub tick_max: Duration,
+    /// Ticks whose picture was still rendering at the deadline (counted among the dropped or
+    /// held ones, like a late decode).
+    pub render_late: u64,
     /// Frames needed on screen this tick that were already decoded when first looked for.
     pub cache_hits: u64,
     /// Frames needed on screen this tick that were not.
@@ -78,6 +83,7 @@ impl Metrics {
     /// Records one tick's schedule run time, at wall time `at`.
     pub fn record_tick(&mut self, took: Duration, at: Duration) {
         push(&mut self.tick_times, took);
+        self.tick_max = self.tick_max.max(took);
         self.span = Some(self.span.map_or((at, at), |(first, _)| (first, at)));
     }
 
@@ -105,6 +111,14 @@ impl Metrics {
             dropped: self.dropped,
             held: self.held,
             decode_errors: self.decode_errors,
+            render_late: self.render_late,
+            tick_ms_max: self.tick_max.as_secs_f64() * 1e3,
+            cache_hits: self.cache_hits,
+            cache_misses: self.cache_misses,
+            tick_ms_last: self
+                .tick_times
+                .back()
+                .map_or(0.0, |d| d.as_secs_f64() * 1e3),
             cache_hit_rate: if self.cache_hits + self.cache_misses > 0 {
                 self.cache_hits as f64 / (self.cache_hits + self.cache_misses) as f64
             } else {
@@ -150,6 +164,16 @@ pub struct MetricsSnapshot {
     pub held: u64,
     /// Failed decodes.
     pub decode_errors: u64,
+    /// Ticks whose picture was still rendering at the deadline (among the dropped or held).
+    pub render_late: u64,
+    /// Layers (or whole rendered frames) found ready when the tick needed them.
+    pub cache_hits: u64,
+    /// Layers not ready when the tick needed them.
+    pub cache_misses: u64,
+    /// The last tick, ms.
+    pub tick_ms_last: f64,
+    /// The longest tick so far, ms.
+    pub tick_ms_max: f64,
     /// Share of on-screen frames that were already decoded when the tick needed them.
     pub cache_hit_rate: f64,
     /// Frames decoded.

@@ -1,6 +1,7 @@
 //! `prefetch` — reads [`Playhead`], [`OutputFormat`], [`QualitySettings`], [`MemoryBudget`],
 //! [`Pressure`], [`Tick`], [`Clip`], [`Lod`], [`EffectsKey`], [`TimelineIndex`],
-//! [`MediaAsset`], [`ProxyAssets`], [`RenderCost`], [`DiskTier`]; writes [`Frame`] and
+//! [`MediaAsset`], [`ProxyAssets`], [`RenderCost`], [`RenderState`], [`DiskTier`] (asks its
+//! reader for rendered frames); writes [`Frame`] and
 //! [`CacheEntry`] (spawns requests, marks the wanted ones used), [`FrameIndex`],
 //! [`RenderedFrames`] (marks used); reads [`Metrics`] (bytes outside the caches).
 //!
@@ -13,9 +14,9 @@
 //! | paused, still | the current frame |
 //! | any, memory pressure critical | the current frame only |
 //!
-//! For each wanted frame: if its composite is kept in the rendered tiers (clips with effects,
-//! or a slow composite), the rendered frame is used from RAM or asked of the disk tier and
-//! its layers are not requested. Otherwise each visible layer's source frame is requested from
+//! For each wanted frame (its layers gathered once, see `render::gather`): if its picture is
+//! kept in the rendered tiers (clips with effects, or a slow composite), the rendered frame is
+//! used from RAM or asked of the disk tier's reader and its layers are not requested. Otherwise each visible layer's source frame is requested from
 //! the asset the clip's [`Lod`] names (only layers that can be seen). A wanted frame already
 //! held is marked used this tick, so eviction keeps it; a request left over from an older
 //! generation is renewed (its job kept when the move continues the last plan, see
@@ -32,19 +33,17 @@ use std::collections::VecDeque;
 
 use bevy_ecs::prelude::*;
 use framelock_components::{
-    CacheEntry, CacheKey, CacheTier, Clip, EffectStack, EffectsKey, Frame, FrameState, Lod,
-    MemoryBudget, OutputFormat, PlayState, Playhead, Pressure, QualitySettings,
+    CacheEntry, CacheTier, Frame, FrameState, MemoryBudget, OutputFormat, PlayState, Playhead,
+    Pressure, QualitySettings,
 };
 #[cfg(doc)]
-use framelock_components::{MediaAsset, ProxyAssets};
+use framelock_components::{Clip, EffectStack, EffectsKey, Lod, MediaAsset, ProxyAssets};
 
 use framelock_engine::cache::Cache;
 
-use crate::cache::{RenderCost, RenderedFrames};
-use crate::effects::EffectsState;
-use crate::layers::{
-    AssetQuery, Candidate, LayerKey, RENDERED_ASSET_ID, candidates, render_cacheable, rendered_key,
-};
+use crate::cache::{DiskRead, RenderCost, RenderedFrames};
+use crate::render::RenderState;
+use crate::render::gather::{AssetQuery, ClipQuery, FrameLayers};
 use crate::{DecodeGenerations, DiskTier, FrameIndex, Metrics, Pending, Tick, TimelineIndex};
 
 /// How long (ticks) a paused playhead that moved counts as scrubbing.
@@ -59,9 +58,7 @@ pub struct PrefetchState {
     /// (tick, frame) of recent playhead moves while paused.
     scrub: VecDeque<(u64, u64)>,
     plan: Vec<(u64, u64)>,
-    layers: Vec<(Entity, f32)>,
-    sources: Vec<Candidate>,
-    layer_keys: Vec<LayerKey>,
+    frame: FrameLayers,
 }
 
 /// The memory side of prefetch's parameters.
@@ -79,9 +76,7 @@ pub fn prefetch(
     quality: Res<QualitySettings>,
     (budget, pressure): MemoryParams,
     tick: Res<Tick>,
-    timeline: Res<TimelineIndex>,
-    clips: Query<(&Clip, &Lod, Option<&EffectsKey>, Option<&EffectStack>)>,
-    assets: AssetQuery,
+    (timeline, clips, assets): (Res<TimelineIndex>, ClipQuery, AssetQuery),
     mut frames: Query<(&mut Frame, &mut CacheEntry)>,
     mut index: ResMut<FrameIndex>,
     (mut rendered, cost, disk, mut generations): (
@@ -90,7 +85,7 @@ pub fn prefetch(
         Option<Res<DiskTier>>,
         ResMut<DecodeGenerations>,
     ),
-    (metrics, effects_state): (Res<Metrics>, Option<Res<EffectsState>>),
+    (metrics, render_state): (Res<Metrics>, Option<Res<RenderState>>),
     mut st: Local<PrefetchState>,
 ) {
     framelock_engine::profile_function!();
@@ -110,71 +105,35 @@ pub fn prefetch(
     let mut window_bytes = budget
         .warning_bytes()
         .saturating_sub(metrics.bytes_outside_caches);
-    let (out_w, out_h) = output.preview_size(quality.preview_height);
+    let size = output.preview_size(quality.preview_height);
     let frame_period = 1.0 / output.frame_rate.as_f64().max(1e-9);
+    let (lod, pixels_out) = render_state
+        .as_ref()
+        .map(|s| (s.lod, s.output))
+        .unwrap_or_default();
     let plan = std::mem::take(&mut st.plan);
+    let frame = &mut st.frame;
     'plan: for &(k, t) in &plan {
-        timeline.visible_at(t, &mut st.layers);
-        // The rendered path: the whole frame from the rendered tiers.
-        st.layer_keys.clear();
-        let mut any_effects = false;
-        let mut any_stack = false;
-        for &(clip_entity, opacity) in &st.layers {
-            let Ok((clip, lod, effects, stack)) = clips.get(clip_entity) else {
-                continue;
-            };
-            any_stack |= stack.is_some_and(|s| !s.is_empty());
-            candidates(clip, *lod, &assets, &mut st.sources);
-            let Some(first) = st.sources.first() else {
-                continue;
-            };
-            any_effects |= effects.is_some();
-            st.layer_keys.push(LayerKey {
-                fingerprint: first.fingerprint,
-                source: clip.source_frame(t, output.frame_rate),
-                opacity,
-                effects: effects.map_or(0, |e| e.0),
-            });
+        if !frame.gather(t, &output, &timeline, &clips, &assets) {
+            continue;
         }
-        if !st.layer_keys.is_empty()
-            && render_cacheable(any_effects, cost.composite_secs, frame_period)
-        {
-            // Frames with effect stacks are made by `effects`, under its key (with the LOD).
-            let effect_lod =
-                any_stack.then(|| effects_state.as_ref().map(|s| s.lod).unwrap_or_default());
-            let key = rendered_key(out_w, out_h, effect_lod, &st.layer_keys);
+        // The rendered path: the whole frame from the rendered tiers.
+        let kept = frame.any_stack || frame.any_effects || cost.composite_secs > frame_period / 2.0;
+        if !frame.layers.is_empty() && kept {
+            let key = frame.key(size, lod, pixels_out);
             if rendered.touch(key) {
                 continue;
             }
             if let Some(disk) = &disk
-                && disk.cache.contains(key)
-                && want_rendered(
-                    key,
-                    // RGBA8 from the effects path, 8-bit 4:2:0 from the compositor.
-                    if any_stack {
-                        out_w as usize * out_h as usize * 4
-                    } else {
-                        out_w as usize * out_h as usize * 3 / 2
-                    },
-                    (tick.index, &playhead, floor),
-                    &mut frames,
-                    &mut index,
-                    &mut commands,
-                )
+                && rendered.read_from_disk(key, disk) == DiskRead::Reading
             {
                 continue;
             }
         }
         // The layers path.
-        for &(clip_entity, _) in &st.layers {
-            let Ok((clip, lod, _, _)) = clips.get(clip_entity) else {
-                continue;
-            };
-            candidates(clip, *lod, &assets, &mut st.sources);
-            let Some(&first) = st.sources.first() else {
-                continue;
-            };
-            let source = clip.source_frame(t, output.frame_rate);
+        for layer in &frame.layers {
+            let first = layer.preferred();
+            let source = layer.source;
             if first.bytes > window_bytes && k > 0 {
                 break 'plan;
             }
@@ -231,55 +190,6 @@ fn renew(frame: &mut Frame, playhead: &Playhead, floor: u64, e: Entity, commands
     if !alive {
         frame.state = FrameState::Requested;
         commands.entity(e).insert(Pending);
-    }
-}
-
-/// Asks the disk tier for rendered frame `key` (a `Frame` of [`RENDERED_ASSET_ID`]); `false`
-/// when an earlier request failed (the caller requests the layers instead).
-fn want_rendered(
-    key: CacheKey,
-    bytes: usize,
-    (tick, playhead, floor): (u64, &Playhead, u64),
-    frames: &mut Query<(&mut Frame, &mut CacheEntry)>,
-    index: &mut FrameIndex,
-    commands: &mut Commands,
-) -> bool {
-    match index.0.get(&(RENDERED_ASSET_ID, key.0)) {
-        Some(&e) => match frames.get_mut(e) {
-            Ok((mut frame, mut entry)) => {
-                entry.last_use = tick;
-                if frame.state == FrameState::Failed {
-                    return false;
-                }
-                renew(&mut frame, playhead, floor, e, commands);
-                true
-            }
-            Err(_) => true, // spawned this tick
-        },
-        None => {
-            let e = commands
-                .spawn((
-                    Frame {
-                        asset: Entity::PLACEHOLDER,
-                        asset_id: RENDERED_ASSET_ID,
-                        index: key.0,
-                        state: FrameState::Requested,
-                        generation: playhead.generation,
-                        priority: 0,
-                    },
-                    CacheEntry {
-                        tier: CacheTier::Ram,
-                        key,
-                        bytes,
-                        last_use: tick,
-                        pinned: false,
-                    },
-                    Pending,
-                ))
-                .id();
-            index.0.insert((RENDERED_ASSET_ID, key.0), e);
-            true
-        }
     }
 }
 

@@ -6,12 +6,14 @@
 //! picture is shown again (`QualitySettings::drop_late_frames`); either way it is counted.
 //! While paused, a frame already presented is not sent again every tick — unless it now comes
 //! from other sources (the level of detail changed: a proxy picture is replaced by the
-//! original's once that is decoded, or the other way round).
+//! original's once that is decoded, or the other way round). Offline
+//! ([`RenderMode::Offline`]) a frame not ready yet is neither dropped nor held: the driver ticks
+//! again.
 
 use bevy_ecs::prelude::*;
 use framelock_components::{PlayState, Playhead, QualitySettings};
 
-use crate::{Composited, FrameSink, Metrics, PresentedFrame, Tick};
+use crate::{Composited, FrameSink, Metrics, PresentedFrame, RenderMode, Tick};
 
 /// The system.
 pub fn present(
@@ -23,6 +25,7 @@ pub fn present(
     mut metrics: ResMut<Metrics>,
     mut last: Local<Option<PresentedFrame>>,
     mut last_key: Local<Option<(u64, u64)>>,
+    mode: Option<Res<RenderMode>>,
 ) {
     framelock_engine::profile_function!();
     let key = Some((playhead.frame, playhead.generation));
@@ -36,6 +39,7 @@ pub fn present(
             return;
         }
     }
+    let offline = mode.is_some_and(|m| *m == RenderMode::Offline);
     match composited.0.take() {
         Some(frame) => {
             *last_key = key;
@@ -43,6 +47,7 @@ pub fn present(
             *last = Some(frame.clone());
             (sink.0)(frame);
         }
+        None if offline => {}
         None if quality.drop_late_frames => metrics.dropped += 1,
         None => {
             metrics.held += 1;

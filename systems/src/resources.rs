@@ -5,13 +5,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bevy_ecs::prelude::*;
-use framelock_engine::media::YuvFrame;
+use framelock_engine::media::Picture;
 use framelock_engine::workers::DecodePool;
 
 /// A decoded frame's picture (shared: composite hands it to the sink without copying when a
 /// single opaque layer fills the output).
 #[derive(Component, Clone, Debug)]
-pub struct FramePixels(pub Arc<YuvFrame>);
+pub struct FramePixels(pub Arc<Picture>);
 
 /// The decode worker pool.
 #[derive(Resource, Debug)]
@@ -50,7 +50,7 @@ pub struct PresentedFrame {
     /// Tick it was shown at.
     pub tick: u64,
     /// The picture (output size).
-    pub picture: Arc<YuvFrame>,
+    pub picture: Arc<Picture>,
     /// The layers it was made of, bottom first (empty for a gap in the timeline: black).
     pub layers: Vec<LayerSource>,
     /// `true` when this repeats the previous output because the wanted frame was late.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use framelock::{GenerateOptions, Rational, YuvFrame, generate_test_clip, testcard};
+use framelock::{GenerateOptions, Picture, Rational, generate_test_clip, testcard};
 
 /// A temporary directory shared by the tests of one binary (removed at exit by the OS' tmp
 /// cleaning; each binary gets its own).
@@ -83,7 +83,7 @@ pub fn ffmpeg_testcard(path: &Path, width: u32, height: u32, frames: u64, encode
     let mut child = c.spawn().expect("spawn ffmpeg");
     {
         let mut stdin = child.stdin.take().expect("stdin");
-        let mut f = YuvFrame::black(width, height);
+        let mut f = Picture::black(width, height);
         for i in 0..frames {
             let [y, u, v] = &mut f.planes;
             testcard::draw_i420(i, width, height, y, u, v);
@@ -123,4 +123,20 @@ pub fn ffmpeg_decode_raw(path: &Path, pix_fmt: &str) -> Vec<u8> {
         "-",
     ]);
     run(c)
+}
+
+/// Seeks to `t` and ticks, letting every worker finish between ticks, until a picture is
+/// presented (decode, then render: a picture made off the tick lands a tick or two later).
+pub fn show(engine: &mut framelock::PlaybackEngine, t: u64) {
+    let wait = std::time::Duration::from_secs(120);
+    engine.seek_frame(t);
+    let before = engine.metrics().presented;
+    for _ in 0..8 {
+        engine.tick();
+        if engine.metrics().presented > before {
+            return;
+        }
+        assert!(engine.wait_idle(wait), "workers did not finish");
+    }
+    panic!("frame {t} was never shown");
 }

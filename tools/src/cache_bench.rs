@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::Context;
 use framelock::engine::cache::{DiskCache, decoded_key};
 use framelock::{
-    BufferPool, CacheKind, Compression, DecoderRegistry, DiskCacheOptions, VideoReader, YuvFrame,
+    BufferPool, CacheKind, Compression, DecoderRegistry, DiskCacheOptions, Picture, VideoReader,
 };
 
 /// Arguments of `cache-bench`.
@@ -39,7 +39,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
-fn add_noise(f: &mut YuvFrame, seed: u64) {
+fn add_noise(f: &mut Picture, seed: u64) {
     let mut s = seed | 1;
     for p in &mut f.planes {
         for v in p.iter_mut() {

@@ -71,17 +71,25 @@ impl Dashboard {
             gpu: match m.gpu {
                 GpuStatus::Unavailable { reason } => format!("GPU unavailable: {reason}"),
                 GpuStatus::NotStarted => "idle: no effects yet".into(),
+                GpuStatus::Opening => "opening (effects on the CPU path)".into(),
                 GpuStatus::Active {
                     devices,
                     software,
+                    effects_on,
+                    choice,
                     gpu_frames,
                     lod,
                     last_render_ms,
                     ..
                 } => format!(
-                    "{}{}: {gpu_frames} frames, {last_render_ms:.1} ms, LOD 1/{}",
+                    "{}{}: effects on the {}, {gpu_frames} GPU frames, {last_render_ms:.1} ms, LOD 1/{}",
                     devices.join(", "),
                     if software { " (software)" } else { "" },
+                    match (effects_on, choice.is_some()) {
+                        (framelock::RenderPath::Gpu, _) => "GPU",
+                        (framelock::RenderPath::Cpu, true) => "CPU (measured faster)",
+                        (framelock::RenderPath::Cpu, false) => "CPU (measuring)",
+                    },
                     lod.divisor()
                 ),
             },

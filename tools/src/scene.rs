@@ -76,9 +76,77 @@ pub struct Args {
     /// Highest effect LOD: full, half or quarter (adaptive below it).
     #[arg(long, default_value = "full")]
     effect_lod: String,
+    /// Render the whole scene offline (every frame, in order, on the playback systems) instead
+    /// of playing it, then again with one decode worker, one render worker and a rayon pool of
+    /// one thread: frames/s of both and their ratio.
+    #[arg(long)]
+    offline: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+}
+
+/// The reference CPU path with its rows on a rayon pool of its own (the single-thread
+/// baseline of `--offline`).
+#[derive(Debug)]
+struct PooledCpu(rayon::ThreadPool);
+
+impl framelock::CpuRenderer for PooledCpu {
+    fn render(
+        &self,
+        work: &framelock::Work,
+        pool: Option<&framelock::BufferPool>,
+    ) -> Result<Arc<framelock::Picture>, framelock::engine::effects::RenderError> {
+        self.0
+            .install(|| framelock::ReferenceCpu.render(work, pool))
+    }
+}
+
+/// `--offline`: the scene rendered offline with every core, then with one thread each.
+fn offline_bench(
+    project: &Project,
+    options: &EngineOptions,
+    name: &str,
+    json: bool,
+) -> anyhow::Result<()> {
+    let duration = project.duration_frames();
+    let run = |options: EngineOptions| -> anyhow::Result<(framelock::OfflineReport, u64)> {
+        let mut r = framelock::OfflineRenderer::open(project, options)?;
+        let mut hash = 0u64;
+        let report = r.render(0..duration, |f| {
+            hash = hash.rotate_left(5) ^ u64::from(f.picture.planes[0][0]) ^ f.timeline_frame;
+        })?;
+        Ok((report, hash))
+    };
+    let (parallel, _) = run(options.clone())?;
+    let single_options = EngineOptions {
+        workers: 1,
+        render_workers: 1,
+        cpu_renderer: Arc::new(PooledCpu(
+            rayon::ThreadPoolBuilder::new().num_threads(1).build()?,
+        )),
+        ..options.clone()
+    };
+    let (single, _) = run(single_options)?;
+    let ratio = parallel.fps / single.fps.max(1e-9);
+    if json {
+        let v = serde_json::json!({
+            "scene": name,
+            "frames": duration,
+            "offline_fps": parallel.fps,
+            "offline_seconds": parallel.seconds,
+            "single_thread_fps": single.fps,
+            "single_thread_seconds": single.seconds,
+            "ratio": ratio,
+        });
+        println!("{v}");
+    } else {
+        println!(
+            "{name}: offline render of {duration} frames: {:.2} fps ({:.1} s); one thread: {:.2} fps ({:.1} s); ratio {ratio:.2}x",
+            parallel.fps, parallel.seconds, single.fps, single.seconds
+        );
+    }
+    Ok(())
 }
 
 /// The `--effects` stack for a clip on track `track`.
@@ -140,7 +208,7 @@ impl Recorder {
     }
 
     fn begin(&mut self, engine: &PlaybackEngine) {
-        let m = engine.world().resource::<framelock::systems::Metrics>();
+        let m = engine.metrics();
         self.base = (m.cache_hits, m.cache_misses);
         self.samples.clear();
         self.start = Instant::now();
@@ -153,17 +221,13 @@ impl Recorder {
             return;
         }
         let now = Instant::now();
-        let world = engine.world();
-        let m = world.resource::<framelock::systems::Metrics>();
+        let m = engine.metrics();
         let (h, mi) = (m.cache_hits - self.base.0, m.cache_misses - self.base.1);
         self.samples.push(crate::report::Sample {
             t: (now - self.start).as_secs_f64(),
-            tick_ms: m.tick_times.back().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+            tick_ms: m.tick_ms_last,
             frame_ms: (now - self.last).as_secs_f64() * 1e3,
-            memory_bytes: world
-                .resource::<framelock::systems::Memory>()
-                .0
-                .accounted_bytes(),
+            memory_bytes: engine.cache_stats().memory.accounted_bytes(),
             hit_rate: if h + mi > 0 {
                 h as f64 / (h + mi) as f64
             } else {
@@ -424,6 +488,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if let Some(p) = args.preview {
         options.quality.preview_height = (p > 0).then_some(p);
     }
+    if args.offline {
+        options.gpu = (!args.cpu_effects).then(Default::default);
+        return offline_bench(&project, &options, &name, args.json);
+    }
     let (view_w, view_h) = framelock::components::OutputFormat {
         frame_rate: project.frame_rate,
         width: project.width,
@@ -617,13 +685,22 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     let seek_p50 = percentile(&mut seek_ms.clone(), 0.5);
     let seek_p95 = percentile(&mut seek_ms, 0.95);
-    let fx = engine
-        .world()
-        .resource::<framelock::systems::EffectsState>()
-        .clone();
+    let fx = engine.render_stats();
     let effects_path = match engine.gpu_status() {
-        framelock::GpuStatus::Active { devices, .. } => format!("GPU {}", devices.join(", ")),
+        framelock::GpuStatus::Active {
+            devices,
+            effects_on,
+            choice,
+            ..
+        } => match (effects_on, choice) {
+            (framelock::RenderPath::Gpu, _) => format!("GPU {}", devices.join(", ")),
+            (framelock::RenderPath::Cpu, Some(c)) => format!("CPU path ({})", c.reason),
+            (framelock::RenderPath::Cpu, None) => {
+                format!("CPU path (GPU {} not measured yet)", devices.join(", "))
+            }
+        },
         framelock::GpuStatus::Unavailable { reason } => format!("CPU path ({reason})"),
+        framelock::GpuStatus::Opening => "CPU path (GPU still opening)".into(),
         framelock::GpuStatus::NotStarted => "none".into(),
     };
     if args.json {

@@ -37,7 +37,7 @@ use memmap2::MmapRaw;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::media::{ColorSpace, MatrixCoefficients, PixelFormat, YuvFrame, YuvRange};
+use crate::media::{ColorSpace, MatrixCoefficients, Picture, PixelFormat, YuvRange};
 use crate::memory::BufferPool;
 
 /// Bytes of a slot header.
@@ -139,7 +139,7 @@ struct Geometry {
 }
 
 impl Geometry {
-    fn of(frame: &YuvFrame) -> Self {
+    fn of(frame: &Picture) -> Self {
         Self {
             format: frame.format.code(),
             width: frame.width,
@@ -535,7 +535,7 @@ impl DiskCache {
     /// Stores `frame` under `key` (a no-op when it is already there). Compresses per the
     /// options, evicts least recently used entries for room, writes into the mapping.
     /// Returns whether it wrote.
-    pub fn put(&self, key: CacheKey, kind: CacheKind, frame: &YuvFrame) -> Result<bool, DiskError> {
+    pub fn put(&self, key: CacheKey, kind: CacheKind, frame: &Picture) -> Result<bool, DiskError> {
         let geometry = Geometry::of(frame);
         let raw_len = frame.size_bytes();
         let limit = self.0.options.limit_bytes;
@@ -1009,10 +1009,10 @@ impl DiskView {
     }
 
     /// Copies (or decompresses) the frame into planes from `pool`.
-    pub fn to_frame(&self, pool: Option<&BufferPool>) -> Option<YuvFrame> {
+    pub fn to_frame(&self, pool: Option<&BufferPool>) -> Option<Picture> {
         let h = self.header()?;
         let format = PixelFormat::from_code(h.geometry.format)?;
-        let mut frame = YuvFrame::alloc_in(pool, format, h.geometry.width, h.geometry.height);
+        let mut frame = Picture::alloc_in(pool, format, h.geometry.width, h.geometry.height);
         if h.flags & FLAG_LZ4 != 0 {
             let mut raw = vec![0u8; h.geometry.raw_len()?];
             let n = lz4_flex::block::decompress_into(self.stored(), &mut raw).ok()?;

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use super::ops::{self, ResizeFilter};
 use super::{RenderError, RenderJob, RenderedRgba};
-use crate::media::YuvFrame;
+use crate::media::Picture;
 
 /// An RGBA picture in f32 (gamma-encoded values, 0..1), rows tightly packed.
 #[derive(Clone, Debug, PartialEq)]
@@ -61,7 +61,7 @@ impl Image {
 /// 2/255 off the exact BT.601/709 result on in-range samples and clamps super-black luma to
 /// 16 first (measured here on random pictures), which is outside the 1/255 the GPU must match;
 /// so the reference twin computes exactly what the shader computes.
-pub fn yuv_to_rgba(frame: &YuvFrame) -> Image {
+pub fn yuv_to_rgba(frame: &Picture) -> Image {
     let p = ops::yuv_params(frame);
     let (w, h) = (frame.width as usize, frame.height as usize);
     let (cw, _) = frame.chroma_size();

@@ -16,13 +16,13 @@ use std::sync::Arc;
 
 use framelock_components::{BlendMode, Effect, EffectLod};
 
-use crate::media::YuvFrame;
+use crate::media::Picture;
 
 /// One layer of a [`RenderJob`].
 #[derive(Clone, Debug)]
 pub struct LayerJob {
     /// The decoded source picture.
-    pub frame: Arc<YuvFrame>,
+    pub frame: Arc<Picture>,
     /// Its decoded-frame cache key (the GPU keeps uploaded planes in VRAM under it; 0 = do
     /// not keep).
     pub key: u64,

@@ -3,10 +3,10 @@
 
 use framelock_components::Effect;
 
-use crate::media::{MatrixCoefficients, PixelFormat, YuvFrame, YuvRange};
+use crate::media::{MatrixCoefficients, Picture, PixelFormat, YuvRange};
 
 /// Bytes of a frame's three planes as the GPU reads them (tightly packed).
-pub fn planes_len(frame: &YuvFrame) -> usize {
+pub fn planes_len(frame: &Picture) -> usize {
     PlaneLayout::of(frame).lens.iter().sum()
 }
 
@@ -24,7 +24,7 @@ pub struct PlaneLayout {
 
 impl PlaneLayout {
     /// The layout of `frame`'s planes.
-    pub fn of(frame: &YuvFrame) -> Self {
+    pub fn of(frame: &Picture) -> Self {
         let bps = frame.format.bytes_per_sample();
         let (cw, ch) = frame.chroma_size();
         let luma = frame.width as usize * frame.height as usize * bps;
@@ -62,7 +62,7 @@ pub struct YuvParams {
 }
 
 /// The conversion parameters of `frame`.
-pub fn yuv_params(frame: &YuvFrame) -> YuvParams {
+pub fn yuv_params(frame: &Picture) -> YuvParams {
     let bits = if frame.format.bytes_per_sample() == 2 {
         10
     } else {

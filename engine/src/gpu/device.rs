@@ -12,7 +12,7 @@ use super::kernels::{GROUP, Kernels, PARAMS_SLOT};
 use super::{GpuError, GpuOptions};
 use crate::effects::ops::{self, AxisWeights, PlaneLayout, ResizeFilter};
 use crate::effects::{RenderError, RenderJob, RenderedRgba};
-use crate::media::YuvFrame;
+use crate::media::Picture;
 
 /// Which blur kernel runs (the benchmarks compare them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -523,7 +523,7 @@ impl GpuDevice {
     fn planes(
         &mut self,
         enc: &mut Encoding,
-        frame: &YuvFrame,
+        frame: &Picture,
         key: u64,
     ) -> Result<Buf, RenderError> {
         self.uses += 1;

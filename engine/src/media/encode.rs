@@ -21,7 +21,7 @@ use openh264::encoder::{
 };
 use openh264::formats::YUVSlices;
 
-use super::{PixelFormat, WriteError, YuvFrame, h264};
+use super::{Picture, PixelFormat, WriteError, h264};
 use crate::fs::AtomicFile;
 
 /// How the encoder spends bits.
@@ -153,7 +153,7 @@ impl H264Encoder {
     }
 
     /// Encodes one 8-bit 4:2:0 frame of the configured size.
-    pub fn encode(&mut self, frame: &YuvFrame) -> Result<EncodedPicture, WriteError> {
+    pub fn encode(&mut self, frame: &Picture) -> Result<EncodedPicture, WriteError> {
         let s = self.settings;
         if frame.width != s.width || frame.height != s.height {
             return Err(WriteError::FrameSize {
@@ -431,7 +431,7 @@ impl Mp4VideoWriter {
     }
 
     /// Encodes and appends one frame.
-    pub fn write_frame(&mut self, frame: &YuvFrame) -> Result<(), WriteError> {
+    pub fn write_frame(&mut self, frame: &Picture) -> Result<(), WriteError> {
         let picture = self.encoder.encode(frame)?;
         self.muxer.write_picture(&picture)
     }

@@ -1,5 +1,6 @@
-//! Decoded pictures: planar YUV frames, their conversion to RGBA8 (`yuvutils-rs`) and scaling
-//! (`fast_image_resize`, per plane, in YUV: scale first, convert last).
+//! Pictures: decoded planar Y'CbCr frames and rendered RGBA8 frames under one type whose
+//! [`PixelFormat`] says which it is, their conversion to RGBA8 and back (`yuvutils-rs`) and
+//! scaling (`fast_image_resize`, per plane, in YUV: scale first, convert last).
 //!
 //! | pixel format | planes | to RGBA8 | scale |
 //! |--------------|--------|----------|-------|
@@ -120,12 +121,13 @@ pub struct ColorSpace {
     pub range: YuvRange,
 }
 
-/// A decoded picture, planes tightly packed (stride = plane width × bytes per sample).
+/// A picture: decoded (Y'CbCr planes) or rendered (one RGBA8 plane), as [`Picture::format`]
+/// says; planes tightly packed (stride = plane width × bytes per sample).
 ///
 /// Planes are [`PooledBuf`]s: frames made with a [`BufferPool`] (`*_in` constructors) give
 /// their planes back to it when dropped; plain ones (`From<Vec<u8>>`) are freed.
 #[derive(Clone, Debug, PartialEq)]
-pub struct YuvFrame {
+pub struct Picture {
     /// Width in pixels.
     pub width: u32,
     /// Height in pixels.
@@ -142,7 +144,7 @@ pub struct YuvFrame {
     pub time_secs: f64,
 }
 
-impl YuvFrame {
+impl Picture {
     /// A black 8-bit 4:2:0 frame.
     pub fn black(width: u32, height: u32) -> Self {
         let (cw, ch) = PixelFormat::Yuv420p.chroma_size(width, height);
@@ -220,7 +222,7 @@ impl YuvFrame {
         Self::from_strided_in(None, width, height, format, planes, strides)
     }
 
-    /// [`YuvFrame::from_strided`] into planes from `pool`.
+    /// [`Picture::from_strided`] into planes from `pool`.
     pub fn from_strided_in(
         pool: Option<&BufferPool>,
         width: u32,
@@ -284,14 +286,7 @@ impl YuvFrame {
 
     /// Converts into `rgba` (at least `width * height * 4` bytes, stride `width * 4`).
     pub fn write_rgba(&self, rgba: &mut [u8]) {
-        let range = match self.color.range {
-            YuvRange::Limited => UtilsRange::Limited,
-            YuvRange::Full => UtilsRange::Full,
-        };
-        let matrix = match self.color.matrix {
-            MatrixCoefficients::Bt601 => YuvStandardMatrix::Bt601,
-            MatrixCoefficients::Bt709 => YuvStandardMatrix::Bt709,
-        };
+        let (range, matrix) = utils_color(self.color);
         let (cw, _) = self.chroma_size();
         let stride = self.width * 4;
         if self.format == PixelFormat::Rgba8 {
@@ -355,7 +350,7 @@ impl YuvFrame {
         self.scaled_in(None, width, height)
     }
 
-    /// [`YuvFrame::scaled`] into planes from `pool`.
+    /// [`Picture::scaled`] into planes from `pool`.
     pub fn scaled_in(&self, pool: Option<&BufferPool>, width: u32, height: u32) -> Option<Self> {
         if self.format.bytes_per_sample() != 1 {
             return None;
@@ -398,6 +393,57 @@ impl YuvFrame {
         ];
         let planes: [&[u8]; 3] = [&eight[0], &eight[1], &eight[2]];
         self.resize_planes(None, planes, PixelFormat::Yuv420p, width, height, filter)
+    }
+
+    /// This picture as one RGBA8 plane (from the pool), converted with its colour space; an
+    /// RGBA8 picture is copied.
+    pub fn to_rgba8_in(&self, pool: Option<&BufferPool>) -> Self {
+        let mut out = Self::alloc_in(pool, PixelFormat::Rgba8, self.width, self.height);
+        self.write_rgba(&mut out.planes[0]);
+        out.color = self.color;
+        out.index = self.index;
+        out.time_secs = self.time_secs;
+        out
+    }
+
+    /// This picture as 8-bit 4:2:0 (from the pool): an RGBA8 picture is converted with
+    /// `color` (BT.709 limited by default, what encoders and players assume), Y'CbCr of
+    /// other layouts is resampled at the same size. `None` when the conversion fails.
+    pub fn to_yuv420p_in(&self, pool: Option<&BufferPool>, color: ColorSpace) -> Option<Self> {
+        match self.format {
+            PixelFormat::Yuv420p => Some(self.clone()),
+            PixelFormat::Rgba8 => {
+                let (w, h) = (self.width, self.height);
+                let mut out = Self::alloc_in(pool, PixelFormat::Yuv420p, w, h);
+                let (cw, _) = out.chroma_size();
+                let [y, u, v] = &mut out.planes;
+                let mut image = yuvutils_rs::YuvPlanarImageMut {
+                    y_plane: yuvutils_rs::BufferStoreMut::Borrowed(y),
+                    y_stride: w,
+                    u_plane: yuvutils_rs::BufferStoreMut::Borrowed(u),
+                    u_stride: cw,
+                    v_plane: yuvutils_rs::BufferStoreMut::Borrowed(v),
+                    v_stride: cw,
+                    width: w,
+                    height: h,
+                };
+                let (range, matrix) = utils_color(color);
+                yuvutils_rs::rgba_to_yuv420(
+                    &mut image,
+                    &self.planes[0],
+                    w * 4,
+                    range,
+                    matrix,
+                    yuvutils_rs::YuvConversionMode::Balanced,
+                )
+                .ok()?;
+                out.color = color;
+                out.index = self.index;
+                out.time_secs = self.time_secs;
+                Some(out)
+            }
+            _ => self.scaled_yuv420p(self.width, self.height),
+        }
     }
 
     /// Resizes 8-bit `planes` of this frame's geometry into a `format` frame of the new size.
@@ -472,13 +518,26 @@ impl YuvFrame {
     }
 }
 
+/// `yuvutils-rs`' names for a colour space.
+fn utils_color(color: ColorSpace) -> (UtilsRange, YuvStandardMatrix) {
+    let range = match color.range {
+        YuvRange::Limited => UtilsRange::Limited,
+        YuvRange::Full => UtilsRange::Full,
+    };
+    let matrix = match color.matrix {
+        MatrixCoefficients::Bt601 => YuvStandardMatrix::Bt601,
+        MatrixCoefficients::Bt709 => YuvStandardMatrix::Bt709,
+    };
+    (range, matrix)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn black_converts_to_black_and_scales() {
-        let f = YuvFrame::black(64, 36);
+        let f = Picture::black(64, 36);
         let rgba = f.to_rgba();
         assert_eq!(rgba.len(), 64 * 36 * 4);
         assert!(
@@ -497,7 +556,7 @@ mod tests {
         let sample = |v: u16| v.to_le_bytes();
         let y: Vec<u8> = (0..w * h).flat_map(|_| sample(64 * 4)).collect();
         let c: Vec<u8> = (0..(w / 2) * h).flat_map(|_| sample(512)).collect();
-        let f = YuvFrame {
+        let f = Picture {
             width: w,
             height: h,
             format: PixelFormat::Yuv422p10,
@@ -517,7 +576,7 @@ mod tests {
     fn strided_copy_drops_padding() {
         let y: Vec<u8> = (0..4 * 8).map(|i| i as u8).collect(); // stride 8, width 4
         let u = vec![1u8; 2 * 4];
-        let f = YuvFrame::from_strided(4, 4, PixelFormat::Yuv420p, [&y, &u, &u], [8, 4, 4])
+        let f = Picture::from_strided(4, 4, PixelFormat::Yuv420p, [&y, &u, &u], [8, 4, 4])
             .expect("valid");
         assert_eq!(&f.planes[0][..8], &[0, 1, 2, 3, 8, 9, 10, 11]);
         assert_eq!(f.planes[1].len(), 4);

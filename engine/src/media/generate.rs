@@ -6,7 +6,7 @@ use std::path::Path;
 use framelock_components::Rational;
 
 use super::encode::{EncodeSettings, EncodeSpeed, Mp4VideoWriter, RateControl, WriteSummary};
-use super::{WriteError, YuvFrame, testcard};
+use super::{Picture, WriteError, testcard};
 
 /// What clip to generate.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -67,7 +67,7 @@ pub fn generate_test_clip(
         )));
     }
     let mut writer = Mp4VideoWriter::create(path, options.encode_settings())?;
-    let mut frame = YuvFrame::black(options.width, options.height);
+    let mut frame = Picture::black(options.width, options.height);
     for i in 0..options.frames {
         let [y, u, v] = &mut frame.planes;
         testcard::draw_i420(i, options.width, options.height, y, u, v);

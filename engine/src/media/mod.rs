@@ -2,7 +2,7 @@
 //! by frame index, YUV frames, H.264 encode + MP4 mux, and the generated test media.
 //!
 //! Reading goes `Mp4Demuxer` (samples in decode order, presentation index assigned from the
-//! sample table) → a [`Decoder`] chosen by the [`DecoderRegistry`] → [`YuvFrame`]s in
+//! sample table) → a [`Decoder`] chosen by the [`DecoderRegistry`] → [`Picture`]s in
 //! presentation order, each stamped with its frame index and time by the reader (backends
 //! are not trusted with timestamps: openh264 never passes them through).
 //!
@@ -41,7 +41,7 @@ pub use encode::{
     RateControl, WriteSummary,
 };
 pub use error::{MediaError, WriteError};
-pub use frame::{ColorSpace, MatrixCoefficients, PixelFormat, YuvFrame, YuvRange};
+pub use frame::{ColorSpace, MatrixCoefficients, Picture, PixelFormat, YuvRange};
 pub use generate::{GenerateOptions, generate_test_clip};
 pub use probe::probe;
 pub use probe_cache::ProbeCache;

@@ -13,14 +13,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::decode::{DecodedPicture, Decoder, DecoderRegistry, Packet, StreamDescription, Support};
-use super::{MediaError, Mp4Demuxer, YuvFrame};
+use super::{MediaError, Mp4Demuxer, Picture};
 
 /// Anything that hands out frames by index (the reader, a test double, later a cache).
 pub trait FrameSource: Send {
     /// Frames in the stream.
     fn frame_count(&self) -> u64;
     /// Frame `index`, in presentation order.
-    fn frame(&mut self, index: u64) -> Result<YuvFrame, MediaError>;
+    fn frame(&mut self, index: u64) -> Result<Picture, MediaError>;
 }
 
 /// Counters a reader keeps, for tests and metrics.
@@ -46,7 +46,7 @@ pub struct VideoReader {
     /// Fed samples not yet matched to a picture: pts → decode index.
     pending: BTreeMap<i64, u32>,
     /// Pictures at or after the last request, in presentation order.
-    ready: VecDeque<YuvFrame>,
+    ready: VecDeque<Picture>,
     /// Highest frame index this session has produced.
     produced: Option<u64>,
     flushed: bool,
@@ -54,7 +54,7 @@ pub struct VideoReader {
     out: Vec<DecodedPicture>,
     stats: ReaderStats,
     /// When set, frames decoded on the way to a target are kept here instead of dropped.
-    skipped: Option<Vec<YuvFrame>>,
+    skipped: Option<Vec<Picture>>,
 }
 
 impl std::fmt::Debug for VideoReader {
@@ -193,7 +193,7 @@ impl VideoReader {
     }
 
     /// Frame `n` (presentation order), exactly.
-    pub fn frame(&mut self, n: u64) -> Result<YuvFrame, MediaError> {
+    pub fn frame(&mut self, n: u64) -> Result<Picture, MediaError> {
         let frames = self.frame_count();
         if n >= frames {
             return Err(MediaError::FrameOutOfRange { index: n, frames });
@@ -227,7 +227,7 @@ impl VideoReader {
         result
     }
 
-    fn decode_until(&mut self, n: u64) -> Result<YuvFrame, MediaError> {
+    fn decode_until(&mut self, n: u64) -> Result<Picture, MediaError> {
         let total = self.demux.video().samples.len();
         loop {
             while self.ready.front().is_some_and(|f| f.index < n) {
@@ -281,7 +281,7 @@ impl VideoReader {
     }
 
     /// The frames kept since the last call (see [`VideoReader::keep_skipped`]).
-    pub fn take_skipped(&mut self) -> Vec<YuvFrame> {
+    pub fn take_skipped(&mut self) -> Vec<Picture> {
         self.skipped
             .as_mut()
             .map(std::mem::take)
@@ -289,7 +289,7 @@ impl VideoReader {
     }
 
     /// The frame after the last one returned (frame 0 first): sequential playback.
-    pub fn next_frame(&mut self) -> Option<Result<YuvFrame, MediaError>> {
+    pub fn next_frame(&mut self) -> Option<Result<Picture, MediaError>> {
         let n = match (self.ready.front(), self.produced) {
             (Some(f), _) => f.index,
             (None, Some(p)) => p + 1,
@@ -304,7 +304,7 @@ impl FrameSource for VideoReader {
         VideoReader::frame_count(self)
     }
 
-    fn frame(&mut self, index: u64) -> Result<YuvFrame, MediaError> {
+    fn frame(&mut self, index: u64) -> Result<Picture, MediaError> {
         VideoReader::frame(self, index)
     }
 }
@@ -333,7 +333,7 @@ pub fn parallel_decode(
     path: impl AsRef<Path>,
     registry: &DecoderRegistry,
     workers: usize,
-    mut on_frame: impl FnMut(YuvFrame),
+    mut on_frame: impl FnMut(Picture),
 ) -> Result<ParallelDecodeReport, MediaError> {
     let start = Instant::now();
     let demux = Arc::new(Mp4Demuxer::open(path)?);
@@ -362,7 +362,7 @@ pub fn parallel_decode(
         let _ = range_tx.send(r);
     }
     drop(range_tx);
-    let (frame_tx, frame_rx) = crossbeam_channel::bounded::<Result<YuvFrame, MediaError>>(8);
+    let (frame_tx, frame_rx) = crossbeam_channel::bounded::<Result<Picture, MediaError>>(8);
     let mut readers = Vec::with_capacity(workers);
     for _ in 0..workers {
         readers.push(VideoReader::from_demuxer(demux.clone(), registry)?);
@@ -415,7 +415,7 @@ impl VideoReader {
     pub(crate) fn decode_range(
         &mut self,
         range: std::ops::Range<usize>,
-        on_frame: &mut dyn FnMut(YuvFrame) -> bool,
+        on_frame: &mut dyn FnMut(Picture) -> bool,
     ) -> Result<(), MediaError> {
         self.restart(range.start)?;
         for d in range {
@@ -440,7 +440,7 @@ impl VideoReader {
         Ok(())
     }
 
-    fn hand_ready(&mut self, on_frame: &mut dyn FnMut(YuvFrame) -> bool) -> bool {
+    fn hand_ready(&mut self, on_frame: &mut dyn FnMut(Picture) -> bool) -> bool {
         self.collect(0);
         for f in self.ready.drain(..) {
             if !on_frame(f) {

@@ -158,7 +158,7 @@ pub fn read_index_rgba(rgba: &[u8], width: u32, height: u32) -> Option<u64> {
 }
 
 /// Reads the burned-in frame index from a decoded frame (8- or 10-bit).
-pub fn read_index(frame: &super::YuvFrame) -> Option<u64> {
+pub fn read_index(frame: &super::Picture) -> Option<u64> {
     if frame.format.bytes_per_sample() == 2 {
         let stride = frame.width as usize * 2;
         let y = &frame.planes[0];
@@ -178,10 +178,10 @@ pub fn read_index(frame: &super::YuvFrame) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::{PixelFormat, YuvFrame};
+    use crate::media::{Picture, PixelFormat};
 
-    fn card(index: u64, w: u32, h: u32) -> YuvFrame {
-        let mut f = YuvFrame::black(w, h);
+    fn card(index: u64, w: u32, h: u32) -> Picture {
+        let mut f = Picture::black(w, h);
         let [y, u, v] = &mut f.planes;
         draw_i420(index, w, h, y, u, v);
         f
@@ -202,7 +202,7 @@ mod tests {
 
     #[test]
     fn rejects_pictures_without_the_pattern() {
-        let f = YuvFrame::black(320, 180);
+        let f = Picture::black(320, 180);
         assert_eq!(read_index(&f), None);
         let mut f = card(77, 320, 180);
         assert_eq!(f.format, PixelFormat::Yuv420p);

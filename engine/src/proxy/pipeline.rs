@@ -287,7 +287,7 @@ fn encode_ranges(
         crate::profile_scope!("proxy range");
         let mut first = true;
         let mut failed: Option<ProxyError> = None;
-        let mut on_frame = |frame: crate::media::YuvFrame| -> bool {
+        let mut on_frame = |frame: crate::media::Picture| -> bool {
             if cancel.load(Ordering::Relaxed) {
                 return false;
             }

@@ -12,7 +12,7 @@ use framelock_components::{ChromaFormat, Codec};
 use super::{DecodedPicture, Decoder, DecoderBackend, Packet, StreamDescription, Support};
 use crate::media::demux::CodecConfig;
 use crate::media::frame::{ColorSpace, MatrixCoefficients, YuvRange};
-use crate::media::{MediaError, PixelFormat, YuvFrame};
+use crate::media::{MediaError, Picture, PixelFormat};
 
 const NAME: &str = "ffmpeg";
 
@@ -195,7 +195,7 @@ fn convert(
             });
         }
     };
-    let mut frame = YuvFrame::from_strided_in(
+    let mut frame = Picture::from_strided_in(
         pool,
         f.width(),
         f.height(),

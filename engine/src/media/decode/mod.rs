@@ -28,7 +28,7 @@ use std::sync::Arc;
 use framelock_components::{ChromaFormat, Codec};
 
 use super::demux::{CodecConfig, VideoTrack};
-use super::{MediaError, YuvFrame, h264};
+use super::{MediaError, Picture, h264};
 
 /// One compressed access unit, as the container stores it (AVCC length-prefixed NAL units for
 /// H.264/HEVC in MP4).
@@ -46,7 +46,7 @@ pub struct Packet<'a> {
 #[derive(Debug)]
 pub struct DecodedPicture {
     /// The picture (index and time are filled in by the reader).
-    pub frame: YuvFrame,
+    pub frame: Picture,
     /// The packet pts the backend carried through, if it carries timestamps (libav does,
     /// openh264 does not).
     pub pts: Option<i64>,

@@ -10,7 +10,7 @@ use crate::memory::BufferPool;
 use super::{DecodedPicture, Decoder, DecoderBackend, Packet, StreamDescription, Support};
 use crate::media::demux::CodecConfig;
 use crate::media::frame::{ColorSpace, MatrixCoefficients, YuvRange};
-use crate::media::{MediaError, PixelFormat, YuvFrame, h264};
+use crate::media::{MediaError, Picture, PixelFormat, h264};
 
 const NAME: &str = "openh264";
 
@@ -122,14 +122,10 @@ struct OpenH264Decoder {
     pool: Option<BufferPool>,
 }
 
-fn to_frame(
-    yuv: &DecodedYUV<'_>,
-    color: ColorSpace,
-    pool: Option<&BufferPool>,
-) -> Option<YuvFrame> {
+fn to_frame(yuv: &DecodedYUV<'_>, color: ColorSpace, pool: Option<&BufferPool>) -> Option<Picture> {
     let (w, h) = yuv.dimensions();
     let (sy, su, sv) = yuv.strides();
-    let mut f = YuvFrame::from_strided_in(
+    let mut f = Picture::from_strided_in(
         pool,
         w as u32,
         h as u32,

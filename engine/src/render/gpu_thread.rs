@@ -1,0 +1,251 @@
+//! The GPU's own thread: opens the devices (off the tick), renders effects frames pipelined
+//! (submits while frames are in flight, waits for the oldest only when it has nothing else to
+//! do), re-renders a failed frame on the CPU path, and measures both paths once to choose.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+
+use super::service::{Task, cpu_render, lock};
+use super::{CpuRenderer, GpuState, PathChoice, RenderDone, RenderPath, Work, rgba_picture};
+use crate::effects::{RenderError, RenderJob, RenderedRgba};
+use crate::gpu::{DeviceStats, Gpu, GpuOptions};
+use crate::memory::BufferPool;
+use crate::signal::Progress;
+
+/// What the service sends the GPU thread.
+pub(super) enum GpuMsg {
+    /// Render this effects frame.
+    Render(Task),
+    /// Measure both paths on this frame and record the choice.
+    Calibrate(RenderJob),
+    /// Drop the uploaded planes held in VRAM.
+    ClearVram,
+}
+
+/// What the GPU thread publishes.
+#[derive(Debug)]
+pub(super) struct GpuShared {
+    pub state: GpuState,
+    pub choice: Option<PathChoice>,
+    pub calibrating: bool,
+    pub stats: Vec<DeviceStats>,
+}
+
+impl GpuShared {
+    pub fn new(enabled: bool) -> Self {
+        Self {
+            state: if enabled {
+                GpuState::NotStarted
+            } else {
+                GpuState::Disabled
+            },
+            choice: None,
+            calibrating: false,
+            stats: Vec::new(),
+        }
+    }
+}
+
+/// The thread's inputs.
+pub(super) struct Context {
+    pub options: GpuOptions,
+    pub shared: Arc<Mutex<GpuShared>>,
+    pub done: Sender<RenderDone>,
+    pub cpu: Arc<dyn CpuRenderer>,
+    pub pool: Option<BufferPool>,
+    pub running: Arc<AtomicUsize>,
+    pub progress: Progress,
+}
+
+impl Context {
+    fn finish(&self, done: RenderDone) {
+        let _ = self.done.send(done);
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        self.progress.bump();
+    }
+}
+
+/// The thread's body.
+pub(super) fn run(ctx: Context, rx: &Receiver<GpuMsg>) {
+    crate::profile::set_thread_name("framelock-gpu");
+    let mut gpu = match Gpu::new(&ctx.options) {
+        Ok(g) => g,
+        Err(e) => {
+            lock(&ctx.shared).state = GpuState::Unavailable(e.to_string());
+            // Work sent before the failure was seen still gets an answer, from the CPU path.
+            for msg in rx.iter() {
+                match msg {
+                    GpuMsg::Render(task) => ctx.finish(cpu_render(
+                        &*ctx.cpu,
+                        task,
+                        ctx.pool.as_ref(),
+                        Some(e.to_string()),
+                    )),
+                    GpuMsg::Calibrate(_) => lock(&ctx.shared).calibrating = false,
+                    GpuMsg::ClearVram => {}
+                }
+            }
+            return;
+        }
+    };
+    {
+        let mut shared = lock(&ctx.shared);
+        shared.state = GpuState::Open {
+            devices: gpu.device_names(),
+            software: gpu.is_software(),
+        };
+        shared.stats = gpu.stats();
+    }
+    let mut pending: HashMap<u64, (Task, Instant)> = HashMap::new();
+    loop {
+        let msg = if gpu.in_flight() > 0 {
+            match rx.try_recv() {
+                Ok(m) => Some(m),
+                Err(TryRecvError::Empty) => {
+                    // Nothing new: wait for the oldest frame.
+                    if let Some((t, r)) = gpu.receive() {
+                        finish_gpu(&ctx, &mut gpu, &mut pending, t, r);
+                    }
+                    continue;
+                }
+                Err(TryRecvError::Disconnected) => None,
+            }
+        } else {
+            rx.recv().ok()
+        };
+        let Some(msg) = msg else { break };
+        match msg {
+            GpuMsg::Render(task) => {
+                let submitted = match &task.work {
+                    Work::Effects(job) => gpu.submit(job),
+                    Work::Ycbcr(_) => Err(RenderError::Invalid("Y'CbCr work on the GPU".into())),
+                };
+                match submitted {
+                    Ok(t) => {
+                        pending.insert(t, (task, Instant::now()));
+                    }
+                    Err(e) => ctx.finish(cpu_render(
+                        &*ctx.cpu,
+                        task,
+                        ctx.pool.as_ref(),
+                        Some(e.to_string()),
+                    )),
+                }
+            }
+            GpuMsg::Calibrate(job) => {
+                while let Some((t, r)) = gpu.receive() {
+                    finish_gpu(&ctx, &mut gpu, &mut pending, t, r);
+                }
+                let choice = calibrate(&mut gpu, &*ctx.cpu, &job, ctx.pool.as_ref());
+                let mut shared = lock(&ctx.shared);
+                shared.choice = Some(choice);
+                shared.calibrating = false;
+                shared.stats = gpu.stats();
+                drop(shared);
+                ctx.progress.bump();
+            }
+            GpuMsg::ClearVram => {
+                gpu.clear_vram();
+                lock(&ctx.shared).stats = gpu.stats();
+            }
+        }
+    }
+    while let Some((t, r)) = gpu.receive() {
+        finish_gpu(&ctx, &mut gpu, &mut pending, t, r);
+    }
+}
+
+fn finish_gpu(
+    ctx: &Context,
+    gpu: &mut Gpu,
+    pending: &mut HashMap<u64, (Task, Instant)>,
+    ticket: u64,
+    result: Result<RenderedRgba, RenderError>,
+) {
+    let Some((task, start)) = pending.remove(&ticket) else {
+        return;
+    };
+    let done = match result {
+        Ok(rgba) => {
+            let pool = ctx.pool.as_ref();
+            let picture = task
+                .output
+                .convert(Arc::new(rgba_picture(&rgba, pool)), pool);
+            RenderDone {
+                ticket: task.ticket,
+                tag: task.work.tag(),
+                result: Ok(picture),
+                path: RenderPath::Gpu,
+                secs: start.elapsed().as_secs_f64(),
+                gpu_error: None,
+            }
+        }
+        Err(e) => cpu_render(&*ctx.cpu, task, ctx.pool.as_ref(), Some(e.to_string())),
+    };
+    lock(&ctx.shared).stats = gpu.stats();
+    ctx.finish(done);
+}
+
+/// Renders `job` on both paths, alternately (after one GPU warm-up frame), and picks the one
+/// with the lower best-of-two time.
+fn calibrate(
+    gpu: &mut Gpu,
+    cpu: &dyn CpuRenderer,
+    job: &RenderJob,
+    pool: Option<&BufferPool>,
+) -> PathChoice {
+    crate::profile_function!();
+    let work = Work::Effects(job.clone());
+    let names = gpu.device_names().join(", ");
+    let mut cpu_best = f64::INFINITY;
+    let mut gpu_best = f64::INFINITY;
+    let mut gpu_error = gpu.render(job).err();
+    for _ in 0..2 {
+        let t = Instant::now();
+        let _ = cpu.render(&work, pool);
+        cpu_best = cpu_best.min(t.elapsed().as_secs_f64() * 1e3);
+        if gpu_error.is_none() {
+            let t = Instant::now();
+            match gpu.render(job) {
+                Ok(_) => gpu_best = gpu_best.min(t.elapsed().as_secs_f64() * 1e3),
+                Err(e) => gpu_error = Some(e),
+            }
+        }
+    }
+    let (w, h) = (job.width, job.height);
+    if let Some(e) = gpu_error {
+        return PathChoice {
+            path: RenderPath::Cpu,
+            cpu_ms: cpu_best,
+            gpu_ms: None,
+            width: w,
+            height: h,
+            reason: format!(
+                "the GPU ({names}) failed a {w}x{h} frame: {e}; effects use the CPU path"
+            ),
+        };
+    }
+    let path = if gpu_best < cpu_best {
+        RenderPath::Gpu
+    } else {
+        RenderPath::Cpu
+    };
+    let faster = match path {
+        RenderPath::Gpu => "the GPU is faster",
+        RenderPath::Cpu => "the CPU path is faster",
+    };
+    PathChoice {
+        path,
+        cpu_ms: cpu_best,
+        gpu_ms: Some(gpu_best),
+        width: w,
+        height: h,
+        reason: format!(
+            "a {w}x{h} effects frame took {gpu_best:.1} ms on the GPU ({names}) and {cpu_best:.1} ms on the CPU path: {faster}"
+        ),
+    }
+}

@@ -1,0 +1,263 @@
+//! Layer gathering, done once per timeline frame for everyone who needs it (prefetch asks for
+//! the layers' source frames, `render` builds the picture from them): which clips are visible
+//! at a frame, where each one's picture can come from (the asset its [`Lod`] names first, then
+//! the original, then its other ready proxies: switching between original and proxy is
+//! seamless), and the rendered frame's content key.
+
+use std::sync::Arc;
+
+use bevy_ecs::prelude::*;
+use framelock_components::{
+    CacheKey, CacheKind, Clip, EffectLod, EffectStack, EffectsKey, Lod, MediaAsset, OutputFormat,
+    ProxyAssets,
+};
+use framelock_engine::cache::KeyBuilder;
+use framelock_engine::media::{Picture, PixelFormat};
+use framelock_engine::render::OutputPixels;
+
+use crate::{FrameIndex, FramePixels, TimelineIndex};
+
+/// Assets with their proxy lists.
+pub(crate) type AssetQuery<'w, 's> =
+    Query<'w, 's, (&'static MediaAsset, Option<&'static ProxyAssets>)>;
+
+/// Clips with their level of detail and effects.
+pub(crate) type ClipQuery<'w, 's> = Query<
+    'w,
+    's,
+    (
+        &'static Clip,
+        &'static Lod,
+        Option<&'static EffectsKey>,
+        Option<&'static EffectStack>,
+    ),
+>;
+
+/// A source a clip's frame can come from.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Candidate {
+    /// The asset entity.
+    pub entity: Entity,
+    /// Its id.
+    pub id: u64,
+    /// Bytes of one decoded frame (8-bit 4:2:0 estimate).
+    pub bytes: usize,
+    /// The file's fingerprint.
+    pub fingerprint: u64,
+    /// Picture size.
+    pub width: u32,
+    /// Picture size.
+    pub height: u32,
+}
+
+impl Candidate {
+    /// The cache key of its frame `source`.
+    pub fn key(&self, source: u64) -> CacheKey {
+        framelock_engine::cache::decoded_key(self.fingerprint, source, self.width, self.height)
+    }
+}
+
+/// One visible layer of a timeline frame.
+#[derive(Clone, Debug)]
+pub(crate) struct Layer {
+    /// The clip.
+    pub clip: Entity,
+    /// Its track (0 = bottom).
+    pub track: usize,
+    /// Track opacity.
+    pub opacity: f32,
+    /// The source frame shown.
+    pub source: u64,
+    /// Where it can come from, preferred first (never empty).
+    pub candidates: Vec<Candidate>,
+    /// The clip's effect-stack hash (0: none).
+    pub effects: u64,
+    /// Cross-dissolve position while the clip dissolves in.
+    pub dissolve: Option<f32>,
+}
+
+impl Layer {
+    /// The preferred source.
+    pub fn preferred(&self) -> Candidate {
+        self.candidates[0]
+    }
+}
+
+/// The layers of one timeline frame, bottom first.
+#[derive(Debug, Default)]
+pub(crate) struct FrameLayers {
+    /// The timeline frame.
+    pub t: u64,
+    /// Visible layers.
+    pub layers: Vec<Layer>,
+    /// A layer has an effect stack: the picture is made by the effects path.
+    pub any_stack: bool,
+    /// A layer has an effects key (a stack, or a host's own marking): the picture is worth
+    /// keeping in the rendered tiers.
+    pub any_effects: bool,
+    visible: Vec<(Entity, f32)>,
+}
+
+/// A decoded layer picture found for a [`Layer`].
+pub(crate) struct Found {
+    /// The `Frame` entity.
+    pub entity: Entity,
+    /// The source.
+    pub candidate: Candidate,
+    /// The picture.
+    pub picture: Arc<Picture>,
+}
+
+impl FrameLayers {
+    /// Gathers the layers visible at `t`. `false` when a visible clip or its asset is gone
+    /// (the frame cannot be made).
+    pub fn gather(
+        &mut self,
+        t: u64,
+        output: &OutputFormat,
+        timeline: &TimelineIndex,
+        clips: &ClipQuery,
+        assets: &AssetQuery,
+    ) -> bool {
+        self.t = t;
+        self.layers.clear();
+        self.any_stack = false;
+        self.any_effects = false;
+        timeline.visible_at(t, &mut self.visible);
+        for &(clip_entity, opacity) in &self.visible {
+            let Ok((clip, lod, key, stack)) = clips.get(clip_entity) else {
+                return false;
+            };
+            let mut candidates = Vec::with_capacity(2);
+            collect_candidates(clip, *lod, assets, &mut candidates);
+            if candidates.is_empty() {
+                return false;
+            }
+            let stack = stack.filter(|s| !s.is_empty());
+            self.any_stack |= stack.is_some();
+            self.any_effects |= key.is_some();
+            let dissolve = stack
+                .filter(|s| s.dissolve_in > 0)
+                .map(|s| (t.saturating_sub(clip.start) + 1) as f32 / (s.dissolve_in + 1) as f32)
+                .filter(|&d| d < 1.0);
+            self.layers.push(Layer {
+                clip: clip_entity,
+                track: clip.track,
+                opacity,
+                source: clip.source_frame(t, output.frame_rate),
+                candidates,
+                effects: key.map_or(0, |e| e.0),
+                dissolve,
+            });
+        }
+        true
+    }
+
+    /// The format of the rendered picture (the path's own, or the one the host asked for).
+    pub fn picture_format(&self, pixels: OutputPixels) -> PixelFormat {
+        match (pixels, self.any_stack) {
+            (OutputPixels::Rgba8, _) | (OutputPixels::Any, true) => PixelFormat::Rgba8,
+            _ => PixelFormat::Yuv420p,
+        }
+    }
+
+    /// The content key of the picture made from the preferred sources.
+    pub fn key(&self, size: (u32, u32), lod: EffectLod, pixels: OutputPixels) -> CacheKey {
+        self.key_of(size, lod, pixels, |l| l.preferred().fingerprint)
+    }
+
+    /// The content key of the picture made from `found` (one per layer, in order).
+    pub fn key_from(
+        &self,
+        size: (u32, u32),
+        lod: EffectLod,
+        pixels: OutputPixels,
+        found: &[Found],
+    ) -> CacheKey {
+        let mut i = 0;
+        self.key_of(size, lod, pixels, |_| {
+            let f = found.get(i).map_or(0, |f| f.candidate.fingerprint);
+            i += 1;
+            f
+        })
+    }
+
+    fn key_of(
+        &self,
+        (w, h): (u32, u32),
+        lod: EffectLod,
+        pixels: OutputPixels,
+        mut fingerprint: impl FnMut(&Layer) -> u64,
+    ) -> CacheKey {
+        let mut k =
+            KeyBuilder::new(CacheKind::Rendered).geometry(self.picture_format(pixels), w, h);
+        if self.any_stack {
+            k = k.u64(u64::from(lod.divisor()));
+        }
+        for l in &self.layers {
+            k = k
+                .u64(fingerprint(l))
+                .u64(l.source)
+                .f32(l.opacity)
+                .u64(l.effects);
+        }
+        k.finish()
+    }
+
+    /// The decoded picture of each layer (its first candidate that is decoded; only the
+    /// preferred one when `exact`), or how many layers are still missing.
+    pub fn find_decoded(
+        &self,
+        index: &FrameIndex,
+        pixels: &Query<&FramePixels>,
+        exact: bool,
+        out: &mut Vec<Found>,
+    ) -> u64 {
+        out.clear();
+        let mut missing = 0;
+        for l in &self.layers {
+            let n = if exact { 1 } else { l.candidates.len() };
+            let found = l.candidates[..n].iter().find_map(|c| {
+                let &entity = index.0.get(&(c.id, l.source))?;
+                Some(Found {
+                    entity,
+                    candidate: *c,
+                    picture: pixels.get(entity).ok()?.0.clone(),
+                })
+            });
+            match found {
+                Some(f) => out.push(f),
+                None => missing += 1,
+            }
+        }
+        missing
+    }
+}
+
+/// The sources of `clip`'s frames, preferred first. Empty if the clip's asset is gone.
+fn collect_candidates(clip: &Clip, lod: Lod, assets: &AssetQuery, out: &mut Vec<Candidate>) {
+    out.clear();
+    let push = |e: Entity, out: &mut Vec<Candidate>| {
+        if out.iter().any(|c| c.entity == e) {
+            return;
+        }
+        if let Ok((a, _)) = assets.get(e) {
+            let (width, height) = (a.info.video.width, a.info.video.height);
+            out.push(Candidate {
+                entity: e,
+                id: a.id,
+                bytes: width as usize * height as usize * 3 / 2,
+                fingerprint: a.fingerprint,
+                width,
+                height,
+            });
+        }
+    };
+    push(lod.asset(clip), out);
+    push(clip.asset, out);
+    if let Ok((_, Some(proxies))) = assets.get(clip.asset) {
+        for &(_, _, e) in proxies.0.iter().rev() {
+            push(e, out);
+        }
+    }
+}

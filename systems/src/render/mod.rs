@@ -1,0 +1,211 @@
+//! The render path: one way every output picture is made, for playback and offline alike.
+//!
+//! ```text
+//! gather (once per frame: visible layers, their sources, the content key)
+//!   → rendered tiers (RAM, then a read the disk tier answered)      → present
+//!   → trivial (a gap: black; one opaque 4:2:0 layer: passed through) → present
+//!   → the render service (Y'CbCr compositor or effects, CPU workers or the GPU thread):
+//!     submitted this tick, collected by a later one into the rendered RAM tier
+//! ```
+//!
+//! The tick never renders anything that costs more than a pass-through: it submits work to
+//! [`framelock_engine::render::RenderService`] and collects finished pictures on later ticks.
+//! A frame whose picture is still rendering at its deadline is late like a late decode
+//! (`present` drops or holds it, and `Metrics::render_late` counts it). While playing (and
+//! offline), the next frames whose layers are decoded are rendered ahead, so both cores (or
+//! the GPU's queue) work in parallel and pictures are ready before the playhead arrives.
+//!
+//! Keys are content keys (see [`gather::FrameLayers::key`]): a picture made from a fallback
+//! source (a proxy while the original decodes) is kept under the key of the sources it was
+//! really made from, so it never stands in for the exact picture later.
+//!
+//! Offline ([`RenderMode::Offline`]: export, background render) the same systems run with
+//! three differences: only preferred sources are used (never a fallback), the effect LOD is
+//! fixed at `QualitySettings::effect_lod`, and a frame that is not ready is neither dropped nor
+//! held: the driver waits between ticks (never inside one) and ticks again.
+
+pub(crate) mod gather;
+mod system;
+
+use std::collections::HashMap;
+
+use bevy_ecs::prelude::*;
+use framelock_components::{CacheKey, EffectLod, Pressure};
+use framelock_engine::render::{OutputPixels, RenderService};
+
+pub use system::render;
+
+/// The render service, as a resource.
+#[derive(Resource, Debug)]
+pub struct Renderer(pub RenderService);
+
+/// How the systems run.
+#[derive(Resource, Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum RenderMode {
+    /// Real time: late frames are dropped or held, fallbacks are shown, the LOD adapts.
+    #[default]
+    Playback,
+    /// Every frame exact, in order; the driver waits between ticks (export, background
+    /// render, tests).
+    Offline,
+}
+
+/// A picture on its way through the render service.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct InFlight {
+    /// Its content key.
+    pub key: CacheKey,
+    /// Written through to the disk tier when done (an effects frame or a slow composite).
+    pub keep_on_disk: bool,
+    /// Effects work (its time drives the adaptive LOD).
+    pub effects: bool,
+}
+
+/// What the render path did, and the pictures in flight.
+#[derive(Resource, Debug, Default)]
+pub struct RenderState {
+    /// The pixel format the host asked for.
+    pub output: OutputPixels,
+    /// The LOD effects run at now (adaptive, never above `QualitySettings::effect_lod`).
+    pub lod: EffectLod,
+    /// Seconds the last finished effects frame took on its path.
+    pub last_render_secs: f64,
+    /// Effects frames rendered on the GPU.
+    pub gpu_frames: u64,
+    /// Effects frames rendered on the CPU path.
+    pub cpu_frames: u64,
+    /// Y'CbCr composites rendered on the CPU workers.
+    pub composites: u64,
+    /// Pictures rendered ahead of the playhead.
+    pub rendered_ahead: u64,
+    /// GPU failures (each frame was re-rendered on the CPU path).
+    pub gpu_errors: u64,
+    /// The last GPU failure.
+    pub last_gpu_error: Option<String>,
+    /// Render failures (a malformed job): the frame is not shown.
+    pub render_errors: u64,
+    pub(crate) in_flight: HashMap<u64, InFlight>,
+}
+
+/// What the render path did so far (a copy for hosts and tools).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RenderStats {
+    /// The LOD effects run at now.
+    pub lod: EffectLod,
+    /// Effects frames rendered on the GPU.
+    pub gpu_frames: u64,
+    /// Effects frames rendered on the CPU path.
+    pub cpu_frames: u64,
+    /// Y'CbCr composites rendered on the CPU workers.
+    pub composites: u64,
+    /// Pictures rendered ahead of the playhead.
+    pub rendered_ahead: u64,
+    /// GPU failures (re-rendered on the CPU path).
+    pub gpu_errors: u64,
+    /// Pictures that could not be rendered.
+    pub render_errors: u64,
+    /// Milliseconds the last effects frame took on its path.
+    pub last_render_ms: f64,
+    /// Pictures in flight now.
+    pub in_flight: usize,
+}
+
+impl RenderState {
+    /// A copy of the counters.
+    pub fn stats(&self) -> RenderStats {
+        RenderStats {
+            lod: self.lod,
+            gpu_frames: self.gpu_frames,
+            cpu_frames: self.cpu_frames,
+            composites: self.composites,
+            rendered_ahead: self.rendered_ahead,
+            gpu_errors: self.gpu_errors,
+            render_errors: self.render_errors,
+            last_render_ms: self.last_render_secs * 1e3,
+            in_flight: self.in_flight.len(),
+        }
+    }
+
+    /// Pictures submitted and not collected yet.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    pub(crate) fn is_in_flight(&self, key: CacheKey) -> bool {
+        self.in_flight.values().any(|f| f.key == key)
+    }
+}
+
+/// The next LOD: one level lower under load, one back up when there is room.
+pub fn next_lod(
+    current: EffectLod,
+    highest: EffectLod,
+    secs: f64,
+    period: f64,
+    pressure: Pressure,
+) -> EffectLod {
+    let clamp = |l: EffectLod| {
+        if l.divisor() < highest.divisor() {
+            highest
+        } else {
+            l
+        }
+    };
+    if secs > 0.75 * period || pressure == Pressure::Critical {
+        return clamp(current.lower());
+    }
+    if secs < 0.25 * period {
+        let up = match current {
+            EffectLod::Quarter => EffectLod::Half,
+            _ => EffectLod::Full,
+        };
+        return clamp(up);
+    }
+    clamp(current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lod_moves_down_under_load_and_back_up() {
+        let p = 1.0 / 30.0;
+        let n = Pressure::Normal;
+        assert_eq!(
+            next_lod(EffectLod::Full, EffectLod::Full, 0.03, p, n),
+            EffectLod::Half
+        );
+        assert_eq!(
+            next_lod(EffectLod::Half, EffectLod::Full, 0.03, p, n),
+            EffectLod::Quarter
+        );
+        assert_eq!(
+            next_lod(EffectLod::Quarter, EffectLod::Full, 0.03, p, n),
+            EffectLod::Quarter
+        );
+        assert_eq!(
+            next_lod(EffectLod::Quarter, EffectLod::Full, 0.001, p, n),
+            EffectLod::Half
+        );
+        assert_eq!(
+            next_lod(EffectLod::Half, EffectLod::Full, 0.015, p, n),
+            EffectLod::Half
+        );
+        // Never above the highest allowed.
+        assert_eq!(
+            next_lod(EffectLod::Half, EffectLod::Half, 0.001, p, n),
+            EffectLod::Half
+        );
+        assert_eq!(
+            next_lod(
+                EffectLod::Full,
+                EffectLod::Full,
+                0.001,
+                p,
+                Pressure::Critical
+            ),
+            EffectLod::Half
+        );
+    }
+}

@@ -1,0 +1,345 @@
+//! `render` — reads [`Playhead`], [`OutputFormat`], [`QualitySettings`], [`Tick`],
+//! [`Pressure`], [`RenderMode`], [`TimelineIndex`], [`Clip`], [`Lod`], [`EffectsKey`],
+//! [`EffectStack`], [`MediaAsset`], [`ProxyAssets`], [`FramePixels`], [`FrameIndex`],
+//! [`Memory`], [`DiskTier`]; writes [`CacheEntry`] (marks what is used), [`Composited`],
+//! [`RenderedFrames`], [`RenderCost`], [`RenderState`], [`Renderer`] (its traffic),
+//! [`Metrics`].
+//!
+//! Each tick, in order: collect the pictures the render service finished (into the rendered
+//! RAM tier, written through to the disk tier when worth keeping) and the reads the disk tier
+//! answered; make this tick's picture (see the [module doc](super)); render ahead.
+//!
+//! Cache accounting happens here, when the tick needs the frame: once per shown timeline frame
+//! (and playhead generation), each layer whose frame (or the same source frame of another
+//! level of its clip) is decoded counts a hit and each one still missing a miss; a rendered
+//! frame found whole counts one hit.
+
+use bevy_ecs::prelude::*;
+use framelock_components::{
+    CacheEntry, EffectLod, OutputFormat, PlayState, Playhead, Pressure, QualitySettings,
+};
+#[cfg(doc)]
+use framelock_components::{Clip, EffectStack, EffectsKey, Lod, MediaAsset, ProxyAssets};
+use framelock_engine::effects::{LayerJob, RenderJob};
+use framelock_engine::render::{CompositeJob, CompositeLayer, RenderPath, Work, ycbcr};
+
+use super::gather::{AssetQuery, ClipQuery, Found, FrameLayers};
+use super::{InFlight, RenderMode, RenderState, Renderer, next_lod};
+use crate::cache::{Memory, RenderCost, RenderedFrames};
+use crate::{
+    Composited, DiskTier, FrameIndex, FramePixels, LayerSource, Metrics, PresentedFrame, Tick,
+    TimelineIndex,
+};
+
+/// Per-tick scratch, reused.
+#[derive(Default)]
+pub struct Scratch {
+    frame: FrameLayers,
+    found: Vec<Found>,
+    /// (timeline frame, generation) last counted in the cache statistics.
+    counted: Option<(u64, u64)>,
+}
+
+/// The tick's frame: where, what size and quality, under what pressure, in which mode.
+type FrameParams<'w> = (
+    Res<'w, Playhead>,
+    Res<'w, OutputFormat>,
+    Res<'w, QualitySettings>,
+    Res<'w, Tick>,
+    Option<Res<'w, Pressure>>,
+    Option<Res<'w, RenderMode>>,
+);
+
+/// The rendered-tier resources.
+type Tiers<'w> = (
+    Res<'w, Memory>,
+    ResMut<'w, RenderedFrames>,
+    ResMut<'w, RenderCost>,
+    Option<Res<'w, DiskTier>>,
+);
+
+/// The system.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a system's parameters are its declared data access"
+)]
+pub fn render(
+    (playhead, output, quality, tick, pressure, mode): FrameParams,
+    (timeline, clips, assets): (Res<TimelineIndex>, ClipQuery, AssetQuery),
+    pixels: Query<&FramePixels>,
+    mut entries: Query<&mut CacheEntry>,
+    index: Res<FrameIndex>,
+    mut composited: ResMut<Composited>,
+    (memory, mut rendered, mut cost, disk): Tiers,
+    (mut state, mut renderer): (ResMut<RenderState>, ResMut<Renderer>),
+    mut metrics: ResMut<Metrics>,
+    mut scratch: Local<Scratch>,
+) {
+    framelock_engine::profile_function!();
+    composited.0 = None;
+    let offline = mode.is_some_and(|m| *m == RenderMode::Offline);
+    let pressure = pressure.as_deref().copied().unwrap_or_default();
+    let period = 1.0 / output.frame_rate.as_f64().max(1e-9);
+    if state.lod.divisor() < quality.effect_lod.divisor() || !quality.adaptive_effect_lod || offline
+    {
+        state.lod = quality.effect_lod;
+    }
+
+    // Pictures the service finished.
+    for done in renderer.0.try_collect() {
+        let Some(f) = state.in_flight.remove(&done.ticket) else {
+            continue;
+        };
+        if let Some(e) = done.gpu_error {
+            state.gpu_errors += 1;
+            state.last_gpu_error = Some(e);
+        }
+        let picture = match done.result {
+            Ok(p) => p,
+            Err(e) => {
+                state.render_errors += 1;
+                state.last_gpu_error = Some(e.to_string());
+                continue;
+            }
+        };
+        if f.effects {
+            match done.path {
+                RenderPath::Gpu => state.gpu_frames += 1,
+                RenderPath::Cpu => state.cpu_frames += 1,
+            }
+            state.last_render_secs = done.secs;
+            if quality.adaptive_effect_lod && !offline {
+                // Frames render in parallel: the throughput per frame is what must fit.
+                let parallel = match done.path {
+                    RenderPath::Cpu => renderer.0.cpu_workers(),
+                    RenderPath::Gpu => renderer.0.gpu_frames_in_flight(),
+                };
+                let secs = done.secs / parallel.max(1) as f64;
+                state.lod = next_lod(state.lod, quality.effect_lod, secs, period, pressure);
+            }
+        } else {
+            state.composites += 1;
+            cost.record(done.secs);
+        }
+        let to_disk = disk.as_deref().filter(|_| f.keep_on_disk);
+        metrics.disk_writes_queued += u64::from(rendered.keep(f.key, picture, to_disk));
+    }
+    if let Some(disk) = &disk {
+        metrics.disk_reads += rendered.collect_disk_reads(disk);
+        metrics.disk_writes_queued += rendered.retry_writes(disk);
+    }
+
+    let size = output.preview_size(quality.preview_height);
+    let lod = state.lod;
+    let pixels_out = state.output;
+    let allow_gpu = quality.gpu_acceleration;
+    let keep_on_disk = |frame: &FrameLayers, cost: &RenderCost| {
+        frame.any_stack || frame.any_effects || cost.composite_secs > period / 2.0
+    };
+    let Scratch {
+        frame,
+        found,
+        counted,
+    } = &mut *scratch;
+
+    // This tick's picture.
+    let t = playhead.frame;
+    if playhead.duration > 0 && frame.gather(t, &output, &timeline, &clips, &assets) {
+        let first_count = *counted != Some((t, playhead.generation));
+        *counted = Some((t, playhead.generation));
+        let effect_lod = frame.any_stack.then_some(lod);
+        let key = frame.key(size, lod, pixels_out);
+        if let Some(picture) = rendered.get(key) {
+            if first_count {
+                metrics.cache_hits += 1;
+            }
+            composited.0 = Some(PresentedFrame {
+                timeline_frame: t,
+                tick: tick.index,
+                picture,
+                layers: frame
+                    .layers
+                    .iter()
+                    .map(|l| LayerSource {
+                        track: l.track,
+                        asset_id: l.preferred().id,
+                        source_frame: l.source,
+                    })
+                    .collect(),
+                repeated: false,
+                effect_lod,
+            });
+        } else {
+            let missing = frame.find_decoded(&index, &pixels, offline, found);
+            if first_count {
+                metrics.cache_hits += found.len() as u64;
+                metrics.cache_misses += missing;
+            }
+            if missing == 0 {
+                for f in found.iter() {
+                    if let Ok(mut entry) = entries.get_mut(f.entity) {
+                        entry.last_use = tick.index;
+                    }
+                }
+                let sources: Vec<LayerSource> = frame
+                    .layers
+                    .iter()
+                    .zip(found.iter())
+                    .map(|(l, f)| LayerSource {
+                        track: l.track,
+                        asset_id: f.candidate.id,
+                        source_frame: l.source,
+                    })
+                    .collect();
+                let actual = frame.key_from(size, lod, pixels_out, found);
+                let work = build(frame, found, size, lod, &clips);
+                let hit = (actual != key).then(|| rendered.get(actual)).flatten();
+                let picture = match (hit, &work) {
+                    (Some(p), _) => Some(p),
+                    (None, Work::Ycbcr(job)) if job.is_trivial() => {
+                        let p = ycbcr::composite(job, Some(&memory.0));
+                        pixels_out.accepts(&p).then_some(p)
+                    }
+                    _ => None,
+                };
+                match picture {
+                    Some(picture) => {
+                        composited.0 = Some(PresentedFrame {
+                            timeline_frame: t,
+                            tick: tick.index,
+                            picture,
+                            layers: sources,
+                            repeated: false,
+                            effect_lod,
+                        });
+                    }
+                    None => {
+                        // Late: it is being (or now will be) rendered.
+                        metrics.render_late += 1;
+                        if !state.is_in_flight(actual) {
+                            let keep = keep_on_disk(frame, &cost);
+                            submit(&mut renderer, &mut state, work, actual, keep, allow_gpu);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // Render ahead: the next frames whose layers are decoded.
+    if playhead.state != PlayState::Playing && !offline {
+        return;
+    }
+    let dir = playhead.direction();
+    let step = playhead.rate.abs().ceil().max(1.0) as i64;
+    for k in 1..=quality.prefetch_frames.max(1) as i64 {
+        if !renderer.0.has_capacity() {
+            break;
+        }
+        let t2 = t as i64 + dir * k * step;
+        if t2 < 0 || t2 as u64 >= playhead.duration {
+            break;
+        }
+        if !frame.gather(t2 as u64, &output, &timeline, &clips, &assets) {
+            continue;
+        }
+        let key = frame.key(size, lod, pixels_out);
+        if rendered.touch(key) || state.is_in_flight(key) {
+            continue;
+        }
+        if frame.find_decoded(&index, &pixels, true, found) > 0 {
+            continue;
+        }
+        let work = build(frame, found, size, lod, &clips);
+        if let Work::Ycbcr(job) = &work
+            && job.is_trivial()
+            && pixels_out != framelock_engine::render::OutputPixels::Rgba8
+        {
+            continue;
+        }
+        let keep = keep_on_disk(frame, &cost);
+        if submit(&mut renderer, &mut state, work, key, keep, allow_gpu) {
+            state.rendered_ahead += 1;
+        }
+    }
+}
+
+/// The work that makes `frame` from `found`.
+fn build(
+    frame: &FrameLayers,
+    found: &[Found],
+    (width, height): (u32, u32),
+    lod: EffectLod,
+    clips: &ClipQuery,
+) -> Work {
+    if frame.any_stack {
+        let layers = frame
+            .layers
+            .iter()
+            .zip(found)
+            .map(|(l, f)| {
+                let stack = clips
+                    .get(l.clip)
+                    .ok()
+                    .and_then(|(_, _, _, s)| s)
+                    .filter(|s| !s.is_empty());
+                LayerJob {
+                    frame: f.picture.clone(),
+                    key: f.candidate.key(l.source).0,
+                    effects: stack.map(|s| s.effects.clone()).unwrap_or_default(),
+                    opacity: l.opacity,
+                    blend: stack.map(|s| s.blend).unwrap_or_default(),
+                    dissolve: l.dissolve,
+                }
+            })
+            .collect();
+        Work::Effects(RenderJob {
+            width,
+            height,
+            lod,
+            layers,
+            tag: frame.t,
+        })
+    } else {
+        Work::Ycbcr(CompositeJob {
+            width,
+            height,
+            layers: frame
+                .layers
+                .iter()
+                .zip(found)
+                .map(|(l, f)| CompositeLayer {
+                    picture: f.picture.clone(),
+                    opacity: l.opacity,
+                })
+                .collect(),
+            tag: frame.t,
+        })
+    }
+}
+
+/// Hands `work` to the service; `false` when its queue is full (tried again next tick).
+fn submit(
+    renderer: &mut Renderer,
+    state: &mut RenderState,
+    work: Work,
+    key: framelock_components::CacheKey,
+    keep_on_disk: bool,
+    allow_gpu: bool,
+) -> bool {
+    let effects = matches!(work, Work::Effects(_));
+    match renderer.0.try_submit(work, state.output, allow_gpu) {
+        Some(ticket) => {
+            state.in_flight.insert(
+                ticket,
+                InFlight {
+                    key,
+                    keep_on_disk,
+                    effects,
+                },
+            );
+            true
+        }
+        None => false,
+    }
+}
