@@ -1,4 +1,4 @@
-//! Effects through the engine: clips with effect stacks play through the `effects` system on
+//! Effects through the engine: clips with effect stacks play through the render path on
 //! the GPU (lavapipe in CI) and, with no adapter (forced), on the CPU path: the right frames
 //! either way (the test media carry their frame number in the picture), the two paths agree,
 //! the effect LOD is applied and reported, and the optimization report suggests the GPU when

@@ -238,6 +238,9 @@ pub struct RenderedEntry {
     pub picture: Arc<Picture>,
     /// The tick that last used it.
     pub last_use: u64,
+    /// Not worth keeping once unwanted (a cheap composite on its way to the screen): freed
+    /// two ticks after its last use.
+    pub transient: bool,
 }
 
 /// The RAM tier of rendered frames: an LRU by [`CacheKey`] within `limit_bytes`.
@@ -321,6 +324,7 @@ impl RenderedFrames {
             RenderedEntry {
                 picture,
                 last_use: self.tick,
+                transient: false,
             },
         ) {
             self.bytes -= old.picture.size_bytes();
@@ -329,7 +333,15 @@ impl RenderedFrames {
         self.evict_to(self.limit_bytes);
     }
 
-    /// Remembers that `key` still has to be written through to disk.
+    /// Holds `picture` under `key` only while it is wanted (used or touched in the last two
+    /// ticks): a cheap composite between the render thread and the screen.
+    pub fn hold(&mut self, key: CacheKey, picture: Arc<Picture>) {
+        self.insert(key, picture);
+        if let Some(e) = self.entries.get_mut(&key) {
+            e.transient = true;
+        }
+    }
+
     /// Keeps a new composite under `key` and writes it through to `disk` (a write the busy
     /// writer cannot take yet is deferred to [`RenderedFrames::retry_writes`]). Returns
     /// whether a write was queued now. Pass no disk when the key does not describe the
@@ -441,6 +453,17 @@ impl RenderedFrames {
 impl Cache for RenderedFrames {
     fn begin_frame(&mut self, tick: u64) {
         self.tick = tick;
+        let stale: Vec<CacheKey> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.transient && e.last_use + 2 < tick)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in stale {
+            if let Some(e) = self.entries.remove(&k) {
+                self.bytes -= e.picture.size_bytes();
+            }
+        }
     }
 
     fn purge_memory(&mut self) {

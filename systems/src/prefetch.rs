@@ -27,7 +27,7 @@
 //! disk writer), nearest first; `evict` keeps live bytes + bytes in flight under warning by evicting
 //! every frame outside the window first, so the window always has room.
 //!
-//! (Cache hits and misses are counted by `composite`, when the tick needs the frame.)
+//! (Cache hits and misses are counted by `render`, when the tick needs the frame.)
 
 use std::collections::VecDeque;
 

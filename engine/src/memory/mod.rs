@@ -7,7 +7,7 @@
 //! |---|---|
 //! | budget, thresholds, [`Pressure`] | `framelock_components::cache` (a resource the systems read) |
 //! | frame / audio / effect-scratch pools, exact byte counts | [`pool`] |
-//! | per-tick scratch | a `bumpalo::Bump` per system, reset at the start of its run (`composite`, `prefetch`) |
+//! | per-tick scratch | buffers each system keeps in its `Local` state and clears every tick (`render`, `prefetch`): no allocation per frame in steady state |
 //!
 //! Who enforces what: `prefetch` admits new frame requests only while accounted bytes plus
 //! the requests in flight stay under the warning level (only the current frame under

@@ -55,7 +55,8 @@ pub enum RenderMode {
 pub(crate) struct InFlight {
     /// Its content key.
     pub key: CacheKey,
-    /// Written through to the disk tier when done (an effects frame or a slow composite).
+    /// Kept in the rendered tiers (RAM, written through to disk) when done: an effects frame
+    /// or a slow composite; else held only until shown.
     pub keep_on_disk: bool,
     /// Effects work (its time drives the adaptive LOD).
     pub effects: bool,

@@ -121,8 +121,11 @@ pub fn render(
             state.composites += 1;
             cost.record(done.secs);
         }
-        let to_disk = disk.as_deref().filter(|_| f.keep_on_disk);
-        metrics.disk_writes_queued += u64::from(rendered.keep(f.key, picture, to_disk));
+        if f.keep_on_disk {
+            metrics.disk_writes_queued += u64::from(rendered.keep(f.key, picture, disk.as_deref()));
+        } else {
+            rendered.hold(f.key, picture);
+        }
     }
     if let Some(disk) = &disk {
         metrics.disk_reads += rendered.collect_disk_reads(disk);
