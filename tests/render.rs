@@ -34,9 +34,15 @@ fn media() -> (PathBuf, PathBuf) {
     )
 }
 
-fn clip(media: &PathBuf, start: u64, duration: u64, source_in: u64, fx: EffectStack) -> ClipDef {
+fn clip(
+    media: &std::path::Path,
+    start: u64,
+    duration: u64,
+    source_in: u64,
+    fx: EffectStack,
+) -> ClipDef {
     ClipDef {
-        media: media.clone(),
+        media: media.to_path_buf(),
         start,
         duration,
         source_in,
