@@ -199,6 +199,7 @@ impl OfflineRenderer {
         self.engine
             .world()
             .resource::<framelock_systems::RenderState>()
+            .counts
             .render_errors
     }
 
@@ -206,7 +207,7 @@ impl OfflineRenderer {
         self.engine
             .world()
             .resource::<framelock_systems::RenderState>()
-            .last_gpu_error
+            .last_error
             .clone()
             .unwrap_or_default()
     }

@@ -268,11 +268,11 @@ impl PlaybackEngine {
                     software,
                     effects_on: service.effects_path(true),
                     choice: service.choice(),
-                    gpu_frames: state.gpu_frames,
-                    cpu_frames: state.cpu_frames,
+                    gpu_frames: state.counts.gpu_frames,
+                    cpu_frames: state.counts.cpu_frames,
                     vram_bytes: stats.iter().map(|s| s.vram_bytes).sum(),
-                    lod: state.lod,
-                    last_render_ms: state.last_render_secs * 1e3,
+                    lod: state.counts.lod,
+                    last_render_ms: state.counts.last_render_ms,
                     pass_ms: stats.first().and_then(|s| {
                         s.pass_ms
                             .as_ref()
@@ -548,20 +548,20 @@ impl PlaybackEngine {
         }
         // 5. Effects rendered on the CPU path while an adapter is there to take them.
         let state = world.resource::<RenderState>();
-        if !quality.gpu_acceleration && state.cpu_frames > 0 {
+        if !quality.gpu_acceleration && state.counts.cpu_frames > 0 {
             let found = framelock_engine::gpu::adapters();
             if let Some(best) = found.first() {
                 suggestions.push(Suggestion {
                     kind: SuggestionKind::Gpu,
                     message: format!(
                         "effects ran on the CPU path for {} frames ({:.1} ms the last): GPU available ({}), enable it",
-                        state.cpu_frames,
-                        state.last_render_secs * 1e3,
+                        state.counts.cpu_frames,
+                        state.counts.last_render_ms,
                         best.name
                     ),
                     evidence: vec![
-                        ("cpu_frames".into(), state.cpu_frames as f64),
-                        ("last_render_ms".into(), state.last_render_secs * 1e3),
+                        ("cpu_frames".into(), state.counts.cpu_frames as f64),
+                        ("last_render_ms".into(), state.counts.last_render_ms),
                         ("adapters".into(), found.len() as f64),
                     ],
                     action: OptimizationAction::SetGpuAcceleration(true),

@@ -631,9 +631,7 @@ impl PlaybackEngine {
     /// disk reads. Their results are collected by the next tick. For tests and drivers
     /// between ticks; never in a tick.
     pub fn wait_idle(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let seen = self.progress.count();
+        self.progress.wait_until(timeout, || {
             let decoding = self.world.resource::<Decoders>().0.in_flight() > 0;
             let rendering = {
                 let r = &self.world.resource::<Renderer>().0;
@@ -643,16 +641,8 @@ impl PlaybackEngine {
                 .world
                 .get_resource::<DiskTier>()
                 .is_some_and(|d| d.reads_in_flight() > 0);
-            if !decoding && !rendering && !reading {
-                return true;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            self.progress
-                .wait_past(seen, left.min(Duration::from_millis(50)));
-        }
+            !decoding && !rendering && !reading
+        })
     }
 
     /// The counter every worker bumps when it finishes a job (decode, render, disk read).

@@ -52,6 +52,26 @@ impl Progress {
     }
 }
 
+impl Progress {
+    /// Waits until `done()` holds, rechecking it after every bump (and at least every 50 ms,
+    /// for conditions that change without one), or until `timeout` passes; returns whether it
+    /// holds.
+    pub fn wait_until(&self, timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let seen = self.count();
+            if done() {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            self.wait_past(seen, left.min(Duration::from_millis(50)));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

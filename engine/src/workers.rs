@@ -248,19 +248,7 @@ impl DecodePool {
     /// Blocks until no job is queued or running, or `timeout` passes; returns whether idle.
     /// For tests and offline rendering: never call it from a playback tick.
     pub fn wait_idle(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let seen = self.progress.count();
-            if self.in_flight() == 0 {
-                return true;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            self.progress
-                .wait_past(seen, left.min(Duration::from_millis(50)));
-        }
+        self.progress.wait_until(timeout, || self.in_flight() == 0)
     }
 }
 

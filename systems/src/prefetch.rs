@@ -109,7 +109,7 @@ pub fn prefetch(
     let frame_period = 1.0 / output.frame_rate.as_f64().max(1e-9);
     let (lod, pixels_out) = render_state
         .as_ref()
-        .map(|s| (s.lod, s.output))
+        .map(|s| (s.counts.lod, s.output))
         .unwrap_or_default();
     let plan = std::mem::take(&mut st.plan);
     let frame = &mut st.frame;

@@ -285,19 +285,8 @@ impl RenderService {
     /// `timeout` passes; returns whether idle. Tests and the offline renderer, between ticks:
     /// never from a tick.
     pub fn wait_idle(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let seen = self.progress.count();
-            if self.running.load(Ordering::SeqCst) == 0 && !lock(&self.shared).calibrating {
-                return true;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            self.progress
-                .wait_past(seen, left.min(Duration::from_millis(50)));
-        }
+        self.progress
+            .wait_until(timeout, || self.running() == 0 && !self.calibrating())
     }
 
     /// Jobs queued or running on a worker.

@@ -67,24 +67,11 @@ pub(crate) struct InFlight {
 pub struct RenderState {
     /// The pixel format the host asked for.
     pub output: OutputPixels,
-    /// The LOD effects run at now (adaptive, never above `QualitySettings::effect_lod`).
-    pub lod: EffectLod,
-    /// Seconds the last finished effects frame took on its path.
-    pub last_render_secs: f64,
-    /// Effects frames rendered on the GPU.
-    pub gpu_frames: u64,
-    /// Effects frames rendered on the CPU path.
-    pub cpu_frames: u64,
-    /// Y'CbCr composites rendered on the CPU workers.
-    pub composites: u64,
-    /// Pictures rendered ahead of the playhead.
-    pub rendered_ahead: u64,
-    /// GPU failures (each frame was re-rendered on the CPU path).
-    pub gpu_errors: u64,
-    /// The last GPU failure.
-    pub last_gpu_error: Option<String>,
-    /// Render failures (a malformed job): the frame is not shown.
-    pub render_errors: u64,
+    /// The counters and the LOD effects run at now (adaptive, never above
+    /// `QualitySettings::effect_lod`); `in_flight` is filled in by [`RenderState::stats`].
+    pub counts: RenderStats,
+    /// The last GPU failure or render failure, in words.
+    pub last_error: Option<String>,
     pub(crate) in_flight: HashMap<u64, InFlight>,
 }
 
@@ -103,7 +90,7 @@ pub struct RenderStats {
     pub rendered_ahead: u64,
     /// GPU failures (re-rendered on the CPU path).
     pub gpu_errors: u64,
-    /// Pictures that could not be rendered.
+    /// Pictures that could not be rendered (a malformed job): the frame is not shown.
     pub render_errors: u64,
     /// Milliseconds the last effects frame took on its path.
     pub last_render_ms: f64,
@@ -115,15 +102,8 @@ impl RenderState {
     /// A copy of the counters.
     pub fn stats(&self) -> RenderStats {
         RenderStats {
-            lod: self.lod,
-            gpu_frames: self.gpu_frames,
-            cpu_frames: self.cpu_frames,
-            composites: self.composites,
-            rendered_ahead: self.rendered_ahead,
-            gpu_errors: self.gpu_errors,
-            render_errors: self.render_errors,
-            last_render_ms: self.last_render_secs * 1e3,
             in_flight: self.in_flight.len(),
+            ..self.counts
         }
     }
 

@@ -80,9 +80,11 @@ pub fn render(
     let offline = mode.is_some_and(|m| *m == RenderMode::Offline);
     let pressure = pressure.as_deref().copied().unwrap_or_default();
     let period = 1.0 / output.frame_rate.as_f64().max(1e-9);
-    if state.lod.divisor() < quality.effect_lod.divisor() || !quality.adaptive_effect_lod || offline
+    if state.counts.lod.divisor() < quality.effect_lod.divisor()
+        || !quality.adaptive_effect_lod
+        || offline
     {
-        state.lod = quality.effect_lod;
+        state.counts.lod = quality.effect_lod;
     }
 
     // Pictures the service finished.
@@ -91,23 +93,23 @@ pub fn render(
             continue;
         };
         if let Some(e) = done.gpu_error {
-            state.gpu_errors += 1;
-            state.last_gpu_error = Some(e);
+            state.counts.gpu_errors += 1;
+            state.last_error = Some(e);
         }
         let picture = match done.result {
             Ok(p) => p,
             Err(e) => {
-                state.render_errors += 1;
-                state.last_gpu_error = Some(e.to_string());
+                state.counts.render_errors += 1;
+                state.last_error = Some(e.to_string());
                 continue;
             }
         };
         if f.effects {
             match done.path {
-                RenderPath::Gpu => state.gpu_frames += 1,
-                RenderPath::Cpu => state.cpu_frames += 1,
+                RenderPath::Gpu => state.counts.gpu_frames += 1,
+                RenderPath::Cpu => state.counts.cpu_frames += 1,
             }
-            state.last_render_secs = done.secs;
+            state.counts.last_render_ms = done.secs * 1e3;
             if quality.adaptive_effect_lod && !offline {
                 // Frames render in parallel: the throughput per frame is what must fit.
                 let parallel = match done.path {
@@ -115,10 +117,11 @@ pub fn render(
                     RenderPath::Gpu => renderer.0.gpu_frames_in_flight(),
                 };
                 let secs = done.secs / parallel.max(1) as f64;
-                state.lod = next_lod(state.lod, quality.effect_lod, secs, period, pressure);
+                state.counts.lod =
+                    next_lod(state.counts.lod, quality.effect_lod, secs, period, pressure);
             }
         } else {
-            state.composites += 1;
+            state.counts.composites += 1;
             cost.record(done.secs);
         }
         if f.keep_on_disk {
@@ -133,7 +136,7 @@ pub fn render(
     }
 
     let size = output.preview_size(quality.preview_height);
-    let lod = state.lod;
+    let lod = state.counts.lod;
     let pixels_out = state.output;
     let allow_gpu = quality.gpu_acceleration;
     let keep_on_disk = |frame: &FrameLayers, cost: &RenderCost| {
@@ -184,34 +187,41 @@ pub fn render(
                         entry.last_use = tick.index;
                     }
                 }
-                let sources: Vec<LayerSource> = frame
-                    .layers
-                    .iter()
-                    .zip(found.iter())
-                    .map(|(l, f)| LayerSource {
-                        track: l.track,
-                        asset_id: f.candidate.id,
-                        source_frame: l.source,
-                    })
-                    .collect();
                 let actual = frame.key_from(size, lod, pixels_out, found);
-                let work = build(frame, found, size, lod, &clips);
-                let hit = (actual != key).then(|| rendered.get(actual)).flatten();
-                let picture = match (hit, &work) {
-                    (Some(p), _) => Some(p),
-                    (None, Work::Ycbcr(job)) if job.is_trivial() => {
-                        let p = ycbcr::composite(job, Some(&memory.0));
-                        pixels_out.accepts(&p).then_some(p)
-                    }
-                    _ => None,
-                };
+                let mut work = None;
+                let picture =
+                    if let Some(p) = (actual != key).then(|| rendered.get(actual)).flatten() {
+                        Some(p)
+                    } else if state.is_in_flight(actual) {
+                        None
+                    } else {
+                        let w = build(frame, found, size, lod, &clips);
+                        let trivial = match &w {
+                            Work::Ycbcr(job) if job.is_trivial() => {
+                                let p = ycbcr::composite(job, Some(&memory.0));
+                                pixels_out.accepts(&p).then_some(p)
+                            }
+                            _ => None,
+                        };
+                        work = Some(w);
+                        trivial
+                    };
                 match picture {
                     Some(picture) => {
                         composited.0 = Some(PresentedFrame {
                             timeline_frame: t,
                             tick: tick.index,
                             picture,
-                            layers: sources,
+                            layers: frame
+                                .layers
+                                .iter()
+                                .zip(found.iter())
+                                .map(|(l, f)| LayerSource {
+                                    track: l.track,
+                                    asset_id: f.candidate.id,
+                                    source_frame: l.source,
+                                })
+                                .collect(),
                             repeated: false,
                             effect_lod,
                         });
@@ -219,7 +229,7 @@ pub fn render(
                     None => {
                         // Late: it is being (or now will be) rendered.
                         metrics.render_late += 1;
-                        if !state.is_in_flight(actual) {
+                        if let Some(work) = work {
                             let keep = keep_on_disk(frame, &cost);
                             submit(&mut renderer, &mut state, work, actual, keep, allow_gpu);
                         }
@@ -233,9 +243,10 @@ pub fn render(
     if playhead.state != PlayState::Playing && !offline {
         return;
     }
+    let ahead = quality.prefetch_frames.max(1);
     let dir = playhead.direction();
     let step = playhead.rate.abs().ceil().max(1.0) as i64;
-    for k in 1..=quality.prefetch_frames.max(1) as i64 {
+    for k in 1..=ahead as i64 {
         if !renderer.0.has_capacity() {
             break;
         }
@@ -262,7 +273,7 @@ pub fn render(
         }
         let keep = keep_on_disk(frame, &cost);
         if submit(&mut renderer, &mut state, work, key, keep, allow_gpu) {
-            state.rendered_ahead += 1;
+            state.counts.rendered_ahead += 1;
         }
     }
 }
