@@ -14,6 +14,10 @@
 //! (`present` drops or holds it, and `Metrics::render_late` counts it). While playing (and
 //! offline), the next frames whose layers are decoded are rendered ahead, so both cores (or
 //! the GPU's queue) work in parallel and pictures are ready before the playhead arrives.
+//! Pictures in flight take memory the prefetch window would otherwise have: above the
+//! budget's warning level at most a sixteenth of the budget is rendered ahead, at critical
+//! nothing (without this, a small budget thrashes: frames decoded for the window are evicted
+//! to make room for pictures made ahead, and decoded again).
 //!
 //! Keys are content keys (see [`gather::FrameLayers::key`]): a picture made from a fallback
 //! source (a proxy while the original decodes) is kept under the key of the sources it was

@@ -16,7 +16,8 @@
 
 use bevy_ecs::prelude::*;
 use framelock_components::{
-    CacheEntry, EffectLod, OutputFormat, PlayState, Playhead, Pressure, QualitySettings,
+    CacheEntry, EffectLod, MemoryBudget, OutputFormat, PlayState, Playhead, Pressure,
+    QualitySettings,
 };
 #[cfg(doc)]
 use framelock_components::{Clip, EffectStack, EffectsKey, Lod, MediaAsset, ProxyAssets};
@@ -48,6 +49,7 @@ type FrameParams<'w> = (
     Res<'w, Tick>,
     Option<Res<'w, Pressure>>,
     Option<Res<'w, RenderMode>>,
+    Option<Res<'w, MemoryBudget>>,
 );
 
 /// The rendered-tier resources.
@@ -64,7 +66,7 @@ type Tiers<'w> = (
     reason = "a system's parameters are its declared data access"
 )]
 pub fn render(
-    (playhead, output, quality, tick, pressure, mode): FrameParams,
+    (playhead, output, quality, tick, pressure, mode, budget): FrameParams,
     (timeline, clips, assets): (Res<TimelineIndex>, ClipQuery, AssetQuery),
     pixels: Query<&FramePixels>,
     mut entries: Query<&mut CacheEntry>,
@@ -239,11 +241,28 @@ pub fn render(
         }
     }
 
-    // Render ahead: the next frames whose layers are decoded.
+    // Render ahead: the next frames whose layers are decoded. Under memory pressure the
+    // pictures made ahead take room from the frames the playhead needs: at the warning level
+    // at most a sixteenth of the budget of them, at critical none.
     if playhead.state != PlayState::Playing && !offline {
         return;
     }
-    let ahead = quality.prefetch_frames.max(1);
+    let mut ahead = quality.prefetch_frames.max(1);
+    if !offline {
+        let px = size.0 as u64 * size.1 as u64;
+        let bytes = match frame.picture_format(pixels_out) {
+            framelock_engine::media::PixelFormat::Rgba8 => px * 4,
+            _ => px * 3 / 2,
+        };
+        match pressure {
+            Pressure::Normal => {}
+            Pressure::Warning => {
+                let room = budget.as_ref().map_or(0, |b| b.max_memory as u64 / 16);
+                ahead = ahead.min(room / bytes.max(1));
+            }
+            Pressure::Critical => ahead = 0,
+        }
+    }
     let dir = playhead.direction();
     let step = playhead.rate.abs().ceil().max(1.0) as i64;
     for k in 1..=ahead as i64 {
