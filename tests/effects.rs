@@ -280,7 +280,7 @@ fn editing_a_stack_changes_the_picture_and_plays_ahead_while_playing() {
     engine.play();
     for _ in 0..30 {
         engine.tick();
-        std::thread::sleep(Duration::from_millis(5));
+        assert!(engine.wait_idle(WAIT));
     }
     let state = engine.render_stats();
     assert!(

@@ -311,9 +311,12 @@ fn a_slow_effect_never_makes_a_tick_wait() {
         m.tick_ms_p50
     );
     assert!(m.render_late > 0, "late pictures are counted: {m:?}");
+    // Each late tick either drops its frame or shows the newest finished earlier one (marked
+    // late) in its place.
+    let stand_ins = shown.lock().unwrap().values().filter(|f| f.late).count() as u64;
     assert!(
-        m.dropped >= m.render_late,
-        "late pictures are dropped: {m:?}"
+        m.dropped + stand_ins >= m.render_late,
+        "late pictures are dropped or stood in for: {m:?}, {stand_ins} stand-ins"
     );
     // The renders finish later and are shown when their frames come round.
     engine.pause();

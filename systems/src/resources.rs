@@ -55,6 +55,10 @@ pub struct PresentedFrame {
     pub layers: Vec<LayerSource>,
     /// `true` when this repeats the previous output because the wanted frame was late.
     pub repeated: bool,
+    /// `true` when this frame is shown after its own tick: the frame due now was still
+    /// rendering, and this one, the newest finished since, stands in for it (playing under
+    /// load: the picture keeps moving instead of freezing). Never offline.
+    pub late: bool,
     /// The LOD the frame's effects ran at (`None`: no effects; the layers were composited
     /// as decoded).
     pub effect_lod: Option<framelock_components::EffectLod>,

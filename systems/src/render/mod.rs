@@ -11,7 +11,12 @@
 //! The tick never renders anything that costs more than a pass-through: it submits work to
 //! [`framelock_engine::render::RenderService`] and collects finished pictures on later ticks.
 //! A frame whose picture is still rendering at its deadline is late like a late decode
-//! (`present` drops or holds it, and `Metrics::render_late` counts it). While playing (and
+//! (`present` drops or holds it, and `Metrics::render_late` counts it) — unless a picture of
+//! an earlier frame finished after its own deadline and was never shown: playing, the newest
+//! such picture stands in once (`PresentedFrame::late`), so an overloaded timeline keeps
+//! moving at the rate the renders finish instead of freezing. Render-ahead leads the playhead
+//! by the measured effects latency (frames due sooner cannot be ready), and a frame whose
+//! render takes longer than a frame period is not started when its own tick comes. While playing (and
 //! offline), the next frames whose layers are decoded are rendered ahead, so both cores (or
 //! the GPU's queue) work in parallel and pictures are ready before the playhead arrives.
 //! Pictures in flight take memory the prefetch window would otherwise have: above the
@@ -55,7 +60,7 @@ pub enum RenderMode {
 }
 
 /// A picture on its way through the render service.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct InFlight {
     /// Its content key.
     pub key: CacheKey,
@@ -64,6 +69,18 @@ pub(crate) struct InFlight {
     pub keep_on_disk: bool,
     /// Effects work (its time drives the adaptive LOD).
     pub effects: bool,
+    /// The timeline frame and playhead generation it was made for.
+    pub frame: (u64, u64),
+    /// The layers it is made of.
+    pub sources: Vec<crate::LayerSource>,
+}
+
+/// A finished picture of a frame the playhead has already passed.
+#[derive(Clone, Debug)]
+pub(crate) struct Passed {
+    pub key: CacheKey,
+    pub frame: (u64, u64),
+    pub sources: Vec<crate::LayerSource>,
 }
 
 /// What the render path did, and the pictures in flight.
@@ -77,6 +94,14 @@ pub struct RenderState {
     /// The last GPU failure or render failure, in words.
     pub last_error: Option<String>,
     pub(crate) in_flight: HashMap<u64, InFlight>,
+    /// The newest finished picture of a frame the playhead passed (shown once in place of a
+    /// late frame, so an overloaded timeline keeps moving).
+    pub(crate) passed: Option<Passed>,
+    /// The last (timeline frame, generation) this system put on screen.
+    pub(crate) shown: Option<(u64, u64)>,
+    /// Seconds an effects frame takes from submission to result (moving average, weight 1/8):
+    /// render-ahead leads the playhead by it.
+    pub(crate) effects_latency: f64,
 }
 
 /// What the render path did so far (a copy for hosts and tools).

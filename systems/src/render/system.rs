@@ -112,6 +112,11 @@ pub fn render(
                 RenderPath::Cpu => state.counts.cpu_frames += 1,
             }
             state.counts.last_render_ms = done.secs * 1e3;
+            state.effects_latency = if state.effects_latency == 0.0 {
+                done.secs
+            } else {
+                state.effects_latency + (done.secs - state.effects_latency) / 8.0
+            };
             if quality.adaptive_effect_lod && !offline {
                 // Frames render in parallel: the throughput per frame is what must fit.
                 let parallel = match done.path {
@@ -130,6 +135,22 @@ pub fn render(
             metrics.disk_writes_queued += u64::from(rendered.keep(f.key, picture, disk.as_deref()));
         } else {
             rendered.hold(f.key, picture);
+        }
+        // Finished after the playhead passed its frame: a stand-in for a late one.
+        let dir = playhead.direction();
+        if !offline
+            && before(f.frame.0, playhead.frame, dir)
+            && after_shown(f.frame, state.shown, &playhead)
+            && state
+                .passed
+                .as_ref()
+                .is_none_or(|p| before(p.frame.0, f.frame.0, dir))
+        {
+            state.passed = Some(super::Passed {
+                key: f.key,
+                frame: f.frame,
+                sources: f.sources,
+            });
         }
     }
     if let Some(disk) = &disk {
@@ -152,6 +173,7 @@ pub fn render(
 
     // This tick's picture.
     let t = playhead.frame;
+    let playing = playhead.state == PlayState::Playing && !offline;
     if playhead.duration > 0 && frame.gather(t, &output, &timeline, &clips, &assets) {
         let first_count = *counted != Some((t, playhead.generation));
         *counted = Some((t, playhead.generation));
@@ -175,6 +197,7 @@ pub fn render(
                     })
                     .collect(),
                 repeated: false,
+                late: false,
                 effect_lod,
             });
         } else {
@@ -225,20 +248,52 @@ pub fn render(
                                 })
                                 .collect(),
                             repeated: false,
+                            late: false,
                             effect_lod,
                         });
                     }
                     None => {
-                        // Late: it is being (or now will be) rendered.
+                        // Late: it is being (or now will be) rendered. Playing, a frame whose
+                        // render takes longer than a frame period cannot make it: render-ahead
+                        // aims further ahead instead.
                         metrics.render_late += 1;
-                        if let Some(work) = work {
+                        let hopeless = playing && latency(frame, &state, &cost) > period;
+                        if let Some(work) = work.filter(|_| !hopeless) {
                             let keep = keep_on_disk(frame, &cost);
-                            submit(&mut renderer, &mut state, work, actual, keep, allow_gpu);
+                            let sources = layer_sources(frame, found);
+                            let at = (t, playhead.generation);
+                            let job = Submit {
+                                work,
+                                key: actual,
+                                keep,
+                                at,
+                                sources,
+                            };
+                            submit(&mut renderer, &mut state, job, allow_gpu);
+                        }
+                        // The newest finished earlier frame stands in, once.
+                        if playing
+                            && let Some(p) = state.passed.take()
+                            && after_shown(p.frame, state.shown, &playhead)
+                            && let Some(picture) = rendered.get(p.key)
+                        {
+                            composited.0 = Some(PresentedFrame {
+                                timeline_frame: p.frame.0,
+                                tick: tick.index,
+                                picture,
+                                layers: p.sources,
+                                repeated: false,
+                                late: true,
+                                effect_lod,
+                            });
                         }
                     }
                 }
             }
         }
+    }
+    if let Some(f) = &composited.0 {
+        state.shown = Some((f.timeline_frame, playhead.generation));
     }
 
     // Render ahead: the next frames whose layers are decoded. Under memory pressure the
@@ -265,7 +320,16 @@ pub fn render(
     }
     let dir = playhead.direction();
     let step = playhead.rate.abs().ceil().max(1.0) as i64;
-    for k in 1..=ahead as i64 {
+    // Lead the playhead by the measured render latency: a frame due sooner cannot be ready.
+    let lead = if offline || !frame.any_stack {
+        1
+    } else {
+        ((state.effects_latency / period).ceil() as u64).clamp(1, quality.prefetch_frames.max(1))
+    };
+    let last = (lead + ahead)
+        .saturating_sub(1)
+        .min(quality.prefetch_frames.max(1));
+    for k in lead as i64..=last as i64 {
         if !renderer.0.has_capacity() {
             break;
         }
@@ -291,7 +355,15 @@ pub fn render(
             continue;
         }
         let keep = keep_on_disk(frame, &cost);
-        if submit(&mut renderer, &mut state, work, key, keep, allow_gpu) {
+        let sources = layer_sources(frame, found);
+        let job = Submit {
+            work,
+            key,
+            keep,
+            at: (t2 as u64, playhead.generation),
+            sources,
+        };
+        if submit(&mut renderer, &mut state, job, allow_gpu) {
             state.counts.rendered_ahead += 1;
         }
     }
@@ -351,28 +423,67 @@ fn build(
     }
 }
 
-/// Hands `work` to the service; `false` when its queue is full (tried again next tick).
-fn submit(
-    renderer: &mut Renderer,
-    state: &mut RenderState,
+/// A picture to hand to the service.
+struct Submit {
     work: Work,
     key: framelock_components::CacheKey,
-    keep_on_disk: bool,
-    allow_gpu: bool,
-) -> bool {
-    let effects = matches!(work, Work::Effects(_));
-    match renderer.0.try_submit(work, state.output, allow_gpu) {
+    keep: bool,
+    at: (u64, u64),
+    sources: Vec<LayerSource>,
+}
+
+/// Hands `job` to the service; `false` when its queue is full (tried again next tick).
+fn submit(renderer: &mut Renderer, state: &mut RenderState, job: Submit, allow_gpu: bool) -> bool {
+    let effects = matches!(job.work, Work::Effects(_));
+    match renderer.0.try_submit(job.work, state.output, allow_gpu) {
         Some(ticket) => {
             state.in_flight.insert(
                 ticket,
                 InFlight {
-                    key,
-                    keep_on_disk,
+                    key: job.key,
+                    keep_on_disk: job.keep,
                     effects,
+                    frame: job.at,
+                    sources: job.sources,
                 },
             );
             true
         }
         None => false,
     }
+}
+
+/// The layers `found` makes of `frame`.
+fn layer_sources(frame: &FrameLayers, found: &[Found]) -> Vec<LayerSource> {
+    frame
+        .layers
+        .iter()
+        .zip(found)
+        .map(|(l, f)| LayerSource {
+            track: l.track,
+            asset_id: f.candidate.id,
+            source_frame: l.source,
+        })
+        .collect()
+}
+
+/// Seconds `frame`'s picture takes to render (measured, moving averages).
+fn latency(frame: &FrameLayers, state: &RenderState, cost: &RenderCost) -> f64 {
+    if frame.any_stack {
+        state.effects_latency
+    } else {
+        cost.composite_secs
+    }
+}
+
+/// Whether `frame` (timeline frame, generation) is of the playhead's generation and comes
+/// after the last frame shown in it.
+fn after_shown(frame: (u64, u64), shown: Option<(u64, u64)>, playhead: &Playhead) -> bool {
+    frame.1 == playhead.generation
+        && shown.is_none_or(|(t, g)| g != frame.1 || before(t, frame.0, playhead.direction()))
+}
+
+/// Whether timeline frame `a` comes before `b` when playing in direction `dir`.
+fn before(a: u64, b: u64, dir: i64) -> bool {
+    if dir < 0 { a > b } else { a < b }
 }
