@@ -321,14 +321,14 @@ pub fn render(
     let dir = playhead.direction();
     let step = playhead.rate.abs().ceil().max(1.0) as i64;
     // Lead the playhead by the measured render latency: a frame due sooner cannot be ready.
+    // At most half the prefetch window ahead, so the frames aimed at are already decoded.
+    let window = quality.prefetch_frames.max(1);
     let lead = if offline || !frame.any_stack {
         1
     } else {
-        ((state.effects_latency / period).ceil() as u64).clamp(1, quality.prefetch_frames.max(1))
+        ((state.effects_latency / period).ceil() as u64).clamp(1, (window / 2).max(1))
     };
-    let last = (lead + ahead)
-        .saturating_sub(1)
-        .min(quality.prefetch_frames.max(1));
+    let last = (lead + ahead).saturating_sub(1).min(window);
     for k in lead as i64..=last as i64 {
         if !renderer.0.has_capacity() {
             break;
