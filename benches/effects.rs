@@ -16,9 +16,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use framelock::engine::effects::{LayerJob, RenderJob, cpu};
-use framelock::engine::gpu::{BlurKernel, Gpu, GpuOptions};
 use framelock::{BlendMode, Effect, EffectLod, Picture, testcard};
+use framelock_engine::effects::{LayerJob, RenderJob, cpu};
+use framelock_engine::gpu::{BlurKernel, Gpu, GpuOptions};
 
 fn card(i: u64, w: u32, h: u32) -> Arc<Picture> {
     let mut f = Picture::black(w, h);

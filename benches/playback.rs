@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use framelock::components::{CacheEntry, CacheKey, CacheTier, Frame, FrameState};
 use framelock::{
     ClipDef, DecoderRegistry, EngineOptions, GenerateOptions, PlaybackEngine, ProbeCache, Project,
     Rational, TrackDef, VirtualClock, generate_test_clip,
 };
+use framelock_components::{CacheEntry, CacheKey, CacheTier, Frame, FrameState};
 
 fn small_clip(dir: &Path, name: &str, seconds: f64) -> PathBuf {
     let path = dir.join(name);
@@ -153,7 +153,7 @@ fn project_load(c: &mut Criterion) {
 /// frame mark) on a world whose metrics window is full. Goal: < 5 us.
 fn metrics_cost(c: &mut Criterion) {
     use bevy_ecs::prelude::*;
-    use framelock::systems::{Metrics, Tick, profile};
+    use framelock_systems::{Metrics, Tick, profile};
     let mut world = World::new();
     let mut metrics = Metrics::default();
     for i in 0..2048u64 {

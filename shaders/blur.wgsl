@@ -8,9 +8,7 @@ struct Params {
     w: array<vec4<f32>, 16>,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> src: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> dst: array<vec4<f32>>;
+// Bindings: shaders/include/image.wgsl (p, src, dst).
 
 fn weight(k: u32) -> f32 {
     return p.w[k >> 2u][k & 3u];

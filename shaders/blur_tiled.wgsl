@@ -12,9 +12,7 @@ struct Params {
     w: array<vec4<f32>, 16>,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> src: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> dst: array<vec4<f32>>;
+// Bindings: shaders/include/image.wgsl (p, src, dst).
 
 // Input tile: SPAN rows of SPAN; after the row pass, its first TILE columns hold the rows
 // blurred, reusing the same memory (16 KiB is the portable workgroup storage limit).

@@ -12,9 +12,7 @@ struct Params {
     window: vec4<u32>,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> src: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> dst: array<vec4<f32>>;
+// Bindings: shaders/include/image.wgsl (p, src, dst).
 @group(0) @binding(3) var<storage, read> weights: array<u32>;
 
 @compute @workgroup_size(16, 16, 1)

@@ -11,9 +11,7 @@ struct Params {
     m1: vec4<f32>,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> src: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> dst: array<vec4<f32>>;
+// Bindings: shaders/include/image.wgsl (p, src, dst).
 
 fn tap(x: i32, y: i32) -> vec4<f32> {
     if x < 0 || y < 0 || x >= i32(p.size.x) || y >= i32(p.size.y) {

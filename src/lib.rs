@@ -5,28 +5,37 @@ mod performance;
 mod playback;
 mod player;
 
-pub use framelock_components as components;
-pub use framelock_engine as engine;
-pub use framelock_systems as systems;
-
+// A hand-picked list: what hosts and the tools use. The crates behind it (components,
+// engine, systems) are the engine's internals; tests and benchmarks that reach into them
+// depend on them directly.
 pub use framelock_components::{
     AudioStreamInfo, AutoSwitchThresholds, BlendMode, CacheKey, CacheKind, CacheTier, ChromaFormat,
     ClearCache, ClipDef, Codec, EditMode, Effect, EffectLod, EffectStack, EffectsKey, HasEffects,
-    MediaInfo, MemoryBudget, PlayState, Playhead, Pressure, Project, ProjectError, Proxy,
-    ProxyCodec, ProxyGeneration, ProxyPriority, ProxyState, ProxyStrategy, QualitySettings,
+    MediaInfo, MemoryBudget, OutputFormat, PlayState, Playhead, Pressure, Project, ProjectError,
+    Proxy, ProxyCodec, ProxyGeneration, ProxyPriority, ProxyState, ProxyStrategy, QualitySettings,
     Rational, TierStats, TrackDef, UseProxy, VideoStreamInfo,
 };
 pub use framelock_engine::app::{Clock, VirtualClock, WallClock};
-pub use framelock_engine::cache::{Compression, DiskCacheOptions, DiskError, DiskStats};
+pub use framelock_engine::cache::{
+    Compression, DiskCache, DiskCacheOptions, DiskError, DiskStats, DiskView, decoded_key,
+};
+pub use framelock_engine::effects::RenderError;
+pub use framelock_engine::fs::AtomicFile;
 pub use framelock_engine::gpu::{AdapterSummary, GpuOptions, adapters};
+/// Debian's libav as a decoder backend (the `ffmpeg` feature).
+#[cfg(feature = "ffmpeg")]
+pub use framelock_engine::media::decode::FfmpegBackend;
 pub use framelock_engine::media::{
-    DecoderRegistry, EncodeSettings, EncodeSpeed, GenerateOptions, MediaError, Mp4VideoWriter,
-    Picture, PixelFormat, ProbeCache, RateControl, VideoReader, WriteError, generate_test_clip,
-    parallel_decode, probe, testcard,
+    ColorSpace, DecodedPicture, Decoder, DecoderBackend, DecoderRegistry, EncodeSettings,
+    EncodeSpeed, GenerateOptions, MatrixCoefficients, MediaError, Mp4VideoWriter, OpenH264Backend,
+    Packet, Picture, PixelFormat, ProbeCache, RateControl, StreamDescription, Support, VideoReader,
+    WriteError, YuvRange, generate_test_clip, parallel_decode, probe, testcard,
 };
 pub use framelock_engine::memory::{BufferPool, PoolClass, PoolStats};
+pub use framelock_engine::profile::set_enabled as set_profiling;
 pub use framelock_engine::proxy::{
-    JobId, ProxyError, ProxyJobStatus, ProxyManager, ProxyManagerOptions, ProxyProgress,
+    JobId, ProxyCheck, ProxyError, ProxyJobStatus, ProxyManager, ProxyManagerOptions,
+    ProxyProgress, check_proxy, files::manifest_path as proxy_manifest_path,
 };
 pub use framelock_engine::render::{
     CompositeJob, CpuRenderer, GpuState, GpuUse, OutputPixels, PathChoice, ReferenceCpu,
@@ -44,8 +53,3 @@ pub use playback::{
     CacheStats, ClearedCache, EngineOptions, PlaybackEngine, PlayerError, ProxyOptions,
 };
 pub use player::Player;
-
-/// The media layer, whole.
-pub mod media {
-    pub use framelock_engine::media::*;
-}

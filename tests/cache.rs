@@ -16,11 +16,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use framelock::components::Clip;
 use framelock::{
     ClearCache, ClipDef, DiskCacheOptions, EffectsKey, EngineOptions, MemoryBudget, PlaybackEngine,
     PresentedFrame, Project, Rational, TrackDef, VirtualClock,
 };
+use framelock_components::Clip;
 
 const WAIT: Duration = Duration::from_secs(60);
 

@@ -17,12 +17,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use framelock::components::{Frame, FrameState};
 use framelock::{
     BufferPool, ClipDef, EngineOptions, MemoryBudget, Picture, PixelFormat, PlaybackEngine,
     PoolClass, PresentedFrame, Pressure, Project, QualitySettings, Rational, TrackDef,
     VirtualClock, testcard,
 };
+use framelock_components::{Frame, FrameState};
 
 const WAIT: Duration = Duration::from_secs(60);
 static SERIAL: Mutex<()> = Mutex::new(());

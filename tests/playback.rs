@@ -14,12 +14,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use framelock::media::{
-    DecodedPicture, Decoder, DecoderBackend, OpenH264Backend, Packet, StreamDescription, Support,
-};
 use framelock::{
     ClipDef, Codec, DecoderRegistry, EngineOptions, MediaError, PlaybackEngine, PlayerError,
     PresentedFrame, Project, QualitySettings, Rational, TrackDef, VirtualClock, testcard,
+};
+use framelock::{
+    DecodedPicture, Decoder, DecoderBackend, OpenH264Backend, Packet, StreamDescription, Support,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -238,7 +238,7 @@ fn scrub_storm_ends_on_the_last_frame_and_leaves_no_work() {
     // Paused: once the scrub is over (no move for SCRUB_MEMORY_TICKS), prefetch asks for
     // nothing more; what the storm decoded stays cached (under the budget), and no request
     // is left half done.
-    for _ in 0..=framelock::systems::SCRUB_MEMORY_TICKS {
+    for _ in 0..=framelock_systems::SCRUB_MEMORY_TICKS {
         engine.tick();
     }
     assert!(engine.wait_decodes(WAIT));
@@ -248,12 +248,12 @@ fn scrub_storm_ends_on_the_last_frame_and_leaves_no_work() {
     assert!(engine.wait_decodes(WAIT));
     engine.tick();
     assert_eq!(engine.decodes_in_flight(), 0);
-    let mut q = engine.world_mut().query::<&framelock::components::Frame>();
+    let mut q = engine.world_mut().query::<&framelock_components::Frame>();
     let states: Vec<_> = q.iter(engine.world()).map(|f| f.state).collect();
     assert!(
         states
             .iter()
-            .all(|s| *s == framelock::components::FrameState::Ready),
+            .all(|s| *s == framelock_components::FrameState::Ready),
         "{states:?}"
     );
     assert!(
@@ -341,7 +341,7 @@ fn a_stuck_decoder_makes_ticks_drop_frames_but_never_stalls_the_loop() {
         assert_eq!(m.presented, 0);
         assert_eq!(m.dropped + m.held, 30, "{m:?}");
         assert!(m.decode_queue_depth > 0);
-        let pacer = framelock::engine::app::FramePacer::new(Rational::integer(30));
+        let pacer = framelock_engine::app::FramePacer::new(Rational::integer(30));
         use framelock::Clock;
         assert_eq!(
             clock.now(),
@@ -381,7 +381,7 @@ fn an_hour_of_29_97_lands_exactly() {
     let clock = VirtualClock::new();
     let mut engine =
         PlaybackEngine::open(&p, options(), Arc::new(clock.clone()), |_| {}).expect("open");
-    let pacer = framelock::engine::app::FramePacer::new(Rational::new(30000, 1001).unwrap());
+    let pacer = framelock_engine::app::FramePacer::new(Rational::new(30000, 1001).unwrap());
     // ticks 0..107 892 (tick 107 891 is due at 3599.96303333… s): each on its exact
     // nanosecond (rounded up), none skipped
     for n in 0..107_892u64 {
@@ -558,7 +558,7 @@ fn metrics_show_an_injected_decode_stall_exactly() {
     assert!((m.frame_ms_p50 - period).abs() < 1e-6, "{m:?}");
     let longest = engine
         .world()
-        .resource::<framelock::systems::Metrics>()
+        .resource::<framelock_systems::Metrics>()
         .frame_times
         .iter()
         .max()

@@ -15,15 +15,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use framelock::components::{Lod, ProxyAssets};
-use framelock::engine::proxy::{ProxyCheck, check_proxy, files::manifest_path};
-use framelock::systems::DecodeLoad;
 use framelock::{
     ClipDef, DecoderRegistry, EngineOptions, GenerateOptions, PlaybackEngine, PresentedFrame,
     Project, Proxy, ProxyCodec, ProxyGeneration, ProxyManager, ProxyManagerOptions, ProxyOptions,
     ProxyPriority, ProxyState, Rational, TrackDef, UseProxy, VideoReader, VirtualClock,
     generate_test_clip, probe, testcard,
 };
+use framelock_components::{Lod, ProxyAssets};
+use framelock_engine::proxy::{ProxyCheck, check_proxy, files::manifest_path};
+use framelock_systems::DecodeLoad;
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -540,7 +540,7 @@ fn proxy_asset_id(engine: &mut PlaybackEngine, height: u32) -> u64 {
         .expect("proxy asset");
     engine
         .world()
-        .get::<framelock::components::MediaAsset>(asset)
+        .get::<framelock_components::MediaAsset>(asset)
         .unwrap()
         .id
 }

@@ -253,7 +253,7 @@ impl CpuRenderer for SlowEffects {
         &self,
         work: &Work,
         pool: Option<&framelock::BufferPool>,
-    ) -> Result<Arc<framelock::Picture>, framelock::engine::effects::RenderError> {
+    ) -> Result<Arc<framelock::Picture>, framelock_engine::effects::RenderError> {
         if matches!(work, Work::Effects(_)) {
             std::thread::sleep(Duration::from_millis(100));
         }

@@ -67,50 +67,13 @@ impl Effect {
         }
     }
 
-    /// The effect's name (the WGSL file that implements it, without `.wgsl`).
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Grade { .. } => "grade",
-            Self::Blur { .. } => "blur",
-            Self::Sharpen { .. } => "sharpen",
-            Self::Transform { .. } => "transform",
-        }
-    }
-
+    /// Hashes the effect's parameters as the project file spells them (its JSON: the
+    /// `type` tag and every field), so a new effect needs no hashing code of its own.
     fn hash_into(&self, h: &mut Fnv) {
-        match *self {
-            Self::Grade {
-                brightness,
-                contrast,
-                saturation,
-                gamma,
-                lift,
-                gain,
-            } => {
-                h.byte(1);
-                for v in [brightness, contrast, saturation, gamma, lift, gain] {
-                    h.f32(v);
-                }
-            }
-            Self::Blur { radius } => {
-                h.byte(2);
-                h.u64(u64::from(radius));
-            }
-            Self::Sharpen { amount } => {
-                h.byte(3);
-                h.f32(amount);
-            }
-            Self::Transform {
-                scale,
-                x,
-                y,
-                rotation,
-            } => {
-                h.byte(4);
-                for v in [scale, x, y, rotation] {
-                    h.f32(v);
-                }
-            }
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        h.u64(json.len() as u64);
+        for b in json {
+            h.byte(b);
         }
     }
 }
@@ -218,13 +181,6 @@ impl Fnv {
     }
     fn u64(&mut self, v: u64) {
         for b in v.to_le_bytes() {
-            self.byte(b);
-        }
-    }
-    fn f32(&mut self, v: f32) {
-        // -0.0 and 0.0 are the same parameter.
-        let v = if v == 0.0 { 0.0f32 } else { v };
-        for b in v.to_bits().to_le_bytes() {
             self.byte(b);
         }
     }

@@ -279,3 +279,34 @@ fn a_second_process_is_refused_the_folder() {
         "{b:?}"
     );
 }
+
+/// The tier as a `Cache`: its bytes are what it stores, and a purge under memory pressure
+/// (the mapping's resident pages given back) loses no frame — not even one a view holds.
+#[test]
+fn purge_memory_keeps_every_frame() {
+    use framelock_engine::cache::Cache;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cache = open(dir.path(), 8, Compression::None);
+    for i in 0..4 {
+        cache
+            .put(key(i), CacheKind::Decoded, &card(i))
+            .expect("writes");
+    }
+    let held = cache.get(key(2)).expect("hit");
+    let before = Cache::stats(&cache);
+    assert_eq!(before.entries, 4);
+    assert_eq!(cache.bytes_used(), before.bytes);
+    cache.purge_memory();
+    assert_eq!(Cache::stats(&cache).entries, 4);
+    let frame = held.to_frame(None).expect("the held view still reads");
+    assert_eq!(frame.planes, card(2).planes);
+    drop(held);
+    for i in 0..4 {
+        let f = cache
+            .get(key(i))
+            .expect("hit")
+            .to_frame(None)
+            .expect("reads");
+        assert_eq!(f.planes, card(i).planes, "frame {i}");
+    }
+}

@@ -10,7 +10,7 @@
 //! |---|---|
 //! | normal (≤ warning) | nothing is evicted: decoded and rendered frames stay cached |
 //! | warning | cold entries — every frame not wanted this tick — go, least recently used first, until under warning (their buffers are reused by the next decodes) |
-//! | critical | the same, then rendered frames not wanted this tick, and idle pool buffers are freed down to warning; prefetch asks for the current frame only and `lod_select` drops to the smallest proxy |
+//! | critical | the same, then rendered frames not wanted this tick, and idle pool buffers are freed down to warning; on entering it the disk tier's mapped pages leave the process's memory ([`Cache::purge_memory`]); prefetch asks for the current frame only and `lod_select` drops to the smallest proxy |
 //!
 //! Frames wanted this tick (the prefetch window, the frame on screen) and pinned ones are
 //! never evicted. An evicted decoded frame whose decode costs more than writing it to disk
@@ -77,6 +77,7 @@ pub fn evict(
     }
     let warning = budget.warning_bytes();
     let live = memory.0.in_use_bytes();
+    let before = *pressure;
     *pressure = budget.pressure(live + requested);
     if *pressure >= Pressure::Warning {
         candidates.sort_unstable();
@@ -121,6 +122,13 @@ pub fn evict(
         }
         if *pressure == Pressure::Critical {
             memory.0.trim_to(warning);
+            // Entering critical: every tier gives back what it holds in memory without
+            // losing a frame — the disk tier its mapping's resident pages.
+            if before != Pressure::Critical
+                && let Some(d) = &disk
+            {
+                Cache::purge_memory(&mut d.cache.clone());
+            }
         }
     }
     metrics.bytes_in_memory = held + rendered.bytes_used();

@@ -24,6 +24,7 @@ mod proxy_sync;
 mod render;
 mod resources;
 mod timeline_index;
+mod world;
 
 pub use advance_playhead::advance_playhead;
 pub use cache::{
@@ -44,6 +45,9 @@ pub use resources::{
     FrameSink, LayerSource, Pending, PresentedFrame, ProxyService, Tick,
 };
 pub use timeline_index::{TimelineIndex, TrackIndex, index_timeline};
+pub use world::{
+    ClearedFrames, WorldBuilder, clear_frames, drop_proxy_entities, flush_disk, set_clip_effects,
+};
 
 use bevy_ecs::prelude::*;
 use bevy_ecs::schedule::{ScheduleBuildSettings, ScheduleLabel};
@@ -126,40 +130,32 @@ pub fn playback_schedule() -> Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use framelock_components::{OutputFormat, Playhead, QualitySettings, Rational};
+    use framelock_components::{OutputFormat, QualitySettings, Rational};
     use framelock_engine::media::DecoderRegistry;
     use framelock_engine::workers::DecodePool;
 
     fn world() -> World {
-        let mut world = World::new();
-        world.insert_resource(Playhead::new(10));
-        world.insert_resource(OutputFormat {
-            frame_rate: Rational::integer(30),
-            width: 64,
-            height: 36,
-        });
-        world.insert_resource(QualitySettings::default());
-        world.insert_resource(Tick::default());
-        world.insert_resource(Metrics::default());
-        world.insert_resource(FrameIndex::default());
-        world.insert_resource(Composited::default());
-        world.insert_resource(TimelineIndex::default());
-        world.insert_resource(AssetIds::default());
-        world.insert_resource(DecodeLoad::default());
-        insert_cache_resources(&mut world, framelock_components::MemoryBudget::default());
-        world.insert_resource(Renderer(framelock_engine::render::RenderService::new(
-            framelock_engine::render::RenderServiceOptions {
-                cpu_workers: 1,
-                ..Default::default()
+        let b = WorldBuilder::new(
+            OutputFormat {
+                frame_rate: Rational::integer(30),
+                width: 64,
+                height: 36,
             },
-        )));
-        world.insert_resource(FrameSink(Box::new(|_| {})));
-        world.insert_resource(Decoders(DecodePool::new(
-            1,
-            DecoderRegistry::openh264_only(),
-            1,
-        )));
-        world
+            10,
+            QualitySettings::default(),
+            framelock_components::MemoryBudget::default(),
+        );
+        b.build(
+            DecodePool::new(1, DecoderRegistry::openh264_only(), 1),
+            framelock_engine::render::RenderService::new(
+                framelock_engine::render::RenderServiceOptions {
+                    cpu_workers: 1,
+                    ..Default::default()
+                },
+            ),
+            framelock_engine::render::OutputPixels::Any,
+        )
+        .0
     }
 
     /// Like bevy's ambiguity detection test: the full schedule has no ambiguous system pair.

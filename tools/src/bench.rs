@@ -32,9 +32,7 @@ pub(crate) fn registry(name: &str) -> anyhow::Result<DecoderRegistry> {
         #[cfg(feature = "ffmpeg")]
         "ffmpeg" => {
             let mut r = DecoderRegistry::empty();
-            r.register(std::sync::Arc::new(
-                framelock::media::decode::FfmpegBackend::new(),
-            ));
+            r.register(std::sync::Arc::new(framelock::FfmpegBackend::new()));
             r
         }
         other => bail!("unknown backend {other:?} in this build"),

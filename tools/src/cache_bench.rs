@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use framelock::engine::cache::{DiskCache, decoded_key};
 use framelock::{
     BufferPool, CacheKind, Compression, DecoderRegistry, DiskCacheOptions, Picture, VideoReader,
 };
+use framelock::{DiskCache, decoded_key};
 
 /// Arguments of `cache-bench`.
 #[derive(clap::Args, Debug)]

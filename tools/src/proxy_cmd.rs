@@ -144,7 +144,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let mut failed = 0;
     for id in jobs {
         let Some(s) = manager.job(id) else { continue };
-        let manifest = framelock::engine::proxy::files::manifest_path(&s.path);
+        let manifest = framelock::proxy_manifest_path(&s.path);
         let seconds = std::fs::read(&manifest)
             .ok()
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())

@@ -219,12 +219,12 @@ pub fn write(
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let mut f = framelock::engine::fs::AtomicFile::create(path)
+    let mut f = framelock::AtomicFile::create(path)
         .with_context(|| format!("writing {}", path.display()))?;
     std::io::Write::write_all(&mut f, html.as_bytes())?;
     f.commit()?;
     let json_path = path.with_extension("json");
-    let mut f = framelock::engine::fs::AtomicFile::create(&json_path)?;
+    let mut f = framelock::AtomicFile::create(&json_path)?;
     std::io::Write::write_all(&mut f, json.as_bytes())?;
     f.commit()?;
     Ok(())

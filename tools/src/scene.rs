@@ -96,7 +96,7 @@ impl framelock::CpuRenderer for PooledCpu {
         &self,
         work: &framelock::Work,
         pool: Option<&framelock::BufferPool>,
-    ) -> Result<Arc<framelock::Picture>, framelock::engine::effects::RenderError> {
+    ) -> Result<Arc<framelock::Picture>, framelock::RenderError> {
         self.0
             .install(|| framelock::ReferenceCpu.render(work, pool))
     }
@@ -380,7 +380,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         Some(addr) => {
             let server = puffin_http::Server::new(addr)
                 .map_err(|e| anyhow::anyhow!("puffin server on {addr}: {e}"))?;
-            framelock::engine::profile::set_enabled(true);
+            framelock::set_profiling(true);
             eprintln!("puffin: serving on {addr}; connect with `puffin_viewer --url {addr}`");
             Some(server)
         }
@@ -492,7 +492,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         options.gpu = (!args.cpu_effects).then(Default::default);
         return offline_bench(&project, &options, &name, args.json);
     }
-    let (view_w, view_h) = framelock::components::OutputFormat {
+    let (view_w, view_h) = framelock::OutputFormat {
         frame_rate: project.frame_rate,
         width: project.width,
         height: project.height,

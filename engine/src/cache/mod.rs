@@ -2,7 +2,7 @@
 //!
 //! | tier | what | where |
 //! |---|---|---|
-//! | L1 VRAM | textures of uploaded/rendered frames | the GPU issue (`CacheTier::Vram` is reserved for it) |
+//! | L1 VRAM | decoded planes uploaded to the GPU | [`crate::gpu`] (each device; the tick sees it through [`crate::render::RenderService`]) |
 //! | L2 RAM | decoded frames (`Frame` entities with `FramePixels`) and rendered frames | `framelock-systems` (`evict` keeps LRU within the budget) |
 //! | L3 disk | memory-mapped slot files, index on disk, checksums | [`disk`] |
 //!
@@ -10,8 +10,12 @@
 //! [`KeyBuilder`]); two frames with equal keys are the same picture, across restarts, so
 //! a changed source file or an edited effect stack can never hit a stale entry.
 //!
-//! Every cache implements [`Cache`] (rerun's cache contract): a per-tick hook, a purge under
-//! memory pressure, and its size in bytes, so eviction works to a byte budget.
+//! Every tier implements [`Cache`] (rerun's cache contract): a per-tick hook, a purge under
+//! memory pressure, its size in bytes and its [`TierStats`], so eviction and `cache_stats`
+//! treat them alike: the VRAM tier (`GpuDevice`, and `RenderService` for the tick), the RAM
+//! tier of rendered frames (`RenderedFrames` in systems), the disk tier ([`DiskCache`]). The
+//! decoded RAM frames are ECS entities, evicted by the `evict` system from their
+//! `CacheEntry` components.
 
 pub mod disk;
 

@@ -267,14 +267,9 @@ pub fn composite(dst: &mut Image, src: &Image, opacity: f32, mode: BlendMode) {
         });
 }
 
-/// Applies one effect in place.
+/// Applies one effect in place (its table entry's CPU twin).
 pub fn apply(img: &mut Image, e: &Effect) {
-    match *e {
-        Effect::Grade { .. } => grade(img, e),
-        Effect::Blur { radius } => blur(img, radius),
-        Effect::Sharpen { amount } => sharpen(img, amount),
-        Effect::Transform { .. } => transform(img, e),
-    }
+    (super::table::def_of(e).cpu)(img, e);
 }
 
 /// Renders a whole frame on the CPU.

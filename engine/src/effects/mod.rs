@@ -1,5 +1,6 @@
 //! Effects rendering: what one output frame with effects is made of ([`RenderJob`]), the
-//! operations both paths run in the same order ([`ops`]), and the CPU path ([`cpu`]), whose
+//! effect table that declares each effect once ([`table`]), the operations both paths run in
+//! the same order ([`ops`]), and the CPU path ([`cpu`]), whose
 //! every operation is the reference twin of a WGSL shader in `shaders/` (the GPU path, in
 //! [`crate::gpu`]).
 //!
@@ -11,6 +12,7 @@
 
 pub mod cpu;
 pub mod ops;
+pub mod table;
 
 use std::sync::Arc;
 
@@ -103,23 +105,6 @@ impl RenderJob {
 
     /// Pixel-sized effect parameters at the job's LOD.
     pub fn effect_at_lod(&self, e: &Effect) -> Effect {
-        let d = self.lod.divisor() as f32;
-        match *e {
-            Effect::Blur { radius } => Effect::Blur {
-                radius: ((radius as f32 / d).round() as u32).min(Effect::MAX_BLUR_RADIUS),
-            },
-            Effect::Transform {
-                scale,
-                x,
-                y,
-                rotation,
-            } => Effect::Transform {
-                scale,
-                x: x / d,
-                y: y / d,
-                rotation,
-            },
-            other => other,
-        }
+        (table::def_of(e).at_lod)(e, self.lod.divisor() as f32)
     }
 }

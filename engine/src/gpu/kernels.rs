@@ -2,28 +2,37 @@
 //! binds the same layout: params (uniform, dynamic offset), source (read), destination
 //! (read-write), and `scale.wgsl` a fourth buffer of weights.
 
-/// The WGSL sources, by file name (the naga test validates every file in `shaders/`).
-pub const SHADERS: &[(&str, &str)] = &[
+use crate::effects::table::{EFFECTS, Kernel, image_kernel};
+
+/// The fixed kernels' WGSL, by file name: conversion in and out, resizing, blending. The
+/// effects' shaders come from the effect table ([`crate::effects::table::EFFECTS`]).
+const FIXED: &[(&str, &str)] = &[
     (
         "yuv_to_rgba",
         include_str!("../../../shaders/yuv_to_rgba.wgsl"),
     ),
-    ("scale", include_str!("../../../shaders/scale.wgsl")),
-    ("grade", include_str!("../../../shaders/grade.wgsl")),
-    ("blur", include_str!("../../../shaders/blur.wgsl")),
-    (
-        "blur_tiled",
-        include_str!("../../../shaders/blur_tiled.wgsl"),
-    ),
-    ("sharpen", include_str!("../../../shaders/sharpen.wgsl")),
-    ("transform", include_str!("../../../shaders/transform.wgsl")),
-    ("dissolve", include_str!("../../../shaders/dissolve.wgsl")),
-    ("composite", include_str!("../../../shaders/composite.wgsl")),
+    ("scale", image_kernel!("scale")),
+    ("dissolve", image_kernel!("dissolve")),
+    ("composite", image_kernel!("composite")),
     (
         "pack_rgba8",
         include_str!("../../../shaders/pack_rgba8.wgsl"),
     ),
 ];
+
+/// Every shader the pipelines are built from, by file name (`shaders/<name>.wgsl`), with its
+/// WGSL as compiled (the shared bindings appended): the fixed kernels, then each effect's
+/// kernels in table order. The naga test validates exactly these against `shaders/`.
+pub fn shaders() -> Vec<(&'static str, &'static str)> {
+    let mut all = FIXED.to_vec();
+    for d in EFFECTS {
+        all.push((d.kernel.file, d.kernel.source));
+        if let Some((t, _)) = d.tiled {
+            all.push((t.file, t.source));
+        }
+    }
+    all
+}
 
 /// Bytes of one params slot (every shader's `Params` fits; a multiple of the uniform offset
 /// alignment).
@@ -39,15 +48,11 @@ pub struct Kernels {
     pub yuv: wgpu::ComputePipeline,
     pub scale_h: wgpu::ComputePipeline,
     pub scale_v: wgpu::ComputePipeline,
-    pub grade: wgpu::ComputePipeline,
-    pub blur_h: wgpu::ComputePipeline,
-    pub blur_v: wgpu::ComputePipeline,
-    pub blur_tiled: wgpu::ComputePipeline,
-    pub sharpen: wgpu::ComputePipeline,
-    pub transform: wgpu::ComputePipeline,
     pub dissolve: wgpu::ComputePipeline,
     pub composite: wgpu::ComputePipeline,
     pub pack: wgpu::ComputePipeline,
+    /// Per table effect: its kernel's passes, and its tiled kernel's.
+    pub effects: Vec<(Vec<wgpu::ComputePipeline>, Vec<wgpu::ComputePipeline>)>,
 }
 
 fn entry(binding: u32, ty: wgpu::BufferBindingType, dynamic: bool) -> wgpu::BindGroupLayoutEntry {
@@ -91,15 +96,18 @@ impl Kernels {
             bind_group_layouts: &[Some(&layout4)],
             immediate_size: 0,
         });
-        let module = |name: &str| {
-            let src = SHADERS
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map_or("", |(_, s)| s);
+        let module = |name: &str, src: &str| {
             device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(name),
                 source: wgpu::ShaderSource::Wgsl(src.into()),
             })
+        };
+        let fixed = |name: &str| {
+            let src = FIXED
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or("", |(_, s)| s);
+            module(name, src)
         };
         let pipe = |m: &wgpu::ShaderModule, layout: &wgpu::PipelineLayout, ep: &str| {
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -111,21 +119,29 @@ impl Kernels {
                 cache: None,
             })
         };
-        let scale = module("scale");
-        let blur = module("blur");
+        let passes = |k: &Kernel| {
+            let m = module(k.file, k.source);
+            k.passes
+                .iter()
+                .map(|ep| pipe(&m, &pl3, ep))
+                .collect::<Vec<_>>()
+        };
+        let effects = EFFECTS
+            .iter()
+            .map(|d| {
+                let tiled = d.tiled.map(|(t, _)| passes(&t)).unwrap_or_default();
+                (passes(&d.kernel), tiled)
+            })
+            .collect();
+        let scale = fixed("scale");
         Self {
-            yuv: pipe(&module("yuv_to_rgba"), &pl3, "main"),
+            yuv: pipe(&fixed("yuv_to_rgba"), &pl3, "main"),
             scale_h: pipe(&scale, &pl4, "horizontal"),
             scale_v: pipe(&scale, &pl4, "vertical"),
-            grade: pipe(&module("grade"), &pl3, "main"),
-            blur_h: pipe(&blur, &pl3, "horizontal"),
-            blur_v: pipe(&blur, &pl3, "vertical"),
-            blur_tiled: pipe(&module("blur_tiled"), &pl3, "main"),
-            sharpen: pipe(&module("sharpen"), &pl3, "main"),
-            transform: pipe(&module("transform"), &pl3, "main"),
-            dissolve: pipe(&module("dissolve"), &pl3, "main"),
-            composite: pipe(&module("composite"), &pl3, "main"),
-            pack: pipe(&module("pack_rgba8"), &pl3, "main"),
+            dissolve: pipe(&fixed("dissolve"), &pl3, "main"),
+            composite: pipe(&fixed("composite"), &pl3, "main"),
+            pack: pipe(&fixed("pack_rgba8"), &pl3, "main"),
+            effects,
             layout3,
             layout4,
         }

@@ -23,19 +23,21 @@ use std::collections::{HashMap, VecDeque};
 
 pub use device::{BlurKernel, DeviceStats, GpuDevice};
 
-/// The shader files the pipelines are built from (`shaders/<name>.wgsl`).
-pub const SHADER_NAMES: &[&str] = &[
-    "yuv_to_rgba",
-    "scale",
-    "grade",
-    "blur",
-    "blur_tiled",
-    "sharpen",
-    "transform",
-    "dissolve",
-    "composite",
-    "pack_rgba8",
-];
+/// The shader files the pipelines are built from (`shaders/<name>.wgsl`), derived from the
+/// fixed kernels and the effect table.
+pub fn shader_names() -> Vec<&'static str> {
+    kernels::shaders().into_iter().map(|(n, _)| n).collect()
+}
+
+/// The WGSL a shader file is compiled from (the file with the shared bindings appended).
+pub fn shader_source(name: &str) -> Option<&'static str> {
+    kernels::shaders()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, s)| s)
+}
+
+pub use kernels::PARAMS_SLOT;
 
 use crate::effects::{RenderError, RenderJob, RenderedRgba};
 

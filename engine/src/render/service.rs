@@ -6,12 +6,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
+use framelock_components::TierStats;
 
 use super::gpu_thread::{self, GpuMsg, GpuShared};
 use super::{
     CpuRenderer, GpuState, GpuUse, OutputPixels, PathChoice, ReferenceCpu, RenderDone, RenderPath,
     Work,
 };
+use crate::cache::Cache;
 use crate::gpu::{DeviceStats, GpuOptions};
 use crate::memory::BufferPool;
 use crate::signal::Progress;
@@ -327,6 +329,31 @@ impl RenderService {
             let _ = gpu.try_send(GpuMsg::ClearVram);
         }
         bytes
+    }
+}
+
+/// The VRAM tier as the tick sees it: the GPU thread's last report (sizes lag by up to one
+/// frame); a purge asks the GPU thread to drop its uploaded planes. Empty without a GPU.
+impl Cache for RenderService {
+    fn begin_frame(&mut self, _tick: u64) {}
+
+    fn purge_memory(&mut self) {
+        self.clear_vram();
+    }
+
+    fn bytes_used(&self) -> usize {
+        lock(&self.shared).stats.iter().map(|s| s.vram_bytes).sum()
+    }
+
+    fn stats(&self) -> TierStats {
+        let s = lock(&self.shared).stats.clone();
+        TierStats {
+            entries: s.iter().map(|d| d.vram_entries).sum(),
+            bytes: s.iter().map(|d| d.vram_bytes).sum(),
+            limit_bytes: s.iter().map(|d| d.vram_limit).sum(),
+            hits: s.iter().map(|d| d.vram_hits).sum(),
+            misses: s.iter().map(|d| d.uploads).sum(),
+        }
     }
 }
 

@@ -1,0 +1,223 @@
+//! One wgpu device, one concept a file: the device and its counters (here), the buffer pool
+//! ([`buffers`]), the staging ring that uploads planes ([`staging`]), the readback ring and
+//! pass timing ([`readback`]), the VRAM tier of uploaded planes ([`vram`]), the frame graph a
+//! job is encoded into ([`graph`]) and its submission ([`submit`]).
+
+mod buffers;
+mod graph;
+mod readback;
+mod staging;
+mod submit;
+mod vram;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use super::kernels::{Kernels, PARAMS_SLOT};
+use super::{GpuError, GpuOptions};
+use crate::effects::ops::ResizeFilter;
+use readback::{InFlight, ReadSlot, Timestamps};
+use staging::StagingSlot;
+use vram::VramEntry;
+
+/// Which blur kernel runs (the benchmarks compare them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum BlurKernel {
+    /// Tiled for radius ≤ 8 on hardware, separable above and on software adapters.
+    #[default]
+    Auto,
+    /// Always two separable passes.
+    Separable,
+    /// The shared-memory tile (radius ≤ 8; larger radii fall back to separable).
+    Tiled,
+}
+
+/// Counters of one device.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DeviceStats {
+    /// Adapter name.
+    pub name: String,
+    /// Frames rendered.
+    pub frames: u64,
+    /// Layers whose planes were uploaded.
+    pub uploads: u64,
+    /// Bytes uploaded.
+    pub upload_bytes: u64,
+    /// Layers whose planes were already in VRAM.
+    pub vram_hits: u64,
+    /// Bytes of planes held in VRAM now.
+    pub vram_bytes: usize,
+    /// Entries held in VRAM now.
+    pub vram_entries: usize,
+    /// VRAM entries evicted for the budget.
+    pub vram_evictions: u64,
+    /// The VRAM tier's byte budget.
+    pub vram_limit: usize,
+    /// Buffers ever created (work, staging, readback, VRAM): flat in steady state.
+    pub buffers_created: u64,
+    /// Bytes read back.
+    pub readback_bytes: u64,
+    /// Compute dispatches recorded.
+    pub dispatches: u64,
+    /// GPU time of the last frame read back, per shader entry point (ms, summed over its
+    /// passes), measured with timestamp queries; `None` when the adapter has no timestamp
+    /// queries (never a made-up number).
+    pub pass_ms: Option<Vec<(String, f64)>>,
+}
+
+/// One GPU device.
+pub struct GpuDevice {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    max_binding: u64,
+    k: Kernels,
+    params: wgpu::Buffer,
+    pool: HashMap<u64, Vec<wgpu::Buffer>>,
+    /// Resize weights on the device, with their window, per (in, out, filter).
+    weights: HashMap<(u32, u32, ResizeFilter), (wgpu::Buffer, u32)>,
+    staging: Vec<StagingSlot>,
+    readback: Vec<ReadSlot>,
+    vram: HashMap<u64, VramEntry>,
+    vram_budget: u64,
+    uses: u64,
+    in_flight: VecDeque<InFlight>,
+    frames_in_flight: usize,
+    error: Arc<Mutex<Option<String>>>,
+    stats: DeviceStats,
+    blur: BlurKernel,
+    poison: bool,
+    timestamps: Option<Timestamps>,
+}
+
+const WORK_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_DST)
+    .union(wgpu::BufferUsages::COPY_SRC);
+
+impl GpuDevice {
+    /// Opens a device on `adapter`.
+    pub(super) fn new(adapter: &wgpu::Adapter, options: &GpuOptions) -> Result<Self, GpuError> {
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("framelock"),
+            required_features: if timestamps {
+                wgpu::Features::TIMESTAMP_QUERY
+            } else {
+                wgpu::Features::empty()
+            },
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| GpuError::Device(e.to_string()))?;
+        let error: Arc<Mutex<Option<String>>> = Arc::default();
+        let sink = error.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut slot) = sink.lock() {
+                slot.get_or_insert_with(|| e.to_string());
+            }
+        }));
+        let lost = error.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            if let Ok(mut slot) = lost.lock() {
+                slot.get_or_insert_with(|| format!("device lost ({reason:?}): {msg}"));
+            }
+        });
+        let k = Kernels::new(&device);
+        let params = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("params"),
+            size: PARAMS_SLOT * 64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let stats = DeviceStats {
+            name: info.name.clone(),
+            buffers_created: 1,
+            ..DeviceStats::default()
+        };
+        let timestamps = timestamps.then(|| {
+            let passes = 256;
+            Timestamps {
+                set: device.create_query_set(&wgpu::QuerySetDescriptor {
+                    label: Some("pass times"),
+                    ty: wgpu::QueryType::Timestamp,
+                    count: passes * 2,
+                }),
+                resolve: device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("pass times resolve"),
+                    size: u64::from(passes) * 16,
+                    usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                    mapped_at_creation: false,
+                }),
+                passes,
+                period_ns: f64::from(queue.get_timestamp_period()),
+            }
+        });
+        Ok(Self {
+            max_binding: limits
+                .max_storage_buffer_binding_size
+                .min(limits.max_buffer_size),
+            device,
+            queue,
+            info,
+            k,
+            params,
+            pool: HashMap::new(),
+            weights: HashMap::new(),
+            staging: Vec::new(),
+            readback: Vec::new(),
+            vram: HashMap::new(),
+            vram_budget: options.vram_budget as u64,
+            uses: 0,
+            in_flight: VecDeque::new(),
+            frames_in_flight: options.frames_in_flight.max(1),
+            error,
+            stats,
+            blur: BlurKernel::Auto,
+            poison: options.poison,
+            timestamps,
+        })
+    }
+
+    /// The adapter's name.
+    pub fn name(&self) -> &str {
+        &self.info.name
+    }
+
+    /// Whether it is a software rasteriser.
+    pub fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> DeviceStats {
+        let mut s = self.stats.clone();
+        s.vram_entries = self.vram.len();
+        s.vram_limit = self.vram_budget as usize;
+        s.vram_bytes = self.vram.values().map(|e| e.bytes as usize).sum();
+        s
+    }
+
+    /// Whether the adapter times passes with timestamp queries.
+    pub fn has_timestamps(&self) -> bool {
+        self.timestamps.is_some()
+    }
+
+    /// Frames submitted and not yet read back.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Whether a frame can be submitted without waiting.
+    pub fn has_capacity(&self) -> bool {
+        self.in_flight.len() < self.frames_in_flight
+    }
+
+    /// Chooses the blur kernel.
+    pub fn set_blur_kernel(&mut self, kernel: BlurKernel) {
+        self.blur = kernel;
+    }
+}

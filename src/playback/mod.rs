@@ -1,0 +1,475 @@
+//! [`PlaybackEngine`]: the world, the playback schedule and the frame-locked loop, driven
+//! from one thread. [`Player`](crate::Player) runs one on its own thread for UI hosts; tests
+//! and tools drive one directly, on a virtual or wall clock.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+mod caches;
+mod options;
+
+pub use options::{CacheStats, ClearedCache, EngineOptions, PlayerError, ProxyOptions};
+
+use bevy_ecs::prelude::*;
+use framelock_components::{
+    Clip, EffectStack, MediaAsset, OutputFormat, PlayState, Playhead, Project, QualitySettings,
+    Rational, UseProxy,
+};
+use framelock_engine::app::{Clock, FramePacer, TickPlan};
+use framelock_engine::cache::DiskCache;
+use framelock_engine::media::{DecoderRegistry, MediaError, probe};
+use framelock_engine::proxy::{JobId, ProxyJobStatus, ProxyManager};
+use framelock_engine::render::{RenderService, RenderServiceOptions};
+use framelock_engine::signal::Progress;
+use framelock_engine::workers::{DecodePool, DecodePoolOptions};
+use framelock_systems::{
+    Decoders, DiskTier, FrameSink, Metrics, MetricsSnapshot, PresentedFrame, ProxyService,
+    RenderMode, RenderState, RenderStats, Renderer, Tick, WorldBuilder,
+};
+
+/// Queues `generation`'s heights below each file's own height (an explicit request: the
+/// switch thresholds do not apply). `known_height` answers for files already probed (by
+/// absolute path); the others are probed here, on the calling thread.
+pub(crate) fn queue_proxies(
+    manager: &ProxyManager,
+    generation: &framelock_components::ProxyGeneration,
+    files: &[PathBuf],
+    known_height: impl Fn(&std::path::Path) -> Option<u32>,
+) -> Result<Vec<JobId>, PlayerError> {
+    let mut ids = Vec::new();
+    for file in files {
+        let absolute = framelock_engine::proxy::files::absolute(file);
+        let height = match known_height(&absolute) {
+            Some(h) => h,
+            None => {
+                probe(file, &DecoderRegistry::new())
+                    .map_err(|source| PlayerError::Media {
+                        path: file.clone(),
+                        source,
+                    })?
+                    .video
+                    .height
+            }
+        };
+        ids.extend(manager.submit_below(&absolute, height, generation));
+    }
+    Ok(ids)
+}
+
+/// A project loaded into an ECS world, played by ticks.
+pub struct PlaybackEngine {
+    world: World,
+    schedule: Schedule,
+    pacer: FramePacer,
+    clock: Arc<dyn Clock>,
+    /// Clock time of tick 0 of the current run.
+    epoch: Duration,
+    last_tick: Option<u64>,
+    /// The live profile server, when [`EngineOptions::puffin_server`] asked for one.
+    puffin: Option<puffin_http::Server>,
+    /// Bumped by every worker (decode, render, disk read) when it finishes a job.
+    progress: Progress,
+}
+
+impl std::fmt::Debug for PlaybackEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlaybackEngine")
+            .field("playhead", &self.playhead())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PlaybackEngine {
+    /// Loads `project`: probes each distinct media file once, checks that every clip is
+    /// decodable and inside its media, and builds the world. Decodes nothing yet.
+    pub fn open(
+        project: &Project,
+        options: EngineOptions,
+        clock: Arc<dyn Clock>,
+        sink: impl FnMut(PresentedFrame) + Send + Sync + 'static,
+    ) -> Result<Self, PlayerError> {
+        project.validate()?;
+        let puffin = match &options.puffin_server {
+            Some(addr) => {
+                let server =
+                    puffin_http::Server::new(addr).map_err(|e| PlayerError::ProfileServer {
+                        addr: addr.clone(),
+                        reason: e.to_string(),
+                    })?;
+                framelock_engine::profile::set_enabled(true);
+                Some(server)
+            }
+            None => None,
+        };
+        let duration = project.duration_frames();
+        if duration == 0 {
+            return Err(PlayerError::EmptyTimeline);
+        }
+        let mut builder = WorldBuilder::new(
+            OutputFormat {
+                frame_rate: project.frame_rate,
+                width: project.width,
+                height: project.height,
+            },
+            duration,
+            options.quality,
+            options.memory,
+        );
+        let mut assets: BTreeMap<PathBuf, (Entity, u64, Rational)> = BTreeMap::new();
+        for (ti, track) in project.tracks.iter().enumerate() {
+            builder.track(ti, track.opacity);
+            for (ci, clip) in track.clips.iter().enumerate() {
+                let (asset, frames, rate) = match assets.get(&clip.media) {
+                    Some(a) => *a,
+                    None => {
+                        let media_error = |source| PlayerError::Media {
+                            path: clip.media.clone(),
+                            source,
+                        };
+                        let info = match &options.probe_cache {
+                            Some(cache) => cache.probe(&clip.media, &options.registry),
+                            None => probe(&clip.media, &options.registry),
+                        }
+                        .map_err(media_error)?;
+                        if let Some(why) = &info.video.unsupported {
+                            return Err(media_error(MediaError::Unsupported {
+                                codec: info.video.codec.to_string(),
+                                reason: why.clone(),
+                            }));
+                        }
+                        let frames = info.video.frame_count;
+                        let rate = info.video.frame_rate;
+                        let fingerprint = framelock_engine::cache::fingerprint(&clip.media)
+                            .map_err(media_error)?;
+                        let e = builder.asset(MediaAsset {
+                            id: 0,
+                            path: clip.media.clone(),
+                            fingerprint,
+                            info,
+                        });
+                        assets.insert(clip.media.clone(), (e, frames, rate));
+                        (e, frames, rate)
+                    }
+                };
+                let last = clip.source_frame(clip.end() - 1, project.frame_rate, rate);
+                if last >= frames {
+                    return Err(PlayerError::ClipBeyondMedia {
+                        track: ti,
+                        clip: ci,
+                        path: clip.media.clone(),
+                        needs: last + 1,
+                        has: frames,
+                    });
+                }
+                builder.clip(
+                    Clip {
+                        asset,
+                        track: ti,
+                        start: clip.start,
+                        duration: clip.duration,
+                        source_in: clip.source_in,
+                        source_rate: rate,
+                        source_frames: frames,
+                        enabled: clip.enabled,
+                    },
+                    &clip.effects,
+                );
+            }
+        }
+        if let Some(proxies) = &options.proxies {
+            let mut sources = std::collections::HashMap::new();
+            for (path, &(entity, _, _)) in &assets {
+                let absolute = framelock_engine::proxy::files::absolute(path);
+                if proxies.auto_generate
+                    && let Some(asset) = builder.world_mut().get::<MediaAsset>(entity)
+                {
+                    proxies.manager.submit_for(
+                        &absolute,
+                        asset.info.video.height,
+                        &proxies.strategy,
+                    );
+                }
+                sources.insert(absolute, entity);
+            }
+            builder.proxies(ProxyService {
+                manager: proxies.manager.clone(),
+                strategy: proxies.strategy.clone(),
+                sources,
+            });
+        }
+        builder.sink(sink);
+        let pool = builder.pool();
+        let progress = Progress::default();
+        let mut service = RenderService::new(RenderServiceOptions {
+            cpu_workers: options.render_workers.max(1),
+            queue_per_worker: 1,
+            gpu: options.gpu,
+            gpu_use: options.gpu_use,
+            pool: Some(pool.clone()),
+            cpu: options.cpu_renderer,
+            progress: progress.clone(),
+        });
+        if project
+            .tracks
+            .iter()
+            .any(|t| t.clips.iter().any(|c| !c.effects.is_empty()))
+        {
+            service.start_gpu();
+        }
+        let disk = match &options.disk_cache {
+            Some(o) => Some(DiskCache::open(o.clone())?),
+            None => None,
+        };
+        if let Some(d) = &disk {
+            builder.disk(DiskTier::new(
+                d.clone(),
+                Some(pool.clone()),
+                progress.clone(),
+            ));
+        }
+        let workers = options.workers.max(1);
+        let decoders = DecodePool::with_options(DecodePoolOptions {
+            workers,
+            registry: options.registry,
+            queue: options.queue_per_worker,
+            // Frames kept on the way to requested ones: part of the budget's headroom above
+            // the warning level (an eighth of the budget over all workers, at most 128 MiB each).
+            skip_cache_bytes: (options.memory.max_memory / 8 / workers).min(128 << 20),
+            pool: Some(pool),
+            disk,
+            progress: progress.clone(),
+        });
+        let (world, schedule) = builder.build(decoders, service, options.output_pixels);
+        let epoch = clock.now();
+        Ok(Self {
+            world,
+            schedule,
+            pacer: FramePacer::new(project.frame_rate),
+            clock,
+            epoch,
+            last_tick: None,
+            puffin,
+            progress,
+        })
+    }
+
+    /// Clients connected to the live profile server (`None`: no server).
+    pub fn puffin_clients(&self) -> Option<usize> {
+        self.puffin.as_ref().map(puffin_http::Server::num_clients)
+    }
+
+    /// Waits for the next tick's deadline on the clock (skipping ticks if behind), then runs
+    /// the schedule once. Returns what ran.
+    pub fn tick(&mut self) -> TickPlan {
+        let now = self.clock.now().saturating_sub(self.epoch);
+        let plan = self.pacer.next(self.last_tick, now);
+        self.clock.sleep_until(self.epoch + plan.due);
+        self.run(plan);
+        plan
+    }
+
+    fn run(&mut self, plan: TickPlan) {
+        *self.world.resource_mut::<Tick>() = Tick {
+            index: plan.tick,
+            skipped: plan.skipped,
+        };
+        let start = Instant::now();
+        let presented_before = self.world.resource::<Metrics>().presented;
+        self.schedule.run(&mut self.world);
+        let took = start.elapsed();
+        let at = self.clock.now();
+        let mut metrics = self.world.resource_mut::<Metrics>();
+        metrics.record_tick(took, at);
+        if metrics.presented > presented_before {
+            // On screen at the tick's deadline (the loop slept until it).
+            metrics.record_present(self.epoch + plan.due);
+        }
+        self.last_tick = Some(plan.tick);
+    }
+
+    /// Restarts tick timing from now (after a pause in driving the loop).
+    pub fn resync(&mut self) {
+        self.epoch = self.clock.now();
+        // A frame interval across the break would measure the host, not playback.
+        self.world.resource_mut::<Metrics>().last_presented_at = None;
+        self.last_tick = None;
+    }
+
+    /// The ECS world: hosts may add their own components and read the engine's.
+    pub fn world(&self) -> &World {
+        &self.world
+    }
+
+    /// The ECS world, mutably (between ticks).
+    pub fn world_mut(&mut self) -> &mut World {
+        &mut self.world
+    }
+
+    /// Replaces the effects of the clip on `track` that starts at timeline frame `start`
+    /// (an empty stack removes them). Its effect-stack hash changes with it, so exactly that
+    /// clip's rendered frames miss from now on. Returns `false` when there is no such clip.
+    pub fn set_clip_effects(&mut self, track: usize, start: u64, effects: EffectStack) -> bool {
+        framelock_systems::set_clip_effects(&mut self.world, track, start, effects)
+    }
+
+    /// The quality settings, to change between ticks (`gpu_acceleration`, the effect LOD...).
+    pub fn quality_mut(&mut self) -> Mut<'_, QualitySettings> {
+        self.world.resource_mut::<QualitySettings>()
+    }
+
+    /// The project's frame rate.
+    pub fn frame_rate(&self) -> Rational {
+        self.pacer.rate()
+    }
+
+    /// The playhead.
+    pub fn playhead(&self) -> Playhead {
+        *self.world.resource::<Playhead>()
+    }
+
+    /// Metrics so far.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.world.resource::<Metrics>().snapshot()
+    }
+
+    /// Starts playing from the current frame.
+    pub fn play(&mut self) {
+        let mut p = self.world.resource_mut::<Playhead>();
+        if p.state != PlayState::Playing {
+            p.state = PlayState::Playing;
+            p.fresh = true;
+        }
+    }
+
+    /// Stops advancing (the current frame stays on screen).
+    pub fn pause(&mut self) {
+        self.world.resource_mut::<Playhead>().state = PlayState::Paused;
+    }
+
+    /// Play rate in frames per tick: 1 normal, 2 double, -1 reverse.
+    pub fn set_rate(&mut self, rate: f64) {
+        let mut p = self.world.resource_mut::<Playhead>();
+        if rate.is_finite() && rate != 0.0 && rate != p.rate {
+            p.rate = rate;
+            p.generation += 1; // the prefetch window changed direction or reach
+        }
+    }
+
+    /// Jumps to timeline frame `frame` (clamped); stale decode work is cancelled.
+    pub fn seek_frame(&mut self, frame: u64) {
+        self.world.resource_mut::<Playhead>().seek(frame);
+    }
+
+    /// Jumps to the frame shown at `seconds` (exact: the last frame starting at or before it).
+    pub fn seek(&mut self, seconds: f64) {
+        let t = Duration::from_secs_f64(seconds.max(0.0));
+        self.seek_frame(self.pacer.tick_at(t));
+    }
+
+    /// Replaces the frame sink.
+    pub fn set_frame_sink(&mut self, sink: impl FnMut(PresentedFrame) + Send + Sync + 'static) {
+        self.world.insert_resource(FrameSink(Box::new(sink)));
+    }
+
+    /// Decode jobs queued or running.
+    pub fn decodes_in_flight(&self) -> usize {
+        self.world.resource::<Decoders>().0.in_flight()
+    }
+
+    /// Decode jobs dropped undecoded because a seek made them stale.
+    pub fn decodes_dropped_stale(&self) -> u64 {
+        self.world.resource::<Decoders>().0.dropped_stale()
+    }
+
+    /// Blocks until the decode workers are idle (tests, offline render; never in a tick).
+    pub fn wait_decodes(&self, timeout: Duration) -> bool {
+        self.world.resource::<Decoders>().0.wait_idle(timeout)
+    }
+
+    /// Blocks until every worker is idle: decodes, renders (and the GPU's path measurement),
+    /// disk reads. Their results are collected by the next tick. For tests and drivers
+    /// between ticks; never in a tick.
+    pub fn wait_idle(&self, timeout: Duration) -> bool {
+        self.progress.wait_until(timeout, || {
+            let decoding = self.world.resource::<Decoders>().0.in_flight() > 0;
+            let rendering = {
+                let r = &self.world.resource::<Renderer>().0;
+                r.running() > 0 || r.calibrating()
+            };
+            let reading = self
+                .world
+                .get_resource::<DiskTier>()
+                .is_some_and(|d| d.reads_in_flight() > 0);
+            !decoding && !rendering && !reading
+        })
+    }
+
+    /// The counter every worker bumps when it finishes a job (decode, render, disk read).
+    pub fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    /// Pictures being rendered (submitted, not collected).
+    pub fn renders_in_flight(&self) -> usize {
+        self.world.resource::<RenderState>().in_flight()
+    }
+
+    /// What the render path did so far (effects frames per path, composites, rendered ahead,
+    /// the effect LOD).
+    pub fn render_stats(&self) -> RenderStats {
+        self.world.resource::<RenderState>().stats()
+    }
+
+    /// Switches between real-time playback and offline rendering (see
+    /// [`crate::OfflineRenderer`]).
+    pub(crate) fn set_render_mode(&mut self, mode: RenderMode) {
+        self.world.insert_resource(mode);
+    }
+
+    /// Runs tick `index` of the schedule now, without the clock (offline rendering).
+    pub(crate) fn run_tick(&mut self, index: u64) {
+        self.run(TickPlan {
+            tick: index,
+            skipped: 0,
+            due: self.clock.now().saturating_sub(self.epoch),
+        });
+    }
+
+    /// Queues the strategy's proxy resolutions (those below each file's height, whatever the
+    /// switch thresholds) for `files`; proxies already fresh on disk are ready at once. Files
+    /// of this project are picked up by playback as soon as their proxies are ready.
+    pub fn generate_proxies(&self, files: &[PathBuf]) -> Result<Vec<JobId>, PlayerError> {
+        let service = self
+            .world
+            .get_resource::<ProxyService>()
+            .ok_or(PlayerError::ProxiesDisabled)?;
+        queue_proxies(
+            &service.manager,
+            &service.strategy.generation,
+            files,
+            |absolute| {
+                let &e = service.sources.get(absolute)?;
+                Some(self.world.get::<MediaAsset>(e)?.info.video.height)
+            },
+        )
+    }
+
+    /// Every proxy job, by id (empty without proxies).
+    pub fn proxy_status(&self) -> Vec<ProxyJobStatus> {
+        self.proxy_manager().map(|m| m.status()).unwrap_or_default()
+    }
+
+    /// The proxy manager, when proxies are enabled.
+    pub fn proxy_manager(&self) -> Option<Arc<ProxyManager>> {
+        self.world
+            .get_resource::<ProxyService>()
+            .map(|s| s.manager.clone())
+    }
+
+    /// Whether clips play from proxies (`auto`: by mode thresholds and measured load).
+    pub fn set_use_proxy(&mut self, use_proxy: UseProxy) {
+        self.world.resource_mut::<QualitySettings>().use_proxy = use_proxy;
+    }
+}
