@@ -57,6 +57,7 @@ fn tick_overhead(c: &mut Criterion) {
                     source_in: (i * 7 + t) % 290,
                     enabled: true,
                     effects: Default::default(),
+                    audio: Default::default(),
                 })
                 .collect(),
         });
@@ -123,6 +124,7 @@ fn project_load(c: &mut Criterion) {
                     source_in: (i % 30) * 360,
                     enabled: true,
                     effects: Default::default(),
+                    audio: Default::default(),
                 })
                 .collect(),
         });

@@ -37,6 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 source_in: 30,
                 enabled: true,
                 effects: Default::default(),
+                audio: Default::default(),
             },
             ClipDef {
                 media,
@@ -45,6 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 source_in: 0,
                 enabled: true,
                 effects: Default::default(),
+                audio: Default::default(),
             },
         ],
     });

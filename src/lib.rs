@@ -9,13 +9,15 @@ mod player;
 // engine, systems) are the engine's internals; tests and benchmarks that reach into them
 // depend on them directly.
 pub use framelock_components::{
-    AudioStreamInfo, AutoSwitchThresholds, BlendMode, CacheKey, CacheKind, CacheTier, ChromaFormat,
-    ClearCache, ClipDef, Codec, EditMode, Effect, EffectLod, EffectStack, EffectsKey, HasEffects,
-    MediaInfo, MemoryBudget, OutputFormat, PlayState, Playhead, Pressure, Project, ProjectError,
-    Proxy, ProxyCodec, ProxyGeneration, ProxyPriority, ProxyState, ProxyStrategy, QualitySettings,
-    Rational, TierStats, TrackDef, UseProxy, VideoStreamInfo,
+    AudioClipDef, AudioFormat, AudioStreamInfo, AudioTrackDef, AutoSwitchThresholds, BlendMode,
+    CacheKey, CacheKind, CacheTier, ChromaFormat, ClearCache, ClipAudio, ClipDef, Codec, EditMode,
+    Effect, EffectLod, EffectStack, EffectsKey, HasEffects, MediaInfo, MemoryBudget, OutputFormat,
+    PlayState, Playhead, Pressure, Project, ProjectError, Proxy, ProxyCodec, ProxyGeneration,
+    ProxyPriority, ProxyState, ProxyStrategy, QualitySettings, Rational, TierStats, TrackDef,
+    UseProxy, VideoStreamInfo,
 };
 pub use framelock_engine::app::{Clock, VirtualClock, WallClock};
+pub use framelock_engine::audio::{AudioError, AudioSource, MixClip, Mixer, ResampledSource};
 pub use framelock_engine::cache::{
     Compression, DiskCache, DiskCacheOptions, DiskError, DiskStats, DiskView, decoded_key,
 };

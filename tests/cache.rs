@@ -41,6 +41,7 @@ fn project() -> Project {
         source_in: 0,
         enabled: true,
         effects: Default::default(),
+        audio: Default::default(),
     };
     let mut p = Project::new(Rational::integer(30), 320, 180);
     p.tracks.push(TrackDef {

@@ -44,6 +44,7 @@ fn project(stack: EffectStack, second: bool) -> Project {
         source_in: 0,
         enabled: true,
         effects,
+        audio: Default::default(),
     };
     let mut p = Project::new(Rational::integer(30), 320, 180);
     p.tracks.push(TrackDef {

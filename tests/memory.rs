@@ -53,6 +53,7 @@ fn project(frames: u64) -> Project {
             source_in: 0,
             enabled: true,
             effects: Default::default(),
+            audio: Default::default(),
         }],
     });
     p

@@ -41,6 +41,7 @@ fn project() -> Project {
         source_in,
         enabled: true,
         effects: Default::default(),
+        audio: Default::default(),
     };
     let mut p = Project::new(Rational::integer(30), 320, 180);
     p.tracks.push(TrackDef {
@@ -376,6 +377,7 @@ fn an_hour_of_29_97_lands_exactly() {
             source_in: 0,
             enabled: true,
             effects: Default::default(),
+            audio: Default::default(),
         }],
     });
     let clock = VirtualClock::new();
@@ -436,6 +438,7 @@ fn bad_projects_get_clear_errors() {
         source_in: 80,
         enabled: true,
         effects: Default::default(),
+        audio: Default::default(),
     };
     let err = PlaybackEngine::open(&r, options(), Arc::new(VirtualClock::new()), |_| {})
         .expect_err("beyond media");

@@ -31,6 +31,7 @@ fn project() -> Project {
             source_in: 20,
             enabled: true,
             effects: Default::default(),
+            audio: Default::default(),
         }],
     });
     p

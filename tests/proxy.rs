@@ -90,6 +90,7 @@ fn project_4k(media: &Path) -> Project {
             source_in: 0,
             enabled: true,
             effects: Default::default(),
+            audio: Default::default(),
         }],
     });
     p

@@ -48,6 +48,7 @@ fn clip(
         source_in,
         enabled: true,
         effects: fx,
+        audio: Default::default(),
     }
 }
 

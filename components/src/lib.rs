@@ -3,6 +3,7 @@
 //! Data only: no I/O, no threads. What is saved (projects, probe caches) derives serde.
 //! The engine fills these types in; systems and hosts read them.
 
+mod audio;
 mod cache;
 mod effects;
 mod media;
@@ -11,6 +12,7 @@ mod project;
 mod proxy;
 mod rational;
 
+pub use audio::{AudioClipDef, AudioFormat, AudioTrackDef, ClipAudio, db_to_gain};
 pub use cache::{CacheKey, CacheKind, CacheTier, ClearCache, MemoryBudget, Pressure, TierStats};
 pub use effects::{BlendMode, Effect, EffectLod, EffectStack};
 pub use media::{AudioStreamInfo, ChromaFormat, Codec, MediaInfo, VideoStreamInfo};
@@ -18,7 +20,9 @@ pub use playback::{
     CacheEntry, Clip, Frame, FrameState, Lod, MediaAsset, OutputFormat, PlayState, Playhead,
     QualitySettings, Track,
 };
-pub use project::{ClipDef, PROJECT_VERSION, Project, ProjectError, TrackDef};
+pub use project::{
+    ClipDef, OLDEST_PROJECT_VERSION, PROJECT_VERSION, Project, ProjectError, TrackDef,
+};
 pub use proxy::{
     AutoSwitchThresholds, EditMode, EffectsKey, HasEffects, Proxy, ProxyAssets, ProxyCodec,
     ProxyGeneration, ProxyPriority, ProxyState, ProxyStrategy, UseProxy,

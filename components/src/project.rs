@@ -9,15 +9,21 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{EffectStack, Rational};
+use crate::{AudioClipDef, AudioFormat, AudioTrackDef, ClipAudio, EffectStack, Rational};
 
-/// The version this build writes and reads.
-pub const PROJECT_VERSION: u32 = 1;
+/// The version this build writes. Version 2 added audio (audio tracks, the output audio
+/// format, each video clip's own audio); version 1 files are read as version 2 with no
+/// audio tracks, and their video clips play their media's audio.
+pub const PROJECT_VERSION: u32 = 2;
+
+/// The oldest version this build reads.
+pub const OLDEST_PROJECT_VERSION: u32 = 1;
 
 /// A timeline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Project {
-    /// Format version; only [`PROJECT_VERSION`] is read.
+    /// Format version ([`OLDEST_PROJECT_VERSION`]..=[`PROJECT_VERSION`] are read; loading
+    /// upgrades to [`PROJECT_VERSION`]).
     pub version: u32,
     /// Display name.
     #[serde(default)]
@@ -30,6 +36,12 @@ pub struct Project {
     pub height: u32,
     /// Tracks, bottom first.
     pub tracks: Vec<TrackDef>,
+    /// Audio tracks, mixed with the video clips' own audio.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audio_tracks: Vec<AudioTrackDef>,
+    /// The mixer's output format.
+    #[serde(default)]
+    pub audio: AudioFormat,
 }
 
 /// One video track.
@@ -71,6 +83,9 @@ pub struct ClipDef {
     /// Effects, blend mode and transition (empty: shown as decoded).
     #[serde(default, skip_serializing_if = "EffectStack::is_empty")]
     pub effects: EffectStack,
+    /// The clip's own audio (its media's audio track, if it has one).
+    #[serde(default, skip_serializing_if = "ClipAudio::is_default")]
+    pub audio: ClipAudio,
 }
 
 impl ClipDef {
@@ -136,6 +151,8 @@ impl Project {
             width,
             height,
             tracks: Vec::new(),
+            audio_tracks: Vec::new(),
+            audio: AudioFormat::default(),
         }
     }
 
@@ -146,13 +163,15 @@ impl Project {
             version: u32,
         }
         let v: Version = serde_json::from_str(json)?;
-        if v.version != PROJECT_VERSION {
+        if !(OLDEST_PROJECT_VERSION..=PROJECT_VERSION).contains(&v.version) {
             return Err(ProjectError::UnsupportedVersion {
                 found: v.version,
                 supported: PROJECT_VERSION,
             });
         }
-        let p: Self = serde_json::from_str(json)?;
+        // Version 1 is version 2 without audio: the new fields default.
+        let mut p: Self = serde_json::from_str(json)?;
+        p.version = PROJECT_VERSION;
         p.validate()?;
         Ok(p)
     }
@@ -172,6 +191,40 @@ impl Project {
                 "output size {}x{} must be non-zero and even",
                 self.width, self.height
             )));
+        }
+        if !(8_000..=384_000).contains(&self.audio.sample_rate)
+            || !(1..=2).contains(&self.audio.channels)
+        {
+            return Err(ProjectError::Invalid(format!(
+                "audio output {} Hz, {} channels: rates 8000..=384000 Hz, mono or stereo",
+                self.audio.sample_rate, self.audio.channels
+            )));
+        }
+        for (ti, track) in self.audio_tracks.iter().enumerate() {
+            let mut order: Vec<usize> = (0..track.clips.len()).collect();
+            order.sort_by_key(|&i| track.clips[i].start);
+            for (i, clip) in track.clips.iter().enumerate() {
+                if clip.duration == 0 || clip.fade_in + clip.fade_out > clip.duration {
+                    return Err(ProjectError::Invalid(format!(
+                        "audio track {ti}: clip {i} has zero duration or fades longer than it"
+                    )));
+                }
+                if !clip.gain_db.is_finite() {
+                    return Err(ProjectError::Invalid(format!(
+                        "audio track {ti}: clip {i} has gain {} dB",
+                        clip.gain_db
+                    )));
+                }
+            }
+            for w in order.windows(2) {
+                let (a, b) = (&track.clips[w[0]], &track.clips[w[1]]);
+                if b.start < a.end() {
+                    return Err(ProjectError::Invalid(format!(
+                        "audio track {ti}: clips {} and {} overlap at frame {}",
+                        w[0], w[1], b.start
+                    )));
+                }
+            }
         }
         for (ti, track) in self.tracks.iter().enumerate() {
             if !(0.0..=1.0).contains(&track.opacity) {
@@ -204,14 +257,15 @@ impl Project {
         Ok(())
     }
 
-    /// Timeline length in frames (the end of the last clip).
+    /// Timeline length in frames (the end of the last clip, video or audio).
     pub fn duration_frames(&self) -> u64 {
-        self.tracks
+        let video = self.tracks.iter().flat_map(|t| &t.clips).map(ClipDef::end);
+        let audio = self
+            .audio_tracks
             .iter()
             .flat_map(|t| &t.clips)
-            .map(ClipDef::end)
-            .max()
-            .unwrap_or(0)
+            .map(AudioClipDef::end);
+        video.chain(audio).max().unwrap_or(0)
     }
 }
 
@@ -227,7 +281,55 @@ mod tests {
             source_in: 0,
             enabled: true,
             effects: EffectStack::default(),
+            audio: ClipAudio::default(),
         }
+    }
+
+    #[test]
+    fn version_1_reads_as_version_2_without_audio() {
+        let v1 = r#"{"version": 1, "frame_rate": {"num": 30, "den": 1}, "width": 64,
+            "height": 36, "tracks": [{"clips": [{"media": "a.mp4", "start": 0, "duration": 5}]}]}"#;
+        let p = Project::from_json(v1).expect("version 1 reads");
+        assert_eq!(p.version, PROJECT_VERSION);
+        assert!(p.audio_tracks.is_empty());
+        assert_eq!(p.audio, AudioFormat::default());
+        assert_eq!(p.tracks[0].clips[0].audio, ClipAudio::default());
+        // Written back as the current version, read back the same.
+        assert_eq!(Project::from_json(&p.to_json()).expect("v2"), p);
+    }
+
+    #[test]
+    fn audio_tracks_round_trip_and_are_checked() {
+        let mut p = Project::new(Rational::integer(30), 64, 36);
+        let a = AudioClipDef {
+            media: "music.wav".into(),
+            start: 10,
+            duration: 90,
+            source_in: 30,
+            gain_db: -6.0,
+            fade_in: 15,
+            fade_out: 30,
+        };
+        p.audio_tracks.push(AudioTrackDef {
+            name: "music".into(),
+            gain_db: 0.0,
+            mute: false,
+            solo: true,
+            clips: vec![a.clone()],
+        });
+        assert_eq!(Project::from_json(&p.to_json()).expect("round trip"), p);
+        assert_eq!(p.duration_frames(), 100);
+        p.audio_tracks[0].clips.push(AudioClipDef {
+            start: 50,
+            ..a.clone()
+        });
+        assert!(matches!(p.validate(), Err(ProjectError::Invalid(m)) if m.contains("overlap")));
+        p.audio_tracks[0].clips.pop();
+        p.audio_tracks[0].clips[0].fade_out = 80;
+        assert!(p.validate().is_err(), "fades longer than the clip");
+        p.audio_tracks[0].clips[0].fade_out = 0;
+        p.audio.channels = 6;
+        assert!(p.validate().is_err(), "5.1 output is not offered");
     }
 
     #[test]
@@ -247,7 +349,7 @@ mod tests {
             Project::from_json(&p.to_json()),
             Err(ProjectError::OverlappingClips { frame: 12, .. })
         ));
-        let json = p.to_json().replace("\"version\": 1", "\"version\": 99");
+        let json = p.to_json().replace("\"version\": 2", "\"version\": 99");
         assert!(matches!(
             Project::from_json(&json),
             Err(ProjectError::UnsupportedVersion { found: 99, .. })

@@ -16,6 +16,7 @@
 //! | [`signal`] | the progress counter workers bump, which drivers outside the tick wait on |
 
 pub mod app;
+pub mod audio;
 pub mod cache;
 pub mod effects;
 pub mod fs;

@@ -371,6 +371,7 @@ mod tests {
                 source_in: 0,
                 enabled: true,
                 effects: Default::default(),
+                audio: Default::default(),
             }],
         });
         let mut engine = PlaybackEngine::open(

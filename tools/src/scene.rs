@@ -279,6 +279,7 @@ fn whole(media: &Path, start: u64, duration: u64, source_in: u64) -> ClipDef {
         source_in,
         enabled: true,
         effects: Default::default(),
+        audio: Default::default(),
     }
 }
 

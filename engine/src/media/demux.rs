@@ -373,24 +373,7 @@ fn index_video(mp4: &re_mp4::Mp4, track: &re_mp4::Track) -> Result<VideoTrack, S
     };
     let timescale = track.timescale.max(1);
 
-    // Edit list: leading empty edits delay the start (movie timescale); the first real edit's
-    // media_time (media timescale, in the file's own composition times) trims what precedes it.
-    let movie_timescale = u64::from(mp4.moov.mvhd.timescale.max(1));
-    let mut delay = 0i64;
-    let mut media_time: Option<i64> = None;
-    if let Some(elst) = trak.edts.as_ref().and_then(|e| e.elst.as_ref()) {
-        for e in &elst.entries {
-            let empty = e.media_time == u64::from(u32::MAX) || e.media_time == u64::MAX;
-            if empty && media_time.is_none() {
-                let d = (e.segment_duration as u128 * timescale as u128 / movie_timescale as u128)
-                    as i64;
-                delay = delay.saturating_add(d);
-            } else if !empty {
-                media_time = Some(e.media_time as i64);
-                break;
-            }
-        }
-    }
+    let (delay, media_time) = edit_list(mp4, trak, timescale);
     // re_mp4 shifted times by the smallest composition time (and by the ctts dts shift): undo
     // that to compare with the edit's media_time.
     let dts_shift = stbl
@@ -474,6 +457,52 @@ fn index_video(mp4: &re_mp4::Mp4, track: &re_mp4::Track) -> Result<VideoTrack, S
         frame_rate,
         has_reordering,
     })
+}
+
+/// The edit list of `trak` (timescale `timescale`): leading empty edits delay the start
+/// (movie timescale, returned in the track's); the first real edit's `media_time` (track
+/// timescale, the file's own composition times) trims what precedes it. Later edits are not
+/// applied.
+fn edit_list(mp4: &re_mp4::Mp4, trak: &re_mp4::TrakBox, timescale: u64) -> (i64, Option<i64>) {
+    let movie_timescale = u64::from(mp4.moov.mvhd.timescale.max(1));
+    let mut delay = 0i64;
+    let mut media_time: Option<i64> = None;
+    if let Some(elst) = trak.edts.as_ref().and_then(|e| e.elst.as_ref()) {
+        for e in &elst.entries {
+            let empty = e.media_time == u64::from(u32::MAX) || e.media_time == u64::MAX;
+            if empty && media_time.is_none() {
+                let d = (e.segment_duration as u128 * timescale as u128 / movie_timescale as u128)
+                    as i64;
+                delay = delay.saturating_add(d);
+            } else if !empty {
+                media_time = Some(e.media_time as i64);
+                break;
+            }
+        }
+    }
+    (delay, media_time)
+}
+
+/// The first audio track's edit list of an MP4/MOV file, as frames to add to its decoded
+/// positions (`delay - media_time`, in the track's timescale, which for audio is its sample
+/// rate), and that timescale; `None` when the file is not MP4 or has no audio track. Audio
+/// readers that ignore edit lists (symphonia's) use it to drop the encoder's priming frames
+/// (AAC: 1024 or 2112) the way every player does.
+pub fn audio_edit(path: &Path) -> Option<(i64, u64)> {
+    let file = File::open(path).ok()?;
+    let size = file.metadata().ok()?.len();
+    let mp4 = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        re_mp4::Mp4::read(BufReader::new(&file), size)
+    }))
+    .ok()?
+    .ok()?;
+    let track = mp4
+        .tracks()
+        .values()
+        .find(|t| handler_is(&mp4, t, TrackKind::Audio, b"soun"))?;
+    let timescale = track.timescale.max(1);
+    let (delay, media_time) = edit_list(&mp4, track.trak(&mp4), timescale);
+    Some((delay - media_time.unwrap_or(0), timescale))
 }
 
 fn audio_info(mp4: &re_mp4::Mp4, track: &re_mp4::Track) -> AudioStreamInfo {

@@ -1,0 +1,238 @@
+//! The mixer: a project's audio — audio-track clips and the video clips' own audio — placed
+//! sample-exactly on the timeline, with clip and track gains, fades, mute and solo, summed
+//! into the output format. [`Mixer::render`] fills any range, so it runs in real time (on a
+//! worker, ahead of the sink) and offline (every sample, for export) alike.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use framelock_components::{AudioFormat, Project, Rational, db_to_gain};
+
+use super::AudioError;
+use super::resampled::ResampledSource;
+use super::source::AudioSource;
+use crate::media::{DecoderRegistry, probe};
+
+/// One clip as the mixer plays it, in output samples (frames of the output format).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MixClip {
+    /// Which source ([`Mixer::sources`]).
+    pub source: usize,
+    /// First output frame of the timeline it covers.
+    pub start: u64,
+    /// Output frames it covers.
+    pub len: u64,
+    /// Output frames into the source (at the output rate) its first frame reads.
+    pub offset: u64,
+    /// Linear gain: the clip's and its track's.
+    pub gain: f32,
+    /// Output frames of fade in / fade out (linear).
+    pub fade_in: u64,
+    /// See `fade_in`.
+    pub fade_out: u64,
+}
+
+impl MixClip {
+    /// The gain at frame `i` of the clip: `gain`, times `(i + 1) / fade_in` over the fade in
+    /// and `(len - i) / fade_out` over the fade out.
+    pub fn gain_at(&self, i: u64) -> f32 {
+        let mut g = self.gain;
+        if i < self.fade_in {
+            g *= (i + 1) as f32 / self.fade_in as f32;
+        }
+        if self.fade_out > 0 && i + self.fade_out >= self.len {
+            g *= (self.len - i) as f32 / self.fade_out as f32;
+        }
+        g
+    }
+}
+
+/// The timeline's audio, ready to render.
+#[derive(Debug)]
+pub struct Mixer {
+    format: AudioFormat,
+    sources: Vec<ResampledSource>,
+    clips: Vec<MixClip>,
+    /// Video clips whose media has no audio track (not an error) and why others were left
+    /// out.
+    skipped: Vec<(PathBuf, String)>,
+}
+
+fn frames_at(frames: u64, rate: Rational, sample_rate: u32) -> u64 {
+    AudioFormat {
+        sample_rate,
+        channels: 1,
+    }
+    .sample_at_frame(frames, rate)
+}
+
+impl Mixer {
+    /// The mixer for `project`: every audio-track clip (a file that cannot be read is an
+    /// error: it was put there for its sound) and every video clip's own audio (media without
+    /// audio are skipped, and listed in [`Mixer::skipped`]).
+    pub fn new(project: &Project) -> Result<Self, AudioError> {
+        let format = project.audio;
+        let rate = project.frame_rate;
+        let sr = format.sample_rate;
+        let mut mixer = Self {
+            format,
+            sources: Vec::new(),
+            clips: Vec::new(),
+            skipped: Vec::new(),
+        };
+        let mut by_path: HashMap<PathBuf, Option<usize>> = HashMap::new();
+        let soloed = project.audio_tracks.iter().any(|t| t.solo);
+        for track in &project.audio_tracks {
+            if track.mute || (soloed && !track.solo) {
+                continue;
+            }
+            for clip in &track.clips {
+                let Some(source) = mixer.source(&mut by_path, &clip.media, true)? else {
+                    continue;
+                };
+                let start = format.sample_at_frame(clip.start, rate);
+                mixer.clips.push(MixClip {
+                    source,
+                    start,
+                    len: format.sample_at_frame(clip.end(), rate) - start,
+                    offset: frames_at(clip.source_in, rate, sr),
+                    gain: db_to_gain(clip.gain_db) * db_to_gain(track.gain_db),
+                    fade_in: frames_at(clip.fade_in, rate, sr),
+                    fade_out: frames_at(clip.fade_out, rate, sr),
+                });
+            }
+        }
+        if !soloed {
+            let registry = DecoderRegistry::openh264_only();
+            let mut video_rates: HashMap<PathBuf, Option<Rational>> = HashMap::new();
+            for clip in project.tracks.iter().flat_map(|t| &t.clips) {
+                if clip.audio.muted || !clip.enabled {
+                    continue;
+                }
+                let Some(source) = mixer.source(&mut by_path, &clip.media, false)? else {
+                    continue;
+                };
+                // The clip's source_in is in the video's frames.
+                let video_rate = *video_rates.entry(clip.media.clone()).or_insert_with(|| {
+                    probe(&clip.media, &registry)
+                        .ok()
+                        .map(|i| i.video.frame_rate)
+                });
+                let offset = video_rate.map_or(0, |r| frames_at(clip.source_in, r, sr));
+                let start = format.sample_at_frame(clip.start, rate);
+                mixer.clips.push(MixClip {
+                    source,
+                    start,
+                    len: format.sample_at_frame(clip.end(), rate) - start,
+                    offset,
+                    gain: db_to_gain(clip.audio.gain_db),
+                    fade_in: 0,
+                    fade_out: 0,
+                });
+            }
+        }
+        Ok(mixer)
+    }
+
+    /// A mixer of explicit clips over already opened sources (tests, benchmarks).
+    pub fn from_parts(
+        format: AudioFormat,
+        sources: Vec<ResampledSource>,
+        clips: Vec<MixClip>,
+    ) -> Self {
+        Self {
+            format,
+            sources,
+            clips,
+            skipped: Vec::new(),
+        }
+    }
+
+    fn source(
+        &mut self,
+        by_path: &mut HashMap<PathBuf, Option<usize>>,
+        path: &Path,
+        required: bool,
+    ) -> Result<Option<usize>, AudioError> {
+        if let Some(s) = by_path.get(path) {
+            return Ok(*s);
+        }
+        let opened = match AudioSource::open(path) {
+            Ok(src) => Some(src),
+            Err(e) if !required => {
+                self.skipped.push((path.to_path_buf(), e.to_string()));
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        let index = match opened {
+            Some(src) => {
+                let r = ResampledSource::new(
+                    src,
+                    self.format.sample_rate,
+                    usize::from(self.format.channels),
+                )?;
+                self.sources.push(r);
+                Some(self.sources.len() - 1)
+            }
+            None => None,
+        };
+        by_path.insert(path.to_path_buf(), index);
+        Ok(index)
+    }
+
+    /// The output format.
+    pub fn format(&self) -> AudioFormat {
+        self.format
+    }
+
+    /// The clips, as placed.
+    pub fn clips(&self) -> &[MixClip] {
+        &self.clips
+    }
+
+    /// The sources, one per file.
+    pub fn sources(&self) -> &[ResampledSource] {
+        &self.sources
+    }
+
+    /// Media left out of the mix and why (video clips whose media has no audio).
+    pub fn skipped(&self) -> &[(PathBuf, String)] {
+        &self.skipped
+    }
+
+    /// Packets that failed to decode, over every source (their frames are silent).
+    pub fn corrupt_packets(&self) -> u64 {
+        self.sources
+            .iter()
+            .map(|s| s.source().corrupt_packets())
+            .sum()
+    }
+
+    /// Bytes of decoded audio the sources hold.
+    pub fn bytes_held(&self) -> usize {
+        self.sources.iter().map(ResampledSource::bytes_held).sum()
+    }
+
+    /// Fills `out` (interleaved, `channels` per frame) with the mix from output frame
+    /// `start`: silence where no clip plays.
+    pub fn render(&mut self, start: u64, out: &mut [f32]) -> Result<(), AudioError> {
+        crate::profile_function!();
+        out.fill(0.0);
+        let ch = usize::from(self.format.channels);
+        let frames = (out.len() / ch) as u64;
+        let end = start + frames;
+        for clip in &self.clips {
+            let lo = clip.start.max(start);
+            let hi = (clip.start + clip.len).min(end);
+            if lo >= hi {
+                continue;
+            }
+            let window = &mut out[((lo - start) as usize) * ch..((hi - start) as usize) * ch];
+            let into = lo - clip.start;
+            self.sources[clip.source]
+                .mix_into(clip.offset + into, window, |i| clip.gain_at(into + i))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,43 @@
+//! Audio: files decoded with symphonia ([`AudioSource`]), converted to the mixer's channels
+//! and resampled with rubato in seam-free blocks ([`ResampledSource`]), and mixed
+//! sample-exactly on the timeline ([`Mixer`]), for playback and offline alike.
+//!
+//! Samples are f32, interleaved; a *frame* is one sample per channel. Timeline positions
+//! become output frames with exact rational arithmetic
+//! ([`framelock_components::AudioFormat::sample_at_frame`]).
+
+mod mix;
+mod resampled;
+mod source;
+
+use std::path::PathBuf;
+
+pub use mix::{MixClip, Mixer};
+pub use resampled::{ResampledSource, convert_channels};
+pub use source::AudioSource;
+
+/// Why audio cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AudioError {
+    /// The file cannot be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file has no audio track.
+    #[error("{0}: no audio track")]
+    NoAudio(PathBuf),
+    /// The container or codec is not one this build decodes, or the stream is malformed
+    /// beyond a packet.
+    #[error("{path}: {reason}")]
+    Unsupported {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
