@@ -400,3 +400,74 @@ fn a_video_clip_plays_its_own_audio_from_its_source_in() {
     p.tracks[0].clips[0].audio.muted = true;
     assert!(Mixer::new(&p).expect("mixer").clips().is_empty());
 }
+
+#[test]
+fn output_pulls_the_mix_in_order_and_seeks_drop_old_audio() {
+    use framelock_engine::audio::{AudioOutput, CHUNK_FRAMES};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wav = tone_wav(dir.path(), "tone.wav", 44_100, 6);
+    let rate = Rational::integer(30);
+    let mut p = Project::new(rate, 64, 36);
+    p.audio_tracks.push(AudioTrackDef {
+        name: String::new(),
+        gain_db: 0.0,
+        mute: false,
+        solo: false,
+        clips: vec![AudioClipDef {
+            media: wav,
+            start: 0,
+            duration: 180,
+            source_in: 0,
+            gain_db: -3.0,
+            fade_in: 0,
+            fade_out: 0,
+        }],
+    });
+    let mut offline = Mixer::new(&p).expect("mixer");
+    let expect = |offline: &mut Mixer, at: u64, frames: usize| {
+        let mut v = vec![0.0f32; frames * 2];
+        offline.render(at, &mut v).expect("renders");
+        v
+    };
+    let ring = 8 * CHUNK_FRAMES;
+    let out = AudioOutput::start(Mixer::new(&p).expect("mixer"), ring);
+    let pull = out.pull_handle();
+    // Paused: silence, the position holds.
+    let mut buf = vec![1.0f32; 512 * 2];
+    assert_eq!(pull.pull(&mut buf), 0);
+    assert!(buf.iter().all(|v| *v == 0.0));
+    assert_eq!(out.position(), 0);
+    out.set_playing(true);
+    assert!(out.wait_buffered(4800, Duration::from_secs(10)));
+    let mut buf = vec![0.0f32; 4800 * 2];
+    assert_eq!(pull.pull(&mut buf), 4800);
+    assert_eq!(buf, expect(&mut offline, 0, 4800), "the first 100 ms");
+    assert_eq!(out.position(), 4800);
+    pull.set_latency(1000);
+    assert_eq!(out.position(), 3800, "the clock is what the listener hears");
+    pull.set_latency(0);
+    // Seeks, forwards and back: the first sample pulled after each is the new position's.
+    let mut x = 0x9e37_79b9_u64;
+    for _ in 0..50 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let at = x % (5 * 48_000);
+        out.seek(at);
+        assert!(out.wait_buffered(CHUNK_FRAMES, Duration::from_secs(10)));
+        let mut buf = vec![0.0f32; 300 * 2];
+        assert_eq!(pull.pull(&mut buf), 300);
+        assert_eq!(buf, expect(&mut offline, at, 300), "after a seek to {at}");
+        assert_eq!(out.position(), at + 300);
+    }
+    // A pull larger than the ring: the short part is silence, counted; never a wait.
+    assert!(out.wait_buffered(ring, Duration::from_secs(10)));
+    let before = out.underruns();
+    let mut big = vec![0.0f32; (ring + 4 * CHUNK_FRAMES) * 2];
+    let got = pull.pull(&mut big);
+    assert!(got < ring + 4 * CHUNK_FRAMES);
+    assert_eq!(out.underruns(), before + 1);
+    assert!(big[got * 2..].iter().all(|v| *v == 0.0));
+    assert_eq!(out.error(), None);
+}

@@ -1,18 +1,22 @@
 //! Audio: files decoded with symphonia ([`AudioSource`]), converted to the mixer's channels
 //! and resampled with rubato in seam-free blocks ([`ResampledSource`]), and mixed
-//! sample-exactly on the timeline ([`Mixer`]), for playback and offline alike.
+//! sample-exactly on the timeline ([`Mixer`]), for playback and offline alike; in playback
+//! the mixer runs on its own thread into a ring the host's audio callback pulls from
+//! ([`AudioOutput`], [`AudioPull`]).
 //!
 //! Samples are f32, interleaved; a *frame* is one sample per channel. Timeline positions
 //! become output frames with exact rational arithmetic
 //! ([`framelock_components::AudioFormat::sample_at_frame`]).
 
 mod mix;
+mod output;
 mod resampled;
 mod source;
 
 use std::path::PathBuf;
 
 pub use mix::{MixClip, Mixer};
+pub use output::{AudioOutput, AudioPull, CHUNK_FRAMES};
 pub use resampled::{ResampledSource, convert_channels};
 pub use source::AudioSource;
 
