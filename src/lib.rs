@@ -17,7 +17,10 @@ pub use framelock_components::{
     UseProxy, VideoStreamInfo,
 };
 pub use framelock_engine::app::{Clock, VirtualClock, WallClock};
-pub use framelock_engine::audio::{AudioError, AudioSource, MixClip, Mixer, ResampledSource};
+pub use framelock_engine::audio::{
+    AudioError, AudioOutput, AudioPull, AudioSource, MixClip, Mixer, PeakLevel, Peaks,
+    ResampledSource, WaveformState,
+};
 pub use framelock_engine::cache::{
     Compression, DiskCache, DiskCacheOptions, DiskError, DiskStats, DiskView, decoded_key,
 };

@@ -471,3 +471,68 @@ fn output_pulls_the_mix_in_order_and_seeks_drop_old_audio() {
     assert!(big[got * 2..].iter().all(|v| *v == 0.0));
     assert_eq!(out.error(), None);
 }
+
+#[test]
+fn waveforms_are_computed_in_the_background_and_kept_on_disk() {
+    use framelock_engine::audio::{LEVELS, Peaks, WaveformState, Waveforms, read_stored};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wav = clicks(dir.path(), "w.wav", 44_100, 3, &["-c:a", "pcm_s16le"]);
+    let p = Peaks::compute(&wav).expect("peaks");
+    assert_eq!(p.rate, 44_100);
+    assert_eq!(p.levels.len(), LEVELS.len());
+    for l in &p.levels {
+        let n = l.samples_per_peak as usize;
+        assert_eq!(l.peaks.len(), (3 * 44_100usize).div_ceil(n), "level {n}");
+        // The clicks are in the runs that hold samples 0, 44100 and 88200, nowhere else.
+        for (i, (lo, hi)) in l.peaks.iter().enumerate() {
+            let start = i * n;
+            let has = [0usize, 44_100, 88_200]
+                .iter()
+                .any(|c| (start..start + n).contains(c));
+            if has {
+                assert!((hi - 0.9).abs() < 1e-3, "level {n} run {i}: max {hi}");
+            } else {
+                assert_eq!(*hi, 0.0, "level {n} run {i}");
+            }
+            assert_eq!(*lo, 0.0);
+        }
+    }
+    let store = dir.path().join("cache").join("analysis");
+    let wait_ready = |w: &Waveforms| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match w.get(&wav) {
+                Some(WaveformState::Ready(p)) => return p,
+                Some(WaveformState::Failed(e)) => panic!("waveform failed: {e}"),
+                _ if Instant::now() > deadline => panic!("waveform never finished"),
+                _ => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    };
+    let w = Waveforms::new(Some(store.clone()));
+    assert!(w.get(&wav).is_none(), "not requested yet");
+    w.request(&wav, 0xabc);
+    assert_eq!(*wait_ready(&w), p);
+    let file = store.join(format!("{:016x}.peaks", 0xabc));
+    assert_eq!(read_stored(&file).expect("stored and read back"), p);
+    // A damaged file is not trusted: it is recomputed and rewritten.
+    let mut bytes = std::fs::read(&file).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&file, &bytes).expect("write");
+    assert!(read_stored(&file).is_none());
+    let again = Waveforms::new(Some(store));
+    again.request(&wav, 0xabc);
+    assert_eq!(*wait_ready(&again), p);
+    assert_eq!(read_stored(&file).expect("rewritten"), p);
+    // A file without audio fails clearly.
+    let junk = dir.path().join("junk.bin");
+    std::fs::write(&junk, [1u8; 100]).expect("write");
+    again.request(&junk, 1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !matches!(again.get(&junk), Some(WaveformState::Failed(_))) {
+        assert!(Instant::now() < deadline, "no failure reported");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

@@ -18,6 +18,7 @@ use framelock_components::{
     Rational, UseProxy,
 };
 use framelock_engine::app::{Clock, FramePacer, TickPlan};
+use framelock_engine::audio::{AudioOutput, AudioPull, Mixer, WaveformState, Waveforms};
 use framelock_engine::cache::DiskCache;
 use framelock_engine::media::{DecoderRegistry, MediaError, probe};
 use framelock_engine::proxy::{JobId, ProxyJobStatus, ProxyManager};
@@ -25,8 +26,8 @@ use framelock_engine::render::{RenderService, RenderServiceOptions};
 use framelock_engine::signal::Progress;
 use framelock_engine::workers::{DecodePool, DecodePoolOptions};
 use framelock_systems::{
-    Decoders, DiskTier, FrameSink, Metrics, MetricsSnapshot, PresentedFrame, ProxyService,
-    RenderMode, RenderState, RenderStats, Renderer, Tick, WorldBuilder,
+    AudioClock, Decoders, DiskTier, FrameSink, Metrics, MetricsSnapshot, PresentedFrame,
+    ProxyService, RenderMode, RenderState, RenderStats, Renderer, Tick, WorldBuilder,
 };
 
 /// Queues `generation`'s heights below each file's own height (an explicit request: the
@@ -71,6 +72,19 @@ pub struct PlaybackEngine {
     puffin: Option<puffin_http::Server>,
     /// Bumped by every worker (decode, render, disk read) when it finishes a job.
     progress: Progress,
+    /// The audio output, and the playhead generation and play state it was last set for.
+    audio: Option<AudioSync>,
+    /// Waveform peaks of the project's audio, computed in the background.
+    waveforms: Waveforms,
+}
+
+/// Keeps the audio output on the playhead: a seek, a scrub or a rate change re-seeks it; it
+/// plays only while playing at rate 1 (other rates are muted, as in most editors; returning
+/// to 1 picks up sample-exact at the current frame).
+struct AudioSync {
+    output: Arc<AudioOutput>,
+    generation: Option<u64>,
+    playing: bool,
 }
 
 impl std::fmt::Debug for PlaybackEngine {
@@ -242,6 +256,28 @@ impl PlaybackEngine {
             progress: progress.clone(),
         });
         let (world, schedule) = builder.build(decoders, service, options.output_pixels);
+        let mut world = world;
+        let waveforms = Waveforms::new(options.disk_cache.as_ref().map(|d| d.dir.join("analysis")));
+        let audio = if options.audio {
+            let mixer = Mixer::new(project)?;
+            for source in mixer.sources() {
+                let path = source.source().path();
+                if let Ok(fp) = framelock_engine::cache::fingerprint(path) {
+                    waveforms.request(path, fp);
+                }
+            }
+            (!mixer.clips().is_empty()).then(|| {
+                let output = Arc::new(AudioOutput::start(mixer, options.audio_ring_frames));
+                world.insert_resource(AudioClock::new(output.clone()));
+                AudioSync {
+                    output,
+                    generation: None,
+                    playing: false,
+                }
+            })
+        } else {
+            None
+        };
         let epoch = clock.now();
         Ok(Self {
             world,
@@ -252,6 +288,8 @@ impl PlaybackEngine {
             last_tick: None,
             puffin,
             progress,
+            audio,
+            waveforms,
         })
     }
 
@@ -270,7 +308,63 @@ impl PlaybackEngine {
         plan
     }
 
+    /// Brings the audio output to the playhead (before each tick).
+    fn sync_audio(&mut self) {
+        let Some(a) = &mut self.audio else {
+            return;
+        };
+        if self
+            .world
+            .get_resource::<RenderMode>()
+            .is_some_and(|m| *m == RenderMode::Offline)
+        {
+            return;
+        }
+        let p = *self.world.resource::<Playhead>();
+        if a.generation != Some(p.generation) {
+            a.generation = Some(p.generation);
+            let rate = self.world.resource::<OutputFormat>().frame_rate;
+            let format = framelock_components::AudioFormat {
+                sample_rate: a.output.rate(),
+                channels: 2,
+            };
+            a.output.seek(format.sample_at_frame(p.frame, rate));
+        }
+        let playing = p.state == PlayState::Playing && p.rate == 1.0;
+        if playing != a.playing {
+            a.playing = playing;
+            a.output.set_playing(playing);
+        }
+    }
+
+    /// The host's end of the audio output: call [`AudioPull::pull`] from the audio device's
+    /// callback (and [`AudioPull::set_latency`] with its buffer). `None` when the project
+    /// has no audio or [`EngineOptions::audio`] is off.
+    pub fn audio_pull(&self) -> Option<AudioPull> {
+        self.audio.as_ref().map(|a| a.output.pull_handle())
+    }
+
+    /// The waveform of `path` (a file of the project's audio), computed in the background at
+    /// open and kept in the disk cache's folder (`analysis/`) when there is one: `None` for a
+    /// file the project does not play.
+    pub fn waveform(&self, path: &std::path::Path) -> Option<WaveformState> {
+        self.waveforms.get(path)
+    }
+
+    /// The audio output (its clock, underruns, the mixer's first error).
+    pub fn audio_output(&self) -> Option<&AudioOutput> {
+        self.audio.as_ref().map(|a| &*a.output)
+    }
+
+    /// Whether the last tick followed the audio clock (a device is pulling at rate 1).
+    pub fn audio_is_master(&self) -> bool {
+        self.world
+            .get_resource::<AudioClock>()
+            .is_some_and(|c| c.master)
+    }
+
     fn run(&mut self, plan: TickPlan) {
+        self.sync_audio();
         *self.world.resource_mut::<Tick>() = Tick {
             index: plan.tick,
             skipped: plan.skipped,

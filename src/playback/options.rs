@@ -63,6 +63,9 @@ pub enum PlayerError {
         /// Why.
         reason: String,
     },
+    /// An audio track's media cannot be read.
+    #[error(transparent)]
+    Audio(#[from] framelock_engine::audio::AudioError),
     /// Removing proxy files failed.
     #[error("{path}: {source}")]
     Io {
@@ -183,6 +186,12 @@ pub struct EngineOptions {
     /// while the engine lives: turns puffin's scopes on (every system, decode job, proxy
     /// range, GPU submit and readback) and marks a frame per tick.
     pub puffin_server: Option<String>,
+    /// Play the project's audio (audio tracks and the video clips' own): a mixer thread
+    /// fills a ring the host pulls from ([`crate::PlaybackEngine::audio_pull`]), and while a
+    /// device pulls, the audio clock is the master. `false`: silent, the clock is master.
+    pub audio: bool,
+    /// Frames the audio ring holds ahead of the listener.
+    pub audio_ring_frames: usize,
 }
 
 impl Default for EngineOptions {
@@ -202,6 +211,8 @@ impl Default for EngineOptions {
             output_pixels: OutputPixels::Any,
             cpu_renderer: Arc::new(ReferenceCpu),
             puffin_server: None,
+            audio: true,
+            audio_ring_frames: 8192,
         }
     }
 }

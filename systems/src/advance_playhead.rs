@@ -1,30 +1,94 @@
-//! `advance_playhead` — reads [`Tick`]; writes [`Playhead`].
+//! `advance_playhead` — reads [`Tick`], [`OutputFormat`]; writes [`Playhead`],
+//! [`AudioClock`].
 //!
 //! While playing, moves the playhead by `rate` frames per tick (times one plus the ticks the
-//! loop skipped), and stops (pauses) at either end of the timeline. A playhead just set by a
+//! loop skipped), and stops (pauses) at either end of the timeline. **While audio plays the
+//! audio clock is the master**: at rate 1 with an [`AudioClock`] whose device pulled in the
+//! last [`AUDIO_LIVE_TICKS`] ticks (a device is pulling), the playhead is the frame the
+//! listener hears (`floor(position * fps / sample_rate)`), so video follows the sound however
+//! fast or slow the device runs; without audio, muted, at other rates, or with no device
+//! pulling, the tick count (the wall or virtual clock) stays master. A playhead just set by a
 //! seek or by play shows its frame first and starts moving on the next tick. Offline
 //! ([`RenderMode::Offline`]) the driver moves the playhead itself, one frame once it is made.
 
+use std::sync::Arc;
+
 use bevy_ecs::prelude::*;
-use framelock_components::{PlayState, Playhead};
+use framelock_components::{OutputFormat, PlayState, Playhead};
+use framelock_engine::audio::AudioOutput;
 
 use crate::{RenderMode, Tick};
+
+/// Ticks the audio position may stand still before the tick count takes over as master.
+pub const AUDIO_LIVE_TICKS: u64 = 3;
+
+/// The audio clock: the real-time output the host pulls from, and when its position last
+/// moved.
+#[derive(Resource, Debug)]
+pub struct AudioClock {
+    /// The output.
+    pub output: Arc<AudioOutput>,
+    /// Frames the host had pulled at the last tick, and the last tick that count grew.
+    pub last: u64,
+    /// See `last`.
+    pub moved_at: Option<u64>,
+    /// Whether the last tick followed the audio clock.
+    pub master: bool,
+}
+
+impl AudioClock {
+    /// The clock of `output`.
+    pub fn new(output: Arc<AudioOutput>) -> Self {
+        Self {
+            output,
+            last: 0,
+            moved_at: None,
+            master: false,
+        }
+    }
+}
 
 /// The system.
 pub fn advance_playhead(
     mut playhead: ResMut<Playhead>,
     tick: Res<Tick>,
     mode: Option<Res<RenderMode>>,
+    (audio, output): (Option<ResMut<AudioClock>>, Res<OutputFormat>),
 ) {
     framelock_engine::profile_function!();
     if playhead.state != PlayState::Playing || mode.is_some_and(|m| *m == RenderMode::Offline) {
         return;
     }
+    let last = playhead.duration.saturating_sub(1) as f64;
+    if let Some(mut audio) = audio {
+        let position = audio.output.position();
+        let heard = audio.output.frames_heard();
+        if heard != audio.last {
+            audio.last = heard;
+            audio.moved_at = Some(tick.index);
+        }
+        audio.master = playhead.rate == 1.0
+            && !playhead.fresh
+            && audio
+                .moved_at
+                .is_some_and(|t| tick.index.saturating_sub(t) <= AUDIO_LIVE_TICKS);
+        if audio.master {
+            let rate = output.frame_rate;
+            let sr = u128::from(audio.output.rate().max(1));
+            let frame =
+                (u128::from(position) * u128::from(rate.num) / (u128::from(rate.den) * sr)) as f64;
+            if frame >= last {
+                playhead.state = PlayState::Paused;
+            }
+            playhead.position = frame.min(last);
+            playhead.frame = playhead.position as u64;
+            return;
+        }
+    }
     if playhead.fresh {
         playhead.fresh = false;
         return;
     }
-    let last = playhead.duration.saturating_sub(1) as f64;
     let steps = 1 + tick.skipped;
     let next = playhead.position + playhead.rate * steps as f64;
     let clamped = next.clamp(0.0, last);

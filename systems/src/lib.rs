@@ -26,7 +26,7 @@ mod resources;
 mod timeline_index;
 mod world;
 
-pub use advance_playhead::advance_playhead;
+pub use advance_playhead::{AUDIO_LIVE_TICKS, AudioClock, advance_playhead};
 pub use cache::{
     DiskRead, DiskTier, Memory, READ_QUEUE, RenderCost, RenderedEntry, RenderedFrames, WRITE_QUEUE,
     WriterCounters,

@@ -2,7 +2,8 @@
 //! and resampled with rubato in seam-free blocks ([`ResampledSource`]), and mixed
 //! sample-exactly on the timeline ([`Mixer`]), for playback and offline alike; in playback
 //! the mixer runs on its own thread into a ring the host's audio callback pulls from
-//! ([`AudioOutput`], [`AudioPull`]).
+//! ([`AudioOutput`], [`AudioPull`]). Waveform peaks are computed in the background and kept
+//! on disk ([`Waveforms`]).
 //!
 //! Samples are f32, interleaved; a *frame* is one sample per channel. Timeline positions
 //! become output frames with exact rational arithmetic
@@ -12,6 +13,7 @@ mod mix;
 mod output;
 mod resampled;
 mod source;
+mod waveform;
 
 use std::path::PathBuf;
 
@@ -19,6 +21,7 @@ pub use mix::{MixClip, Mixer};
 pub use output::{AudioOutput, AudioPull, CHUNK_FRAMES};
 pub use resampled::{ResampledSource, convert_channels};
 pub use source::AudioSource;
+pub use waveform::{LEVELS, PeakLevel, Peaks, WaveformState, Waveforms, read_stored};
 
 /// Why audio cannot be read.
 #[derive(Debug, thiserror::Error)]

@@ -46,8 +46,13 @@ struct Shared {
     capacity: usize,
     /// The frame after the last one pulled, and the device latency (frames) the host reports.
     pulled: AtomicU64,
+    /// The frame of the last seek: the clock never reads before it (nothing of the new
+    /// position is heard yet while the device's latency drains).
+    base: AtomicU64,
     latency: AtomicU64,
     underruns: AtomicU64,
+    /// Frames of real mix ever pulled (seeks do not move it): whether a device is pulling.
+    heard: AtomicU64,
 }
 
 fn lock(s: &Shared) -> MutexGuard<'_, Ring> {
@@ -108,6 +113,7 @@ impl AudioPull {
             s.underruns.fetch_add(1, Ordering::Relaxed);
         }
         s.pulled.store(position, Ordering::Release);
+        s.heard.fetch_add((done / ch) as u64, Ordering::Release);
         drop(ring);
         s.wake.notify_all();
         done / ch
@@ -145,8 +151,10 @@ impl AudioOutput {
             channels: usize::from(format.channels),
             capacity: ring_frames.max(CHUNK_FRAMES),
             pulled: AtomicU64::new(0),
+            base: AtomicU64::new(0),
             latency: AtomicU64::new(0),
             underruns: AtomicU64::new(0),
+            heard: AtomicU64::new(0),
         });
         let s = shared.clone();
         let worker = std::thread::Builder::new()
@@ -169,7 +177,17 @@ impl AudioOutput {
                         (ring.next, ring.generation)
                     };
                     let mut data = vec![0.0f32; CHUNK_FRAMES * ch];
-                    let result = mixer.render(start, &mut data);
+                    // A decoder that panics on damaged data stops the sound, not the
+                    // process: the error is kept and the ring plays silence from then on.
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        mixer.render(start, &mut data)
+                    }))
+                    .unwrap_or_else(|_| {
+                        Err(super::AudioError::Unsupported {
+                            path: std::path::PathBuf::new(),
+                            reason: "the audio decoder panicked on damaged data".into(),
+                        })
+                    });
                     let mut ring = lock(&s);
                     if let Err(e) = result {
                         ring.error.get_or_insert(e.to_string());
@@ -216,17 +234,25 @@ impl AudioOutput {
         ring.chunks.clear();
         ring.frames = 0;
         s.pulled.store(frame, Ordering::Release);
+        s.base.store(frame, Ordering::Release);
         drop(ring);
         s.wake.notify_all();
     }
 
     /// The frame the listener hears now (the audio clock): frames pulled less the device
-    /// latency.
+    /// latency, never before the last seek's frame.
     pub fn position(&self) -> u64 {
         let s = &self.shared;
         s.pulled
             .load(Ordering::Acquire)
             .saturating_sub(s.latency.load(Ordering::Acquire))
+            .max(s.base.load(Ordering::Acquire))
+    }
+
+    /// Frames of mix ever pulled by the host (a seek does not change it): while it grows, a
+    /// device is listening.
+    pub fn frames_heard(&self) -> u64 {
+        self.shared.heard.load(Ordering::Acquire)
     }
 
     /// The output rate.

@@ -94,14 +94,20 @@ impl AudioSource {
         if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
             hint.with_extension(ext);
         }
-        let format = symphonia::default::get_probe()
-            .probe(
+        // A malformed container must be an error, never a panic of the caller's thread.
+        let probed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            symphonia::default::get_probe().probe(
                 &hint,
                 mss,
                 FormatOptions::default(),
                 MetadataOptions::default(),
             )
-            .map_err(sym_err(path))?;
+        }))
+        .map_err(|_| AudioError::Unsupported {
+            path: path.to_path_buf(),
+            reason: "malformed container (the reader gave up)".into(),
+        })?;
+        let format = probed.map_err(sym_err(path))?;
         let Some(track) = format.default_track(TrackType::Audio) else {
             return Err(AudioError::NoAudio(path.to_path_buf()));
         };

@@ -1,0 +1,229 @@
+//! A/V sync on the virtual clock, with the test as the audio device (it pulls from the
+//! engine's ring between ticks): the audio clock is the master while a device pulls, video
+//! follows it exactly (no drift over ten minutes, and a device 0.1% fast pulls the picture
+//! along),
+//! seeks restart the sound at the exact sample, and with no device pulling the tick count
+//! stays master.
+
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "tests and benches fail loudly"
+)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use framelock::{
+    AudioClipDef, AudioFormat, AudioTrackDef, ClipDef, DecoderRegistry, EngineOptions, Mixer,
+    PlaybackEngine, Project, Rational, TrackDef, VirtualClock,
+};
+
+const SECONDS: u64 = 600;
+
+/// A mono click at the start of every second, 44.1 kHz (so playback resamples).
+fn clicks() -> PathBuf {
+    common::cached("clicks.wav", |path| {
+        let ok = common::ffmpeg()
+            .args(["-f", "lavfi", "-i"])
+            .arg(format!(
+                "aevalsrc='if(eq(mod(n\\,44100)\\,0)\\,0.9\\,0)':s=44100:d={SECONDS}"
+            ))
+            .args(["-c:a", "pcm_s16le"])
+            .arg(path)
+            .status()
+            .expect("ffmpeg");
+        assert!(ok.success());
+    })
+}
+
+fn project() -> Project {
+    let video = common::clip("sync.mp4", 320, 180, Rational::integer(30), 300, 30);
+    let mut p = Project::new(Rational::integer(30), 320, 180);
+    p.tracks.push(TrackDef {
+        name: String::new(),
+        opacity: 1.0,
+        clips: (0..SECONDS / 10)
+            .map(|i| ClipDef {
+                media: video.clone(),
+                start: i * 300,
+                duration: 300,
+                source_in: 0,
+                enabled: true,
+                effects: Default::default(),
+                audio: Default::default(),
+            })
+            .collect(),
+    });
+    p.audio_tracks.push(AudioTrackDef {
+        name: String::new(),
+        gain_db: 0.0,
+        mute: false,
+        solo: false,
+        clips: vec![AudioClipDef {
+            media: clicks(),
+            start: 0,
+            duration: SECONDS * 30,
+            source_in: 0,
+            gain_db: 0.0,
+            fade_in: 0,
+            fade_out: 0,
+        }],
+    });
+    p
+}
+
+fn open() -> PlaybackEngine {
+    let options = EngineOptions {
+        registry: DecoderRegistry::openh264_only(),
+        workers: 1,
+        render_workers: 1,
+        gpu: None,
+        ..EngineOptions::default()
+    };
+    PlaybackEngine::open(&project(), options, Arc::new(VirtualClock::new()), |_| {}).expect("opens")
+}
+
+/// Plays `ticks` ticks with a device that pulls `speed` times the nominal 1600 frames a tick.
+/// Returns the frames pulled.
+fn play_with_device(engine: &mut PlaybackEngine, ticks: u64, speed: f64) -> u64 {
+    let pull = engine.audio_pull().expect("the project has audio");
+    let mut owed = 0.0f64;
+    let mut pulled = 0u64;
+    let mut buf = Vec::new();
+    for _ in 0..ticks {
+        engine.tick();
+        owed += 1600.0 * speed;
+        let n = owed.floor() as usize;
+        owed -= n as f64;
+        let out = engine.audio_output().expect("output");
+        assert!(
+            out.wait_buffered(n, Duration::from_secs(30)),
+            "the mixer fell behind"
+        );
+        buf.resize(n * 2, 0.0);
+        assert_eq!(pull.pull(&mut buf), n, "underrun");
+        pulled += n as u64;
+    }
+    pulled
+}
+
+#[test]
+fn video_follows_the_audio_clock_without_drift() {
+    for speed in [1.0, 1.001] {
+        let mut engine = open();
+        engine.play();
+        let ticks = SECONDS * 30 - 30;
+        let pulled = play_with_device(&mut engine, ticks, speed);
+        engine.tick();
+        assert!(
+            engine.audio_is_master(),
+            "speed {speed}: audio is not the master"
+        );
+        let audio_pos = engine.audio_output().expect("output").position();
+        assert_eq!(audio_pos, pulled);
+        let frame = engine.playhead().frame;
+        // The frame shown is the one whose time covers the audio clock: |A - V| is below one
+        // frame and does not grow (no drift over ten minutes).
+        let want = audio_pos * 30 / 48_000;
+        assert_eq!(
+            frame, want,
+            "speed {speed}: video at {frame}, audio at frame {want}"
+        );
+        let a = audio_pos as f64 / 48_000.0;
+        let v = frame as f64 / 30.0;
+        assert!((0.0..1.0 / 30.0).contains(&(a - v)), "A - V = {} s", a - v);
+        if speed > 1.0 {
+            // The device ran 0.1% fast: the picture was pulled ahead of the tick count.
+            assert!(
+                frame > ticks,
+                "video did not follow the fast device ({frame} <= {ticks})"
+            );
+        }
+        assert_eq!(engine.audio_output().expect("output").underruns(), 0);
+    }
+}
+
+#[test]
+fn seeks_restart_the_sound_at_the_exact_sample() {
+    let p = project();
+    let mut offline = Mixer::new(&p).expect("mixer");
+    let mut engine = open();
+    engine.play();
+    play_with_device(&mut engine, 5, 1.0);
+    let pull = engine.audio_pull().expect("audio");
+    let format = AudioFormat::default();
+    let mut x = 0x2545_f491_u64;
+    for _ in 0..50 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let frame = x % (SECONDS * 30 - 60);
+        engine.seek_frame(frame);
+        engine.tick();
+        let out = engine.audio_output().expect("output");
+        assert!(out.wait_buffered(512, Duration::from_secs(30)));
+        let at = format.sample_at_frame(frame, p.frame_rate);
+        let mut heard = vec![0.0f32; 512 * 2];
+        assert_eq!(pull.pull(&mut heard), 512);
+        let mut want = vec![0.0f32; 512 * 2];
+        offline.render(at, &mut want).expect("renders");
+        assert_eq!(heard, want, "first samples after a seek to frame {frame}");
+        engine.tick();
+        assert_eq!(
+            engine.playhead().frame,
+            frame,
+            "video is at the seek, with the sound"
+        );
+    }
+}
+
+#[test]
+fn without_a_device_the_tick_count_stays_master() {
+    let mut engine = open();
+    // The project's audio got its waveform in the background; video-only media have none.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match engine.waveform(&clicks()) {
+            Some(framelock::WaveformState::Ready(p)) => {
+                assert_eq!(
+                    p.levels[0].peaks.len() as u64,
+                    (SECONDS * 44_100).div_ceil(256)
+                );
+                break;
+            }
+            Some(framelock::WaveformState::Failed(e)) => panic!("waveform: {e}"),
+            _ => assert!(std::time::Instant::now() < deadline, "no waveform"),
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    engine.play();
+    for _ in 0..60 {
+        engine.tick();
+    }
+    assert!(!engine.audio_is_master());
+    assert_eq!(engine.playhead().frame, 59);
+    // Other rates play muted (as most editors do) and the ticks lead.
+    engine.set_rate(2.0);
+    let pull = engine.audio_pull().expect("audio");
+    let mut buf = vec![0.0f32; 1600 * 2];
+    for _ in 0..10 {
+        engine.tick();
+        assert_eq!(pull.pull(&mut buf), 0, "2x is silent");
+    }
+    assert!(!engine.audio_is_master());
+    assert_eq!(engine.playhead().frame, 59 + 2 * 10, "the ticks moved it");
+    // Back to 1x: the sound picks up at the current frame and is master again.
+    engine.set_rate(1.0);
+    let at = engine.playhead().frame;
+    play_with_device(&mut engine, 30, 1.0);
+    assert!(engine.audio_is_master());
+    let f = engine.playhead().frame;
+    assert!(
+        (at..=at + 30).contains(&f),
+        "frame {f} after resuming at {at}"
+    );
+}
