@@ -406,7 +406,7 @@ fn bad_projects_get_clear_errors() {
     let (a, _) = media();
     let mut p = project();
     // unknown version
-    let json = p.to_json().replace("\"version\": 1", "\"version\": 7");
+    let json = p.to_json().replace("\"version\": 2", "\"version\": 7");
     assert!(matches!(
         Project::from_json(&json),
         Err(framelock::ProjectError::UnsupportedVersion { found: 7, .. })
