@@ -52,19 +52,12 @@ fn project(files: &[PathBuf]) -> Project {
     let mut p = Project::new(Rational::integer(30), 64, 36);
     for f in files {
         p.audio_tracks.push(AudioTrackDef {
-            name: String::new(),
             gain_db: -18.0,
-            mute: false,
-            solo: false,
-            clips: vec![AudioClipDef {
-                media: f.clone(),
-                start: 0,
-                duration: SECONDS * 30,
-                source_in: 0,
-                gain_db: 0.0,
+            ..AudioTrackDef::new(vec![AudioClipDef {
                 fade_in: 15,
                 fade_out: 15,
-            }],
+                ..AudioClipDef::new(f.clone(), 0, SECONDS * 30)
+            }])
         });
     }
     p

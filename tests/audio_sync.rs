@@ -58,21 +58,12 @@ fn project() -> Project {
             })
             .collect(),
     });
-    p.audio_tracks.push(AudioTrackDef {
-        name: String::new(),
-        gain_db: 0.0,
-        mute: false,
-        solo: false,
-        clips: vec![AudioClipDef {
-            media: clicks(),
-            start: 0,
-            duration: SECONDS * 30,
-            source_in: 0,
-            gain_db: 0.0,
-            fade_in: 0,
-            fade_out: 0,
-        }],
-    });
+    p.audio_tracks
+        .push(AudioTrackDef::new(vec![AudioClipDef::new(
+            clicks(),
+            0,
+            SECONDS * 30,
+        )]));
     p
 }
 

@@ -114,7 +114,34 @@ pub struct AudioClipDef {
     pub fade_out: u64,
 }
 
+impl AudioTrackDef {
+    /// An unnamed track at 0 dB, neither muted nor soloed, with `clips`.
+    pub fn new(clips: Vec<AudioClipDef>) -> Self {
+        Self {
+            name: String::new(),
+            gain_db: 0.0,
+            mute: false,
+            solo: false,
+            clips,
+        }
+    }
+}
+
 impl AudioClipDef {
+    /// `media` from its start at timeline frames `start..start + duration`, at 0 dB, no
+    /// fades.
+    pub fn new(media: impl Into<PathBuf>, start: u64, duration: u64) -> Self {
+        Self {
+            media: media.into(),
+            start,
+            duration,
+            source_in: 0,
+            gain_db: 0.0,
+            fade_in: 0,
+            fade_out: 0,
+        }
+    }
+
     /// One past the last timeline frame.
     pub fn end(&self) -> u64 {
         self.start + self.duration

@@ -409,21 +409,10 @@ fn output_pulls_the_mix_in_order_and_seeks_drop_old_audio() {
     let wav = tone_wav(dir.path(), "tone.wav", 44_100, 6);
     let rate = Rational::integer(30);
     let mut p = Project::new(rate, 64, 36);
-    p.audio_tracks.push(AudioTrackDef {
-        name: String::new(),
-        gain_db: 0.0,
-        mute: false,
-        solo: false,
-        clips: vec![AudioClipDef {
-            media: wav,
-            start: 0,
-            duration: 180,
-            source_in: 0,
-            gain_db: -3.0,
-            fade_in: 0,
-            fade_out: 0,
-        }],
-    });
+    p.audio_tracks.push(AudioTrackDef::new(vec![AudioClipDef {
+        gain_db: -3.0,
+        ..AudioClipDef::new(wav, 0, 180)
+    }]));
     let mut offline = Mixer::new(&p).expect("mixer");
     let expect = |offline: &mut Mixer, at: u64, frames: usize| {
         let mut v = vec![0.0f32; frames * 2];
