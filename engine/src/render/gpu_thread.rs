@@ -191,7 +191,9 @@ fn finish_gpu(
 }
 
 /// Renders `job` on both paths, alternately (after one GPU warm-up frame), and picks the one
-/// with the lower best-of-two time.
+/// with the lower best-of-two time. When the first round already shows one path over twice
+/// as slow, the second round is skipped: on a software adapter a GPU frame takes every core for
+/// most of a second, and playback is waiting for the answer.
 fn calibrate(
     gpu: &mut Gpu,
     cpu: &dyn CpuRenderer,
@@ -214,6 +216,9 @@ fn calibrate(
                 Ok(_) => gpu_best = gpu_best.min(t.elapsed().as_secs_f64() * 1e3),
                 Err(e) => gpu_error = Some(e),
             }
+        }
+        if gpu_error.is_some() || gpu_best > 2.0 * cpu_best || cpu_best > 2.0 * gpu_best {
+            break;
         }
     }
     let (w, h) = (job.width, job.height);
