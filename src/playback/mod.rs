@@ -324,11 +324,8 @@ impl PlaybackEngine {
         if a.generation != Some(p.generation) {
             a.generation = Some(p.generation);
             let rate = self.world.resource::<OutputFormat>().frame_rate;
-            let format = framelock_components::AudioFormat {
-                sample_rate: a.output.rate(),
-                channels: 2,
-            };
-            a.output.seek(format.sample_at_frame(p.frame, rate));
+            a.output
+                .seek(a.output.format().sample_at_frame(p.frame, rate));
         }
         let playing = p.state == PlayState::Playing && p.rate == 1.0;
         if playing != a.playing {

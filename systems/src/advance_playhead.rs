@@ -74,7 +74,7 @@ pub fn advance_playhead(
                 .is_some_and(|t| tick.index.saturating_sub(t) <= AUDIO_LIVE_TICKS);
         if audio.master {
             let rate = output.frame_rate;
-            let sr = u128::from(audio.output.rate().max(1));
+            let sr = u128::from(audio.output.format().sample_rate.max(1));
             let frame =
                 (u128::from(position) * u128::from(rate.num) / (u128::from(rate.den) * sr)) as f64;
             if frame >= last {

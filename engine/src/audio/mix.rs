@@ -134,20 +134,6 @@ impl Mixer {
         Ok(mixer)
     }
 
-    /// A mixer of explicit clips over already opened sources (tests, benchmarks).
-    pub fn from_parts(
-        format: AudioFormat,
-        sources: Vec<ResampledSource>,
-        clips: Vec<MixClip>,
-    ) -> Self {
-        Self {
-            format,
-            sources,
-            clips,
-            skipped: Vec::new(),
-        }
-    }
-
     fn source(
         &mut self,
         by_path: &mut HashMap<PathBuf, Option<usize>>,

@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
+use framelock_components::AudioFormat;
+
 use super::Mixer;
 
 /// Frames the worker mixes at a time.
@@ -129,14 +131,14 @@ impl AudioPull {
 /// The mixer on its own thread, and the ring the host pulls from.
 pub struct AudioOutput {
     shared: Arc<Shared>,
-    rate: u32,
+    format: AudioFormat,
     worker: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for AudioOutput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AudioOutput")
-            .field("rate", &self.rate)
+            .field("format", &self.format)
             .finish_non_exhaustive()
     }
 }
@@ -209,7 +211,7 @@ impl AudioOutput {
             .ok();
         Self {
             shared,
-            rate: format.sample_rate,
+            format,
             worker,
         }
     }
@@ -255,9 +257,9 @@ impl AudioOutput {
         self.shared.heard.load(Ordering::Acquire)
     }
 
-    /// The output rate.
-    pub fn rate(&self) -> u32 {
-        self.rate
+    /// The output format (the mixer's).
+    pub fn format(&self) -> AudioFormat {
+        self.format
     }
 
     /// Frames mixed and waiting in the ring.

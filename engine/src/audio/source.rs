@@ -225,15 +225,7 @@ impl AudioSource {
         // What was decoded past the last read's end first.
         if !self.carry.is_empty() {
             let carry = std::mem::take(&mut self.carry);
-            self.place(&carry, pos, start, end, &mut out[base..]);
-            let n = (carry.len() / ch) as u64;
-            if pos + n > end {
-                let keep = ((end - pos) as usize) * ch;
-                self.carry = carry[keep..].to_vec();
-                self.cursor = Some(end);
-                return Ok(());
-            }
-            pos += n;
+            pos = self.consume(&carry, pos, start, end, base, out);
         }
         while pos < end {
             let packet = match self.format.next_packet() {
