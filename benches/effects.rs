@@ -4,7 +4,9 @@
 //! readback), the full stack, and the full stack pipelined (three frames in flight). Then the
 //! streaming speed: upload and readback against a plain memcpy of the same bytes.
 //!
-//! `cargo bench --bench effects` (set `FRAMELOCK_BENCH_QUICK=1` for 1080p only).
+//! `cargo bench --bench effects` (set `FRAMELOCK_BENCH_QUICK=1` for 1080p only,
+//! `FRAMELOCK_BENCH_NO_GPU=1` for the CPU paths only). Each size's group also times a memcpy
+//! of one RGBA16 frame (what one pass of the fast CPU path reads or writes) as the baseline.
 
 #![allow(
     clippy::expect_used,
@@ -17,8 +19,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use framelock::{BlendMode, Effect, EffectLod, Picture, testcard};
-use framelock_engine::effects::{LayerJob, RenderJob, cpu};
+use framelock_engine::effects::{LayerJob, RenderJob, cpu, fast};
 use framelock_engine::gpu::{BlurKernel, Gpu, GpuOptions};
+use framelock_engine::memory::BufferPool;
 
 fn card(i: u64, w: u32, h: u32) -> Arc<Picture> {
     let mut f = Picture::black(w, h);
@@ -81,6 +84,42 @@ fn full_stack() -> Vec<Effect> {
     ]
 }
 
+/// A stack of 100 effects: grades (most of them one curve, every third a saturation mix),
+/// with a blur, a sharpen and a small transform in every 25.
+fn hundred() -> Vec<Effect> {
+    (0..100)
+        .map(|i| {
+            let t = i as f32 / 100.0;
+            match i % 25 {
+                7 => Effect::Blur { radius: 2 },
+                13 => Effect::Sharpen { amount: 0.2 },
+                19 => Effect::Transform {
+                    scale: 1.0,
+                    x: 1.0,
+                    y: 0.0,
+                    rotation: 0.5,
+                },
+                k if k % 3 == 0 => Effect::Grade {
+                    brightness: 0.01 - 0.02 * t,
+                    contrast: 1.0 + 0.01 * t,
+                    saturation: 1.02,
+                    gamma: 1.0,
+                    lift: 0.0,
+                    gain: 1.0,
+                },
+                _ => Effect::Grade {
+                    brightness: 0.005 * t,
+                    contrast: 1.01 - 0.02 * t,
+                    saturation: 1.0,
+                    gamma: 1.0 + 0.02 * (t - 0.5),
+                    lift: 0.0,
+                    gain: 1.0,
+                },
+            }
+        })
+        .collect()
+}
+
 fn sizes() -> Vec<(&'static str, u32, u32)> {
     if std::env::var_os("FRAMELOCK_BENCH_QUICK").is_some() {
         vec![("1080p", 1920, 1080)]
@@ -90,7 +129,11 @@ fn sizes() -> Vec<(&'static str, u32, u32)> {
 }
 
 fn effects(c: &mut Criterion) {
-    let mut gpu = Gpu::new(&GpuOptions::default()).ok();
+    let mut gpu = if std::env::var_os("FRAMELOCK_BENCH_NO_GPU").is_some() {
+        None
+    } else {
+        Gpu::new(&GpuOptions::default()).ok()
+    };
     if let Some(g) = &gpu {
         eprintln!("GPU path on: {:?}", g.device_names());
     } else {
@@ -104,6 +147,7 @@ fn effects(c: &mut Criterion) {
         ("sharpen", vec![Effect::Sharpen { amount: 0.5 }], false),
         ("transform", vec![full_stack()[3]], false),
         ("full_stack_2_layers", full_stack(), true),
+        ("hundred_effects", hundred(), false),
     ];
     for (res, w, h) in sizes() {
         let frame = card(1, w, h);
@@ -130,10 +174,26 @@ fn effects(c: &mut Criterion) {
                     g.set_blur_kernel(BlurKernel::Auto);
                 }
             }
-            group.bench_with_input(BenchmarkId::new("cpu", name), &j, |b, j| {
-                b.iter(|| cpu::render(j).expect("cpu"))
+            if *name != "hundred_effects" {
+                group.bench_with_input(BenchmarkId::new("cpu", name), &j, |b, j| {
+                    b.iter(|| cpu::render(j).expect("cpu"))
+                });
+            }
+            // As playback runs it: the output picture from a pool (a fresh 8 MB buffer a frame
+            // would add ~2 ms of page faults).
+            let pool = BufferPool::new(1 << 30);
+            group.bench_with_input(BenchmarkId::new("cpu_fast", name), &j, |b, j| {
+                b.iter(|| fast::render_picture(j, Some(&pool)).expect("fast"))
             });
         }
+        let src = vec![1u16; w as usize * h as usize * 4];
+        let mut dst = vec![0u16; src.len()];
+        group.bench_function("memcpy_rgba16", |b| {
+            b.iter(|| {
+                dst.copy_from_slice(std::hint::black_box(&src));
+                std::hint::black_box(&dst);
+            })
+        });
         // Throughput with three frames in flight (upload n+2 / effects n+1 / readback n).
         if let Some(g) = gpu.as_mut() {
             let j = job(&frame, full_stack(), true);

@@ -43,7 +43,7 @@ pub use framelock_engine::proxy::{
     ProxyProgress, check_proxy, files::manifest_path as proxy_manifest_path,
 };
 pub use framelock_engine::render::{
-    CompositeJob, CpuRenderer, GpuState, GpuUse, OutputPixels, PathChoice, ReferenceCpu,
+    CompositeJob, CpuRenderer, FastCpu, GpuState, GpuUse, OutputPixels, PathChoice, ReferenceCpu,
     RenderPath, Work,
 };
 pub use framelock_engine::signal::Progress;

@@ -12,7 +12,7 @@ use framelock_engine::gpu::GpuOptions;
 use framelock_engine::media::{DecoderRegistry, MediaError, ProbeCache};
 use framelock_engine::memory::PoolStats;
 use framelock_engine::proxy::{ProxyManager, ProxyManagerOptions};
-use framelock_engine::render::{CpuRenderer, GpuUse, OutputPixels, ReferenceCpu};
+use framelock_engine::render::{CpuRenderer, FastCpu, GpuUse, OutputPixels};
 
 /// Why a project cannot be opened for playback.
 #[derive(Debug, thiserror::Error)]
@@ -180,7 +180,7 @@ pub struct EngineOptions {
     pub render_workers: usize,
     /// The pixel format presented pictures come in.
     pub output_pixels: OutputPixels,
-    /// The CPU renderer (tests put a double here; the default is the reference path).
+    /// The CPU renderer (tests put a double here; the default is [`FastCpu`]).
     pub cpu_renderer: Arc<dyn CpuRenderer>,
     /// Serve the live profile to `puffin_viewer` on this address (e.g. `127.0.0.1:8585`)
     /// while the engine lives: turns puffin's scopes on (every system, decode job, proxy
@@ -209,7 +209,7 @@ impl Default for EngineOptions {
             gpu_use: GpuUse::Measured,
             render_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             output_pixels: OutputPixels::Any,
-            cpu_renderer: Arc::new(ReferenceCpu),
+            cpu_renderer: Arc::new(FastCpu),
             puffin_server: None,
             audio: true,
             audio_ring_frames: 8192,

@@ -97,8 +97,7 @@ impl framelock::CpuRenderer for PooledCpu {
         work: &framelock::Work,
         pool: Option<&framelock::BufferPool>,
     ) -> Result<Arc<framelock::Picture>, framelock::RenderError> {
-        self.0
-            .install(|| framelock::ReferenceCpu.render(work, pool))
+        self.0.install(|| framelock::FastCpu.render(work, pool))
     }
 }
 

@@ -62,6 +62,19 @@ impl Image {
 /// 16 first (measured here on random pictures), which is outside the 1/255 the GPU must match;
 /// so the reference twin computes exactly what the shader computes.
 pub fn yuv_to_rgba(frame: &Picture) -> Image {
+    if frame.format == crate::media::PixelFormat::Rgba8 {
+        // An already rendered picture (a cached render used as a layer): bytes / 255.
+        let mut img = Image::filled(frame.width, frame.height, [0.0, 0.0, 0.0, 1.0]);
+        for (o, p) in img.px.iter_mut().zip(frame.planes[0].chunks_exact(4)) {
+            *o = [
+                f32::from(p[0]) / 255.0,
+                f32::from(p[1]) / 255.0,
+                f32::from(p[2]) / 255.0,
+                1.0,
+            ];
+        }
+        return img;
+    }
     let p = ops::yuv_params(frame);
     let (w, h) = (frame.width as usize, frame.height as usize);
     let (cw, _) = frame.chroma_size();

@@ -1,8 +1,8 @@
 //! Effects rendering: what one output frame with effects is made of ([`RenderJob`]), the
 //! effect table that declares each effect once ([`table`]), the operations both paths run in
-//! the same order ([`ops`]), and the CPU path ([`cpu`]), whose
-//! every operation is the reference twin of a WGSL shader in `shaders/` (the GPU path, in
-//! [`crate::gpu`]).
+//! the same order ([`ops`]), the reference CPU path ([`cpu`]), whose every operation is the
+//! twin of a WGSL shader in `shaders/` (the GPU path, in [`crate::gpu`]), and the fast CPU
+//! path ([`fast`]) that plays, held to the reference by the tests.
 //!
 //! One frame: each layer's planes are converted to RGBA (f32, gamma-encoded as stored, alpha
 //! 1), scaled to the work size (the output size divided by the [`EffectLod`]), run through its
@@ -11,6 +11,7 @@
 //! to the output size. The finished picture is rounded to RGBA8.
 
 pub mod cpu;
+pub mod fast;
 pub mod ops;
 pub mod table;
 

@@ -190,23 +190,48 @@ fn finish_gpu(
     ctx.finish(done);
 }
 
-/// Renders `job` on both paths, alternately (after one GPU warm-up frame), and picks the one
-/// with the lower best-of-two time. When the first round already shows one path over twice
-/// as slow, the second round is skipped: on a software adapter a GPU frame takes every core for
-/// most of a second, and playback is waiting for the answer.
-fn calibrate(
+/// `job` at a quarter of its width and height (a sixteenth of the pixels), pixel-sized
+/// effect parameters scaled with it; `None` when it is too small to shrink or a layer cannot
+/// be scaled.
+fn reduced(job: &RenderJob) -> Option<RenderJob> {
+    const DIVISOR: u32 = 4;
+    let (w, h) = (job.width / DIVISOR, job.height / DIVISOR);
+    if w < 64 || h < 36 {
+        return None;
+    }
+    let mut small = job.clone();
+    small.width = w;
+    small.height = h;
+    for layer in &mut small.layers {
+        let (lw, lh) = (
+            (layer.frame.width / DIVISOR).max(1),
+            (layer.frame.height / DIVISOR).max(1),
+        );
+        layer.frame = Arc::new(layer.frame.scaled_yuv420p(lw, lh)?);
+        layer.key = 0;
+        layer.effects = layer
+            .effects
+            .iter()
+            .map(|e| (crate::effects::table::def_of(e).at_lod)(e, DIVISOR as f32))
+            .collect();
+    }
+    Some(small)
+}
+
+/// Best-of-`rounds` milliseconds of each path on `job` (after one GPU warm-up frame); stops
+/// after a round that shows one path over twice as slow.
+fn measure(
     gpu: &mut Gpu,
     cpu: &dyn CpuRenderer,
     job: &RenderJob,
     pool: Option<&BufferPool>,
-) -> PathChoice {
-    crate::profile_function!();
+    rounds: usize,
+) -> (f64, f64, Option<RenderError>) {
     let work = Work::Effects(job.clone());
-    let names = gpu.device_names().join(", ");
     let mut cpu_best = f64::INFINITY;
     let mut gpu_best = f64::INFINITY;
     let mut gpu_error = gpu.render(job).err();
-    for _ in 0..2 {
+    for _ in 0..rounds {
         let t = Instant::now();
         let _ = cpu.render(&work, pool);
         cpu_best = cpu_best.min(t.elapsed().as_secs_f64() * 1e3);
@@ -221,6 +246,41 @@ fn calibrate(
             break;
         }
     }
+    (cpu_best, gpu_best, gpu_error)
+}
+
+/// Measures both paths and picks the faster. First on a reduced copy of `job` (a sixteenth
+/// of the pixels): a GPU over twice as slow as the CPU path there — a software adapter — is
+/// not the default, decided in a few tens of milliseconds instead of seconds of every core
+/// while playback waits. (Fixed costs per frame weigh more on the small copy and favour the
+/// CPU path, so only a clear CPU win is taken from it.) Otherwise both paths are measured on
+/// `job` itself, alternately, best of two.
+fn calibrate(
+    gpu: &mut Gpu,
+    cpu: &dyn CpuRenderer,
+    job: &RenderJob,
+    pool: Option<&BufferPool>,
+) -> PathChoice {
+    crate::profile_function!();
+    let names = gpu.device_names().join(", ");
+    if let Some(small) = reduced(job) {
+        let (cpu_ms, gpu_ms, err) = measure(gpu, cpu, &small, pool, 1);
+        if err.is_none() && gpu_ms > 2.0 * cpu_ms {
+            let (w, h) = (small.width, small.height);
+            return PathChoice {
+                path: RenderPath::Cpu,
+                cpu_ms,
+                gpu_ms: Some(gpu_ms),
+                width: w,
+                height: h,
+                reason: format!(
+                    "a {w}x{h} copy of a {}x{} effects frame took {gpu_ms:.1} ms on the GPU ({names}) and {cpu_ms:.1} ms on the CPU path: the CPU path is faster",
+                    job.width, job.height
+                ),
+            };
+        }
+    }
+    let (cpu_best, gpu_best, gpu_error) = measure(gpu, cpu, job, pool, 2);
     let (w, h) = (job.width, job.height);
     if let Some(e) = gpu_error {
         return PathChoice {

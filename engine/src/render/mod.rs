@@ -172,7 +172,21 @@ pub trait CpuRenderer: Send + Sync + std::fmt::Debug {
     fn render(&self, work: &Work, pool: Option<&BufferPool>) -> Result<Arc<Picture>, RenderError>;
 }
 
-/// The reference CPU path: [`ycbcr::composite`] and [`crate::effects::cpu::render`].
+/// The CPU path that plays: [`ycbcr::composite`] and [`crate::effects::fast`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FastCpu;
+
+impl CpuRenderer for FastCpu {
+    fn render(&self, work: &Work, pool: Option<&BufferPool>) -> Result<Arc<Picture>, RenderError> {
+        match work {
+            Work::Ycbcr(job) => Ok(ycbcr::composite(job, pool)),
+            Work::Effects(job) => Ok(Arc::new(crate::effects::fast::render_picture(job, pool)?)),
+        }
+    }
+}
+
+/// The reference CPU path, [`ycbcr::composite`] and [`crate::effects::cpu::render`]: the
+/// oracle of the tests (f32 throughout, 10x slower than [`FastCpu`]).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ReferenceCpu;
 

@@ -10,8 +10,7 @@ use framelock_components::TierStats;
 
 use super::gpu_thread::{self, GpuMsg, GpuShared};
 use super::{
-    CpuRenderer, GpuState, GpuUse, OutputPixels, PathChoice, ReferenceCpu, RenderDone, RenderPath,
-    Work,
+    CpuRenderer, FastCpu, GpuState, GpuUse, OutputPixels, PathChoice, RenderDone, RenderPath, Work,
 };
 use crate::cache::Cache;
 use crate::gpu::{DeviceStats, GpuOptions};
@@ -55,7 +54,7 @@ impl Default for RenderServiceOptions {
             gpu: None,
             gpu_use: GpuUse::Measured,
             pool: None,
-            cpu: Arc::new(ReferenceCpu),
+            cpu: Arc::new(FastCpu),
             progress: Progress::default(),
         }
     }

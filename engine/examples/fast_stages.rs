@@ -1,0 +1,98 @@
+//! Times each stage of the fast CPU effects path alone on a 1080p test card, a profiling aid
+//! for `perf record` (the benchmark figures come from `cargo bench --bench effects`):
+//! `cargo run --release -p framelock-engine --example fast_stages [STAGE-PREFIX]`.
+
+#![allow(
+    clippy::unwrap_used,
+    missing_docs,
+    clippy::print_stdout,
+    reason = "scratch"
+)]
+use framelock_components::{BlendMode, Effect};
+use framelock_engine::effects::fast::{
+    self, Image16, blend, blur, convert, point::PointChain, sharpen, transform,
+};
+use framelock_engine::media::{Picture, testcard};
+use std::sync::Arc;
+use std::time::Instant;
+
+fn time(name: &str, mut f: impl FnMut()) {
+    if let Some(only) = std::env::args().nth(1)
+        && !name.starts_with(&only)
+    {
+        return;
+    }
+    f();
+    let n = 20;
+    let t = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    println!(
+        "{name:24} {:7.2} ms",
+        t.elapsed().as_secs_f64() * 1e3 / n as f64
+    );
+}
+
+fn main() {
+    let (w, h) = (1920, 1080);
+    let mut f = Picture::black(w, h);
+    {
+        let [y, u, v] = &mut f.planes;
+        testcard::draw_i420(1, w, h, y, u, v);
+    }
+    let f = Arc::new(f);
+    let grade = Effect::Grade {
+        brightness: 0.02,
+        contrast: 1.1,
+        saturation: 1.2,
+        gamma: 1.05,
+        lift: 0.01,
+        gain: 0.98,
+    };
+    let grade1 = Effect::Grade {
+        brightness: 0.02,
+        contrast: 1.1,
+        saturation: 1.0,
+        gamma: 1.05,
+        lift: 0.01,
+        gain: 0.98,
+    };
+    time("convert", || {
+        let _ = convert::convert(&f, None);
+    });
+    let img = convert::convert(&f, None);
+    let mut out = vec![0u8; (w * h * 4) as usize];
+    time("pack", || img.pack_rgba8(&mut out));
+    let mut a = img.clone();
+    time("over_black", || {
+        blend::over_black(&mut a, 1.0, BlendMode::Over)
+    });
+    let b = img.clone();
+    time("composite screen", || {
+        blend::composite(&mut a, &b, 0.7, BlendMode::Screen)
+    });
+    let mut c = PointChain::default();
+    c.push(&grade);
+    time("grade mix", || c.apply(&mut a.px));
+    let mut c1 = PointChain::default();
+    c1.push(&grade1);
+    time("grade curve", || c1.apply(&mut a.px));
+    time("blur r4", || blur::blur(&mut a, 4));
+    time("blur r20", || blur::blur(&mut a, 20));
+    time("sharpen", || sharpen::sharpen(&mut a, 0.5));
+    let t = Effect::Transform {
+        scale: 1.05,
+        x: 3.0,
+        y: -2.0,
+        rotation: 1.5,
+    };
+    time("transform", || transform::transform(&mut a, &t));
+    time("clone", || {
+        let _ = a.clone();
+    });
+    time("scratch", || {
+        let _ = Image16::scratch(w, h);
+    });
+    let _ = fast::scratch_bytes();
+}

@@ -1,0 +1,119 @@
+//! Blending a layer onto what is beneath it, the fast twins of
+//! [`crate::effects::cpu::composite`] and [`crate::effects::cpu::dissolve`], and the first
+//! layer's blend onto opaque black without a black picture to read.
+
+use framelock_components::BlendMode;
+use rayon::prelude::*;
+
+use super::{BAND_ROWS, Image16, Px8, for_each8, for_each8_with};
+
+const FULL: f32 = 65535.0;
+const BAND: usize = 4 * 1024 * BAND_ROWS;
+
+#[inline(always)]
+fn composite_with<F: Fn(f32, f32) -> f32 + Sync + Copy>(
+    dst: &mut Image16,
+    src: &Image16,
+    opacity: f32,
+    f: F,
+) {
+    let k = opacity / FULL;
+    dst.px
+        .par_chunks_mut(BAND)
+        .zip(src.px.par_chunks(BAND))
+        .for_each(|(d, s)| composite_band(d, s, k, f));
+}
+
+super::hot! {
+    fn composite_band<F: Fn(f32, f32) -> f32 + Copy>(d: &mut [u16], s: &[u16], k: f32, f: F) {
+            for_each8_with(d, s, |d: &mut Px8, s: &Px8| {
+                for i in 0..8 {
+                    let a = s[3][i] * k;
+                    for c in 0..3 {
+                        let dc = d[c][i];
+                        d[c][i] = dc + (f(dc, s[c][i]) - dc) * a;
+                    }
+                    d[3][i] = a * FULL + d[3][i] * (1.0 - a);
+                }
+            })
+    }
+}
+
+/// Blends `src` onto `dst` in place.
+pub fn composite(dst: &mut Image16, src: &Image16, opacity: f32, mode: BlendMode) {
+    crate::profile_function!();
+    match mode {
+        BlendMode::Over => composite_with(dst, src, opacity, |_, s| s),
+        BlendMode::Add => composite_with(dst, src, opacity, |d, s| {
+            let v = d + s;
+            if v > FULL { FULL } else { v }
+        }),
+        BlendMode::Multiply => composite_with(dst, src, opacity, |d, s| d * s * (1.0 / FULL)),
+        BlendMode::Screen => composite_with(dst, src, opacity, |d, s| {
+            FULL - (FULL - d) * (FULL - s) * (1.0 / FULL)
+        }),
+    }
+}
+
+/// `img` blended onto opaque black, in place: with black beneath, every mode but multiply
+/// gives the layer's colour (multiply gives black), weighted by its alpha; alpha becomes 1.
+pub fn over_black(img: &mut Image16, opacity: f32, mode: BlendMode) {
+    crate::profile_function!();
+    let k = if mode == BlendMode::Multiply {
+        0.0
+    } else {
+        opacity / FULL
+    };
+    img.px
+        .par_chunks_mut(BAND)
+        .for_each(|band| over_black_band(band, k));
+}
+
+super::hot! {
+    fn over_black_band(band: &mut [u16], k: f32) {
+        for_each8(band, |p: &mut Px8| {
+            for i in 0..8 {
+                let a = p[3][i] * k;
+                for c in 0..3 {
+                    p[c][i] *= a;
+                }
+                p[3][i] = FULL;
+            }
+        })
+    }
+}
+
+/// `dst = mix(dst, src, t)`.
+pub fn dissolve(dst: &mut Image16, src: &Image16, t: f32) {
+    crate::profile_function!();
+    dst.px
+        .par_chunks_mut(BAND)
+        .zip(src.px.par_chunks(BAND))
+        .for_each(|(d, s)| dissolve_band(d, s, t));
+}
+
+super::hot! {
+    fn dissolve_band(d: &mut [u16], s: &[u16], t: f32) {
+        for_each8_with(d, s, |d: &mut Px8, s: &Px8| {
+            for c in 0..4 {
+                for i in 0..8 {
+                    d[c][i] = d[c][i] * (1.0 - t) + s[c][i] * t;
+                }
+            }
+        })
+    }
+}
+
+/// `img = mix(opaque black, img, t)` for an opaque `img`.
+pub fn dissolve_from_black(img: &mut Image16, t: f32) {
+    img.px.par_chunks_mut(BAND).for_each(|band| {
+        for_each8(band, |p: &mut Px8| {
+            for i in 0..8 {
+                for c in 0..3 {
+                    p[c][i] *= t;
+                }
+                p[3][i] = FULL;
+            }
+        })
+    });
+}

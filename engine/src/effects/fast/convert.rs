@@ -1,0 +1,157 @@
+//! Y'CbCr planes to RGBA16, the fast twin of [`crate::effects::cpu::yuv_to_rgba`]: the
+//! reference's arithmetic in 65535 units, eight pixels at a time. A point chain given with it runs on each
+//! band right after the band is converted, while it is in cache.
+
+use rayon::prelude::*;
+
+use super::point::PointChain;
+use super::{BAND_ROWS, Image16, ONE, Px8, to_u16};
+use crate::effects::ops;
+use crate::media::{Picture, PixelFormat};
+
+/// Reads a plane's row of samples as `f32` (8-bit, or 10-bit little-endian).
+trait Samples: Sync {
+    fn row(plane: &[u8], start: usize, n: usize, out: &mut Vec<f32>);
+}
+
+struct Eight;
+struct Ten;
+
+impl Samples for Eight {
+    fn row(plane: &[u8], start: usize, n: usize, out: &mut Vec<f32>) {
+        out.clear();
+        out.extend(plane[start..start + n].iter().map(|&v| f32::from(v)));
+    }
+}
+
+impl Samples for Ten {
+    fn row(plane: &[u8], start: usize, n: usize, out: &mut Vec<f32>) {
+        out.clear();
+        out.extend(
+            plane[2 * start..2 * (start + n)]
+                .chunks_exact(2)
+                .map(|b| f32::from(u16::from_le_bytes([b[0], b[1]]))),
+        );
+    }
+}
+
+/// The conversion's constants in 65535 units: `l = Y · ys + yo`, chroma `(C - co) · cs`,
+/// then the matrix `[R from Cr, G from Cb, G from Cr, B from Cb]`.
+#[derive(Clone, Copy)]
+struct Coefficients {
+    ys: f32,
+    yo: f32,
+    cs: f32,
+    co: f32,
+    matrix: [f32; 4],
+    shift_y: u32,
+}
+
+/// The reference's arithmetic in 65535 units, over rows converted to `f32` once.
+fn convert_yuv<S: Samples, const SX: usize>(
+    frame: &Picture,
+    out: &mut Image16,
+    chain: Option<&PointChain>,
+) {
+    let p = ops::yuv_params(frame);
+    let ys = p.y_scale * 65535.0;
+    let k = Coefficients {
+        ys,
+        yo: -p.y_offset * ys,
+        cs: p.c_scale * 65535.0,
+        co: p.c_offset,
+        matrix: p.matrix,
+        shift_y: p.shift.1,
+    };
+    let stride = frame.width as usize * 4;
+    out.px
+        .par_chunks_mut(stride * BAND_ROWS)
+        .enumerate()
+        .for_each(|(band, rows)| {
+            convert_band::<S, SX>(rows, band * BAND_ROWS, frame, k);
+            if let Some(chain) = chain {
+                chain.apply_band(rows);
+            }
+        });
+}
+
+super::hot! {
+    fn convert_band<S: Samples, const SX: usize>(
+        rows: &mut [u16],
+        y0: usize,
+        frame: &Picture,
+        k: Coefficients,
+    ) {
+        let (w, h) = (frame.width as usize, frame.height as usize);
+        let cw = frame.chroma_size().0 as usize;
+        let [yp, up, vp] = &frame.planes;
+        let stride = w * 4;
+        let [rv, gu, gv, bu] = k.matrix;
+        let (mut yf, mut uf, mut vf) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut cb, mut cr) = (vec![0.0f32; w + 8], vec![0.0f32; w + 8]);
+        for (r, row) in rows.chunks_exact_mut(stride).enumerate() {
+            let y = y0 + r;
+            if y >= h {
+                break;
+            }
+            S::row(yp, y * w, w, &mut yf);
+            let crow = (y >> k.shift_y) * cw;
+            S::row(up, crow, cw, &mut uf);
+            S::row(vp, crow, cw, &mut vf);
+            // Chroma at luma resolution, centred and scaled.
+            for x in 0..w {
+                cb[x] = (uf[x >> SX] - k.co) * k.cs;
+                cr[x] = (vf[x >> SX] - k.co) * k.cs;
+            }
+            yf.resize(w + 8, 0.0);
+            for (b, px) in row.chunks_mut(32).enumerate() {
+                let x0 = b * 8;
+                let mut v: Px8 = [[0.0; 8]; 4];
+                for i in 0..8 {
+                    let l = yf[x0 + i] * k.ys + k.yo;
+                    v[0][i] = l + rv * cr[x0 + i];
+                    v[1][i] = l - gu * cb[x0 + i] - gv * cr[x0 + i];
+                    v[2][i] = l + bu * cb[x0 + i];
+                }
+                for (i, o) in px.chunks_exact_mut(4).enumerate() {
+                    o[0] = to_u16(v[0][i]);
+                    o[1] = to_u16(v[1][i]);
+                    o[2] = to_u16(v[2][i]);
+                    o[3] = ONE;
+                }
+            }
+        }
+    }
+}
+
+fn convert_rgba8(frame: &Picture, out: &mut Image16, chain: Option<&PointChain>) {
+    let stride = frame.width as usize * 4;
+    let src = &frame.planes[0];
+    out.px
+        .par_chunks_mut(stride * BAND_ROWS)
+        .zip(src.par_chunks(stride * BAND_ROWS))
+        .for_each(|(o, s)| {
+            for (d, v) in o.iter_mut().zip(s) {
+                *d = u16::from(*v) * 257;
+            }
+            for a in o.iter_mut().skip(3).step_by(4) {
+                *a = ONE;
+            }
+            if let Some(chain) = chain {
+                chain.apply_band(o);
+            }
+        });
+}
+
+/// `frame` as RGBA16 (alpha 1), then `chain` on it.
+pub fn convert(frame: &Picture, chain: Option<&PointChain>) -> Image16 {
+    crate::profile_function!();
+    let mut out = Image16::scratch(frame.width, frame.height);
+    match frame.format {
+        PixelFormat::Rgba8 => convert_rgba8(frame, &mut out, chain),
+        PixelFormat::Yuv444p => convert_yuv::<Eight, 0>(frame, &mut out, chain),
+        f if f.bytes_per_sample() == 2 => convert_yuv::<Ten, 1>(frame, &mut out, chain),
+        _ => convert_yuv::<Eight, 1>(frame, &mut out, chain),
+    }
+    out
+}

@@ -1,0 +1,430 @@
+//! The fast CPU path: what plays when the CPU renders effects. It computes what the
+//! reference twins in [`super::cpu`] compute (they stay the oracle: the tests hold every
+//! operation here within 1/255 of them, 2/255 for the wide blurs), with three changes of
+//! representation that make it run near the memory-bandwidth limit:
+//!
+//! - pictures are RGBA in `u16` (65535 = 1.0), 8 bytes a pixel instead of 16: every value
+//!   between operations lies in 0..=1 (each operation clamps or is a convex combination), so
+//!   16 bits lose nothing the 8-bit output can show;
+//! - per-pixel operations are tables: a grade is an affine map, a clamp and a power curve, and
+//!   the curve is a 65536-entry lookup table; consecutive grades fuse into one pass
+//!   ([`point::PointChain`]) and a grade right after the Y'CbCr conversion runs in the
+//!   conversion's pass, while the rows are in cache;
+//! - the inner loops are slices of `f32`/`u32` the compiler vectorises (the neighbourhood
+//!   operations sum shifted rows instead of walking pixels), rows in bands on rayon's pool,
+//!   and blurs wider than [`blur::DIRECT_MAX`] are a cascade of three running-sum boxes whose
+//!   widths are fitted to the reference kernel (cost independent of the radius).
+//!
+//! Pictures are deterministic: every output value is computed from its inputs alone, so the
+//! number of threads and the band split never change a bit.
+
+#![allow(
+    clippy::needless_range_loop,
+    reason = "lane loops index several arrays by the same lane: the form the vectoriser reads best"
+)]
+
+/// Compiles a hot loop once for the baseline and once for each SIMD level below, and picks
+/// the best the CPU has at run time (`multiversion`): AVX2 doubles the vector width and brings
+/// `roundps` (floor without a libm call), gathers and 32-bit multiplies. No FMA contraction
+/// happens in any version, so every version computes the same bits.
+macro_rules! hot {
+    ($(#[$m:meta])* $v:vis fn $($rest:tt)*) => {
+        $(#[$m])*
+        #[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+sse4.1", "aarch64+neon"))]
+        $v fn $($rest)*
+    };
+}
+pub(crate) use hot;
+
+pub mod blend;
+pub mod blur;
+pub mod convert;
+pub mod point;
+pub mod resize;
+pub mod sharpen;
+pub mod transform;
+
+use std::sync::Mutex;
+
+use framelock_components::Effect;
+
+use super::{RenderError, RenderJob, RenderedRgba};
+use crate::media::{Picture, PixelFormat};
+use crate::memory::BufferPool;
+use point::PointChain;
+
+/// 1.0 in the fast path's samples.
+pub const ONE: u16 = u16::MAX;
+
+/// Rows per parallel band (small enough to balance two to sixteen cores at 1080p, large
+/// enough that a band's start costs nothing).
+pub(crate) const BAND_ROWS: usize = 8;
+
+/// Buffers kept for reuse between frames: a fresh 16 MB buffer costs ~4000 page faults (a few
+/// milliseconds at 1080p), a reused one none.
+const SCRATCH_KEEP: usize = 8;
+
+static SCRATCH: Mutex<Vec<Vec<u16>>> = Mutex::new(Vec::new());
+
+/// Bytes the fast path keeps for reuse between frames.
+pub fn scratch_bytes() -> usize {
+    SCRATCH
+        .lock()
+        .map(|s| s.iter().map(|v| v.capacity() * 2).sum())
+        .unwrap_or(0)
+}
+
+/// Drops the buffers kept for reuse (memory pressure).
+pub fn purge_scratch() {
+    if let Ok(mut s) = SCRATCH.lock() {
+        s.clear();
+    }
+}
+
+/// An RGBA picture in `u16` (0..=65535 for 0..=1, gamma-encoded as stored), rows tightly
+/// packed: `px[(y * width + x) * 4 + c]`. Its buffer returns to a small reuse list when
+/// dropped.
+#[derive(Debug)]
+pub struct Image16 {
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+    /// Samples, four a pixel.
+    pub px: Vec<u16>,
+}
+
+impl Image16 {
+    /// A `width`×`height` picture whose samples are unspecified (a reused buffer): for
+    /// operations that write every sample.
+    pub fn scratch(width: u32, height: u32) -> Self {
+        let len = width as usize * height as usize * 4;
+        let reused = SCRATCH.lock().ok().and_then(|mut s| {
+            let i = s.iter().position(|v| v.capacity() >= len)?;
+            Some(s.swap_remove(i))
+        });
+        let mut px = reused.unwrap_or_default();
+        px.resize(len, 0);
+        px.truncate(len);
+        Self { width, height, px }
+    }
+
+    /// A picture filled with one pixel.
+    pub fn filled(width: u32, height: u32, value: [u16; 4]) -> Self {
+        let mut img = Self::scratch(width, height);
+        for p in img.px.chunks_exact_mut(4) {
+            p.copy_from_slice(&value);
+        }
+        img
+    }
+
+    /// Samples per row.
+    pub fn stride(&self) -> usize {
+        self.width as usize * 4
+    }
+
+    /// From the reference representation (rounded to the nearest code).
+    pub fn from_reference(img: &super::cpu::Image) -> Self {
+        let mut out = Self::scratch(img.width, img.height);
+        for (o, p) in out.px.chunks_exact_mut(4).zip(&img.px) {
+            for c in 0..4 {
+                o[c] = to_u16(p[c] * 65535.0);
+            }
+        }
+        out
+    }
+
+    /// To the reference representation.
+    pub fn to_reference(&self) -> super::cpu::Image {
+        let mut out = super::cpu::Image::filled(self.width, self.height, [0.0; 4]);
+        for (o, p) in out.px.iter_mut().zip(self.px.chunks_exact(4)) {
+            for c in 0..4 {
+                o[c] = f32::from(p[c]) / 65535.0;
+            }
+        }
+        out
+    }
+
+    /// Rounds to RGBA8 (alpha opaque), as the reference's `to_rgba8` does, into `out`
+    /// (`width * height * 4` bytes).
+    pub fn pack_rgba8(&self, out: &mut [u8]) {
+        use rayon::prelude::*;
+        let band = self.stride() * BAND_ROWS;
+        if band == 0 {
+            return;
+        }
+        out.par_chunks_mut(band)
+            .zip(self.px.par_chunks(band))
+            .for_each(|(o, s)| pack_band(o, s));
+    }
+}
+
+hot! {
+    fn pack_band(o: &mut [u8], s: &[u16]) {
+        for (d, v) in o.iter_mut().zip(s) {
+            *d = ((u32::from(*v) * 255 + 32767) / 65535) as u8;
+        }
+        for a in o.iter_mut().skip(3).step_by(4) {
+            *a = 255;
+        }
+    }
+}
+
+impl Clone for Image16 {
+    fn clone(&self) -> Self {
+        let mut out = Self::scratch(self.width, self.height);
+        out.px.copy_from_slice(&self.px);
+        out
+    }
+}
+
+impl Drop for Image16 {
+    fn drop(&mut self) {
+        let px = std::mem::take(&mut self.px);
+        if px.capacity() == 0 {
+            return;
+        }
+        if let Ok(mut s) = SCRATCH.lock()
+            && s.len() < SCRATCH_KEEP
+        {
+            s.push(px);
+        }
+    }
+}
+
+/// `v` (in 0..=65535 units) clamped and rounded to the nearest sample. Branch-free and
+/// vectorisable: the clamps are plain comparisons (`minps`/`maxps`), and adding 1.5 · 2²³
+/// leaves the rounded integer in the low mantissa bits (an `as` cast would saturate and check
+/// for NaN first, which the vectoriser gives up on).
+#[inline(always)]
+pub(crate) fn to_u16(v: f32) -> u16 {
+    let v = if v > 65535.0 { 65535.0 } else { v };
+    let v = if v < 0.0 { 0.0 } else { v };
+    (v + 12_582_912.0).to_bits() as u16
+}
+
+/// [`to_u16`] widened, for integer stages.
+#[inline(always)]
+pub(crate) fn to_i32(v: f32) -> i32 {
+    i32::from(to_u16(v))
+}
+
+/// Eight pixels as four lanes of eight `f32` (R, G, B, A): per-pixel operations are written
+/// over these lanes, which the compiler turns into vector instructions.
+pub(crate) type Px8 = [[f32; 8]; 4];
+
+#[inline(always)]
+fn load8(p: &[u16; 32]) -> Px8 {
+    let mut o = [[0.0; 8]; 4];
+    for i in 0..8 {
+        for c in 0..4 {
+            o[c][i] = f32::from(p[i * 4 + c]);
+        }
+    }
+    o
+}
+
+#[inline(always)]
+fn store8(p: &mut [u16; 32], v: &Px8) {
+    for i in 0..8 {
+        for c in 0..4 {
+            p[i * 4 + c] = to_u16(v[c][i]);
+        }
+    }
+}
+
+/// Runs `f` on every eight pixels of `px` (whole pixels; a short tail is padded).
+#[inline(always)]
+pub(crate) fn for_each8(px: &mut [u16], mut f: impl FnMut(&mut Px8)) {
+    let mut chunks = px.chunks_exact_mut(32);
+    for c in &mut chunks {
+        if let Ok(c) = <&mut [u16; 32]>::try_from(c) {
+            let mut v = load8(c);
+            f(&mut v);
+            store8(c, &v);
+        }
+    }
+    let rest = chunks.into_remainder();
+    if !rest.is_empty() {
+        let mut buf = [0u16; 32];
+        buf[..rest.len()].copy_from_slice(rest);
+        let mut v = load8(&buf);
+        f(&mut v);
+        store8(&mut buf, &v);
+        let n = rest.len();
+        rest.copy_from_slice(&buf[..n]);
+    }
+}
+
+/// [`for_each8`] over `dst` with the same pixels of `src` beside.
+#[inline(always)]
+pub(crate) fn for_each8_with(dst: &mut [u16], src: &[u16], mut f: impl FnMut(&mut Px8, &Px8)) {
+    let mut d = dst.chunks_exact_mut(32);
+    let mut s = src.chunks_exact(32);
+    for (dc, sc) in (&mut d).zip(&mut s) {
+        if let (Ok(dc), Ok(sc)) = (<&mut [u16; 32]>::try_from(dc), <&[u16; 32]>::try_from(sc)) {
+            let mut v = load8(dc);
+            f(&mut v, &load8(sc));
+            store8(dc, &v);
+        }
+    }
+    let (dr, sr) = (d.into_remainder(), s.remainder());
+    let n = dr.len().min(sr.len());
+    if n > 0 {
+        let (mut a, mut b) = ([0u16; 32], [0u16; 32]);
+        a[..n].copy_from_slice(&dr[..n]);
+        b[..n].copy_from_slice(&sr[..n]);
+        let mut v = load8(&a);
+        f(&mut v, &load8(&b));
+        store8(&mut a, &v);
+        dr[..n].copy_from_slice(&a[..n]);
+    }
+}
+
+/// One operation of a layer's effect stack, after fusion.
+enum Step<'a> {
+    /// Consecutive per-pixel effects as one pass.
+    Point(PointChain),
+    /// A neighbourhood effect.
+    Effect(&'a Effect),
+}
+
+fn plan<'a>(effects: &'a [Effect]) -> Vec<Step<'a>> {
+    let mut steps: Vec<Step<'a>> = Vec::new();
+    for e in effects {
+        if PointChain::takes(e) {
+            if let Some(Step::Point(chain)) = steps.last_mut() {
+                chain.push(e);
+            } else {
+                let mut chain = PointChain::default();
+                chain.push(e);
+                steps.push(Step::Point(chain));
+            }
+        } else {
+            steps.push(Step::Effect(e));
+        }
+    }
+    steps
+}
+
+/// Applies one effect (not fused) in place: the fast twin of [`super::cpu::apply`].
+pub fn apply(img: &mut Image16, e: &Effect) {
+    match *e {
+        Effect::Grade { .. } => {
+            let mut chain = PointChain::default();
+            chain.push(e);
+            chain.apply(&mut img.px);
+        }
+        Effect::Blur { radius } => blur::blur(img, radius),
+        Effect::Sharpen { amount } => sharpen::sharpen(img, amount),
+        Effect::Transform { .. } => transform::transform(img, e),
+    }
+}
+
+/// One layer's picture at the work size with its effects applied.
+fn layer_image(job: &RenderJob, layer: &super::LayerJob) -> Image16 {
+    let (ww, wh) = job.work_size();
+    let effects: Vec<Effect> = layer.effects.iter().map(|e| job.effect_at_lod(e)).collect();
+    let mut steps = plan(&effects);
+    // A point chain right after the conversion runs inside it when no resize comes between.
+    let same_size = (layer.frame.width, layer.frame.height) == (ww, wh);
+    let fused = match steps.first() {
+        Some(Step::Point(_)) if same_size => match steps.remove(0) {
+            Step::Point(c) => Some(c),
+            Step::Effect(_) => None,
+        },
+        _ => None,
+    };
+    let img = convert::convert(&layer.frame, fused.as_ref());
+    let mut img = if same_size {
+        img
+    } else {
+        resize::resize(&img, ww, wh)
+    };
+    for step in &steps {
+        match step {
+            Step::Point(chain) => chain.apply(&mut img.px),
+            Step::Effect(e) => apply(&mut img, e),
+        }
+    }
+    img
+}
+
+/// Renders a whole frame: the fast twin of [`super::cpu::render`].
+pub fn render(job: &RenderJob) -> Result<RenderedRgba, RenderError> {
+    let mut rgba = vec![0u8; job.width as usize * job.height as usize * 4];
+    render_into(job, &mut rgba)?;
+    Ok(RenderedRgba {
+        width: job.width,
+        height: job.height,
+        rgba,
+        lod: job.lod,
+        tag: job.tag,
+    })
+}
+
+/// Renders a whole frame into an RGBA8 picture from `pool`, indexed by the job's tag.
+pub fn render_picture(job: &RenderJob, pool: Option<&BufferPool>) -> Result<Picture, RenderError> {
+    job.validate()?;
+    let mut f = Picture::alloc_in(pool, PixelFormat::Rgba8, job.width, job.height);
+    render_into(job, &mut f.planes[0])?;
+    f.index = job.tag;
+    Ok(f)
+}
+
+fn render_into(job: &RenderJob, out: &mut [u8]) -> Result<(), RenderError> {
+    crate::profile_function!();
+    job.validate()?;
+    if out.len() < job.width as usize * job.height as usize * 4 {
+        return Err(RenderError::Invalid("the output buffer is short".into()));
+    }
+    let (ww, wh) = job.work_size();
+    let mut acc: Option<Image16> = None;
+    for layer in &job.layers {
+        let img = layer_image(job, layer);
+        acc = Some(match acc {
+            // The first layer onto opaque black, without reading a black picture.
+            None => {
+                let mut img = img;
+                // Opaque (no transform made it transparent anywhere) at full opacity, the
+                // layer is its own blend onto black: nothing to compute.
+                let opaque = !layer
+                    .effects
+                    .iter()
+                    .any(|e| matches!(e, Effect::Transform { .. }));
+                let identity = opaque
+                    && layer.opacity >= 1.0
+                    && layer.blend != framelock_components::BlendMode::Multiply
+                    && layer.dissolve.is_none_or(|t| t >= 1.0);
+                match layer.dissolve {
+                    _ if identity => {}
+                    Some(t) if t < 1.0 => {
+                        blend::over_black(&mut img, layer.opacity, layer.blend);
+                        blend::dissolve_from_black(&mut img, t.max(0.0));
+                    }
+                    _ => blend::over_black(&mut img, layer.opacity, layer.blend),
+                }
+                img
+            }
+            Some(mut acc) => {
+                match layer.dissolve {
+                    Some(t) if t < 1.0 => {
+                        let mut over = acc.clone();
+                        blend::composite(&mut over, &img, layer.opacity, layer.blend);
+                        blend::dissolve(&mut acc, &over, t.max(0.0));
+                    }
+                    _ => blend::composite(&mut acc, &img, layer.opacity, layer.blend),
+                }
+                acc
+            }
+        });
+    }
+    let acc = acc.unwrap_or_else(|| Image16::filled(ww, wh, [0, 0, 0, ONE]));
+    let acc = if (acc.width, acc.height) == (job.width, job.height) {
+        acc
+    } else {
+        resize::resize(&acc, job.width, job.height)
+    };
+    acc.pack_rgba8(out);
+    Ok(())
+}
