@@ -134,8 +134,8 @@ fn convert_rgba8(frame: &Picture, out: &mut Image16, chain: Option<&PointChain>)
             for (d, v) in o.iter_mut().zip(s) {
                 *d = u16::from(*v) * 257;
             }
-            for a in o.iter_mut().skip(3).step_by(4) {
-                *a = ONE;
+            for px in o.chunks_exact_mut(4) {
+                px[3] = ONE;
             }
             if let Some(chain) = chain {
                 chain.apply_band(o);

@@ -164,8 +164,8 @@ hot! {
         for (d, v) in o.iter_mut().zip(s) {
             *d = ((u32::from(*v) * 255 + 32767) / 65535) as u8;
         }
-        for a in o.iter_mut().skip(3).step_by(4) {
-            *a = 255;
+        for px in o.chunks_exact_mut(4) {
+            px[3] = 255;
         }
     }
 }

@@ -45,8 +45,8 @@ super::hot! {
                 let p = f32::from(*p);
                 *d = to_u16(p + (amount * p - k * sum));
             }
-            for (d, p) in o.iter_mut().zip(mid).skip(3).step_by(4) {
-                *d = *p;
+            for (d, p) in o.chunks_exact_mut(4).zip(mid.chunks_exact(4)) {
+                d[3] = p[3];
             }
         }
     }
