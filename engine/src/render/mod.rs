@@ -4,7 +4,7 @@
 //! | work | where |
 //! |---|---|
 //! | [`Work::Ycbcr`]: layers without effects (scaling, opacity) | CPU workers ([`ycbcr::composite`]) |
-//! | [`Work::Effects`]: layers with effect stacks | the GPU thread when the measured choice (or [`GpuUse::Always`]) says so, else CPU workers ([`crate::effects::cpu`]) |
+//! | [`Work::Effects`]: layers with effect stacks | the GPU thread when the measured choice (or [`GpuUse::Always`]) says so, else CPU workers ([`crate::effects::fast`]; [`ReferenceCpu`] runs the f32 reference instead) |
 //!
 //! Contract: [`RenderService::try_submit`] never blocks (a full queue hands the work back);
 //! results come back through [`RenderService::try_collect`], in any order, each with its
@@ -15,9 +15,11 @@
 //! The GPU opens on its own thread (never on the tick), started by the host at open when the
 //! timeline has effects, or by the first effects work; until it is open, effects render on the
 //! CPU workers. With [`GpuUse::Measured`] (the default) the first
-//! effects frame is also rendered on the GPU thread by both paths, alternately, and the faster
-//! (the minimum of two runs each, after a warm-up) is the path from then on: a software
-//! adapter that is slower than the CPU path is never the default. [`RenderService::choice`]
+//! effects frame is also measured on the GPU thread by both paths — first on a copy at a
+//! sixteenth of the pixels (a GPU over 1.5x slower there keeps the CPU path), otherwise on the
+//! frame itself, alternately, the minimum of two runs each after a warm-up — and the faster is
+//! the path from then on: a software adapter that is slower than the CPU path is never the
+//! default. [`RenderService::choice`]
 //! says which and why.
 
 mod gpu_thread;
