@@ -10,7 +10,7 @@
 )]
 use framelock_components::{BlendMode, Effect};
 use framelock_engine::effects::fast::{
-    self, Image16, blend, blur, convert, point::PointChain, sharpen, transform,
+    Image16, blend, blur, convert, point::PointChain, sharpen, transform,
 };
 use framelock_engine::media::{Picture, testcard};
 use std::sync::Arc;
@@ -94,5 +94,4 @@ fn main() {
     time("scratch", || {
         let _ = Image16::scratch(w, h);
     });
-    let _ = fast::scratch_bytes();
 }

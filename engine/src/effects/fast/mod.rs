@@ -66,21 +66,6 @@ const SCRATCH_KEEP: usize = 8;
 
 static SCRATCH: Mutex<Vec<Vec<u16>>> = Mutex::new(Vec::new());
 
-/// Bytes the fast path keeps for reuse between frames.
-pub fn scratch_bytes() -> usize {
-    SCRATCH
-        .lock()
-        .map(|s| s.iter().map(|v| v.capacity() * 2).sum())
-        .unwrap_or(0)
-}
-
-/// Drops the buffers kept for reuse (memory pressure).
-pub fn purge_scratch() {
-    if let Ok(mut s) = SCRATCH.lock() {
-        s.clear();
-    }
-}
-
 /// An RGBA picture in `u16` (0..=65535 for 0..=1, gamma-encoded as stored), rows tightly
 /// packed: `px[(y * width + x) * 4 + c]`. Its buffer returns to a small reuse list when
 /// dropped.
@@ -121,28 +106,6 @@ impl Image16 {
     /// Samples per row.
     pub fn stride(&self) -> usize {
         self.width as usize * 4
-    }
-
-    /// From the reference representation (rounded to the nearest code).
-    pub fn from_reference(img: &super::cpu::Image) -> Self {
-        let mut out = Self::scratch(img.width, img.height);
-        for (o, p) in out.px.chunks_exact_mut(4).zip(&img.px) {
-            for c in 0..4 {
-                o[c] = to_u16(p[c] * 65535.0);
-            }
-        }
-        out
-    }
-
-    /// To the reference representation.
-    pub fn to_reference(&self) -> super::cpu::Image {
-        let mut out = super::cpu::Image::filled(self.width, self.height, [0.0; 4]);
-        for (o, p) in out.px.iter_mut().zip(self.px.chunks_exact(4)) {
-            for c in 0..4 {
-                o[c] = f32::from(p[c]) / 65535.0;
-            }
-        }
-        out
     }
 
     /// Rounds to RGBA8 (alpha opaque), as the reference's `to_rgba8` does, into `out`
@@ -352,6 +315,7 @@ fn layer_image(job: &RenderJob, layer: &super::LayerJob) -> Image16 {
 
 /// Renders a whole frame: the fast twin of [`super::cpu::render`].
 pub fn render(job: &RenderJob) -> Result<RenderedRgba, RenderError> {
+    job.validate()?;
     let mut rgba = vec![0u8; job.width as usize * job.height as usize * 4];
     render_into(job, &mut rgba)?;
     Ok(RenderedRgba {
@@ -372,9 +336,9 @@ pub fn render_picture(job: &RenderJob, pool: Option<&BufferPool>) -> Result<Pict
     Ok(f)
 }
 
+/// Renders a validated job into `out`.
 fn render_into(job: &RenderJob, out: &mut [u8]) -> Result<(), RenderError> {
     crate::profile_function!();
-    job.validate()?;
     if out.len() < job.width as usize * job.height as usize * 4 {
         return Err(RenderError::Invalid("the output buffer is short".into()));
     }

@@ -149,11 +149,6 @@ impl PointChain {
         });
     }
 
-    /// Whether the chain does nothing.
-    pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
-    }
-
     /// Runs the chain on RGBA16 samples (whole pixels), in parallel bands.
     pub fn apply(&self, px: &mut [u16]) {
         use rayon::prelude::*;
