@@ -5,40 +5,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
+mod common;
+
 use std::sync::Arc;
 
+use common::{diff, layer, random_frame};
 use framelock_components::{BlendMode, Effect, EffectLod};
-use framelock_engine::effects::{LayerJob, RenderJob, RenderedRgba, cpu, fast};
+use framelock_engine::effects::{LayerJob, RenderJob, cpu, fast};
 use framelock_engine::media::{Picture, PixelFormat, testcard};
-
-/// Deterministic noise.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u8 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 24) as u8
-    }
-}
-
-fn random_frame(seed: u64, format: PixelFormat, width: u32, height: u32) -> Arc<Picture> {
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-    let mut f = Picture::alloc_in(None, format, width, height);
-    for p in &mut f.planes {
-        if format.bytes_per_sample() == 2 {
-            for c in p.chunks_exact_mut(2) {
-                let v = u16::from(rng.next()) << 2 | u16::from(rng.next() & 3);
-                c.copy_from_slice(&v.to_le_bytes());
-            }
-        } else {
-            for b in p.iter_mut() {
-                *b = rng.next();
-            }
-        }
-    }
-    Arc::new(f)
-}
 
 /// The test card: hard edges (the worst case for the box cascades) and burned-in digits.
 fn card(i: u64, w: u32, h: u32) -> Arc<Picture> {
@@ -48,42 +22,18 @@ fn card(i: u64, w: u32, h: u32) -> Arc<Picture> {
     Arc::new(f)
 }
 
-fn layer(frame: Arc<Picture>, effects: Vec<Effect>) -> LayerJob {
-    LayerJob {
-        frame,
-        key: 0,
-        effects,
-        opacity: 1.0,
-        blend: BlendMode::Over,
-        dissolve: None,
-    }
-}
-
+/// A job whose tag is not the default, so the tests see it carried through.
 fn job(width: u32, height: u32, layers: Vec<LayerJob>) -> RenderJob {
     RenderJob {
-        width,
-        height,
-        lod: EffectLod::Full,
-        layers,
         tag: 7,
+        ..common::job(width, height, layers)
     }
-}
-
-fn diff(a: &RenderedRgba, b: &RenderedRgba) -> (u8, usize) {
-    assert_eq!((a.width, a.height, a.tag), (b.width, b.height, b.tag));
-    let mut max = 0;
-    let mut n = 0;
-    for (x, y) in a.rgba.iter().zip(&b.rgba) {
-        let d = x.abs_diff(*y);
-        max = max.max(d);
-        n += usize::from(d > 0);
-    }
-    (max, n)
 }
 
 fn check(what: &str, job: &RenderJob, tolerance: u8) {
     let f = fast::render(job).unwrap_or_else(|e| panic!("{what}: fast render failed: {e}"));
     let r = cpu::render(job).unwrap_or_else(|e| panic!("{what}: reference failed: {e}"));
+    assert_eq!(f.tag, r.tag, "{what}: tag");
     let (max, n) = diff(&f, &r);
     eprintln!("{what}: max difference {max}/255, {n} bytes differ");
     assert!(

@@ -6,10 +6,14 @@
 //! Set `FRAMELOCK_SKIP_GPU_TESTS=1` to skip the tests that need an adapter on a machine
 //! without Vulkan; nothing skips them silently.
 
+mod common;
+
+use common::{diff, job, layer, random_frame};
+
 use std::sync::Arc;
 
 use framelock_components::{BlendMode, Effect, EffectLod};
-use framelock_engine::effects::{LayerJob, RenderJob, RenderedRgba, cpu};
+use framelock_engine::effects::{RenderJob, cpu};
 use framelock_engine::gpu::{BlurKernel, Gpu, GpuError, GpuOptions};
 use framelock_engine::media::{Picture, PixelFormat, testcard};
 
@@ -32,70 +36,6 @@ fn poisoned() -> GpuOptions {
         poison: true,
         ..GpuOptions::default()
     }
-}
-
-/// Deterministic noise.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u8 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 24) as u8
-    }
-}
-
-fn random_frame(seed: u64, format: PixelFormat, width: u32, height: u32) -> Arc<Picture> {
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-    let mut f = Picture::alloc_in(None, format, width, height);
-    for p in &mut f.planes {
-        if format.bytes_per_sample() == 2 {
-            for c in p.chunks_exact_mut(2) {
-                let v = u16::from(rng.next()) << 2 | u16::from(rng.next() & 3);
-                c.copy_from_slice(&v.to_le_bytes());
-            }
-        } else {
-            for b in p.iter_mut() {
-                *b = rng.next();
-            }
-        }
-    }
-    Arc::new(f)
-}
-
-fn layer(frame: Arc<Picture>, effects: Vec<Effect>) -> LayerJob {
-    LayerJob {
-        frame,
-        key: 0,
-        effects,
-        opacity: 1.0,
-        blend: BlendMode::Over,
-        dissolve: None,
-    }
-}
-
-fn job(width: u32, height: u32, layers: Vec<LayerJob>) -> RenderJob {
-    RenderJob {
-        width,
-        height,
-        lod: EffectLod::Full,
-        layers,
-        tag: 0,
-    }
-}
-
-/// Largest per-channel difference, and how many bytes differ at all.
-fn diff(a: &RenderedRgba, b: &RenderedRgba) -> (u8, usize) {
-    assert_eq!((a.width, a.height), (b.width, b.height));
-    assert_eq!(a.rgba.len(), b.rgba.len());
-    let mut max = 0;
-    let mut n = 0;
-    for (x, y) in a.rgba.iter().zip(&b.rgba) {
-        let d = x.abs_diff(*y);
-        max = max.max(d);
-        n += usize::from(d > 0);
-    }
-    (max, n)
 }
 
 fn check(gpu: &mut Gpu, what: &str, job: &RenderJob, tolerance: u8) {
