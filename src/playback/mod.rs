@@ -516,6 +516,9 @@ impl PlaybackEngine {
     /// Switches between real-time playback and offline rendering (see
     /// [`crate::OfflineRenderer`]).
     pub(crate) fn set_render_mode(&mut self, mode: RenderMode) {
+        if let Some(r) = self.world.get_resource::<Renderer>() {
+            r.0.set_whole_frames(mode == RenderMode::Offline);
+        }
         self.world.insert_resource(mode);
     }
 

@@ -78,7 +78,7 @@ pub struct Args {
     effect_lod: String,
     /// Render the whole scene offline (every frame, in order, on the playback systems) instead
     /// of playing it, then again with one decode worker, one render worker and a rayon pool of
-    /// one thread: frames/s of both and their ratio.
+    /// one thread, all pinned to one core: frames/s of both and their ratio.
     #[arg(long)]
     offline: bool,
     /// Print one JSON object instead of text.
@@ -101,7 +101,8 @@ impl framelock::CpuRenderer for PooledCpu {
     }
 }
 
-/// `--offline`: the scene rendered offline with every core, then with one thread each.
+/// `--offline`: the scene rendered offline with every core, then with one thread each (one
+/// decode worker, one render worker, a one-thread rayon pool), all pinned to one core.
 fn offline_bench(
     project: &Project,
     options: &EngineOptions,
@@ -126,6 +127,11 @@ fn offline_bench(
         )),
         ..options.clone()
     };
+    // One core: the threads the single-thread run starts inherit this thread's affinity, so
+    // its decode worker cannot overlap the render on the other core.
+    let pinned = core_affinity::get_core_ids()
+        .and_then(|ids| ids.first().copied())
+        .is_some_and(core_affinity::set_for_current);
     let (single, _) = run(single_options)?;
     let ratio = parallel.fps / single.fps.max(1e-9);
     if json {
@@ -137,12 +143,21 @@ fn offline_bench(
             "single_thread_fps": single.fps,
             "single_thread_seconds": single.seconds,
             "ratio": ratio,
+            "single_pinned_to_one_core": pinned,
         });
         println!("{v}");
     } else {
         println!(
-            "{name}: offline render of {duration} frames: {:.2} fps ({:.1} s); one thread: {:.2} fps ({:.1} s); ratio {ratio:.2}x",
-            parallel.fps, parallel.seconds, single.fps, single.seconds
+            "{name}: offline render of {duration} frames: {:.2} fps ({:.1} s); one thread{}: {:.2} fps ({:.1} s); ratio {ratio:.2}x",
+            parallel.fps,
+            parallel.seconds,
+            if pinned {
+                " on one core"
+            } else {
+                " (not pinned)"
+            },
+            single.fps,
+            single.seconds
         );
     }
     Ok(())

@@ -1,6 +1,6 @@
 //! [`RenderService`]: the CPU worker threads, the GPU thread, and the routing between them.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -20,7 +20,11 @@ use crate::signal::Progress;
 /// How to start the service.
 #[derive(Clone)]
 pub struct RenderServiceOptions {
-    /// CPU render threads (each job also runs its rows on rayon's pool).
+    /// CPU render threads. A job that starts while fewer jobs than workers are queued or
+    /// running spreads its rows over rayon's pool (one frame soon: a seek, the first frame);
+    /// one that starts while every worker has work keeps its rows on its own thread, so
+    /// render-ahead and offline render run whole frames in parallel without the rows of two
+    /// frames contending for the same pool.
     pub cpu_workers: usize,
     /// Jobs queued per CPU worker beyond the one it runs.
     pub queue_per_worker: usize,
@@ -78,6 +82,8 @@ pub struct RenderService {
     gpu_use: GpuUse,
     /// Jobs submitted and not yet finished by a worker.
     running: Arc<AtomicUsize>,
+    /// Every CPU job keeps its rows on its own worker (see [`RenderService::set_whole_frames`]).
+    whole_frames: Arc<AtomicBool>,
     /// Jobs submitted and not yet collected.
     uncollected: usize,
     capacity: usize,
@@ -112,19 +118,35 @@ impl RenderService {
         let (done_tx, done) = crossbeam_channel::bounded(capacity + 2);
         let (cpu_tx, cpu_rx) = crossbeam_channel::bounded::<Task>(queue);
         let running = Arc::new(AtomicUsize::new(0));
+        let whole_frames = Arc::new(AtomicBool::new(false));
         let mut handles = Vec::new();
         for i in 0..workers {
             let (rx, tx) = (cpu_rx.clone(), done_tx.clone());
             let (cpu, pool) = (options.cpu.clone(), options.pool.clone());
             let (running, progress) = (running.clone(), options.progress.clone());
+            let whole_frames = whole_frames.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("framelock-render-{i}"))
                 .spawn(move || {
                     if let Some(name) = std::thread::current().name() {
                         crate::profile::set_thread_name(name);
                     }
+                    // A pool of this thread's own for jobs that run while the other workers
+                    // are busy too: their rows stay on one core (see `RenderServiceOptions`).
+                    let alone = rayon::ThreadPoolBuilder::new()
+                        .num_threads(1)
+                        .thread_name(move |_| format!("framelock-render-{i}-rows"))
+                        .build()
+                        .ok();
                     for task in rx.iter() {
-                        let done = cpu_render(&*cpu, task, pool.as_ref(), None);
+                        let busy = whole_frames.load(Ordering::Relaxed)
+                            || running.load(Ordering::SeqCst) >= workers;
+                        let done = match (&alone, busy) {
+                            (Some(alone), true) => {
+                                alone.install(|| cpu_render(&*cpu, task, pool.as_ref(), None))
+                            }
+                            _ => cpu_render(&*cpu, task, pool.as_ref(), None),
+                        };
                         let sent = tx.send(done);
                         running.fetch_sub(1, Ordering::SeqCst);
                         progress.bump();
@@ -154,6 +176,7 @@ impl RenderService {
             shared,
             gpu_use: options.gpu_use,
             running,
+            whole_frames,
             uncollected: 0,
             capacity,
             cpu_workers: workers,
@@ -185,6 +208,14 @@ impl RenderService {
                     GpuState::Unavailable(format!("the GPU thread could not start: {e}"));
             }
         }
+    }
+
+    /// Throughput over latency: with `true` every CPU job keeps its rows on its own worker,
+    /// whatever else is running, so the workers render whole frames side by side (the offline
+    /// renderer, whose queue is always full). With `false` (playback) a job that starts while
+    /// workers are idle spreads its rows over rayon's pool.
+    pub fn set_whole_frames(&self, on: bool) {
+        self.whole_frames.store(on, Ordering::Relaxed);
     }
 
     /// CPU render threads.
