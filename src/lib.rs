@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod export;
 mod offline;
 mod performance;
 mod playback;
@@ -8,6 +9,10 @@ mod player;
 // A hand-picked list: what hosts and the tools use. The crates behind it (components,
 // engine, systems) are the engine's internals; tests and benchmarks that reach into them
 // depend on them directly.
+pub use export::{
+    Export, ExportError, ExportProgress, ExportReport, ExportRequest, ExportState, Segment,
+    SegmentPlan, VideoCodec,
+};
 pub use framelock_components::{
     AudioClipDef, AudioFormat, AudioStreamInfo, AudioTrackDef, AutoSwitchThresholds, BlendMode,
     CacheKey, CacheKind, CacheTier, ChromaFormat, ClearCache, ClipAudio, ClipDef, Codec, EditMode,

@@ -14,7 +14,7 @@
 //! is a pure function of its inputs, whatever the thread count); the GPU path agrees with it
 //! within the tolerance its tests use.
 
-use std::ops::Range;
+use std::ops::{ControlFlow, Range};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -135,6 +135,21 @@ impl OfflineRenderer {
         range: Range<u64>,
         mut on_frame: impl FnMut(PresentedFrame),
     ) -> Result<OfflineReport, OfflineError> {
+        self.render_while(range, |f| {
+            on_frame(f);
+            ControlFlow::Continue(())
+        })
+    }
+
+    /// Like [`OfflineRenderer::render`], but `on_frame` may stop the render early
+    /// (`ControlFlow::Break`: a cancelled export); the report then counts the frames
+    /// delivered. `on_frame` runs between ticks on the caller's thread, so it may take its
+    /// time (encode, wait while paused) without holding up a tick.
+    pub fn render_while(
+        &mut self,
+        range: Range<u64>,
+        mut on_frame: impl FnMut(PresentedFrame) -> ControlFlow<()>,
+    ) -> Result<OfflineReport, OfflineError> {
         let duration = self.duration();
         if range.start >= range.end || range.end > duration {
             return Err(OfflineError::Range {
@@ -148,7 +163,8 @@ impl OfflineRenderer {
         let errors_before = self.engine.metrics().decode_errors;
         let render_errors_before = self.render_errors();
         self.engine.seek_frame(range.start);
-        for t in range.clone() {
+        let mut frames = 0;
+        'frames: for t in range.clone() {
             {
                 let mut p = self.engine.world_mut().resource_mut::<Playhead>();
                 p.frame = t;
@@ -166,7 +182,10 @@ impl OfflineRenderer {
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .take();
                 if let Some(f) = shown.filter(|f| f.timeline_frame == t) {
-                    on_frame(f);
+                    frames += 1;
+                    if on_frame(f).is_break() {
+                        break 'frames;
+                    }
                     break;
                 }
                 let errors = self.engine.metrics().decode_errors;
@@ -186,7 +205,6 @@ impl OfflineRenderer {
         }
         self.engine.pause();
         let seconds = start.elapsed().as_secs_f64();
-        let frames = range.end - range.start;
         Ok(OfflineReport {
             frames,
             seconds,

@@ -12,6 +12,7 @@ mod gen_media;
 mod monitor;
 mod probe_cmd;
 mod proxy_cmd;
+mod render_cmd;
 mod report;
 mod scene;
 
@@ -39,6 +40,8 @@ enum Command {
     Bench(scene::Args),
     /// Measures the disk tier of the frame cache against a plain read of the same files.
     CacheBench(cache_bench::Args),
+    /// Exports a project (or a range of it) to an H.264 MP4, segment-parallel.
+    Render(render_cmd::Args),
     /// Plays a project with a live terminal dashboard (FPS, RAM, cache, timeline, suggestions).
     Monitor(monitor::Args),
 }
@@ -53,6 +56,7 @@ fn main() -> anyhow::Result<()> {
         Command::CacheBench(args) => cache_bench::run(&args),
         Command::Monitor(args) => monitor::run(&args),
         Command::Proxy(args) => proxy_cmd::run(&args),
+        Command::Render(args) => render_cmd::run(&args),
     }
 }
 
