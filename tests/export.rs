@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use framelock::{
     ClipDef, DecoderRegistry, Effect, EffectStack, EngineOptions, Export, ExportError,
-    ExportRequest, ExportState, Picture, Project, Rational, TrackDef, VideoReader, testcard,
+    ExportRequest, ExportState, Project, Rational, TrackDef, VideoReader, testcard,
 };
 
 fn clip(media: &Path, start: u64, duration: u64, source_in: u64, effects: Vec<Effect>) -> ClipDef {
@@ -192,7 +192,7 @@ fn export_is_every_frame_exact_continuous_and_deterministic() {
     let mut reader = VideoReader::open(&out, &DecoderRegistry::new()).expect("open");
     let mut t = 0;
     while let Some(frame) = reader.next_frame() {
-        let frame: Picture = frame.expect("decode").into();
+        let frame = frame.expect("decode");
         assert_eq!(
             testcard::read_index(&frame),
             Some(expected(t)),
