@@ -27,7 +27,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::{ControlFlow, Range};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -35,8 +35,8 @@ use std::time::{Duration, Instant};
 
 use framelock_components::{Project, UseProxy};
 use framelock_engine::media::{
-    EncodeSettings, EncodeSpeed, EncodedPicture, H264Encoder, H264Mp4Muxer, Mp4Demuxer,
-    RateControl, WriteError,
+    EncodeSettings, EncodeSpeed, EncodedPicture, H264Encoder, H264Mp4Muxer, RateControl,
+    WriteError, verify_video,
 };
 use framelock_engine::render::OutputPixels;
 
@@ -520,7 +520,7 @@ impl Job {
         }
         let t = Instant::now();
         let total = self.plan.frames();
-        let summary = muxer.finish_verified(|tmp| verify(tmp, total))?;
+        let summary = muxer.finish_verified(|tmp| verify_video(tmp, total))?;
         mux_seconds += t.elapsed().as_secs_f64();
         let seconds = self.shared.started.elapsed().as_secs_f64();
         Ok(ExportReport {
@@ -686,22 +686,6 @@ fn encode_settings(project: &Project, request: &ExportRequest) -> EncodeSettings
         gop: 0,
         speed: EncodeSpeed::Balanced,
     }
-}
-
-/// The finished temporary file holds every frame, and starts on a keyframe.
-fn verify(tmp: &Path, total: u64) -> Result<(), WriteError> {
-    let demux = Mp4Demuxer::open(tmp)?;
-    let track = demux.video();
-    if track.frame_count() != total {
-        return Err(WriteError::Verify(format!(
-            "{} frames written, {total} expected",
-            track.frame_count()
-        )));
-    }
-    if !track.samples.first().is_some_and(|s| s.is_sync) {
-        return Err(WriteError::Verify("first frame is not a keyframe".into()));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -21,18 +21,11 @@ use framelock::{
 };
 
 fn clip(media: &Path, start: u64, duration: u64, source_in: u64, effects: Vec<Effect>) -> ClipDef {
-    ClipDef {
-        media: media.to_path_buf(),
-        start,
-        duration,
-        source_in,
-        enabled: true,
-        effects: EffectStack {
-            effects,
-            ..EffectStack::default()
-        },
-        audio: Default::default(),
-    }
+    let effects = EffectStack {
+        effects,
+        ..EffectStack::default()
+    };
+    common::clip_def(media, start, duration, source_in, effects)
 }
 
 fn grade(brightness: f32) -> Effect {

@@ -41,15 +41,7 @@ fn clip(
     source_in: u64,
     fx: EffectStack,
 ) -> ClipDef {
-    ClipDef {
-        media: media.to_path_buf(),
-        start,
-        duration,
-        source_in,
-        enabled: true,
-        effects: fx,
-        audio: Default::default(),
-    }
+    common::clip_def(media, start, duration, source_in, fx)
 }
 
 fn stack(effects: Vec<Effect>) -> EffectStack {

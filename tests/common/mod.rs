@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use framelock::{GenerateOptions, Picture, Rational, generate_test_clip, testcard};
+use framelock::{
+    ClipDef, EffectStack, GenerateOptions, Picture, Rational, generate_test_clip, testcard,
+};
 
 /// A temporary directory shared by the tests of one binary (removed at exit by the OS' tmp
 /// cleaning; each binary gets its own).
@@ -139,4 +141,24 @@ pub fn show(engine: &mut framelock::PlaybackEngine, t: u64) {
         assert!(engine.wait_idle(wait), "workers did not finish");
     }
     panic!("frame {t} was never shown");
+}
+
+/// A clip of `media` at timeline frames `start..start + duration`, from source frame
+/// `source_in`, with `effects`.
+pub fn clip_def(
+    media: &Path,
+    start: u64,
+    duration: u64,
+    source_in: u64,
+    effects: EffectStack,
+) -> ClipDef {
+    ClipDef {
+        media: media.to_path_buf(),
+        start,
+        duration,
+        source_in,
+        enabled: true,
+        effects,
+        audio: Default::default(),
+    }
 }

@@ -446,3 +446,20 @@ impl Mp4VideoWriter {
         self.muxer.finish()
     }
 }
+
+/// Checks a finished MP4 before it is renamed into place (proxies, export): it holds
+/// `frames` video frames and its first sample is a keyframe.
+pub fn verify_video(path: &Path, frames: u64) -> Result<(), WriteError> {
+    let demux = super::Mp4Demuxer::open(path)?;
+    let track = demux.video();
+    if track.frame_count() != frames {
+        return Err(WriteError::Verify(format!(
+            "{} frames written, {frames} expected",
+            track.frame_count()
+        )));
+    }
+    if !track.samples.first().is_some_and(|s| s.is_sync) {
+        return Err(WriteError::Verify("first frame is not a keyframe".into()));
+    }
+    Ok(())
+}

@@ -38,7 +38,7 @@ pub use decode::{
 pub use demux::{AudioTrack, CodecConfig, Mp4Demuxer, SampleRef, VideoTrack, audio_edit};
 pub use encode::{
     EncodeSettings, EncodeSpeed, EncodedPicture, H264Encoder, H264Mp4Muxer, Mp4VideoWriter,
-    RateControl, WriteSummary,
+    RateControl, WriteSummary, verify_video,
 };
 pub use error::{MediaError, WriteError};
 pub use frame::{ColorSpace, MatrixCoefficients, Picture, PixelFormat, YuvRange};

@@ -322,17 +322,7 @@ fn encode_ranges(
 }
 
 fn verify(tmp: &Path, total: u64, source: &Path, fingerprint: &str) -> Result<(), WriteError> {
-    let demux = Mp4Demuxer::open(tmp)?;
-    let track = demux.video();
-    if track.frame_count() != total {
-        return Err(WriteError::Verify(format!(
-            "{} frames, the source has {total}",
-            track.frame_count()
-        )));
-    }
-    if !track.samples.first().is_some_and(|s| s.is_sync) {
-        return Err(WriteError::Verify("first frame is not a keyframe".into()));
-    }
+    crate::media::verify_video(tmp, total)?;
     if ProbeCache::fingerprint(source)? != fingerprint {
         return Err(WriteError::Verify(
             "the source changed while its proxy was being made".into(),
