@@ -1,0 +1,301 @@
+//! The export's threads: the coordinator ([`Job`]: reorder, mux, verify) and the segment
+//! workers ([`Worker`]: render and encode), and the state they share with the handle.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use framelock_components::{Project, UseProxy};
+use framelock_engine::media::{
+    EncodeSettings, EncodeSpeed, EncodedPicture, H264Encoder, H264Mp4Muxer, RateControl,
+    verify_video,
+};
+use framelock_engine::render::OutputPixels;
+
+use super::{ExportError, ExportReport, ExportRequest, ExportState, Segment, SegmentPlan};
+use crate::offline::OfflineRenderer;
+use crate::playback::EngineOptions;
+
+/// Progress and the segment queue, under [`Shared::status`].
+#[derive(Debug)]
+pub(super) struct Status {
+    pub(super) state: ExportState,
+    pub(super) next_segment: usize,
+    pub(super) muxed_segments: usize,
+    pub(super) frames_done: u64,
+    pub(super) frames_encoded: u64,
+}
+
+#[derive(Debug)]
+pub(super) struct Shared {
+    pub(super) status: Mutex<Status>,
+    pub(super) changed: Condvar,
+    pub(super) cancel: AtomicBool,
+    pub(super) paused: AtomicBool,
+    pub(super) started: Instant,
+    pub(super) total: u64,
+}
+
+impl Shared {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Status> {
+        self.status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(super) fn stop(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+        self.changed.notify_all();
+    }
+
+    pub(super) fn stopped(&self) -> bool {
+        self.cancel.load(Ordering::SeqCst)
+    }
+
+    /// Waits while paused; returns `false` once cancelled.
+    pub(super) fn wait_while_paused(&self) -> bool {
+        let mut s = self.lock();
+        while self.paused.load(Ordering::SeqCst) && !self.stopped() {
+            s = self
+                .changed
+                .wait_timeout(s, Duration::from_millis(100))
+                .map_or_else(|e| e.into_inner().0, |r| r.0);
+        }
+        !self.stopped()
+    }
+}
+
+pub(super) struct SegmentDone {
+    index: usize,
+    pictures: Vec<EncodedPicture>,
+    render_seconds: f64,
+    encode_seconds: f64,
+}
+
+/// Everything the coordinator thread owns.
+pub(super) struct Job {
+    pub(super) project: Project,
+    pub(super) request: ExportRequest,
+    pub(super) plan: SegmentPlan,
+    pub(super) settings: EncodeSettings,
+    pub(super) workers: usize,
+    pub(super) shared: Arc<Shared>,
+}
+
+impl Job {
+    pub(super) fn run(&self) -> Result<ExportReport, ExportError> {
+        let mut muxer = H264Mp4Muxer::create(&self.request.output, self.settings)?;
+        let (tx, rx) =
+            crossbeam_channel::bounded::<Result<SegmentDone, ExportError>>(self.workers + 1);
+        let mut options = self.request.engine.clone();
+        options.workers = 1;
+        options.render_workers = 1;
+        options.output_pixels = OutputPixels::Yuv420p;
+        options.audio = false;
+        options.proxies = None;
+        options.quality.use_proxy = UseProxy::Never;
+        options.memory.max_memory /= self.workers;
+        let mut handles = Vec::new();
+        for i in 0..self.workers {
+            let worker = Worker {
+                project: self.project.clone(),
+                options: options.clone(),
+                plan: self.plan.clone(),
+                settings: self.settings,
+                window: self.workers + 1,
+                shared: self.shared.clone(),
+            };
+            let tx = tx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("framelock-export-{i}"))
+                .spawn(move || worker.run(&tx));
+            match spawned {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    self.shared.stop();
+                    return Err(ExportError::Worker(e.to_string()));
+                }
+            }
+        }
+        drop(tx);
+        let result = self.mux(&rx, &mut muxer);
+        self.shared.stop();
+        // Unblock workers waiting to send.
+        while rx.try_recv().is_ok() {}
+        for h in handles {
+            if h.join().is_err() && result.is_ok() {
+                return Err(ExportError::Worker("an export worker panicked".into()));
+            }
+        }
+        let (render_seconds, encode_seconds, mut mux_seconds) = result?;
+        let t = Instant::now();
+        let total = self.plan.frames();
+        let summary = muxer.finish_verified(|tmp| verify_video(tmp, total))?;
+        mux_seconds += t.elapsed().as_secs_f64();
+        let seconds = self.shared.started.elapsed().as_secs_f64();
+        Ok(ExportReport {
+            path: summary.path,
+            frames: summary.frames,
+            keyframes: summary.keyframes,
+            segments: self.plan.segments.len(),
+            workers: self.workers,
+            bytes: summary.bytes,
+            seconds,
+            fps: summary.frames as f64 / seconds.max(1e-9),
+            render_seconds,
+            encode_seconds,
+            mux_seconds,
+        })
+    }
+
+    /// Writes segments in order as they arrive; returns (render, encode, mux) seconds.
+    fn mux(
+        &self,
+        rx: &crossbeam_channel::Receiver<Result<SegmentDone, ExportError>>,
+        muxer: &mut H264Mp4Muxer,
+    ) -> Result<(f64, f64, f64), ExportError> {
+        let mut waiting: BTreeMap<usize, SegmentDone> = BTreeMap::new();
+        let (mut render, mut encode, mut mux) = (0.0, 0.0, 0.0);
+        let mut next = 0;
+        while next < self.plan.segments.len() {
+            if self.shared.stopped() {
+                return Err(ExportError::Cancelled);
+            }
+            let done = match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(done) => done?,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                    return Err(if self.shared.stopped() {
+                        ExportError::Cancelled
+                    } else {
+                        ExportError::Worker("the export workers stopped early".into())
+                    });
+                }
+            };
+            render += done.render_seconds;
+            encode += done.encode_seconds;
+            waiting.insert(done.index, done);
+            while let Some(seg) = waiting.remove(&next) {
+                let t = Instant::now();
+                let frames = seg.pictures.len() as u64;
+                for p in &seg.pictures {
+                    muxer.write_picture(p)?;
+                }
+                mux += t.elapsed().as_secs_f64();
+                next += 1;
+                let mut s = self.shared.lock();
+                s.muxed_segments = next;
+                s.frames_done += frames;
+                drop(s);
+                self.shared.changed.notify_all();
+            }
+        }
+        Ok((render, encode, mux))
+    }
+}
+
+/// One segment worker: its own renderer (decode and render threads), an encoder per segment.
+pub(super) struct Worker {
+    project: Project,
+    options: EngineOptions,
+    plan: SegmentPlan,
+    settings: EncodeSettings,
+    window: usize,
+    shared: Arc<Shared>,
+}
+
+impl Worker {
+    fn run(self, tx: &crossbeam_channel::Sender<Result<SegmentDone, ExportError>>) {
+        let mut renderer = match OfflineRenderer::open(&self.project, self.options.clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.send(Err(e.into()));
+                self.shared.stop();
+                return;
+            }
+        };
+        while let Some(segment) = self.take() {
+            let done = self.segment(&mut renderer, segment);
+            let failed = done.is_err();
+            if tx.send(done).is_err() || failed {
+                self.shared.stop();
+                return;
+            }
+        }
+    }
+
+    /// The next segment to do, waiting while the reorder window is full.
+    fn take(&self) -> Option<Segment> {
+        let mut s = self.shared.lock();
+        loop {
+            if self.shared.stopped() || s.next_segment >= self.plan.segments.len() {
+                return None;
+            }
+            if s.next_segment < s.muxed_segments + self.window {
+                let seg = self.plan.segments[s.next_segment];
+                s.next_segment += 1;
+                return Some(seg);
+            }
+            s = self
+                .shared
+                .changed
+                .wait_timeout(s, Duration::from_millis(100))
+                .map_or_else(|e| e.into_inner().0, |r| r.0);
+        }
+    }
+
+    fn segment(
+        &self,
+        renderer: &mut OfflineRenderer,
+        segment: Segment,
+    ) -> Result<SegmentDone, ExportError> {
+        let mut settings = self.settings;
+        settings.gop = u32::try_from(segment.frames()).unwrap_or(u32::MAX);
+        let mut encoder = H264Encoder::new(settings)?;
+        let mut pictures = Vec::with_capacity(segment.frames() as usize);
+        let mut encode_seconds = 0.0;
+        let mut error = None;
+        let started = Instant::now();
+        let report = renderer.render_while(segment.start..segment.end, |frame| {
+            if !self.shared.wait_while_paused() {
+                return ControlFlow::Break(());
+            }
+            let t = Instant::now();
+            match encoder.encode(&frame.picture) {
+                Ok(p) => pictures.push(p),
+                Err(e) => {
+                    error = Some(e);
+                    return ControlFlow::Break(());
+                }
+            }
+            encode_seconds += t.elapsed().as_secs_f64();
+            self.shared.lock().frames_encoded += 1;
+            ControlFlow::Continue(())
+        })?;
+        if let Some(e) = error {
+            return Err(e.into());
+        }
+        if report.frames < segment.frames() {
+            return Err(ExportError::Cancelled);
+        }
+        Ok(SegmentDone {
+            index: segment.index,
+            pictures,
+            render_seconds: started.elapsed().as_secs_f64() - encode_seconds,
+            encode_seconds,
+        })
+    }
+}
+
+pub(super) fn encode_settings(project: &Project, request: &ExportRequest) -> EncodeSettings {
+    EncodeSettings {
+        width: project.width,
+        height: project.height,
+        frame_rate: project.frame_rate,
+        rate: RateControl::ConstantQp(request.qp()),
+        gop: 0,
+        speed: EncodeSpeed::Balanced,
+    }
+}
