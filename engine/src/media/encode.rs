@@ -1,16 +1,14 @@
-//! H.264 encoding (openh264) and MP4 writing (the `mp4` crate's writer), used by test-media
-//! generation now and by proxies and export later.
+//! H.264 encoding (openh264) and H.264 MP4 writing, for test-media generation, proxies and
+//! export.
 //!
 //! openh264's defaults are wrong for media files and are always overridden here: its target
 //! bitrate is 120 kb/s and frame skipping is on (it silently drops frames to meet the rate).
 //! Constant QP is quality-mode rate control clamped to a one-value QP range (openh264 ignores
 //! the range with rate control off).
 //!
-//! The `mp4` writer streams samples to disk and keeps only the sample tables in memory, so
-//! long outputs are fine (`muxide`, the other candidate, holds every sample in RAM). The
-//! file is written through [`AtomicFile`]: a failed encode never leaves a partial file.
+//! Muxing is [`Mp4Muxer`]'s (samples spooled to disk, only the sample tables in memory, the
+//! index first); the file is written atomically: a failed encode never leaves a partial file.
 
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use framelock_components::Rational;
@@ -21,8 +19,8 @@ use openh264::encoder::{
 };
 use openh264::formats::YUVSlices;
 
+use super::mux::{Container, Mp4Muxer, TrackCodec, TrackId};
 use super::{Picture, PixelFormat, WriteError, h264};
-use crate::fs::AtomicFile;
 
 /// How the encoder spends bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -202,20 +200,17 @@ pub struct WriteSummary {
     pub bytes: u64,
 }
 
-type Mp4Out = mp4::Mp4Writer<BufWriter<std::fs::File>>;
-
 /// Writes already-encoded H.264 pictures into an MP4, atomically: the muxing half of
 /// [`Mp4VideoWriter`], for pipelines that encode on several threads (proxies, export) and
-/// mux in order on one.
+/// mux in order on one. A video-only [`Mp4Muxer`] (index first); export adds audio through
+/// [`H264Mp4Muxer::muxer_mut`].
 ///
 /// The first picture must carry SPS and PPS; they go into `avcC`. Later pictures' parameter
 /// sets are dropped from the samples, so every encoder feeding one muxer must use the same
 /// settings (same SPS/PPS); a picture whose parameter sets differ is refused.
 pub struct H264Mp4Muxer {
-    file: AtomicFile,
-    mp4: Option<Mp4Out>,
-    settings: EncodeSettings,
-    timescale: u32,
+    muxer: Mp4Muxer,
+    track: TrackId,
     delta: u32,
     parameter_sets: Option<(Vec<u8>, Vec<u8>)>,
     frames: u64,
@@ -225,7 +220,7 @@ pub struct H264Mp4Muxer {
 impl std::fmt::Debug for H264Mp4Muxer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("H264Mp4Muxer")
-            .field("dest", &self.file.dest())
+            .field("muxer", &self.muxer)
             .field("frames", &self.frames)
             .finish_non_exhaustive()
     }
@@ -234,9 +229,16 @@ impl std::fmt::Debug for H264Mp4Muxer {
 impl H264Mp4Muxer {
     /// Starts writing `path` (nothing appears there until [`H264Mp4Muxer::finish`]).
     pub fn create(path: impl AsRef<Path>, settings: EncodeSettings) -> Result<Self, WriteError> {
-        let path = path.as_ref();
+        Self::create_in(path, settings, Container::Mp4)
+    }
+
+    /// Like [`H264Mp4Muxer::create`], in the given container.
+    pub fn create_in(
+        path: impl AsRef<Path>,
+        settings: EncodeSettings,
+        container: Container,
+    ) -> Result<Self, WriteError> {
         settings.validate()?;
-        let file = AtomicFile::create(path).map_err(|e| io_error(path, e))?;
         // A timescale in which a frame lasts a whole number of ticks: 90 kHz for integer
         // rates that divide it, the rate's own numerator (30000 for 29.97) otherwise.
         let fr = settings.frame_rate;
@@ -245,59 +247,25 @@ impl H264Mp4Muxer {
         } else {
             (fr.num, fr.den)
         };
+        let timescale = u32::try_from(timescale)
+            .map_err(|_| WriteError::InvalidSettings(format!("frame rate {fr} too fine")))?;
+        let delta = u32::try_from(delta)
+            .map_err(|_| WriteError::InvalidSettings(format!("frame rate {fr} too coarse")))?;
+        let mut muxer = Mp4Muxer::create(path, container)?;
+        let track = muxer.add_video(settings.width, settings.height, timescale)?;
         Ok(Self {
-            file,
-            mp4: None,
-            settings,
-            timescale: u32::try_from(timescale)
-                .map_err(|_| WriteError::InvalidSettings(format!("frame rate {fr} too fine")))?,
-            delta: u32::try_from(delta)
-                .map_err(|_| WriteError::InvalidSettings(format!("frame rate {fr} too coarse")))?,
+            muxer,
+            track,
+            delta,
             parameter_sets: None,
             frames: 0,
             keyframes: 0,
         })
     }
 
-    fn start(&mut self, sps: &[u8], pps: &[u8]) -> Result<(), WriteError> {
-        let s = self.settings;
-        let config = mp4::Mp4Config {
-            major_brand: "isom".parse().map_err(mux_error)?,
-            minor_version: 512,
-            compatible_brands: ["isom", "iso2", "avc1", "mp41"]
-                .iter()
-                .map(|b| b.parse())
-                .collect::<Result<_, _>>()
-                .map_err(mux_error)?,
-            // The movie timescale is the track's: the `mp4` writer converts each sample's
-            // duration to the movie timescale with a truncating division, so 29.97 fps in a
-            // 1000-unit movie timescale would lose 1% of the duration.
-            timescale: self.timescale,
-        };
-        let path = self.file.dest().to_path_buf();
-        let out = self
-            .file
-            .file_mut()
-            .try_clone()
-            .map_err(|e| io_error(&path, e))?;
-        let mut writer =
-            mp4::Mp4Writer::write_start(BufWriter::new(out), &config).map_err(mux_error)?;
-        writer
-            .add_track(&mp4::TrackConfig {
-                track_type: mp4::TrackType::Video,
-                timescale: self.timescale,
-                language: "und".into(),
-                media_conf: mp4::MediaConfig::AvcConfig(mp4::AvcConfig {
-                    width: s.width as u16,
-                    height: s.height as u16,
-                    seq_param_set: sps.to_vec(),
-                    pic_param_set: pps.to_vec(),
-                }),
-            })
-            .map_err(mux_error)?;
-        self.mp4 = Some(writer);
-        self.parameter_sets = Some((sps.to_vec(), pps.to_vec()));
-        Ok(())
+    /// The muxer underneath, to add and write other tracks (audio).
+    pub fn muxer_mut(&mut self) -> &mut Mp4Muxer {
+        &mut self.muxer
     }
 
     /// Appends one picture as the next frame (presentation order = decode order: no
@@ -315,7 +283,16 @@ impl H264Mp4Muxer {
         };
         let (sps, pps) = (find(h264::NAL_SPS), find(h264::NAL_PPS));
         match (&self.parameter_sets, sps, pps) {
-            (None, Some(sps), Some(pps)) => self.start(sps, pps)?,
+            (None, Some(sps), Some(pps)) => {
+                self.muxer.set_codec(
+                    self.track,
+                    TrackCodec::Avc {
+                        sps: sps.to_vec(),
+                        pps: pps.to_vec(),
+                    },
+                )?;
+                self.parameter_sets = Some((sps.to_vec(), pps.to_vec()));
+            }
             (None, _, _) => {
                 return Err(WriteError::Encode(
                     "first picture carries no SPS/PPS".into(),
@@ -328,9 +305,6 @@ impl H264Mp4Muxer {
             }
             _ => {}
         }
-        let Some(writer) = self.mp4.as_mut() else {
-            return Err(WriteError::Mux("writer not started".into()));
-        };
         // Parameter sets live in avcC; samples carry only the picture's own NAL units.
         let data = h264::nal_units_to_avcc(
             picture
@@ -339,18 +313,8 @@ impl H264Mp4Muxer {
                 .filter(|n| !matches!(h264::nal_type(n), h264::NAL_SPS | h264::NAL_PPS))
                 .map(Vec::as_slice),
         );
-        writer
-            .write_sample(
-                1,
-                &mp4::Mp4Sample {
-                    start_time: self.frames * u64::from(self.delta),
-                    duration: self.delta,
-                    rendering_offset: 0,
-                    is_sync: picture.is_sync,
-                    bytes: bytes::Bytes::from(data),
-                },
-            )
-            .map_err(mux_error)?;
+        self.muxer
+            .write_sample(self.track, &data, self.delta, picture.is_sync)?;
         self.frames += 1;
         self.keyframes += u64::from(picture.is_sync);
         Ok(())
@@ -372,24 +336,15 @@ impl H264Mp4Muxer {
         self,
         verify: impl FnOnce(&Path) -> Result<(), WriteError>,
     ) -> Result<WriteSummary, WriteError> {
-        let path = self.file.dest().to_path_buf();
-        let Some(mut writer) = self.mp4 else {
+        if self.frames == 0 {
             return Err(WriteError::InvalidSettings("no frame was written".into()));
-        };
-        writer.write_end().map_err(mux_error)?;
-        let mut out = writer.into_writer();
-        out.flush().map_err(|e| io_error(&path, e))?;
-        drop(out);
-        verify(self.file.temp_path())?;
-        self.file.commit().map_err(|e| io_error(&path, e))?;
-        let bytes = std::fs::metadata(&path)
-            .map_err(|e| io_error(&path, e))?
-            .len();
+        }
+        let summary = self.muxer.finish_verified(verify)?;
         Ok(WriteSummary {
-            path,
+            path: summary.path,
             frames: self.frames,
             keyframes: self.keyframes,
-            bytes,
+            bytes: summary.bytes,
         })
     }
 }
@@ -405,20 +360,6 @@ impl std::fmt::Debug for Mp4VideoWriter {
         f.debug_struct("Mp4VideoWriter")
             .field("muxer", &self.muxer)
             .finish_non_exhaustive()
-    }
-}
-
-fn io_error(path: &Path, source: std::io::Error) -> WriteError {
-    WriteError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-fn mux_error(e: mp4::Error) -> WriteError {
-    match e {
-        mp4::Error::IoError(source) => WriteError::Mux(source.to_string()),
-        other => WriteError::Mux(other.to_string()),
     }
 }
 

@@ -24,6 +24,7 @@ mod error;
 mod frame;
 mod generate;
 pub mod h264;
+mod mux;
 mod probe;
 mod probe_cache;
 mod reader;
@@ -43,6 +44,7 @@ pub use encode::{
 pub use error::{MediaError, WriteError};
 pub use frame::{ColorSpace, MatrixCoefficients, Picture, PixelFormat, YuvRange};
 pub use generate::{GenerateOptions, generate_test_clip};
+pub use mux::{Av1Config, Container, Mp4Muxer, MuxSummary, TrackCodec, TrackId};
 pub use probe::probe;
 pub use probe_cache::ProbeCache;
 pub use reader::{FrameSource, ParallelDecodeReport, ReaderStats, VideoReader, parallel_decode};
