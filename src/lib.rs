@@ -10,8 +10,8 @@ mod player;
 // engine, systems) are the engine's internals; tests and benchmarks that reach into them
 // depend on them directly.
 pub use export::{
-    Export, ExportError, ExportProgress, ExportReport, ExportRequest, ExportState, Segment,
-    SegmentPlan, VideoCodec,
+    Export, ExportAudio, ExportError, ExportProgress, ExportReport, ExportRequest, ExportState,
+    Segment, SegmentPlan, VideoCodec,
 };
 pub use framelock_components::{
     AudioClipDef, AudioFormat, AudioStreamInfo, AudioTrackDef, AutoSwitchThresholds, BlendMode,
@@ -23,7 +23,7 @@ pub use framelock_components::{
 };
 pub use framelock_engine::app::{Clock, VirtualClock, WallClock};
 pub use framelock_engine::audio::{
-    AudioError, AudioOutput, AudioPull, AudioSource, MixClip, Mixer, PeakLevel, Peaks,
+    AudioCodec, AudioError, AudioOutput, AudioPull, AudioSource, MixClip, Mixer, PeakLevel, Peaks,
     ResampledSource, WaveformState,
 };
 pub use framelock_engine::cache::{

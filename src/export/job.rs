@@ -8,12 +8,14 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use framelock_components::{Project, UseProxy};
+use framelock_engine::audio::AudioPacket;
 use framelock_engine::media::{
-    EncodeSettings, EncodeSpeed, EncodedPicture, H264Encoder, H264Mp4Muxer, RateControl,
-    verify_video,
+    Container, EncodeSettings, EncodeSpeed, EncodedPicture, H264Encoder, H264Mp4Muxer, RateControl,
+    TrackId, verify_video,
 };
 use framelock_engine::render::OutputPixels;
 
+use super::audio::{self, AudioTrackInfo};
 use super::{ExportError, ExportReport, ExportRequest, ExportState, Segment, SegmentPlan};
 use crate::offline::OfflineRenderer;
 use crate::playback::EngineOptions;
@@ -67,6 +69,27 @@ impl Shared {
     }
 }
 
+/// What the workers and the audio thread send the coordinator.
+pub(super) enum Msg {
+    /// A segment rendered and encoded (or why not).
+    Segment(Result<SegmentDone, ExportError>),
+    /// The audio track's description, before its first packet.
+    AudioStart(AudioTrackInfo),
+    /// Encoded audio, in order.
+    Audio(Vec<AudioPacket>),
+    /// Audio is done: samples presented and seconds spent, `None` for no audio track.
+    AudioDone(Result<Option<(u64, f64)>, ExportError>),
+}
+
+/// What the coordinator measured.
+#[derive(Default)]
+struct Totals {
+    render: f64,
+    encode: f64,
+    mux: f64,
+    audio: Option<(AudioTrackInfo, f64)>,
+}
+
 pub(super) struct SegmentDone {
     index: usize,
     pictures: Vec<EncodedPicture>,
@@ -86,9 +109,10 @@ pub(super) struct Job {
 
 impl Job {
     pub(super) fn run(&self) -> Result<ExportReport, ExportError> {
-        let mut muxer = H264Mp4Muxer::create(&self.request.output, self.settings)?;
-        let (tx, rx) =
-            crossbeam_channel::bounded::<Result<SegmentDone, ExportError>>(self.workers + 1);
+        let container =
+            audio::resolve(self.request.audio).map_or(Container::Mp4, |c| c.container());
+        let mut muxer = H264Mp4Muxer::create_in(&self.request.output, self.settings, container)?;
+        let (tx, rx) = crossbeam_channel::bounded::<Msg>(self.workers + 4);
         let mut options = self.request.engine.clone();
         options.workers = 1;
         options.render_workers = 1;
@@ -119,6 +143,20 @@ impl Job {
                 }
             }
         }
+        {
+            let (project, tx, shared) = (self.project.clone(), tx.clone(), self.shared.clone());
+            let (range, choice) = (self.plan.range(), self.request.audio);
+            let spawned = std::thread::Builder::new()
+                .name("framelock-export-audio".into())
+                .spawn(move || audio::run(&project, range, choice, &tx, &shared));
+            match spawned {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    self.shared.stop();
+                    return Err(ExportError::Worker(e.to_string()));
+                }
+            }
+        }
         drop(tx);
         let result = self.mux(&rx, &mut muxer);
         self.shared.stop();
@@ -129,11 +167,11 @@ impl Job {
                 return Err(ExportError::Worker("an export worker panicked".into()));
             }
         }
-        let (render_seconds, encode_seconds, mut mux_seconds) = result?;
+        let totals = result?;
         let t = Instant::now();
         let total = self.plan.frames();
         let summary = muxer.finish_verified(|tmp| verify_video(tmp, total))?;
-        mux_seconds += t.elapsed().as_secs_f64();
+        let mux_seconds = totals.mux + t.elapsed().as_secs_f64();
         let seconds = self.shared.started.elapsed().as_secs_f64();
         Ok(ExportReport {
             path: summary.path,
@@ -144,27 +182,33 @@ impl Job {
             bytes: summary.bytes,
             seconds,
             fps: summary.frames as f64 / seconds.max(1e-9),
-            render_seconds,
-            encode_seconds,
+            render_seconds: totals.render,
+            encode_seconds: totals.encode,
             mux_seconds,
+            audio: totals.audio.as_ref().map(|(a, _)| a.codec),
+            audio_samples: totals.audio.as_ref().map_or(0, |(a, _)| a.frames),
+            audio_seconds: totals.audio.as_ref().map_or(0.0, |(_, s)| *s),
         })
     }
 
-    /// Writes segments in order as they arrive; returns (render, encode, mux) seconds.
+    /// Writes segments in order and audio as they arrive, until every segment is written
+    /// and the audio thread is done.
     fn mux(
         &self,
-        rx: &crossbeam_channel::Receiver<Result<SegmentDone, ExportError>>,
+        rx: &crossbeam_channel::Receiver<Msg>,
         muxer: &mut H264Mp4Muxer,
-    ) -> Result<(f64, f64, f64), ExportError> {
+    ) -> Result<Totals, ExportError> {
         let mut waiting: BTreeMap<usize, SegmentDone> = BTreeMap::new();
-        let (mut render, mut encode, mut mux) = (0.0, 0.0, 0.0);
+        let mut totals = Totals::default();
+        let mut audio_track: Option<(TrackId, AudioTrackInfo)> = None;
+        let mut audio_done = false;
         let mut next = 0;
-        while next < self.plan.segments.len() {
+        while next < self.plan.segments.len() || !audio_done {
             if self.shared.stopped() {
                 return Err(ExportError::Cancelled);
             }
-            let done = match rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(done) => done?,
+            let msg = match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(msg) => msg,
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
                     return Err(if self.shared.stopped() {
@@ -174,16 +218,45 @@ impl Job {
                     });
                 }
             };
-            render += done.render_seconds;
-            encode += done.encode_seconds;
-            waiting.insert(done.index, done);
+            let t = Instant::now();
+            match msg {
+                Msg::Segment(done) => {
+                    let done = done?;
+                    totals.render += done.render_seconds;
+                    totals.encode += done.encode_seconds;
+                    waiting.insert(done.index, done);
+                }
+                Msg::AudioStart(info) => {
+                    let m = muxer.muxer_mut();
+                    let track = m.add_audio(info.rate, info.channels)?;
+                    m.set_codec(track, info.track.clone())?;
+                    m.set_edit(track, u64::from(info.delay), Some(info.frames))?;
+                    audio_track = Some((track, info));
+                }
+                Msg::Audio(packets) => {
+                    let Some((track, _)) = audio_track else {
+                        return Err(ExportError::Worker("audio before its track".into()));
+                    };
+                    for p in &packets {
+                        muxer
+                            .muxer_mut()
+                            .write_sample(track, &p.data, p.frames, true)?;
+                    }
+                }
+                Msg::AudioDone(done) => {
+                    audio_done = true;
+                    if let (Some((frames, seconds)), Some((_, info))) = (done?, &audio_track) {
+                        let mut info = info.clone();
+                        info.frames = frames;
+                        totals.audio = Some((info, seconds));
+                    }
+                }
+            }
             while let Some(seg) = waiting.remove(&next) {
-                let t = Instant::now();
                 let frames = seg.pictures.len() as u64;
                 for p in &seg.pictures {
                     muxer.write_picture(p)?;
                 }
-                mux += t.elapsed().as_secs_f64();
                 next += 1;
                 let mut s = self.shared.lock();
                 s.muxed_segments = next;
@@ -191,8 +264,9 @@ impl Job {
                 drop(s);
                 self.shared.changed.notify_all();
             }
+            totals.mux += t.elapsed().as_secs_f64();
         }
-        Ok((render, encode, mux))
+        Ok(totals)
     }
 }
 
@@ -207,11 +281,11 @@ pub(super) struct Worker {
 }
 
 impl Worker {
-    fn run(self, tx: &crossbeam_channel::Sender<Result<SegmentDone, ExportError>>) {
+    fn run(self, tx: &crossbeam_channel::Sender<Msg>) {
         let mut renderer = match OfflineRenderer::open(&self.project, self.options.clone()) {
             Ok(r) => r,
             Err(e) => {
-                let _ = tx.send(Err(e.into()));
+                let _ = tx.send(Msg::Segment(Err(e.into())));
                 self.shared.stop();
                 return;
             }
@@ -219,7 +293,7 @@ impl Worker {
         while let Some(segment) = self.take() {
             let done = self.segment(&mut renderer, segment);
             let failed = done.is_err();
-            if tx.send(done).is_err() || failed {
+            if tx.send(Msg::Segment(done)).is_err() || failed {
                 self.shared.stop();
                 return;
             }

@@ -23,8 +23,12 @@
 //! destination as it was. On the CPU path the output is byte-identical run after run,
 //! whatever the number of workers.
 //!
-//! Audio is not exported yet (the video track only).
+//! Audio: the timeline's mix over the whole range, on a thread of its own, encoded once (no
+//! priming gaps at the seams) — AAC-LC with the `ffmpeg` feature, Opus otherwise (see
+//! [`AudioCodec`]; PCM in a MOV on request) — and interleaved with the video by the muxer.
+//! The encoder's delay is an edit list, so sample 0 of the file is the range's first sample.
 
+mod audio;
 mod job;
 mod plan;
 
@@ -36,7 +40,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use framelock_components::Project;
-use framelock_engine::media::{H264Encoder, WriteError};
+use framelock_engine::audio::{AudioCodec, AudioError};
+use framelock_engine::media::{Container, H264Encoder, WriteError};
 
 use crate::offline::OfflineError;
 use crate::playback::{EngineOptions, PlayerError};
@@ -52,6 +57,19 @@ pub enum VideoCodec {
     H264,
 }
 
+/// The audio of an export.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExportAudio {
+    /// AAC-LC where this build has an encoder (`ffmpeg` feature), Opus otherwise; no audio
+    /// track when nothing on the timeline makes a sound.
+    #[default]
+    Auto,
+    /// No audio track.
+    None,
+    /// This codec (a track even if the timeline is silent).
+    Codec(AudioCodec),
+}
+
 /// What to export.
 #[derive(Clone, Debug)]
 pub struct ExportRequest {
@@ -63,6 +81,8 @@ pub struct ExportRequest {
     pub codec: VideoCodec,
     /// 0 (smallest) ..= 100 (best): see [`ExportRequest::qp`].
     pub quality: u8,
+    /// The audio track.
+    pub audio: ExportAudio,
     /// Frames per segment, each one closed GOP (0: two seconds of the project's rate).
     pub segment_frames: u64,
     /// Segments rendered and encoded at once (0: one per core).
@@ -81,6 +101,7 @@ impl ExportRequest {
             range: None,
             codec: VideoCodec::H264,
             quality: 70,
+            audio: ExportAudio::Auto,
             segment_frames: 0,
             workers: 0,
             engine: EngineOptions::default(),
@@ -114,6 +135,13 @@ pub enum ExportError {
     /// Rendering a frame failed.
     #[error(transparent)]
     Render(#[from] OfflineError),
+    /// Mixing or encoding the audio failed (a source that cannot be read, a codec this
+    /// build lacks).
+    #[error("audio: {0}")]
+    Audio(#[from] AudioError),
+    /// The request cannot be carried out as asked (PCM into an .mp4, …).
+    #[error("{0}")]
+    Settings(String),
     /// Encoding, muxing or writing failed (a full disk is an I/O error here).
     #[error(transparent)]
     Write(#[from] WriteError),
@@ -183,6 +211,12 @@ pub struct ExportReport {
     pub encode_seconds: f64,
     /// Seconds muxing and writing (the coordinator), including the final verification.
     pub mux_seconds: f64,
+    /// The audio codec (`None`: no audio track).
+    pub audio: Option<AudioCodec>,
+    /// Audio samples (per channel) presented.
+    pub audio_samples: u64,
+    /// Seconds the audio thread spent mixing and encoding (beside the video, not after it).
+    pub audio_seconds: f64,
 }
 
 /// A running export (see the module doc). Dropping it cancels the export.
@@ -207,6 +241,7 @@ impl Export {
         let settings = encode_settings(project, &request);
         // The encoder refuses bad settings here, before any thread starts.
         H264Encoder::new(settings)?;
+        check_audio(&request)?;
         let segment_frames = match request.segment_frames {
             0 => (2 * project.frame_rate.num).div_ceil(project.frame_rate.den.max(1)),
             n => n,
@@ -340,6 +375,29 @@ impl Drop for Export {
             self.shared.stop();
             let _ = h.join();
         }
+    }
+}
+
+/// Refuses, before anything starts, an audio codec this build lacks or a container the
+/// output's extension contradicts (PCM needs a .mov).
+fn check_audio(request: &ExportRequest) -> Result<(), ExportError> {
+    let Some(codec) = audio::resolve(request.audio) else {
+        return Ok(());
+    };
+    if !codec.available() {
+        return Err(ExportError::Settings(format!(
+            "{codec} needs a build with the `ffmpeg` feature (use opus or pcm)"
+        )));
+    }
+    let ext = request
+        .output
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    match (codec.container(), ext.as_deref()) {
+        (Container::Mov, Some("mov")) | (Container::Mp4, _) => Ok(()),
+        (Container::Mov, _) => Err(ExportError::Settings(format!(
+            "{codec} audio is written in a MOV: name the output .mov"
+        ))),
     }
 }
 

@@ -61,6 +61,11 @@ impl SegmentPlan {
     pub fn frames(&self) -> u64 {
         self.end - self.start
     }
+
+    /// The timeline frames exported.
+    pub fn range(&self) -> Range<u64> {
+        self.start..self.end
+    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,13 @@
-//! `framelock render`: exports a project (or a range of it) to an H.264 MP4, segment-parallel,
-//! with a progress bar; `--json` prints the report.
+//! `framelock render`: exports a project (or a range of it) to an H.264 MP4 with its audio,
+//! segment-parallel, with a progress bar; `--json` prints the report.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use framelock::{EngineOptions, Export, ExportRequest, Project, VideoCodec};
+use framelock::{
+    AudioCodec, EngineOptions, Export, ExportAudio, ExportRequest, Project, VideoCodec,
+};
 
 /// Arguments of `framelock render`.
 #[derive(clap::Args, Debug)]
@@ -25,6 +27,14 @@ pub struct Args {
     /// 0 (smallest) to 100 (best): H.264 QP 45 down to 12.
     #[arg(long, default_value_t = 70)]
     quality: u8,
+    /// Audio: aac (builds with the `ffmpeg` feature), opus, pcm (16-bit, needs a .mov
+    /// output) or none; default: aac where available, else opus, and no track when the
+    /// timeline is silent.
+    #[arg(long)]
+    audio: Option<String>,
+    /// Audio bits per second for aac and opus (default 192000 aac, 160000 opus).
+    #[arg(long)]
+    audio_bitrate: Option<u32>,
     /// Frames per segment (one closed GOP each; default two seconds).
     #[arg(long, default_value_t = 0)]
     segment_frames: u64,
@@ -67,7 +77,24 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if args.quality > 100 {
         bail!("--quality {}: 0 to 100", args.quality);
     }
+    let audio = match (args.audio.as_deref(), args.audio_bitrate) {
+        (None, None) => ExportAudio::Auto,
+        (Some("none"), _) => ExportAudio::None,
+        (Some("pcm"), _) => ExportAudio::Codec(AudioCodec::Pcm16),
+        (Some("opus"), b) => ExportAudio::Codec(AudioCodec::Opus {
+            bitrate: b.unwrap_or(160_000),
+        }),
+        (Some("aac"), b) => ExportAudio::Codec(AudioCodec::Aac {
+            bitrate: b.unwrap_or(192_000),
+        }),
+        (None, Some(b)) if AudioCodec::AAC.available() => {
+            ExportAudio::Codec(AudioCodec::Aac { bitrate: b })
+        }
+        (None, Some(b)) => ExportAudio::Codec(AudioCodec::Opus { bitrate: b }),
+        (Some(other), _) => bail!("--audio {other:?}: aac, opus, pcm or none"),
+    };
     let mut request = ExportRequest::new(&args.output);
+    request.audio = audio;
     request.range = args.range.as_deref().map(parse_range).transpose()?;
     request.codec = codec;
     request.quality = args.quality;
@@ -99,11 +126,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             "render_seconds": report.render_seconds,
             "encode_seconds": report.encode_seconds,
             "mux_seconds": report.mux_seconds,
+            "audio": report.audio.map(|a| a.to_string()),
+            "audio_samples": report.audio_samples,
+            "audio_seconds": report.audio_seconds,
         });
         println!("{v}");
     } else {
         println!(
-            "{}: {} frames in {:.1} s ({:.1} fps), {} segments on {} workers, {:.1} MB; render {:.1} s, encode {:.1} s, mux {:.2} s (summed over workers)",
+            "{}: {} frames in {:.1} s ({:.1} fps), {} segments on {} workers, {:.1} MB, audio {}; render {:.1} s, encode {:.1} s, mux {:.2} s (summed over workers)",
             report.path.display(),
             report.frames,
             report.seconds,
@@ -111,6 +141,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             report.segments,
             report.workers,
             report.bytes as f64 / 1e6,
+            report
+                .audio
+                .map_or_else(|| "none".to_string(), |a| a.to_string()),
             report.render_seconds,
             report.encode_seconds,
             report.mux_seconds

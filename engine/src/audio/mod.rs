@@ -9,6 +9,7 @@
 //! become output frames with exact rational arithmetic
 //! ([`framelock_components::AudioFormat::sample_at_frame`]).
 
+mod encode;
 mod mix;
 mod output;
 mod resampled;
@@ -17,6 +18,7 @@ mod waveform;
 
 use std::path::PathBuf;
 
+pub use encode::{AudioCodec, AudioEncoder, AudioPacket};
 pub use mix::{MixClip, Mixer};
 pub use output::{AudioOutput, AudioPull, CHUNK_FRAMES};
 pub use resampled::{ResampledSource, convert_channels};
