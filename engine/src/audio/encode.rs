@@ -61,10 +61,7 @@ impl AudioCodec {
 
     /// Whether this build can encode it.
     pub fn available(self) -> bool {
-        match self {
-            Self::Aac { .. } => cfg!(feature = "ffmpeg"),
-            _ => true,
-        }
+        !matches!(self, Self::Aac { .. }) || cfg!(feature = "ffmpeg")
     }
 }
 
