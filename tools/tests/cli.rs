@@ -517,3 +517,158 @@ fn bench_report_is_self_contained_html_with_valid_svg_plots() {
         Some(true)
     );
 }
+
+/// A scene of one `seconds`-long 320x180 clip with its own audio (gen-media `--audio`: a blip
+/// at each second), played whole.
+fn audio_scene(dir: &std::path::Path, seconds: u64) -> std::path::PathBuf {
+    let clip = dir.join("a.mp4");
+    let out = framelock()
+        .arg("gen-media")
+        .arg(&clip)
+        .args([
+            "--size",
+            "320x180",
+            "--seconds",
+            &seconds.to_string(),
+            "--audio",
+        ])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let scene = dir.join("scene.json");
+    let project = serde_json::json!({
+        "version": 2,
+        "frame_rate": {"num": 30, "den": 1},
+        "width": 320,
+        "height": 180,
+        "tracks": [{"clips": [{"media": clip, "start": 0, "duration": seconds * 30}]}]
+    });
+    std::fs::write(&scene, project.to_string()).expect("write");
+    scene
+}
+
+fn ffprobe_streams(path: &std::path::Path) -> Vec<String> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `framelock render`: video and the clip's own sound (Opus here), a JSON report, and clear
+/// errors with a non-zero exit for what cannot be done.
+#[test]
+fn render_exports_video_and_audio_and_refuses_clearly() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let scene = audio_scene(dir.path(), 2);
+    let out_mp4 = dir.path().join("out.mp4");
+    let out = framelock()
+        .arg("render")
+        .arg(&scene)
+        .arg("-o")
+        .arg(&out_mp4)
+        .args(["--audio", "opus", "--json", "--cpu-effects"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    assert_eq!(report["frames"], 60);
+    assert_eq!(report["audio"], "opus 160 kb/s");
+    assert_eq!(report["audio_samples"], 2 * 48_000);
+    assert_eq!(ffprobe_streams(&out_mp4), ["h264", "opus"]);
+
+    for (args, says) in [
+        (vec!["--audio", "pcm"], ".mov"),
+        (vec!["--audio", "mp3"], "aac, opus, pcm or none"),
+        (vec!["--codec", "vp9"], "h264"),
+        (vec!["--range", "50..10"], "not inside the timeline"),
+    ] {
+        let bad = dir.path().join("bad.mp4");
+        let out = framelock()
+            .arg("render")
+            .arg(&scene)
+            .arg("-o")
+            .arg(&bad)
+            .args(&args)
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(!bad.exists());
+    }
+}
+
+/// A render killed with SIGKILL mid-export leaves no file that looks finished (only a hidden
+/// temporary file), and an older output in place; a write that fails (the file-size limit
+/// with SIGXFSZ ignored: what a full disk gives) is a clear error and leaves nothing.
+#[test]
+fn a_killed_or_failing_render_leaves_no_finished_looking_file() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let scene = audio_scene(dir.path(), 6);
+    let out_mp4 = dir.path().join("out.mp4");
+    std::fs::write(&out_mp4, b"an older export").expect("write");
+    let mut child = framelock()
+        .arg("render")
+        .arg(&scene)
+        .arg("-o")
+        .arg(&out_mp4)
+        .args(["--workers", "1", "--cpu-effects"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let start = std::time::Instant::now();
+    while hidden_temps(dir.path()).is_empty() {
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "finished before it could be killed"
+        );
+        assert!(start.elapsed().as_secs() < 60);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    child.kill().expect("kill");
+    child.wait().expect("reap");
+    assert_eq!(std::fs::read(&out_mp4).expect("read"), b"an older export");
+    assert_eq!(
+        hidden_temps(dir.path()).len(),
+        1,
+        "{:?}",
+        hidden_temps(dir.path())
+    );
+
+    let limited = dir.path().join("limited.mp4");
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 100; exec \"$@\"")
+        .arg("bash")
+        .arg(env!("CARGO_BIN_EXE_framelock"))
+        .arg("render")
+        .arg(&scene)
+        .arg("-o")
+        .arg(&limited)
+        .args(["--quality", "100", "--cpu-effects"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a failed write makes render fail");
+    assert!(err.contains("too large"), "{err}");
+    assert!(!limited.exists());
+    assert_eq!(hidden_temps(dir.path()).len(), 1, "only the killed run's");
+}
