@@ -8,6 +8,7 @@
 
 mod bench;
 mod cache_bench;
+mod export_bench;
 mod gen_media;
 mod monitor;
 mod probe_cmd;

@@ -81,6 +81,11 @@ pub struct Args {
     /// one thread, all pinned to one core: frames/s of both and their ratio.
     #[arg(long)]
     offline: bool,
+    /// Export the scene to H.264 (segment-parallel, every core), then the same work naively
+    /// (decode → composite → encode frame by frame, pinned to one core) and, for one-clip
+    /// scenes, with ffmpeg (libx264 veryfast, same QP): frames/s of each and the ratios.
+    #[arg(long)]
+    export: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -89,7 +94,7 @@ pub struct Args {
 /// The reference CPU path with its rows on a rayon pool of its own (the single-thread
 /// baseline of `--offline`).
 #[derive(Debug)]
-struct PooledCpu(rayon::ThreadPool);
+pub(crate) struct PooledCpu(pub(crate) rayon::ThreadPool);
 
 impl framelock::CpuRenderer for PooledCpu {
     fn render(
@@ -119,6 +124,12 @@ fn offline_bench(
         Ok((report, hash))
     };
     let (parallel, _) = run(options.clone())?;
+    // One core: the threads the single-thread run starts (its decode and render workers and
+    // the rayon pool, built below for that reason) inherit this thread's affinity, so none
+    // can overlap another on the second core.
+    let pinned = core_affinity::get_core_ids()
+        .and_then(|ids| ids.first().copied())
+        .is_some_and(core_affinity::set_for_current);
     let single_options = EngineOptions {
         workers: 1,
         render_workers: 1,
@@ -127,11 +138,6 @@ fn offline_bench(
         )),
         ..options.clone()
     };
-    // One core: the threads the single-thread run starts inherit this thread's affinity, so
-    // its decode worker cannot overlap the render on the other core.
-    let pinned = core_affinity::get_core_ids()
-        .and_then(|ids| ids.first().copied())
-        .is_some_and(core_affinity::set_for_current);
     let (single, _) = run(single_options)?;
     let ratio = parallel.fps / single.fps.max(1e-9);
     if json {
@@ -506,6 +512,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if args.offline {
         options.gpu = (!args.cpu_effects).then(Default::default);
         return offline_bench(&project, &options, &name, args.json);
+    }
+    if args.export {
+        options.gpu = (!args.cpu_effects).then(Default::default);
+        return crate::export_bench::run(&project, &options, &name, args.json);
     }
     let (view_w, view_h) = framelock::OutputFormat {
         frame_rate: project.frame_rate,

@@ -1,0 +1,193 @@
+//! `bench --export`: the scene exported to H.264 three ways, in one run: framelock's
+//! segment-parallel export; the same work done naively (decode → composite → encode, frame by
+//! frame, one thread of each kind, all pinned to one core); and, for one-clip scenes, Debian's
+//! ffmpeg doing the same kind of work (`-vf` for the effects, `libx264 -preset veryfast` at the
+//! same QP). Frames/s of each and the ratios.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use framelock::{
+    EncodeSettings, EncodeSpeed, EngineOptions, Export, ExportAudio, ExportRequest, H264Encoder,
+    H264Mp4Muxer, OutputPixels, Project, RateControl,
+};
+
+use crate::scene::PooledCpu;
+
+/// Runs the three exports and prints the figures.
+pub fn run(
+    project: &Project,
+    options: &EngineOptions,
+    name: &str,
+    json: bool,
+) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let frames = project.duration_frames();
+    let mut request = ExportRequest::new(dir.path().join("framelock.mp4"));
+    request.audio = ExportAudio::None;
+    request.engine = options.clone();
+    let qp = request.qp();
+    let report = Export::start(project, request)?.wait()?;
+
+    let ffmpeg = ffmpeg_same_work(project, qp, &dir.path().join("ffmpeg.mp4"))?;
+    let naive = naive(project, options, qp, &dir.path().join("naive.mp4"))?;
+    let fps = |s: f64| frames as f64 / s.max(1e-9);
+    let ratio_naive = naive / report.seconds.max(1e-9);
+    let ratio_ffmpeg = ffmpeg.map(|s| s / report.seconds.max(1e-9));
+    if json {
+        let v = serde_json::json!({
+            "scene": name,
+            "frames": frames,
+            "export_fps": report.fps,
+            "export_seconds": report.seconds,
+            "export_bytes": report.bytes,
+            "export_render_seconds": report.render_seconds,
+            "export_encode_seconds": report.encode_seconds,
+            "workers": report.workers,
+            "naive_fps": fps(naive),
+            "naive_seconds": naive,
+            "ffmpeg_fps": ffmpeg.map(fps),
+            "ffmpeg_seconds": ffmpeg,
+            "ratio_vs_naive": ratio_naive,
+            "ratio_vs_ffmpeg": ratio_ffmpeg,
+        });
+        println!("{v}");
+    } else {
+        println!(
+            "{name}: export of {frames} frames: {:.2} fps ({:.1} s, {} workers; render {:.1} s, encode {:.1} s summed); naive one-core pipeline {:.2} fps ({naive:.1} s): {ratio_naive:.2}x; {}",
+            report.fps,
+            report.seconds,
+            report.workers,
+            report.render_seconds,
+            report.encode_seconds,
+            fps(naive),
+            match (ffmpeg, ratio_ffmpeg) {
+                (Some(s), Some(r)) => format!(
+                    "ffmpeg libx264 veryfast {:.2} fps ({s:.1} s): {r:.2}x",
+                    fps(s)
+                ),
+                _ => "ffmpeg: compared on one-clip scenes only".to_string(),
+            }
+        );
+    }
+    Ok(())
+}
+
+/// Decode → composite → encode, frame by frame, every thread pinned to one core: the
+/// offline renderer with one decode and one render thread and a one-thread rayon pool, the
+/// encoder in its frame callback. Returns the seconds it took.
+fn naive(project: &Project, options: &EngineOptions, qp: u8, out: &Path) -> anyhow::Result<f64> {
+    let settings = EncodeSettings {
+        width: project.width,
+        height: project.height,
+        frame_rate: project.frame_rate,
+        rate: RateControl::ConstantQp(qp),
+        gop: u32::try_from(2 * project.frame_rate.num / project.frame_rate.den.max(1))
+            .unwrap_or(60),
+        speed: EncodeSpeed::Balanced,
+    };
+    let (project, out, options) = (project.clone(), out.to_path_buf(), options.clone());
+    // A thread of its own, so pinning it (and the threads it starts) leaves the caller free.
+    let handle = std::thread::spawn(move || -> anyhow::Result<f64> {
+        if let Some(core) = core_affinity::get_core_ids().and_then(|ids| ids.first().copied()) {
+            core_affinity::set_for_current(core);
+        }
+        // Built after pinning: a thread inherits its creator's affinity, and rayon starts
+        // its threads when the pool is built.
+        let single = EngineOptions {
+            workers: 1,
+            render_workers: 1,
+            output_pixels: OutputPixels::Yuv420p,
+            audio: false,
+            cpu_renderer: Arc::new(PooledCpu(
+                rayon::ThreadPoolBuilder::new().num_threads(1).build()?,
+            )),
+            ..options
+        };
+        let start = Instant::now();
+        let mut renderer = framelock::OfflineRenderer::open(&project, single)?;
+        let mut encoder = H264Encoder::new(settings)?;
+        let mut muxer = H264Mp4Muxer::create(&out, settings)?;
+        let mut error = None;
+        renderer.render(0..project.duration_frames(), |f| {
+            if error.is_some() {
+                return;
+            }
+            match encoder.encode(&f.picture) {
+                Ok(p) => {
+                    if let Err(e) = muxer.write_picture(&p) {
+                        error = Some(e);
+                    }
+                }
+                Err(e) => error = Some(e),
+            }
+        })?;
+        if let Some(e) = error {
+            return Err(e.into());
+        }
+        muxer.finish()?;
+        Ok(start.elapsed().as_secs_f64())
+    });
+    handle
+        .join()
+        .map_err(|_| anyhow::anyhow!("the naive export thread panicked"))?
+}
+
+/// ffmpeg on a one-clip scene: the clip's frames through the same kind of filters, encoded
+/// with libx264 veryfast at the same QP. `None` for other scenes.
+fn ffmpeg_same_work(project: &Project, qp: u8, out: &Path) -> anyhow::Result<Option<f64>> {
+    use framelock::Effect;
+    let clips: Vec<_> = project.tracks.iter().flat_map(|t| &t.clips).collect();
+    let [clip] = clips.as_slice() else {
+        return Ok(None);
+    };
+    let mut filters = Vec::new();
+    for e in &clip.effects.effects {
+        filters.push(match *e {
+            Effect::Grade {
+                brightness,
+                contrast,
+                saturation,
+                gamma,
+                ..
+            } => format!(
+                "eq=brightness={brightness}:contrast={contrast}:saturation={saturation}:gamma={gamma}"
+            ),
+            Effect::Blur { radius } => format!("boxblur={radius}:1"),
+            Effect::Sharpen { amount } => format!("unsharp=5:5:{amount}"),
+            Effect::Transform {
+                scale, rotation, ..
+            } => format!(
+                "rotate={}*PI/180,scale=iw*{scale}:-2,crop={}:{}",
+                rotation, project.width, project.height
+            ),
+        });
+    }
+    let mut c = std::process::Command::new("ffmpeg");
+    c.args(["-v", "error", "-y", "-ss"])
+        .arg(format!(
+            "{}",
+            clip.source_in as f64 / project.frame_rate.as_f64()
+        ))
+        .arg("-i")
+        .arg(&clip.media)
+        .args(["-frames:v", &clip.duration.to_string(), "-an"]);
+    if !filters.is_empty() {
+        c.arg("-vf").arg(filters.join(","));
+    }
+    c.args([
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-qp",
+        &qp.to_string(),
+    ])
+    .arg(out);
+    let start = Instant::now();
+    let status = c.status().context("running ffmpeg")?;
+    anyhow::ensure!(status.success(), "ffmpeg failed ({status})");
+    Ok(Some(start.elapsed().as_secs_f64()))
+}
