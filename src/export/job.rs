@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 use framelock_components::{Project, UseProxy};
 use framelock_engine::audio::AudioPacket;
 use framelock_engine::media::{
-    Container, EncodeSettings, EncodeSpeed, EncodedPicture, H264Encoder, H264Mp4Muxer, RateControl,
-    TrackId, verify_video,
+    Container, EncodeSettings, EncodeSpeed, RateControl, TrackId, verify_video,
 };
 use framelock_engine::render::OutputPixels;
 
 use super::audio::{self, AudioTrackInfo};
+use super::video::{Encoded, SegmentEncoder, VideoMux};
 use super::{ExportError, ExportReport, ExportRequest, ExportState, Segment, SegmentPlan};
 use crate::offline::OfflineRenderer;
 use crate::playback::EngineOptions;
@@ -92,7 +92,7 @@ struct Totals {
 
 pub(super) struct SegmentDone {
     index: usize,
-    pictures: Vec<EncodedPicture>,
+    encoded: Encoded,
     render_seconds: f64,
     encode_seconds: f64,
 }
@@ -111,7 +111,12 @@ impl Job {
     pub(super) fn run(&self) -> Result<ExportReport, ExportError> {
         let container =
             audio::resolve(self.request.audio).map_or(Container::Mp4, |c| c.container());
-        let mut muxer = H264Mp4Muxer::create_in(&self.request.output, self.settings, container)?;
+        let mut muxer = VideoMux::create(
+            &self.request.output,
+            self.request.codec,
+            &self.settings,
+            container,
+        )?;
         let (tx, rx) = crossbeam_channel::bounded::<Msg>(self.workers + 4);
         let mut options = self.request.engine.clone();
         options.workers = 1;
@@ -128,6 +133,8 @@ impl Job {
                 options: options.clone(),
                 plan: self.plan.clone(),
                 settings: self.settings,
+                codec: self.request.codec,
+                quality: self.request.quality,
                 window: self.workers + 1,
                 shared: self.shared.clone(),
             };
@@ -196,7 +203,7 @@ impl Job {
     fn mux(
         &self,
         rx: &crossbeam_channel::Receiver<Msg>,
-        muxer: &mut H264Mp4Muxer,
+        muxer: &mut VideoMux,
     ) -> Result<Totals, ExportError> {
         let mut waiting: BTreeMap<usize, SegmentDone> = BTreeMap::new();
         let mut totals = Totals::default();
@@ -253,10 +260,8 @@ impl Job {
                 }
             }
             while let Some(seg) = waiting.remove(&next) {
-                let frames = seg.pictures.len() as u64;
-                for p in &seg.pictures {
-                    muxer.write_picture(p)?;
-                }
+                let frames = seg.encoded.frames();
+                muxer.write(&seg.encoded)?;
                 next += 1;
                 let mut s = self.shared.lock();
                 s.muxed_segments = next;
@@ -276,6 +281,8 @@ pub(super) struct Worker {
     options: EngineOptions,
     plan: SegmentPlan,
     settings: EncodeSettings,
+    codec: super::VideoCodec,
+    quality: u8,
     window: usize,
     shared: Arc<Shared>,
 }
@@ -325,10 +332,8 @@ impl Worker {
         renderer: &mut OfflineRenderer,
         segment: Segment,
     ) -> Result<SegmentDone, ExportError> {
-        let mut settings = self.settings;
-        settings.gop = u32::try_from(segment.frames()).unwrap_or(u32::MAX);
-        let mut encoder = H264Encoder::new(settings)?;
-        let mut pictures = Vec::with_capacity(segment.frames() as usize);
+        let mut encoder =
+            SegmentEncoder::new(self.codec, &self.settings, self.quality, segment.frames())?;
         let mut encode_seconds = 0.0;
         let mut error = None;
         let started = Instant::now();
@@ -337,12 +342,9 @@ impl Worker {
                 return ControlFlow::Break(());
             }
             let t = Instant::now();
-            match encoder.encode(&frame.picture) {
-                Ok(p) => pictures.push(p),
-                Err(e) => {
-                    error = Some(e);
-                    return ControlFlow::Break(());
-                }
+            if let Err(e) = encoder.encode(&frame.picture) {
+                error = Some(e);
+                return ControlFlow::Break(());
             }
             encode_seconds += t.elapsed().as_secs_f64();
             self.shared.lock().frames_encoded += 1;
@@ -354,9 +356,20 @@ impl Worker {
         if report.frames < segment.frames() {
             return Err(ExportError::Cancelled);
         }
+        let t = Instant::now();
+        let encoded = encoder.finish()?;
+        encode_seconds += t.elapsed().as_secs_f64();
+        if encoded.frames() != segment.frames() {
+            return Err(ExportError::Worker(format!(
+                "segment {}: {} frames encoded, {} rendered",
+                segment.index,
+                encoded.frames(),
+                segment.frames()
+            )));
+        }
         Ok(SegmentDone {
             index: segment.index,
-            pictures,
+            encoded,
             render_seconds: started.elapsed().as_secs_f64() - encode_seconds,
             encode_seconds,
         })

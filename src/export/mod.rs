@@ -31,6 +31,7 @@
 mod audio;
 mod job;
 mod plan;
+mod video;
 
 use std::ops::Range;
 use std::path::PathBuf;
@@ -41,7 +42,7 @@ use std::time::{Duration, Instant};
 
 use framelock_components::Project;
 use framelock_engine::audio::{AudioCodec, AudioError};
-use framelock_engine::media::{Container, H264Encoder, WriteError};
+use framelock_engine::media::{Av1Encoder, Container, H264Encoder, WriteError};
 
 use crate::offline::OfflineError;
 use crate::playback::{EngineOptions, PlayerError};
@@ -55,6 +56,12 @@ pub enum VideoCodec {
     /// H.264 (openh264), 8-bit 4:2:0, constant QP.
     #[default]
     H264,
+    /// AV1 (rav1e), 8-bit 4:2:0, constant quantizer, at rav1e's speed preset `speed`
+    /// (0 slowest ..= 10 fastest).
+    Av1 {
+        /// rav1e's speed preset.
+        speed: u8,
+    },
 }
 
 /// The audio of an export.
@@ -240,7 +247,14 @@ impl Export {
         }
         let settings = encode_settings(project, &request);
         // The encoder refuses bad settings here, before any thread starts.
-        H264Encoder::new(settings)?;
+        match request.codec {
+            VideoCodec::H264 => drop(H264Encoder::new(settings)?),
+            VideoCodec::Av1 { speed } => drop(Av1Encoder::new(video::av1_settings(
+                &settings,
+                request.quality,
+                speed,
+            ))?),
+        }
         check_audio(&request)?;
         let segment_frames = match request.segment_frames {
             0 => (2 * project.frame_rate.num).div_ceil(project.frame_rate.den.max(1)),

@@ -1,4 +1,4 @@
-//! `framelock render`: exports a project (or a range of it) to an H.264 MP4 with its audio,
+//! `framelock render`: exports a project (or a range of it) to an H.264 or AV1 MP4 with its audio,
 //! segment-parallel, with a progress bar; `--json` prints the report.
 
 use std::path::PathBuf;
@@ -21,9 +21,12 @@ pub struct Args {
     /// Timeline frames `A..B` (end exclusive; default: the whole timeline).
     #[arg(long)]
     range: Option<String>,
-    /// Video codec: h264.
+    /// Video codec: h264 (openh264) or av1 (rav1e).
     #[arg(long, default_value = "h264")]
     codec: String,
+    /// AV1: rav1e's speed preset, 0 (slowest, smallest) to 10 (fastest).
+    #[arg(long, default_value_t = 6)]
+    speed: u8,
     /// 0 (smallest) to 100 (best): H.264 QP 45 down to 12.
     #[arg(long, default_value_t = 70)]
     quality: u8,
@@ -72,7 +75,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         Project::from_json(&json).with_context(|| format!("reading {}", args.project.display()))?;
     let codec = match args.codec.as_str() {
         "h264" => VideoCodec::H264,
-        other => bail!("--codec {other:?}: this build exports h264"),
+        "av1" if args.speed <= 10 => VideoCodec::Av1 { speed: args.speed },
+        "av1" => bail!("--speed {}: 0 to 10", args.speed),
+        other => bail!("--codec {other:?}: h264 or av1"),
     };
     if args.quality > 100 {
         bail!("--quality {}: 0 to 100", args.quality);

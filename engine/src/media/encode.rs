@@ -200,6 +200,22 @@ pub struct WriteSummary {
     pub bytes: u64,
 }
 
+/// A video timescale in which a frame at `rate` lasts a whole number of ticks, and that
+/// number: 90 kHz for integer rates that divide it, the rate's own numerator (30000 for
+/// 29.97) otherwise.
+pub fn frame_timescale(rate: Rational) -> Result<(u32, u32), WriteError> {
+    let (timescale, delta) = if rate.den == 1 && rate.num > 0 && 90_000 % rate.num == 0 {
+        (90_000, 90_000 / rate.num)
+    } else {
+        (rate.num, rate.den)
+    };
+    let timescale = u32::try_from(timescale)
+        .map_err(|_| WriteError::InvalidSettings(format!("frame rate {rate} too fine")))?;
+    let delta = u32::try_from(delta)
+        .map_err(|_| WriteError::InvalidSettings(format!("frame rate {rate} too coarse")))?;
+    Ok((timescale, delta))
+}
+
 /// Writes already-encoded H.264 pictures into an MP4, atomically: the muxing half of
 /// [`Mp4VideoWriter`], for pipelines that encode on several threads (proxies, export) and
 /// mux in order on one. A video-only [`Mp4Muxer`] (index first); export adds audio through
@@ -239,18 +255,7 @@ impl H264Mp4Muxer {
         container: Container,
     ) -> Result<Self, WriteError> {
         settings.validate()?;
-        // A timescale in which a frame lasts a whole number of ticks: 90 kHz for integer
-        // rates that divide it, the rate's own numerator (30000 for 29.97) otherwise.
-        let fr = settings.frame_rate;
-        let (timescale, delta) = if fr.den == 1 && 90_000 % fr.num == 0 {
-            (90_000, 90_000 / fr.num)
-        } else {
-            (fr.num, fr.den)
-        };
-        let timescale = u32::try_from(timescale)
-            .map_err(|_| WriteError::InvalidSettings(format!("frame rate {fr} too fine")))?;
-        let delta = u32::try_from(delta)
-            .map_err(|_| WriteError::InvalidSettings(format!("frame rate {fr} too coarse")))?;
+        let (timescale, delta) = frame_timescale(settings.frame_rate)?;
         let mut muxer = Mp4Muxer::create(path, container)?;
         let track = muxer.add_video(settings.width, settings.height, timescale)?;
         Ok(Self {

@@ -129,7 +129,7 @@ pub enum WriteError {
         got_height: u32,
     },
     /// The encoder failed.
-    #[error("openh264 encoder: {0}")]
+    #[error("video encoder: {0}")]
     Encode(String),
     /// The MP4 writer failed.
     #[error("mp4 writer: {0}")]

@@ -18,6 +18,7 @@
 //! | MP4 edit lists | leading shift (B-frame delay) and empty edits ✅; multiple or rate-changing edits 🟧 ignored |
 //! | fragmented MP4 | 🟧 what `re_mp4` merges |
 
+mod av1;
 mod demux;
 mod encode;
 mod error;
@@ -32,6 +33,7 @@ pub mod testcard;
 
 pub mod decode;
 
+pub use av1::{Av1Encoder, Av1Frame, Av1Settings};
 pub use decode::{
     DecodedPicture, Decoder, DecoderBackend, DecoderRegistry, OpenH264Backend, Packet, Selection,
     StreamDescription, Support,
@@ -39,7 +41,7 @@ pub use decode::{
 pub use demux::{AudioTrack, CodecConfig, Mp4Demuxer, SampleRef, VideoTrack, audio_edit};
 pub use encode::{
     EncodeSettings, EncodeSpeed, EncodedPicture, H264Encoder, H264Mp4Muxer, Mp4VideoWriter,
-    RateControl, WriteSummary, verify_video,
+    RateControl, WriteSummary, frame_timescale, verify_video,
 };
 pub use error::{MediaError, WriteError};
 pub use frame::{ColorSpace, MatrixCoefficients, Picture, PixelFormat, YuvRange};
