@@ -99,12 +99,7 @@ fn export(output: &Path, workers: usize) -> framelock::ExportReport {
 }
 
 fn ffprobe(path: &Path, args: &[&str]) -> serde_json::Value {
-    let mut c = std::process::Command::new("ffprobe");
-    c.args(["-v", "error"])
-        .args(args)
-        .args(["-of", "json"])
-        .arg(path);
-    serde_json::from_slice(&common::run(c)).expect("ffprobe json")
+    common::ffprobe_json(path, args)
 }
 
 fn out_dir() -> tempfile::TempDir {

@@ -178,10 +178,14 @@ fn steady_playback_recycles_frame_buffers() {
         warm.allocations > 0 && steady.reuses > warm.reuses + 100,
         "{steady:?}"
     );
-    assert_eq!(
-        steady.allocations,
-        warm.allocations,
-        "no new frame buffer after warm-up ({} reuses)",
+    // The pool recycles: 150 more frames shown take (almost) no new buffer. "Almost":
+    // how many buffers are in flight at once (decode-ahead, render-ahead, the presented
+    // frame) depends on thread timing, so a later peak may need a few more than the warm-up's
+    // — a handful, never one per frame (seen: 3 on a loaded machine).
+    assert!(
+        steady.allocations - warm.allocations <= 8,
+        "{} new frame buffers after warm-up ({} reuses)",
+        steady.allocations - warm.allocations,
         steady.reuses - warm.reuses
     );
     assert!(shown.lock().unwrap().iter().all(|&(t, i)| i == Some(t)));

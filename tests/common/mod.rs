@@ -162,3 +162,13 @@ pub fn clip_def(
         audio: Default::default(),
     }
 }
+
+/// ffprobe's JSON for `path` with `args` (`-show_streams`, `-show_entries …`).
+pub fn ffprobe_json(path: &Path, args: &[&str]) -> serde_json::Value {
+    let mut c = Command::new("ffprobe");
+    c.args(["-v", "error"])
+        .args(args)
+        .args(["-of", "json"])
+        .arg(path);
+    serde_json::from_slice(&run(c)).expect("ffprobe json")
+}

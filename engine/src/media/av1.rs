@@ -13,7 +13,7 @@ use rav1e::prelude::{
     ChromaSampling, Config, Context, EncoderConfig, EncoderStatus, FrameType, SpeedSettings,
 };
 
-use super::{Av1Config, Picture, PixelFormat, WriteError};
+use super::{Av1Config, Picture, WriteError};
 
 /// What to encode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,20 +108,7 @@ impl Av1Encoder {
     /// Sends one frame and appends the frames the encoder has finished to `out`.
     pub fn encode(&mut self, frame: &Picture, out: &mut Vec<Av1Frame>) -> Result<(), WriteError> {
         let s = self.settings;
-        if frame.width != s.width || frame.height != s.height {
-            return Err(WriteError::FrameSize {
-                width: s.width,
-                height: s.height,
-                got_width: frame.width,
-                got_height: frame.height,
-            });
-        }
-        if frame.format != PixelFormat::Yuv420p {
-            return Err(WriteError::InvalidSettings(format!(
-                "encoder takes 8-bit 4:2:0 frames, got {:?}",
-                frame.format
-            )));
-        }
+        super::encode::check_frame(frame, s.width, s.height)?;
         let mut f = self.ctx.new_frame();
         let w = s.width as usize;
         for (i, plane) in f.planes.iter_mut().enumerate() {

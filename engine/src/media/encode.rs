@@ -153,20 +153,7 @@ impl H264Encoder {
     /// Encodes one 8-bit 4:2:0 frame of the configured size.
     pub fn encode(&mut self, frame: &Picture) -> Result<EncodedPicture, WriteError> {
         let s = self.settings;
-        if frame.width != s.width || frame.height != s.height {
-            return Err(WriteError::FrameSize {
-                width: s.width,
-                height: s.height,
-                got_width: frame.width,
-                got_height: frame.height,
-            });
-        }
-        if frame.format != PixelFormat::Yuv420p {
-            return Err(WriteError::InvalidSettings(format!(
-                "encoder takes 8-bit 4:2:0 frames, got {:?}",
-                frame.format
-            )));
-        }
+        check_frame(frame, s.width, s.height)?;
         let (w, h) = (s.width as usize, s.height as usize);
         let yuv = YUVSlices::new(
             (&frame.planes[0], &frame.planes[1], &frame.planes[2]),
@@ -198,6 +185,25 @@ pub struct WriteSummary {
     pub keyframes: u64,
     /// File size in bytes.
     pub bytes: u64,
+}
+
+/// Refuses a frame an encoder of `width`x`height` 8-bit 4:2:0 cannot take.
+pub(super) fn check_frame(frame: &Picture, width: u32, height: u32) -> Result<(), WriteError> {
+    if frame.width != width || frame.height != height {
+        return Err(WriteError::FrameSize {
+            width,
+            height,
+            got_width: frame.width,
+            got_height: frame.height,
+        });
+    }
+    if frame.format != PixelFormat::Yuv420p {
+        return Err(WriteError::InvalidSettings(format!(
+            "encoder takes 8-bit 4:2:0 frames, got {:?}",
+            frame.format
+        )));
+    }
+    Ok(())
 }
 
 /// A video timescale in which a frame at `rate` lasts a whole number of ticks, and that
