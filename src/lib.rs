@@ -9,6 +9,9 @@ mod player;
 // A hand-picked list: what hosts and the tools use. The crates behind it (components,
 // engine, systems) are the engine's internals; tests and benchmarks that reach into them
 // depend on them directly.
+/// Distributed render on NATS JetStream (the `farm` feature).
+#[cfg(feature = "farm")]
+pub use export::farm;
 pub use export::{
     Export, ExportAudio, ExportError, ExportProgress, ExportReport, ExportRequest, ExportState,
     Segment, SegmentPlan, VideoCodec,

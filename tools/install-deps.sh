@@ -4,12 +4,13 @@
 #   nasm          openh264's assembly (without it the build silently falls back to C, 1.2-1.7x slower)
 #   ffmpeg        the independent reference encoder/decoder used by tests and benchmarks
 #   libav*-dev, pkg-config, clang, libclang-dev   the optional `ffmpeg` decoder backend (bindgen)
+#   nats-server   distributed render's tests (JetStream on loopback, started by the tests)
 #   mesa-vulkan-drivers, libvulkan1   Mesa's software Vulkan (lavapipe): the GPU path's tests run
 #                 on it when the machine has no GPU
 set -euo pipefail
 packages=(nasm libopus-dev ffmpeg pkg-config clang libclang-dev
           libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
-          libavfilter-dev libavdevice-dev mesa-vulkan-drivers libvulkan1)
+          libavfilter-dev libavdevice-dev mesa-vulkan-drivers libvulkan1 nats-server)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -38,11 +38,21 @@ pub(super) struct Shared {
     pub(super) paused: AtomicBool,
     pub(super) started: Instant,
     pub(super) total: u64,
+    /// What the farm has done so far (distributed exports).
+    #[cfg(feature = "farm")]
+    pub(super) farm: Mutex<Option<super::farm::FarmReport>>,
 }
 
 impl Shared {
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Status> {
         self.status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    #[cfg(feature = "farm")]
+    pub(super) fn farm_lock(&self) -> std::sync::MutexGuard<'_, Option<super::farm::FarmReport>> {
+        self.farm
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -90,11 +100,12 @@ struct Totals {
     audio: Option<(AudioTrackInfo, f64)>,
 }
 
+/// A segment rendered and encoded, by a local worker or a render node.
 pub(super) struct SegmentDone {
-    index: usize,
-    encoded: Encoded,
-    render_seconds: f64,
-    encode_seconds: f64,
+    pub(super) index: usize,
+    pub(super) encoded: Encoded,
+    pub(super) render_seconds: f64,
+    pub(super) encode_seconds: f64,
 }
 
 /// Everything the coordinator thread owns.
@@ -105,6 +116,9 @@ pub(super) struct Job {
     pub(super) settings: EncodeSettings,
     pub(super) workers: usize,
     pub(super) shared: Arc<Shared>,
+    /// Render on this farm instead of local workers.
+    #[cfg(feature = "farm")]
+    pub(super) farm: Option<super::farm::Farm>,
 }
 
 impl Job {
@@ -118,16 +132,30 @@ impl Job {
             container,
         )?;
         let (tx, rx) = crossbeam_channel::bounded::<Msg>(self.workers + 4);
-        let mut options = self.request.engine.clone();
-        options.workers = 1;
-        options.render_workers = 1;
-        options.output_pixels = OutputPixels::Yuv420p;
-        options.audio = false;
-        options.proxies = None;
-        options.quality.use_proxy = UseProxy::Never;
-        options.memory.max_memory /= self.workers;
+        let options = worker_options(&self.request.engine, self.workers);
         let mut handles = Vec::new();
-        for i in 0..self.workers {
+        #[cfg(feature = "farm")]
+        let local = self.farm.is_none();
+        #[cfg(not(feature = "farm"))]
+        let local = true;
+        #[cfg(feature = "farm")]
+        if let Some(farm) = &self.farm {
+            let order = super::farm::Order {
+                project: self.project.clone(),
+                plan: self.plan.clone(),
+                codec: self.request.codec,
+                quality: self.request.quality,
+                farm: farm.clone(),
+            };
+            match super::farm::spawn_coordinator(order, tx.clone(), self.shared.clone()) {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    self.shared.stop();
+                    return Err(ExportError::Worker(e.to_string()));
+                }
+            }
+        }
+        for i in (0..self.workers).filter(|_| local) {
             let worker = Worker {
                 project: self.project.clone(),
                 options: options.clone(),
@@ -180,12 +208,19 @@ impl Job {
         let summary = muxer.finish_verified(|tmp| verify_video(tmp, total))?;
         let mux_seconds = totals.mux + t.elapsed().as_secs_f64();
         let seconds = self.shared.started.elapsed().as_secs_f64();
+        #[cfg(feature = "farm")]
+        let farm = self.shared.farm_lock().take();
         Ok(ExportReport {
+            #[cfg(feature = "farm")]
+            workers: farm.as_ref().map_or(self.workers, |f| f.nodes.len()),
+            #[cfg(feature = "farm")]
+            farm,
+            #[cfg(not(feature = "farm"))]
+            workers: self.workers,
             path: summary.path,
             frames: summary.frames,
             keyframes: summary.keyframes,
             segments: self.plan.segments.len(),
-            workers: self.workers,
             bytes: summary.bytes,
             seconds,
             fps: summary.frames as f64 / seconds.max(1e-9),
@@ -332,48 +367,89 @@ impl Worker {
         renderer: &mut OfflineRenderer,
         segment: Segment,
     ) -> Result<SegmentDone, ExportError> {
-        let mut encoder =
-            SegmentEncoder::new(self.codec, &self.settings, self.quality, segment.frames())?;
-        let mut encode_seconds = 0.0;
-        let mut error = None;
-        let started = Instant::now();
-        let report = renderer.render_while(segment.start..segment.end, |frame| {
-            if !self.shared.wait_while_paused() {
-                return ControlFlow::Break(());
-            }
-            let t = Instant::now();
-            if let Err(e) = encoder.encode(&frame.picture) {
-                error = Some(e);
-                return ControlFlow::Break(());
-            }
-            encode_seconds += t.elapsed().as_secs_f64();
-            self.shared.lock().frames_encoded += 1;
-            ControlFlow::Continue(())
-        })?;
-        if let Some(e) = error {
-            return Err(e.into());
-        }
-        if report.frames < segment.frames() {
-            return Err(ExportError::Cancelled);
+        render_segment(
+            renderer,
+            segment,
+            self.codec,
+            &self.settings,
+            self.quality,
+            || {
+                if !self.shared.wait_while_paused() {
+                    return false;
+                }
+                self.shared.lock().frames_encoded += 1;
+                true
+            },
+        )
+    }
+}
+
+/// Renders and encodes one segment with a fresh encoder (it starts with a keyframe).
+/// `next_frame` runs before each frame is encoded; `false` stops the segment
+/// ([`ExportError::Cancelled`]). Local workers and render nodes share this, so a segment is the
+/// same bytes wherever it is rendered.
+pub(super) fn render_segment(
+    renderer: &mut OfflineRenderer,
+    segment: Segment,
+    codec: super::VideoCodec,
+    settings: &EncodeSettings,
+    quality: u8,
+    mut next_frame: impl FnMut() -> bool,
+) -> Result<SegmentDone, ExportError> {
+    let mut encoder = SegmentEncoder::new(codec, settings, quality, segment.frames())?;
+    let mut encode_seconds = 0.0;
+    let mut error = None;
+    let started = Instant::now();
+    let report = renderer.render_while(segment.start..segment.end, |frame| {
+        if !next_frame() {
+            return ControlFlow::Break(());
         }
         let t = Instant::now();
-        let encoded = encoder.finish()?;
-        encode_seconds += t.elapsed().as_secs_f64();
-        if encoded.frames() != segment.frames() {
-            return Err(ExportError::Worker(format!(
-                "segment {}: {} frames encoded, {} rendered",
-                segment.index,
-                encoded.frames(),
-                segment.frames()
-            )));
+        if let Err(e) = encoder.encode(&frame.picture) {
+            error = Some(e);
+            return ControlFlow::Break(());
         }
-        Ok(SegmentDone {
-            index: segment.index,
-            encoded,
-            render_seconds: started.elapsed().as_secs_f64() - encode_seconds,
-            encode_seconds,
-        })
+        encode_seconds += t.elapsed().as_secs_f64();
+        ControlFlow::Continue(())
+    })?;
+    if let Some(e) = error {
+        return Err(e.into());
     }
+    if report.frames < segment.frames() {
+        return Err(ExportError::Cancelled);
+    }
+    let t = Instant::now();
+    let encoded = encoder.finish()?;
+    encode_seconds += t.elapsed().as_secs_f64();
+    if encoded.frames() != segment.frames() {
+        return Err(ExportError::Worker(format!(
+            "segment {}: {} frames encoded, {} rendered",
+            segment.index,
+            encoded.frames(),
+            segment.frames()
+        )));
+    }
+    Ok(SegmentDone {
+        index: segment.index,
+        encoded,
+        render_seconds: started.elapsed().as_secs_f64() - encode_seconds,
+        encode_seconds,
+    })
+}
+
+/// A segment worker's renderer options from the request's: one decode and one render
+/// thread, 4:2:0 output, no audio, no proxies, a share of the memory budget. Render nodes use
+/// the same, so their segments are the local export's bytes.
+pub(super) fn worker_options(base: &EngineOptions, workers: usize) -> EngineOptions {
+    let mut options = base.clone();
+    options.workers = 1;
+    options.render_workers = 1;
+    options.output_pixels = OutputPixels::Yuv420p;
+    options.audio = false;
+    options.proxies = None;
+    options.quality.use_proxy = UseProxy::Never;
+    options.memory.max_memory /= workers.max(1);
+    options
 }
 
 pub(super) fn encode_settings(project: &Project, request: &ExportRequest) -> EncodeSettings {

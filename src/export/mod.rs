@@ -29,6 +29,8 @@
 //! The encoder's delay is an edit list, so sample 0 of the file is the range's first sample.
 
 mod audio;
+#[cfg(feature = "farm")]
+pub mod farm;
 mod job;
 mod plan;
 mod video;
@@ -50,7 +52,7 @@ use job::{Job, Shared, Status, encode_settings};
 pub use plan::{Segment, SegmentPlan};
 
 /// The video codec of an export.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum VideoCodec {
     /// H.264 (openh264), 8-bit 4:2:0, constant QP.
@@ -158,6 +160,10 @@ pub enum ExportError {
     /// A worker thread could not start or died.
     #[error("export worker: {0}")]
     Worker(String),
+    /// The farm failed the job (no node, a segment that failed every time, the server lost).
+    #[cfg(feature = "farm")]
+    #[error(transparent)]
+    Farm(#[from] farm::FarmError),
 }
 
 /// Where an export stands.
@@ -224,6 +230,9 @@ pub struct ExportReport {
     pub audio_samples: u64,
     /// Seconds the audio thread spent mixing and encoding (beside the video, not after it).
     pub audio_seconds: f64,
+    /// What the farm did (`None`: rendered locally).
+    #[cfg(feature = "farm")]
+    pub farm: Option<farm::FarmReport>,
 }
 
 /// A running export (see the module doc). Dropping it cancels the export.
@@ -236,6 +245,36 @@ pub struct Export {
 impl Export {
     /// Checks the request, then starts the export on threads of its own and returns at once.
     pub fn start(project: &Project, request: ExportRequest) -> Result<Self, ExportError> {
+        Self::start_with(
+            project,
+            request,
+            #[cfg(feature = "farm")]
+            None,
+        )
+    }
+
+    /// Like [`Export::start`], but the segments are rendered by the render nodes of `farm`
+    /// (see [`farm`]); audio and muxing stay here. `request.workers` is not used.
+    #[cfg(feature = "farm")]
+    pub fn start_on_farm(
+        project: &Project,
+        request: ExportRequest,
+        farm: farm::Farm,
+    ) -> Result<Self, ExportError> {
+        Self::start_with(project, request, Some(farm))
+    }
+
+    /// What the farm has done so far (`None` for a local export, or before the first result).
+    #[cfg(feature = "farm")]
+    pub fn farm_progress(&self) -> Option<farm::FarmReport> {
+        self.shared.farm_lock().clone()
+    }
+
+    fn start_with(
+        project: &Project,
+        request: ExportRequest,
+        #[cfg(feature = "farm")] farm: Option<farm::Farm>,
+    ) -> Result<Self, ExportError> {
         let duration = project.duration_frames();
         let range = request.range.clone().unwrap_or(0..duration);
         if range.start >= range.end || range.end > duration {
@@ -280,6 +319,8 @@ impl Export {
             paused: AtomicBool::new(false),
             started: Instant::now(),
             total: plan.frames(),
+            #[cfg(feature = "farm")]
+            farm: Mutex::new(None),
         });
         let job = Job {
             project: project.clone(),
@@ -288,6 +329,8 @@ impl Export {
             settings,
             workers,
             shared: shared.clone(),
+            #[cfg(feature = "farm")]
+            farm,
         };
         let handle = std::thread::Builder::new()
             .name("framelock-export".into())

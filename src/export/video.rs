@@ -11,7 +11,8 @@ use framelock_engine::media::{
 
 use super::VideoCodec;
 
-/// A segment's encoded frames, in order.
+/// A segment's encoded frames, in order (serialisable: render nodes send it back whole).
+#[derive(serde::Serialize, serde::Deserialize)]
 pub(super) enum Encoded {
     H264(Vec<EncodedPicture>),
     Av1 {

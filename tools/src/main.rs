@@ -16,6 +16,7 @@ mod proxy_cmd;
 mod render_cmd;
 mod report;
 mod scene;
+mod worker_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -41,8 +42,11 @@ enum Command {
     Bench(scene::Args),
     /// Measures the disk tier of the frame cache against a plain read of the same files.
     CacheBench(cache_bench::Args),
-    /// Exports a project (or a range of it) to an H.264 MP4, segment-parallel.
+    /// Exports a project (or a range of it) to an H.264 or AV1 MP4, segment-parallel, here
+    /// or on a NATS render farm (`--nats`).
     Render(render_cmd::Args),
+    /// A render node of a NATS render farm: renders export segments until stopped.
+    Worker(worker_cmd::Args),
     /// Plays a project with a live terminal dashboard (FPS, RAM, cache, timeline, suggestions).
     Monitor(monitor::Args),
 }
@@ -58,6 +62,7 @@ fn main() -> anyhow::Result<()> {
         Command::Monitor(args) => monitor::run(&args),
         Command::Proxy(args) => proxy_cmd::run(&args),
         Command::Render(args) => render_cmd::run(&args),
+        Command::Worker(args) => worker_cmd::run(&args),
     }
 }
 

@@ -50,6 +50,26 @@ pub struct Args {
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
+    /// Render the segments on the render nodes (`framelock worker`) of this NATS server
+    /// (`nats://host:4222`); audio and muxing stay here.
+    #[arg(long)]
+    nats: Option<String>,
+    /// Farm: seconds a node may hold a segment without a heartbeat before it is redelivered.
+    #[arg(long, default_value_t = 10.0)]
+    ack_wait: f64,
+    /// Farm: deliveries of a segment before the job fails.
+    #[arg(long, default_value_t = 3)]
+    max_deliver: i64,
+    /// Farm: seconds to wait for a render node of this build.
+    #[arg(long, default_value_t = 10.0)]
+    discovery: f64,
+    /// Farm: seconds the server may be unreachable before the job fails.
+    #[arg(long, default_value_t = 30.0)]
+    server_timeout: f64,
+}
+
+fn seconds(name: &str, s: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(s).map_err(|_| anyhow::anyhow!("--{name} {s}: seconds, 0 or more"))
 }
 
 fn parse_range(s: &str) -> anyhow::Result<std::ops::Range<u64>> {
@@ -109,10 +129,29 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         gpu: (!args.cpu_effects).then(Default::default),
         ..EngineOptions::default()
     };
-    let export = Export::start(&project, request)?;
+    let export = match &args.nats {
+        None => Export::start(&project, request)?,
+        Some(url) => {
+            let mut farm = framelock::farm::Farm::new(url);
+            farm.ack_wait = seconds("ack-wait", args.ack_wait)?;
+            farm.max_deliver = args.max_deliver;
+            farm.discovery = seconds("discovery", args.discovery)?;
+            farm.server_timeout = seconds("server-timeout", args.server_timeout)?;
+            Export::start_on_farm(&project, request, farm)?
+        }
+    };
     let bar = crate::progress_bar(export.progress().frames_total, "render");
     while !export.wait_timeout(Duration::from_millis(100)) {
         bar.set_position(export.progress().frames_encoded);
+        if let Some(farm) = export.farm_progress() {
+            // Per node: segments delivered.
+            let nodes: Vec<String> = farm
+                .nodes
+                .iter()
+                .map(|n| format!("{} {}", n.node.id, n.segments))
+                .collect();
+            bar.set_message(nodes.join(" · "));
+        }
     }
     bar.finish_and_clear();
     let report = export
@@ -134,6 +173,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             "audio": report.audio.map(|a| a.to_string()),
             "audio_samples": report.audio_samples,
             "audio_seconds": report.audio_seconds,
+            "farm": report.farm,
         });
         println!("{v}");
     } else {
@@ -153,6 +193,33 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             report.encode_seconds,
             report.mux_seconds
         );
+        if let Some(farm) = &report.farm {
+            for n in &farm.nodes {
+                println!(
+                    "  node {} ({}, {} cores, {}): {} segments, {} frames",
+                    n.node.id,
+                    n.node.host,
+                    n.node.cores,
+                    n.node.gpu.as_deref().unwrap_or("no GPU"),
+                    n.segments,
+                    n.frames
+                );
+            }
+            for n in &farm.refused {
+                println!("  refused {}: build {:?}", n.id, n.build);
+            }
+            println!(
+                "  redeliveries {}, failed tries {}, duplicates {}; snapshot {} B as {} B (lz4); results {:.2} MB, messages {} B; shipping {:.1} ms per segment",
+                farm.redeliveries,
+                farm.failed_tries,
+                farm.duplicates,
+                farm.snapshot_bytes,
+                farm.snapshot_stored,
+                farm.result_bytes as f64 / 1e6,
+                farm.message_bytes,
+                farm.overhead_ms_per_segment
+            );
+        }
     }
     Ok(())
 }

@@ -33,7 +33,7 @@ pub struct Av1Settings {
 }
 
 /// One encoded frame: a temporal unit without its temporal delimiter.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Av1Frame {
     /// The OBUs.
     pub data: Vec<u8>,

@@ -86,7 +86,7 @@ impl EncodeSettings {
 }
 
 /// One encoded picture.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct EncodedPicture {
     /// NAL units (no start codes).
     pub nals: Vec<Vec<u8>>,

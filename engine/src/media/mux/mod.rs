@@ -43,7 +43,7 @@ pub enum Container {
 }
 
 /// An AV1 stream's `av1C` fields (from its sequence header).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Av1Config {
     /// `seq_profile` (0: Main, 8/10-bit 4:2:0).
     pub profile: u8,
