@@ -16,13 +16,6 @@ pub struct Args {
     /// The node's id (default: host name and process id).
     #[arg(long)]
     id: Option<String>,
-    /// Seconds a segment may go without a heartbeat before it is redelivered (used when this
-    /// node is the first to set the farm up).
-    #[arg(long, default_value_t = 10.0)]
-    ack_wait: f64,
-    /// Deliveries of a segment before its job fails (likewise).
-    #[arg(long, default_value_t = 3)]
-    max_deliver: i64,
     /// Milliseconds to pause after each frame: stands in for a slow node (tests, demos).
     #[arg(long, default_value_t = 0)]
     frame_delay_ms: u64,
@@ -32,10 +25,8 @@ pub struct Args {
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let mut options = NodeOptions::new(&args.nats);
     options.id = args.id.clone();
-    options.ack_wait = Duration::try_from_secs_f64(args.ack_wait)
-        .map_err(|_| anyhow::anyhow!("--ack-wait {}: seconds", args.ack_wait))?;
-    options.max_deliver = args.max_deliver;
     options.frame_delay = Duration::from_millis(args.frame_delay_ms);
+    options.stop_on_signals = true;
     let node = RenderNode::new(options);
     let id = node.info().id.clone();
     let report = node

@@ -73,7 +73,7 @@ async fn run(
     let js = jetstream::new(client.clone());
     let (objects, nodes) = wire::ensure(&js).await?;
     let build = build_id();
-    wire::work_consumer(&js, &build, farm.ack_wait, farm.max_deliver).await?;
+    wire::work_consumer(&js, &build, Some((farm.ack_wait, farm.max_deliver))).await?;
 
     // Discovery: wait for a node of this build; list the others as refused.
     let started = Instant::now();
@@ -159,6 +159,8 @@ async fn run(
             codec: order.codec,
             quality: order.quality,
             segment: *segment,
+            ack_wait_ms: farm.ack_wait.as_millis() as u64,
+            max_deliver: farm.max_deliver,
         };
         let payload = wire::json(&item);
         report.message_bytes += payload.len() as u64;

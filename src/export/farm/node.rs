@@ -26,27 +26,23 @@ pub struct NodeOptions {
     pub url: String,
     /// The node's id (default: host name and process id).
     pub id: Option<String>,
-    /// `ack_wait` of the work consumer, if this node creates it (heartbeats go at a third).
-    pub ack_wait: Duration,
-    /// `max_deliver` of the work consumer, if this node creates it.
-    pub max_deliver: i64,
     /// A pause after each frame: stands in for a slow node (tests, demonstrations).
     pub frame_delay: Duration,
     /// The renderer's options (the GPU is not used: see the module doc).
     pub engine: EngineOptions,
+    /// Stop, as [`RenderNode::stop_handle`] would, on SIGINT or SIGTERM (a command-line node).
+    pub stop_on_signals: bool,
 }
 
 impl NodeOptions {
-    /// The defaults for a node on `url` (consumer settings as [`super::Farm::new`]).
+    /// The defaults for a node on `url`.
     pub fn new(url: impl Into<String>) -> Self {
-        let farm = super::Farm::new(String::new());
         Self {
             url: url.into(),
             id: None,
-            ack_wait: farm.ack_wait,
-            max_deliver: farm.max_deliver,
             frame_delay: Duration::ZERO,
             engine: EngineOptions::default(),
+            stop_on_signals: false,
         }
     }
 }
@@ -218,14 +214,7 @@ impl RenderNode {
         })?;
         let js = jetstream::new(client);
         let (objects, nodes) = wire::ensure(&js).await?;
-        let consumer = wire::work_consumer(
-            &js,
-            &self.info.build,
-            self.options.ack_wait,
-            self.options.max_deliver,
-        )
-        .await?;
-        let config = consumer.cached_info().config.clone();
+        let consumer = wire::work_consumer(&js, &self.info.build, None).await?;
         let segments = Arc::new(AtomicU64::new(0));
         let heartbeat = {
             let (info, segments, stop) = (self.info.clone(), segments.clone(), self.stop.clone());
@@ -234,11 +223,32 @@ impl RenderNode {
                     let mut info = info.clone();
                     info.segments = segments.load(Ordering::SeqCst);
                     let _ = nodes.put(&info.id, wire::json(&info).into()).await;
-                    tokio::time::sleep(HEARTBEAT).await;
+                    for _ in 0..(HEARTBEAT.as_millis() / 100) {
+                        if stop.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
                 }
                 let _ = nodes.delete(&info.id).await;
             })
         };
+        if self.options.stop_on_signals {
+            let stop = self.stop.clone();
+            let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+            tokio::spawn(async move {
+                match term {
+                    Ok(mut term) => {
+                        tokio::select! {
+                            _ = tokio::signal::ctrl_c() => {}
+                            _ = term.recv() => {}
+                        }
+                    }
+                    Err(_) => drop(tokio::signal::ctrl_c().await),
+                }
+                stop.store(true, Ordering::SeqCst);
+            });
+        }
         on_event(NodeEvent::Ready(self.info.clone()));
         let mut report = NodeReport::default();
         let mut snapshot: Option<(String, Arc<Snapshot>)> = None;
@@ -291,7 +301,7 @@ impl RenderNode {
                         continue;
                     }
                     Err(Fetch::Bad(e)) => {
-                        let last = delivered >= config.max_deliver.max(1) as u64;
+                        let last = delivered >= item.max_deliver.max(1) as u64;
                         let outcome = self.outcome(
                             &item,
                             delivered,
@@ -329,7 +339,8 @@ impl RenderNode {
                     return Err(FarmError::Protocol("the render thread stopped".into()));
                 }
                 // Heartbeats while the segment renders, so the server keeps it ours.
-                let beat = (config.ack_wait / 3).max(Duration::from_millis(200));
+                let beat =
+                    (Duration::from_millis(item.ack_wait_ms) / 3).max(Duration::from_millis(100));
                 tokio::pin!(done);
                 let result = loop {
                     tokio::select! {
@@ -367,7 +378,7 @@ impl RenderNode {
                         let _ = msg.ack_with(AckKind::Nak(None)).await;
                     }
                     Err(error) => {
-                        let last = delivered >= config.max_deliver.max(1) as u64;
+                        let last = delivered >= item.max_deliver.max(1) as u64;
                         let outcome = self.outcome(
                             &item,
                             delivered,

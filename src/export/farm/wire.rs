@@ -60,6 +60,10 @@ pub(super) struct WorkItem {
     pub(super) codec: VideoCodec,
     pub(super) quality: u8,
     pub(super) segment: Segment,
+    /// The consumer's settings for this job: heartbeats go at a third of `ack_wait`, and
+    /// delivery `max_deliver` is the last.
+    pub(super) ack_wait_ms: u64,
+    pub(super) max_deliver: i64,
 }
 
 /// What a node says of a segment.
@@ -251,29 +255,40 @@ pub(super) async fn ensure(
     Ok((objects, nodes))
 }
 
-/// The durable pull consumer of a build's work.
+/// The durable pull consumer of a build's work. Nodes open it (creating it with the
+/// defaults if it is not there); a coordinator (`settle`) sets its `ack_wait` and
+/// `max_deliver` to the job's, which the work messages also carry.
 pub(super) async fn work_consumer(
     js: &jetstream::Context,
     build: &str,
-    ack_wait: Duration,
-    max_deliver: i64,
+    settle: Option<(Duration, i64)>,
 ) -> Result<jetstream::consumer::PullConsumer, FarmError> {
     let stream = js.get_stream(WORK_STREAM).await.map_err(FarmError::js)?;
     let name = consumer_name(build);
-    stream
-        .get_or_create_consumer(
-            &name,
-            jetstream::consumer::pull::Config {
-                durable_name: Some(name.clone()),
-                filter_subject: format!("framelock.work.{}.>", build_token(build)),
-                ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                ack_wait,
-                max_deliver,
-                ..Default::default()
-            },
-        )
+    let defaults = super::Farm::new("");
+    let (ack_wait, max_deliver) = settle.unwrap_or((defaults.ack_wait, defaults.max_deliver));
+    let config = jetstream::consumer::pull::Config {
+        durable_name: Some(name.clone()),
+        filter_subject: format!("framelock.work.{}.>", build_token(build)),
+        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+        ack_wait,
+        max_deliver,
+        ..Default::default()
+    };
+    let consumer = stream
+        .get_or_create_consumer(&name, config.clone())
         .await
-        .map_err(FarmError::js)
+        .map_err(|e| FarmError::JetStream(format!("consumer {name}: {e}")))?;
+    let current = &consumer.cached_info().config;
+    if settle.is_some() && (current.ack_wait != ack_wait || current.max_deliver != max_deliver) {
+        // A 2.9 server updates a durable's editable fields on create (`update_consumer`
+        // needs 2.10's API).
+        return stream
+            .create_consumer(config)
+            .await
+            .map_err(|e| FarmError::JetStream(format!("updating consumer {name}: {e}")));
+    }
+    Ok(consumer)
 }
 
 /// Reads a whole object.
