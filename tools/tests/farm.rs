@@ -147,6 +147,13 @@ impl Node {
         }
     }
 
+    fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        unsafe {
+            libc::kill(self.child.id() as i32, signal);
+        }
+    }
+
     fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -329,6 +336,31 @@ fn a_node_killed_mid_segment_is_redelivered_and_the_bytes_are_the_same() {
         "{}",
         r["farm"]
     );
+    drop(other);
+}
+
+/// A node stalled (SIGSTOP) mid-segment past `ack_wait`: the segment goes to another node;
+/// when the stalled node wakes (SIGCONT) and delivers it late, the duplicate is dropped and
+/// the bytes are the same.
+#[test]
+fn a_stalled_node_is_overtaken_and_its_late_result_is_dropped() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let project = scene(dir.path(), "clip");
+    let want = local(&project, &dir.path().join("local.mp4"));
+    let server = Server::start(dir.path());
+    let slow = ["--frame-delay-ms", "100"];
+    let stalled = Node::start(dir.path(), &server.url(), "stalled", &slow, &[]);
+    let out = dir.path().join("farm.mp4");
+    let job = coordinator(&project, &out, &server.url(), &["--ack-wait", "2"]);
+    stalled.wait_for("segment 0 started", Duration::from_secs(30));
+    stalled.signal(libc::SIGSTOP);
+    let other = Node::start(dir.path(), &server.url(), "other", &slow, &[]);
+    other.wait_for("segment 0 started (delivery 2)", Duration::from_secs(30));
+    stalled.signal(libc::SIGCONT);
+    let r = report(&finish(job, Duration::from_secs(120)));
+    assert!(std::fs::read(&out).expect("read") == want, "output differs");
+    let farm = &r["farm"];
+    assert!(farm["duplicates"].as_u64().unwrap() >= 1, "{farm}");
     drop(other);
 }
 
