@@ -209,13 +209,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 println!("  refused {}: build {:?}", n.id, n.build);
             }
             println!(
-                "  redeliveries {}, failed tries {}, duplicates {}; snapshot {} B as {} B (lz4); results {:.2} MB, messages {} B; shipping {:.1} ms per segment",
+                "  redeliveries {}, failed tries {}, duplicates {}; snapshot {} B as {} B (lz4); results {:.2} MB ({:.2} MB before lz4), messages {} B; shipping {:.1} ms per segment",
                 farm.redeliveries,
                 farm.failed_tries,
                 farm.duplicates,
                 farm.snapshot_bytes,
                 farm.snapshot_stored,
                 farm.result_bytes as f64 / 1e6,
+                farm.result_raw_bytes as f64 / 1e6,
                 farm.message_bytes,
                 farm.overhead_ms_per_segment
             );

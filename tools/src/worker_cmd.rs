@@ -16,6 +16,10 @@ pub struct Args {
     /// The node's id (default: host name and process id).
     #[arg(long)]
     id: Option<String>,
+    /// Segments rendered at once, each with its own renderer and encoder (default: one per
+    /// core).
+    #[arg(long, default_value_t = 0)]
+    slots: usize,
     /// Milliseconds to pause after each frame: stands in for a slow node (tests, demos).
     #[arg(long, default_value_t = 0)]
     frame_delay_ms: u64,
@@ -27,6 +31,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     options.id = args.id.clone();
     options.frame_delay = Duration::from_millis(args.frame_delay_ms);
     options.stop_on_signals = true;
+    options.slots = args.slots;
     let node = RenderNode::new(options);
     let id = node.info().id.clone();
     let report = node

@@ -232,6 +232,7 @@ async fn collect(
         .collect();
     let mut last_error: HashMap<usize, (String, String, u64)> = HashMap::new();
     let mut overhead = 0.0;
+    let mut download = 0.0;
     let mut last_contact = Instant::now();
     while received < total {
         if c.shared.stopped() {
@@ -319,7 +320,7 @@ async fn collect(
                 Ok(done) => {
                     let t = Instant::now();
                     let bytes = wire::get_object(c.objects, &done.object).await?;
-                    let encoded = decode_result(&bytes)?;
+                    let encoded = decode_result(&bytes, done.lz4)?;
                     let segment = order.plan.segments[index];
                     if encoded.frames() != segment.frames() || done.frames != segment.frames() {
                         return Err(FarmError::Protocol(format!(
@@ -330,8 +331,11 @@ async fn collect(
                         )));
                     }
                     let _ = c.objects.delete(&done.object).await;
-                    overhead += done.ship_seconds + t.elapsed().as_secs_f64();
+                    let fetched = t.elapsed().as_secs_f64();
+                    overhead += done.ship_seconds + fetched;
+                    download += fetched;
                     report.result_bytes += bytes.len() as u64;
+                    report.result_raw_bytes += done.raw_bytes;
                     report.redeliveries += u64::from(outcome.delivered > 1);
                     have[index] = true;
                     received += 1;
@@ -359,6 +363,7 @@ async fn collect(
         }
         report.nodes = shares.values().cloned().collect();
         report.overhead_ms_per_segment = overhead * 1000.0 / received.max(1) as f64;
+        report.download_ms_per_segment = download * 1000.0 / received.max(1) as f64;
         *c.shared.farm_lock() = Some(report.clone());
     }
     Ok(())

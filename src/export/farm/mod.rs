@@ -131,13 +131,18 @@ pub struct FarmReport {
     pub snapshot_bytes: u64,
     /// The snapshot as stored (lz4), bytes.
     pub snapshot_stored: u64,
-    /// Bytes of all segment results (as shipped).
+    /// Bytes of all segment results, as shipped.
     pub result_bytes: u64,
+    /// The same before lz4 (nodes compress a result when that saves a tenth or more).
+    pub result_raw_bytes: u64,
     /// Bytes of work, done and failed messages.
     pub message_bytes: u64,
     /// Per segment: milliseconds spent shipping it (the node's serialise + upload + publish,
     /// and the coordinator's download + decode), mean.
     pub overhead_ms_per_segment: f64,
+    /// Per segment: the coordinator's part of that (download + decode), mean: with the mux,
+    /// the serial work that bounds how many nodes help.
+    pub download_ms_per_segment: f64,
 }
 
 /// Why a farm operation failed.

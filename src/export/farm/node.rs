@@ -32,6 +32,9 @@ pub struct NodeOptions {
     pub engine: EngineOptions,
     /// Stop, as [`RenderNode::stop_handle`] would, on SIGINT or SIGTERM (a command-line node).
     pub stop_on_signals: bool,
+    /// Segments rendered at once, each with its own renderer and encoder, like a local
+    /// export's workers (0: one per core).
+    pub slots: usize,
 }
 
 impl NodeOptions {
@@ -43,6 +46,7 @@ impl NodeOptions {
             frame_delay: Duration::ZERO,
             engine: EngineOptions::default(),
             stop_on_signals: false,
+            slots: 0,
         }
     }
 }
@@ -113,6 +117,16 @@ pub struct RenderNode {
     stop: Arc<AtomicBool>,
 }
 
+/// What a node's slots share.
+#[derive(Clone, Copy)]
+struct Slot<'a> {
+    js: &'a jetstream::Context,
+    objects: &'a jetstream::object_store::ObjectStore,
+    consumer: &'a jetstream::consumer::PullConsumer,
+    segments: &'a AtomicU64,
+    report: &'a std::cell::RefCell<NodeReport>,
+}
+
 /// A segment for the render thread.
 struct RenderJob {
     item: WorkItem,
@@ -173,29 +187,55 @@ impl RenderNode {
             .enable_all()
             .build()
             .map_err(|e| FarmError::Protocol(format!("tokio: {e}")))?;
-        let (tx, rx) = crossbeam_channel::bounded::<RenderJob>(1);
+        let slots = self.slots();
         let options = worker_options(
             &EngineOptions {
                 gpu: None,
                 ..self.options.engine.clone()
             },
-            1,
+            slots,
         );
-        let (delay, stop) = (self.options.frame_delay, self.stop.clone());
-        let render = std::thread::Builder::new()
-            .name("framelock-node-render".into())
-            .spawn(move || render_thread(&rx, &options, delay, &stop))
-            .map_err(|e| FarmError::Protocol(format!("render thread: {e}")))?;
-        let result = runtime.block_on(self.serve(tx, on_event));
-        let _ = render.join();
+        let mut senders = Vec::new();
+        let mut threads = Vec::new();
+        for i in 0..slots {
+            let (tx, rx) = crossbeam_channel::bounded::<RenderJob>(1);
+            let (options, delay, stop) =
+                (options.clone(), self.options.frame_delay, self.stop.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("framelock-node-render-{i}"))
+                .spawn(move || render_thread(&rx, &options, delay, &stop));
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    self.stop.store(true, Ordering::SeqCst);
+                    return Err(FarmError::Protocol(format!("render thread: {e}")));
+                }
+            }
+            senders.push(tx);
+        }
+        let result = runtime.block_on(self.serve(senders, on_event));
+        for t in threads {
+            let _ = t.join();
+        }
         result
+    }
+
+    /// Segments rendered at once.
+    fn slots(&self) -> usize {
+        match self.options.slots {
+            0 => self.info.cores,
+            n => n,
+        }
+        .max(1)
     }
 
     async fn serve(
         &self,
-        render: crossbeam_channel::Sender<RenderJob>,
-        mut on_event: impl FnMut(NodeEvent),
+        render: Vec<crossbeam_channel::Sender<RenderJob>>,
+        on_event: impl FnMut(NodeEvent),
     ) -> Result<NodeReport, FarmError> {
+        let on_event = std::cell::RefCell::new(on_event);
+        let event = |e: NodeEvent| (on_event.borrow_mut())(e);
         let url = &self.options.url;
         let client = tokio::time::timeout(
             Duration::from_secs(10),
@@ -249,8 +289,41 @@ impl RenderNode {
                 stop.store(true, Ordering::SeqCst);
             });
         }
-        on_event(NodeEvent::Ready(self.info.clone()));
-        let mut report = NodeReport::default();
+        event(NodeEvent::Ready(self.info.clone()));
+        let report = std::cell::RefCell::new(NodeReport::default());
+        let slot = Slot {
+            js: &js,
+            objects: &objects,
+            consumer: &consumer,
+            segments: &segments,
+            report: &report,
+        };
+        let results =
+            futures_util::future::join_all(render.iter().map(|tx| self.slot(&slot, tx, &event)))
+                .await;
+        drop(render);
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = heartbeat.await;
+        results
+            .into_iter()
+            .collect::<Result<Vec<()>, FarmError>>()?;
+        Ok(report.into_inner())
+    }
+
+    /// One slot: fetch a segment when idle, render it on this slot's render thread, ship it.
+    async fn slot(
+        &self,
+        ctx: &Slot<'_>,
+        render: &crossbeam_channel::Sender<RenderJob>,
+        on_event: &dyn Fn(NodeEvent),
+    ) -> Result<(), FarmError> {
+        let Slot {
+            js,
+            objects,
+            consumer,
+            segments,
+            report,
+        } = *ctx;
         let mut snapshot: Option<(String, Arc<Snapshot>)> = None;
         while !self.stop.load(Ordering::SeqCst) {
             // One message, only now that the node is idle: no prefetch.
@@ -289,7 +362,7 @@ impl RenderNode {
                 let started = Instant::now();
                 let snap = match &snapshot {
                     Some((name, s)) if *name == item.snapshot => Ok(s.clone()),
-                    _ => fetch_snapshot(&objects, &item).await,
+                    _ => fetch_snapshot(objects, &item).await,
                 };
                 let snap = match snap {
                     Ok(s) => s,
@@ -310,7 +383,7 @@ impl RenderNode {
                                 last,
                             }),
                         );
-                        let _ = publish(&js, &item.job, &outcome).await;
+                        let _ = publish(js, &item.job, &outcome).await;
                         let _ = msg
                             .ack_with(if last {
                                 AckKind::Term
@@ -318,7 +391,7 @@ impl RenderNode {
                                 AckKind::Nak(Some(Duration::from_secs(1)))
                             })
                             .await;
-                        report.failed += 1;
+                        report.borrow_mut().failed += 1;
                         on_event(NodeEvent::Failed {
                             job: item.job.clone(),
                             index: item.segment.index,
@@ -336,6 +409,7 @@ impl RenderNode {
                     reply,
                 });
                 if sent.is_err() {
+                    self.stop.store(true, Ordering::SeqCst);
                     return Err(FarmError::Protocol("the render thread stopped".into()));
                 }
                 // Heartbeats while the segment renders, so the server keeps it ours.
@@ -353,13 +427,13 @@ impl RenderNode {
                 match result {
                     Ok(done) => {
                         let frames = done.encoded.frames();
-                        match self.ship(&js, &objects, &item, delivered, done).await {
+                        match self.ship(js, objects, &item, delivered, done).await {
                             Ok(()) => {
                                 // Acknowledged only once the result is stored: a node that
                                 // dies before this leaves the segment to be redelivered.
                                 let _ = msg.double_ack().await;
-                                report.segments += 1;
-                                report.frames += frames;
+                                report.borrow_mut().segments += 1;
+                                report.borrow_mut().frames += frames;
                                 segments.fetch_add(1, Ordering::SeqCst);
                                 on_event(NodeEvent::Done {
                                     job: item.job.clone(),
@@ -387,7 +461,7 @@ impl RenderNode {
                                 last,
                             }),
                         );
-                        let _ = publish(&js, &item.job, &outcome).await;
+                        let _ = publish(js, &item.job, &outcome).await;
                         let _ = msg
                             .ack_with(if last {
                                 AckKind::Term
@@ -395,7 +469,7 @@ impl RenderNode {
                                 AckKind::Nak(Some(Duration::from_secs(1)))
                             })
                             .await;
-                        report.failed += 1;
+                        report.borrow_mut().failed += 1;
                         on_event(NodeEvent::Failed {
                             job: item.job.clone(),
                             index: item.segment.index,
@@ -406,9 +480,7 @@ impl RenderNode {
                 }
             }
         }
-        drop(render);
-        let _ = heartbeat.await;
-        Ok(report)
+        Ok(())
     }
 
     fn outcome(&self, item: &WorkItem, delivered: u64, result: Result<Done, Failed>) -> Outcome {
@@ -434,7 +506,13 @@ impl RenderNode {
         done: SegmentDone,
     ) -> Result<(), FarmError> {
         let t = Instant::now();
-        let bytes = encode_result(&done.encoded)?;
+        let raw = encode_result(&done.encoded)?;
+        // H.264/AV1 is compressed already, but not always tightly (openh264's CAVLC on
+        // flat pictures): lz4 is kept where it saves a tenth or more.
+        let packed = lz4_flex::compress_prepend_size(&raw);
+        let lz4 = packed.len() * 10 <= raw.len() * 9;
+        let raw_bytes = raw.len() as u64;
+        let bytes = if lz4 { packed } else { raw };
         let object = format!(
             "seg.{}.{}.{}.{delivered}",
             item.plan_hash, item.segment.index, self.info.id
@@ -450,6 +528,8 @@ impl RenderNode {
                 object,
                 frames: done.encoded.frames(),
                 bytes: bytes.len() as u64,
+                raw_bytes,
+                lz4,
                 render_seconds: done.render_seconds,
                 encode_seconds: done.encode_seconds,
                 ship_seconds: 0.0,

@@ -82,7 +82,11 @@ pub(super) struct Outcome {
 pub(super) struct Done {
     pub(super) object: String,
     pub(super) frames: u64,
+    /// As stored, and before lz4 (equal when it is not compressed).
     pub(super) bytes: u64,
+    pub(super) raw_bytes: u64,
+    /// The object is lz4 (size-prepended) of the postcard bytes.
+    pub(super) lz4: bool,
     pub(super) render_seconds: f64,
     pub(super) encode_seconds: f64,
     /// Serialise + upload + publish.
@@ -177,7 +181,15 @@ pub(super) fn encode_result(encoded: &Encoded) -> Result<Vec<u8>, FarmError> {
 }
 
 /// A shipped result read back.
-pub(super) fn decode_result(bytes: &[u8]) -> Result<Encoded, FarmError> {
+pub(super) fn decode_result(bytes: &[u8], lz4: bool) -> Result<Encoded, FarmError> {
+    let raw;
+    let bytes = if lz4 {
+        raw = lz4_flex::decompress_size_prepended(bytes)
+            .map_err(|e| FarmError::Protocol(format!("a segment result: {e}")))?;
+        &raw[..]
+    } else {
+        bytes
+    };
     postcard::from_bytes(bytes).map_err(|e| FarmError::Protocol(format!("a segment result: {e}")))
 }
 
