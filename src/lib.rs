@@ -56,7 +56,9 @@ pub use framelock_engine::render::{
     RenderPath, Work,
 };
 pub use framelock_engine::signal::Progress;
-pub use framelock_systems::{LayerSource, MetricsSnapshot, PresentedFrame, RenderStats};
+pub use framelock_systems::{
+    EngineEvent, LayerSource, MetricsSnapshot, PresentedFrame, RenderStats,
+};
 pub use offline::{OfflineError, OfflineRenderer, OfflineReport, STALL_TIMEOUT};
 pub use performance::{
     ASSUMED_SECONDS_PER_PIXEL, GpuStatus, OptimizationAction, OptimizationReport,

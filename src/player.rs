@@ -7,10 +7,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use framelock_components::{ClearCache, Playhead, Project, ProxyStrategy, UseProxy};
+use framelock_components::{ClearCache, PlayState, Playhead, Project, ProxyStrategy, UseProxy};
 use framelock_engine::app::WallClock;
 use framelock_engine::proxy::{JobId, ProxyJobStatus, ProxyManager, ProxyProgress};
-use framelock_systems::{MetricsSnapshot, PresentedFrame};
+use framelock_systems::{EngineEvent, MetricsSnapshot, PresentedFrame};
 
 use crate::playback::{CacheStats, ClearedCache, EngineOptions, PlaybackEngine, PlayerError};
 
@@ -34,6 +34,9 @@ struct Shared {
     metrics: MetricsSnapshot,
     playhead: Option<Playhead>,
     cache: Option<CacheStats>,
+    /// Playhead commands sent and not applied yet (while any is, the published playhead is
+    /// the one they were expected to make).
+    unapplied: u64,
 }
 
 /// Plays a project on a thread of its own. Cheap to call from a UI thread: every method only
@@ -43,6 +46,7 @@ pub struct Player {
     commands: Sender<Command>,
     shared: Arc<Mutex<Shared>>,
     proxies: Option<(Arc<ProxyManager>, ProxyStrategy)>,
+    events: Receiver<EngineEvent>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -57,8 +61,13 @@ impl Player {
         let strategy = options.proxies.as_ref().map(|p| p.strategy.clone());
         let engine = PlaybackEngine::open(project, options, Arc::new(WallClock::new()), sink)?;
         let proxies = engine.proxy_manager().zip(strategy);
+        let events = engine.events();
+        let first = engine.playhead();
         let (commands, rx) = crossbeam_channel::bounded(1024);
-        let shared = Arc::new(Mutex::new(Shared::default()));
+        let shared = Arc::new(Mutex::new(Shared {
+            playhead: Some(first),
+            ..Shared::default()
+        }));
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name("framelock-player".into())
@@ -74,6 +83,7 @@ impl Player {
             commands,
             shared,
             proxies,
+            events,
             thread: Some(thread),
         })
     }
@@ -86,14 +96,35 @@ impl Player {
         }
     }
 
+    /// The engine's events ([`EngineEvent`]: state changes, seeks done, the end of the
+    /// timeline, media errors), sent from the player's thread after each tick; bounded, so a
+    /// host that stops reading loses new ones, never slows playback. One reader.
+    pub fn events(&self) -> Receiver<EngineEvent> {
+        self.events.clone()
+    }
+
+    /// Sends a command that moves the playhead and changes the published playhead at once,
+    /// so the next [`Player::playhead`] agrees with it; the player's thread publishes its own
+    /// again once it has applied every such command.
+    fn send_expecting(&self, c: Command, f: impl FnOnce(&mut Playhead)) {
+        let mut sh = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        sh.unapplied += 1;
+        if let Some(p) = sh.playhead.as_mut() {
+            f(p);
+        }
+        if self.commands.try_send(c).is_err() {
+            sh.unapplied -= 1;
+        }
+    }
+
     /// Starts playing.
     pub fn play(&self) {
-        self.send(Command::Play);
+        self.send_expecting(Command::Play, |p| p.state = PlayState::Playing);
     }
 
     /// Pauses.
     pub fn pause(&self) {
-        self.send(Command::Pause);
+        self.send_expecting(Command::Pause, |p| p.state = PlayState::Paused);
     }
 
     /// Jumps to the frame shown at `seconds`, exactly.
@@ -103,7 +134,9 @@ impl Player {
 
     /// Jumps to timeline frame `frame`.
     pub fn seek_frame(&self, frame: u64) {
-        self.send(Command::SeekFrame(frame));
+        self.send_expecting(Command::SeekFrame(frame), |p| {
+            p.frame = frame.min(p.duration.saturating_sub(1));
+        });
     }
 
     /// Scrubs to `seconds`: of several scrubs before the next tick only the last is applied.
@@ -205,7 +238,11 @@ impl Drop for Player {
 fn run(mut engine: PlaybackEngine, rx: &Receiver<Command>, shared: &Mutex<Shared>) {
     loop {
         let mut scrub = None;
+        let mut applied = 0;
         for c in rx.try_iter() {
+            if matches!(c, Command::Play | Command::Pause | Command::SeekFrame(_)) {
+                applied += 1;
+            }
             match c {
                 Command::Play => engine.play(),
                 Command::Pause => engine.pause(),
@@ -227,7 +264,10 @@ fn run(mut engine: PlaybackEngine, rx: &Receiver<Command>, shared: &Mutex<Shared
         engine.tick();
         let mut sh = shared.lock().unwrap_or_else(PoisonError::into_inner);
         sh.metrics = engine.metrics();
-        sh.playhead = Some(engine.playhead());
+        sh.unapplied = sh.unapplied.saturating_sub(applied);
+        if sh.unapplied == 0 {
+            sh.playhead = Some(engine.playhead());
+        }
         sh.cache = Some(engine.cache_stats());
     }
 }

@@ -29,6 +29,7 @@ use framelock_systems::{
     AudioClock, Decoders, DiskTier, FrameSink, Metrics, MetricsSnapshot, PresentedFrame,
     ProxyService, RenderMode, RenderState, RenderStats, Renderer, Tick, WorldBuilder,
 };
+use framelock_systems::{EngineEvent, Events};
 
 /// Queues `generation`'s heights below each file's own height (an explicit request: the
 /// switch thresholds do not apply). `known_height` answers for files already probed (by
@@ -76,7 +77,19 @@ pub struct PlaybackEngine {
     audio: Option<AudioSync>,
     /// Waveform peaks of the project's audio, computed in the background.
     waveforms: Waveforms,
+    /// Events for the host (bounded: when the host does not read them, new ones are
+    /// dropped and counted, never waited on).
+    events: (
+        crossbeam_channel::Sender<EngineEvent>,
+        crossbeam_channel::Receiver<EngineEvent>,
+    ),
+    events_dropped: u64,
+    /// The play state last reported.
+    reported_state: PlayState,
 }
+
+/// Events the host has not read yet, at most.
+const EVENT_CAPACITY: usize = 1024;
 
 /// Keeps the audio output on the playhead: a seek, a scrub or a rate change re-seeks it; it
 /// plays only while playing at rate 1 (other rates are muted, as in most editors; returning
@@ -290,7 +303,58 @@ impl PlaybackEngine {
             progress,
             audio,
             waveforms,
+            events: crossbeam_channel::bounded(EVENT_CAPACITY),
+            events_dropped: 0,
+            reported_state: PlayState::Paused,
         })
+    }
+
+    /// The host's end of the engine's events ([`EngineEvent`]): state changes, seeks done,
+    /// the end of the timeline, media errors, and (with [`PlaybackEngine::set_frame_events`])
+    /// every picture. Bounded: events the host leaves unread past 1024 are dropped (and
+    /// counted: [`PlaybackEngine::events_dropped`]); the tick never waits on the host. One
+    /// reader: clones share the one queue.
+    pub fn events(&self) -> crossbeam_channel::Receiver<EngineEvent> {
+        self.events.1.clone()
+    }
+
+    /// Events dropped because the host did not read them.
+    pub fn events_dropped(&self) -> u64 {
+        self.events_dropped
+    }
+
+    /// Also send [`EngineEvent::FramePresented`] for every picture (off by default).
+    pub fn set_frame_events(&mut self, on: bool) {
+        self.world.resource_mut::<Events>().frames = on;
+    }
+
+    fn emit(&mut self, event: EngineEvent) {
+        if self.events.0.try_send(event).is_err() {
+            self.events_dropped += 1;
+        }
+    }
+
+    /// Sends what the tick's systems reported, then any change of the play state (a pause
+    /// inside a tick is the end of the timeline).
+    fn emit_tick_events(&mut self) {
+        let pending = std::mem::take(&mut self.world.resource_mut::<Events>().pending);
+        for e in pending {
+            self.emit(e);
+        }
+        let p = *self.world.resource::<Playhead>();
+        if self.reported_state == PlayState::Playing && p.state == PlayState::Paused {
+            self.emit(EngineEvent::EndOfTimeline { frame: p.frame });
+        }
+        self.emit_state();
+    }
+
+    /// Reports the play state if it changed since last reported.
+    fn emit_state(&mut self) {
+        let now = self.world.resource::<Playhead>().state;
+        if now != self.reported_state {
+            let from = std::mem::replace(&mut self.reported_state, now);
+            self.emit(EngineEvent::StateChanged { from, to: now });
+        }
     }
 
     /// Clients connected to the live profile server (`None`: no server).
@@ -378,6 +442,7 @@ impl PlaybackEngine {
             metrics.record_present(self.epoch + plan.due);
         }
         self.last_tick = Some(plan.tick);
+        self.emit_tick_events();
     }
 
     /// Restarts tick timing from now (after a pause in driving the loop).
@@ -432,11 +497,13 @@ impl PlaybackEngine {
             p.state = PlayState::Playing;
             p.fresh = true;
         }
+        self.emit_state();
     }
 
     /// Stops advancing (the current frame stays on screen).
     pub fn pause(&mut self) {
         self.world.resource_mut::<Playhead>().state = PlayState::Paused;
+        self.emit_state();
     }
 
     /// Play rate in frames per tick: 1 normal, 2 double, -1 reverse.

@@ -11,6 +11,7 @@
 //! [`DecodeGenerations`]) it tells the pool, so queued stale jobs
 //! are dropped undecoded, and despawns the requests nobody renewed.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use bevy_ecs::prelude::*;
@@ -18,7 +19,8 @@ use framelock_components::{CacheEntry, Frame, FrameState, MediaAsset, Playhead};
 use framelock_engine::workers::DecodeJob;
 
 use crate::{
-    DecodeGenerations, DecodeLoad, Decoders, DiskTier, FrameIndex, FramePixels, Metrics, Pending,
+    DecodeGenerations, DecodeLoad, Decoders, DiskTier, EngineEvent, Events, FrameIndex,
+    FramePixels, Metrics, Pending,
 };
 
 /// The system.
@@ -34,6 +36,8 @@ pub fn decode(
     mut load: ResMut<DecodeLoad>,
     (disk, mut generations): (Option<Res<DiskTier>>, ResMut<DecodeGenerations>),
     mut seen_generation: Local<u64>,
+    // Media whose last decode failed (reported once, until one decodes again).
+    (mut events, mut failing): (Option<ResMut<Events>>, Local<HashSet<u64>>),
 ) {
     framelock_engine::profile_function!();
     if *seen_generation != playhead.generation {
@@ -62,6 +66,13 @@ pub fn decode(
         }
         match done.result {
             Ok(picture) => {
+                if failing.remove(&done.asset_id)
+                    && let (Some(ev), Ok(asset)) = (events.as_mut(), assets.get(frame.asset))
+                {
+                    ev.push(EngineEvent::MediaRecovered {
+                        media: asset.path.clone(),
+                    });
+                }
                 if done.from_disk {
                     metrics.disk_reads += 1;
                 } else {
@@ -72,9 +83,17 @@ pub fn decode(
                 frame.state = FrameState::Ready;
                 commands.entity(e).insert(FramePixels(picture));
             }
-            Err(_) => {
+            Err(error) => {
                 metrics.decode_errors += 1;
                 frame.state = FrameState::Failed;
+                if failing.insert(done.asset_id)
+                    && let (Some(ev), Ok(asset)) = (events.as_mut(), assets.get(frame.asset))
+                {
+                    ev.push(EngineEvent::Error {
+                        media: asset.path.clone(),
+                        error: error.to_string(),
+                    });
+                }
             }
         }
     }

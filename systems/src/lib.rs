@@ -14,6 +14,7 @@
 mod advance_playhead;
 mod cache;
 mod decode;
+mod events;
 mod evict;
 mod lod_select;
 mod metrics;
@@ -32,6 +33,7 @@ pub use cache::{
     WriterCounters,
 };
 pub use decode::decode;
+pub use events::{EngineEvent, Events};
 pub use evict::{ASSUMED_DISK_WRITE_SPEED, evict};
 pub use lod_select::lod_select;
 pub use metrics::{Metrics, MetricsSnapshot};

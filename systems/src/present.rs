@@ -13,7 +13,13 @@
 use bevy_ecs::prelude::*;
 use framelock_components::{PlayState, Playhead, QualitySettings};
 
-use crate::{Composited, FrameSink, Metrics, PresentedFrame, RenderMode, Tick};
+use crate::{
+    Composited, EngineEvent, Events, FrameSink, Metrics, PresentedFrame, RenderMode, Tick,
+};
+
+/// The seek being watched for its first picture: (generation, the frame sought, reported).
+#[derive(Default)]
+pub struct SeekWatch(Option<(u64, u64, bool)>);
 
 /// The system.
 pub fn present(
@@ -26,8 +32,15 @@ pub fn present(
     mut last: Local<Option<PresentedFrame>>,
     mut last_key: Local<Option<(u64, u64)>>,
     mode: Option<Res<RenderMode>>,
+    (mut events, mut seek): (Option<ResMut<Events>>, Local<SeekWatch>),
 ) {
     framelock_engine::profile_function!();
+    // Generation 0 is the open, whose first picture is no seek's. The first tick of a new
+    // generation shows the frame sought (`fresh`).
+    let watch = seek.0.get_or_insert((0, 0, true));
+    if watch.0 != playhead.generation {
+        *watch = (playhead.generation, playhead.frame, false);
+    }
     let key = Some((playhead.frame, playhead.generation));
     if playhead.state == PlayState::Paused && *last_key == key {
         let same_sources = match (&composited.0, last.as_ref()) {
@@ -44,10 +57,31 @@ pub fn present(
         Some(frame) => {
             *last_key = key;
             metrics.presented += 1;
+            if let Some(ev) = events.as_mut() {
+                if let Some((g, target, reported @ false)) = seek.0.as_mut()
+                    && *g == playhead.generation
+                {
+                    *reported = true;
+                    ev.push(EngineEvent::SeekDone {
+                        frame: frame.timeline_frame,
+                        exact: frame.timeline_frame == *target,
+                    });
+                }
+                if ev.frames {
+                    ev.push(EngineEvent::FramePresented {
+                        frame: frame.timeline_frame,
+                        tick: tick.index,
+                        repeated: false,
+                    });
+                }
+            }
             *last = Some(frame.clone());
             (sink.0)(frame);
         }
         None if offline => {}
+        // Paused (after a seek, say), nothing was due to move: the picture on screen stays
+        // until the new one is ready, and no frame was lost.
+        None if playhead.state == PlayState::Paused => {}
         None if quality.drop_late_frames => metrics.dropped += 1,
         None => {
             metrics.held += 1;
@@ -55,6 +89,13 @@ pub fn present(
                 let mut again = prev.clone();
                 again.tick = tick.index;
                 again.repeated = true;
+                if let Some(ev) = events.as_mut().filter(|e| e.frames) {
+                    ev.push(EngineEvent::FramePresented {
+                        frame: again.timeline_frame,
+                        tick: tick.index,
+                        repeated: true,
+                    });
+                }
                 (sink.0)(again);
             }
         }

@@ -1,0 +1,72 @@
+//! [`EngineEvent`]s: what a host needs to drive a UI without polling. Systems push them into
+//! the [`Events`] resource during a tick; the engine hands them to the host after it.
+
+use std::path::PathBuf;
+
+use bevy_ecs::prelude::*;
+use framelock_components::PlayState;
+
+/// Something that happened in the engine.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum EngineEvent {
+    /// Playing or paused, by the host or by the engine (the end of the timeline).
+    StateChanged {
+        /// Before.
+        from: PlayState,
+        /// Now.
+        to: PlayState,
+    },
+    /// The first picture after a seek (or scrub) reached the sink: `frame` is the frame it
+    /// shows, `exact` whether that is the frame sought (playing on, a later one can come
+    /// first when the sought one was not decoded in time).
+    SeekDone {
+        /// The frame shown.
+        frame: u64,
+        /// It is the frame sought.
+        exact: bool,
+    },
+    /// Playback reached the end of the timeline (the start, in reverse) and paused there.
+    EndOfTimeline {
+        /// The frame it stopped on.
+        frame: u64,
+    },
+    /// A picture reached the sink (only with [`Events::frames`] on: one per tick).
+    FramePresented {
+        /// The timeline frame.
+        frame: u64,
+        /// The tick.
+        tick: u64,
+        /// It repeats the previous picture (the wanted one was late).
+        repeated: bool,
+    },
+    /// Decoding a media file failed: reported once until it decodes again, with the
+    /// decoder's text. The rest of the timeline plays on.
+    Error {
+        /// The media file.
+        media: PathBuf,
+        /// What failed.
+        error: String,
+    },
+    /// A media file that failed decodes again.
+    MediaRecovered {
+        /// The media file.
+        media: PathBuf,
+    },
+}
+
+/// Events of the tick being run, and whether per-frame events are wanted.
+#[derive(Resource, Debug, Default)]
+pub struct Events {
+    /// Pushed by the systems, taken by the engine after each tick.
+    pub pending: Vec<EngineEvent>,
+    /// Also send [`EngineEvent::FramePresented`] for every picture.
+    pub frames: bool,
+}
+
+impl Events {
+    /// Adds an event.
+    pub fn push(&mut self, event: EngineEvent) {
+        self.pending.push(event);
+    }
+}

@@ -1,0 +1,211 @@
+//! The engine's events on the virtual clock: play → seek → end in order, one `Error` with
+//! its text for a file truncated during playback (and the timeline plays on), seeks while
+//! paused are not drops, and `Player::playhead` agrees with a command just sent.
+
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "tests and benches fail loudly"
+)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use framelock::{
+    EngineEvent, EngineOptions, PlayState, PlaybackEngine, Player, Project, Rational, TrackDef,
+    VirtualClock,
+};
+
+fn project(media: &std::path::Path, frames: u64) -> Project {
+    let mut p = Project::new(Rational::integer(30), 160, 90);
+    p.tracks.push(TrackDef {
+        name: "v".into(),
+        opacity: 1.0,
+        clips: vec![common::clip_def(media, 0, frames, 0, Default::default())],
+    });
+    p
+}
+
+fn tick(engine: &mut PlaybackEngine) {
+    engine.tick();
+    assert!(engine.wait_idle(Duration::from_secs(60)), "workers stuck");
+}
+
+fn drain(rx: &crossbeam_channel::Receiver<EngineEvent>) -> Vec<EngineEvent> {
+    rx.try_iter().collect()
+}
+
+#[test]
+fn play_seek_and_end_come_as_events_in_order() {
+    let clip = common::clip("ev.mp4", 160, 90, Rational::integer(30), 40, 10);
+    let mut engine = PlaybackEngine::open(
+        &project(&clip, 40),
+        EngineOptions::default(),
+        Arc::new(VirtualClock::new()),
+        |_| {},
+    )
+    .expect("open");
+    let events = engine.events();
+    engine.play();
+    for _ in 0..5 {
+        tick(&mut engine);
+    }
+    engine.seek_frame(30);
+    for _ in 0..20 {
+        tick(&mut engine);
+    }
+    assert_eq!(engine.playhead().state, PlayState::Paused);
+    let got = drain(&events);
+    // Playing on, the sought frame may not be decoded by its tick: then the first picture
+    // is a later one, and `exact` says so.
+    let seek = got
+        .iter()
+        .find_map(|e| match e {
+            EngineEvent::SeekDone { frame, exact } => Some((*frame, *exact)),
+            _ => None,
+        })
+        .expect("a SeekDone");
+    assert!(
+        (30..=33).contains(&seek.0) && seek.1 == (seek.0 == 30),
+        "{got:?}"
+    );
+    assert_eq!(
+        got,
+        vec![
+            EngineEvent::StateChanged {
+                from: PlayState::Paused,
+                to: PlayState::Playing
+            },
+            EngineEvent::SeekDone {
+                frame: seek.0,
+                exact: seek.1
+            },
+            EngineEvent::EndOfTimeline { frame: 39 },
+            EngineEvent::StateChanged {
+                from: PlayState::Playing,
+                to: PlayState::Paused
+            },
+        ]
+    );
+    // Frame events only when asked for: one per picture.
+    engine.set_frame_events(true);
+    engine.seek_frame(0);
+    engine.play();
+    for _ in 0..3 {
+        tick(&mut engine);
+    }
+    let frames: Vec<u64> = drain(&events)
+        .into_iter()
+        .filter_map(|e| match e {
+            EngineEvent::FramePresented {
+                frame,
+                repeated: false,
+                ..
+            } => Some(frame),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(frames, [0, 1, 2]);
+    assert_eq!(engine.events_dropped(), 0);
+}
+
+/// The clip's file is cut short while the engine has it open: playing over the lost part
+/// gives exactly one `Error` event, with the decoder's text; the playhead still reaches the
+/// end.
+#[test]
+fn a_file_truncated_during_playback_is_reported_once_with_its_text() {
+    let src = common::clip("ev-cut-src.mp4", 160, 90, Rational::integer(30), 90, 10);
+    let dir = tempfile::tempdir().expect("tmp");
+    let clip = dir.path().join("cut.mp4");
+    std::fs::copy(&src, &clip).expect("copy");
+    let mut engine = PlaybackEngine::open(
+        &project(&clip, 90),
+        EngineOptions::default(),
+        Arc::new(VirtualClock::new()),
+        |_| {},
+    )
+    .expect("open");
+    let events = engine.events();
+    let bytes = std::fs::read(&src).expect("read");
+    std::fs::write(&clip, &bytes[..bytes.len() / 3]).expect("truncate");
+    engine.play();
+    for _ in 0..100 {
+        tick(&mut engine);
+    }
+    assert_eq!(engine.playhead().frame, 89, "the playhead stopped");
+    let errors: Vec<(std::path::PathBuf, String)> = drain(&events)
+        .into_iter()
+        .filter_map(|e| match e {
+            EngineEvent::Error { media, error } => Some((media, error)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].0, clip);
+    assert!(!errors[0].1.is_empty());
+    assert!(engine.metrics().decode_errors >= 1);
+}
+
+/// Seeking while paused waits for the new picture; it drops nothing.
+#[test]
+fn seeks_while_paused_are_not_drops() {
+    let clip = common::clip("ev-paused.mp4", 160, 90, Rational::integer(30), 60, 10);
+    let mut engine = PlaybackEngine::open(
+        &project(&clip, 60),
+        EngineOptions::default(),
+        Arc::new(VirtualClock::new()),
+        |_| {},
+    )
+    .expect("open");
+    let events = engine.events();
+    for f in [45, 5, 33, 12] {
+        engine.seek_frame(f);
+        // The tick right after the seek finds nothing decoded yet.
+        engine.tick();
+        assert!(engine.wait_idle(Duration::from_secs(60)));
+        for _ in 0..3 {
+            tick(&mut engine);
+        }
+    }
+    let m = engine.metrics();
+    assert_eq!((m.dropped, m.held), (0, 0), "{m:?}");
+    let seeks: Vec<EngineEvent> = drain(&events)
+        .into_iter()
+        .filter(|e| matches!(e, EngineEvent::SeekDone { .. }))
+        .collect();
+    assert_eq!(
+        seeks,
+        [45, 5, 33, 12]
+            .map(|frame| EngineEvent::SeekDone { frame, exact: true })
+            .to_vec()
+    );
+}
+
+/// A command is visible in the very next property snapshot.
+#[test]
+fn the_player_playhead_agrees_with_the_last_command() {
+    let clip = common::clip("ev-player.mp4", 160, 90, Rational::integer(30), 60, 10);
+    let player = Player::open(&project(&clip, 60), EngineOptions::default(), |_| {}).expect("open");
+    let events = player.events();
+    for _ in 0..20 {
+        player.play();
+        assert_eq!(player.playhead().unwrap().state, PlayState::Playing);
+        player.seek_frame(20);
+        assert_eq!(player.playhead().unwrap().frame, 20);
+        player.pause();
+        assert_eq!(player.playhead().unwrap().state, PlayState::Paused);
+    }
+    // The events say the same, from the player's thread.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut got = Vec::new();
+    while got.len() < 2 && std::time::Instant::now() < deadline {
+        if let Ok(e) = events.recv_timeout(Duration::from_millis(100))
+            && matches!(e, EngineEvent::StateChanged { .. })
+        {
+            got.push(e);
+        }
+    }
+    assert!(!got.is_empty(), "no state events");
+}
