@@ -374,30 +374,8 @@ impl RenderNode {
                         continue;
                     }
                     Err(Fetch::Bad(e)) => {
-                        let last = delivered >= item.max_deliver.max(1) as u64;
-                        let outcome = self.outcome(
-                            &item,
-                            delivered,
-                            Err(Failed {
-                                error: e.clone(),
-                                last,
-                            }),
-                        );
-                        let _ = publish(js, &item.job, &outcome).await;
-                        let _ = msg
-                            .ack_with(if last {
-                                AckKind::Term
-                            } else {
-                                AckKind::Nak(Some(Duration::from_secs(1)))
-                            })
+                        self.fail(js, &msg, &item, delivered, e, report, on_event)
                             .await;
-                        report.borrow_mut().failed += 1;
-                        on_event(NodeEvent::Failed {
-                            job: item.job.clone(),
-                            index: item.segment.index,
-                            error: e,
-                            last,
-                        });
                         continue;
                     }
                 };
@@ -452,35 +430,51 @@ impl RenderNode {
                         let _ = msg.ack_with(AckKind::Nak(None)).await;
                     }
                     Err(error) => {
-                        let last = delivered >= item.max_deliver.max(1) as u64;
-                        let outcome = self.outcome(
-                            &item,
-                            delivered,
-                            Err(Failed {
-                                error: error.clone(),
-                                last,
-                            }),
-                        );
-                        let _ = publish(js, &item.job, &outcome).await;
-                        let _ = msg
-                            .ack_with(if last {
-                                AckKind::Term
-                            } else {
-                                AckKind::Nak(Some(Duration::from_secs(1)))
-                            })
+                        self.fail(js, &msg, &item, delivered, error, report, on_event)
                             .await;
-                        report.borrow_mut().failed += 1;
-                        on_event(NodeEvent::Failed {
-                            job: item.job.clone(),
-                            index: item.segment.index,
-                            error,
-                            last,
-                        });
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// Reports a failed try: the segment is retried a second later (NAK) while deliveries
+    /// are left, and ends the job (TERM, "last") on the last one.
+    #[allow(clippy::too_many_arguments, reason = "a slot's state, passed through")]
+    async fn fail(
+        &self,
+        js: &jetstream::Context,
+        msg: &jetstream::Message,
+        item: &WorkItem,
+        delivered: u64,
+        error: String,
+        report: &std::cell::RefCell<NodeReport>,
+        on_event: &dyn Fn(NodeEvent),
+    ) {
+        let last = delivered >= item.max_deliver.max(1) as u64;
+        let outcome = self.outcome(
+            item,
+            delivered,
+            Err(Failed {
+                error: error.clone(),
+                last,
+            }),
+        );
+        let _ = publish(js, &item.job, &outcome).await;
+        let ack = if last {
+            AckKind::Term
+        } else {
+            AckKind::Nak(Some(Duration::from_secs(1)))
+        };
+        let _ = msg.ack_with(ack).await;
+        report.borrow_mut().failed += 1;
+        on_event(NodeEvent::Failed {
+            job: item.job.clone(),
+            index: item.segment.index,
+            error,
+            last,
+        });
     }
 
     fn outcome(&self, item: &WorkItem, delivered: u64, result: Result<Done, Failed>) -> Outcome {
