@@ -159,9 +159,13 @@ fn metrics_cost(c: &mut Criterion) {
     let mut world = World::new();
     let mut metrics = Metrics::default();
     for i in 0..2048u64 {
+        let at = std::time::Duration::from_millis(i * 33);
         metrics.record_tick(
             std::time::Duration::from_micros(100 + i % 50),
-            std::time::Duration::from_millis(i * 33),
+            at,
+            true,
+            at,
+            true,
         );
         metrics.record_decode(std::time::Duration::from_millis(8));
     }

@@ -209,3 +209,73 @@ fn the_player_playhead_agrees_with_the_last_command() {
     }
     assert!(!got.is_empty(), "no state events");
 }
+
+/// Rates and frame times count playing time only: a long pause in the middle changes
+/// neither the presented rate nor the frame-time percentiles.
+#[test]
+fn metrics_leave_paused_time_out() {
+    let clip = common::clip("ev-rate.mp4", 160, 90, Rational::integer(30), 90, 10);
+    let mut engine = PlaybackEngine::open(
+        &project(&clip, 90),
+        EngineOptions::default(),
+        Arc::new(VirtualClock::new()),
+        |_| {},
+    )
+    .expect("open");
+    tick(&mut engine);
+    engine.play();
+    for _ in 0..20 {
+        tick(&mut engine);
+    }
+    engine.pause();
+    for _ in 0..90 {
+        tick(&mut engine); // three seconds paused
+    }
+    engine.seek_frame(50); // a seek while paused presents a picture: not a frame interval
+    for _ in 0..3 {
+        tick(&mut engine);
+    }
+    engine.play();
+    for _ in 0..20 {
+        tick(&mut engine);
+    }
+    let m = engine.metrics();
+    assert!((m.presented_fps - 30.0).abs() < 0.5, "{m:?}");
+    assert!((m.frame_ms_p99 - 1000.0 / 30.0).abs() < 1e-3, "{m:?}");
+}
+
+/// At half speed each frame is due on two ticks: the second time it is flagged as a repeat
+/// and not counted as a new picture.
+#[test]
+fn half_speed_repeats_are_flagged() {
+    let clip = common::clip("ev-half.mp4", 160, 90, Rational::integer(30), 60, 10);
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let mut engine = PlaybackEngine::open(
+        &project(&clip, 60),
+        EngineOptions::default(),
+        Arc::new(VirtualClock::new()),
+        move |f| {
+            sink.lock().unwrap().push((f.timeline_frame, f.repeated));
+        },
+    )
+    .expect("open");
+    tick(&mut engine);
+    engine.set_rate(0.5);
+    engine.play();
+    let before = engine.metrics().presented;
+    for _ in 0..20 {
+        tick(&mut engine);
+    }
+    let seen = seen.lock().unwrap().clone();
+    let fresh: Vec<u64> = seen.iter().filter(|(_, r)| !r).map(|(f, _)| *f).collect();
+    let mut dedup = fresh.clone();
+    dedup.dedup();
+    assert_eq!(fresh, dedup, "a frame sent twice as new: {seen:?}");
+    assert!(seen.iter().filter(|(_, r)| *r).count() >= 8, "{seen:?}");
+    assert_eq!(
+        engine.metrics().presented - before,
+        fresh.len() as u64,
+        "{seen:?}"
+    );
+}

@@ -435,12 +435,12 @@ impl PlaybackEngine {
         self.schedule.run(&mut self.world);
         let took = start.elapsed();
         let at = self.clock.now();
+        let playing = self.world.resource::<Playhead>().state == PlayState::Playing;
+        let due = self.epoch + plan.due;
         let mut metrics = self.world.resource_mut::<Metrics>();
-        metrics.record_tick(took, at);
-        if metrics.presented > presented_before {
-            // On screen at the tick's deadline (the loop slept until it).
-            metrics.record_present(self.epoch + plan.due);
-        }
+        // A new picture is on screen at the tick's deadline (the loop slept until it).
+        let presented = metrics.presented > presented_before;
+        metrics.record_tick(took, at, playing, due, presented);
         self.last_tick = Some(plan.tick);
         self.emit_tick_events();
     }

@@ -61,6 +61,13 @@ pub struct Metrics {
     pub frame_times: VecDeque<Duration>,
     /// Clock time the last new picture was presented.
     pub last_presented_at: Option<Duration>,
+    /// Clock time spent playing: between two ticks that were both playing (paused time,
+    /// and the gap before the first tick of a play, are not counted).
+    pub playing_time: Duration,
+    /// New pictures presented in that time.
+    pub playing_presented: u64,
+    /// The previous tick's clock time, if it was playing.
+    pub last_playing_tick: Option<Duration>,
 }
 
 fn push(q: &mut VecDeque<Duration>, d: Duration) {
@@ -80,11 +87,34 @@ fn percentile_ms(q: &VecDeque<Duration>, p: f64) -> f64 {
 }
 
 impl Metrics {
-    /// Records one tick's schedule run time, at wall time `at`.
-    pub fn record_tick(&mut self, took: Duration, at: Duration) {
+    /// Records one tick's schedule run time, at clock time `at`, whether it was playing, its
+    /// deadline `due`, and whether it presented a new picture (on screen at `due`). Rates and
+    /// frame times count playing time only: a frame interval across a pause would measure
+    /// the host. The picture on screen when playing starts counts as shown at the first
+    /// playing tick's deadline, so a stall right after play is one long frame time.
+    pub fn record_tick(
+        &mut self,
+        took: Duration,
+        at: Duration,
+        playing: bool,
+        due: Duration,
+        presented: bool,
+    ) {
         push(&mut self.tick_times, took);
         self.tick_max = self.tick_max.max(took);
         self.span = Some(self.span.map_or((at, at), |(first, _)| (first, at)));
+        match (playing, self.last_playing_tick) {
+            (true, Some(prev)) => {
+                self.playing_time += at.saturating_sub(prev);
+                self.playing_presented += u64::from(presented);
+                if presented {
+                    self.record_present(due);
+                }
+            }
+            (true, None) => self.last_presented_at = Some(due),
+            (false, _) => self.last_presented_at = None,
+        }
+        self.last_playing_tick = playing.then_some(at);
     }
 
     /// Records that a new picture was presented at clock time `at` (its tick's deadline).
@@ -103,7 +133,6 @@ impl Metrics {
 
     /// A summary.
     pub fn snapshot(&self) -> MetricsSnapshot {
-        let elapsed = self.span.map_or(0.0, |(a, b)| (b - a).as_secs_f64());
         MetricsSnapshot {
             ticks: self.ticks,
             skipped_ticks: self.skipped_ticks,
@@ -128,8 +157,8 @@ impl Metrics {
             decode_queue_depth: self.decode_queue_depth,
             frames_in_memory: self.frames_in_memory,
             bytes_in_memory: self.bytes_in_memory,
-            presented_fps: if elapsed > 0.0 {
-                self.presented.saturating_sub(1) as f64 / elapsed
+            presented_fps: if self.playing_time > Duration::ZERO {
+                self.playing_presented as f64 / self.playing_time.as_secs_f64()
             } else {
                 0.0
             },
@@ -184,7 +213,7 @@ pub struct MetricsSnapshot {
     pub frames_in_memory: usize,
     /// Bytes in memory.
     pub bytes_in_memory: usize,
-    /// Presented frames per second of wall time.
+    /// New pictures per second of playing time (paused time is not counted).
     pub presented_fps: f64,
     /// The last frame time (clock time between the last two new pictures), ms.
     pub frame_ms_last: f64,

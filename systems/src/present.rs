@@ -54,6 +54,23 @@ pub fn present(
     }
     let offline = mode.is_some_and(|m| *m == RenderMode::Offline);
     match composited.0.take() {
+        // Playing slower than one frame a tick (rate 0.5), the same frame is due again: it is
+        // sent again, flagged as a repeat, and not counted as a new picture.
+        Some(mut frame)
+            if playhead.state == PlayState::Playing
+                && *last_key == key
+                && last.as_ref().is_some_and(|l| l.layers == frame.layers) =>
+        {
+            frame.repeated = true;
+            if let Some(ev) = events.as_mut().filter(|e| e.frames) {
+                ev.push(EngineEvent::FramePresented {
+                    frame: frame.timeline_frame,
+                    tick: tick.index,
+                    repeated: true,
+                });
+            }
+            (sink.0)(frame);
+        }
         Some(frame) => {
             *last_key = key;
             metrics.presented += 1;
