@@ -17,9 +17,11 @@ use crate::{
     Composited, EngineEvent, Events, FrameSink, Metrics, PresentedFrame, RenderMode, Tick,
 };
 
-/// The seek being watched for its first picture: (generation, the frame sought, reported).
+/// The seek being watched for its first picture (generation, the frame sought, reported),
+/// and whether playback has gone on since the last new picture (only then is the same frame
+/// due again a repeat: the first frame of a play is new even if it was on screen paused).
 #[derive(Default)]
-pub struct SeekWatch(Option<(u64, u64, bool)>);
+pub struct SeekWatch(Option<(u64, u64, bool)>, bool);
 
 /// The system.
 pub fn present(
@@ -37,6 +39,9 @@ pub fn present(
     framelock_engine::profile_function!();
     // Generation 0 is the open, whose first picture is no seek's. The first tick of a new
     // generation shows the frame sought (`fresh`).
+    if playhead.state == PlayState::Paused {
+        seek.1 = false;
+    }
     let watch = seek.0.get_or_insert((0, 0, true));
     if watch.0 != playhead.generation {
         *watch = (playhead.generation, playhead.frame, false);
@@ -58,6 +63,7 @@ pub fn present(
         // sent again, flagged as a repeat, and not counted as a new picture.
         Some(mut frame)
             if playhead.state == PlayState::Playing
+                && seek.1
                 && *last_key == key
                 && last.as_ref().is_some_and(|l| l.layers == frame.layers) =>
         {
@@ -73,6 +79,7 @@ pub fn present(
         }
         Some(frame) => {
             *last_key = key;
+            seek.1 = playhead.state == PlayState::Playing;
             metrics.presented += 1;
             if let Some(ev) = events.as_mut() {
                 if let Some((g, target, reported @ false)) = seek.0.as_mut()
