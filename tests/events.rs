@@ -28,6 +28,17 @@ fn project(media: &std::path::Path, frames: u64) -> Project {
     p
 }
 
+/// The engine on the virtual clock, playing `frames` of `media`, with no sink.
+fn open(media: &std::path::Path, frames: u64) -> PlaybackEngine {
+    PlaybackEngine::open(
+        &project(media, frames),
+        EngineOptions::default(),
+        Arc::new(VirtualClock::new()),
+        |_| {},
+    )
+    .expect("open")
+}
+
 fn tick(engine: &mut PlaybackEngine) {
     engine.tick();
     assert!(engine.wait_idle(Duration::from_secs(60)), "workers stuck");
@@ -40,13 +51,7 @@ fn drain(rx: &crossbeam_channel::Receiver<EngineEvent>) -> Vec<EngineEvent> {
 #[test]
 fn play_seek_and_end_come_as_events_in_order() {
     let clip = common::clip("ev.mp4", 160, 90, Rational::integer(30), 40, 10);
-    let mut engine = PlaybackEngine::open(
-        &project(&clip, 40),
-        EngineOptions::default(),
-        Arc::new(VirtualClock::new()),
-        |_| {},
-    )
-    .expect("open");
+    let mut engine = open(&clip, 40);
     let events = engine.events();
     engine.play();
     for _ in 0..5 {
@@ -120,13 +125,7 @@ fn a_file_truncated_during_playback_is_reported_once_with_its_text() {
     let dir = tempfile::tempdir().expect("tmp");
     let clip = dir.path().join("cut.mp4");
     std::fs::copy(&src, &clip).expect("copy");
-    let mut engine = PlaybackEngine::open(
-        &project(&clip, 90),
-        EngineOptions::default(),
-        Arc::new(VirtualClock::new()),
-        |_| {},
-    )
-    .expect("open");
+    let mut engine = open(&clip, 90);
     let events = engine.events();
     let bytes = std::fs::read(&src).expect("read");
     std::fs::write(&clip, &bytes[..bytes.len() / 3]).expect("truncate");
@@ -152,13 +151,7 @@ fn a_file_truncated_during_playback_is_reported_once_with_its_text() {
 #[test]
 fn seeks_while_paused_are_not_drops() {
     let clip = common::clip("ev-paused.mp4", 160, 90, Rational::integer(30), 60, 10);
-    let mut engine = PlaybackEngine::open(
-        &project(&clip, 60),
-        EngineOptions::default(),
-        Arc::new(VirtualClock::new()),
-        |_| {},
-    )
-    .expect("open");
+    let mut engine = open(&clip, 60);
     let events = engine.events();
     for f in [45, 5, 33, 12] {
         engine.seek_frame(f);
@@ -215,13 +208,7 @@ fn the_player_playhead_agrees_with_the_last_command() {
 #[test]
 fn metrics_leave_paused_time_out() {
     let clip = common::clip("ev-rate.mp4", 160, 90, Rational::integer(30), 90, 10);
-    let mut engine = PlaybackEngine::open(
-        &project(&clip, 90),
-        EngineOptions::default(),
-        Arc::new(VirtualClock::new()),
-        |_| {},
-    )
-    .expect("open");
+    let mut engine = open(&clip, 90);
     tick(&mut engine);
     engine.play();
     for _ in 0..20 {
