@@ -7,7 +7,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use framelock_components::{ClearCache, PlayState, Playhead, Project, ProxyStrategy, UseProxy};
+use framelock_components::{
+    ClearCache, PlayState, Playhead, Project, ProxyStrategy, QualitySettings, Rational, UseProxy,
+};
 use framelock_engine::app::WallClock;
 use framelock_engine::proxy::{JobId, ProxyJobStatus, ProxyManager, ProxyProgress};
 use framelock_systems::{EngineEvent, MetricsSnapshot, PresentedFrame};
@@ -15,6 +17,7 @@ use framelock_systems::{EngineEvent, MetricsSnapshot, PresentedFrame};
 use crate::playback::{CacheStats, ClearedCache, EngineOptions, PlaybackEngine, PlayerError};
 
 type Sink = Box<dyn FnMut(PresentedFrame) + Send + Sync>;
+type QualityEdit = Box<dyn FnOnce(&mut QualitySettings) + Send>;
 
 enum Command {
     Play,
@@ -26,6 +29,9 @@ enum Command {
     Sink(Sink),
     UseProxy(UseProxy),
     ClearCache(ClearCache, Sender<Result<ClearedCache, PlayerError>>),
+    ClearCacheLater(ClearCache),
+    Step(i64),
+    Quality(QualityEdit),
     Stop,
 }
 
@@ -47,6 +53,8 @@ pub struct Player {
     shared: Arc<Mutex<Shared>>,
     proxies: Option<(Arc<ProxyManager>, ProxyStrategy)>,
     events: Receiver<EngineEvent>,
+    frame_rate: Rational,
+    duration: u64,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -84,6 +92,8 @@ impl Player {
             shared,
             proxies,
             events,
+            frame_rate: project.frame_rate,
+            duration: first.duration,
             thread: Some(thread),
         })
     }
@@ -125,6 +135,43 @@ impl Player {
     /// Pauses.
     pub fn pause(&self) {
         self.send_expecting(Command::Pause, |p| p.state = PlayState::Paused);
+    }
+
+    /// Pauses and moves `frames` frames (negative: back), clamped to the timeline; the
+    /// frame is shown exactly (the keys an editor binds to ← and →).
+    pub fn step(&self, frames: i64) {
+        self.send_expecting(Command::Step(frames), |p| {
+            p.state = PlayState::Paused;
+            p.frame = step_target(p, frames);
+        });
+    }
+
+    /// The timeline's length in frames.
+    pub fn duration_frames(&self) -> u64 {
+        self.duration
+    }
+
+    /// The timeline's frame rate.
+    pub fn frame_rate(&self) -> Rational {
+        self.frame_rate
+    }
+
+    /// `frame` as a non-drop-frame timecode, `HH:MM:SS:FF` (frames counted at the rate
+    /// rounded up: 30 for 29.97).
+    pub fn timecode(&self, frame: u64) -> String {
+        timecode(frame, self.frame_rate)
+    }
+
+    /// Changes the quality settings (drop policy, proxies, GPU, effect LOD…) between two
+    /// ticks of the player's loop.
+    pub fn set_quality(&self, edit: impl FnOnce(&mut QualitySettings) + Send + 'static) {
+        self.send(Command::Quality(Box::new(edit)));
+    }
+
+    /// Empties a cache between two ticks and returns at once; the outcome comes as
+    /// [`EngineEvent::CacheCleared`].
+    pub fn clear_cache_later(&self, what: ClearCache) {
+        self.send(Command::ClearCacheLater(what));
     }
 
     /// Jumps to the frame shown at `seconds`, exactly.
@@ -240,7 +287,10 @@ fn run(mut engine: PlaybackEngine, rx: &Receiver<Command>, shared: &Mutex<Shared
         let mut scrub = None;
         let mut applied = 0;
         for c in rx.try_iter() {
-            if matches!(c, Command::Play | Command::Pause | Command::SeekFrame(_)) {
+            if matches!(
+                c,
+                Command::Play | Command::Pause | Command::SeekFrame(_) | Command::Step(_)
+            ) {
                 applied += 1;
             }
             match c {
@@ -255,6 +305,31 @@ fn run(mut engine: PlaybackEngine, rx: &Receiver<Command>, shared: &Mutex<Shared
                 Command::ClearCache(what, reply) => {
                     let _ = reply.try_send(engine.clear_cache(what));
                 }
+                Command::ClearCacheLater(what) => {
+                    let event = match engine.clear_cache(what) {
+                        Ok(c) => EngineEvent::CacheCleared {
+                            ram_entries: c.ram_entries,
+                            disk_entries: c.disk_entries,
+                            vram_bytes: c.vram_bytes,
+                            proxy_files: c.proxy_files,
+                            error: None,
+                        },
+                        Err(e) => EngineEvent::CacheCleared {
+                            ram_entries: 0,
+                            disk_entries: 0,
+                            vram_bytes: 0,
+                            proxy_files: 0,
+                            error: Some(e.to_string()),
+                        },
+                    };
+                    engine.emit(event);
+                }
+                Command::Step(n) => {
+                    let to = step_target(&engine.playhead(), n);
+                    engine.pause();
+                    engine.seek_frame(to);
+                }
+                Command::Quality(edit) => edit(&mut engine.quality_mut()),
                 Command::Stop => return,
             }
         }
@@ -269,5 +344,42 @@ fn run(mut engine: PlaybackEngine, rx: &Receiver<Command>, shared: &Mutex<Shared
             sh.playhead = Some(engine.playhead());
         }
         sh.cache = Some(engine.cache_stats());
+    }
+}
+
+/// The frame `frames` away from the playhead's, inside the timeline.
+fn step_target(p: &Playhead, frames: i64) -> u64 {
+    let last = p.duration.saturating_sub(1);
+    p.frame.saturating_add_signed(frames).min(last)
+}
+
+/// `frame` at `rate` as `HH:MM:SS:FF`, non-drop-frame (a nominal whole rate: 30 for 29.97).
+fn timecode(frame: u64, rate: Rational) -> String {
+    let fps = (rate.num.max(1)).div_ceil(rate.den.max(1)).max(1);
+    let (ff, s) = (frame % fps, frame / fps);
+    format!("{:02}:{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60, ff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timecodes_and_steps() {
+        assert_eq!(timecode(0, Rational::integer(30)), "00:00:00:00");
+        assert_eq!(
+            timecode(30 * 3661 + 7, Rational::integer(30)),
+            "01:01:01:07"
+        );
+        assert_eq!(
+            timecode(29, Rational::new(30000, 1001).unwrap()),
+            "00:00:00:29"
+        );
+        assert_eq!(timecode(48, Rational::integer(24)), "00:00:02:00");
+        let mut p = Playhead::new(100);
+        p.frame = 5;
+        assert_eq!(step_target(&p, -10), 0);
+        assert_eq!(step_target(&p, 3), 8);
+        assert_eq!(step_target(&p, 1000), 99);
     }
 }

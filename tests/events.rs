@@ -266,3 +266,47 @@ fn half_speed_repeats_are_flagged() {
         "{seen:?}"
     );
 }
+
+/// Frame steps from the host (shown exactly, visible in the next snapshot), the getters, and
+/// a cache cleared without waiting, reported by event.
+#[test]
+fn the_player_steps_frames_and_clears_caches_without_waiting() {
+    let clip = common::clip("ev-step.mp4", 160, 90, Rational::integer(30), 60, 10);
+    let shown = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = shown.clone();
+    let player = Player::open(&project(&clip, 60), EngineOptions::default(), move |f| {
+        if !f.repeated {
+            sink.lock().unwrap().push(f.timeline_frame);
+        }
+    })
+    .expect("open");
+    assert_eq!(player.duration_frames(), 60);
+    assert_eq!(player.frame_rate(), Rational::integer(30));
+    assert_eq!(player.timecode(45), "00:00:01:15");
+    let events = player.events();
+    player.seek_frame(10);
+    player.step(1);
+    player.step(1);
+    player.step(-5);
+    let p = player.playhead().unwrap();
+    assert_eq!((p.frame, p.state), (7, PlayState::Paused));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !shown.lock().unwrap().contains(&7) {
+        assert!(std::time::Instant::now() < deadline, "frame 7 never shown");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    player.clear_cache_later(framelock::ClearCache::Decoded);
+    let cleared = loop {
+        let e = events
+            .recv_timeout(Duration::from_secs(30))
+            .expect("a CacheCleared event");
+        if let EngineEvent::CacheCleared {
+            ram_entries, error, ..
+        } = e
+        {
+            break (ram_entries, error);
+        }
+    };
+    assert_eq!(cleared.1, None);
+    assert!(cleared.0 >= 1, "{cleared:?}");
+}

@@ -247,14 +247,14 @@ impl Job {
         let mut next = 0;
         while next < self.plan.segments.len() || !audio_done {
             if self.shared.stopped() {
-                return Err(ExportError::Cancelled);
+                return Err(stopped_because(rx));
             }
             let msg = match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(msg) => msg,
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
                     return Err(if self.shared.stopped() {
-                        ExportError::Cancelled
+                        stopped_because(rx)
                     } else {
                         ExportError::Worker("the export workers stopped early".into())
                     });
@@ -308,6 +308,23 @@ impl Job {
         }
         Ok(totals)
     }
+}
+
+/// Why the export stopped: a worker (or the audio thread, or the farm) that failed stops
+/// the others after sending its error, so an error still queued is the reason; otherwise the
+/// host cancelled.
+fn stopped_because(rx: &crossbeam_channel::Receiver<Msg>) -> ExportError {
+    while let Ok(msg) = rx.try_recv() {
+        match msg {
+            Msg::Segment(Err(e)) | Msg::AudioDone(Err(e))
+                if !matches!(e, ExportError::Cancelled) =>
+            {
+                return e;
+            }
+            _ => {}
+        }
+    }
+    ExportError::Cancelled
 }
 
 /// One segment worker: its own renderer (decode and render threads), an encoder per segment.

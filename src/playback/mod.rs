@@ -328,7 +328,9 @@ impl PlaybackEngine {
         self.world.resource_mut::<Events>().frames = on;
     }
 
-    fn emit(&mut self, event: EngineEvent) {
+    /// Sends `event` to the host as the engine's own (hosts driving the engine on their
+    /// thread, like [`crate::Player`], report their commands' outcomes this way).
+    pub fn emit(&mut self, event: EngineEvent) {
         if self.events.0.try_send(event).is_err() {
             self.events_dropped += 1;
         }

@@ -53,6 +53,20 @@ pub enum EngineEvent {
         /// The media file.
         media: PathBuf,
     },
+    /// A cache was emptied at the host's request (`Player::clear_cache_later`): what went,
+    /// or why it could not.
+    CacheCleared {
+        /// Frames dropped from RAM.
+        ram_entries: usize,
+        /// Entries dropped from the disk tier.
+        disk_entries: usize,
+        /// Bytes dropped from VRAM.
+        vram_bytes: usize,
+        /// Proxy files deleted.
+        proxy_files: usize,
+        /// Why it failed (`None`: it did not).
+        error: Option<String>,
+    },
 }
 
 /// Events of the tick being run, and whether per-frame events are wanted.
