@@ -37,7 +37,8 @@ json.dump({"version": 2, "frame_rate": {"num": 30, "den": 1}, "width": w, "heigh
 PY
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 url="nats://127.0.0.1:$port"
-nats-server -a 127.0.0.1 -p "$port" -js -sd "$dir/store" >"$dir/nats.log" 2>&1 &
+nats=$(command -v nats-server || echo /usr/sbin/nats-server)  # Debian puts it in /usr/sbin
+"$nats" -a 127.0.0.1 -p "$port" -js -sd "$dir/store" >"$dir/nats.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
 common=(--segment-frames "$seg" --cpu-effects --audio opus --json)

@@ -54,7 +54,7 @@ impl Server {
             .append(true)
             .open(&self.log)
             .expect("log");
-        let child = Command::new("nats-server")
+        let child = Command::new(nats_server())
             .args([
                 "-a",
                 "127.0.0.1",
@@ -89,6 +89,18 @@ impl Server {
             }
         }
     }
+}
+
+/// Debian's nats-server: on PATH, or in /usr/sbin (where the package puts it, and which a
+/// user's PATH often leaves out).
+fn nats_server() -> PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
+        .map(|d| d.join("nats-server"))
+        .find(|p| p.is_file())
+        .expect("nats-server (Debian's package; tools/install-deps.sh installs it)")
 }
 
 impl Drop for Server {
