@@ -57,19 +57,12 @@ async fn run(
     shared: &Shared,
 ) -> Result<(), FarmError> {
     let farm = &order.farm;
-    let server = |message: String| FarmError::Server {
-        url: farm.url.clone(),
-        message,
-    };
-    let client = tokio::time::timeout(
+    let client = wire::connect(
+        &farm.url,
+        "framelock coordinator".into(),
         farm.discovery.max(Duration::from_secs(2)),
-        async_nats::ConnectOptions::new()
-            .name("framelock coordinator")
-            .connect(farm.url.as_str()),
     )
-    .await
-    .map_err(|_| server("no answer".into()))?
-    .map_err(|e| server(e.to_string()))?;
+    .await?;
     let js = jetstream::new(client.clone());
     let (objects, nodes) = wire::ensure(&js).await?;
     let build = build_id();
@@ -103,7 +96,7 @@ async fn run(
 
     // The snapshot, then one message per segment.
     let snapshot = wire::json(&Snapshot::of(&order.project));
-    let snapshot_hash = format!("{:016x}", xxh3_64(&snapshot));
+    let snapshot_hash = wire::content_hash(&snapshot);
     let stored = lz4_flex::compress_prepend_size(&snapshot);
     let nanos = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -147,7 +140,10 @@ async fn run(
             consumer_name(&build)
         ))
         .await
-        .map_err(|e| server(e.to_string()))?;
+        .map_err(|e| FarmError::Server {
+            url: farm.url.clone(),
+            message: e.to_string(),
+        })?;
     let mut by_sequence = HashMap::new();
     for segment in &order.plan.segments {
         let item = WorkItem {

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind};
 use futures_util::StreamExt;
-use xxhash_rust::xxh3::xxh3_64;
 
 use super::super::job::{SegmentDone, render_segment, worker_options};
 use super::super::{ExportError, ExportRequest};
@@ -236,22 +235,12 @@ impl RenderNode {
     ) -> Result<NodeReport, FarmError> {
         let on_event = std::cell::RefCell::new(on_event);
         let event = |e: NodeEvent| (on_event.borrow_mut())(e);
-        let url = &self.options.url;
-        let client = tokio::time::timeout(
+        let client = wire::connect(
+            &self.options.url,
+            format!("framelock node {}", self.info.id),
             Duration::from_secs(10),
-            async_nats::ConnectOptions::new()
-                .name(format!("framelock node {}", self.info.id))
-                .connect(url.as_str()),
         )
-        .await
-        .map_err(|_| FarmError::Server {
-            url: url.clone(),
-            message: "no answer in 10 s".into(),
-        })?
-        .map_err(|e| FarmError::Server {
-            url: url.clone(),
-            message: e.to_string(),
-        })?;
+        .await?;
         let js = jetstream::new(client);
         let (objects, nodes) = wire::ensure(&js).await?;
         let consumer = wire::work_consumer(&js, &self.info.build, None).await?;
@@ -362,18 +351,18 @@ impl RenderNode {
                 let started = Instant::now();
                 let snap = match &snapshot {
                     Some((name, s)) if *name == item.snapshot => Ok(s.clone()),
-                    _ => fetch_snapshot(objects, &item).await,
+                    _ => wire::fetch_snapshot(objects, &item).await,
                 };
                 let snap = match snap {
                     Ok(s) => s,
-                    Err(Fetch::Gone) => {
+                    Err(wire::Fetch::Gone) => {
                         let _ = msg.ack_with(AckKind::Term).await;
                         on_event(NodeEvent::Skipped {
                             reason: format!("job {} is gone", item.job),
                         });
                         continue;
                     }
-                    Err(Fetch::Bad(e)) => {
+                    Err(wire::Fetch::Bad(e)) => {
                         self.fail(js, &msg, &item, delivered, e, report, on_event)
                             .await;
                         continue;
@@ -544,34 +533,6 @@ async fn publish(js: &jetstream::Context, job: &str, outcome: &Outcome) -> Resul
         .await
         .map_err(FarmError::js)?;
     Ok(())
-}
-
-enum Fetch {
-    /// The snapshot is not there: the job ended (or was never whole).
-    Gone,
-    /// It is there but unusable, or this node cannot see the media.
-    Bad(String),
-}
-
-/// Fetches, checks (xxh3 of the JSON) and reads a job's snapshot, and checks the media.
-async fn fetch_snapshot(
-    objects: &jetstream::object_store::ObjectStore,
-    item: &WorkItem,
-) -> Result<Arc<Snapshot>, Fetch> {
-    let stored = wire::get_object(objects, &item.snapshot)
-        .await
-        .map_err(|_| Fetch::Gone)?;
-    let json = lz4_flex::decompress_size_prepended(&stored)
-        .map_err(|e| Fetch::Bad(format!("the project snapshot: {e}")))?;
-    if format!("{:016x}", xxh3_64(&json)) != item.snapshot_hash {
-        return Err(Fetch::Bad(
-            "the project snapshot's hash does not match".into(),
-        ));
-    }
-    let snapshot: Snapshot =
-        wire::parse("the project snapshot", &json).map_err(|e| Fetch::Bad(e.to_string()))?;
-    snapshot.check_media().map_err(Fetch::Bad)?;
-    Ok(Arc::new(snapshot))
 }
 
 /// Renders segments one at a time, keeping the renderer of the last snapshot open.

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -206,6 +207,30 @@ pub(super) fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
 }
 
+/// Connects to `url` as `name`, waiting at most `timeout` for the server.
+pub(super) async fn connect(
+    url: &str,
+    name: String,
+    timeout: Duration,
+) -> Result<async_nats::Client, FarmError> {
+    let server = |message: String| FarmError::Server {
+        url: url.to_string(),
+        message,
+    };
+    tokio::time::timeout(
+        timeout,
+        async_nats::ConnectOptions::new().name(name).connect(url),
+    )
+    .await
+    .map_err(|_| server(format!("no answer in {timeout:.0?}")))?
+    .map_err(|e| server(e.to_string()))
+}
+
+/// The hash that names content (the snapshot's JSON): xxh3, hex.
+pub(super) fn content_hash(bytes: &[u8]) -> String {
+    format!("{:016x}", xxh3_64(bytes))
+}
+
 /// Creates (or opens) the streams, the object store and the node bucket. Every party calls
 /// it, so whoever comes first sets the farm up. Only 2.9-level features are used (Debian's
 /// nats-server).
@@ -316,4 +341,33 @@ pub(super) async fn get_object(
         .await
         .map_err(|e| FarmError::JetStream(format!("reading {name}: {e}")))?;
     Ok(bytes)
+}
+
+/// Why a node could not use a job's snapshot.
+pub(super) enum Fetch {
+    /// The snapshot is not there: the job ended (or was never whole).
+    Gone,
+    /// It is there but unusable, or this node cannot see the media.
+    Bad(String),
+}
+
+/// Fetches, checks (xxh3 of the JSON) and reads a job's snapshot, and checks the media.
+pub(super) async fn fetch_snapshot(
+    objects: &jetstream::object_store::ObjectStore,
+    item: &WorkItem,
+) -> Result<Arc<Snapshot>, Fetch> {
+    let stored = get_object(objects, &item.snapshot)
+        .await
+        .map_err(|_| Fetch::Gone)?;
+    let json = lz4_flex::decompress_size_prepended(&stored)
+        .map_err(|e| Fetch::Bad(format!("the project snapshot: {e}")))?;
+    if content_hash(&json) != item.snapshot_hash {
+        return Err(Fetch::Bad(
+            "the project snapshot's hash does not match".into(),
+        ));
+    }
+    let snapshot: Snapshot =
+        parse("the project snapshot", &json).map_err(|e| Fetch::Bad(e.to_string()))?;
+    snapshot.check_media().map_err(Fetch::Bad)?;
+    Ok(Arc::new(snapshot))
 }
