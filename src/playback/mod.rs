@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod caches;
+mod events;
 mod options;
 
 pub use options::{CacheStats, ClearedCache, EngineOptions, PlayerError, ProxyOptions};
@@ -25,11 +26,11 @@ use framelock_engine::proxy::{JobId, ProxyJobStatus, ProxyManager};
 use framelock_engine::render::{RenderService, RenderServiceOptions};
 use framelock_engine::signal::Progress;
 use framelock_engine::workers::{DecodePool, DecodePoolOptions};
+use framelock_systems::EngineEvent;
 use framelock_systems::{
     AudioClock, Decoders, DiskTier, FrameSink, Metrics, MetricsSnapshot, PresentedFrame,
     ProxyService, RenderMode, RenderState, RenderStats, Renderer, Tick, WorldBuilder,
 };
-use framelock_systems::{EngineEvent, Events};
 
 /// Queues `generation`'s heights below each file's own height (an explicit request: the
 /// switch thresholds do not apply). `known_height` answers for files already probed (by
@@ -307,56 +308,6 @@ impl PlaybackEngine {
             events_dropped: 0,
             reported_state: PlayState::Paused,
         })
-    }
-
-    /// The host's end of the engine's events ([`EngineEvent`]): state changes, seeks done,
-    /// the end of the timeline, media errors, and (with [`PlaybackEngine::set_frame_events`])
-    /// every picture. Bounded: events the host leaves unread past 1024 are dropped (and
-    /// counted: [`PlaybackEngine::events_dropped`]); the tick never waits on the host. One
-    /// reader: clones share the one queue.
-    pub fn events(&self) -> crossbeam_channel::Receiver<EngineEvent> {
-        self.events.1.clone()
-    }
-
-    /// Events dropped because the host did not read them.
-    pub fn events_dropped(&self) -> u64 {
-        self.events_dropped
-    }
-
-    /// Also send [`EngineEvent::FramePresented`] for every picture (off by default).
-    pub fn set_frame_events(&mut self, on: bool) {
-        self.world.resource_mut::<Events>().frames = on;
-    }
-
-    /// Sends `event` to the host as the engine's own (hosts driving the engine on their
-    /// thread, like [`crate::Player`], report their commands' outcomes this way).
-    pub fn emit(&mut self, event: EngineEvent) {
-        if self.events.0.try_send(event).is_err() {
-            self.events_dropped += 1;
-        }
-    }
-
-    /// Sends what the tick's systems reported, then any change of the play state (a pause
-    /// inside a tick is the end of the timeline).
-    fn emit_tick_events(&mut self) {
-        let pending = std::mem::take(&mut self.world.resource_mut::<Events>().pending);
-        for e in pending {
-            self.emit(e);
-        }
-        let p = *self.world.resource::<Playhead>();
-        if self.reported_state == PlayState::Playing && p.state == PlayState::Paused {
-            self.emit(EngineEvent::EndOfTimeline { frame: p.frame });
-        }
-        self.emit_state();
-    }
-
-    /// Reports the play state if it changed since last reported.
-    fn emit_state(&mut self) {
-        let now = self.world.resource::<Playhead>().state;
-        if now != self.reported_state {
-            let from = std::mem::replace(&mut self.reported_state, now);
-            self.emit(EngineEvent::StateChanged { from, to: now });
-        }
     }
 
     /// Clients connected to the live profile server (`None`: no server).
