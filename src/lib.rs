@@ -19,10 +19,10 @@ pub use export::{
 pub use framelock_components::{
     AudioClipDef, AudioFormat, AudioStreamInfo, AudioTrackDef, AutoSwitchThresholds, BlendMode,
     CacheKey, CacheKind, CacheTier, ChromaFormat, ClearCache, ClipAudio, ClipDef, Codec, EditMode,
-    Effect, EffectLod, EffectStack, EffectsKey, HasEffects, MediaInfo, MemoryBudget, OutputFormat,
-    PlayState, Playhead, Pressure, Project, ProjectError, Proxy, ProxyCodec, ProxyGeneration,
-    ProxyPriority, ProxyState, ProxyStrategy, QualitySettings, Rational, TierStats, TrackDef,
-    UseProxy, VideoStreamInfo,
+    Effect, EffectLod, EffectStack, EffectsKey, FrameTimes, HasEffects, MediaInfo, MemoryBudget,
+    OutputFormat, PlayState, Playhead, Pressure, Project, ProjectError, Proxy, ProxyCodec,
+    ProxyGeneration, ProxyPriority, ProxyState, ProxyStrategy, QualitySettings, Rational,
+    TierStats, TrackDef, UseProxy, VideoStreamInfo,
 };
 pub use framelock_engine::app::{Clock, VirtualClock, WallClock};
 pub use framelock_engine::audio::{

@@ -95,11 +95,89 @@ pub struct VideoStreamInfo {
     pub duration_secs: f64,
     /// Presentation indices of the frames a decoder can start at (sync samples), ascending.
     pub keyframes: Vec<u64>,
+    /// The frames' presentation times, when they are not evenly spaced (variable frame rate,
+    /// as phones record): then [`VideoStreamInfo::frame_rate`] is the average and the timeline
+    /// maps time to frames by these timestamps, not by counting frames. `None` for constant
+    /// frame rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_times: Option<FrameTimes>,
     /// Which decoder backend will decode this stream in this build, or `None` if none can
     /// (then [`VideoStreamInfo::unsupported`] says why).
     pub backend: Option<String>,
     /// Why no built backend can decode this stream, when none can.
     pub unsupported: Option<String>,
+}
+
+/// A variable-frame-rate stream's presentation times: frame `n` is shown from `pts[n]` until
+/// `pts[n + 1]` (the last one until `end`), in units of `1 / timescale` seconds, frame 0 at
+/// zero or later (an edit list's delay).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrameTimes {
+    /// Units per second.
+    pub timescale: u64,
+    /// Presentation time of each frame, ascending.
+    pub pts: std::sync::Arc<[i64]>,
+    /// When the last frame stops being shown (its time plus its duration).
+    pub end: i64,
+}
+
+impl FrameTimes {
+    /// The times of `pts` (ascending), the last frame lasting until `end`. `None` when there
+    /// are no frames, the timescale is zero or the times are not ascending.
+    pub fn new(timescale: u64, pts: Vec<i64>, end: i64) -> Option<Self> {
+        let ascending = pts.windows(2).all(|w| w[0] < w[1]);
+        let last = *pts.last()?;
+        (timescale > 0 && ascending && end > last).then(|| Self {
+            timescale,
+            pts: pts.into(),
+            end,
+        })
+    }
+
+    /// Frames.
+    pub fn len(&self) -> u64 {
+        self.pts.len() as u64
+    }
+
+    /// Whether there are no frames (never, for times made by [`FrameTimes::new`]).
+    pub fn is_empty(&self) -> bool {
+        self.pts.is_empty()
+    }
+
+    /// Seconds from frame 0's time to the end of the last frame.
+    pub fn duration_secs(&self) -> f64 {
+        let first = self.pts.first().copied().unwrap_or(0);
+        (self.end - first) as f64 / self.timescale as f64
+    }
+
+    /// The average frame rate (frames over the span they are shown), as ffprobe's
+    /// `avg_frame_rate`.
+    pub fn average_rate(&self) -> Option<Rational> {
+        let first = self.pts.first().copied()?;
+        let span = u64::try_from(self.end - first).ok()?;
+        Rational::new(self.len() * self.timescale, span)
+    }
+
+    /// Frame `n`'s time in seconds as an exact fraction of `timescale` (clamped to the last
+    /// frame).
+    pub fn time_of(&self, n: u64) -> i64 {
+        let i = (n as usize).min(self.pts.len().saturating_sub(1));
+        self.pts.get(i).copied().unwrap_or(0)
+    }
+
+    /// The frame shown `offset` timeline frames (of a timeline at `rate`) after frame `from`
+    /// is shown: the last frame whose time is at or before `time_of(from) + offset / rate`.
+    /// [`FrameTimes::len`] when that time is at or past [`FrameTimes::end`] (past the media).
+    pub fn frame_after(&self, from: u64, offset: u64, rate: Rational) -> u64 {
+        let num = u128::from(offset) * u128::from(self.timescale) * u128::from(rate.den);
+        let ticks = num / u128::from(rate.num.max(1));
+        let at = i128::from(self.time_of(from)) + ticks as i128;
+        if at >= i128::from(self.end) {
+            return self.len();
+        }
+        let found = self.pts.partition_point(|&p| i128::from(p) <= at);
+        found.saturating_sub(1) as u64
+    }
 }
 
 /// An audio stream's facts.
@@ -132,4 +210,27 @@ pub struct MediaInfo {
     pub video: VideoStreamInfo,
     /// The first audio track, if any.
     pub audio: Option<AudioStreamInfo>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_times_pick_the_frame_that_covers_a_time() {
+        // 1/30 s, then 1/10 s, then 1/60 s apart, at timescale 60.
+        let t = FrameTimes::new(60, vec![0, 2, 4, 10, 16, 17, 18], 19).unwrap();
+        let r30 = Rational::integer(30);
+        let picks: Vec<u64> = (0..11).map(|o| t.frame_after(0, o, r30)).collect();
+        // timeline times (1/60 s): 0 2 4 6 8 10 12 14 16 18 20
+        assert_eq!(picks, [0, 1, 2, 2, 2, 3, 3, 3, 4, 6, 7]);
+        // From a later source frame: its own time is the base.
+        assert_eq!(t.frame_after(3, 3, r30), 4);
+        assert_eq!(t.len(), 7);
+        assert!((t.duration_secs() - 19.0 / 60.0).abs() < 1e-12);
+        assert_eq!(t.average_rate(), Rational::new(7 * 60, 19));
+        assert!(FrameTimes::new(60, vec![0, 2, 2], 3).is_none(), "not ascending");
+        assert!(FrameTimes::new(60, vec![0, 2], 2).is_none(), "the last frame lasts");
+        assert!(FrameTimes::new(0, vec![0], 1).is_none());
+    }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use bevy_ecs::prelude::{Component, Entity, Resource};
 
-use crate::{CacheKey, CacheTier, EffectLod, MediaInfo, Rational, UseProxy};
+use crate::{CacheKey, CacheTier, EffectLod, FrameTimes, MediaInfo, Rational, UseProxy};
 
 /// A media file the project uses (one entity per distinct file).
 #[derive(Component, Clone, Debug)]
@@ -47,6 +47,9 @@ pub struct Clip {
     pub source_rate: Rational,
     /// Frames in the source.
     pub source_frames: u64,
+    /// The source's frame times when its frame rate is variable: then time, not frame
+    /// count, picks the source frame.
+    pub source_times: Option<FrameTimes>,
     /// Shown at all.
     pub enabled: bool,
 }
@@ -60,10 +63,23 @@ impl Clip {
     /// Source frame shown at timeline frame `t` in a project of `project_rate`, clamped to the
     /// source's last frame.
     pub fn source_frame(&self, t: u64, project_rate: Rational) -> u64 {
-        let offset = u128::from(t.saturating_sub(self.start));
+        self.source_frame_unclamped(t, project_rate)
+            .min(self.source_frames.saturating_sub(1))
+    }
+
+    /// The source frame timeline frame `t` asks for, which may lie past the source's end (a
+    /// clip longer than its media). A variable-frame-rate source's frame is the one whose
+    /// time covers the clip's time (its times from `source_in`'s); a constant-rate
+    /// source's is counted at its rate.
+    pub fn source_frame_unclamped(&self, t: u64, project_rate: Rational) -> u64 {
+        let offset = t.saturating_sub(self.start);
+        if let Some(times) = &self.source_times {
+            return times.frame_after(self.source_in, offset, project_rate);
+        }
+        let offset = u128::from(offset);
         let num = offset * u128::from(project_rate.den) * u128::from(self.source_rate.num);
         let den = u128::from(project_rate.num) * u128::from(self.source_rate.den);
-        (self.source_in + (num / den.max(1)) as u64).min(self.source_frames.saturating_sub(1))
+        self.source_in + (num / den.max(1)) as u64
     }
 }
 

@@ -15,8 +15,8 @@ pub use options::{CacheStats, ClearedCache, EngineOptions, PlayerError, ProxyOpt
 
 use bevy_ecs::prelude::*;
 use framelock_components::{
-    Clip, EffectStack, MediaAsset, OutputFormat, PlayState, Playhead, Project, QualitySettings,
-    Rational, UseProxy,
+    Clip, EffectStack, FrameTimes, MediaAsset, OutputFormat, PlayState, Playhead, Project,
+    QualitySettings, Rational, UseProxy,
 };
 use framelock_engine::app::{Clock, FramePacer, TickPlan};
 use framelock_engine::audio::{AudioOutput, AudioPull, Mixer, WaveformState, Waveforms};
@@ -145,12 +145,13 @@ impl PlaybackEngine {
             options.quality,
             options.memory,
         );
-        let mut assets: BTreeMap<PathBuf, (Entity, u64, Rational)> = BTreeMap::new();
+        let mut assets: BTreeMap<PathBuf, (Entity, u64, Rational, Option<FrameTimes>)> =
+            BTreeMap::new();
         for (ti, track) in project.tracks.iter().enumerate() {
             builder.track(ti, track.opacity);
             for (ci, clip) in track.clips.iter().enumerate() {
-                let (asset, frames, rate) = match assets.get(&clip.media) {
-                    Some(a) => *a,
+                let (asset, frames, rate, times) = match assets.get(&clip.media) {
+                    Some(a) => a.clone(),
                     None => {
                         let media_error = |source| PlayerError::Media {
                             path: clip.media.clone(),
@@ -169,6 +170,7 @@ impl PlaybackEngine {
                         }
                         let frames = info.video.frame_count;
                         let rate = info.video.frame_rate;
+                        let times = info.video.frame_times.clone();
                         let fingerprint = framelock_engine::cache::fingerprint(&clip.media)
                             .map_err(media_error)?;
                         let e = builder.asset(MediaAsset {
@@ -177,11 +179,22 @@ impl PlaybackEngine {
                             fingerprint,
                             info,
                         });
-                        assets.insert(clip.media.clone(), (e, frames, rate));
-                        (e, frames, rate)
+                        assets.insert(clip.media.clone(), (e, frames, rate, times.clone()));
+                        (e, frames, rate, times)
                     }
                 };
-                let last = clip.source_frame(clip.end() - 1, project.frame_rate, rate);
+                let placed = Clip {
+                    asset,
+                    track: ti,
+                    start: clip.start,
+                    duration: clip.duration,
+                    source_in: clip.source_in,
+                    source_rate: rate,
+                    source_frames: frames,
+                    source_times: times,
+                    enabled: clip.enabled,
+                };
+                let last = placed.source_frame_unclamped(clip.end() - 1, project.frame_rate);
                 if last >= frames {
                     return Err(PlayerError::ClipBeyondMedia {
                         track: ti,
@@ -191,24 +204,12 @@ impl PlaybackEngine {
                         has: frames,
                     });
                 }
-                builder.clip(
-                    Clip {
-                        asset,
-                        track: ti,
-                        start: clip.start,
-                        duration: clip.duration,
-                        source_in: clip.source_in,
-                        source_rate: rate,
-                        source_frames: frames,
-                        enabled: clip.enabled,
-                    },
-                    &clip.effects,
-                );
+                builder.clip(placed, &clip.effects);
             }
         }
         if let Some(proxies) = &options.proxies {
             let mut sources = std::collections::HashMap::new();
-            for (path, &(entity, _, _)) in &assets {
+            for (path, &(entity, ..)) in &assets {
                 let absolute = framelock_engine::proxy::files::absolute(path);
                 if proxies.auto_generate
                     && let Some(asset) = builder.world_mut().get::<MediaAsset>(entity)

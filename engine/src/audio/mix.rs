@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use framelock_components::{AudioFormat, Project, Rational, db_to_gain};
+use framelock_components::{AudioFormat, Project, Rational, VideoStreamInfo, db_to_gain};
 
 use super::AudioError;
 use super::resampled::ResampledSource;
@@ -104,7 +104,7 @@ impl Mixer {
         }
         if !soloed {
             let registry = DecoderRegistry::openh264_only();
-            let mut video_rates: HashMap<PathBuf, Option<Rational>> = HashMap::new();
+            let mut video_rates: HashMap<PathBuf, Option<VideoStreamInfo>> = HashMap::new();
             for clip in project.tracks.iter().flat_map(|t| &t.clips) {
                 if clip.audio.muted || !clip.enabled {
                     continue;
@@ -112,13 +112,22 @@ impl Mixer {
                 let Some(source) = mixer.source(&mut by_path, &clip.media, false)? else {
                     continue;
                 };
-                // The clip's source_in is in the video's frames.
-                let video_rate = *video_rates.entry(clip.media.clone()).or_insert_with(|| {
-                    probe(&clip.media, &registry)
-                        .ok()
-                        .map(|i| i.video.frame_rate)
-                });
-                let offset = video_rate.map_or(0, |r| frames_at(clip.source_in, r, sr));
+                // The clip's source_in is in the video's frames: at its rate, or at its
+                // frame's own time when the rate varies.
+                let video = video_rates
+                    .entry(clip.media.clone())
+                    .or_insert_with(|| probe(&clip.media, &registry).ok().map(|i| i.video));
+                let offset = match video.as_ref() {
+                    Some(v) => match &v.frame_times {
+                        Some(times) => {
+                            let ticks = times.time_of(clip.source_in) - times.time_of(0);
+                            (u128::from(ticks.max(0) as u64) * u128::from(sr)
+                                / u128::from(times.timescale)) as u64
+                        }
+                        None => frames_at(clip.source_in, v.frame_rate, sr),
+                    },
+                    None => 0,
+                };
                 let start = format.sample_at_frame(clip.start, rate);
                 mixer.clips.push(MixClip {
                     source,

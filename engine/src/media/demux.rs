@@ -17,7 +17,7 @@ use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use framelock_components::{AudioStreamInfo, Codec, Rational};
+use framelock_components::{AudioStreamInfo, Codec, FrameTimes, Rational};
 use re_mp4::{StsdBoxContent, TrackKind};
 
 use super::MediaError;
@@ -101,8 +101,10 @@ pub struct VideoTrack {
     pub by_frame: Vec<u32>,
     /// Presentation indices of sync samples, ascending.
     pub keyframes: Vec<u64>,
-    /// Frame rate (exact when sample durations are constant).
+    /// Frame rate (exact when sample durations are constant; the average when they vary).
     pub frame_rate: Rational,
+    /// The frames' times when the frame rate varies (`None` when constant).
+    pub frame_times: Option<FrameTimes>,
     /// Whether presentation order differs from decode order (B-frames).
     pub has_reordering: bool,
 }
@@ -115,7 +117,10 @@ impl VideoTrack {
 
     /// Presented duration in seconds.
     pub fn duration_secs(&self) -> f64 {
-        self.frame_count() as f64 / self.frame_rate.as_f64()
+        match &self.frame_times {
+            Some(t) => t.duration_secs(),
+            None => self.frame_count() as f64 / self.frame_rate.as_f64(),
+        }
     }
 
     /// The sample presented as frame `n`.
@@ -441,6 +446,24 @@ fn index_video(mp4: &re_mp4::Mp4, track: &re_mp4::Track) -> Result<VideoTrack, S
         Rational::new(order.len() as u64 * timescale, total)
     })
     .unwrap_or(Rational::integer(30));
+    // Variable frame rate (phones): frame times that differ by more than rounding. Then the
+    // rate is the average and the times map the timeline to frames.
+    let (frame_rate, frame_times) = match (deltas.first(), deltas.last()) {
+        (Some(&lo), Some(&hi)) if vfr(lo, hi, deltas[deltas.len() / 2]) => {
+            let pts: Vec<i64> = order.iter().map(|&d| samples[d as usize].pts).collect();
+            let last = order[order.len() - 1] as usize;
+            let last_duration = i64::try_from(track.samples[last].duration)
+                .ok()
+                .filter(|&d| d > 0)
+                .unwrap_or(deltas[deltas.len() / 2]);
+            let end = samples[last].pts + last_duration;
+            match FrameTimes::new(timescale, pts, end) {
+                Some(times) => (times.average_rate().unwrap_or(frame_rate), Some(times)),
+                None => (frame_rate, None),
+            }
+        }
+        _ => (frame_rate, None),
+    };
 
     Ok(VideoTrack {
         track_id: track.track_id,
@@ -455,8 +478,16 @@ fn index_video(mp4: &re_mp4::Mp4, track: &re_mp4::Track) -> Result<VideoTrack, S
         by_frame: order,
         keyframes,
         frame_rate,
+        frame_times,
         has_reordering,
     })
+}
+
+/// Whether presentation-time steps between `lo` and `hi` (median `median`) are a variable
+/// frame rate rather than timestamp rounding (a tick either way, as 29.97 at timescale 600
+/// writes 20 and 21): steps more than a quarter of the median apart.
+fn vfr(lo: i64, hi: i64, median: i64) -> bool {
+    hi - lo > (median / 4).max(1)
 }
 
 /// The edit list of `trak` (timescale `timescale`): leading empty edits delay the start

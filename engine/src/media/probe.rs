@@ -44,6 +44,7 @@ pub(crate) fn describe(demux: &Mp4Demuxer, registry: &DecoderRegistry) -> MediaI
             frame_count: track.frame_count(),
             duration_secs: track.duration_secs(),
             keyframes: track.keyframes.clone(),
+            frame_times: track.frame_times.clone(),
             backend,
             unsupported,
         },
