@@ -25,9 +25,12 @@ pub use framelock_components::{
     TierStats, TrackDef, UseProxy, VideoStreamInfo,
 };
 pub use framelock_engine::app::{Clock, VirtualClock, WallClock};
+/// The system's default audio output device (the `cpal` feature).
+#[cfg(feature = "cpal")]
+pub use framelock_engine::audio::CpalSink;
 pub use framelock_engine::audio::{
-    AudioCodec, AudioError, AudioOutput, AudioPull, AudioSource, MixClip, Mixer, PeakLevel, Peaks,
-    ResampledSource, WaveformState,
+    AudioCodec, AudioError, AudioOutput, AudioPull, AudioSink, AudioSource, CallbackSink, MixClip,
+    Mixer, NullSink, PeakLevel, Peaks, ResampledSource, SinkError, WaveformState,
 };
 pub use framelock_engine::cache::{
     Compression, DiskCache, DiskCacheOptions, DiskError, DiskStats, DiskView, decoded_key,

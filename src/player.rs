@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use framelock_components::{
-    ClearCache, PlayState, Playhead, Project, ProxyStrategy, QualitySettings, Rational, UseProxy,
+    AudioFormat, ClearCache, PlayState, Playhead, Project, ProxyStrategy, QualitySettings,
+    Rational, UseProxy,
 };
 use framelock_engine::app::WallClock;
+use framelock_engine::audio::{AudioPull, AudioSink, SinkError};
 use framelock_engine::proxy::{JobId, ProxyJobStatus, ProxyManager, ProxyProgress};
 use framelock_systems::{EngineEvent, MetricsSnapshot, PresentedFrame};
 
@@ -55,6 +57,9 @@ pub struct Player {
     events: Receiver<EngineEvent>,
     frame_rate: Rational,
     duration: u64,
+    /// The mix's pull end and format, when the project has audio, and the sink playing it.
+    audio: Option<(AudioPull, AudioFormat)>,
+    audio_sink: Option<Box<dyn AudioSink>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -70,6 +75,7 @@ impl Player {
         let engine = PlaybackEngine::open(project, options, Arc::new(WallClock::new()), sink)?;
         let proxies = engine.proxy_manager().zip(strategy);
         let events = engine.events();
+        let audio = engine.audio_output().map(|o| (o.pull_handle(), o.format()));
         let first = engine.playhead();
         let (commands, rx) = crossbeam_channel::bounded(1024);
         let shared = Arc::new(Mutex::new(Shared {
@@ -94,8 +100,30 @@ impl Player {
             events,
             frame_rate: project.frame_rate,
             duration: first.duration,
+            audio,
+            audio_sink: None,
             thread: Some(thread),
         })
+    }
+
+    /// The host's end of the audio output, to call [`AudioPull::pull`] from its own audio
+    /// callback; `None` when the project has no audio.
+    pub fn audio_pull(&self) -> Option<AudioPull> {
+        self.audio.as_ref().map(|(p, _)| p.clone())
+    }
+
+    /// Plays the mix on `sink` (e.g. `CpalSink` with the `cpal` feature, [`NullSink`](crate::NullSink))
+    /// from now on, replacing the one before; returns its name. See
+    /// [`PlaybackEngine::set_audio_sink`].
+    pub fn set_audio_sink(&mut self, mut sink: Box<dyn AudioSink>) -> Result<String, SinkError> {
+        let Some((pull, format)) = &self.audio else {
+            return Err(SinkError::NothingToPlay);
+        };
+        self.audio_sink = None;
+        sink.start(pull.clone(), *format)?;
+        let name = sink.name();
+        self.audio_sink = Some(sink);
+        Ok(name)
     }
 
     fn send(&self, c: Command) {

@@ -218,3 +218,46 @@ fn without_a_device_the_tick_count_stays_master() {
         "frame {f} after resuming at {at}"
     );
 }
+
+#[test]
+fn a_null_sink_pulls_in_real_time_and_becomes_the_master() {
+    let mut engine = open();
+    let sink = framelock::NullSink::new().with_period(Duration::from_millis(5));
+    let pulled = sink.pulled();
+    let name = engine.set_audio_sink(Box::new(sink)).expect("starts");
+    assert!(name.contains("null"), "{name}");
+    engine.play();
+    // The sink pulls on its own thread at the wall clock's pace; ticks on the virtual clock
+    // follow it once it is heard.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !engine.audio_is_master() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the null sink never became the master"
+        );
+        engine.tick();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(pulled.load(std::sync::atomic::Ordering::Acquire) > 0);
+    // Replacing the sink stops the old one; a project without audio has nothing to play.
+    let silent = framelock::NullSink::new();
+    engine.set_audio_sink(Box::new(silent)).expect("replaced");
+    let video = common::clip("sync.mp4", 320, 180, Rational::integer(30), 300, 30);
+    let mut p = Project::new(Rational::integer(30), 320, 180);
+    p.tracks.push(TrackDef {
+        name: String::new(),
+        opacity: 1.0,
+        clips: vec![common::clip_def(&video, 0, 30, 0, Default::default())],
+    });
+    let options = EngineOptions {
+        registry: DecoderRegistry::openh264_only(),
+        gpu: None,
+        ..EngineOptions::default()
+    };
+    let mut mute =
+        PlaybackEngine::open(&p, options, Arc::new(VirtualClock::new()), |_| {}).expect("opens");
+    assert!(matches!(
+        mute.set_audio_sink(Box::new(framelock::NullSink::new())),
+        Err(framelock::SinkError::NothingToPlay)
+    ));
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System packages framelock's build, tests and benchmarks need (Debian):
 #   libopus-dev   Opus audio for export (linked by the `opus` crate)
+#   libasound2-dev  ALSA, for sound on the output device (`cpal` feature, on in the CLI)
 #   nasm          openh264's assembly (without it the build silently falls back to C, 1.2-1.7x slower)
 #   ffmpeg        the independent reference encoder/decoder used by tests and benchmarks
 #   libav*-dev, pkg-config, clang, libclang-dev   the optional `ffmpeg` decoder backend (bindgen)
@@ -8,7 +9,7 @@
 #   mesa-vulkan-drivers, libvulkan1   Mesa's software Vulkan (lavapipe): the GPU path's tests run
 #                 on it when the machine has no GPU
 set -euo pipefail
-packages=(nasm libopus-dev ffmpeg pkg-config clang libclang-dev
+packages=(nasm libopus-dev libasound2-dev ffmpeg pkg-config clang libclang-dev
           libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
           libavfilter-dev libavdevice-dev mesa-vulkan-drivers libvulkan1 nats-server)
 missing=()

@@ -229,8 +229,14 @@ mod tests {
         assert_eq!(t.len(), 7);
         assert!((t.duration_secs() - 19.0 / 60.0).abs() < 1e-12);
         assert_eq!(t.average_rate(), Rational::new(7 * 60, 19));
-        assert!(FrameTimes::new(60, vec![0, 2, 2], 3).is_none(), "not ascending");
-        assert!(FrameTimes::new(60, vec![0, 2], 2).is_none(), "the last frame lasts");
+        assert!(
+            FrameTimes::new(60, vec![0, 2, 2], 3).is_none(),
+            "not ascending"
+        );
+        assert!(
+            FrameTimes::new(60, vec![0, 2], 2).is_none(),
+            "the last frame lasts"
+        );
         assert!(FrameTimes::new(0, vec![0], 1).is_none());
     }
 }

@@ -19,7 +19,9 @@ use framelock_components::{
     QualitySettings, Rational, UseProxy,
 };
 use framelock_engine::app::{Clock, FramePacer, TickPlan};
-use framelock_engine::audio::{AudioOutput, AudioPull, Mixer, WaveformState, Waveforms};
+use framelock_engine::audio::{
+    AudioOutput, AudioPull, AudioSink, Mixer, SinkError, WaveformState, Waveforms,
+};
 use framelock_engine::cache::DiskCache;
 use framelock_engine::media::{DecoderRegistry, MediaError, probe};
 use framelock_engine::proxy::{JobId, ProxyJobStatus, ProxyManager};
@@ -76,6 +78,8 @@ pub struct PlaybackEngine {
     progress: Progress,
     /// The audio output, and the playhead generation and play state it was last set for.
     audio: Option<AudioSync>,
+    /// The output the mix plays on, when the host gave one ([`PlaybackEngine::set_audio_sink`]).
+    audio_sink: Option<Box<dyn AudioSink>>,
     /// Waveform peaks of the project's audio, computed in the background.
     waveforms: Waveforms,
     /// Events for the host (bounded: when the host does not read them, new ones are
@@ -304,6 +308,7 @@ impl PlaybackEngine {
             puffin,
             progress,
             audio,
+            audio_sink: None,
             waveforms,
             events: crossbeam_channel::bounded(EVENT_CAPACITY),
             events_dropped: 0,
@@ -364,6 +369,26 @@ impl PlaybackEngine {
     /// file the project does not play.
     pub fn waveform(&self, path: &std::path::Path) -> Option<WaveformState> {
         self.waveforms.get(path)
+    }
+
+    /// Plays the mix on `sink` (a device, [`NullSink`](framelock_engine::audio::NullSink), the
+    /// host's own callback) from now on, replacing the one before; returns the sink's name.
+    /// While it pulls at rate 1 the audio clock is the master. [`SinkError::NothingToPlay`]
+    /// when the project has no audio (or [`EngineOptions::audio`] is off).
+    pub fn set_audio_sink(&mut self, mut sink: Box<dyn AudioSink>) -> Result<String, SinkError> {
+        let Some(a) = &self.audio else {
+            return Err(SinkError::NothingToPlay);
+        };
+        self.audio_sink = None;
+        sink.start(a.output.pull_handle(), a.output.format())?;
+        let name = sink.name();
+        self.audio_sink = Some(sink);
+        Ok(name)
+    }
+
+    /// The name of the sink playing the mix, if one was set.
+    pub fn audio_sink_name(&self) -> Option<String> {
+        self.audio_sink.as_ref().map(|s| s.name())
     }
 
     /// The audio output (its clock, underruns, the mixer's first error).

@@ -48,6 +48,8 @@ pub struct Dashboard {
     pub hit_rate: f64,
     /// GPU line.
     pub gpu: String,
+    /// Audio line: where the sound plays and which clock leads.
+    pub audio: String,
     /// Timeline performance map.
     pub map: Vec<SegmentCost>,
     /// Playhead and timeline length, frames.
@@ -93,6 +95,19 @@ impl Dashboard {
                     lod.divisor()
                 ),
             },
+            audio: match (engine.audio_output(), engine.audio_sink_name()) {
+                (None, _) => "none in the project".into(),
+                (Some(_), None) => "not played (no output): video on the wall clock".into(),
+                (Some(out), Some(name)) => format!(
+                    "{name}: {}, {} underruns",
+                    if engine.audio_is_master() {
+                        "the audio clock leads"
+                    } else {
+                        "the wall clock leads"
+                    },
+                    out.underruns()
+                ),
+            },
             map: report.timeline,
             playhead: (p.frame, p.duration),
             suggestions: report.suggestions.into_iter().map(|s| s.message).collect(),
@@ -110,7 +125,8 @@ fn gauge<'a>(title: &'a str, ratio: f64, label: String, colour: Color) -> Gauge<
 
 /// Draws `d` over the whole frame.
 pub fn render(frame: &mut Frame, d: &Dashboard) {
-    let [head, gauges, bar, list] = Layout::vertical([
+    let [head, sound, gauges, bar, list] = Layout::vertical([
+        Constraint::Length(1),
         Constraint::Length(1),
         Constraint::Length(3),
         Constraint::Length(4),
@@ -124,6 +140,7 @@ pub fn render(frame: &mut Frame, d: &Dashboard) {
         )),
         head,
     );
+    frame.render_widget(Paragraph::new(format!("audio: {}", d.audio)), sound);
     let [fps, ram, cache, gpu] = Layout::horizontal([Constraint::Ratio(1, 4); 4]).areas(gauges);
     let fps_ok = d.fps.0 >= d.fps.1 * 0.95;
     frame.render_widget(
@@ -220,6 +237,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         clock.clone(),
         |_| {},
     )?;
+    let no_sound = play_sound(&mut engine);
     let mut terminal = ratatui::init();
     let result = (|| -> anyhow::Result<()> {
         let start = Instant::now();
@@ -228,7 +246,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         loop {
             lp.tick(&mut engine);
             lp.maybe_draw(&engine, |engine, fps| {
-                let d = Dashboard::from_engine(&title, engine, fps);
+                let mut d = Dashboard::from_engine(&title, engine, fps);
+                if let Some(why) = &no_sound {
+                    d.audio = why.clone();
+                }
                 terminal.draw(|f| render(f, &d))?;
                 Ok(())
             })?;
@@ -248,6 +269,20 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     })();
     ratatui::restore();
     result
+}
+
+/// Plays the project's sound on the default output device (the `cpal` feature): `None` when
+/// it plays (or there is none to play), else why not, for the dashboard.
+fn play_sound(engine: &mut PlaybackEngine) -> Option<String> {
+    engine.audio_output()?;
+    #[cfg(feature = "cpal")]
+    let why = match engine.set_audio_sink(Box::new(framelock::CpalSink::new())) {
+        Ok(_) => return None,
+        Err(e) => format!("not played ({e}): video on the wall clock"),
+    };
+    #[cfg(not(feature = "cpal"))]
+    let why = "not played (built without the `cpal` feature): video on the wall clock".to_string();
+    Some(why)
 }
 
 /// The monitor's loop: ticks the engine (looping at the end) and, every quarter second of
@@ -327,6 +362,7 @@ mod tests {
             ram: (512 << 20, 1024 << 20),
             hit_rate: 0.9,
             gpu: "GPU unavailable: CPU path".into(),
+            audio: "null: the audio clock leads, 0 underruns".into(),
             map: vec![
                 SegmentCost {
                     start: 0,
@@ -363,6 +399,7 @@ mod tests {
             "90.0% hits",
             "GPU",
             "late frames: 7",
+            "audio: null: the audio clock leads",
             "timeline",
             "switch to the performance mode",
         ] {

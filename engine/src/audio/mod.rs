@@ -13,6 +13,7 @@ mod encode;
 mod mix;
 mod output;
 mod resampled;
+mod sink;
 mod source;
 mod waveform;
 
@@ -22,6 +23,9 @@ pub use encode::{AudioCodec, AudioEncoder, AudioPacket};
 pub use mix::{MixClip, Mixer};
 pub use output::{AudioOutput, AudioPull, CHUNK_FRAMES};
 pub use resampled::{ResampledSource, convert_channels};
+#[cfg(feature = "cpal")]
+pub use sink::CpalSink;
+pub use sink::{AudioSink, CallbackSink, NullSink, SinkError};
 pub use source::AudioSource;
 pub use waveform::{LEVELS, PeakLevel, Peaks, WaveformState, Waveforms, read_stored};
 
