@@ -525,3 +525,61 @@ fn waveforms_are_computed_in_the_background_and_kept_on_disk() {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// With the `ffmpeg` feature, libav decodes what symphonia cannot (Opus in Ogg and MP4,
+/// AC-3 raw and in MP4) with its priming trimmed: each click is on the sample where
+/// Debian's ffmpeg decodes it — second `n` at `n * 48000` where the container says the
+/// encoder's delay; a raw AC-3 stream cannot say it, so there both find it 256 samples
+/// late — whole and after a seek.
+#[cfg(feature = "ffmpeg")]
+#[test]
+fn libav_decodes_what_symphonia_cannot_on_the_right_sample() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases: [(&str, &[&str], usize); 4] = [
+        ("opus.opus", &["-c:a", "libopus", "-b:a", "160k"], 0),
+        ("opus.mp4", &["-c:a", "libopus", "-b:a", "160k"], 0),
+        ("ac3.ac3", &["-c:a", "ac3", "-b:a", "192k"], 256),
+        ("ac3.mp4", &["-c:a", "ac3", "-b:a", "192k"], 0),
+    ];
+    let peak_near = |data: &[f32], ch: usize, centre: usize, from: usize| {
+        (centre - 1000..centre + 1000)
+            .map(|i| (i, data[(i - from) * ch].abs()))
+            .fold((0, 0.0f32), |b, x| if x.1 > b.1 { x } else { b })
+            .0
+    };
+    for (name, codec, delay) in cases {
+        let path = clicks(dir.path(), name, 48_000, 5, codec);
+        let reference: Vec<f32> = raw_s16(&path, 48_000, 1)
+            .iter()
+            .map(|&v| f32::from(v))
+            .collect();
+        let mut src = AudioSource::open(&path).expect("opens");
+        assert_eq!(src.backend_name(), "ffmpeg", "{name}");
+        assert_eq!(src.rate(), 48_000, "{name}");
+        let ch = src.channels();
+        let mut all = Vec::new();
+        src.read(0, 5 * 48_000, &mut all).expect("reads");
+        for n in 1..5 {
+            let centre = n * 48_000;
+            let theirs = peak_near(&reference, 1, centre, 0);
+            assert_eq!(theirs, centre + delay, "{name}: ffmpeg's click {n}");
+            let ours = peak_near(&all, ch, centre, 0);
+            assert!(
+                ours.abs_diff(theirs) <= 1,
+                "{name}: click of second {n} at sample {ours}, ffmpeg has it at {theirs}"
+            );
+        }
+        // After a seek (backwards, then forwards): the same click on the same sample.
+        for n in [3usize, 1, 4] {
+            let from = n * 48_000 - 2000;
+            let mut part = Vec::new();
+            src.read(from as u64, 4000, &mut part).expect("reads");
+            let ours = peak_near(&part, ch, n * 48_000, from);
+            assert!(
+                ours.abs_diff(n * 48_000 + delay) <= 1,
+                "{name}: after a seek, click {n} at {ours}"
+            );
+        }
+        assert_eq!(src.corrupt_packets(), 0, "{name}");
+    }
+}

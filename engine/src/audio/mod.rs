@@ -10,6 +10,8 @@
 //! ([`framelock_components::AudioFormat::sample_at_frame`]).
 
 mod encode;
+#[cfg(feature = "ffmpeg")]
+mod libav;
 mod mix;
 mod output;
 mod resampled;

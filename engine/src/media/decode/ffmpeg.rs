@@ -42,7 +42,8 @@ impl Default for FfmpegBackend {
     }
 }
 
-fn init() {
+/// Initialises libav once (and quiets its log).
+pub(crate) fn init() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
         // Registration is a no-op on libav >= 4; init also quiets the log.

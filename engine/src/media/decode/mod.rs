@@ -18,7 +18,7 @@ mod openh264;
 pub use openh264::OpenH264Backend;
 
 #[cfg(feature = "ffmpeg")]
-mod ffmpeg;
+pub(crate) mod ffmpeg;
 #[cfg(feature = "ffmpeg")]
 pub use ffmpeg::FfmpegBackend;
 
