@@ -214,7 +214,9 @@ impl Player {
         });
     }
 
-    /// Scrubs to `seconds`: of several scrubs before the next tick only the last is applied.
+    /// Scrubs to `seconds`: of several scrubs before the next tick only the last is applied
+    /// (latest wins); paused, a short snippet of the sound there plays
+    /// ([`EngineOptions::scrub_audio`]).
     pub fn scrub(&self, seconds: f64) {
         self.send(Command::Scrub(seconds));
     }
@@ -362,7 +364,7 @@ fn run(mut engine: PlaybackEngine, rx: &Receiver<Command>, shared: &Mutex<Shared
             }
         }
         if let Some(s) = scrub {
-            engine.seek(s);
+            engine.scrub(s);
         }
         engine.tick();
         let mut sh = shared.lock().unwrap_or_else(PoisonError::into_inner);

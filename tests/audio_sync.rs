@@ -261,3 +261,54 @@ fn a_null_sink_pulls_in_real_time_and_becomes_the_master() {
         Err(framelock::SinkError::NothingToPlay)
     ));
 }
+
+#[test]
+fn scrubbing_plays_a_short_snippet_at_each_position() {
+    let p = project();
+    let mut offline = Mixer::new(&p).expect("mixer");
+    let mut engine = open();
+    let pull = engine.audio_pull().expect("audio");
+    let format = AudioFormat::default();
+    // 80 ms at 48 kHz.
+    let snippet = 3840;
+    // Paused: a plain seek is silent.
+    engine.seek_frame(100);
+    engine.tick();
+    let out = engine.audio_output().expect("output");
+    assert!(out.wait_buffered(snippet, Duration::from_secs(30)));
+    let mut buf = vec![0.0f32; 4096 * 2];
+    assert_eq!(pull.pull(&mut buf), 0, "a paused seek plays nothing");
+    for frame in [30u64, 9_000, 31, 17_990] {
+        engine.scrub_frame(frame);
+        engine.tick();
+        let out = engine.audio_output().expect("output");
+        assert!(out.wait_buffered(snippet, Duration::from_secs(30)));
+        // The snippet is the mix at the scrub position, exactly, then silence.
+        let mut heard = vec![0.0f32; 4096 * 2];
+        assert_eq!(pull.pull(&mut heard), snippet, "scrub to {frame}");
+        let mut want = vec![0.0f32; snippet * 2];
+        let at = format.sample_at_frame(frame, p.frame_rate);
+        offline.render(at, &mut want).expect("renders");
+        if frame % 30 == 0 {
+            assert!(want[0] != 0.0, "a whole second starts with its click");
+        }
+        assert_eq!(&heard[..snippet * 2], &want[..], "scrub to {frame}");
+        assert!(heard[snippet * 2..].iter().all(|&s| s == 0.0));
+        assert_eq!(pull.pull(&mut heard), 0, "the snippet has ended");
+        assert_eq!(engine.playhead().frame, frame, "the picture is at the scrub");
+    }
+    // A scrub cut short by the next: only the new position is heard.
+    engine.scrub_frame(60);
+    engine.tick();
+    engine.scrub_frame(90);
+    engine.tick();
+    let out = engine.audio_output().expect("output");
+    assert!(out.wait_buffered(snippet, Duration::from_secs(30)));
+    let mut heard = vec![0.0f32; 1024 * 2];
+    pull.pull(&mut heard);
+    let mut want = vec![0.0f32; 1024 * 2];
+    offline
+        .render(format.sample_at_frame(90, p.frame_rate), &mut want)
+        .expect("renders");
+    assert_eq!(heard, want);
+}

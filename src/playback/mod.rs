@@ -103,6 +103,10 @@ struct AudioSync {
     output: Arc<AudioOutput>,
     generation: Option<u64>,
     playing: bool,
+    /// The playhead generation a scrub made, whose move plays a snippet.
+    scrubbed: Option<u64>,
+    /// A scrub snippet's length, output frames.
+    snippet: usize,
 }
 
 impl std::fmt::Debug for PlaybackEngine {
@@ -288,10 +292,15 @@ impl PlaybackEngine {
             (!mixer.clips().is_empty()).then(|| {
                 let output = Arc::new(AudioOutput::start(mixer, options.audio_ring_frames));
                 world.insert_resource(AudioClock::new(output.clone()));
+                let snippet = options.scrub_audio.map_or(0, |d| {
+                    (d.as_secs_f64() * f64::from(project.audio.sample_rate)) as usize
+                });
                 AudioSync {
                     output,
                     generation: None,
                     playing: false,
+                    scrubbed: None,
+                    snippet,
                 }
             })
         } else {
@@ -347,8 +356,12 @@ impl PlaybackEngine {
         if a.generation != Some(p.generation) {
             a.generation = Some(p.generation);
             let rate = self.world.resource::<OutputFormat>().frame_rate;
-            a.output
-                .seek(a.output.format().sample_at_frame(p.frame, rate));
+            let at = a.output.format().sample_at_frame(p.frame, rate);
+            if a.scrubbed == Some(p.generation) && a.snippet > 0 {
+                a.output.scrub(at, a.snippet);
+            } else {
+                a.output.seek(at);
+            }
         }
         let playing = p.state == PlayState::Playing && p.rate == 1.0;
         if playing != a.playing {
@@ -503,6 +516,23 @@ impl PlaybackEngine {
     pub fn seek(&mut self, seconds: f64) {
         let t = Duration::from_secs_f64(seconds.max(0.0));
         self.seek_frame(self.pacer.tick_at(t));
+    }
+
+    /// A scrub to timeline frame `frame`: a seek (the picture is latest-wins, as for every
+    /// seek) that, while paused, also plays a short snippet of the sound there
+    /// ([`EngineOptions::scrub_audio`] long), as editors do under a dragged playhead.
+    pub fn scrub_frame(&mut self, frame: u64) {
+        self.seek_frame(frame);
+        let generation = self.world.resource::<Playhead>().generation;
+        if let Some(a) = &mut self.audio {
+            a.scrubbed = Some(generation);
+        }
+    }
+
+    /// [`PlaybackEngine::scrub_frame`] to the frame shown at `seconds`.
+    pub fn scrub(&mut self, seconds: f64) {
+        let t = Duration::from_secs_f64(seconds.max(0.0));
+        self.scrub_frame(self.pacer.tick_at(t));
     }
 
     /// Replaces the frame sink.

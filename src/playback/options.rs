@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use framelock_components::{
     MemoryBudget, Pressure, ProjectError, ProxyStrategy, QualitySettings, TierStats,
@@ -192,6 +193,9 @@ pub struct EngineOptions {
     pub audio: bool,
     /// Frames the audio ring holds ahead of the listener.
     pub audio_ring_frames: usize,
+    /// How much sound a scrub plays while paused ([`crate::PlaybackEngine::scrub_frame`]); `None`:
+    /// scrubs are silent. Default 80 ms.
+    pub scrub_audio: Option<Duration>,
 }
 
 impl Default for EngineOptions {
@@ -213,6 +217,7 @@ impl Default for EngineOptions {
             puffin_server: None,
             audio: true,
             audio_ring_frames: 8192,
+            scrub_audio: Some(Duration::from_millis(80)),
         }
     }
 }

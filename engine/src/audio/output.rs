@@ -37,6 +37,8 @@ struct Ring {
     next: u64,
     generation: u64,
     playing: bool,
+    /// Frames that may still be heard while paused: a scrub's snippet.
+    snippet: usize,
     stop: bool,
     error: Option<String>,
 }
@@ -82,9 +84,16 @@ impl AudioPull {
         let ch = s.channels;
         let mut ring = lock(s);
         out.fill(0.0);
-        if !ring.playing {
+        if !ring.playing && ring.snippet == 0 {
             return 0;
         }
+        // Paused, a scrub's snippet plays to its end, then silence.
+        let want = if ring.playing {
+            out.len()
+        } else {
+            out.len().min(ring.snippet * ch)
+        };
+        let out = &mut out[..want];
         let mut done = 0usize;
         let mut position = s.pulled.load(Ordering::Acquire);
         while done < out.len() {
@@ -113,6 +122,9 @@ impl AudioPull {
         }
         if done < out.len() {
             s.underruns.fetch_add(1, Ordering::Relaxed);
+        }
+        if !ring.playing {
+            ring.snippet = ring.snippet.saturating_sub(done / ch);
         }
         s.pulled.store(position, Ordering::Release);
         s.heard.fetch_add((done / ch) as u64, Ordering::Release);
@@ -235,10 +247,19 @@ impl AudioOutput {
         ring.next = frame;
         ring.chunks.clear();
         ring.frames = 0;
+        ring.snippet = 0;
         s.pulled.store(frame, Ordering::Release);
         s.base.store(frame, Ordering::Release);
         drop(ring);
         s.wake.notify_all();
+    }
+
+    /// A scrub: moves to output frame `frame` as [`AudioOutput::seek`] does, and while
+    /// paused lets `frames` frames from there be heard (a snippet, as editors play under a
+    /// dragged playhead); a later seek or scrub cuts it short. Playing, it is a seek.
+    pub fn scrub(&self, frame: u64, frames: usize) {
+        self.seek(frame);
+        lock(&self.shared).snippet = frames;
     }
 
     /// The frame the listener hears now (the audio clock): frames pulled less the device
