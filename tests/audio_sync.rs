@@ -239,6 +239,16 @@ fn a_null_sink_pulls_in_real_time_and_becomes_the_master() {
         std::thread::sleep(Duration::from_millis(5));
     }
     assert!(pulled.load(std::sync::atomic::Ordering::Acquire) > 0);
+    // Decoded audio and the ring are in the memory budget (the pool's audio class).
+    let audio = engine
+        .cache_stats()
+        .memory
+        .class(framelock::PoolClass::Audio);
+    let ring = engine.audio_output().expect("output").ring_bytes();
+    assert!(
+        audio.in_use_bytes > ring,
+        "the audio class holds the ring ({ring} B) and decoded blocks: {audio:?}"
+    );
     // Replacing the sink stops the old one; a project without audio has nothing to play.
     let silent = framelock::NullSink::new();
     engine.set_audio_sink(Box::new(silent)).expect("replaced");
@@ -295,7 +305,11 @@ fn scrubbing_plays_a_short_snippet_at_each_position() {
         assert_eq!(&heard[..snippet * 2], &want[..], "scrub to {frame}");
         assert!(heard[snippet * 2..].iter().all(|&s| s == 0.0));
         assert_eq!(pull.pull(&mut heard), 0, "the snippet has ended");
-        assert_eq!(engine.playhead().frame, frame, "the picture is at the scrub");
+        assert_eq!(
+            engine.playhead().frame,
+            frame,
+            "the picture is at the scrub"
+        );
     }
     // A scrub cut short by the next: only the new position is heard.
     engine.scrub_frame(60);

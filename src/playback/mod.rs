@@ -274,7 +274,7 @@ impl PlaybackEngine {
             // Frames kept on the way to requested ones: part of the budget's headroom above
             // the warning level (an eighth of the budget over all workers, at most 128 MiB each).
             skip_cache_bytes: (options.memory.max_memory / 8 / workers).min(128 << 20),
-            pool: Some(pool),
+            pool: Some(pool.clone()),
             disk,
             progress: progress.clone(),
         });
@@ -282,7 +282,9 @@ impl PlaybackEngine {
         let mut world = world;
         let waveforms = Waveforms::new(options.disk_cache.as_ref().map(|d| d.dir.join("analysis")));
         let audio = if options.audio {
-            let mixer = Mixer::new(project)?;
+            let mut mixer = Mixer::new(project)?;
+            // Decoded audio and the ring are in the budget, in the pool's audio class.
+            mixer.count_in(&pool);
             for source in mixer.sources() {
                 let path = source.source().path();
                 if let Ok(fp) = framelock_engine::cache::fingerprint(path) {
@@ -291,6 +293,7 @@ impl PlaybackEngine {
             }
             (!mixer.clips().is_empty()).then(|| {
                 let output = Arc::new(AudioOutput::start(mixer, options.audio_ring_frames));
+                output.count_in(&pool);
                 world.insert_resource(AudioClock::new(output.clone()));
                 let snippet = options.scrub_audio.map_or(0, |d| {
                     (d.as_secs_f64() * f64::from(project.audio.sample_rate)) as usize

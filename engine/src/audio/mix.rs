@@ -12,6 +12,7 @@ use super::AudioError;
 use super::resampled::ResampledSource;
 use super::source::AudioSource;
 use crate::media::{DecoderRegistry, probe};
+use crate::memory::{Accounted, BufferPool, PoolClass};
 
 /// One clip as the mixer plays it, in output samples (frames of the output format).
 #[derive(Clone, Debug, PartialEq)]
@@ -56,6 +57,8 @@ pub struct Mixer {
     /// Video clips whose media has no audio track (not an error) and why others were left
     /// out.
     skipped: Vec<(PathBuf, String)>,
+    /// The decoded blocks' bytes, counted in the engine's pool (audio class) when given one.
+    counted: Option<Accounted>,
 }
 
 fn frames_at(frames: u64, rate: Rational, sample_rate: u32) -> u64 {
@@ -79,6 +82,7 @@ impl Mixer {
             sources: Vec::new(),
             clips: Vec::new(),
             skipped: Vec::new(),
+            counted: None,
         };
         let mut by_path: HashMap<PathBuf, Option<usize>> = HashMap::new();
         let soloed = project.audio_tracks.iter().any(|t| t.solo);
@@ -204,6 +208,14 @@ impl Mixer {
             .sum()
     }
 
+    /// Counts the decoded audio the sources hold in `pool` (its audio class, in the memory
+    /// budget), kept up to date by every [`Mixer::render`].
+    pub fn count_in(&mut self, pool: &BufferPool) {
+        let mut counted = pool.account(PoolClass::Audio);
+        counted.set(self.bytes_held());
+        self.counted = Some(counted);
+    }
+
     /// Bytes of decoded audio the sources hold.
     pub fn bytes_held(&self) -> usize {
         self.sources.iter().map(ResampledSource::bytes_held).sum()
@@ -227,6 +239,12 @@ impl Mixer {
             let into = lo - clip.start;
             self.sources[clip.source]
                 .mix_into(clip.offset + into, window, |i| clip.gain_at(into + i))?;
+        }
+        if self.counted.is_some() {
+            let held = self.bytes_held();
+            if let Some(c) = &mut self.counted {
+                c.set(held);
+            }
         }
         Ok(())
     }

@@ -16,6 +16,7 @@ use std::thread::JoinHandle;
 use framelock_components::AudioFormat;
 
 use super::Mixer;
+use crate::memory::{Accounted, BufferPool, PoolClass};
 
 /// Frames the worker mixes at a time.
 pub const CHUNK_FRAMES: usize = 1024;
@@ -144,6 +145,8 @@ impl AudioPull {
 pub struct AudioOutput {
     shared: Arc<Shared>,
     format: AudioFormat,
+    /// The ring's bytes in the engine's pool, when counted.
+    counted: Mutex<Option<Accounted>>,
     worker: Option<JoinHandle<()>>,
 }
 
@@ -224,8 +227,25 @@ impl AudioOutput {
         Self {
             shared,
             format,
+            counted: Mutex::new(None),
             worker,
         }
+    }
+
+    /// Counts the ring (its whole capacity: the mixer keeps it full) in `pool`'s audio
+    /// class, in the memory budget.
+    pub fn count_in(&self, pool: &BufferPool) {
+        let mut counted = pool.account(PoolClass::Audio);
+        counted.set(self.ring_bytes());
+        *self
+            .counted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(counted);
+    }
+
+    /// Bytes of mixed samples the ring holds when full.
+    pub fn ring_bytes(&self) -> usize {
+        self.shared.capacity * self.shared.channels * size_of::<f32>()
     }
 
     /// The host's end.

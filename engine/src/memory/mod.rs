@@ -17,4 +17,4 @@
 pub mod pool;
 
 pub use framelock_components::{MemoryBudget, Pressure};
-pub use pool::{BufferPool, ClassStats, PoolClass, PoolKey, PoolStats, PooledBuf};
+pub use pool::{Accounted, BufferPool, ClassStats, PoolClass, PoolKey, PoolStats, PooledBuf};

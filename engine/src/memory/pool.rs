@@ -255,6 +255,16 @@ impl BufferPool {
         }
     }
 
+    /// Counts memory of `class` held outside the shelves (zero bytes until
+    /// [`Accounted::set`]).
+    pub fn account(&self, class: PoolClass) -> Accounted {
+        Accounted {
+            shared: self.0.clone(),
+            class,
+            bytes: 0,
+        }
+    }
+
     /// Frees idle buffers until accounted bytes ≤ `target` (memory pressure).
     pub fn trim_to(&self, target: usize) {
         self.0.trim_to(target);
@@ -307,6 +317,46 @@ impl BufferPool {
             peak_bytes: self.0.peak.load(Ordering::Relaxed),
             limit_bytes: self.0.limit.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// Memory a class holds in buffers of its own type (decoded audio blocks as `f32`, the audio
+/// ring), counted by the pool as in use — so it is in the budget's accounted bytes — for
+/// as long as this lives. [`Accounted::set`] follows the holder's size.
+pub struct Accounted {
+    shared: Arc<Shared>,
+    class: PoolClass,
+    bytes: usize,
+}
+
+impl Accounted {
+    /// The holder now holds `bytes`.
+    pub fn set(&mut self, bytes: usize) {
+        let c = &self.shared.classes[self.class.slot()];
+        if bytes >= self.bytes {
+            c.in_use.fetch_add(bytes - self.bytes, Ordering::Relaxed);
+            self.shared.note_peak();
+        } else {
+            c.in_use.fetch_sub(self.bytes - bytes, Ordering::Relaxed);
+        }
+        self.bytes = bytes;
+    }
+
+    /// The bytes counted.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+impl Drop for Accounted {
+    fn drop(&mut self) {
+        self.set(0);
+    }
+}
+
+impl std::fmt::Debug for Accounted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Accounted({:?}, {} bytes)", self.class, self.bytes)
     }
 }
 
@@ -469,5 +519,18 @@ mod tests {
         let plain = PooledBuf::from(vec![9u8; 3]);
         assert_eq!(plain.key(), None);
         assert_eq!(&*plain.clone(), &[9, 9, 9]);
+    }
+
+    #[test]
+    fn accounted_memory_counts_as_in_use_until_dropped() {
+        let pool = BufferPool::new(1 << 20);
+        let mut a = pool.account(PoolClass::Audio);
+        a.set(4096);
+        assert_eq!(pool.stats().class(PoolClass::Audio).in_use_bytes, 4096);
+        a.set(1000);
+        assert_eq!(pool.accounted_bytes(), 1000);
+        assert_eq!(pool.stats().peak_bytes, 4096);
+        drop(a);
+        assert_eq!(pool.accounted_bytes(), 0);
     }
 }
