@@ -4,6 +4,9 @@
 //! throughput of one file against Debian's `ffmpeg -i x -ar 48000 -f null -` on it, in the
 //! same run.
 //!
+//! Then, once, on an hour of AAC: waveform peaks and decode + resample, each against ffmpeg
+//! decoding the same file.
+//!
 //! `cargo bench --bench audio`.
 
 #![allow(
@@ -114,5 +117,71 @@ fn mix(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, mix);
+/// One hour of 44.1 kHz stereo AAC (what an editor imports): waveform peaks (every level,
+/// as computed at import) and decode + resample to 48 kHz, each against Debian's ffmpeg
+/// decoding the same file (`-f null`, and `-ar 48000 -f null`) in the same run. Once, not
+/// sampled: each takes seconds. `FRAMELOCK_BENCH_HOUR_SECONDS` shortens the file.
+fn hour(_: &mut Criterion) {
+    let seconds: u64 = std::env::var("FRAMELOCK_BENCH_HOUR_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3600);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("hour.m4a");
+    let status = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+        ])
+        .arg(format!(
+            "sine=frequency=440:sample_rate=44100:duration={seconds}"
+        ))
+        .args(["-ac", "2", "-c:a", "aac", "-b:a", "128k"])
+        .arg(&file)
+        .status()
+        .expect("Debian's ffmpeg makes the bench media");
+    assert!(status.success());
+    let ffmpeg = |extra: &[&str]| {
+        let t = Instant::now();
+        let status = Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-i"])
+            .arg(&file)
+            .args(extra)
+            .args(["-f", "null", "-"])
+            .status()
+            .expect("ffmpeg");
+        assert!(status.success());
+        t.elapsed().as_secs_f64()
+    };
+    let t = Instant::now();
+    let peaks = framelock::Peaks::compute(&file).expect("peaks");
+    let ours = t.elapsed().as_secs_f64();
+    let theirs = ffmpeg(&[]);
+    println!(
+        "waveform peaks of {seconds} s of AAC ({} levels): framelock {ours:.2} s, ffmpeg decode alone {theirs:.2} s, ratio {:.2}",
+        peaks.levels.len(),
+        ours / theirs
+    );
+    let t = Instant::now();
+    let mut r = ResampledSource::new(AudioSource::open(&file).expect("opens"), 48_000, 2)
+        .expect("resampler");
+    let mut out = vec![0.0f32; 48_000 * 2];
+    for s in 0..seconds {
+        out.fill(0.0);
+        r.mix_into(s * 48_000, &mut out, |_| 1.0).expect("reads");
+    }
+    let ours = t.elapsed().as_secs_f64();
+    let theirs = ffmpeg(&["-ar", "48000"]);
+    println!(
+        "decode+resample {seconds} s of 44.1 kHz AAC to 48 kHz: framelock {ours:.2} s, ffmpeg {theirs:.2} s, ratio {:.2}",
+        ours / theirs
+    );
+}
+
+criterion_group!(benches, mix, hour);
 criterion_main!(benches);

@@ -724,3 +724,94 @@ fn optimization_report_and_quality_modes_follow_measurements() {
     assert!(m.decode_per_source.iter().any(|d| d.height == 720));
     assert!(m.proxies.is_some());
 }
+
+/// `ffmpeg -f framemd5` of the first audio stream, copied: each packet's size and hash.
+fn audio_packets(path: &Path) -> Vec<(String, String)> {
+    let mut c = common::ffmpeg();
+    c.arg("-i")
+        .arg(path)
+        .args(["-map", "0:a:0", "-c", "copy", "-f", "framemd5", "-"]);
+    String::from_utf8(common::run(c))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').map(str::trim).collect();
+            (f[4].to_string(), f[5].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn a_proxy_carries_its_sources_audio_packet_for_packet() {
+    let dir = tempfile::tempdir().unwrap();
+    // Test-card video (frame indices) with an AAC track made by ffmpeg beside it.
+    let video = common::clip("av_src_video.mp4", 640, 360, Rational::integer(30), 60, 30);
+    let src = dir.path().join("av_src.mp4");
+    let mut c = common::ffmpeg();
+    c.arg("-i")
+        .arg(&video)
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=44100:duration=2",
+        ])
+        .args([
+            "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", "-b:a", "128k",
+        ])
+        .arg(&src);
+    common::run(c);
+    let m = manager(dir.path(), 1, false);
+    let id = m.submit(
+        &src,
+        180,
+        &generation(ProxyCodec::H264, ProxyPriority::High),
+    );
+    assert!(m.wait_idle(WAIT));
+    let status = m.job(id).unwrap();
+    assert_eq!(status.state, ProxyState::Ready, "{status:?}");
+    assert_eq!(assert_frames_carry_their_index(&status.path), 60);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(manifest_path(&status.path)).unwrap()).unwrap();
+    assert!(
+        manifest["audio"].as_str().unwrap().starts_with("AAC copied"),
+        "{manifest}"
+    );
+    let theirs = audio_packets(&src);
+    let ours = audio_packets(&status.path);
+    assert!(theirs.len() > 80, "{} packets", theirs.len());
+    assert_eq!(
+        ours, theirs,
+        "the proxy's audio is the source's, packet for packet"
+    );
+    // The same presentation: ffprobe reads the same rate, channels and duration.
+    let probe_audio = |p: &Path| {
+        let j = common::ffprobe_json(
+            p,
+            &[
+                "-select_streams",
+                "a:0",
+                "-show_entries",
+                "stream=codec_name,sample_rate,channels,duration",
+            ],
+        );
+        let s = &j["streams"][0];
+        (
+            s["codec_name"].as_str().unwrap().to_string(),
+            s["sample_rate"].as_str().unwrap().to_string(),
+            s["channels"].as_i64().unwrap(),
+            s["duration"].as_str().unwrap().parse::<f64>().unwrap(),
+        )
+    };
+    let (a, b) = (probe_audio(&src), probe_audio(&status.path));
+    assert_eq!((&a.0, &a.1, a.2), (&b.0, &b.1, b.2));
+    assert!((a.3 - b.3).abs() < 1e-3, "durations {} vs {}", a.3, b.3);
+    // framelock reads it as the source's sound, sample for sample.
+    let mut x = framelock::AudioSource::open(&src).unwrap();
+    let mut y = framelock::AudioSource::open(&status.path).unwrap();
+    let (mut p, mut q) = (Vec::new(), Vec::new());
+    x.read(0, 80_000, &mut p).unwrap();
+    y.read(0, 80_000, &mut q).unwrap();
+    assert_eq!(p, q);
+}

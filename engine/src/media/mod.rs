@@ -38,7 +38,9 @@ pub use decode::{
     DecodedPicture, Decoder, DecoderBackend, DecoderRegistry, OpenH264Backend, Packet, Selection,
     StreamDescription, Support,
 };
-pub use demux::{AudioTrack, CodecConfig, Mp4Demuxer, SampleRef, VideoTrack, audio_edit};
+pub use demux::{
+    AudioCopy, AudioTrack, CodecConfig, Mp4Demuxer, SampleRef, VideoTrack, audio_copy, audio_edit,
+};
 pub use encode::{
     EncodeSettings, EncodeSpeed, EncodedPicture, H264Encoder, H264Mp4Muxer, Mp4VideoWriter,
     RateControl, WriteSummary, frame_timescale, verify_video,

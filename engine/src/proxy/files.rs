@@ -50,6 +50,10 @@ pub struct ProxyManifest {
     pub generation: ProxyGeneration,
     /// Seconds the generation took.
     pub seconds: f64,
+    /// The source's sound in the proxy: `None` when the source has none, else what was done
+    /// ("AAC copied", or why it was not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<String>,
 }
 
 /// Whether a usable proxy is on disk.

@@ -33,8 +33,9 @@ use super::files::{
     MANIFEST_VERSION, ProxyManifest, absolute, manifest_path, proxy_path, remove_leftovers,
 };
 use crate::media::{
-    DecoderRegistry, EncodeSettings, EncodeSpeed, EncodedPicture, H264Encoder, H264Mp4Muxer,
-    MediaError, Mp4Demuxer, ProbeCache, RateControl, VideoReader, WriteError, probe,
+    AudioCopy, DecoderRegistry, EncodeSettings, EncodeSpeed, EncodedPicture, H264Encoder,
+    H264Mp4Muxer, MediaError, Mp4Demuxer, ProbeCache, RateControl, TrackCodec, VideoReader,
+    WriteError, probe,
 };
 
 /// Samples a range holds at least (GOPs are merged up to it), so all-intra sources are not
@@ -209,6 +210,15 @@ pub fn generate_proxy(
             got: next,
         });
     }
+    // The source's sound, copied packet for packet: a proxy is usable on its own.
+    let audio = match crate::media::audio_copy(source) {
+        Ok(Some(copy)) => {
+            copy_audio(&mut muxer, source, &copy)?;
+            Some(format!("AAC copied ({} packets)", copy.packets.len()))
+        }
+        Ok(None) => None,
+        Err(why) => Some(format!("not copied: {why}")),
+    };
     let summary = muxer.finish_verified(|tmp| verify(tmp, total, source, &source_fingerprint))?;
     let proxy_fingerprint = ProbeCache::fingerprint(&summary.path)?;
     let proxy_info = probe(&summary.path, registry)?;
@@ -227,6 +237,7 @@ pub fn generate_proxy(
         encoder: "openh264".into(),
         generation: spec.generation.clone(),
         seconds: start.elapsed().as_secs_f64(),
+        audio,
     };
     let json = serde_json::to_vec_pretty(&manifest).map_err(|e| ProxyError::Manifest {
         path: manifest_path(&path),
@@ -241,6 +252,34 @@ pub fn generate_proxy(
         manifest,
         info: proxy_info,
     })
+}
+
+/// Adds `copy`'s track to the proxy: the same packets (read from `source`), codec
+/// configuration and edit.
+fn copy_audio(muxer: &mut H264Mp4Muxer, source: &Path, copy: &AudioCopy) -> Result<(), WriteError> {
+    use std::os::unix::fs::FileExt;
+    let io = |e| WriteError::Io {
+        path: source.to_path_buf(),
+        source: e,
+    };
+    let file = std::fs::File::open(source).map_err(io)?;
+    let m = muxer.muxer_mut();
+    let track = m.add_audio(copy.rate, copy.channels)?;
+    m.set_codec(
+        track,
+        TrackCodec::Aac {
+            config: copy.config.clone(),
+            bitrate: copy.bitrate,
+        },
+    )?;
+    m.set_edit(track, copy.priming, copy.presented)?;
+    let mut buf = Vec::new();
+    for &(offset, size, duration) in &copy.packets {
+        buf.resize(size as usize, 0);
+        file.read_exact_at(&mut buf, offset).map_err(io)?;
+        m.write_sample(track, &buf, duration, true)?;
+    }
+    Ok(())
 }
 
 /// A decode-order sample range starting at a sync sample, and the last presentation index
