@@ -775,7 +775,10 @@ fn a_proxy_carries_its_sources_audio_packet_for_packet() {
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(manifest_path(&status.path)).unwrap()).unwrap();
     assert!(
-        manifest["audio"].as_str().unwrap().starts_with("AAC copied"),
+        manifest["audio"]
+            .as_str()
+            .unwrap()
+            .starts_with("AAC copied"),
         "{manifest}"
     );
     let theirs = audio_packets(&src);

@@ -51,7 +51,36 @@ enum Command {
     Monitor(monitor::Args),
 }
 
+/// The CLI's logger: records at `FRAMELOCK_LOG` (`error`, `warn`, `info`, `debug`, `trace`;
+/// default `error`) or above, one line each on stderr. The codecs' chatter (openh264's
+/// warnings) goes through it, so progress bars stay whole unless asked for more.
+struct StderrLog(log::LevelFilter);
+
+impl log::Log for StderrLog {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.level() <= self.0
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        if self.enabled(r.metadata()) {
+            eprintln!("[{} {}] {}", r.level(), r.target(), r.args());
+        }
+    }
+    fn flush(&self) {}
+}
+
+fn init_log() {
+    let level = std::env::var("FRAMELOCK_LOG")
+        .ok()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(log::LevelFilter::Error);
+    let logger = Box::leak(Box::new(StderrLog(level)));
+    if log::set_logger(logger).is_ok() {
+        log::set_max_level(level);
+    }
+}
+
 fn main() -> anyhow::Result<()> {
+    init_log();
     let cli = Cli::parse();
     match cli.command {
         Command::GenMedia(args) => gen_media::run(&args),

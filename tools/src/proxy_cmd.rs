@@ -117,7 +117,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            (s.id, bars.add(crate::progress_bar(0, &name)))
+            // The engine's own measured rate and ETA (ProxyState::Generating's fps).
+            let bar = indicatif::ProgressBar::new(0).with_prefix(name);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{prefix:>12} [{bar:40}] {pos}/{len} frames {msg}",
+            ) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            (s.id, bars.add(bar))
         })
         .collect();
     loop {
@@ -125,9 +132,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         for (id, bar) in &job_bars {
             let Some(s) = manager.job(*id) else { continue };
             match s.state {
-                ProxyState::Generating { done, total, .. } => {
+                ProxyState::Generating { done, total, fps } => {
                     bar.set_length(total);
                     bar.set_position(done);
+                    if fps > 0.0 {
+                        let eta = total.saturating_sub(done) as f64 / fps;
+                        bar.set_message(format!("{fps:.1} fps, eta {eta:.0} s"));
+                    }
                 }
                 ProxyState::Ready if !bar.is_finished() => bar.finish(),
                 ProxyState::Failed(_) | ProxyState::Cancelled if !bar.is_finished() => {

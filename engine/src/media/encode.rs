@@ -9,6 +9,7 @@
 //! Muxing is [`Mp4Muxer`]'s (samples spooled to disk, only the sample tables in memory, the
 //! index first); the file is written atomically: a failed encode never leaves a partial file.
 
+use std::ffi::{CStr, c_char, c_int, c_void};
 use std::path::{Path, PathBuf};
 
 use framelock_components::Rational;
@@ -108,6 +109,38 @@ impl std::fmt::Debug for H264Encoder {
     }
 }
 
+/// openh264's messages, through the `log` facade (target `openh264`) instead of straight to
+/// stderr, where they broke progress bars: warnings as warnings, errors as errors. Set
+/// before the encoder initialises, as its parameter check already writes (a warning that
+/// constant-QP quality mode has frame skipping off, which is what framelock wants).
+fn route_log(encoder: &mut Encoder) {
+    unsafe extern "C" fn to_log(_: *mut c_void, level: c_int, text: *const c_char) {
+        if text.is_null() {
+            return;
+        }
+        // SAFETY: openh264 passes a NUL-terminated string that lives for the call.
+        let text = unsafe { CStr::from_ptr(text) }.to_string_lossy();
+        let text = text.trim_end();
+        let level = match level {
+            openh264_sys2::WELS_LOG_ERROR => log::Level::Error,
+            openh264_sys2::WELS_LOG_WARNING => log::Level::Warn,
+            openh264_sys2::WELS_LOG_INFO => log::Level::Info,
+            _ => log::Level::Debug,
+        };
+        log::log!(target: "openh264", level, "{text}");
+    }
+    let mut callback: openh264_sys2::WelsTraceCallback = Some(to_log);
+    // SAFETY: the encoder was just created and is valid; TRACE_CALLBACK is one of the options
+    // openh264 accepts before initialisation, and it copies the function pointer out of the
+    // pointed-to value during the call.
+    unsafe {
+        encoder.raw_api().set_option(
+            openh264_sys2::ENCODER_OPTION_TRACE_CALLBACK,
+            (&raw mut callback).cast(),
+        );
+    }
+}
+
 impl H264Encoder {
     /// Creates an encoder.
     pub fn new(settings: EncodeSettings) -> Result<Self, WriteError> {
@@ -135,8 +168,9 @@ impl H264Encoder {
                 .rate_control_mode(RateControlMode::Quality)
                 .qp(QpRange::new(q, q)),
         };
-        let inner = Encoder::with_api_config(OpenH264API::from_source(), config)
+        let mut inner = Encoder::with_api_config(OpenH264API::from_source(), config)
             .map_err(|e| WriteError::Encode(e.to_string()))?;
+        route_log(&mut inner);
         Ok(Self { inner, settings })
     }
 
