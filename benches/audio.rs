@@ -27,8 +27,9 @@ use framelock::{
 
 const SECONDS: u64 = 20;
 
-fn tone(dir: &Path, i: usize, rate: u32) -> PathBuf {
-    let path = dir.join(format!("t{i}-{rate}.wav"));
+/// Makes `path` with Debian's ffmpeg: a stereo sine (`lavfi` source `sine`) encoded with
+/// `codec` arguments.
+fn sine(path: &Path, frequency: usize, rate: u32, seconds: u64, codec: &[&str]) {
     let status = Command::new("ffmpeg")
         .args([
             "-hide_banner",
@@ -40,14 +41,19 @@ fn tone(dir: &Path, i: usize, rate: u32) -> PathBuf {
             "-i",
         ])
         .arg(format!(
-            "sine=frequency={}:sample_rate={rate}:duration={SECONDS}",
-            220 + 110 * i
+            "sine=frequency={frequency}:sample_rate={rate}:duration={seconds}"
         ))
-        .args(["-ac", "2", "-c:a", "pcm_s16le"])
-        .arg(&path)
+        .args(["-ac", "2"])
+        .args(codec)
+        .arg(path)
         .status()
         .expect("Debian's ffmpeg makes the bench media");
     assert!(status.success());
+}
+
+fn tone(dir: &Path, i: usize, rate: u32) -> PathBuf {
+    let path = dir.join(format!("t{i}-{rate}.wav"));
+    sine(&path, 220 + 110 * i, rate, SECONDS, &["-c:a", "pcm_s16le"]);
     path
 }
 
@@ -128,24 +134,13 @@ fn hour(_: &mut Criterion) {
         .unwrap_or(3600);
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("hour.m4a");
-    let status = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-        ])
-        .arg(format!(
-            "sine=frequency=440:sample_rate=44100:duration={seconds}"
-        ))
-        .args(["-ac", "2", "-c:a", "aac", "-b:a", "128k"])
-        .arg(&file)
-        .status()
-        .expect("Debian's ffmpeg makes the bench media");
-    assert!(status.success());
+    sine(
+        &file,
+        440,
+        44_100,
+        seconds,
+        &["-c:a", "aac", "-b:a", "128k"],
+    );
     let ffmpeg = |extra: &[&str]| {
         let t = Instant::now();
         let status = Command::new("ffmpeg")

@@ -187,6 +187,14 @@ impl AudioSource {
         let path = path.as_ref();
         let (backend, rate, channels, frames) = match open_symphonia(path) {
             Ok((s, rate, channels, frames)) => (Backend::Symphonia(s), rate, channels, frames),
+            // An MP4/MOV whose boxes show no sound track has none for libav either (and
+            // opening it there probes the video, which costs a decode or two).
+            #[cfg(feature = "ffmpeg")]
+            Err(AudioError::NoAudio(_))
+                if crate::media::Mp4Demuxer::open(path).is_ok_and(|d| d.audio().is_none()) =>
+            {
+                return Err(AudioError::NoAudio(path.to_path_buf()));
+            }
             #[cfg(feature = "ffmpeg")]
             Err(AudioError::Unsupported { .. } | AudioError::NoAudio(_)) => {
                 let l = super::libav::LibavAudio::open(path)?;
