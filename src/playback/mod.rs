@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod audio;
 mod caches;
 mod events;
 mod options;
@@ -19,9 +20,7 @@ use framelock_components::{
     QualitySettings, Rational, UseProxy,
 };
 use framelock_engine::app::{Clock, FramePacer, TickPlan};
-use framelock_engine::audio::{
-    AudioOutput, AudioPull, AudioSink, Mixer, SinkError, WaveformState, Waveforms,
-};
+use framelock_engine::audio::{AudioOutput, AudioSink, Mixer, Waveforms};
 use framelock_engine::cache::DiskCache;
 use framelock_engine::media::{DecoderRegistry, MediaError, probe};
 use framelock_engine::proxy::{JobId, ProxyJobStatus, ProxyManager};
@@ -77,7 +76,7 @@ pub struct PlaybackEngine {
     /// Bumped by every worker (decode, render, disk read) when it finishes a job.
     progress: Progress,
     /// The audio output, and the playhead generation and play state it was last set for.
-    audio: Option<AudioSync>,
+    audio: Option<audio::AudioSync>,
     /// The output the mix plays on, when the host gave one ([`PlaybackEngine::set_audio_sink`]).
     audio_sink: Option<Box<dyn AudioSink>>,
     /// Waveform peaks of the project's audio, computed in the background.
@@ -95,19 +94,6 @@ pub struct PlaybackEngine {
 
 /// Events the host has not read yet, at most.
 const EVENT_CAPACITY: usize = 1024;
-
-/// Keeps the audio output on the playhead: a seek, a scrub or a rate change re-seeks it; it
-/// plays only while playing at rate 1 (other rates are muted, as in most editors; returning
-/// to 1 picks up sample-exact at the current frame).
-struct AudioSync {
-    output: Arc<AudioOutput>,
-    generation: Option<u64>,
-    playing: bool,
-    /// The playhead generation a scrub made, whose move plays a snippet.
-    scrubbed: Option<u64>,
-    /// A scrub snippet's length, output frames.
-    snippet: usize,
-}
 
 impl std::fmt::Debug for PlaybackEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -298,7 +284,7 @@ impl PlaybackEngine {
                 let snippet = options.scrub_audio.map_or(0, |d| {
                     (d.as_secs_f64() * f64::from(project.audio.sample_rate)) as usize
                 });
-                AudioSync {
+                audio::AudioSync {
                     output,
                     generation: None,
                     playing: false,
@@ -341,82 +327,6 @@ impl PlaybackEngine {
         self.clock.sleep_until(self.epoch + plan.due);
         self.run(plan);
         plan
-    }
-
-    /// Brings the audio output to the playhead (before each tick).
-    fn sync_audio(&mut self) {
-        let Some(a) = &mut self.audio else {
-            return;
-        };
-        if self
-            .world
-            .get_resource::<RenderMode>()
-            .is_some_and(|m| *m == RenderMode::Offline)
-        {
-            return;
-        }
-        let p = *self.world.resource::<Playhead>();
-        if a.generation != Some(p.generation) {
-            a.generation = Some(p.generation);
-            let rate = self.world.resource::<OutputFormat>().frame_rate;
-            let at = a.output.format().sample_at_frame(p.frame, rate);
-            if a.scrubbed == Some(p.generation) && a.snippet > 0 {
-                a.output.scrub(at, a.snippet);
-            } else {
-                a.output.seek(at);
-            }
-        }
-        let playing = p.state == PlayState::Playing && p.rate == 1.0;
-        if playing != a.playing {
-            a.playing = playing;
-            a.output.set_playing(playing);
-        }
-    }
-
-    /// The host's end of the audio output: call [`AudioPull::pull`] from the audio device's
-    /// callback (and [`AudioPull::set_latency`] with its buffer). `None` when the project
-    /// has no audio or [`EngineOptions::audio`] is off.
-    pub fn audio_pull(&self) -> Option<AudioPull> {
-        self.audio.as_ref().map(|a| a.output.pull_handle())
-    }
-
-    /// The waveform of `path` (a file of the project's audio), computed in the background at
-    /// open and kept in the disk cache's folder (`analysis/`) when there is one: `None` for a
-    /// file the project does not play.
-    pub fn waveform(&self, path: &std::path::Path) -> Option<WaveformState> {
-        self.waveforms.get(path)
-    }
-
-    /// Plays the mix on `sink` (a device, [`NullSink`](framelock_engine::audio::NullSink), the
-    /// host's own callback) from now on, replacing the one before; returns the sink's name.
-    /// While it pulls at rate 1 the audio clock is the master. [`SinkError::NothingToPlay`]
-    /// when the project has no audio (or [`EngineOptions::audio`] is off).
-    pub fn set_audio_sink(&mut self, mut sink: Box<dyn AudioSink>) -> Result<String, SinkError> {
-        let Some(a) = &self.audio else {
-            return Err(SinkError::NothingToPlay);
-        };
-        self.audio_sink = None;
-        sink.start(a.output.pull_handle(), a.output.format())?;
-        let name = sink.name();
-        self.audio_sink = Some(sink);
-        Ok(name)
-    }
-
-    /// The name of the sink playing the mix, if one was set.
-    pub fn audio_sink_name(&self) -> Option<String> {
-        self.audio_sink.as_ref().map(|s| s.name())
-    }
-
-    /// The audio output (its clock, underruns, the mixer's first error).
-    pub fn audio_output(&self) -> Option<&AudioOutput> {
-        self.audio.as_ref().map(|a| &*a.output)
-    }
-
-    /// Whether the last tick followed the audio clock (a device is pulling at rate 1).
-    pub fn audio_is_master(&self) -> bool {
-        self.world
-            .get_resource::<AudioClock>()
-            .is_some_and(|c| c.master)
     }
 
     fn run(&mut self, plan: TickPlan) {
@@ -519,23 +429,6 @@ impl PlaybackEngine {
     pub fn seek(&mut self, seconds: f64) {
         let t = Duration::from_secs_f64(seconds.max(0.0));
         self.seek_frame(self.pacer.tick_at(t));
-    }
-
-    /// A scrub to timeline frame `frame`: a seek (the picture is latest-wins, as for every
-    /// seek) that, while paused, also plays a short snippet of the sound there
-    /// ([`EngineOptions::scrub_audio`] long), as editors do under a dragged playhead.
-    pub fn scrub_frame(&mut self, frame: u64) {
-        self.seek_frame(frame);
-        let generation = self.world.resource::<Playhead>().generation;
-        if let Some(a) = &mut self.audio {
-            a.scrubbed = Some(generation);
-        }
-    }
-
-    /// [`PlaybackEngine::scrub_frame`] to the frame shown at `seconds`.
-    pub fn scrub(&mut self, seconds: f64) {
-        let t = Duration::from_secs_f64(seconds.max(0.0));
-        self.scrub_frame(self.pacer.tick_at(t));
     }
 
     /// Replaces the frame sink.

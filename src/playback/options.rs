@@ -114,7 +114,7 @@ impl ProxyOptions {
     }
 }
 
-/// Every cache tier's statistics (see [`PlaybackEngine::cache_stats`]).
+/// Every cache tier's statistics (see [`crate::PlaybackEngine::cache_stats`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CacheStats {
     /// L2 RAM, decoded frames (hits/misses: frames needed on screen, decoded or not in time).
@@ -138,7 +138,7 @@ pub struct CacheStats {
     pub disk_writes_queued: u64,
 }
 
-/// What [`PlaybackEngine::clear_cache`] removed.
+/// What [`crate::PlaybackEngine::clear_cache`] removed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ClearedCache {
     /// Frames dropped from RAM.

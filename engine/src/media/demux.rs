@@ -291,7 +291,12 @@ impl Mp4Demuxer {
 
 /// Whether a track is of `kind`: by its handler (`vide`, `soun`), so that a sample entry
 /// `re_mp4` does not know (ProRes, a codec nobody has) is still found as video.
-fn handler_is(mp4: &re_mp4::Mp4, t: &re_mp4::Track, kind: TrackKind, handler: &[u8; 4]) -> bool {
+pub(super) fn handler_is(
+    mp4: &re_mp4::Mp4,
+    t: &re_mp4::Track,
+    kind: TrackKind,
+    handler: &[u8; 4],
+) -> bool {
     t.kind == Some(kind) || &t.trak(mp4).mdia.hdlr.handler_type.value == handler
 }
 
@@ -327,7 +332,7 @@ fn top_level_overrun(file: &mut File, file_size: u64) -> Option<u64> {
     None
 }
 
-fn codec_of(content: &StsdBoxContent) -> (Codec, String) {
+pub(super) fn codec_of(content: &StsdBoxContent) -> (Codec, String) {
     match content {
         StsdBoxContent::Avc1(_) => (Codec::H264, "avc1".into()),
         StsdBoxContent::Hvc1(_) => (Codec::Hevc, "hvc1".into()),
@@ -494,7 +499,11 @@ fn vfr(lo: i64, hi: i64, median: i64) -> bool {
 /// (movie timescale, returned in the track's); the first real edit's `media_time` (track
 /// timescale, the file's own composition times) trims what precedes it. Later edits are not
 /// applied.
-fn edit_list(mp4: &re_mp4::Mp4, trak: &re_mp4::TrakBox, timescale: u64) -> (i64, Option<i64>) {
+pub(super) fn edit_list(
+    mp4: &re_mp4::Mp4,
+    trak: &re_mp4::TrakBox,
+    timescale: u64,
+) -> (i64, Option<i64>) {
     let movie_timescale = u64::from(mp4.moov.mvhd.timescale.max(1));
     let mut delay = 0i64;
     let mut media_time: Option<i64> = None;
@@ -514,131 +523,7 @@ fn edit_list(mp4: &re_mp4::Mp4, trak: &re_mp4::TrakBox, timescale: u64) -> (i64,
     (delay, media_time)
 }
 
-/// The first audio track's edit list of an MP4/MOV file, as frames to add to its decoded
-/// positions (`delay - media_time`, in the track's timescale, which for audio is its sample
-/// rate), and that timescale; `None` when the file is not MP4 or has no audio track. Audio
-/// readers that ignore edit lists (symphonia's) use it to drop the encoder's priming frames
-/// (AAC: 1024 or 2112) the way every player does.
-pub fn audio_edit(path: &Path) -> Option<(i64, u64)> {
-    let file = File::open(path).ok()?;
-    let size = file.metadata().ok()?.len();
-    let mp4 = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        re_mp4::Mp4::read(BufReader::new(&file), size)
-    }))
-    .ok()?
-    .ok()?;
-    let track = mp4
-        .tracks()
-        .values()
-        .find(|t| handler_is(&mp4, t, TrackKind::Audio, b"soun"))?;
-    let timescale = track.timescale.max(1);
-    let (delay, media_time) = edit_list(&mp4, track.trak(&mp4), timescale);
-    Some((delay - media_time.unwrap_or(0), timescale))
-}
-
-/// An MP4/MOV's first audio track as stored, to copy into another file unchanged (a proxy
-/// carries its source's sound): AAC only, with its AudioSpecificConfig rebuilt from `esds`
-/// (object types 1–4: Main, LC, SSR, LTP; implicit SBR/PS stays in-band), every packet's
-/// place and duration, and the edit that hides the encoder's priming.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AudioCopy {
-    /// Sample rate (the media timescale of the copy).
-    pub rate: u32,
-    /// Channels.
-    pub channels: u16,
-    /// The AudioSpecificConfig.
-    pub config: Vec<u8>,
-    /// Average bits per second, as the source says (0 when it does not).
-    pub bitrate: u32,
-    /// Each packet's byte offset in the file, size and duration (in `rate` ticks), in order.
-    pub packets: Vec<(u64, u32, u32)>,
-    /// Ticks of the first packets the presentation skips (the edit's `media_time`).
-    pub priming: u64,
-    /// Ticks presented from there (the edit's duration), when the file says.
-    pub presented: Option<u64>,
-}
-
-/// The first audio track of `path` as an [`AudioCopy`], or why it cannot be copied (no
-/// audio track is `Ok(None)`).
-pub fn audio_copy(path: &Path) -> Result<Option<AudioCopy>, String> {
-    let file = File::open(path).map_err(|e| e.to_string())?;
-    let size = file.metadata().map_err(|e| e.to_string())?.len();
-    let mp4 = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        re_mp4::Mp4::read(BufReader::new(&file), size)
-    }))
-    .map_err(|_| "malformed MP4".to_string())?
-    .map_err(|e| e.to_string())?;
-    let Some(track) = mp4
-        .tracks()
-        .values()
-        .find(|t| handler_is(&mp4, t, TrackKind::Audio, b"soun"))
-    else {
-        return Ok(None);
-    };
-    let trak = track.trak(&mp4);
-    let StsdBoxContent::Mp4a(mp4a) = &trak.mdia.minf.stbl.stsd.contents else {
-        let (codec, _) = codec_of(&trak.mdia.minf.stbl.stsd.contents);
-        return Err(format!("{codec} audio is not copied (only AAC)"));
-    };
-    let Some(esds) = &mp4a.esds else {
-        return Err("AAC without an esds box".into());
-    };
-    let d = &esds.es_desc.dec_config.dec_specific;
-    if !(1..=4).contains(&d.profile) || d.freq_index > 12 || d.chan_conf > 7 || d.chan_conf == 0 {
-        return Err(format!(
-            "AAC object type {}, rate index {}, channel configuration {} is not copied",
-            d.profile, d.freq_index, d.chan_conf
-        ));
-    }
-    let info = audio_info(&mp4, track);
-    let rate = u32::try_from(track.timescale).map_err(|_| "timescale".to_string())?;
-    if rate != info.sample_rate {
-        return Err(format!(
-            "the track's timescale {rate} is not its sample rate {}",
-            info.sample_rate
-        ));
-    }
-    let asc = (u16::from(d.profile) << 11)
-        | (u16::from(d.freq_index) << 7)
-        | (u16::from(d.chan_conf) << 3);
-    let mut packets = Vec::with_capacity(track.samples.len());
-    for s in &track.samples {
-        let end = s.offset.checked_add(s.size);
-        if end.is_none_or(|e| e > size) {
-            return Err("an audio packet lies past the end of the file".into());
-        }
-        packets.push((
-            s.offset,
-            u32::try_from(s.size).map_err(|_| "packet size".to_string())?,
-            u32::try_from(s.duration).map_err(|_| "packet duration".to_string())?,
-        ));
-    }
-    let (delay, media_time) = edit_list(&mp4, trak, track.timescale.max(1));
-    if delay != 0 {
-        return Err("an audio track that starts after an empty edit is not copied".into());
-    }
-    let movie_timescale = u64::from(mp4.moov.mvhd.timescale.max(1));
-    let presented = trak
-        .edts
-        .as_ref()
-        .and_then(|e| e.elst.as_ref())
-        .and_then(|l| l.entries.first())
-        .map(|e| {
-            (u128::from(e.segment_duration) * u128::from(rate) / u128::from(movie_timescale)) as u64
-        })
-        .filter(|&p| p > 0);
-    Ok(Some(AudioCopy {
-        rate,
-        channels: info.channels,
-        config: asc.to_be_bytes().to_vec(),
-        bitrate: esds.es_desc.dec_config.avg_bitrate,
-        packets,
-        priming: media_time.map_or(0, |m| m.max(0) as u64),
-        presented,
-    }))
-}
-
-fn audio_info(mp4: &re_mp4::Mp4, track: &re_mp4::Track) -> AudioStreamInfo {
+pub(super) fn audio_info(mp4: &re_mp4::Mp4, track: &re_mp4::Track) -> AudioStreamInfo {
     let content = &track.trak(mp4).mdia.minf.stbl.stsd.contents;
     let (codec, _) = codec_of(content);
     let (sample_rate, channels) = match content {

@@ -18,6 +18,7 @@
 //! | MP4 edit lists | leading shift (B-frame delay) and empty edits ✅; multiple or rate-changing edits 🟧 ignored |
 //! | fragmented MP4 | 🟧 what `re_mp4` merges |
 
+mod audio_track;
 mod av1;
 mod demux;
 mod encode;
@@ -33,14 +34,13 @@ pub mod testcard;
 
 pub mod decode;
 
+pub use audio_track::{AudioCopy, audio_copy, audio_edit};
 pub use av1::{Av1Encoder, Av1Frame, Av1Settings};
 pub use decode::{
     DecodedPicture, Decoder, DecoderBackend, DecoderRegistry, OpenH264Backend, Packet, Selection,
     StreamDescription, Support,
 };
-pub use demux::{
-    AudioCopy, AudioTrack, CodecConfig, Mp4Demuxer, SampleRef, VideoTrack, audio_copy, audio_edit,
-};
+pub use demux::{AudioTrack, CodecConfig, Mp4Demuxer, SampleRef, VideoTrack};
 pub use encode::{
     EncodeSettings, EncodeSpeed, EncodedPicture, H264Encoder, H264Mp4Muxer, Mp4VideoWriter,
     RateControl, WriteSummary, frame_timescale, verify_video,
