@@ -240,11 +240,8 @@ impl Mixer {
             self.sources[clip.source]
                 .mix_into(clip.offset + into, window, |i| clip.gain_at(into + i))?;
         }
-        if self.counted.is_some() {
-            let held = self.bytes_held();
-            if let Some(c) = &mut self.counted {
-                c.set(held);
-            }
+        if let Some(c) = &mut self.counted {
+            c.set(self.sources.iter().map(ResampledSource::bytes_held).sum());
         }
         Ok(())
     }

@@ -15,20 +15,31 @@ use super::demux::{audio_info, codec_of, edit_list, handler_is};
 /// readers that ignore edit lists (symphonia's) use it to drop the encoder's priming frames
 /// (AAC: 1024 or 2112) the way every player does.
 pub fn audio_edit(path: &Path) -> Option<(i64, u64)> {
-    let file = File::open(path).ok()?;
-    let size = file.metadata().ok()?.len();
-    let mp4 = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        re_mp4::Mp4::read(BufReader::new(&file), size)
-    }))
-    .ok()?
-    .ok()?;
-    let track = mp4
-        .tracks()
-        .values()
-        .find(|t| handler_is(&mp4, t, TrackKind::Audio, b"soun"))?;
+    let (mp4, _) = read(path).ok()?;
+    let track = first_audio(&mp4)?;
     let timescale = track.timescale.max(1);
     let (delay, media_time) = edit_list(&mp4, track.trak(&mp4), timescale);
     Some((delay - media_time.unwrap_or(0), timescale))
+}
+
+/// `path`'s boxes and sample tables, and the file's size; a reader that panics on
+/// malformed boxes is an error.
+fn read(path: &Path) -> Result<(re_mp4::Mp4, u64), String> {
+    let file = File::open(path).map_err(|e| e.to_string())?;
+    let size = file.metadata().map_err(|e| e.to_string())?.len();
+    let mp4 = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        re_mp4::Mp4::read(BufReader::new(&file), size)
+    }))
+    .map_err(|_| "malformed MP4".to_string())?
+    .map_err(|e| e.to_string())?;
+    Ok((mp4, size))
+}
+
+/// The first track with a sound handler.
+fn first_audio(mp4: &re_mp4::Mp4) -> Option<&re_mp4::Track> {
+    mp4.tracks()
+        .values()
+        .find(|t| handler_is(mp4, t, TrackKind::Audio, b"soun"))
 }
 
 /// An MP4/MOV's first audio track as stored, to copy into another file unchanged (a proxy
@@ -56,18 +67,8 @@ pub struct AudioCopy {
 /// The first audio track of `path` as an [`AudioCopy`], or why it cannot be copied (no
 /// audio track is `Ok(None)`).
 pub fn audio_copy(path: &Path) -> Result<Option<AudioCopy>, String> {
-    let file = File::open(path).map_err(|e| e.to_string())?;
-    let size = file.metadata().map_err(|e| e.to_string())?.len();
-    let mp4 = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        re_mp4::Mp4::read(BufReader::new(&file), size)
-    }))
-    .map_err(|_| "malformed MP4".to_string())?
-    .map_err(|e| e.to_string())?;
-    let Some(track) = mp4
-        .tracks()
-        .values()
-        .find(|t| handler_is(&mp4, t, TrackKind::Audio, b"soun"))
-    else {
+    let (mp4, size) = read(path)?;
+    let Some(track) = first_audio(&mp4) else {
         return Ok(None);
     };
     let trak = track.trak(&mp4);
