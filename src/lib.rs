@@ -17,6 +17,9 @@ pub use export::{
     Segment, SegmentPlan, VideoCodec,
 };
 pub use framelock_components::{
+    AdaptiveQuality, QualityChange, QualityReason, QualityStep, RenderPriority, quality_ladder,
+};
+pub use framelock_components::{
     AudioClipDef, AudioFormat, AudioStreamInfo, AudioTrackDef, AutoSwitchThresholds, BlendMode,
     CacheKey, CacheKind, CacheTier, ChromaFormat, ClearCache, ClipAudio, ClipDef, Codec, EditMode,
     Effect, EffectLod, EffectStack, EffectsKey, FrameTimes, HasEffects, MediaInfo, MemoryBudget,
@@ -60,7 +63,7 @@ pub use framelock_engine::render::{
 };
 pub use framelock_engine::signal::Progress;
 pub use framelock_systems::{
-    EngineEvent, LayerSource, MetricsSnapshot, PresentedFrame, RenderStats,
+    EngineEvent, LayerSource, MetricsSnapshot, PresentedFrame, RenderStats, SCRUB_MEMORY_TICKS,
 };
 pub use offline::{OfflineError, OfflineRenderer, OfflineReport, STALL_TIMEOUT};
 pub use performance::{

@@ -34,6 +34,7 @@ enum Command {
     ClearCacheLater(ClearCache),
     Step(i64),
     Quality(QualityEdit),
+    QualityMode(crate::QualityMode),
     Stop,
 }
 
@@ -42,6 +43,7 @@ struct Shared {
     metrics: MetricsSnapshot,
     playhead: Option<Playhead>,
     cache: Option<CacheStats>,
+    adaptive: Option<framelock_components::AdaptiveQuality>,
     /// Playhead commands sent and not applied yet (while any is, the published playhead is
     /// the one they were expected to make).
     unapplied: u64,
@@ -283,6 +285,21 @@ impl Player {
             .cache
     }
 
+    /// The quality controller's rung, as of the last tick (see
+    /// [`PlaybackEngine::adaptive_quality`]).
+    pub fn adaptive_quality(&self) -> Option<framelock_components::AdaptiveQuality> {
+        self.shared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .adaptive
+            .clone()
+    }
+
+    /// Applies a quality preset (see [`PlaybackEngine::set_quality_mode`]) between two ticks.
+    pub fn set_quality_mode(&self, mode: crate::QualityMode) {
+        self.send(Command::QualityMode(mode));
+    }
+
     /// Empties a cache (see [`PlaybackEngine::clear_cache`]), between two ticks of the
     /// player's loop; waits for the answer (at most a few seconds).
     pub fn clear_cache(&self, what: ClearCache) -> Result<ClearedCache, PlayerError> {
@@ -360,6 +377,7 @@ fn run(mut engine: PlaybackEngine, rx: &Receiver<Command>, shared: &Mutex<Shared
                     engine.seek_frame(to);
                 }
                 Command::Quality(edit) => edit(&mut engine.quality_mut()),
+                Command::QualityMode(mode) => engine.set_quality_mode(mode),
                 Command::Stop => return,
             }
         }
@@ -374,6 +392,7 @@ fn run(mut engine: PlaybackEngine, rx: &Receiver<Command>, shared: &Mutex<Shared
             sh.playhead = Some(engine.playhead());
         }
         sh.cache = Some(engine.cache_stats());
+        sh.adaptive = Some(engine.adaptive_quality());
     }
 }
 

@@ -706,12 +706,12 @@ fn optimization_report_and_quality_modes_follow_measurements() {
     engine.set_quality_mode(QualityMode::Performance);
     play(&mut engine, 1);
     assert!(matches!(lod(&mut engine), Lod::Proxy { height: 720, .. }));
-    engine.set_quality_mode(QualityMode::Full);
+    engine.set_quality_mode(QualityMode::Quality);
     play(&mut engine, 1);
     assert_eq!(lod(&mut engine), Lod::Original);
 
     let m = engine.get_metrics();
-    assert_eq!(m.quality_mode, Some(QualityMode::Full));
+    assert_eq!(m.quality_mode, Some(QualityMode::Quality));
     // No clip has effects: the GPU was never needed, so never opened.
     assert!(matches!(m.gpu, GpuStatus::NotStarted));
     let original = m

@@ -10,6 +10,7 @@ mod media;
 mod playback;
 mod project;
 mod proxy;
+mod quality;
 mod rational;
 
 pub use audio::{AudioClipDef, AudioFormat, AudioTrackDef, ClipAudio, db_to_gain};
@@ -26,5 +27,9 @@ pub use project::{
 pub use proxy::{
     AutoSwitchThresholds, EditMode, EffectsKey, HasEffects, Proxy, ProxyAssets, ProxyCodec,
     ProxyGeneration, ProxyPriority, ProxyState, ProxyStrategy, UseProxy,
+};
+pub use quality::{
+    AdaptiveQuality, QualityChange, QualityReason, QualityStep, RenderPriority, quality_ladder,
+    viewer_height,
 };
 pub use rational::Rational;

@@ -221,12 +221,29 @@ pub struct OutputFormat {
     pub height: u32,
 }
 
-/// What the host wants when the machine cannot keep up.
-#[derive(Resource, Clone, Copy, Debug)]
+/// What the host wants when the machine cannot keep up. Saved with a project
+/// ([`crate::Project::quality`]); every field has a default, so a file may name only some.
+#[derive(Resource, Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct QualitySettings {
     /// A frame not ready by its deadline is skipped (`true`) or the last one is shown again
-    /// (`false`). Both are counted.
+    /// (`false`). Both are counted. (With `allow_drop_frames` off no frame is late.)
     pub drop_late_frames: bool,
+    /// `false`: every frame is shown, playing slower than real time when the machine cannot
+    /// keep up (Resolve's "show all frames"): the playhead waits for the frame on screen, the
+    /// audio clock is not master, and the waits are counted (`Metrics::waited`).
+    pub allow_drop_frames: bool,
+    /// The quality controller steps the playback quality down a ladder under load (effect
+    /// LOD ½, then playback resolution ½, ¼, …, proxies when ready) and back up with
+    /// headroom; see [`crate::quality_ladder`].
+    pub auto_reduce_quality: bool,
+    /// The controller never takes the playback resolution below this picture height.
+    pub min_resolution: u32,
+    /// Present at most this many frames per second (a 60 fps project played at 30 shows
+    /// every second frame, exactly); `None` or a rate at or above the project's: every frame.
+    pub target_fps: Option<Rational>,
+    /// What offline renders (export, background render) favour.
+    pub priority: crate::RenderPriority,
     /// How many frames ahead of the playhead to request (scaled by the play rate).
     pub prefetch_frames: u64,
     /// A failed frame request is forgotten after this many ticks unwanted (decoded frames
@@ -250,6 +267,19 @@ pub struct QualitySettings {
     pub adaptive_effect_lod: bool,
 }
 
+impl QualitySettings {
+    /// Timeline frames per presented frame for `target_fps` on a project at `rate`: 1 for
+    /// every frame, 2 for 30 on a 60 fps project (the nearest whole ratio, at least 1).
+    pub fn frame_stride(&self, rate: Rational) -> u64 {
+        match self.target_fps {
+            Some(t) if t.num > 0 && t.den > 0 => {
+                (rate.as_f64() / t.as_f64()).round().max(1.0) as u64
+            }
+            _ => 1,
+        }
+    }
+}
+
 impl OutputFormat {
     /// The picture size presented for `preview_height` (see [`QualitySettings`]).
     pub fn preview_size(&self, preview_height: Option<u32>) -> (u32, u32) {
@@ -270,6 +300,11 @@ impl Default for QualitySettings {
     fn default() -> Self {
         Self {
             drop_late_frames: true,
+            allow_drop_frames: true,
+            auto_reduce_quality: true,
+            min_resolution: 360,
+            target_fps: None,
+            priority: crate::RenderPriority::Balanced,
             prefetch_frames: 12,
             keep_unused_ticks: 30,
             use_proxy: UseProxy::Auto,

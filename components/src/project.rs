@@ -42,6 +42,11 @@ pub struct Project {
     /// The mixer's output format.
     #[serde(default)]
     pub audio: AudioFormat,
+    /// The playback quality settings saved with the project (the controller's limits, drop
+    /// policy, proxies, GPU); `None`: the host's own. An engine opening the project uses them
+    /// in place of `EngineOptions::quality`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<crate::QualitySettings>,
 }
 
 /// One video track.
@@ -153,6 +158,7 @@ impl Project {
             tracks: Vec::new(),
             audio_tracks: Vec::new(),
             audio: AudioFormat::default(),
+            quality: None,
         }
     }
 

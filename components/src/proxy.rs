@@ -107,6 +107,15 @@ impl AutoSwitchThresholds {
         }
     }
 
+    /// Every threshold at most `height`.
+    pub fn capped(self, height: u32) -> Self {
+        Self {
+            playback: self.playback.min(height),
+            editing: self.editing.min(height),
+            effects: self.effects.min(height),
+        }
+    }
+
     /// The smallest of the three: sources taller than it get proxies at import.
     pub fn lowest(&self) -> u32 {
         self.playback.min(self.editing).min(self.effects)

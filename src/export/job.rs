@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use framelock_components::{Project, UseProxy};
+use framelock_components::{Project, RenderPriority, UseProxy};
 use framelock_engine::audio::AudioPacket;
 use framelock_engine::media::{
     Container, EncodeSettings, EncodeSpeed, RateControl, TrackId, verify_video,
@@ -476,6 +476,17 @@ pub(super) fn encode_settings(project: &Project, request: &ExportRequest) -> Enc
         frame_rate: project.frame_rate,
         rate: RateControl::ConstantQp(request.qp()),
         gop: 0,
-        speed: EncodeSpeed::Balanced,
+        speed: encode_speed(project, request),
+    }
+}
+
+/// The H.264 encoder's effort for the rendering priority (`QualitySettings::priority`, the
+/// project's settings where it has them, else the request's).
+fn encode_speed(project: &Project, request: &ExportRequest) -> EncodeSpeed {
+    let quality = project.quality.as_ref().unwrap_or(&request.engine.quality);
+    match quality.priority {
+        RenderPriority::Speed => EncodeSpeed::Fast,
+        RenderPriority::Balanced => EncodeSpeed::Balanced,
+        RenderPriority::Quality => EncodeSpeed::Best,
     }
 }

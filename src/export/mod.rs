@@ -470,4 +470,21 @@ mod tests {
             assert_eq!(r.qp(), qp, "quality {q}");
         }
     }
+
+    #[test]
+    fn the_rendering_priority_sets_the_encoders_effort() {
+        use framelock_components::{QualitySettings, Rational, RenderPriority};
+        use framelock_engine::media::EncodeSpeed;
+        let mut project = Project::new(Rational::integer(30), 320, 180);
+        let mut r = ExportRequest::new("x.mp4");
+        assert_eq!(encode_settings(&project, &r).speed, EncodeSpeed::Balanced);
+        r.engine.quality.priority = RenderPriority::Speed;
+        assert_eq!(encode_settings(&project, &r).speed, EncodeSpeed::Fast);
+        // The project's saved settings win over the request's.
+        project.quality = Some(QualitySettings {
+            priority: RenderPriority::Quality,
+            ..QualitySettings::default()
+        });
+        assert_eq!(encode_settings(&project, &r).speed, EncodeSpeed::Best);
+    }
 }

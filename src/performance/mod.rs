@@ -28,14 +28,19 @@ use crate::playback::{CacheStats, PlaybackEngine};
 /// project's test media on the development machine: 4K ≈ 32 ms, 1080p ≈ 8 ms a frame).
 pub const ASSUMED_SECONDS_PER_PIXEL: f64 = 4.0e-9;
 
-/// A preset of the quality settings that trade picture for smoothness.
+/// A preset of the quality settings that trade picture for smoothness; each sets the
+/// quality controller's limits (the ladder's floor) as well as the proxy and drop policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum QualityMode {
-    /// Originals at full resolution, late frames held rather than skipped.
-    Full,
-    /// Proxies when the source is too tall or too slow (`UseProxy::Auto`), full-size viewer.
+    /// Originals at full resolution, late frames held rather than skipped, the quality
+    /// controller off (the picture is never lowered).
+    Quality,
+    /// Proxies when the source is too tall or too slow (`UseProxy::Auto`), full-size viewer;
+    /// under load the controller may go down to half the viewer's height (at least 360
+    /// lines).
     Balanced,
-    /// Proxies whenever one is ready, a 720p viewer, late frames dropped.
+    /// Proxies whenever one is ready, a 720p viewer, late frames dropped; under load the
+    /// controller may go down to 180 lines.
     Performance,
 }
 
@@ -109,6 +114,8 @@ pub struct PerformanceMetrics {
     pub proxies: Option<ProxyProgress>,
     /// The mode last set, if any.
     pub quality_mode: Option<QualityMode>,
+    /// The quality controller: rung, playback resolution, effect LOD cap, last change.
+    pub adaptive: framelock_components::AdaptiveQuality,
 }
 
 /// What a suggestion is about.
@@ -204,20 +211,25 @@ impl PlaybackEngine {
         let output = *self.world().resource::<OutputFormat>();
         let mut q = self.world_mut().resource_mut::<QualitySettings>();
         match mode {
-            QualityMode::Full => {
+            QualityMode::Quality => {
                 q.use_proxy = UseProxy::Never;
                 q.preview_height = None;
                 q.drop_late_frames = false;
+                q.auto_reduce_quality = false;
             }
             QualityMode::Balanced => {
                 q.use_proxy = UseProxy::Auto;
                 q.preview_height = None;
                 q.drop_late_frames = true;
+                q.auto_reduce_quality = true;
+                q.min_resolution = (output.height / 2).max(360).min(output.height);
             }
             QualityMode::Performance => {
                 q.use_proxy = UseProxy::Always;
                 q.preview_height = (output.height > 720).then_some(720);
                 q.drop_late_frames = true;
+                q.auto_reduce_quality = true;
+                q.min_resolution = 180;
             }
         }
         self.world_mut().insert_resource(ModeSet(mode));
@@ -245,6 +257,7 @@ impl PlaybackEngine {
             gpu: self.gpu_status(),
             proxies: self.proxy_manager().map(|m| m.progress()),
             quality_mode: world.get_resource::<ModeSet>().map(|m| m.0),
+            adaptive: self.adaptive_quality(),
         }
     }
 

@@ -136,7 +136,8 @@ impl PlaybackEngine {
                 height: project.height,
             },
             duration,
-            options.quality,
+            // The project's saved settings, if it has them, else the host's.
+            project.quality.unwrap_or(options.quality),
             options.memory,
         );
         let mut assets: BTreeMap<PathBuf, (Entity, u64, Rational, Option<FrameTimes>)> =
@@ -378,6 +379,15 @@ impl PlaybackEngine {
     /// The quality settings, to change between ticks (`gpu_acceleration`, the effect LOD...).
     pub fn quality_mut(&mut self) -> Mut<'_, QualitySettings> {
         self.world.resource_mut::<QualitySettings>()
+    }
+
+    /// Where the quality controller stands: the rung, the playback resolution and effect
+    /// LOD it means, the last change and why (see `QualitySettings::auto_reduce_quality`).
+    pub fn adaptive_quality(&self) -> framelock_components::AdaptiveQuality {
+        self.world
+            .get_resource::<framelock_components::AdaptiveQuality>()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The project's frame rate.

@@ -11,16 +11,16 @@
 //! [`DecodeGenerations`]) it tells the pool, so queued stale jobs
 //! are dropped undecoded, and despawns the requests nobody renewed.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use bevy_ecs::prelude::*;
-use framelock_components::{CacheEntry, Frame, FrameState, MediaAsset, Playhead};
+use framelock_components::{CacheEntry, Frame, FrameState, MediaAsset, PlayState, Playhead};
 use framelock_engine::workers::DecodeJob;
 
 use crate::{
     DecodeGenerations, DecodeLoad, Decoders, DiskTier, EngineEvent, Events, FrameIndex,
-    FramePixels, Metrics, Pending,
+    FramePixels, Metrics, Pending, Tick,
 };
 
 /// The system.
@@ -34,7 +34,7 @@ pub fn decode(
     mut index: ResMut<FrameIndex>,
     mut metrics: ResMut<Metrics>,
     mut load: ResMut<DecodeLoad>,
-    (disk, mut generations): (Option<Res<DiskTier>>, ResMut<DecodeGenerations>),
+    (disk, mut generations, tick): (Option<Res<DiskTier>>, ResMut<DecodeGenerations>, Res<Tick>),
     mut seen_generation: Local<u64>,
     // Media whose last decode failed (reported once, until one decodes again).
     (mut events, mut failing): (Option<ResMut<Events>>, Local<HashSet<u64>>),
@@ -98,14 +98,55 @@ pub fn decode(
         }
     }
 
-    let mut requested: Vec<(u64, Entity)> = pending
+    // Playing, a request the playhead left behind in an earlier GOP than every frame wanted
+    // now (of its asset) can only be shown late by a decoder that has fallen behind: it is
+    // dropped, so the decoder jumps to the playhead's GOP (a keyframe) instead of finishing
+    // the old one. Within the playhead's GOP passed requests stay: decoding them is on the
+    // way to the wanted frames anyway, and `render` shows each late (the picture moves at the
+    // decoder's pace instead of freezing).
+    if playhead.state == PlayState::Playing {
+        let gop = |asset: &MediaAsset, f: u64| {
+            asset.info.video.keyframes.partition_point(|&k| k <= f) as u64
+        };
+        let mut wanted: HashMap<u64, (u64, u64)> = HashMap::new();
+        for e in &pending {
+            if let Ok((_, f, entry)) = frames.get(e)
+                && entry.last_use == tick.index
+                && let Ok(asset) = assets.get(f.asset)
+            {
+                let g = gop(asset, f.index);
+                let w = wanted.entry(f.asset_id).or_insert((g, g));
+                *w = (w.0.min(g), w.1.max(g));
+            }
+        }
+        let forward = playhead.direction() > 0;
+        for e in &pending {
+            let Ok((_, f, entry)) = frames.get(e) else {
+                continue;
+            };
+            let (Some(&(lo, hi)), Ok(asset)) = (wanted.get(&f.asset_id), assets.get(f.asset))
+            else {
+                continue;
+            };
+            let g = gop(asset, f.index);
+            let behind = if forward { g < lo } else { g > hi };
+            if entry.last_use != tick.index && behind && f.state == FrameState::Requested {
+                index.0.remove(&(f.asset_id, f.index));
+                commands.entity(e).despawn();
+                metrics.gave_up += 1;
+            }
+        }
+    }
+    let mut requested: Vec<(u64, u64, Entity)> = pending
         .iter()
         .filter_map(|e| frames.get(e).ok())
         .filter(|(_, f, _)| f.state == FrameState::Requested && f.generation == playhead.generation)
-        .map(|(e, f, _)| (f.priority, e))
+        // Nearest first; within a rank, earlier source frames first (a seek's keyframe before
+        // the frame sought, on the same lane).
+        .map(|(e, f, _)| (f.priority, f.index, e))
         .collect();
     requested.sort_unstable();
-    for (_, e) in requested {
+    for (_, _, e) in requested {
         let Ok((_, mut frame, entry)) = frames.get_mut(e) else {
             continue;
         };

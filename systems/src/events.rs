@@ -19,7 +19,9 @@ pub enum EngineEvent {
     },
     /// The first picture after a seek (or scrub) reached the sink: `frame` is the frame it
     /// shows, `exact` whether that is the frame sought (playing on, a later one can come
-    /// first when the sought one was not decoded in time).
+    /// first when the sought one was not decoded in time). When the first picture is an
+    /// approximate one (the nearest decoded frame, see `PresentedFrame::exact`), a second
+    /// `SeekDone` with `exact: true` follows when the exact frame replaces it.
     SeekDone {
         /// The frame shown.
         frame: u64,
@@ -52,6 +54,20 @@ pub enum EngineEvent {
     MediaRecovered {
         /// The media file.
         media: PathBuf,
+    },
+    /// The quality controller changed the playback quality (see
+    /// [`framelock_components::AdaptiveQuality`]).
+    QualityChanged {
+        /// Rung before (0 = full quality).
+        from: usize,
+        /// Rung now.
+        to: usize,
+        /// The playback resolution now (`None`: the viewer's full size).
+        preview_height: Option<u32>,
+        /// The effect LOD cap now.
+        effect_lod: framelock_components::EffectLod,
+        /// Why, in words.
+        reason: String,
     },
     /// A cache was emptied at the host's request (`Player::clear_cache_later`): what went,
     /// or why it could not.

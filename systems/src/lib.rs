@@ -2,7 +2,8 @@
 //! components and resources it reads and writes, and [`playback_schedule`] that orders them.
 //!
 //! ```text
-//! Clock (advance_playhead, index_timeline) → SelectLod (proxy_sync, lod_select) → Prefetch (prefetch)
+//! Clock (advance_playhead, index_timeline) → SelectLod (proxy_sync, adapt_quality, lod_select)
+//!   → Prefetch (prefetch)
 //!   → Decode (decode: collect finished, dispatch new) → Render (render: collect finished
 //!   pictures, make or submit this tick's, render ahead) → Present (present) → Evict (evict)
 //!   → Profile (profile)
@@ -11,6 +12,7 @@
 //! Order is declared between the [`PlaybackSet`]s, never implied by registration order, and a
 //! test builds the schedule and fails on any ambiguous system pair.
 
+mod adapt;
 mod advance_playhead;
 mod cache;
 mod decode;
@@ -27,6 +29,10 @@ mod resources;
 mod timeline_index;
 mod world;
 
+pub use adapt::{
+    Controller, DOWN_TARGET, LATE_TO_STEP, LayerCost, Machine, Observation, SETTLE_TICKS,
+    UP_TARGET, UP_TICKS, WINDOW, adapt_quality, predict,
+};
 pub use advance_playhead::{AUDIO_LIVE_TICKS, AudioClock, advance_playhead};
 pub use cache::{
     DiskRead, DiskTier, Memory, READ_QUEUE, RenderCost, RenderedEntry, RenderedFrames, WRITE_QUEUE,
@@ -59,7 +65,8 @@ use bevy_ecs::schedule::{ScheduleBuildSettings, ScheduleLabel};
 pub enum PlaybackSet {
     /// Moves the playhead by the play rate (and by skipped ticks).
     Clock,
-    /// Mirrors proxy jobs into the world, then chooses each clip's level of detail.
+    /// Mirrors proxy jobs into the world, steps the adaptive quality, then chooses each
+    /// clip's level of detail.
     SelectLod,
     /// Requests the frames the next ticks will need.
     Prefetch,
@@ -87,6 +94,7 @@ pub fn insert_cache_resources(world: &mut World, budget: framelock_components::M
     world.insert_resource(framelock_components::Pressure::default());
     world.insert_resource(budget);
     world.insert_resource(RenderState::default());
+    world.init_resource::<framelock_components::AdaptiveQuality>();
 }
 
 /// The label of the playback schedule.
@@ -116,7 +124,7 @@ pub fn playback_schedule() -> Schedule {
     );
     schedule.add_systems((
         (advance_playhead, index_timeline).in_set(PlaybackSet::Clock),
-        (proxy_sync, lod_select)
+        (proxy_sync, adapt_quality, lod_select)
             .chain()
             .in_set(PlaybackSet::SelectLod),
         prefetch.in_set(PlaybackSet::Prefetch),

@@ -1,6 +1,7 @@
 //! `lod_select` — reads [`Clip`], [`HasEffects`], [`MediaAsset`], [`ProxyAssets`],
 //! [`Playhead`], [`OutputFormat`], [`QualitySettings`], [`ProxyService`] (thresholds),
-//! [`DecodeLoad`], [`Decoders`], [`TimelineIndex`], [`Pressure`]; writes [`Lod`].
+//! [`DecodeLoad`], [`Decoders`], [`TimelineIndex`], [`Pressure`], [`AdaptiveQuality`]; writes
+//! [`Lod`].
 //!
 //! Chooses, per clip near the playhead and tick, whether it decodes from its original or from
 //! one of its ready proxies:
@@ -14,6 +15,8 @@
 //!   the visible layers exceeds the frame period × decode workers. Otherwise the original.
 //!   Once a clip is on a proxy for load, the original is no longer decoded, so its measured
 //!   cost stays as last seen: the choice sticks until the settings change (no flapping).
+//! - a playback resolution lowered by the quality controller caps every mode's threshold at
+//!   the picture's height (a proxy no taller than the picture is enough).
 //! - memory pressure critical (and `use_proxy` not `never`) → the smallest ready proxy:
 //!   fewer bytes per frame until the pressure passes.
 //!
@@ -22,8 +25,8 @@
 
 use bevy_ecs::prelude::*;
 use framelock_components::{
-    AutoSwitchThresholds, Clip, EditMode, HasEffects, Lod, MediaAsset, OutputFormat, PlayState,
-    Playhead, Pressure, ProxyAssets, QualitySettings, UseProxy,
+    AdaptiveQuality, AutoSwitchThresholds, Clip, EditMode, HasEffects, Lod, MediaAsset,
+    OutputFormat, PlayState, Playhead, Pressure, ProxyAssets, QualitySettings, UseProxy,
 };
 
 use crate::{DecodeLoad, Decoders, ProxyService, TimelineIndex};
@@ -37,15 +40,22 @@ pub fn lod_select(
     decoders: Res<Decoders>,
     timeline: Res<TimelineIndex>,
     service: Option<Res<ProxyService>>,
-    pressure: Res<Pressure>,
+    (pressure, adaptive): (Res<Pressure>, Res<AdaptiveQuality>),
     assets: Query<(&MediaAsset, Option<&ProxyAssets>)>,
     mut clips: Query<(&Clip, &mut Lod, Has<HasEffects>)>,
 ) {
     framelock_engine::profile_function!();
-    let thresholds = service
+    let mut thresholds = service
         .as_ref()
         .map(|s| s.strategy.auto_switch_thresholds)
         .unwrap_or_default();
+    // A lowered playback resolution (the quality controller) is a lower threshold: a ready
+    // proxy no taller than the picture is decoded instead of the original.
+    if adaptive.step.divisor > 1
+        && let Some(h) = adaptive.preview_height
+    {
+        thresholds = thresholds.capped(h);
+    }
     let mut visible = Vec::new();
     timeline.visible_at(playhead.frame, &mut visible);
     let layers = visible.len().max(1) as f64;

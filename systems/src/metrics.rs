@@ -22,6 +22,19 @@ pub struct Metrics {
     pub held: u64,
     /// Decode jobs that failed.
     pub decode_errors: u64,
+    /// Pictures shown after their own tick in place of a late one (the newest decoded or
+    /// rendered since the last picture: the picture moves at the rate work finishes instead
+    /// of freezing). Counted among `presented`.
+    pub late_shown: u64,
+    /// Ticks the playhead waited for its frame (`allow_drop_frames` off: every frame shown,
+    /// slower than real time).
+    pub waited: u64,
+    /// Requests dropped undecoded while playing because the playhead had left their GOP (a
+    /// decoder slower than real time jumps to the playhead's keyframe).
+    pub gave_up: u64,
+    /// Pictures shown in place of the exact frame after a seek while it decodes (the nearest
+    /// decoded frame of the same source: the keyframe, a cached frame).
+    pub approximate: u64,
     /// The longest tick (running the schedule) so far.
     pub tick_max: Duration,
     /// Ticks whose picture was still rendering at the deadline (counted among the dropped or
@@ -140,6 +153,9 @@ impl Metrics {
             dropped: self.dropped,
             held: self.held,
             decode_errors: self.decode_errors,
+            late_shown: self.late_shown,
+            waited: self.waited,
+            approximate: self.approximate,
             render_late: self.render_late,
             tick_ms_max: self.tick_max.as_secs_f64() * 1e3,
             cache_hits: self.cache_hits,
@@ -193,6 +209,12 @@ pub struct MetricsSnapshot {
     pub held: u64,
     /// Failed decodes.
     pub decode_errors: u64,
+    /// Pictures shown after their tick in place of a late one (among `presented`).
+    pub late_shown: u64,
+    /// Ticks the playhead waited for its frame (every frame shown).
+    pub waited: u64,
+    /// Approximate pictures shown after a seek while the exact frame decoded.
+    pub approximate: u64,
     /// Ticks whose picture was still rendering at the deadline (among the dropped or held).
     pub render_late: u64,
     /// Layers (or whole rendered frames) found ready when the tick needed them.

@@ -33,12 +33,13 @@ use std::collections::VecDeque;
 
 use bevy_ecs::prelude::*;
 use framelock_components::{
-    CacheEntry, CacheTier, Frame, FrameState, MemoryBudget, OutputFormat, PlayState, Playhead,
-    Pressure, QualitySettings,
+    AdaptiveQuality, CacheEntry, CacheTier, Frame, FrameState, MemoryBudget, OutputFormat,
+    PlayState, Playhead, Pressure, QualitySettings,
 };
 #[cfg(doc)]
 use framelock_components::{Clip, EffectStack, EffectsKey, Lod, MediaAsset, ProxyAssets};
 
+use framelock_components::CacheKey;
 use framelock_engine::cache::Cache;
 
 use crate::cache::{DiskRead, RenderCost, RenderedFrames};
@@ -85,7 +86,11 @@ pub fn prefetch(
         Option<Res<DiskTier>>,
         ResMut<DecodeGenerations>,
     ),
-    (metrics, render_state): (Res<Metrics>, Option<Res<RenderState>>),
+    (metrics, render_state, adaptive): (
+        Res<Metrics>,
+        Option<Res<RenderState>>,
+        Res<AdaptiveQuality>,
+    ),
     mut st: Local<PrefetchState>,
 ) {
     framelock_engine::profile_function!();
@@ -98,14 +103,21 @@ pub fn prefetch(
             st.generation.is_some() && lo <= playhead.frame && playhead.frame <= hi;
         st.generation = Some(playhead.generation);
     }
-    let floor = generations.floor;
-    plan(&playhead, &quality, *pressure, tick.index, st);
+    // A jump moves the pool's cancellation floor to this generation (decode does it later in
+    // this tick): a job of an older one is not alive, whatever the floor says yet.
+    let floor = if generations.continuous {
+        generations.floor
+    } else {
+        generations.floor.max(playhead.generation)
+    };
+    let stride = quality.frame_stride(output.frame_rate);
+    plan(&playhead, &quality, *pressure, (tick.index, stride), st);
     // The window (frames wanted now and next, held or not) must fit under the warning
     // level; evict makes room for it by evicting everything else first.
     let mut window_bytes = budget
         .warning_bytes()
         .saturating_sub(metrics.bytes_outside_caches);
-    let size = output.preview_size(quality.preview_height);
+    let size = adaptive.preview_size(&output);
     let frame_period = 1.0 / output.frame_rate.as_f64().max(1e-9);
     let (lod, pixels_out) = render_state
         .as_ref()
@@ -113,22 +125,82 @@ pub fn prefetch(
         .unwrap_or_default();
     let plan = std::mem::take(&mut st.plan);
     let frame = &mut st.frame;
+    // The key of the frame's composite where the rendered tiers keep it (clips with effects,
+    // or a composite slower than half a frame).
+    let kept_key = |frame: &FrameLayers| {
+        let kept = frame.any_stack || frame.any_effects || cost.composite_secs > frame_period / 2.0;
+        (!frame.layers.is_empty() && kept).then(|| frame.key(size, lod, pixels_out))
+    };
+    // A seek (or a paused frame) on a long-GOP source: its keyframe is asked for first, on
+    // the same lane, so a picture (render's nearest-decoded stand-in) is on screen after one
+    // frame's decode while the decoder goes on from it to the exact frame.
+    // (Asked before the plan, which may cover the keyframe too: it keeps rank 0.)
+    // (Not when the rendered tiers have the whole frame: it comes from there.)
+    let mut keyframes = Vec::new();
+    if (playhead.state == PlayState::Paused || playhead.fresh)
+        && *pressure != Pressure::Critical
+        && frame.gather(playhead.frame, &output, &timeline, &clips, &assets)
+        && !from_rendered(kept_key(frame), &mut rendered, disk.as_deref())
+    {
+        for layer in &frame.layers {
+            let first = layer.preferred();
+            let ready = index.0.get(&(first.id, layer.source)).is_some_and(|&e| {
+                frames
+                    .get(e)
+                    .is_ok_and(|(f, _)| f.state == FrameState::Ready)
+            });
+            let Ok((asset, _)) = assets.get(first.entity) else {
+                continue;
+            };
+            let k = &asset.info.video.keyframes;
+            let Some(key) = k
+                .partition_point(|&k| k <= layer.source)
+                .checked_sub(1)
+                .and_then(|i| k.get(i).copied())
+            else {
+                continue;
+            };
+            if ready || layer.source == key {
+                continue;
+            }
+            if let Some(&e) = index.0.get(&(first.id, key)) {
+                if let Ok((mut frame, mut entry)) = frames.get_mut(e) {
+                    entry.last_use = tick.index;
+                    renew(&mut frame, &playhead, floor, e, &mut commands);
+                    keyframes.push(e);
+                }
+                continue;
+            }
+            let e = commands
+                .spawn((
+                    Frame {
+                        asset: first.entity,
+                        asset_id: first.id,
+                        index: key,
+                        state: FrameState::Requested,
+                        generation: playhead.generation,
+                        priority: 0,
+                    },
+                    CacheEntry {
+                        tier: CacheTier::Ram,
+                        key: first.key(key),
+                        bytes: first.bytes,
+                        last_use: tick.index,
+                        pinned: false,
+                    },
+                    Pending,
+                ))
+                .id();
+            index.0.insert((first.id, key), e);
+        }
+    }
     'plan: for &(k, t) in &plan {
         if !frame.gather(t, &output, &timeline, &clips, &assets) {
             continue;
         }
         // The rendered path: the whole frame from the rendered tiers.
-        let kept = frame.any_stack || frame.any_effects || cost.composite_secs > frame_period / 2.0;
-        if !frame.layers.is_empty() && kept {
-            let key = frame.key(size, lod, pixels_out);
-            if rendered.touch(key) {
-                continue;
-            }
-            if let Some(disk) = &disk
-                && rendered.read_from_disk(key, disk) == DiskRead::Reading
-            {
-                continue;
-            }
+        if from_rendered(kept_key(frame), &mut rendered, disk.as_deref()) {
+            continue;
         }
         // The layers path.
         for layer in &frame.layers {
@@ -172,10 +244,28 @@ pub fn prefetch(
             }
         }
     }
+    for e in keyframes {
+        if let Ok((mut frame, _)) = frames.get_mut(e) {
+            frame.priority = 0;
+        }
+    }
     st.plan_span = plan
         .iter()
         .fold((u64::MAX, 0), |(lo, hi), &(_, t)| (lo.min(t), hi.max(t)));
     st.plan = plan;
+}
+
+/// Whether the whole frame comes from the rendered tiers: in RAM, or being read from disk.
+fn from_rendered(
+    key: Option<CacheKey>,
+    rendered: &mut RenderedFrames,
+    disk: Option<&DiskTier>,
+) -> bool {
+    let Some(key) = key else {
+        return false;
+    };
+    rendered.touch(key)
+        || disk.is_some_and(|disk| rendered.read_from_disk(key, disk) == DiskRead::Reading)
 }
 
 /// Marks a held or requested frame wanted by this generation. A request of an older
@@ -198,7 +288,7 @@ fn plan(
     playhead: &Playhead,
     quality: &QualitySettings,
     pressure: Pressure,
-    tick: u64,
+    (tick, stride): (u64, u64),
     st: &mut PrefetchState,
 ) {
     st.plan.clear();
@@ -227,7 +317,9 @@ fn plan(
     }
     match playhead.state {
         PlayState::Playing => {
-            let step = playhead.rate.abs().max(1.0);
+            // Frames a tick moves, on the target rate's grid (every second frame for 30 fps
+            // on a 60 fps project).
+            let step = playhead.rate.abs().max(1.0) * stride as f64;
             for k in 1..=quality.prefetch_frames {
                 let offset = (k as f64 * step).round() as i64 * playhead.direction();
                 let t = playhead.frame as i64 + offset;
@@ -283,7 +375,7 @@ mod tests {
             prefetch_frames: 3,
             ..QualitySettings::default()
         };
-        plan(playhead, &quality, pressure, tick, st);
+        plan(playhead, &quality, pressure, (tick, 1), st);
         st.plan.iter().map(|&(_, t)| t).collect()
     }
 

@@ -11,7 +11,7 @@
 //! again.
 
 use bevy_ecs::prelude::*;
-use framelock_components::{PlayState, Playhead, QualitySettings};
+use framelock_components::{OutputFormat, PlayState, Playhead, QualitySettings};
 
 use crate::{
     Composited, EngineEvent, Events, FrameSink, Metrics, PresentedFrame, RenderMode, Tick,
@@ -27,7 +27,7 @@ pub struct SeekWatch(Option<(u64, u64, bool)>, bool);
 pub fn present(
     mut composited: ResMut<Composited>,
     playhead: Res<Playhead>,
-    quality: Res<QualitySettings>,
+    (quality, output): (Res<QualitySettings>, Res<OutputFormat>),
     tick: Res<Tick>,
     mut sink: ResMut<FrameSink>,
     mut metrics: ResMut<Metrics>,
@@ -58,6 +58,15 @@ pub fn present(
         }
     }
     let offline = mode.is_some_and(|m| *m == RenderMode::Offline);
+    // Below the project's rate (`target_fps`), the ticks between two frames of the target's
+    // grid have nothing new to send.
+    if playhead.state == PlayState::Playing
+        && *last_key == key
+        && quality.frame_stride(output.frame_rate) > 1
+    {
+        composited.0 = None;
+        return;
+    }
     match composited.0.take() {
         // Playing slower than one frame a tick (rate 0.5), the same frame is due again: it is
         // sent again, flagged as a repeat, and not counted as a new picture.
@@ -81,14 +90,20 @@ pub fn present(
             *last_key = key;
             seek.1 = playhead.state == PlayState::Playing;
             metrics.presented += 1;
+            metrics.late_shown += u64::from(frame.late);
+            metrics.approximate += u64::from(!frame.exact);
             if let Some(ev) = events.as_mut() {
-                if let Some((g, target, reported @ false)) = seek.0.as_mut()
+                if let Some((g, target, reported)) = seek.0.as_mut()
                     && *g == playhead.generation
+                    && !*reported
                 {
-                    *reported = true;
+                    let at_target = frame.timeline_frame == *target;
+                    // An approximate picture of the frame sought is reported, and the exact
+                    // one again when it replaces it.
+                    *reported = !at_target || frame.exact;
                     ev.push(EngineEvent::SeekDone {
                         frame: frame.timeline_frame,
-                        exact: frame.timeline_frame == *target,
+                        exact: at_target && frame.exact,
                     });
                 }
                 if ev.frames {
@@ -106,6 +121,8 @@ pub fn present(
         // Paused (after a seek, say), nothing was due to move: the picture on screen stays
         // until the new one is ready, and no frame was lost.
         None if playhead.state == PlayState::Paused => {}
+        // Every frame shown: the playhead waits for this one (advance_playhead).
+        None if !quality.allow_drop_frames => metrics.waited += 1,
         None if quality.drop_late_frames => metrics.dropped += 1,
         None => {
             metrics.held += 1;

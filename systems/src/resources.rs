@@ -59,6 +59,10 @@ pub struct PresentedFrame {
     /// rendering, and this one, the newest finished since, stands in for it (playing under
     /// load: the picture keeps moving instead of freezing). Never offline.
     pub late: bool,
+    /// `false` when this is not the frame's own picture but the nearest one decoded (after a
+    /// seek to a long-GOP source: the keyframe, shown at once while the exact frame decodes;
+    /// it is replaced when that is ready). Its `layers` say which source frames it shows.
+    pub exact: bool,
     /// The LOD the frame's effects ran at (`None`: no effects; the layers were composited
     /// as decoded).
     pub effect_lod: Option<framelock_components::EffectLod>,

@@ -50,6 +50,7 @@ impl WorldBuilder {
         world.insert_resource(Composited::default());
         world.insert_resource(TimelineIndex::default());
         world.insert_resource(DecodeLoad::default());
+        world.init_resource::<framelock_components::AdaptiveQuality>();
         world.insert_resource(crate::Events::default());
         world.insert_resource(FrameSink(Box::new(|_| {})));
         insert_cache_resources(&mut world, memory);

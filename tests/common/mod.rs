@@ -131,11 +131,16 @@ pub fn ffmpeg_decode_raw(path: &Path, pix_fmt: &str) -> Vec<u8> {
 /// presented (decode, then render: a picture made off the tick lands a tick or two later).
 pub fn show(engine: &mut framelock::PlaybackEngine, t: u64) {
     let wait = std::time::Duration::from_secs(120);
+    // The exact frame: a seek may first show the nearest decoded one (`approximate`).
+    let exact = |e: &framelock::PlaybackEngine| {
+        let m = e.metrics();
+        m.presented - m.approximate
+    };
     engine.seek_frame(t);
-    let before = engine.metrics().presented;
+    let before = exact(engine);
     for _ in 0..8 {
         engine.tick();
-        if engine.metrics().presented > before {
+        if exact(engine) > before {
             return;
         }
         assert!(engine.wait_idle(wait), "workers did not finish");

@@ -50,6 +50,8 @@ pub struct Dashboard {
     pub gpu: String,
     /// Audio line: where the sound plays and which clock leads.
     pub audio: String,
+    /// Quality line: the adaptive-quality rung and why it was taken.
+    pub quality: String,
     /// Timeline performance map.
     pub map: Vec<SegmentCost>,
     /// Playhead and timeline length, frames.
@@ -108,11 +110,33 @@ impl Dashboard {
                     out.underruns()
                 ),
             },
+            quality: quality_line(&engine.adaptive_quality()),
             map: report.timeline,
             playhead: (p.frame, p.duration),
             suggestions: report.suggestions.into_iter().map(|s| s.message).collect(),
         }
     }
+}
+
+/// "full" or "rung 2 of 4: 540p, effects LOD 1/2 (why)".
+fn quality_line(q: &framelock::AdaptiveQuality) -> String {
+    if q.level == 0 {
+        return format!("full ({} changes)", q.changes);
+    }
+    let size = q
+        .preview_height
+        .map_or_else(|| "viewer size".to_string(), |h| format!("{h}p"));
+    let why = q
+        .last
+        .as_ref()
+        .map(|c| format!(" ({})", c.reason))
+        .unwrap_or_default();
+    format!(
+        "rung {} of {}: {size}, effects LOD 1/{}{why}",
+        q.level,
+        q.levels - 1,
+        q.step.effect_lod.divisor()
+    )
 }
 
 fn gauge<'a>(title: &'a str, ratio: f64, label: String, colour: Color) -> Gauge<'a> {
@@ -140,7 +164,10 @@ pub fn render(frame: &mut Frame, d: &Dashboard) {
         )),
         head,
     );
-    frame.render_widget(Paragraph::new(format!("audio: {}", d.audio)), sound);
+    frame.render_widget(
+        Paragraph::new(format!("audio: {}   quality: {}", d.audio, d.quality)),
+        sound,
+    );
     let [fps, ram, cache, gpu] = Layout::horizontal([Constraint::Ratio(1, 4); 4]).areas(gauges);
     let fps_ok = d.fps.0 >= d.fps.1 * 0.95;
     frame.render_widget(
@@ -363,6 +390,7 @@ mod tests {
             hit_rate: 0.9,
             gpu: "GPU unavailable: CPU path".into(),
             audio: "null: the audio clock leads, 0 underruns".into(),
+            quality: "rung 2 of 3: 540p".into(),
             map: vec![
                 SegmentCost {
                     start: 0,
@@ -400,6 +428,7 @@ mod tests {
             "GPU",
             "late frames: 7",
             "audio: null: the audio clock leads",
+            "quality: rung 2 of 3: 540p",
             "timeline",
             "switch to the performance mode",
         ] {

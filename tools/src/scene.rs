@@ -43,6 +43,10 @@ pub struct Args {
     /// Hold the last frame instead of dropping late ones.
     #[arg(long)]
     hold: bool,
+    /// Turn the quality controller off (`auto_reduce_quality: false`): the baseline that
+    /// shows what adaptive quality gains.
+    #[arg(long)]
+    no_adapt: bool,
     /// Memory budget in MiB (default 1024): every frame buffer is counted against it.
     #[arg(long, value_name = "MIB")]
     budget: Option<usize>,
@@ -214,6 +218,9 @@ struct Recorder {
     start: Instant,
     last: Instant,
     base: (u64, u64),
+    /// The quality rung over time: (seconds into the measured phase, rung, playback height)
+    /// at the start and at each change.
+    levels: Vec<(f64, usize, Option<u32>)>,
 }
 
 impl Recorder {
@@ -224,6 +231,7 @@ impl Recorder {
             start: Instant::now(),
             last: Instant::now(),
             base: (0, 0),
+            levels: Vec::new(),
         }
     }
 
@@ -233,10 +241,17 @@ impl Recorder {
         self.samples.clear();
         self.start = Instant::now();
         self.last = self.start;
+        let q = engine.adaptive_quality();
+        self.levels = vec![(0.0, q.level, q.preview_height)];
     }
 
     fn tick(&mut self, engine: &mut PlaybackEngine) {
         engine.tick();
+        let q = engine.adaptive_quality();
+        if self.levels.last().is_some_and(|l| l.1 != q.level) {
+            let t = self.start.elapsed().as_secs_f64();
+            self.levels.push((t, q.level, q.preview_height));
+        }
         if !self.on {
             return;
         }
@@ -385,7 +400,7 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 
 /// Like an editor pressing play: the first frame is decoded and on screen before the clock
 /// starts, so the run measures playback, not the cold start (which the scrub scene measures).
-fn preroll(engine: &mut PlaybackEngine, shown: &Mutex<Vec<(u64, Instant)>>) {
+fn preroll(engine: &mut PlaybackEngine, shown: &Mutex<Vec<(u64, Instant, bool)>>) {
     for _ in 0..2 {
         engine.tick();
         engine.wait_decodes(Duration::from_secs(10));
@@ -445,6 +460,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         options.workers = w;
     }
     options.quality.drop_late_frames = !args.hold;
+    options.quality.auto_reduce_quality = !args.no_adapt;
     if let Some(mib) = args.budget {
         options.memory = framelock::MemoryBudget::new(mib << 20);
     }
@@ -523,7 +539,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         height: project.height,
     }
     .preview_size(options.quality.preview_height);
-    let shown: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::default();
+    // (timeline frame, when, exact) of each new picture.
+    let shown: Arc<Mutex<Vec<(u64, Instant, bool)>>> = Arc::default();
     let sink = shown.clone();
     let mut engine = PlaybackEngine::open(
         &project,
@@ -533,13 +550,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             if !f.repeated
                 && let Ok(mut v) = sink.lock()
             {
-                v.push((f.timeline_frame, Instant::now()));
+                v.push((f.timeline_frame, Instant::now(), f.exact));
             }
         },
     )?;
     let duration = project.duration_frames();
     let mut start = Instant::now();
     let mut seek_ms = Vec::new();
+    let mut first_ms = Vec::new();
     let mut baseline = engine.metrics();
     let mut cache_base = engine.cache_stats();
     let motion_kind = match motion {
@@ -618,16 +636,23 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 let asked = Instant::now();
                 engine.seek_frame(target);
                 let deadline = asked + Duration::from_secs(5);
+                let mut first = None;
                 loop {
                     rec.tick(&mut engine);
                     let hit = shown
                         .lock()
                         .ok()
                         .and_then(|v| v.last().copied())
-                        .filter(|&(f, at)| f == target && at >= asked);
-                    if let Some((_, at)) = hit {
-                        seek_ms.push((at - asked).as_secs_f64() * 1e3);
-                        break;
+                        .filter(|&(f, at, _)| f == target && at >= asked);
+                    if let Some((_, at, exact)) = hit {
+                        // The first picture (approximate or not), then the exact frame.
+                        let ms = (at - asked).as_secs_f64() * 1e3;
+                        first_ms.extend(first.is_none().then_some(ms));
+                        first.get_or_insert(ms);
+                        if exact {
+                            seek_ms.push(ms);
+                            break;
+                        }
                     }
                     if Instant::now() > deadline {
                         bail!("seek to frame {target} produced no frame in 5 s");
@@ -647,7 +672,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if !matches!(motion_kind, MotionKind::Scrub) {
         let seen: std::collections::HashSet<u64> = shown
             .lock()
-            .map(|v| v.iter().map(|&(f, _)| f).collect())
+            .map(|v| v.iter().map(|&(f, _, _)| f).collect())
             .unwrap_or_default();
         for f in 0..duration {
             if !seen.contains(&f) {
@@ -710,6 +735,19 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     let seek_p50 = percentile(&mut seek_ms.clone(), 0.5);
     let seek_p95 = percentile(&mut seek_ms, 0.95);
+    let first_p50 = percentile(&mut first_ms.clone(), 0.5);
+    let first_p95 = percentile(&mut first_ms, 0.95);
+    // The longest run of timeline frames never shown (the picture's longest freeze).
+    let longest_gap = missing.iter().map(|&(a, b)| b - a + 1).max().unwrap_or(0);
+    let adaptive = engine.adaptive_quality();
+    let levels_text: Vec<String> = rec
+        .levels
+        .iter()
+        .map(|&(t, level, h)| match h {
+            Some(h) => format!("{t:.1}s:{level}({h}p)"),
+            None => format!("{t:.1}s:{level}"),
+        })
+        .collect();
     let fx = engine.render_stats();
     let effects_path = match engine.gpu_status() {
         framelock::GpuStatus::Active {
@@ -743,11 +781,19 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             "held": m.held,
             "skipped_ticks": m.skipped_ticks,
             "missed_frames": missing_text,
+            "longest_gap_frames": longest_gap,
+            "adaptive": !args.no_adapt,
+            "quality_changes": adaptive.changes,
+            "quality_levels": levels_text,
+            "late_shown": m.late_shown,
+            "approximate": m.approximate,
             "tick_ms_p50": m.tick_ms_p50,
             "tick_ms_p95": m.tick_ms_p95,
             "tick_ms_p99": m.tick_ms_p99,
             "seek_ms_p50": seek_p50,
             "seek_ms_p95": seek_p95,
+            "first_picture_ms_p50": first_p50,
+            "first_picture_ms_p95": first_p95,
             "pattern": args.pattern,
             "cache_hit_rate": phase_hit_rate,
             "cache_lookups": hits + misses,
@@ -791,16 +837,31 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             m.dropped, m.held, m.skipped_ticks
         );
         if !missing_text.is_empty() {
-            println!("not shown      {}", missing_text.join(" "));
+            println!(
+                "not shown      {} (longest {longest_gap} frames)",
+                missing_text.join(" ")
+            );
         }
+        println!(
+            "quality        {}: {} changes, {} late frames shown in place of missing ones; rung over time {}",
+            if args.no_adapt {
+                "fixed (--no-adapt)"
+            } else {
+                "adaptive"
+            },
+            adaptive.changes,
+            m.late_shown,
+            levels_text.join(" ")
+        );
         println!(
             "tick ms        p50 {:.3}  p95 {:.3}  p99 {:.3}",
             m.tick_ms_p50, m.tick_ms_p95, m.tick_ms_p99
         );
         if !seek_ms.is_empty() {
             println!(
-                "seek ms        p50 {seek_p50:.1}  p95 {seek_p95:.1} ({} seeks)",
-                seek_ms.len()
+                "seek ms        first picture p50 {first_p50:.1}  p95 {first_p95:.1}; exact frame p50 {seek_p50:.1}  p95 {seek_p95:.1} ({} seeks, {} approximate first)",
+                seek_ms.len(),
+                m.approximate
             );
         }
         println!(

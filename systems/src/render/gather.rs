@@ -106,6 +106,8 @@ pub(crate) struct Found {
     pub candidate: Candidate,
     /// The picture.
     pub picture: Arc<Picture>,
+    /// The source frame it shows (the layer's own, or a nearby one standing in after a seek).
+    pub source: u64,
 }
 
 impl FrameLayers {
@@ -163,7 +165,7 @@ impl FrameLayers {
 
     /// The content key of the picture made from the preferred sources.
     pub fn key(&self, size: (u32, u32), lod: EffectLod, pixels: OutputPixels) -> CacheKey {
-        self.key_of(size, lod, pixels, |l| l.preferred().fingerprint)
+        self.key_of(size, lod, pixels, |l| (l.preferred().fingerprint, l.source))
     }
 
     /// The content key of the picture made from `found` (one per layer, in order).
@@ -175,8 +177,10 @@ impl FrameLayers {
         found: &[Found],
     ) -> CacheKey {
         let mut i = 0;
-        self.key_of(size, lod, pixels, |_| {
-            let f = found.get(i).map_or(0, |f| f.candidate.fingerprint);
+        self.key_of(size, lod, pixels, |l| {
+            let f = found
+                .get(i)
+                .map_or((0, l.source), |f| (f.candidate.fingerprint, f.source));
             i += 1;
             f
         })
@@ -187,7 +191,7 @@ impl FrameLayers {
         (w, h): (u32, u32),
         lod: EffectLod,
         pixels: OutputPixels,
-        mut fingerprint: impl FnMut(&Layer) -> u64,
+        mut source: impl FnMut(&Layer) -> (u64, u64),
     ) -> CacheKey {
         let mut k =
             KeyBuilder::new(CacheKind::Rendered).geometry(self.picture_format(pixels), w, h);
@@ -195,11 +199,8 @@ impl FrameLayers {
             k = k.u64(u64::from(lod.divisor()));
         }
         for l in &self.layers {
-            k = k
-                .u64(fingerprint(l))
-                .u64(l.source)
-                .f32(l.opacity)
-                .u64(l.effects);
+            let (fingerprint, frame) = source(l);
+            k = k.u64(fingerprint).u64(frame).f32(l.opacity).u64(l.effects);
         }
         k.finish()
     }
@@ -223,6 +224,7 @@ impl FrameLayers {
                     entity,
                     candidate: *c,
                     picture: pixels.get(entity).ok()?.0.clone(),
+                    source: l.source,
                 })
             });
             match found {
@@ -231,6 +233,62 @@ impl FrameLayers {
             }
         }
         missing
+    }
+}
+
+/// How far back from a layer's frame [`FrameLayers::find_nearest`] looks (frames).
+pub(crate) const NEAREST_REACH: u64 = 600;
+
+impl FrameLayers {
+    /// Like [`FrameLayers::find_decoded`] (any candidate), and for a layer whose frame is not
+    /// decoded, the nearest decoded frame before it in the same GOP (the keyframe a seek asks
+    /// for first, a frame cached earlier), any candidate. Returns the layers still missing and
+    /// whether every found picture is the layer's own frame.
+    pub fn find_nearest(
+        &self,
+        index: &FrameIndex,
+        pixels: &Query<&FramePixels>,
+        assets: &AssetQuery,
+        out: &mut Vec<Found>,
+    ) -> (u64, bool) {
+        out.clear();
+        let mut missing = 0;
+        let mut exact = true;
+        for l in &self.layers {
+            let found = |s: u64| {
+                l.candidates.iter().find_map(|c| {
+                    let &entity = index.0.get(&(c.id, s))?;
+                    Some(Found {
+                        entity,
+                        candidate: *c,
+                        picture: pixels.get(entity).ok()?.0.clone(),
+                        source: s,
+                    })
+                })
+            };
+            if let Some(f) = found(l.source) {
+                out.push(f);
+                continue;
+            }
+            let keyframe = assets
+                .get(l.preferred().entity)
+                .ok()
+                .and_then(|(a, _)| {
+                    let k = &a.info.video.keyframes;
+                    k.get(k.partition_point(|&k| k <= l.source).checked_sub(1)?)
+                        .copied()
+                })
+                .unwrap_or(0)
+                .max(l.source.saturating_sub(NEAREST_REACH));
+            match (keyframe..l.source).rev().find_map(found) {
+                Some(f) => {
+                    exact = false;
+                    out.push(f);
+                }
+                None => missing += 1,
+            }
+        }
+        (missing, exact)
     }
 }
 

@@ -16,8 +16,8 @@
 
 use bevy_ecs::prelude::*;
 use framelock_components::{
-    CacheEntry, EffectLod, MemoryBudget, OutputFormat, PlayState, Playhead, Pressure,
-    QualitySettings,
+    AdaptiveQuality, CacheEntry, EffectLod, MemoryBudget, OutputFormat, PlayState, Playhead,
+    Pressure, QualitySettings,
 };
 #[cfg(doc)]
 use framelock_components::{Clip, EffectStack, EffectsKey, Lod, MediaAsset, ProxyAssets};
@@ -73,7 +73,11 @@ pub fn render(
     index: Res<FrameIndex>,
     mut composited: ResMut<Composited>,
     (memory, mut rendered, mut cost, disk): Tiers,
-    (mut state, mut renderer): (ResMut<RenderState>, ResMut<Renderer>),
+    (mut state, mut renderer, adaptive): (
+        ResMut<RenderState>,
+        ResMut<Renderer>,
+        Res<AdaptiveQuality>,
+    ),
     mut metrics: ResMut<Metrics>,
     mut scratch: Local<Scratch>,
 ) {
@@ -82,11 +86,10 @@ pub fn render(
     let offline = mode.is_some_and(|m| *m == RenderMode::Offline);
     let pressure = pressure.as_deref().copied().unwrap_or_default();
     let period = 1.0 / output.frame_rate.as_f64().max(1e-9);
-    if state.counts.lod.divisor() < quality.effect_lod.divisor()
-        || !quality.adaptive_effect_lod
-        || offline
-    {
-        state.counts.lod = quality.effect_lod;
+    // The highest LOD now: the host's, or the quality controller's cap below it.
+    let highest = adaptive.effect_lod(&quality);
+    if state.counts.lod.divisor() < highest.divisor() || !quality.adaptive_effect_lod || offline {
+        state.counts.lod = highest;
     }
 
     // Pictures the service finished.
@@ -124,8 +127,7 @@ pub fn render(
                     RenderPath::Gpu => renderer.0.gpu_frames_in_flight(),
                 };
                 let secs = done.secs / parallel.max(1) as f64;
-                state.counts.lod =
-                    next_lod(state.counts.lod, quality.effect_lod, secs, period, pressure);
+                state.counts.lod = next_lod(state.counts.lod, highest, secs, period, pressure);
             }
         } else {
             state.counts.composites += 1;
@@ -158,7 +160,7 @@ pub fn render(
         metrics.disk_writes_queued += rendered.retry_writes(disk);
     }
 
-    let size = output.preview_size(quality.preview_height);
+    let size = adaptive.preview_size(&output);
     let lod = state.counts.lod;
     let pixels_out = state.output;
     let allow_gpu = quality.gpu_acceleration;
@@ -174,7 +176,9 @@ pub fn render(
     // This tick's picture.
     let t = playhead.frame;
     let playing = playhead.state == PlayState::Playing && !offline;
+    let mut shown_now = false;
     if playhead.duration > 0 && frame.gather(t, &output, &timeline, &clips, &assets) {
+        shown_now = true;
         let first_count = *counted != Some((t, playhead.generation));
         *counted = Some((t, playhead.generation));
         let effect_lod = frame.any_stack.then_some(lod);
@@ -183,23 +187,18 @@ pub fn render(
             if first_count {
                 metrics.cache_hits += 1;
             }
-            composited.0 = Some(PresentedFrame {
-                timeline_frame: t,
-                tick: tick.index,
-                picture,
-                layers: frame
-                    .layers
-                    .iter()
-                    .map(|l| LayerSource {
-                        track: l.track,
-                        asset_id: l.preferred().id,
-                        source_frame: l.source,
-                    })
-                    .collect(),
-                repeated: false,
-                late: false,
-                effect_lod,
-            });
+            let preferred: Vec<LayerSource> = frame
+                .layers
+                .iter()
+                .map(|l| LayerSource {
+                    track: l.track,
+                    asset_id: l.preferred().id,
+                    source_frame: l.source,
+                })
+                .collect();
+            composited.0 = Some(presented(
+                t, tick.index, picture, preferred, false, true, effect_lod,
+            ));
         } else {
             let missing = frame.find_decoded(&index, &pixels, offline, found);
             if first_count {
@@ -221,36 +220,16 @@ pub fn render(
                         None
                     } else {
                         let w = build(frame, found, size, lod, &clips);
-                        let trivial = match &w {
-                            Work::Ycbcr(job) if job.is_trivial() => {
-                                let p = ycbcr::composite(job, Some(&memory.0));
-                                pixels_out.accepts(&p).then_some(p)
-                            }
-                            _ => None,
-                        };
+                        let trivial = trivial_picture(&w, &memory, pixels_out);
                         work = Some(w);
                         trivial
                     };
                 match picture {
                     Some(picture) => {
-                        composited.0 = Some(PresentedFrame {
-                            timeline_frame: t,
-                            tick: tick.index,
-                            picture,
-                            layers: frame
-                                .layers
-                                .iter()
-                                .zip(found.iter())
-                                .map(|(l, f)| LayerSource {
-                                    track: l.track,
-                                    asset_id: f.candidate.id,
-                                    source_frame: l.source,
-                                })
-                                .collect(),
-                            repeated: false,
-                            late: false,
-                            effect_lod,
-                        });
+                        let sources = layer_sources(frame, found);
+                        composited.0 = Some(presented(
+                            t, tick.index, picture, sources, false, true, effect_lod,
+                        ));
                     }
                     None => {
                         // Late: it is being (or now will be) rendered. Playing, a frame whose
@@ -271,24 +250,80 @@ pub fn render(
                             };
                             submit(&mut renderer, &mut state, job, allow_gpu);
                         }
-                        // The newest finished earlier frame stands in, once.
-                        if playing
-                            && let Some(p) = state.passed.take()
-                            && after_shown(p.frame, state.shown, &playhead)
-                            && let Some(picture) = rendered.get(p.key)
-                        {
-                            composited.0 = Some(PresentedFrame {
-                                timeline_frame: p.frame.0,
-                                tick: tick.index,
-                                picture,
-                                layers: p.sources,
-                                repeated: false,
-                                late: true,
-                                effect_lod,
-                            });
-                        }
                     }
                 }
+            }
+        }
+    }
+
+    // Not ready: playing, the newest picture of a frame passed since the last one shown
+    // (at most a second back) stands in (a render finished late, or layers decoded late), so the picture moves at
+    // the rate the machine manages instead of freezing; after a seek (or paused), the
+    // nearest decoded picture of the same sources (the keyframe the seek asked for first)
+    // stands in until the exact frame is decoded.
+    if shown_now && composited.0.is_none() && !offline {
+        let effect_lod = frame.any_stack.then_some(lod);
+        if playing && !playhead.fresh {
+            if let Some(p) = state.passed.take()
+                && after_shown(p.frame, state.shown, &playhead)
+                && let Some(picture) = rendered.get(p.key)
+            {
+                composited.0 = Some(presented(
+                    p.frame.0, tick.index, picture, p.sources, true, true, effect_lod,
+                ));
+            } else {
+                let dir = playhead.direction();
+                let reach = output.frame_rate.as_f64().ceil().max(1.0) as i64;
+                for k in 1..=reach {
+                    let t2 = t as i64 - dir * k;
+                    if t2 < 0
+                        || !after_shown((t2 as u64, playhead.generation), state.shown, &playhead)
+                    {
+                        break;
+                    }
+                    if !frame.gather(t2 as u64, &output, &timeline, &clips, &assets)
+                        || frame.find_decoded(&index, &pixels, false, found) > 0
+                    {
+                        continue;
+                    }
+                    let at = (t2 as u64, playhead.generation);
+                    if let Some(picture) = make(
+                        frame,
+                        found,
+                        at,
+                        &mut renderer,
+                        &mut state,
+                        &mut rendered,
+                        &memory,
+                        &clips,
+                        (size, lod, allow_gpu),
+                    ) {
+                        let sources = layer_sources(frame, found);
+                        let effect_lod = frame.any_stack.then_some(lod);
+                        composited.0 = Some(presented(
+                            t2 as u64, tick.index, picture, sources, true, true, effect_lod,
+                        ));
+                    }
+                    break;
+                }
+            }
+        } else if let (0, false) = frame.find_nearest(&index, &pixels, &assets, found) {
+            let at = (t, playhead.generation);
+            if let Some(picture) = make(
+                frame,
+                found,
+                at,
+                &mut renderer,
+                &mut state,
+                &mut rendered,
+                &memory,
+                &clips,
+                (size, lod, allow_gpu),
+            ) {
+                let sources = layer_sources(frame, found);
+                composited.0 = Some(presented(
+                    t, tick.index, picture, sources, false, false, effect_lod,
+                ));
             }
         }
     }
@@ -319,7 +354,8 @@ pub fn render(
         }
     }
     let dir = playhead.direction();
-    let step = playhead.rate.abs().ceil().max(1.0) as i64;
+    let step =
+        playhead.rate.abs().ceil().max(1.0) as i64 * quality.frame_stride(output.frame_rate) as i64;
     // Lead the playhead by the measured render latency: a frame due sooner cannot be ready.
     // At most half the prefetch window ahead, so the frames aimed at are already decoded.
     let window = quality.prefetch_frames.max(1);
@@ -367,6 +403,83 @@ pub fn render(
             state.counts.rendered_ahead += 1;
         }
     }
+}
+
+/// A presented frame.
+fn presented(
+    t: u64,
+    tick: u64,
+    picture: std::sync::Arc<framelock_engine::media::Picture>,
+    layers: Vec<LayerSource>,
+    late: bool,
+    exact: bool,
+    effect_lod: Option<EffectLod>,
+) -> PresentedFrame {
+    PresentedFrame {
+        timeline_frame: t,
+        tick,
+        picture,
+        layers,
+        repeated: false,
+        late,
+        exact,
+        effect_lod,
+    }
+}
+
+/// The picture of a one-layer pass-through (or a gap), made at once; `None` for real work.
+fn trivial_picture(
+    work: &Work,
+    memory: &Memory,
+    pixels_out: framelock_engine::render::OutputPixels,
+) -> Option<std::sync::Arc<framelock_engine::media::Picture>> {
+    match work {
+        Work::Ycbcr(job) if job.is_trivial() => {
+            let p = ycbcr::composite(job, Some(&memory.0));
+            pixels_out.accepts(&p).then_some(p)
+        }
+        _ => None,
+    }
+}
+
+/// A stand-in's picture from `found`: kept already, or trivial (made now); otherwise it is
+/// submitted (unless in flight) and `None` — a later tick shows it when it is done.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the render path's pieces, borrowed from the system"
+)]
+fn make(
+    frame: &FrameLayers,
+    found: &[Found],
+    at: (u64, u64),
+    renderer: &mut Renderer,
+    state: &mut RenderState,
+    rendered: &mut RenderedFrames,
+    memory: &Memory,
+    clips: &ClipQuery,
+    (size, lod, allow_gpu): ((u32, u32), EffectLod, bool),
+) -> Option<std::sync::Arc<framelock_engine::media::Picture>> {
+    let pixels_out = state.output;
+    let key = frame.key_from(size, lod, pixels_out, found);
+    if let Some(p) = rendered.get(key) {
+        return Some(p);
+    }
+    if state.is_in_flight(key) {
+        return None;
+    }
+    let work = build(frame, found, size, lod, clips);
+    if let Some(p) = trivial_picture(&work, memory, pixels_out) {
+        return Some(p);
+    }
+    let job = Submit {
+        work,
+        key,
+        keep: false,
+        at,
+        sources: layer_sources(frame, found),
+    };
+    submit(renderer, state, job, allow_gpu);
+    None
 }
 
 /// The work that makes `frame` from `found`.
@@ -462,7 +575,7 @@ fn layer_sources(frame: &FrameLayers, found: &[Found]) -> Vec<LayerSource> {
         .map(|(l, f)| LayerSource {
             track: l.track,
             asset_id: f.candidate.id,
-            source_frame: l.source,
+            source_frame: f.source,
         })
         .collect()
 }
