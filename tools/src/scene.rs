@@ -369,6 +369,17 @@ fn built_in(name: &str, dir: &Path) -> anyhow::Result<(Project, Motion)> {
     })
 }
 
+/// One GOP of the first clip's source at this run's median decode time per frame, in ms.
+fn gop_decode_ms(project: &Project, engine: &PlaybackEngine) -> Option<f64> {
+    let media = &project.tracks.first()?.clips.first()?.media;
+    let info = framelock::probe(media, &DecoderRegistry::new()).ok()?;
+    let k = &info.video.keyframes;
+    let mut gaps: Vec<u64> = k.windows(2).map(|w| w[1] - w[0]).collect();
+    gaps.sort_unstable();
+    let gop = gaps.get(gaps.len() / 2).copied().unwrap_or(info.video.frame_count);
+    Some(gop as f64 * engine.metrics().decode_ms_p50)
+}
+
 fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -737,6 +748,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let seek_p95 = percentile(&mut seek_ms, 0.95);
     let first_p50 = percentile(&mut first_ms.clone(), 0.5);
     let first_p95 = percentile(&mut first_ms, 0.95);
+    // The baseline of a seek: one GOP of the first clip's source decoded at this run's
+    // median decode time per frame.
+    let gop_ms = gop_decode_ms(&project, &engine).unwrap_or(0.0);
     // The longest run of timeline frames never shown (the picture's longest freeze).
     let longest_gap = missing.iter().map(|&(a, b)| b - a + 1).max().unwrap_or(0);
     let adaptive = engine.adaptive_quality();
@@ -794,6 +808,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             "seek_ms_p95": seek_p95,
             "first_picture_ms_p50": first_p50,
             "first_picture_ms_p95": first_p95,
+            "gop_decode_ms": gop_ms,
             "pattern": args.pattern,
             "cache_hit_rate": phase_hit_rate,
             "cache_lookups": hits + misses,
@@ -862,6 +877,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 "seek ms        first picture p50 {first_p50:.1}  p95 {first_p95:.1}; exact frame p50 {seek_p50:.1}  p95 {seek_p95:.1} ({} seeks, {} approximate first)",
                 seek_ms.len(),
                 m.approximate
+            );
+            println!(
+                "one GOP decode {gop_ms:.1} ms (GOP x this run's median decode time): exact p95 is {:.2}x it",
+                seek_p95 / gop_ms.max(1e-9)
             );
         }
         println!(

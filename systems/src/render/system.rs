@@ -263,7 +263,10 @@ pub fn render(
     // stands in until the exact frame is decoded.
     if shown_now && composited.0.is_none() && !offline {
         let effect_lod = frame.any_stack.then_some(lod);
-        if playing && !playhead.fresh {
+        // (Not before a frame of this generation is shown: a walk back from a seek's
+        // target would land before it.)
+        let continuing = state.shown.is_some_and(|(_, g)| g == playhead.generation);
+        if playing && !playhead.fresh && continuing {
             if let Some(p) = state.passed.take()
                 && after_shown(p.frame, state.shown, &playhead)
                 && let Some(picture) = rendered.get(p.key)
