@@ -2,6 +2,7 @@
 
 mod export;
 mod offline;
+mod output;
 mod performance;
 mod playback;
 mod player;
@@ -66,6 +67,7 @@ pub use framelock_systems::{
     EngineEvent, LayerSource, MetricsSnapshot, PresentedFrame, RenderStats, SCRUB_MEMORY_TICKS,
 };
 pub use offline::{OfflineError, OfflineRenderer, OfflineReport, STALL_TIMEOUT};
+pub use output::{BoxedSink, FrameDelivery, FrameSlot};
 pub use performance::{
     ASSUMED_SECONDS_PER_PIXEL, GpuStatus, OptimizationAction, OptimizationReport,
     PerformanceMetrics, QualityMode, SegmentCost, SegmentStatus, SourceDecode, Suggestion,

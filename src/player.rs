@@ -1,6 +1,8 @@
 //! [`Player`]: a thread-safe handle that plays a project on its own thread, on the wall clock.
 //! Commands go over a bounded channel and are applied between ticks; `scrub` keeps only the
 //! latest request of a burst (earlier ones are never started, their decodes are cancelled).
+//! Frames reach the host's sink on a thread of their own ([`FrameDelivery`]) and are there to
+//! pull ([`Player::current_frame`]): a slow host never slows the clock.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -16,9 +18,9 @@ use framelock_engine::audio::{AudioPull, AudioSink, SinkError};
 use framelock_engine::proxy::{JobId, ProxyJobStatus, ProxyManager, ProxyProgress};
 use framelock_systems::{EngineEvent, MetricsSnapshot, PresentedFrame};
 
+use crate::output::{BoxedSink, FrameDelivery, FrameSlot};
 use crate::playback::{CacheStats, ClearedCache, EngineOptions, PlaybackEngine, PlayerError};
 
-type Sink = Box<dyn FnMut(PresentedFrame) + Send + Sync>;
 type QualityEdit = Box<dyn FnOnce(&mut QualitySettings) + Send>;
 
 enum Command {
@@ -28,7 +30,6 @@ enum Command {
     SeekFrame(u64),
     Scrub(f64),
     Rate(f64),
-    Sink(Sink),
     UseProxy(UseProxy),
     ClearCache(ClearCache, Sender<Result<ClearedCache, PlayerError>>),
     ClearCacheLater(ClearCache),
@@ -63,18 +64,35 @@ pub struct Player {
     audio: Option<(AudioPull, AudioFormat)>,
     audio_sink: Option<Box<dyn AudioSink>>,
     thread: Option<JoinHandle<()>>,
+    /// Delivers the newest frame to the host's sink (dropped after the loop's thread).
+    frames: FrameDelivery,
 }
 
 impl Player {
     /// Opens `project` (probing its media: errors come back here) and starts its loop, paused
-    /// on frame 0. `sink` receives every presented frame on the player's thread.
+    /// on frame 0. `sink` receives each presented frame on a thread of its own
+    /// (`framelock-frames`); while it is busy only the newest frame waits for it, and the ones
+    /// replaced are counted in [`MetricsSnapshot::sink_late`].
     pub fn open(
         project: &Project,
         options: EngineOptions,
-        sink: impl FnMut(PresentedFrame) + Send + Sync + 'static,
+        sink: impl FnMut(PresentedFrame) + Send + 'static,
     ) -> Result<Self, PlayerError> {
         let strategy = options.proxies.as_ref().map(|p| p.strategy.clone());
-        let engine = PlaybackEngine::open(project, options, Arc::new(WallClock::new()), sink)?;
+        let slot = FrameSlot::new();
+        let to_slot = slot.clone();
+        let engine =
+            PlaybackEngine::open(project, options, Arc::new(WallClock::new()), move |f| {
+                to_slot.put(f)
+            })?;
+        let thread_error = |e: std::io::Error| PlayerError::Media {
+            path: "<player thread>".into(),
+            source: framelock_engine::media::MediaError::Decode {
+                backend: "player",
+                reason: e.to_string(),
+            },
+        };
+        let frames = FrameDelivery::spawn(slot.clone(), Box::new(sink)).map_err(thread_error)?;
         let proxies = engine.proxy_manager().zip(strategy);
         let events = engine.events();
         let audio = engine.audio_output().map(|o| (o.pull_handle(), o.format()));
@@ -87,14 +105,8 @@ impl Player {
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name("framelock-player".into())
-            .spawn(move || run(engine, &rx, &thread_shared))
-            .map_err(|e| PlayerError::Media {
-                path: "<player thread>".into(),
-                source: framelock_engine::media::MediaError::Decode {
-                    backend: "player",
-                    reason: e.to_string(),
-                },
-            })?;
+            .spawn(move || run(engine, &rx, &thread_shared, &slot))
+            .map_err(thread_error)?;
         Ok(Self {
             commands,
             shared,
@@ -105,6 +117,7 @@ impl Player {
             audio,
             audio_sink: None,
             thread: Some(thread),
+            frames,
         })
     }
 
@@ -228,9 +241,22 @@ impl Player {
         self.send(Command::Rate(rate));
     }
 
-    /// Replaces the frame sink (from the next tick on).
-    pub fn frame_sink(&self, sink: impl FnMut(PresentedFrame) + Send + Sync + 'static) {
-        self.send(Command::Sink(Box::new(sink)));
+    /// Replaces the frame sink (from the next frame on; returns at once, even while the sink is busy).
+    pub fn frame_sink(&self, sink: impl FnMut(PresentedFrame) + Send + 'static) {
+        self.frames.set_sink(Box::new(sink) as BoxedSink);
+    }
+
+    /// The newest presented frame, for a host that draws at its own vsync (pull output; the
+    /// sink still gets frames too — pass `|_| {}` to [`Player::open`] to only pull). `None`
+    /// before the first.
+    pub fn current_frame(&self) -> Option<PresentedFrame> {
+        self.frames.slot().latest()
+    }
+
+    /// [`Player::current_frame`] with its number (1 for the first frame presented): the
+    /// numbers a host skipped between two draws are frames it never drew.
+    pub fn current_frame_numbered(&self) -> Option<(u64, PresentedFrame)> {
+        self.frames.slot().latest_numbered()
     }
 
     /// Whether clips play from proxies (from the next tick on).
@@ -329,7 +355,12 @@ impl Drop for Player {
     }
 }
 
-fn run(mut engine: PlaybackEngine, rx: &Receiver<Command>, shared: &Mutex<Shared>) {
+fn run(
+    mut engine: PlaybackEngine,
+    rx: &Receiver<Command>,
+    shared: &Mutex<Shared>,
+    slot: &FrameSlot,
+) {
     loop {
         let mut scrub = None;
         let mut applied = 0;
@@ -347,7 +378,6 @@ fn run(mut engine: PlaybackEngine, rx: &Receiver<Command>, shared: &Mutex<Shared
                 Command::SeekFrame(f) => engine.seek_frame(f),
                 Command::Scrub(s) => scrub = Some(s),
                 Command::Rate(r) => engine.set_rate(r),
-                Command::Sink(sink) => engine.set_frame_sink(sink),
                 Command::UseProxy(u) => engine.set_use_proxy(u),
                 Command::ClearCache(what, reply) => {
                     let _ = reply.try_send(engine.clear_cache(what));
@@ -387,6 +417,7 @@ fn run(mut engine: PlaybackEngine, rx: &Receiver<Command>, shared: &Mutex<Shared
         engine.tick();
         let mut sh = shared.lock().unwrap_or_else(PoisonError::into_inner);
         sh.metrics = engine.metrics();
+        sh.metrics.sink_late = slot.late();
         sh.unapplied = sh.unapplied.saturating_sub(applied);
         if sh.unapplied == 0 {
             sh.playhead = Some(engine.playhead());

@@ -1,5 +1,6 @@
 //! The thread-safe [`Player`] on the wall clock: frames arrive in order and show the right
-//! pictures; a burst of 1000 scrubs ends on the last one; seeks are frame-exact.
+//! pictures; a burst of 1000 scrubs ends on the last one; seeks are frame-exact; a slow sink
+//! never slows the clock (its late frames are counted) and the newest frame is there to pull.
 //! (No timing is asserted: waits are bounded, results are exact.)
 
 #![allow(
@@ -14,8 +15,8 @@ use std::sync::mpsc::{Receiver, sync_channel};
 use std::time::{Duration, Instant};
 
 use framelock::{
-    ClipDef, DecoderRegistry, EngineOptions, Player, PresentedFrame, Project, Rational, TrackDef,
-    testcard,
+    ClipDef, DecoderRegistry, EngineOptions, PlayState, Player, PresentedFrame, Project, Rational,
+    TrackDef, testcard,
 };
 
 fn project() -> Project {
@@ -54,13 +55,14 @@ fn open() -> (Player, Receiver<PresentedFrame>) {
     (player, rx)
 }
 
-/// Waits (bounded) for a presented frame of timeline frame `t`.
+/// Waits (bounded) for the exact picture of timeline frame `t` (a seek may show the nearest
+/// decoded one first).
 fn wait_for(rx: &Receiver<PresentedFrame>, t: u64) -> PresentedFrame {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let f = rx.recv_timeout(left).expect("frame {t} never came");
-        if f.timeline_frame == t && !f.repeated {
+        if f.timeline_frame == t && !f.repeated && f.exact {
             return f;
         }
     }
@@ -115,6 +117,64 @@ fn scrub_burst_ends_on_the_last_request_and_seek_is_exact() {
     player.seek_frame(5);
     let f = wait_for(&rx2, 5);
     assert_eq!(testcard::read_index(&f.picture), Some(25));
+}
+
+#[test]
+fn a_slow_sink_never_slows_the_clock_and_the_newest_frame_can_be_pulled() {
+    // A sink that takes 100 ms a frame, three frame periods.
+    let delivered = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let count = delivered.clone();
+    let player = Player::open(
+        &project(),
+        EngineOptions {
+            registry: DecoderRegistry::openh264_only(),
+            workers: 2,
+            ..EngineOptions::default()
+        },
+        move |f: PresentedFrame| {
+            std::thread::sleep(Duration::from_millis(100));
+            assert_eq!(
+                testcard::read_index(&f.picture),
+                Some(20 + f.timeline_frame)
+            );
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        },
+    )
+    .expect("open");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while player.current_frame().is_none() {
+        assert!(Instant::now() < deadline, "no first frame");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    player.play();
+    // The 100 frames play to the end: a sink on the engine's thread would have held each
+    // tick for 100 ms (10 s in all, and the last frame shown 7 s late).
+    loop {
+        let p = player.playhead().expect("published");
+        if p.state == PlayState::Paused && p.frame == 99 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "playback did not end: {p:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let pulled = player.current_frame().expect("a frame to pull");
+    assert_eq!(pulled.timeline_frame, 99);
+    assert_eq!(testcard::read_index(&pulled.picture), Some(119));
+    // Every presented frame reached the sink or was counted late (the newest one may still
+    // be on its way).
+    loop {
+        let m = player.metrics();
+        let got = delivered.load(std::sync::atomic::Ordering::SeqCst);
+        if got + m.sink_late == m.presented {
+            assert!(m.sink_late > 0, "{m:?}");
+            assert!(got >= 1);
+            break;
+        }
+        assert!(Instant::now() < deadline, "{got} delivered, {m:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (n, _) = player.current_frame_numbered().expect("numbered");
+    assert_eq!(n, player.metrics().presented);
 }
 
 /// `EngineOptions::puffin_server` serves the live profile while the player plays:

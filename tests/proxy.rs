@@ -470,6 +470,7 @@ fn auto_playback_switches_to_proxies_when_ready_frame_exact() {
     proxies.strategy.auto_switch_thresholds.editing = 720;
     let manager = proxies.manager.clone();
     let (mut engine, shown) = open_4k(proxies);
+    let events = engine.events();
     engine.set_use_proxy(UseProxy::Auto);
     // Frame 0 on screen (paused), then play.
     play(&mut engine, 1);
@@ -516,6 +517,19 @@ fn auto_playback_switches_to_proxies_when_ready_frame_exact() {
     );
     let first_proxy = assets.iter().position(|&a| a != 0).expect("switched");
     assert!(assets[first_proxy..].iter().all(|&a| a == proxy_1080));
+    // The host was told of each proxy as it became ready.
+    let mut ready: Vec<u32> = events
+        .try_iter()
+        .filter_map(|e| match e {
+            framelock::EngineEvent::ProxyReady { height, proxy, .. } => {
+                assert!(proxy.is_file(), "{}", proxy.display());
+                Some(height)
+            }
+            _ => None,
+        })
+        .collect();
+    ready.sort_unstable();
+    assert_eq!(ready, [720, 1080]);
 
     // Paused (editing, threshold 720): the 720p proxy.
     engine.pause();

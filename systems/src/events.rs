@@ -69,6 +69,25 @@ pub enum EngineEvent {
         /// Why, in words.
         reason: String,
     },
+    /// A proxy of one of the project's media is ready, and playback may use it (also for a
+    /// proxy found ready when the engine started).
+    ProxyReady {
+        /// The original media file.
+        media: PathBuf,
+        /// The proxy file.
+        proxy: PathBuf,
+        /// Its height.
+        height: u32,
+    },
+    /// Making a proxy failed; playback goes on from the original.
+    ProxyFailed {
+        /// The original media file.
+        media: PathBuf,
+        /// The proxy file it would have been (nothing was left there).
+        proxy: PathBuf,
+        /// Why.
+        error: String,
+    },
     /// A cache was emptied at the host's request (`Player::clear_cache_later`): what went,
     /// or why it could not.
     CacheCleared {

@@ -156,6 +156,7 @@ impl Metrics {
             late_shown: self.late_shown,
             waited: self.waited,
             approximate: self.approximate,
+            sink_late: 0,
             render_late: self.render_late,
             tick_ms_max: self.tick_max.as_secs_f64() * 1e3,
             cache_hits: self.cache_hits,
@@ -215,6 +216,9 @@ pub struct MetricsSnapshot {
     pub waited: u64,
     /// Approximate pictures shown after a seek while the exact frame decoded.
     pub approximate: u64,
+    /// Frames the host's sink got late or never: replaced by a newer one while it was busy
+    /// with an older one (filled in by `Player`, whose sink runs on a thread of its own).
+    pub sink_late: u64,
     /// Ticks whose picture was still rendering at the deadline (among the dropped or held).
     pub render_late: u64,
     /// Layers (or whole rendered frames) found ready when the tick needed them.

@@ -1,5 +1,6 @@
 //! `proxy_sync` — reads [`ProxyService`] (the job manager's status); writes [`Proxy`],
-//! [`ProxyAssets`], [`AssetIds`]; spawns [`Proxy`] and [`MediaAsset`] entities.
+//! [`ProxyAssets`], [`AssetIds`], [`Events`] (`ProxyReady`, `ProxyFailed`); spawns [`Proxy`] and
+//! [`MediaAsset`] entities.
 //!
 //! Mirrors the proxy jobs into the world: a job for one of the project's originals gets a
 //! `Proxy` entity (queued → generating(progress) → ready / failed / cancelled); a proxy that
@@ -13,7 +14,9 @@ use std::collections::HashMap;
 use bevy_ecs::prelude::*;
 use framelock_components::{MediaAsset, Proxy, ProxyAssets, ProxyState};
 
-use crate::{AssetIds, ProxyService};
+use framelock_engine::proxy::ProxyJobStatus;
+
+use crate::{AssetIds, EngineEvent, Events, ProxyService};
 
 /// The system.
 pub fn proxy_sync(
@@ -22,6 +25,7 @@ pub fn proxy_sync(
     mut ids: ResMut<AssetIds>,
     mut proxies: Query<&mut Proxy>,
     mut lists: Query<&mut ProxyAssets>,
+    mut events: ResMut<Events>,
     mut seen_version: Local<Option<u64>>,
     mut by_job: Local<HashMap<u64, Entity>>,
 ) {
@@ -41,6 +45,7 @@ pub fn proxy_sync(
         let entity = match by_job.get(&status.id) {
             Some(&e) => e,
             None => {
+                report(&mut events, &status);
                 let asset = if status.state == ProxyState::Ready {
                     register_ready(&mut commands, &mut ids, &mut lists, source, &status)
                 } else {
@@ -65,11 +70,29 @@ pub fn proxy_sync(
             continue;
         };
         if proxy.state != status.state {
+            report(&mut events, &status);
             proxy.state = status.state.clone();
             if status.state == ProxyState::Ready && proxy.asset.is_none() {
                 proxy.asset = register_ready(&mut commands, &mut ids, &mut lists, source, &status);
             }
         }
+    }
+}
+
+/// A proxy that is now ready, or failed, is an event.
+fn report(events: &mut Events, status: &ProxyJobStatus) {
+    match &status.state {
+        ProxyState::Ready => events.push(EngineEvent::ProxyReady {
+            media: status.source.clone(),
+            proxy: status.path.clone(),
+            height: status.height,
+        }),
+        ProxyState::Failed(error) => events.push(EngineEvent::ProxyFailed {
+            media: status.source.clone(),
+            proxy: status.path.clone(),
+            error: error.clone(),
+        }),
+        _ => {}
     }
 }
 
@@ -79,7 +102,7 @@ fn register_ready(
     ids: &mut AssetIds,
     lists: &mut Query<&mut ProxyAssets>,
     source: Entity,
-    status: &framelock_engine::proxy::ProxyJobStatus,
+    status: &ProxyJobStatus,
 ) -> Option<Entity> {
     let info = status.info.clone()?;
     let fingerprint = status.fingerprint?;

@@ -376,7 +376,10 @@ fn gop_decode_ms(project: &Project, engine: &PlaybackEngine) -> Option<f64> {
     let k = &info.video.keyframes;
     let mut gaps: Vec<u64> = k.windows(2).map(|w| w[1] - w[0]).collect();
     gaps.sort_unstable();
-    let gop = gaps.get(gaps.len() / 2).copied().unwrap_or(info.video.frame_count);
+    let gop = gaps
+        .get(gaps.len() / 2)
+        .copied()
+        .unwrap_or(info.video.frame_count);
     Some(gop as f64 * engine.metrics().decode_ms_p50)
 }
 
