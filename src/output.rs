@@ -7,7 +7,6 @@
 //! with an older one), and the clock keeps time.
 //!
 //! ```
-//! # use std::sync::Arc;
 //! use framelock::{FrameSlot, PresentedFrame};
 //! let slot = FrameSlot::new();
 //! let to_slot = slot.clone();
