@@ -151,6 +151,9 @@ pub struct AdaptiveQuality {
     pub last: Option<QualityChange>,
     /// Measured work per frame over the frame budget, last tick (0 while nothing is measured).
     pub load: f64,
+    /// The playback resolution before the last change of it: frames already rendered ahead
+    /// at that size still stand in for their ticks (a change does not throw them away).
+    pub previous_height: Option<Option<u32>>,
 }
 
 impl Default for AdaptiveQuality {
@@ -166,6 +169,7 @@ impl Default for AdaptiveQuality {
             changes: 0,
             last: None,
             load: 0.0,
+            previous_height: None,
         }
     }
 }
@@ -194,11 +198,15 @@ impl AdaptiveQuality {
             effect_lod: quality.effect_lod,
             divisor: 1,
         });
-        self.preview_height = if self.step.divisor > 1 {
+        let height = if self.step.divisor > 1 {
             Some((viewer_height(quality, output) / self.step.divisor).max(2) & !1)
         } else {
             quality.preview_height
         };
+        if height != self.preview_height {
+            self.previous_height = Some(self.preview_height);
+        }
+        self.preview_height = height;
     }
 
     /// The picture size presented now.
@@ -233,6 +241,14 @@ mod tests {
         a.set(3, &l, &q, &out);
         assert_eq!(a.preview_height, Some(540));
         assert_eq!(a.preview_size(&out), (960, 540));
+        // The size before stays known (frames rendered at it still stand in).
+        assert_eq!(a.previous_height, Some(None));
+        a.set(3, &l, &q, &out);
+        assert_eq!(
+            a.previous_height,
+            Some(None),
+            "no change, no new previous size"
+        );
         // A floor at full height: only the effects rung.
         let q = QualitySettings {
             min_resolution: 2160,

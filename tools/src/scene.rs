@@ -869,7 +869,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             },
             adaptive.changes,
             m.late_shown,
-            levels_text.join(" ")
+            if levels_text.is_empty() {
+                "-".to_string()
+            } else {
+                levels_text.join(" ")
+            }
         );
         println!(
             "tick ms        p50 {:.3}  p95 {:.3}  p99 {:.3}",

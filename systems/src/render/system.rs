@@ -183,7 +183,18 @@ pub fn render(
         *counted = Some((t, playhead.generation));
         let effect_lod = frame.any_stack.then_some(lod);
         let key = frame.key(size, lod, pixels_out);
-        if let Some(picture) = rendered.get(key) {
+        // Rendered ahead before the last change of playback resolution: the same frame, at
+        // the size (and any LOD) of then.
+        let mut hit = rendered.get(key);
+        if hit.is_none()
+            && let Some(height) = adaptive.previous_height
+        {
+            let size = output.preview_size(height);
+            hit = [EffectLod::Full, EffectLod::Half, EffectLod::Quarter]
+                .into_iter()
+                .find_map(|lod| rendered.get(frame.key(size, lod, pixels_out)));
+        }
+        if let Some(picture) = hit {
             if first_count {
                 metrics.cache_hits += 1;
             }
