@@ -22,6 +22,8 @@ use crate::output::{BoxedSink, FrameDelivery, FrameSlot};
 use crate::playback::{CacheStats, ClearedCache, EngineOptions, PlaybackEngine, PlayerError};
 
 type QualityEdit = Box<dyn FnOnce(&mut QualitySettings) + Send>;
+/// Work done on the engine between two ticks (its answer goes back over a channel it owns).
+type EngineCall = Box<dyn FnOnce(&mut PlaybackEngine) + Send>;
 
 enum Command {
     Play,
@@ -36,6 +38,7 @@ enum Command {
     Step(i64),
     Quality(QualityEdit),
     QualityMode(crate::QualityMode),
+    Call(EngineCall),
     Stop,
 }
 
@@ -335,6 +338,43 @@ impl Player {
             .map_err(|_| PlayerError::Stopped)?
     }
 
+    /// Runs `f` on the engine between two ticks and returns its answer (waits at most a
+    /// tick for it, ten seconds when the loop is stuck).
+    fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut PlaybackEngine) -> T + Send + 'static,
+    ) -> Result<T, PlayerError> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.send(Command::Call(Box::new(move |e| {
+            let _ = tx.try_send(f(e));
+        })));
+        rx.recv_timeout(Duration::from_secs(10))
+            .map_err(|_| PlayerError::Stopped)
+    }
+
+    /// The Performance API's metrics ([`PlaybackEngine::get_metrics`]): fps, frame times,
+    /// decode cost per source, memory against the budget, GPU status, proxy progress.
+    pub fn get_metrics(&self) -> Result<crate::PerformanceMetrics, PlayerError> {
+        self.call(|e| e.get_metrics())
+    }
+
+    /// Suggestions from measurements and the timeline performance map
+    /// ([`PlaybackEngine::run_optimization`]).
+    pub fn run_optimization(&self) -> Result<crate::OptimizationReport, PlayerError> {
+        self.call(|e| e.run_optimization())
+    }
+
+    /// Applies a suggestion's action ([`PlaybackEngine::apply`]); proxies are queued from
+    /// this thread (their files are probed here, not on the player's loop).
+    pub fn apply(&self, action: crate::OptimizationAction) -> Result<(), PlayerError> {
+        match action {
+            crate::OptimizationAction::GenerateProxies(files) => {
+                self.generate_proxies(&files).map(drop)
+            }
+            other => self.call(move |e| e.apply(&other))?,
+        }
+    }
+
     /// The playhead as of the last tick.
     pub fn playhead(&self) -> Option<Playhead> {
         self.shared
@@ -408,6 +448,7 @@ fn run(
                 }
                 Command::Quality(edit) => edit(&mut engine.quality_mut()),
                 Command::QualityMode(mode) => engine.set_quality_mode(mode),
+                Command::Call(f) => f(&mut engine),
                 Command::Stop => return,
             }
         }

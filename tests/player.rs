@@ -1,6 +1,7 @@
 //! The thread-safe [`Player`] on the wall clock: frames arrive in order and show the right
 //! pictures; a burst of 1000 scrubs ends on the last one; seeks are frame-exact; a slow sink
-//! never slows the clock (its late frames are counted) and the newest frame is there to pull.
+//! never slows the clock (its late frames are counted) and the newest frame is there to pull;
+//! the Performance API answers through the player.
 //! (No timing is asserted: waits are bounded, results are exact.)
 
 #![allow(
@@ -223,4 +224,35 @@ fn the_player_serves_its_profile_to_puffin_viewer() {
         again,
         Err(framelock::PlayerError::ProfileServer { .. })
     ));
+}
+
+#[test]
+fn the_performance_api_is_on_the_player() {
+    let (player, rx) = open();
+    wait_for(&rx, 0);
+    let m = player.get_metrics().expect("metrics");
+    assert!(m.budget.max_memory > 0);
+    let report = player.run_optimization().expect("report");
+    // One clip: one stretch of the timeline, covering it.
+    assert_eq!(
+        report
+            .timeline
+            .iter()
+            .map(|s| (s.start, s.end))
+            .collect::<Vec<_>>(),
+        [(0, 100)]
+    );
+    player
+        .apply(framelock::OptimizationAction::SetMemoryBudget(300 << 20))
+        .expect("applied");
+    assert_eq!(
+        player.get_metrics().expect("metrics").budget.max_memory,
+        300 << 20
+    );
+    // Without proxies the proxy action is refused, as on the engine.
+    assert!(
+        player
+            .apply(framelock::OptimizationAction::GenerateProxies(vec![]))
+            .is_err()
+    );
 }
