@@ -1,5 +1,6 @@
 //! The engine's events on the virtual clock: play → seek → end in order, one `Error` with
-//! its text for a file truncated during playback (and the timeline plays on), seeks while
+//! its text for a file truncated during playback (and the timeline plays on, the clip showing
+//! the media-offline picture until the file returns), seeks while
 //! paused are not drops, and `Player::playhead` agrees with a command just sent.
 
 #![allow(
@@ -145,6 +146,64 @@ fn a_file_truncated_during_playback_is_reported_once_with_its_text() {
     assert_eq!(errors[0].0, clip);
     assert!(!errors[0].1.is_empty());
     assert!(engine.metrics().decode_errors >= 1);
+}
+
+/// A clip whose file is cut mid-playback shows the media-offline picture (and says so in its
+/// layer) while the rest plays on; restored, the file decodes again on the next seek, with a
+/// `MediaRecovered` event and the right pictures.
+#[test]
+fn offline_media_shows_the_offline_picture_and_recovers_when_the_file_returns() {
+    use framelock::{MEDIA_OFFLINE_YUV, OFFLINE_INDEX, PresentedFrame, testcard};
+    let src = common::clip("ev-offline-src.mp4", 160, 90, Rational::integer(30), 90, 10);
+    let dir = tempfile::tempdir().expect("tmp");
+    let clip = dir.path().join("offline.mp4");
+    std::fs::copy(&src, &clip).expect("copy");
+    let shown: Arc<std::sync::Mutex<Vec<PresentedFrame>>> = Arc::default();
+    let sink = shown.clone();
+    let mut engine = PlaybackEngine::open(
+        &project(&clip, 90),
+        EngineOptions::default(),
+        Arc::new(VirtualClock::new()),
+        move |f| sink.lock().unwrap().push(f),
+    )
+    .expect("open");
+    let events = engine.events();
+    let bytes = std::fs::read(&src).expect("read");
+    std::fs::write(&clip, &bytes[..bytes.len() / 3]).expect("truncate");
+    engine.play();
+    for _ in 0..100 {
+        tick(&mut engine);
+    }
+    assert_eq!(engine.playhead().frame, 89, "the timeline played on");
+    let last = shown.lock().unwrap().last().cloned().expect("pictures");
+    assert_eq!(
+        last.layers[0].source_frame, OFFLINE_INDEX,
+        "{:?}",
+        last.layers
+    );
+    let (w, h) = (last.picture.width as usize, last.picture.height as usize);
+    let y = last.picture.planes[0][h / 2 * w + w / 2];
+    assert!(y.abs_diff(MEDIA_OFFLINE_YUV[0]) <= 2, "luma {y}");
+    assert!(
+        drain(&events)
+            .iter()
+            .any(|e| matches!(e, EngineEvent::Error { .. }))
+    );
+
+    // The file comes back: the next seek decodes it.
+    std::fs::write(&clip, &bytes).expect("restore");
+    engine.seek_frame(80);
+    for _ in 0..4 {
+        tick(&mut engine);
+    }
+    let last = shown.lock().unwrap().last().cloned().expect("pictures");
+    assert_eq!(last.layers[0].source_frame, 80);
+    assert_eq!(testcard::read_index(&last.picture), Some(80));
+    assert!(
+        drain(&events)
+            .iter()
+            .any(|e| matches!(e, EngineEvent::MediaRecovered { media } if *media == clip))
+    );
 }
 
 /// Seeking while paused waits for the new picture; it drops nothing.

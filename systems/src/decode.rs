@@ -2,6 +2,12 @@
 //! [`FramePixels`], [`CacheEntry`], [`FrameIndex`], [`Metrics`], [`DecodeLoad`]; owns the
 //! [`Decoders`] pool's traffic.
 //!
+//! A frame that fails to decode (a missing, truncated or corrupt file) gets the media-offline
+//! picture ([`Picture::media_offline_in`], one per asset, shared), so the timeline plays on
+//! showing where media is missing, as editors do; the file is reported once
+//! ([`EngineEvent::Error`]) and tried again on the next seek (and, playing, at every new
+//! frame), [`EngineEvent::MediaRecovered`] when it decodes again.
+//!
 //! With a disk tier, every job carries its frame's cache key and the worker answers from the
 //! disk tier when it can (counted as `disk_reads`, not as decode time).
 //!
@@ -16,12 +22,16 @@ use std::sync::Arc;
 
 use bevy_ecs::prelude::*;
 use framelock_components::{CacheEntry, Frame, FrameState, MediaAsset, PlayState, Playhead};
+use framelock_engine::media::Picture;
 use framelock_engine::workers::DecodeJob;
 
 use crate::{
     DecodeGenerations, DecodeLoad, Decoders, DiskTier, EngineEvent, Events, FrameIndex,
-    FramePixels, Metrics, Pending, Tick,
+    FramePixels, Memory, Metrics, Pending, Tick,
 };
+
+/// The media-offline picture of each failing asset id.
+type OfflinePictures = HashMap<u64, Arc<Picture>>;
 
 /// The system.
 pub fn decode(
@@ -38,6 +48,8 @@ pub fn decode(
     mut seen_generation: Local<u64>,
     // Media whose last decode failed (reported once, until one decodes again).
     (mut events, mut failing): (Option<ResMut<Events>>, Local<HashSet<u64>>),
+    // The media-offline picture of each failing asset (one, shared by its frames).
+    (memory, mut offline): (Option<Res<Memory>>, Local<OfflinePictures>),
 ) {
     framelock_engine::profile_function!();
     if *seen_generation != playhead.generation {
@@ -66,6 +78,7 @@ pub fn decode(
         }
         match done.result {
             Ok(picture) => {
+                offline.remove(&done.asset_id);
                 if failing.remove(&done.asset_id)
                     && let (Some(ev), Ok(asset)) = (events.as_mut(), assets.get(frame.asset))
                 {
@@ -86,6 +99,19 @@ pub fn decode(
             Err(error) => {
                 metrics.decode_errors += 1;
                 frame.state = FrameState::Failed;
+                if let Ok(asset) = assets.get(frame.asset) {
+                    let (w, h) = (asset.info.video.width, asset.info.video.height);
+                    let picture = offline.entry(done.asset_id).or_insert_with(|| {
+                        Arc::new(Picture::media_offline_in(
+                            memory.as_ref().map(|m| &m.0),
+                            w.max(2) & !1,
+                            h.max(2) & !1,
+                        ))
+                    });
+                    // Shared: its bytes are the pool's once, not each frame's.
+                    entry.bytes = 0;
+                    commands.entity(e).insert(FramePixels(picture.clone()));
+                }
                 if failing.insert(done.asset_id)
                     && let (Some(ev), Ok(asset)) = (events.as_mut(), assets.get(frame.asset))
                 {

@@ -144,6 +144,12 @@ pub struct Picture {
     pub time_secs: f64,
 }
 
+/// The `index` of [`Picture::media_offline_in`]'s picture (never a decoded frame's).
+pub const OFFLINE_INDEX: u64 = u64::MAX;
+
+/// The media-offline picture's Y'CbCr: 50 % red, BT.709 limited range.
+pub const MEDIA_OFFLINE_YUV: [u8; 3] = [39, 115, 184];
+
 impl Picture {
     /// A black 8-bit 4:2:0 frame.
     pub fn black(width: u32, height: u32) -> Self {
@@ -169,6 +175,19 @@ impl Picture {
         f.planes[0].fill(16);
         f.planes[1].fill(128);
         f.planes[2].fill(128);
+        f
+    }
+
+    /// The "media offline" picture editors show for a clip whose file cannot be read: dark
+    /// red, 8-bit 4:2:0 (BT.709 limited range), planes from `pool`. Its `index` is
+    /// [`OFFLINE_INDEX`], which no decoded frame has.
+    pub fn media_offline_in(pool: Option<&BufferPool>, width: u32, height: u32) -> Self {
+        let mut f = Self::alloc_in(pool, PixelFormat::Yuv420p, width, height);
+        let [y, u, v] = MEDIA_OFFLINE_YUV;
+        f.planes[0].fill(y);
+        f.planes[1].fill(u);
+        f.planes[2].fill(v);
+        f.index = OFFLINE_INDEX;
         f
     }
 

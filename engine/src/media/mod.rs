@@ -46,7 +46,10 @@ pub use encode::{
     RateControl, WriteSummary, frame_timescale, verify_video,
 };
 pub use error::{MediaError, WriteError};
-pub use frame::{ColorSpace, MatrixCoefficients, Picture, PixelFormat, YuvRange};
+pub use frame::{
+    ColorSpace, MEDIA_OFFLINE_YUV, MatrixCoefficients, OFFLINE_INDEX, Picture, PixelFormat,
+    YuvRange,
+};
 pub use generate::{GenerateOptions, generate_test_clip};
 pub use mux::{Av1Config, Container, Mp4Muxer, MuxSummary, TrackCodec, TrackId};
 pub use probe::probe;

@@ -12,7 +12,7 @@ use framelock_components::{
     ProxyAssets,
 };
 use framelock_engine::cache::KeyBuilder;
-use framelock_engine::media::{Picture, PixelFormat};
+use framelock_engine::media::{OFFLINE_INDEX, Picture, PixelFormat};
 use framelock_engine::render::OutputPixels;
 
 use crate::{FrameIndex, FramePixels, TimelineIndex};
@@ -220,11 +220,18 @@ impl FrameLayers {
             let n = if exact { 1 } else { l.candidates.len() };
             let found = l.candidates[..n].iter().find_map(|c| {
                 let &entity = index.0.get(&(c.id, l.source))?;
+                let picture = pixels.get(entity).ok()?.0.clone();
                 Some(Found {
                     entity,
                     candidate: *c,
-                    picture: pixels.get(entity).ok()?.0.clone(),
-                    source: l.source,
+                    // The media-offline picture: its own source number, so its composite is
+                    // never kept under the real frame's key.
+                    source: if picture.index == OFFLINE_INDEX {
+                        OFFLINE_INDEX
+                    } else {
+                        l.source
+                    },
+                    picture,
                 })
             });
             match found {
@@ -258,11 +265,16 @@ impl FrameLayers {
             let found = |s: u64| {
                 l.candidates.iter().find_map(|c| {
                     let &entity = index.0.get(&(c.id, s))?;
+                    let picture = pixels.get(entity).ok()?.0.clone();
                     Some(Found {
                         entity,
                         candidate: *c,
-                        picture: pixels.get(entity).ok()?.0.clone(),
-                        source: s,
+                        source: if picture.index == OFFLINE_INDEX {
+                            OFFLINE_INDEX
+                        } else {
+                            s
+                        },
+                        picture,
                     })
                 })
             };
