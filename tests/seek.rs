@@ -123,3 +123,33 @@ fn two_hundred_random_seeks_ffmpeg_bframes() {
     random_seeks(&path, &registry, 200);
     sequential_after_seek(&path, &registry);
 }
+
+/// A decode asked to stop (a seek made it stale) stops between two packets with
+/// `Cancelled`, having decoded only part of the GOP; the reader then continues from there to
+/// the exact frame.
+#[test]
+fn a_cancelled_decode_stops_early_and_the_reader_continues() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let path = common::clip("cancel.mp4", 160, 90, Rational::integer(30), 60, 60);
+    let mut reader = VideoReader::open(&path, &DecoderRegistry::openh264_only()).expect("open");
+    let asked = Arc::new(AtomicU64::new(0));
+    let count = asked.clone();
+    reader.set_cancel(Some(Arc::new(move || {
+        count.fetch_add(1, Ordering::SeqCst) >= 10
+    })));
+    assert!(matches!(
+        reader.frame(50),
+        Err(framelock::MediaError::Cancelled)
+    ));
+    let packets = reader.stats().packets_decoded;
+    assert!(
+        (1..=10).contains(&packets),
+        "{packets} packets before the cancel"
+    );
+    reader.set_cancel(None);
+    let f = reader.frame(50).expect("frame 50");
+    assert_eq!(testcard::read_index(&f), Some(50));
+    // Continued, not restarted: one seek to the keyframe in all.
+    assert_eq!(reader.stats().seeks, 1, "{:?}", reader.stats());
+}

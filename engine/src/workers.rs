@@ -10,7 +10,8 @@
 //!   while different GOPs (prefetch far ahead, several clips) decode in parallel.
 //! - [`DecodePool::try_submit`] never blocks: a full queue hands the job back.
 //! - Seeks and scrubs bump the pool's generation; workers drop queued jobs of older
-//!   generations without decoding them, so a scrub storm leaves no orphan work behind.
+//!   generations without decoding them, so a scrub storm leaves no orphan work behind, and a
+//!   job that goes stale while it decodes (a long GOP) stops between two packets.
 //! - A worker keeps the frames its decoders pass on the way to a requested frame (from the
 //!   keyframe up to it), within a byte budget, and answers later jobs from them: reverse
 //!   playback and backward scrubbing then decode each GOP once instead of once per frame.
@@ -163,6 +164,7 @@ impl DecodePool {
                 uses: 0,
                 done: done_tx.clone(),
                 generation: generation.clone(),
+                job_generation: Arc::new(AtomicU64::new(0)),
                 in_flight: in_flight.clone(),
                 dropped_stale: dropped_stale.clone(),
                 kept: VecDeque::new(),
@@ -282,6 +284,9 @@ struct Worker {
     uses: u64,
     done: Sender<DecodeDone>,
     generation: Arc<AtomicU64>,
+    /// The generation of the job being decoded: its readers stop between two packets once
+    /// the pool's generation is past it.
+    job_generation: Arc<AtomicU64>,
     in_flight: Arc<AtomicUsize>,
     dropped_stale: Arc<AtomicU64>,
     /// Frames decoded on the way to requested ones, oldest first.
@@ -318,9 +323,17 @@ impl Worker {
                 Some(frame) => Ok(Arc::new(frame)),
                 None => {
                     crate::profile_scope!("decode job");
+                    self.job_generation.store(job.generation, Ordering::SeqCst);
                     self.decode(&job)
                 }
             };
+            // Made stale by a seek while it decoded: dropped like a stale queued job.
+            if matches!(result, Err(MediaError::Cancelled)) {
+                self.dropped_stale.fetch_add(1, Ordering::SeqCst);
+                self.in_flight.fetch_sub(1, Ordering::SeqCst);
+                self.progress.bump();
+                continue;
+            }
             let done = DecodeDone {
                 asset_id: job.asset_id,
                 frame: job.frame,
@@ -359,6 +372,10 @@ impl Worker {
                     None => VideoReader::open(job.path.as_ref(), &self.registry)?,
                 };
                 reader.keep_skipped(keep);
+                let (job, pool) = (self.job_generation.clone(), self.generation.clone());
+                reader.set_cancel(Some(Arc::new(move || {
+                    job.load(Ordering::SeqCst) < pool.load(Ordering::SeqCst)
+                })));
                 if let Some(pool) = &self.pool {
                     reader.set_frame_pool(pool.clone());
                 }

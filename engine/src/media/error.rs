@@ -6,6 +6,10 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MediaError {
+    /// The request was cancelled while it decoded (a seek made it stale): nothing is wrong
+    /// with the media.
+    #[error("decode cancelled")]
+    Cancelled,
     /// A rendered frame was asked of the disk tier and is not there (a worker cannot render:
     /// the frame is composited from its layers instead).
     #[error("frame not in the disk cache")]

@@ -54,4 +54,6 @@ pub use generate::{GenerateOptions, generate_test_clip};
 pub use mux::{Av1Config, Container, Mp4Muxer, MuxSummary, TrackCodec, TrackId};
 pub use probe::probe;
 pub use probe_cache::ProbeCache;
-pub use reader::{FrameSource, ParallelDecodeReport, ReaderStats, VideoReader, parallel_decode};
+pub use reader::{
+    CancelCheck, FrameSource, ParallelDecodeReport, ReaderStats, VideoReader, parallel_decode,
+};

@@ -55,7 +55,12 @@ pub struct VideoReader {
     stats: ReaderStats,
     /// When set, frames decoded on the way to a target are kept here instead of dropped.
     skipped: Option<Vec<Picture>>,
+    /// Asked between two packets: `true` stops the decode with [`MediaError::Cancelled`].
+    cancel: Option<CancelCheck>,
 }
+
+/// A check a long decode asks between packets (see [`VideoReader::set_cancel`]).
+pub type CancelCheck = Arc<dyn Fn() -> bool + Send + Sync>;
 
 impl std::fmt::Debug for VideoReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -96,6 +101,7 @@ impl VideoReader {
             out: Vec::new(),
             stats: ReaderStats::default(),
             skipped: None,
+            cancel: None,
         })
     }
 
@@ -220,7 +226,11 @@ impl VideoReader {
             self.restart(seek_point)?;
         }
         let result = self.decode_until(n);
-        if result.is_err() {
+        // Cancelled between two packets, the decoder is fine: a later request continues.
+        if result
+            .as_ref()
+            .is_err_and(|e| !matches!(e, MediaError::Cancelled))
+        {
             // The decoder's state is unknown after an error: the next request restarts.
             self.next_decode = None;
         }
@@ -244,6 +254,9 @@ impl VideoReader {
                     backend: self.backend,
                     reason: format!("frame {n} was skipped by the decoder (got {})", f.index),
                 });
+            }
+            if self.cancel.as_ref().is_some_and(|c| c()) {
+                return Err(MediaError::Cancelled);
             }
             let next = self.next_decode.unwrap_or(total);
             if next < total {
@@ -271,6 +284,13 @@ impl VideoReader {
             }
             self.collect(n);
         }
+    }
+
+    /// Sets the check a decode asks between packets: when it says `true`, the request stops
+    /// with [`MediaError::Cancelled`] (a decode worker's job that a seek made stale stops
+    /// within one frame's decode instead of finishing its GOP). The decoder stays usable.
+    pub fn set_cancel(&mut self, cancel: Option<CancelCheck>) {
+        self.cancel = cancel;
     }
 
     /// Keep the frames decoded on the way to a requested one (from the keyframe up to it)
