@@ -54,8 +54,8 @@ pub const SCRUB_MEMORY_TICKS: u64 = 60;
 #[derive(Debug, Default)]
 pub struct PrefetchState {
     generation: Option<u64>,
-    /// Lowest and highest timeline frame of the last plan.
-    plan_span: (u64, u64),
+    /// The playhead's frame last tick.
+    last_frame: u64,
     /// (tick, frame) of recent playhead moves while paused.
     scrub: VecDeque<(u64, u64)>,
     plan: Vec<(u64, u64)>,
@@ -96,13 +96,17 @@ pub fn prefetch(
     framelock_engine::profile_function!();
     let st = &mut *st;
     rendered.begin_frame(tick.index);
-    // A new generation continues the last one when its frame was inside the last plan.
+    // A new generation continues the last one when its frame is near the last tick's (within
+    // a second: a scrub step, a frame step), whose window of requests it shares. (Not "inside
+    // the last plan's span": with scrub memory that spans most of a timeline after a few
+    // seeks, and a random seek then queued behind the old positions' GOP decodes.)
     if st.generation != Some(playhead.generation) {
-        let (lo, hi) = st.plan_span;
+        let reach = output.frame_rate.as_f64().ceil().max(1.0) as u64;
         generations.continuous =
-            st.generation.is_some() && lo <= playhead.frame && playhead.frame <= hi;
+            st.generation.is_some() && playhead.frame.abs_diff(st.last_frame) <= reach;
         st.generation = Some(playhead.generation);
     }
+    st.last_frame = playhead.frame;
     // A jump moves the pool's cancellation floor to this generation (decode does it later in
     // this tick): a job of an older one is not alive, whatever the floor says yet.
     let floor = if generations.continuous {
@@ -249,9 +253,6 @@ pub fn prefetch(
             frame.priority = 0;
         }
     }
-    st.plan_span = plan
-        .iter()
-        .fold((u64::MAX, 0), |(lo, hi), &(_, t)| (lo.min(t), hi.max(t)));
     st.plan = plan;
 }
 

@@ -135,8 +135,8 @@ impl DecodeLoad {
 }
 
 /// How the decode pool's stale-work cancellation follows the playhead. `prefetch` says each
-/// tick whether a new playhead generation *continues* the previous one (the new frame was in
-/// last tick's prefetch plan: a scrub step, a frame step), in which case `decode` keeps the
+/// tick whether a new playhead generation *continues* the previous one (the new frame is within
+/// a second of last tick's: a scrub step, a frame step), in which case `decode` keeps the
 /// jobs already queued (they are still wanted) instead of cancelling them; only a jump moves
 /// the pool's cancellation floor.
 #[derive(Resource, Debug, Default, Clone, Copy)]
