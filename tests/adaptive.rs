@@ -16,10 +16,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use framelock::{
-    Codec, DecodedPicture, Decoder, DecoderBackend, DecoderRegistry, EngineEvent, EngineOptions,
-    MediaError, OpenH264Backend, Packet, PlaybackEngine, PresentedFrame, Project, QualityMode,
-    QualitySettings, Rational, StreamDescription, Support, TrackDef, VirtualClock, quality_ladder,
-    testcard,
+    DecoderRegistry, EngineEvent, EngineOptions, PlaybackEngine, PresentedFrame, Project,
+    QualityMode, QualitySettings, Rational, TrackDef, VirtualClock, quality_ladder, testcard,
 };
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -60,53 +58,21 @@ impl Permits {
     }
 }
 
-struct PermitBackend(Arc<Permits>);
-struct PermitDecoder(Box<dyn Decoder>, Arc<Permits>);
-
-impl DecoderBackend for PermitBackend {
-    fn name(&self) -> &'static str {
-        "permits"
-    }
-    fn codecs(&self) -> Option<&'static [Codec]> {
-        Some(&[Codec::H264])
-    }
-    fn support(&self, s: &StreamDescription) -> Support {
-        OpenH264Backend.support(s)
-    }
-    fn create(&self, s: &StreamDescription) -> Result<Box<dyn Decoder>, MediaError> {
-        Ok(Box::new(PermitDecoder(
-            OpenH264Backend.create(s)?,
-            self.0.clone(),
-        )))
-    }
-}
-
-impl Decoder for PermitDecoder {
-    fn backend(&self) -> &'static str {
-        "permits"
-    }
-    fn decode(&mut self, p: Packet<'_>, out: &mut Vec<DecodedPicture>) -> Result<(), MediaError> {
-        if !p.is_sync {
-            let mut s = self.1.state.lock().unwrap();
-            s.2 += 1;
-            while !s.0 && s.1 == 0 {
-                s = self.1.cv.wait(s).unwrap();
-            }
-            s.2 -= 1;
-            if !s.0 {
-                s.1 -= 1;
-            }
+impl Permits {
+    /// Before a packet: a non-keyframe waits for a permit (unless open).
+    fn take(&self, is_sync: bool) {
+        if is_sync {
+            return;
         }
-        self.0.decode(p, out)
-    }
-    fn flush(&mut self, out: &mut Vec<DecodedPicture>) -> Result<(), MediaError> {
-        self.0.flush(out)
-    }
-    fn reset(&mut self) -> Result<(), MediaError> {
-        self.0.reset()
-    }
-    fn set_frame_pool(&mut self, pool: framelock::BufferPool) {
-        self.0.set_frame_pool(pool);
+        let mut s = self.state.lock().unwrap();
+        s.2 += 1;
+        while !s.0 && s.1 == 0 {
+            s = self.cv.wait(s).unwrap();
+        }
+        s.2 -= 1;
+        if !s.0 {
+            s.1 -= 1;
+        }
     }
 }
 
@@ -128,7 +94,11 @@ fn open(
     quality: QualitySettings,
 ) -> (PlaybackEngine, Shown) {
     let mut registry = DecoderRegistry::empty();
-    registry.register(Arc::new(PermitBackend(permits.clone())));
+    let p = permits.clone();
+    registry.register(Arc::new(common::HookedBackend::new(
+        "permits",
+        move |sync| p.take(sync),
+    )));
     let shown: Shown = Arc::default();
     let sink = shown.clone();
     let engine = PlaybackEngine::open(

@@ -15,11 +15,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use framelock::{
-    ClipDef, Codec, DecoderRegistry, EngineOptions, MediaError, PlaybackEngine, PlayerError,
+    ClipDef, DecoderRegistry, EngineOptions, MediaError, PlaybackEngine, PlayerError,
     PresentedFrame, Project, QualitySettings, Rational, TrackDef, VirtualClock, testcard,
-};
-use framelock::{
-    DecodedPicture, Decoder, DecoderBackend, OpenH264Backend, Packet, StreamDescription, Support,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -281,47 +278,19 @@ struct Gate {
     cv: Condvar,
 }
 
-struct GatedBackend(Arc<Gate>);
-struct GatedDecoder(Box<dyn Decoder>, Arc<Gate>);
-
-impl DecoderBackend for GatedBackend {
-    fn name(&self) -> &'static str {
-        "gated"
-    }
-    fn codecs(&self) -> Option<&'static [Codec]> {
-        Some(&[Codec::H264])
-    }
-    fn support(&self, s: &StreamDescription) -> Support {
-        OpenH264Backend.support(s)
-    }
-    fn create(&self, s: &StreamDescription) -> Result<Box<dyn Decoder>, MediaError> {
-        Ok(Box::new(GatedDecoder(
-            OpenH264Backend.create(s)?,
-            self.0.clone(),
-        )))
-    }
-}
-
-impl Decoder for GatedDecoder {
-    fn backend(&self) -> &'static str {
-        "gated"
-    }
-    fn decode(&mut self, p: Packet<'_>, out: &mut Vec<DecodedPicture>) -> Result<(), MediaError> {
-        let mut open = self.1.open.lock().unwrap();
+impl Gate {
+    /// Before a packet: waits until the gate is open.
+    fn pass(&self) {
+        let mut open = self.open.lock().unwrap();
         while !*open {
-            open = self.1.cv.wait(open).unwrap();
+            open = self.cv.wait(open).unwrap();
         }
-        drop(open);
-        self.0.decode(p, out)
     }
-    fn flush(&mut self, out: &mut Vec<DecodedPicture>) -> Result<(), MediaError> {
-        self.0.flush(out)
-    }
-    fn reset(&mut self) -> Result<(), MediaError> {
-        self.0.reset()
-    }
-    fn set_frame_pool(&mut self, pool: framelock::BufferPool) {
-        self.0.set_frame_pool(pool);
+
+    /// The decoder double this gate holds back.
+    fn backend(self: &Arc<Self>) -> common::HookedBackend {
+        let gate = self.clone();
+        common::HookedBackend::new("gated", move |_| gate.pass())
     }
 }
 
@@ -329,7 +298,7 @@ impl Decoder for GatedDecoder {
 fn a_stuck_decoder_makes_ticks_drop_frames_but_never_stalls_the_loop() {
     let gate = Arc::new(Gate::default());
     let mut registry = DecoderRegistry::empty();
-    registry.register(Arc::new(GatedBackend(gate.clone())));
+    registry.register(Arc::new(gate.backend()));
     for drop_late in [true, false] {
         let (mut engine, shown, clock) = engine(EngineOptions {
             registry: registry.clone(),
@@ -497,7 +466,7 @@ fn probe_cache_serves_the_second_load() {
 fn a_jump_cancels_queued_work_and_a_scrub_step_keeps_it() {
     let gate = Arc::new(Gate::default());
     let mut registry = DecoderRegistry::empty();
-    registry.register(Arc::new(GatedBackend(gate.clone())));
+    registry.register(Arc::new(gate.backend()));
     let (mut engine, shown, _clock) = engine(EngineOptions {
         registry,
         workers: 1,
@@ -536,7 +505,7 @@ fn a_jump_cancels_queued_work_and_a_scrub_step_keeps_it() {
 fn metrics_show_an_injected_decode_stall_exactly() {
     let gate = Arc::new(Gate::default());
     let mut registry = DecoderRegistry::empty();
-    registry.register(Arc::new(GatedBackend(gate.clone())));
+    registry.register(Arc::new(gate.backend()));
     let (mut engine, _shown, _clock) = engine(EngineOptions {
         registry,
         workers: 2,

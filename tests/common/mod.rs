@@ -177,3 +177,74 @@ pub fn ffprobe_json(path: &Path, args: &[&str]) -> serde_json::Value {
         .arg(path);
     serde_json::from_slice(&run(c)).expect("ffprobe json")
 }
+
+/// A decoder double: openh264 with `hook` run before each packet (`true` for a sync sample)
+/// — a test's gate or permits, to make decoding as slow as the test wants.
+pub struct HookedBackend {
+    name: &'static str,
+    hook: std::sync::Arc<dyn Fn(bool) + Send + Sync>,
+}
+
+impl HookedBackend {
+    /// A backend called `name` whose decoders run `hook` before each packet.
+    pub fn new(name: &'static str, hook: impl Fn(bool) + Send + Sync + 'static) -> Self {
+        Self {
+            name,
+            hook: std::sync::Arc::new(hook),
+        }
+    }
+}
+
+struct HookedDecoder {
+    name: &'static str,
+    inner: Box<dyn framelock::Decoder>,
+    hook: std::sync::Arc<dyn Fn(bool) + Send + Sync>,
+}
+
+impl framelock::DecoderBackend for HookedBackend {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn codecs(&self) -> Option<&'static [framelock::Codec]> {
+        Some(&[framelock::Codec::H264])
+    }
+    fn support(&self, s: &framelock::StreamDescription) -> framelock::Support {
+        framelock::OpenH264Backend.support(s)
+    }
+    fn create(
+        &self,
+        s: &framelock::StreamDescription,
+    ) -> Result<Box<dyn framelock::Decoder>, framelock::MediaError> {
+        Ok(Box::new(HookedDecoder {
+            name: self.name,
+            inner: framelock::OpenH264Backend.create(s)?,
+            hook: self.hook.clone(),
+        }))
+    }
+}
+
+impl framelock::Decoder for HookedDecoder {
+    fn backend(&self) -> &'static str {
+        self.name
+    }
+    fn decode(
+        &mut self,
+        p: framelock::Packet<'_>,
+        out: &mut Vec<framelock::DecodedPicture>,
+    ) -> Result<(), framelock::MediaError> {
+        (self.hook)(p.is_sync);
+        self.inner.decode(p, out)
+    }
+    fn flush(
+        &mut self,
+        out: &mut Vec<framelock::DecodedPicture>,
+    ) -> Result<(), framelock::MediaError> {
+        self.inner.flush(out)
+    }
+    fn reset(&mut self) -> Result<(), framelock::MediaError> {
+        self.inner.reset()
+    }
+    fn set_frame_pool(&mut self, pool: framelock::BufferPool) {
+        self.inner.set_frame_pool(pool);
+    }
+}

@@ -218,22 +218,9 @@ impl FrameLayers {
         let mut missing = 0;
         for l in &self.layers {
             let n = if exact { 1 } else { l.candidates.len() };
-            let found = l.candidates[..n].iter().find_map(|c| {
-                let &entity = index.0.get(&(c.id, l.source))?;
-                let picture = pixels.get(entity).ok()?.0.clone();
-                Some(Found {
-                    entity,
-                    candidate: *c,
-                    // The media-offline picture: its own source number, so its composite is
-                    // never kept under the real frame's key.
-                    source: if picture.index == OFFLINE_INDEX {
-                        OFFLINE_INDEX
-                    } else {
-                        l.source
-                    },
-                    picture,
-                })
-            });
+            let found = l.candidates[..n]
+                .iter()
+                .find_map(|c| decoded(index, pixels, c, l.source));
             match found {
                 Some(f) => out.push(f),
                 None => missing += 1,
@@ -241,6 +228,29 @@ impl FrameLayers {
         }
         missing
     }
+}
+
+/// Source frame `source` of candidate `c`, when it is decoded. The media-offline picture gets
+/// a source number of its own ([`OFFLINE_INDEX`]), so its composite is never kept under the
+/// real frame's key.
+fn decoded(
+    index: &FrameIndex,
+    pixels: &Query<&FramePixels>,
+    c: &Candidate,
+    source: u64,
+) -> Option<Found> {
+    let &entity = index.0.get(&(c.id, source))?;
+    let picture = pixels.get(entity).ok()?.0.clone();
+    Some(Found {
+        entity,
+        candidate: *c,
+        source: if picture.index == OFFLINE_INDEX {
+            OFFLINE_INDEX
+        } else {
+            source
+        },
+        picture,
+    })
 }
 
 /// How far back from a layer's frame [`FrameLayers::find_nearest`] looks (frames).
@@ -263,20 +273,9 @@ impl FrameLayers {
         let mut exact = true;
         for l in &self.layers {
             let found = |s: u64| {
-                l.candidates.iter().find_map(|c| {
-                    let &entity = index.0.get(&(c.id, s))?;
-                    let picture = pixels.get(entity).ok()?.0.clone();
-                    Some(Found {
-                        entity,
-                        candidate: *c,
-                        source: if picture.index == OFFLINE_INDEX {
-                            OFFLINE_INDEX
-                        } else {
-                            s
-                        },
-                        picture,
-                    })
-                })
+                l.candidates
+                    .iter()
+                    .find_map(|c| decoded(index, pixels, c, s))
             };
             if let Some(f) = found(l.source) {
                 out.push(f);
