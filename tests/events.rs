@@ -117,19 +117,31 @@ fn play_seek_and_end_come_as_events_in_order() {
     assert_eq!(engine.events_dropped(), 0);
 }
 
+/// A copy of a 90-frame clip in a temporary folder (to cut short while it plays), and the
+/// clip's bytes (to cut it from, and to restore it).
+fn copy_to_cut(name: &str) -> (tempfile::TempDir, std::path::PathBuf, Vec<u8>) {
+    let src = common::clip(name, 160, 90, Rational::integer(30), 90, 10);
+    let dir = tempfile::tempdir().expect("tmp");
+    let clip = dir.path().join("clip.mp4");
+    std::fs::copy(&src, &clip).expect("copy");
+    let bytes = std::fs::read(&src).expect("read");
+    (dir, clip, bytes)
+}
+
+/// Cuts `clip` to the first third of `bytes`.
+fn cut(clip: &std::path::Path, bytes: &[u8]) {
+    std::fs::write(clip, &bytes[..bytes.len() / 3]).expect("truncate");
+}
+
 /// The clip's file is cut short while the engine has it open: playing over the lost part
 /// gives exactly one `Error` event, with the decoder's text; the playhead still reaches the
 /// end.
 #[test]
 fn a_file_truncated_during_playback_is_reported_once_with_its_text() {
-    let src = common::clip("ev-cut-src.mp4", 160, 90, Rational::integer(30), 90, 10);
-    let dir = tempfile::tempdir().expect("tmp");
-    let clip = dir.path().join("cut.mp4");
-    std::fs::copy(&src, &clip).expect("copy");
+    let (_dir, clip, bytes) = copy_to_cut("ev-cut-src.mp4");
     let mut engine = open(&clip, 90);
     let events = engine.events();
-    let bytes = std::fs::read(&src).expect("read");
-    std::fs::write(&clip, &bytes[..bytes.len() / 3]).expect("truncate");
+    cut(&clip, &bytes);
     engine.play();
     for _ in 0..100 {
         tick(&mut engine);
@@ -154,10 +166,7 @@ fn a_file_truncated_during_playback_is_reported_once_with_its_text() {
 #[test]
 fn offline_media_shows_the_offline_picture_and_recovers_when_the_file_returns() {
     use framelock::{MEDIA_OFFLINE_YUV, OFFLINE_INDEX, PresentedFrame, testcard};
-    let src = common::clip("ev-offline-src.mp4", 160, 90, Rational::integer(30), 90, 10);
-    let dir = tempfile::tempdir().expect("tmp");
-    let clip = dir.path().join("offline.mp4");
-    std::fs::copy(&src, &clip).expect("copy");
+    let (_dir, clip, bytes) = copy_to_cut("ev-offline-src.mp4");
     let shown: Arc<std::sync::Mutex<Vec<PresentedFrame>>> = Arc::default();
     let sink = shown.clone();
     let mut engine = PlaybackEngine::open(
@@ -168,8 +177,7 @@ fn offline_media_shows_the_offline_picture_and_recovers_when_the_file_returns() 
     )
     .expect("open");
     let events = engine.events();
-    let bytes = std::fs::read(&src).expect("read");
-    std::fs::write(&clip, &bytes[..bytes.len() / 3]).expect("truncate");
+    cut(&clip, &bytes);
     engine.play();
     for _ in 0..100 {
         tick(&mut engine);

@@ -39,20 +39,21 @@ fn project() -> Project {
     p
 }
 
+/// The player of [`project`] with `sink`.
+fn open_with(sink: impl FnMut(PresentedFrame) + Send + 'static) -> Player {
+    let options = EngineOptions {
+        registry: DecoderRegistry::openh264_only(),
+        workers: 2,
+        ..EngineOptions::default()
+    };
+    Player::open(&project(), options, sink).expect("open")
+}
+
 fn open() -> (Player, Receiver<PresentedFrame>) {
     let (tx, rx) = sync_channel(4096);
-    let player = Player::open(
-        &project(),
-        EngineOptions {
-            registry: DecoderRegistry::openh264_only(),
-            workers: 2,
-            ..EngineOptions::default()
-        },
-        move |f| {
-            let _ = tx.try_send(f);
-        },
-    )
-    .expect("open");
+    let player = open_with(move |f| {
+        let _ = tx.try_send(f);
+    });
     (player, rx)
 }
 
@@ -125,23 +126,14 @@ fn a_slow_sink_never_slows_the_clock_and_the_newest_frame_can_be_pulled() {
     // A sink that takes 100 ms a frame, three frame periods.
     let delivered = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let count = delivered.clone();
-    let player = Player::open(
-        &project(),
-        EngineOptions {
-            registry: DecoderRegistry::openh264_only(),
-            workers: 2,
-            ..EngineOptions::default()
-        },
-        move |f: PresentedFrame| {
-            std::thread::sleep(Duration::from_millis(100));
-            assert_eq!(
-                testcard::read_index(&f.picture),
-                Some(20 + f.timeline_frame)
-            );
-            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        },
-    )
-    .expect("open");
+    let player = open_with(move |f: PresentedFrame| {
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(
+            testcard::read_index(&f.picture),
+            Some(20 + f.timeline_frame)
+        );
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    });
     let deadline = Instant::now() + Duration::from_secs(20);
     while player.current_frame().is_none() {
         assert!(Instant::now() < deadline, "no first frame");

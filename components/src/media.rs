@@ -108,6 +108,19 @@ pub struct VideoStreamInfo {
     pub unsupported: Option<String>,
 }
 
+impl VideoStreamInfo {
+    /// The GOP `frame` is in: the keyframes at or before it (0 before the first keyframe).
+    pub fn gop_of(&self, frame: u64) -> u64 {
+        self.keyframes.partition_point(|&k| k <= frame) as u64
+    }
+
+    /// The keyframe a decode of `frame` starts at: the last one at or before it.
+    pub fn keyframe_at_or_before(&self, frame: u64) -> Option<u64> {
+        let i = usize::try_from(self.gop_of(frame)).ok()?.checked_sub(1)?;
+        self.keyframes.get(i).copied()
+    }
+}
+
 /// A variable-frame-rate stream's presentation times: frame `n` is shown from `pts[n]` until
 /// `pts[n + 1]` (the last one until `end`), in units of `1 / timescale` seconds, frame 0 at
 /// zero or later (an edit list's delay).

@@ -263,6 +263,11 @@ impl Project {
         Ok(())
     }
 
+    /// The quality settings to play and render it with: its own saved ones, else `host`'s.
+    pub fn quality_or(&self, host: crate::QualitySettings) -> crate::QualitySettings {
+        self.quality.unwrap_or(host)
+    }
+
     /// Timeline length in frames (the end of the last clip, video or audio).
     pub fn duration_frames(&self) -> u64 {
         let video = self.tracks.iter().flat_map(|t| &t.clips).map(ClipDef::end);

@@ -483,8 +483,7 @@ pub(super) fn encode_settings(project: &Project, request: &ExportRequest) -> Enc
 /// The H.264 encoder's effort for the rendering priority (`QualitySettings::priority`, the
 /// project's settings where it has them, else the request's).
 fn encode_speed(project: &Project, request: &ExportRequest) -> EncodeSpeed {
-    let quality = project.quality.as_ref().unwrap_or(&request.engine.quality);
-    match quality.priority {
+    match project.quality_or(request.engine.quality).priority {
         RenderPriority::Speed => EncodeSpeed::Fast,
         RenderPriority::Balanced => EncodeSpeed::Balanced,
         RenderPriority::Quality => EncodeSpeed::Best,

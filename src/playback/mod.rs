@@ -136,8 +136,7 @@ impl PlaybackEngine {
                 height: project.height,
             },
             duration,
-            // The project's saved settings, if it has them, else the host's.
-            project.quality.unwrap_or(options.quality),
+            project.quality_or(options.quality),
             options.memory,
         );
         let mut assets: BTreeMap<PathBuf, (Entity, u64, Rational, Option<FrameTimes>)> =

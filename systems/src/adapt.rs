@@ -175,8 +175,6 @@ pub struct LayerCost {
     pub pixels: f64,
     /// Pixels of the original.
     pub original_pixels: f64,
-    /// Height of the original.
-    pub original_height: u32,
     /// Ready proxies: (height, pixels), shortest first.
     pub proxies: Vec<(u32, f64)>,
     /// It decodes a proxy now.
@@ -327,8 +325,8 @@ pub fn adapt_quality(
         });
     };
     if !quality.auto_reduce_quality || offline {
+        // (`change` sets the rung either way: the settings' own size is refreshed.)
         change(&mut adaptive, 0, QualityReason::Settings);
-        adaptive.set(0, &ladder, &quality, &output);
         return;
     }
     if adaptive.level >= ladder.len() {
@@ -365,7 +363,6 @@ pub fn adapt_quality(
             measured: load.seconds_per_frame(source.id),
             pixels: px(source),
             original_pixels: px(original),
-            original_height: original.info.video.height,
             proxies: proxies
                 .map(|p| {
                     p.0.iter()
@@ -488,7 +485,6 @@ mod tests {
                 measured: Some(m),
                 pixels: px,
                 original_pixels: full_px,
-                original_height: 1080,
                 proxies: vec![(540, proxy_px)],
                 on_proxy,
             }];
@@ -533,7 +529,6 @@ mod tests {
             measured: Some(0.06),
             pixels: 8.3e6,
             original_pixels: 8.3e6,
-            original_height: 2160,
             proxies: vec![],
             on_proxy: false,
         }];

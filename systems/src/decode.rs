@@ -99,21 +99,22 @@ pub fn decode(
             Err(error) => {
                 metrics.decode_errors += 1;
                 frame.state = FrameState::Failed;
-                if let Ok(asset) = assets.get(frame.asset) {
-                    let (w, h) = (asset.info.video.width, asset.info.video.height);
-                    let picture = offline.entry(done.asset_id).or_insert_with(|| {
-                        Arc::new(Picture::media_offline_in(
-                            memory.as_ref().map(|m| &m.0),
-                            w.max(2) & !1,
-                            h.max(2) & !1,
-                        ))
-                    });
-                    // Shared: its bytes are the pool's once, not each frame's.
-                    entry.bytes = 0;
-                    commands.entity(e).insert(FramePixels(picture.clone()));
-                }
+                let Ok(asset) = assets.get(frame.asset) else {
+                    continue;
+                };
+                let (w, h) = (asset.info.video.width, asset.info.video.height);
+                let picture = offline.entry(done.asset_id).or_insert_with(|| {
+                    Arc::new(Picture::media_offline_in(
+                        memory.as_ref().map(|m| &m.0),
+                        w.max(2) & !1,
+                        h.max(2) & !1,
+                    ))
+                });
+                // Shared: its bytes are the pool's once, not each frame's.
+                entry.bytes = 0;
+                commands.entity(e).insert(FramePixels(picture.clone()));
                 if failing.insert(done.asset_id)
-                    && let (Some(ev), Ok(asset)) = (events.as_mut(), assets.get(frame.asset))
+                    && let Some(ev) = events.as_mut()
                 {
                     ev.push(EngineEvent::Error {
                         media: asset.path.clone(),
@@ -131,16 +132,13 @@ pub fn decode(
     // way to the wanted frames anyway, and `render` shows each late (the picture moves at the
     // decoder's pace instead of freezing).
     if playhead.state == PlayState::Playing {
-        let gop = |asset: &MediaAsset, f: u64| {
-            asset.info.video.keyframes.partition_point(|&k| k <= f) as u64
-        };
         let mut wanted: HashMap<u64, (u64, u64)> = HashMap::new();
         for e in &pending {
             if let Ok((_, f, entry)) = frames.get(e)
                 && entry.last_use == tick.index
                 && let Ok(asset) = assets.get(f.asset)
             {
-                let g = gop(asset, f.index);
+                let g = asset.info.video.gop_of(f.index);
                 let w = wanted.entry(f.asset_id).or_insert((g, g));
                 *w = (w.0.min(g), w.1.max(g));
             }
@@ -154,7 +152,7 @@ pub fn decode(
             else {
                 continue;
             };
-            let g = gop(asset, f.index);
+            let g = asset.info.video.gop_of(f.index);
             let behind = if forward { g < lo } else { g > hi };
             if entry.last_use != tick.index && behind && f.state == FrameState::Requested {
                 index.0.remove(&(f.asset_id, f.index));
@@ -181,8 +179,7 @@ pub fn decode(
             continue;
         };
         // Lane: asset + GOP, so a GOP's frames share one worker's decoder.
-        let keyframes = &asset.info.video.keyframes;
-        let gop = keyframes.partition_point(|&k| k <= frame.index) as u64;
+        let gop = asset.info.video.gop_of(frame.index);
         let job = DecodeJob {
             asset_id: asset.id,
             path: Arc::new(asset.path.clone()),

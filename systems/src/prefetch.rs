@@ -132,8 +132,8 @@ pub fn prefetch(
     // The key of the frame's composite where the rendered tiers keep it (clips with effects,
     // or a composite slower than half a frame).
     let kept_key = |frame: &FrameLayers| {
-        let kept = frame.any_stack || frame.any_effects || cost.composite_secs > frame_period / 2.0;
-        (!frame.layers.is_empty() && kept).then(|| frame.key(size, lod, pixels_out))
+        (!frame.layers.is_empty() && frame.kept_rendered(cost.composite_secs, frame_period))
+            .then(|| frame.key(size, lod, pixels_out))
     };
     // A seek (or a paused frame) on a long-GOP source: its keyframe is asked for first, on
     // the same lane, so a picture (render's nearest-decoded stand-in) is on screen after one
@@ -156,12 +156,7 @@ pub fn prefetch(
             let Ok((asset, _)) = assets.get(first.entity) else {
                 continue;
             };
-            let k = &asset.info.video.keyframes;
-            let Some(key) = k
-                .partition_point(|&k| k <= layer.source)
-                .checked_sub(1)
-                .and_then(|i| k.get(i).copied())
-            else {
+            let Some(key) = asset.info.video.keyframe_at_or_before(layer.source) else {
                 continue;
             };
             if ready || layer.source == key {

@@ -650,7 +650,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 let asked = Instant::now();
                 engine.seek_frame(target);
                 let deadline = asked + Duration::from_secs(5);
-                let mut first = None;
+                let mut first_seen = false;
                 loop {
                     rec.tick(&mut engine);
                     let hit = shown
@@ -661,8 +661,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                     if let Some((_, at, exact)) = hit {
                         // The first picture (approximate or not), then the exact frame.
                         let ms = (at - asked).as_secs_f64() * 1e3;
-                        first_ms.extend(first.is_none().then_some(ms));
-                        first.get_or_insert(ms);
+                        if !first_seen {
+                            first_ms.push(ms);
+                            first_seen = true;
+                        }
                         if exact {
                             seek_ms.push(ms);
                             break;

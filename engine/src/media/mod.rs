@@ -27,6 +27,7 @@ mod frame;
 mod generate;
 pub mod h264;
 mod mux;
+mod pixel;
 mod probe;
 mod probe_cache;
 mod reader;
@@ -46,12 +47,10 @@ pub use encode::{
     RateControl, WriteSummary, frame_timescale, verify_video,
 };
 pub use error::{MediaError, WriteError};
-pub use frame::{
-    ColorSpace, MEDIA_OFFLINE_YUV, MatrixCoefficients, OFFLINE_INDEX, Picture, PixelFormat,
-    YuvRange,
-};
+pub use frame::{MEDIA_OFFLINE_YUV, OFFLINE_INDEX, Picture};
 pub use generate::{GenerateOptions, generate_test_clip};
 pub use mux::{Av1Config, Container, Mp4Muxer, MuxSummary, TrackCodec, TrackId};
+pub use pixel::{ColorSpace, MatrixCoefficients, PixelFormat, YuvRange};
 pub use probe::probe;
 pub use probe_cache::ProbeCache;
 pub use reader::{

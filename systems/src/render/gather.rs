@@ -163,6 +163,12 @@ impl FrameLayers {
         }
     }
 
+    /// Whether its picture is kept in the rendered tiers (and written to the disk tier):
+    /// clips with effects, or a composite slower than half the frame `period`.
+    pub fn kept_rendered(&self, composite_secs: f64, period: f64) -> bool {
+        self.any_stack || self.any_effects || composite_secs > period / 2.0
+    }
+
     /// The content key of the picture made from the preferred sources.
     pub fn key(&self, size: (u32, u32), lod: EffectLod, pixels: OutputPixels) -> CacheKey {
         self.key_of(size, lod, pixels, |l| (l.preferred().fingerprint, l.source))
@@ -284,11 +290,7 @@ impl FrameLayers {
             let keyframe = assets
                 .get(l.preferred().entity)
                 .ok()
-                .and_then(|(a, _)| {
-                    let k = &a.info.video.keyframes;
-                    k.get(k.partition_point(|&k| k <= l.source).checked_sub(1)?)
-                        .copied()
-                })
+                .and_then(|(a, _)| a.info.video.keyframe_at_or_before(l.source))
                 .unwrap_or(0)
                 .max(l.source.saturating_sub(NEAREST_REACH));
             match (keyframe..l.source).rev().find_map(found) {

@@ -35,6 +35,7 @@
 
 pub(crate) mod gather;
 mod system;
+mod work;
 
 use std::collections::HashMap;
 

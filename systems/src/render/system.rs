@@ -21,15 +21,14 @@ use framelock_components::{
 };
 #[cfg(doc)]
 use framelock_components::{Clip, EffectStack, EffectsKey, Lod, MediaAsset, ProxyAssets};
-use framelock_engine::effects::{LayerJob, RenderJob};
-use framelock_engine::render::{CompositeJob, CompositeLayer, RenderPath, Work, ycbcr};
+use framelock_engine::render::{RenderPath, Work};
 
 use super::gather::{AssetQuery, ClipQuery, Found, FrameLayers};
-use super::{InFlight, RenderMode, RenderState, Renderer, next_lod};
+use super::work::{Submit, build, layer_sources, make, presented, submit, trivial_picture};
+use super::{RenderMode, RenderState, Renderer, next_lod};
 use crate::cache::{Memory, RenderCost, RenderedFrames};
 use crate::{
-    Composited, DiskTier, FrameIndex, FramePixels, LayerSource, Metrics, PresentedFrame, Tick,
-    TimelineIndex,
+    Composited, DiskTier, FrameIndex, FramePixels, LayerSource, Metrics, Tick, TimelineIndex,
 };
 
 /// Per-tick scratch, reused.
@@ -164,9 +163,6 @@ pub fn render(
     let lod = state.counts.lod;
     let pixels_out = state.output;
     let allow_gpu = quality.gpu_acceleration;
-    let keep_on_disk = |frame: &FrameLayers, cost: &RenderCost| {
-        frame.any_stack || frame.any_effects || cost.composite_secs > period / 2.0
-    };
     let Scratch {
         frame,
         found,
@@ -249,7 +245,7 @@ pub fn render(
                         metrics.render_late += 1;
                         let hopeless = playing && latency(frame, &state, &cost) > period;
                         if let Some(work) = work.filter(|_| !hopeless) {
-                            let keep = keep_on_disk(frame, &cost);
+                            let keep = frame.kept_rendered(cost.composite_secs, period);
                             let sources = layer_sources(frame, found);
                             let at = (t, playhead.generation);
                             let job = Submit {
@@ -273,70 +269,58 @@ pub fn render(
     // nearest decoded picture of the same sources (the keyframe the seek asked for first)
     // stands in until the exact frame is decoded.
     if shown_now && composited.0.is_none() && !offline {
-        let effect_lod = frame.any_stack.then_some(lod);
         // (Not before a frame of this generation is shown: a walk back from a seek's
         // target would land before it.)
         let continuing = state.shown.is_some_and(|(_, g)| g == playhead.generation);
-        if playing && !playhead.fresh && continuing {
-            if let Some(p) = state.passed.take()
-                && after_shown(p.frame, state.shown, &playhead)
-                && let Some(picture) = rendered.get(p.key)
-            {
-                composited.0 = Some(presented(
-                    p.frame.0, tick.index, picture, p.sources, true, true, effect_lod,
-                ));
-            } else {
+        let walk_back = playing && !playhead.fresh && continuing;
+        if walk_back
+            && let Some(p) = state.passed.take()
+            && after_shown(p.frame, state.shown, &playhead)
+            && let Some(picture) = rendered.get(p.key)
+        {
+            let effect_lod = frame.any_stack.then_some(lod);
+            composited.0 = Some(presented(
+                p.frame.0, tick.index, picture, p.sources, true, true, effect_lod,
+            ));
+        } else {
+            // The stand-in's (timeline frame, late, exact), its layers gathered in `frame`
+            // and found in `found`.
+            let stand_in = if walk_back {
                 let dir = playhead.direction();
                 let reach = output.frame_rate.as_f64().ceil().max(1.0) as i64;
-                for k in 1..=reach {
-                    let t2 = t as i64 - dir * k;
-                    if t2 < 0
-                        || !after_shown((t2 as u64, playhead.generation), state.shown, &playhead)
-                    {
-                        break;
-                    }
-                    if !frame.gather(t2 as u64, &output, &timeline, &clips, &assets)
-                        || frame.find_decoded(&index, &pixels, false, found) > 0
-                    {
-                        continue;
-                    }
-                    let at = (t2 as u64, playhead.generation);
-                    if let Some(picture) = make(
-                        frame,
-                        found,
-                        at,
-                        &mut renderer,
-                        &mut state,
-                        &mut rendered,
-                        &memory,
-                        &clips,
-                        (size, lod, allow_gpu),
-                    ) {
-                        let sources = layer_sources(frame, found);
-                        let effect_lod = frame.any_stack.then_some(lod);
-                        composited.0 = Some(presented(
-                            t2 as u64, tick.index, picture, sources, true, true, effect_lod,
-                        ));
-                    }
-                    break;
-                }
-            }
-        } else if let (0, false) = frame.find_nearest(&index, &pixels, &assets, found) {
-            let at = (t, playhead.generation);
-            if let Some(picture) = make(
-                frame,
-                found,
-                at,
-                &mut renderer,
-                &mut state,
-                &mut rendered,
-                &memory,
-                &clips,
-                (size, lod, allow_gpu),
-            ) {
+                (1..=reach)
+                    .map(|k| t as i64 - dir * k)
+                    .take_while(|&t2| {
+                        t2 >= 0
+                            && after_shown((t2 as u64, playhead.generation), state.shown, &playhead)
+                    })
+                    .map(|t2| t2 as u64)
+                    .find(|&t2| {
+                        frame.gather(t2, &output, &timeline, &clips, &assets)
+                            && frame.find_decoded(&index, &pixels, false, found) == 0
+                    })
+                    .map(|t2| (t2, true, true))
+            } else {
+                let (missing, exact) = frame.find_nearest(&index, &pixels, &assets, found);
+                (missing == 0 && !exact).then_some((t, false, false))
+            };
+            if let Some((shown_t, late, exact)) = stand_in
+                && let Some(picture) = make(
+                    frame,
+                    found,
+                    (shown_t, playhead.generation),
+                    &mut renderer,
+                    &mut state,
+                    &mut rendered,
+                    &memory,
+                    &clips,
+                    (size, lod, allow_gpu),
+                )
+            {
                 let sources = layer_sources(frame, found);
+                let effect_lod = frame.any_stack.then_some(lod);
                 composited.0 = Some(presented(
-                    t, tick.index, picture, sources, false, false, effect_lod,
+                    shown_t, tick.index, picture, sources, late, exact, effect_lod,
                 ));
             }
         }
@@ -404,7 +388,7 @@ pub fn render(
         {
             continue;
         }
-        let keep = keep_on_disk(frame, &cost);
+        let keep = frame.kept_rendered(cost.composite_secs, period);
         let sources = layer_sources(frame, found);
         let job = Submit {
             work,
@@ -417,181 +401,6 @@ pub fn render(
             state.counts.rendered_ahead += 1;
         }
     }
-}
-
-/// A presented frame.
-fn presented(
-    t: u64,
-    tick: u64,
-    picture: std::sync::Arc<framelock_engine::media::Picture>,
-    layers: Vec<LayerSource>,
-    late: bool,
-    exact: bool,
-    effect_lod: Option<EffectLod>,
-) -> PresentedFrame {
-    PresentedFrame {
-        timeline_frame: t,
-        tick,
-        picture,
-        layers,
-        repeated: false,
-        late,
-        exact,
-        effect_lod,
-    }
-}
-
-/// The picture of a one-layer pass-through (or a gap), made at once; `None` for real work.
-fn trivial_picture(
-    work: &Work,
-    memory: &Memory,
-    pixels_out: framelock_engine::render::OutputPixels,
-) -> Option<std::sync::Arc<framelock_engine::media::Picture>> {
-    match work {
-        Work::Ycbcr(job) if job.is_trivial() => {
-            let p = ycbcr::composite(job, Some(&memory.0));
-            pixels_out.accepts(&p).then_some(p)
-        }
-        _ => None,
-    }
-}
-
-/// A stand-in's picture from `found`: kept already, or trivial (made now); otherwise it is
-/// submitted (unless in flight) and `None` — a later tick shows it when it is done.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the render path's pieces, borrowed from the system"
-)]
-fn make(
-    frame: &FrameLayers,
-    found: &[Found],
-    at: (u64, u64),
-    renderer: &mut Renderer,
-    state: &mut RenderState,
-    rendered: &mut RenderedFrames,
-    memory: &Memory,
-    clips: &ClipQuery,
-    (size, lod, allow_gpu): ((u32, u32), EffectLod, bool),
-) -> Option<std::sync::Arc<framelock_engine::media::Picture>> {
-    let pixels_out = state.output;
-    let key = frame.key_from(size, lod, pixels_out, found);
-    if let Some(p) = rendered.get(key) {
-        return Some(p);
-    }
-    if state.is_in_flight(key) {
-        return None;
-    }
-    let work = build(frame, found, size, lod, clips);
-    if let Some(p) = trivial_picture(&work, memory, pixels_out) {
-        return Some(p);
-    }
-    let job = Submit {
-        work,
-        key,
-        keep: false,
-        at,
-        sources: layer_sources(frame, found),
-    };
-    submit(renderer, state, job, allow_gpu);
-    None
-}
-
-/// The work that makes `frame` from `found`.
-fn build(
-    frame: &FrameLayers,
-    found: &[Found],
-    (width, height): (u32, u32),
-    lod: EffectLod,
-    clips: &ClipQuery,
-) -> Work {
-    if frame.any_stack {
-        let layers = frame
-            .layers
-            .iter()
-            .zip(found)
-            .map(|(l, f)| {
-                let stack = clips
-                    .get(l.clip)
-                    .ok()
-                    .and_then(|(_, _, _, s)| s)
-                    .filter(|s| !s.is_empty());
-                LayerJob {
-                    frame: f.picture.clone(),
-                    key: f.candidate.key(l.source).0,
-                    effects: stack.map(|s| s.effects.clone()).unwrap_or_default(),
-                    opacity: l.opacity,
-                    blend: stack.map(|s| s.blend).unwrap_or_default(),
-                    dissolve: l.dissolve,
-                }
-            })
-            .collect();
-        Work::Effects(RenderJob {
-            width,
-            height,
-            lod,
-            layers,
-            tag: frame.t,
-        })
-    } else {
-        Work::Ycbcr(CompositeJob {
-            width,
-            height,
-            layers: frame
-                .layers
-                .iter()
-                .zip(found)
-                .map(|(l, f)| CompositeLayer {
-                    picture: f.picture.clone(),
-                    opacity: l.opacity,
-                })
-                .collect(),
-            tag: frame.t,
-        })
-    }
-}
-
-/// A picture to hand to the service.
-struct Submit {
-    work: Work,
-    key: framelock_components::CacheKey,
-    keep: bool,
-    at: (u64, u64),
-    sources: Vec<LayerSource>,
-}
-
-/// Hands `job` to the service; `false` when its queue is full (tried again next tick).
-fn submit(renderer: &mut Renderer, state: &mut RenderState, job: Submit, allow_gpu: bool) -> bool {
-    let effects = matches!(job.work, Work::Effects(_));
-    match renderer.0.try_submit(job.work, state.output, allow_gpu) {
-        Some(ticket) => {
-            state.in_flight.insert(
-                ticket,
-                InFlight {
-                    key: job.key,
-                    keep_on_disk: job.keep,
-                    effects,
-                    frame: job.at,
-                    sources: job.sources,
-                },
-            );
-            true
-        }
-        None => false,
-    }
-}
-
-/// The layers `found` makes of `frame`.
-fn layer_sources(frame: &FrameLayers, found: &[Found]) -> Vec<LayerSource> {
-    frame
-        .layers
-        .iter()
-        .zip(found)
-        .map(|(l, f)| LayerSource {
-            track: l.track,
-            asset_id: f.candidate.id,
-            source_frame: f.source,
-        })
-        .collect()
 }
 
 /// Seconds `frame`'s picture takes to render (measured, moving averages).

@@ -11,7 +11,7 @@ use framelock_components::{ChromaFormat, Codec};
 
 use super::{DecodedPicture, Decoder, DecoderBackend, Packet, StreamDescription, Support};
 use crate::media::demux::CodecConfig;
-use crate::media::frame::{ColorSpace, MatrixCoefficients, YuvRange};
+use crate::media::pixel::{ColorSpace, MatrixCoefficients, YuvRange};
 use crate::media::{MediaError, Picture, PixelFormat};
 
 const NAME: &str = "ffmpeg";

@@ -9,7 +9,7 @@ use crate::memory::BufferPool;
 
 use super::{DecodedPicture, Decoder, DecoderBackend, Packet, StreamDescription, Support};
 use crate::media::demux::CodecConfig;
-use crate::media::frame::{ColorSpace, MatrixCoefficients, YuvRange};
+use crate::media::pixel::{ColorSpace, MatrixCoefficients, YuvRange};
 use crate::media::{MediaError, Picture, PixelFormat, h264};
 
 const NAME: &str = "openh264";
