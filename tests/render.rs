@@ -350,6 +350,18 @@ fn the_default_picks_the_measured_faster_path() {
         |_| {},
     )
     .expect("open");
+    // The GPU opens on its own thread (on lavapipe, shader compilation takes a while on a
+    // busy machine), and the first effects frame after it opened is measured on both paths:
+    // wait (bounded) until it has opened, then step through frames.
+    let deadline = std::time::Instant::now() + WAIT;
+    while matches!(
+        engine.gpu_status(),
+        GpuStatus::NotStarted | GpuStatus::Opening
+    ) && std::time::Instant::now() < deadline
+    {
+        engine.tick();
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let mut choice = None;
     for t in 0..40 {
         engine.seek_frame(t);
