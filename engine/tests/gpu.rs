@@ -13,7 +13,7 @@ use common::{diff, job, layer, random_frame};
 use std::sync::Arc;
 
 use framelock_components::{BlendMode, Effect, EffectLod};
-use framelock_engine::effects::{RenderJob, cpu};
+use framelock_engine::effects::{LayerJob, RenderJob, cpu};
 use framelock_engine::gpu::{BlurKernel, Gpu, GpuError, GpuOptions};
 use framelock_engine::media::{Picture, PixelFormat, testcard};
 
@@ -329,6 +329,95 @@ fn a_stack_of_100_effects_stays_within_tolerance() {
     );
 }
 
+/// The GPU fuses per-pixel work into the passes next to it (grades into the conversion, runs
+/// of grades into one chain, the last layer's trailing grades and composite into the pack);
+/// every way a frame can be cut into fused passes gives the CPU's picture.
+#[test]
+fn fused_grade_chains_and_final_passes_match_the_cpu() {
+    let Some(mut gpu) = gpu(poisoned()) else {
+        return;
+    };
+    let grades = |n: usize, seed: f32| -> Vec<Effect> {
+        (0..n)
+            .map(|i| {
+                let t = (i as f32 + seed) / n as f32;
+                Effect::Grade {
+                    brightness: 0.02 * (t - 0.5),
+                    contrast: 1.0 + 0.04 * (0.5 - t),
+                    saturation: if i % 3 == 0 { 1.05 } else { 1.0 },
+                    gamma: 1.0 + 0.03 * (t - 0.5),
+                    lift: 0.01 * t,
+                    gain: 1.0 - 0.01 * t,
+                }
+            })
+            .collect()
+    };
+    let (w, h) = (517, 291);
+    let f = random_frame(11, PixelFormat::Yuv420p, w, h);
+    let small = random_frame(12, PixelFormat::Yuv422p, 301, 157);
+    let blur = Effect::Blur { radius: 2 };
+    // Longer than one pass's chain (12 in the conversion, 15 in a chain, 14 in the pack).
+    let long = |a: usize, b: usize| {
+        let mut fx = grades(a, 0.0);
+        fx.push(blur);
+        fx.extend(grades(b, 0.5));
+        fx
+    };
+    let cases: Vec<(&str, Vec<LayerJob>)> = vec![
+        (
+            "grades only (one pass)",
+            vec![layer(f.clone(), grades(5, 0.0))],
+        ),
+        ("40 grades only", vec![layer(f.clone(), grades(40, 0.0))]),
+        (
+            "30 grades, blur, 30 grades",
+            vec![layer(f.clone(), long(30, 30))],
+        ),
+        (
+            "a resized layer's grades",
+            vec![layer(small.clone(), long(3, 20))],
+        ),
+        (
+            "grades over a graded layer",
+            vec![
+                layer(f.clone(), long(2, 2)),
+                LayerJob {
+                    opacity: 0.6,
+                    blend: BlendMode::Screen,
+                    ..layer(f.clone(), grades(4, 0.3))
+                },
+            ],
+        ),
+        (
+            "a blurred top layer multiplied",
+            vec![
+                layer(small.clone(), grades(3, 0.1)),
+                LayerJob {
+                    opacity: 0.8,
+                    blend: BlendMode::Multiply,
+                    ..layer(f.clone(), long(1, 16))
+                },
+            ],
+        ),
+        (
+            "a dissolving last layer",
+            vec![
+                layer(f.clone(), grades(2, 0.0)),
+                LayerJob {
+                    dissolve: Some(0.4),
+                    ..layer(small.clone(), grades(2, 0.7))
+                },
+            ],
+        ),
+    ];
+    for (what, layers) in cases {
+        check(&mut gpu, what, &job(w, h, layers.clone()), 1);
+        let mut half = job(w, h, layers);
+        half.lod = EffectLod::Half;
+        check(&mut gpu, &format!("{what}, half LOD"), &half, 2);
+    }
+}
+
 #[test]
 fn two_devices_share_100_frames_in_order() {
     let Some(mut gpu) = gpu(GpuOptions {
@@ -441,10 +530,14 @@ fn passes_are_timed_with_timestamp_queries_or_reported_unavailable() {
         return;
     };
     let f = random_frame(7, PixelFormat::Yuv420p, 640, 360);
+    // Two layers: the first is composited on its own, the second inside the final pack.
     gpu.render(&job(
         640,
         360,
-        vec![layer(f, vec![Effect::Blur { radius: 3 }])],
+        vec![
+            layer(f.clone(), vec![Effect::Blur { radius: 3 }]),
+            layer(f, vec![Effect::Blur { radius: 3 }]),
+        ],
     ))
     .expect("render");
     let stats = &gpu.stats()[0];

@@ -13,14 +13,24 @@ use framelock_components::Effect;
 use super::cpu::{self, Image};
 use super::ops;
 
-/// An image kernel's WGSL: `shaders/<name>.wgsl` followed by the shared bindings.
-macro_rules! image_kernel {
-    ($name:literal) => {
+/// A kernel's WGSL: `shaders/<name>.wgsl` followed by the shared functions it names
+/// (`shaders/include/<include>.wgsl`), appended so that errors keep the kernel file's line
+/// numbers (WGSL declarations may come in any order).
+macro_rules! kernel_with {
+    ($name:literal $(, $include:literal)*) => {
         concat!(
-            include_str!(concat!("../../../shaders/", $name, ".wgsl")),
-            "\n",
-            include_str!("../../../shaders/include/image.wgsl")
+            include_str!(concat!("../../../shaders/", $name, ".wgsl"))
+            $(, "\n", include_str!(concat!("../../../shaders/include/", $include, ".wgsl")))*
         )
+    };
+}
+pub(crate) use kernel_with;
+
+/// An image kernel's WGSL: [`kernel_with`] plus the shared image bindings
+/// (`shaders/include/image.wgsl`).
+macro_rules! image_kernel {
+    ($name:literal $(, $include:literal)*) => {
+        crate::effects::table::kernel_with!($name $(, $include)*, "image")
     };
 }
 pub(crate) use image_kernel;
@@ -35,6 +45,9 @@ pub struct Kernel {
     pub source: &'static str,
     /// Entry points, run in order over the same params.
     pub passes: &'static [&'static str],
+    /// Pixels (x, y) one invocation of each pass writes (the dispatch covers the image
+    /// divided by them); empty: one pixel each.
+    pub runs: &'static [(u32, u32)],
 }
 
 /// Whether a kernel handles an effect's parameters.
@@ -68,6 +81,13 @@ fn f(v: f32) -> u32 {
     v.to_bits()
 }
 
+/// A grade's two rows of `struct Grade` (`shaders/include/grade.wgsl`); `None` for another
+/// effect.
+pub fn grade_rows(e: &Effect) -> Option<[[u32; 4]; 2]> {
+    let (a, b) = ops::grade_params(e)?;
+    Some([a.map(f), [f(b[0]), f(b[1]), 0, 0]])
+}
+
 fn same(e: &Effect, _divisor: f32) -> Effect {
     *e
 }
@@ -79,13 +99,16 @@ pub static EFFECTS: &[EffectDef] = &[
         is: |e| matches!(e, Effect::Grade { .. }),
         kernel: Kernel {
             file: "grade",
-            source: image_kernel!("grade"),
+            source: image_kernel!("grade", "grade"),
             passes: &["main"],
+            runs: &[],
         },
         tiled: None,
+        // A chain of one; the GPU runs consecutive grades as one chain ([`grade_rows`]).
         params: |e, (w, h)| {
-            let (a, b) = ops::grade_params(e)?;
-            Some(vec![[w, h, 0, 0], a.map(f), [f(b[0]), f(b[1]), 0, 0]])
+            let mut rows = vec![[w, h, 1, 0]];
+            rows.extend(grade_rows(e)?);
+            Some(rows)
         },
         at_lod: same,
         cpu: cpu::grade,
@@ -97,6 +120,7 @@ pub static EFFECTS: &[EffectDef] = &[
             file: "blur",
             source: image_kernel!("blur"),
             passes: &["horizontal", "vertical"],
+            runs: &[(8, 1), (1, 8)],
         },
         // Measured on lavapipe (1080p, radius 4): separable 1.10 s, tiled 1.51 s a frame
         // (llvmpipe runs workgroup barriers as coroutine switches), so only hardware tiles.
@@ -105,6 +129,7 @@ pub static EFFECTS: &[EffectDef] = &[
                 file: "blur_tiled",
                 source: image_kernel!("blur_tiled"),
                 passes: &["main"],
+                runs: &[],
             },
             |e| matches!(e, Effect::Blur { radius } if ops::gaussian_weights(*radius).len() <= 9),
         )),
@@ -146,6 +171,7 @@ pub static EFFECTS: &[EffectDef] = &[
             file: "sharpen",
             source: image_kernel!("sharpen"),
             passes: &["main"],
+            runs: &[(1, 8)],
         },
         tiled: None,
         params: |e, (w, h)| match *e {
@@ -166,6 +192,7 @@ pub static EFFECTS: &[EffectDef] = &[
             file: "transform",
             source: image_kernel!("transform"),
             passes: &["main"],
+            runs: &[],
         },
         tiled: None,
         params: |e, (w, h)| {

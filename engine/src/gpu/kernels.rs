@@ -2,23 +2,27 @@
 //! binds the same layout: params (uniform, dynamic offset), source (read), destination
 //! (read-write), and `scale.wgsl` a fourth buffer of weights.
 
-use crate::effects::table::{EFFECTS, Kernel, image_kernel};
+use crate::effects::table::{EFFECTS, Kernel, image_kernel, kernel_with};
 
 /// The fixed kernels' WGSL, by file name: conversion in and out, resizing, blending. The
-/// effects' shaders come from the effect table ([`crate::effects::table::EFFECTS`]).
+/// effects' shaders come from the effect table ([`crate::effects::table::EFFECTS`]). The
+/// first and last passes of a frame declare their own bindings and fuse the grades and the
+/// blend next to them.
 const FIXED: &[(&str, &str)] = &[
-    (
-        "yuv_to_rgba",
-        include_str!("../../../shaders/yuv_to_rgba.wgsl"),
-    ),
+    ("yuv_to_rgba", kernel_with!("yuv_to_rgba", "grade", "blend")),
     ("scale", image_kernel!("scale")),
     ("dissolve", image_kernel!("dissolve")),
-    ("composite", image_kernel!("composite")),
-    (
-        "pack_rgba8",
-        include_str!("../../../shaders/pack_rgba8.wgsl"),
-    ),
+    ("composite", image_kernel!("composite", "blend")),
+    ("pack_rgba8", kernel_with!("pack_rgba8", "grade", "blend")),
 ];
+
+/// Grades one pass can run as a chain: `grade.wgsl`, `yuv_to_rgba.wgsl` and `pack_rgba8.wgsl`
+/// (the length of their `g` arrays).
+pub const GRADE_CHAIN: usize = 15;
+/// See [`GRADE_CHAIN`].
+pub const YUV_CHAIN: usize = 12;
+/// See [`GRADE_CHAIN`].
+pub const PACK_CHAIN: usize = 14;
 
 /// Every shader the pipelines are built from, by file name (`shaders/<name>.wgsl`), with its
 /// WGSL as compiled (the shared bindings appended): the fixed kernels, then each effect's
@@ -45,7 +49,11 @@ pub const GROUP: u32 = 16;
 pub struct Kernels {
     pub layout3: wgpu::BindGroupLayout,
     pub layout4: wgpu::BindGroupLayout,
+    /// A frame's last pass: params, source (1), the tracks beneath (3), RGBA8 out (4).
+    pub layout_frame: wgpu::BindGroupLayout,
     pub yuv: wgpu::ComputePipeline,
+    /// A whole one-layer frame in one pass (`yuv_to_rgba.wgsl` `to_frame`).
+    pub yuv_frame: wgpu::ComputePipeline,
     pub scale_h: wgpu::ComputePipeline,
     pub scale_v: wgpu::ComputePipeline,
     pub dissolve: wgpu::ComputePipeline,
@@ -85,6 +93,21 @@ impl Kernels {
         let layout4 = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("framelock 4 buffers"),
             entries: &four,
+        });
+        let frame = [
+            entry(0, wgpu::BufferBindingType::Uniform, true),
+            entry(1, storage(true), false),
+            entry(3, storage(true), false),
+            entry(4, storage(false), false),
+        ];
+        let layout_frame = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("framelock frame out"),
+            entries: &frame,
+        });
+        let pl_frame = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: None,
+            bind_group_layouts: &[Some(&layout_frame)],
+            immediate_size: 0,
         });
         let pl3 = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: None,
@@ -134,16 +157,19 @@ impl Kernels {
             })
             .collect();
         let scale = fixed("scale");
+        let yuv = fixed("yuv_to_rgba");
         Self {
-            yuv: pipe(&fixed("yuv_to_rgba"), &pl3, "main"),
+            yuv: pipe(&yuv, &pl3, "main"),
+            yuv_frame: pipe(&yuv, &pl_frame, "to_frame"),
             scale_h: pipe(&scale, &pl4, "horizontal"),
             scale_v: pipe(&scale, &pl4, "vertical"),
             dissolve: pipe(&fixed("dissolve"), &pl3, "main"),
             composite: pipe(&fixed("composite"), &pl3, "main"),
-            pack: pipe(&fixed("pack_rgba8"), &pl3, "main"),
+            pack: pipe(&fixed("pack_rgba8"), &pl_frame, "main"),
             effects,
             layout3,
             layout4,
+            layout_frame,
         }
     }
 }

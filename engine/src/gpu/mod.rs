@@ -12,6 +12,13 @@
 //!   decoded-frame key, within a byte budget, least recently used out first.
 //! - Pipelining: up to `frames_in_flight` frames per device are submitted before the oldest
 //!   is read back, so frame n+2 uploads while n+1 runs its effects and n is read back.
+//! - Fusion: per-pixel work runs inside the pass next to it. The grades right after a layer's
+//!   conversion run in the conversion, consecutive grades run as one chain, and the last
+//!   layer's trailing grades and composite run in the final RGBA8 pack; a one-layer frame of
+//!   grades is one pass. Blur and sharpen write a run of pixels per invocation, reading each
+//!   source pixel once per run (what a software adapter pays for).
+//! - Readback lands in host buffers the caller hands back with [`Gpu::recycle`] (a fresh 4K
+//!   frame's 33 MB would cost its page faults every frame), copied on rayon's threads.
 //!
 //! Images on the GPU are `array<vec4<f32>>` storage buffers (rows tightly packed), so shaders
 //! need no texture formats or row alignment and results match the CPU path to float rounding.
@@ -276,6 +283,14 @@ impl Gpu {
             return Err(RenderError::Gpu("submitted frame lost".into()));
         };
         self.devices[dev].wait(ticket)
+    }
+
+    /// Takes back a received frame's bytes ([`RenderedRgba::rgba`]) for a later frame to be
+    /// read into (no fresh allocation, so no page faults, per frame).
+    pub fn recycle(&mut self, bytes: Vec<u8>) {
+        if let Some(d) = self.devices.iter_mut().min_by_key(|d| d.spare_count()) {
+            d.recycle(bytes);
+        }
     }
 
     /// Chooses the blur kernel on every device.

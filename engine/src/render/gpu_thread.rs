@@ -175,6 +175,7 @@ fn finish_gpu(
             let picture = task
                 .output
                 .convert(Arc::new(rgba_picture(&rgba, pool)), pool);
+            gpu.recycle(rgba.rgba);
             RenderDone {
                 ticket: task.ticket,
                 tag: task.work.tag(),

@@ -7,7 +7,7 @@ use super::{BlurKernel, GpuDevice};
 use crate::effects::ops::{self, PlaneLayout, ResizeFilter};
 use crate::effects::table::{self, EFFECTS};
 use crate::effects::{RenderError, RenderJob};
-use crate::gpu::kernels::{GROUP, PARAMS_SLOT};
+use crate::gpu::kernels::{GRADE_CHAIN, GROUP, PACK_CHAIN, PARAMS_SLOT, YUV_CHAIN};
 
 /// A buffer of the frame being encoded.
 pub(super) type Buf = usize;
@@ -26,12 +26,14 @@ pub(super) enum Step {
     Clear {
         dst: Buf,
     },
+    /// A compute pass. `aux` is bound at 3: a resize's weights, or for a frame's last pass
+    /// ([`Kernel::writes_frame`]) the tracks beneath, with `dst` (the RGBA8 frame) at 4.
     Dispatch {
         kernel: Kernel,
         params: u32,
         src: Buf,
         dst: Buf,
-        weights: Option<Buf>,
+        aux: Option<Buf>,
         groups: (u32, u32),
     },
 }
@@ -41,6 +43,8 @@ pub(super) enum Step {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Kernel {
     Yuv,
+    /// A whole one-layer frame: convert, grade, blend, pack.
+    YuvFrame,
     ScaleH,
     ScaleV,
     Dissolve,
@@ -53,10 +57,18 @@ pub(super) enum Kernel {
     },
 }
 
+impl Kernel {
+    /// Whether it writes the finished RGBA8 frame (the frame bind group layout).
+    pub(super) fn writes_frame(self) -> bool {
+        matches!(self, Kernel::YuvFrame | Kernel::Pack)
+    }
+}
+
 /// The kernel's name in pass timings: the shader file, `.entry` when it has several.
 pub(super) fn kernel_name(k: Kernel) -> String {
     match k {
         Kernel::Yuv => "yuv_to_rgba".into(),
+        Kernel::YuvFrame => "yuv_to_rgba.to_frame".into(),
         Kernel::ScaleH => "scale.horizontal".into(),
         Kernel::ScaleV => "scale.vertical".into(),
         Kernel::Dissolve => "dissolve".into(),
@@ -112,12 +124,24 @@ impl Encoding {
         dst: Buf,
         size: (u32, u32),
     ) {
+        self.dispatch_with(kernel, params, src, dst, None, size);
+    }
+
+    pub(super) fn dispatch_with(
+        &mut self,
+        kernel: Kernel,
+        params: u32,
+        src: Buf,
+        dst: Buf,
+        aux: Option<Buf>,
+        size: (u32, u32),
+    ) {
         self.steps.push(Step::Dispatch {
             kernel,
             params,
             src,
             dst,
-            weights: None,
+            aux,
             groups: (size.0.div_ceil(GROUP), size.1.div_ceil(GROUP)),
         });
     }
@@ -151,23 +175,9 @@ impl GpuDevice {
         let mid = self.work(enc, to.0, from.1)?;
         let out = self.work(enc, to.0, to.1)?;
         let p = enc.params(&[[from.0, from.1, to.0, from.1], [window_h, 0, 0, 0]]);
-        enc.steps.push(Step::Dispatch {
-            kernel: Kernel::ScaleH,
-            params: p,
-            src,
-            dst: mid,
-            weights: Some(wh),
-            groups: (to.0.div_ceil(GROUP), from.1.div_ceil(GROUP)),
-        });
+        enc.dispatch_with(Kernel::ScaleH, p, src, mid, Some(wh), (to.0, from.1));
         let p = enc.params(&[[to.0, from.1, to.0, to.1], [window_v, 0, 0, 0]]);
-        enc.steps.push(Step::Dispatch {
-            kernel: Kernel::ScaleV,
-            params: p,
-            src: mid,
-            dst: out,
-            weights: Some(wv),
-            groups: (to.0.div_ceil(GROUP), to.1.div_ceil(GROUP)),
-        });
+        enc.dispatch_with(Kernel::ScaleV, p, mid, out, Some(wv), to);
         Ok(out)
     }
 
@@ -191,70 +201,208 @@ impl GpuDevice {
             (Some((_, fits)), BlurKernel::Tiled) => fits(e),
             (Some((_, fits)), BlurKernel::Auto) => fits(e) && !self.is_software(),
         };
-        let passes = match (tiled, d.tiled) {
-            (true, Some((t, _))) => t.passes.len(),
-            _ => d.kernel.passes.len(),
+        let kernel = match (tiled, d.tiled) {
+            (true, Some((t, _))) => t,
+            _ => d.kernel,
         };
         let mut src = cur;
-        for pass in 0..passes {
+        for pass in 0..kernel.passes.len() {
             let dst = self.work(enc, size.0, size.1)?;
-            enc.dispatch(Kernel::Effect { def, pass, tiled }, p, src, dst, size);
+            let (rx, ry) = kernel.runs.get(pass).copied().unwrap_or((1, 1));
+            let grid = (size.0.div_ceil(rx), size.1.div_ceil(ry));
+            enc.dispatch(Kernel::Effect { def, pass, tiled }, p, src, dst, grid);
             src = dst;
         }
         Ok(src)
     }
 
+    /// Records a chain of grades (at most [`GRADE_CHAIN`]) from `cur` into a new buffer as
+    /// one pass; returns it.
+    fn grades(
+        &mut self,
+        enc: &mut Encoding,
+        chain: &[Effect],
+        cur: Buf,
+        size: (u32, u32),
+    ) -> Result<Buf, RenderError> {
+        let Some(first) = chain.first() else {
+            return Ok(cur);
+        };
+        let mut rows = vec![[size.0, size.1, chain.len() as u32, 0]];
+        rows.extend(grade_chain(chain));
+        let p = enc.params(&rows);
+        let dst = self.work(enc, size.0, size.1)?;
+        let def = table::index_of(first);
+        let k = Kernel::Effect {
+            def,
+            pass: 0,
+            tiled: false,
+        };
+        enc.dispatch(k, p, cur, dst, size);
+        Ok(dst)
+    }
+
+    /// Encodes a frame. Per-pixel work is fused into the passes next to it: the grades right
+    /// after a layer's conversion run inside it, consecutive grades run as one chain, and the
+    /// last layer's trailing grades and composite run inside the final pack (so a one-layer
+    /// frame of grades alone is one pass). The tracks beneath start as black and are only
+    /// made a buffer when a layer that is not the last is composited onto them.
     pub(super) fn encode(&mut self, job: &RenderJob) -> Result<(Encoding, Buf), RenderError> {
         let mut enc = Encoding::default();
         let (ww, wh) = job.work_size();
+        let work = (ww, wh);
         let work_bytes = u64::from(ww) * u64::from(wh) * 16;
-        let acc = self.work(&mut enc, ww, wh)?;
-        enc.steps.push(Step::Clear { dst: acc });
-        for layer in &job.layers {
+        let packed = self.take(u64::from(job.width) * u64::from(job.height) * 4)?;
+        let packed = enc.buf(packed, true);
+        // The tracks composited so far; `None` while they are still black.
+        let mut acc: Option<Buf> = None;
+        let last = job.layers.len().checked_sub(1);
+        let mut finished = false;
+        for (li, layer) in job.layers.iter().enumerate() {
             let frame = &layer.frame;
             let planes = self.planes(&mut enc, frame, layer.key)?;
+            // The layer's effects at the job's LOD; those that change nothing are skipped.
+            let effects: Vec<Effect> = layer
+                .effects
+                .iter()
+                .map(|e| job.effect_at_lod(e))
+                .filter(|e| (table::def_of(e).params)(e, work).is_some())
+                .collect();
+            let resized = (frame.width, frame.height) != work;
+            // The frame's last pass finishes this layer (no resize of the result, no dissolve).
+            let finishing = Some(li) == last
+                && (job.width, job.height) == work
+                && layer.dissolve.is_none_or(|t| t >= 1.0);
+            let blend_mode = ops::blend_code(layer.blend);
+            // Grades right after the conversion run inside it (not across a resize: a grade
+            // of a resized picture is not the resized graded picture).
+            let lead = if resized {
+                0
+            } else {
+                leading_grades(&effects).min(YUV_CHAIN)
+            };
+            let (lead, rest) = effects.split_at(lead);
             let yp = ops::yuv_params(frame);
             let bps = frame.format.bytes_per_sample() as u32;
             let (cw, _) = frame.chroma_size();
             let at = PlaneLayout::of(frame).offsets.map(|o| o as u32);
-            let p = enc.params(&[
-                [frame.width, frame.height, cw, 0],
+            let whole = finishing && rest.is_empty() && !resized;
+            let onto = if acc.is_some() { 2 } else { 1 };
+            let mut rows = vec![
+                [frame.width, frame.height, cw, lead.len() as u32],
                 [at[0], at[1], at[2], bps],
-                [yp.shift.0, yp.shift.1, 0, 0],
+                [yp.shift.0, yp.shift.1, onto, blend_mode],
                 [f(yp.y_offset), f(yp.y_scale), f(yp.c_offset), f(yp.c_scale)],
                 yp.matrix.map(f),
-            ]);
+                [f(layer.opacity), 0, 0, 0],
+            ];
+            rows.extend(grade_chain(lead));
+            let p = enc.params(&rows);
+            if whole {
+                // The whole frame in one pass.
+                let under = acc.unwrap_or(planes);
+                enc.dispatch_with(Kernel::YuvFrame, p, planes, packed, Some(under), work);
+                finished = true;
+                continue;
+            }
             let rgba = self.work(&mut enc, frame.width, frame.height)?;
             enc.dispatch(Kernel::Yuv, p, planes, rgba, (frame.width, frame.height));
-            let mut cur = self.resize(&mut enc, rgba, (frame.width, frame.height), (ww, wh))?;
-            for e in &layer.effects {
-                cur = self.effect(&mut enc, &job.effect_at_lod(e), cur, (ww, wh))?;
+            let mut cur = self.resize(&mut enc, rgba, (frame.width, frame.height), work)?;
+            let trail = if finishing {
+                trailing_grades(rest).min(PACK_CHAIN)
+            } else {
+                0
+            };
+            let (body, trail) = rest.split_at(rest.len() - trail);
+            let mut i = 0;
+            while i < body.len() {
+                let n = leading_grades(&body[i..]).min(GRADE_CHAIN);
+                if n > 0 {
+                    cur = self.grades(&mut enc, &body[i..i + n], cur, work)?;
+                    i += n;
+                } else {
+                    cur = self.effect(&mut enc, &body[i], cur, work)?;
+                    i += 1;
+                }
             }
-            let blend = [ww, wh, ops::blend_code(layer.blend), 0];
+            if finishing {
+                let mut rows = vec![
+                    [ww, wh, trail.len() as u32, onto],
+                    [blend_mode, 0, 0, 0],
+                    [f(layer.opacity), 0, 0, 0],
+                ];
+                rows.extend(grade_chain(trail));
+                let p = enc.params(&rows);
+                let under = acc.unwrap_or(cur);
+                enc.dispatch_with(Kernel::Pack, p, cur, packed, Some(under), work);
+                finished = true;
+                continue;
+            }
+            let under = match acc {
+                Some(a) => a,
+                None => {
+                    let a = self.work(&mut enc, ww, wh)?;
+                    enc.steps.push(Step::Clear { dst: a });
+                    acc = Some(a);
+                    a
+                }
+            };
+            let blend = [ww, wh, blend_mode, 0];
             match layer.dissolve {
                 Some(t) if t < 1.0 => {
                     let over = self.work(&mut enc, ww, wh)?;
                     enc.steps.push(Step::Copy {
-                        src: acc,
+                        src: under,
                         dst: over,
                         size: work_bytes,
                     });
                     let p = enc.params(&[blend, [f(layer.opacity), 0, 0, 0]]);
-                    enc.dispatch(Kernel::Composite, p, cur, over, (ww, wh));
+                    enc.dispatch(Kernel::Composite, p, cur, over, work);
                     let p = enc.params(&[size_row(ww, wh), [f(t.max(0.0)), 0, 0, 0]]);
-                    enc.dispatch(Kernel::Dissolve, p, over, acc, (ww, wh));
+                    enc.dispatch(Kernel::Dissolve, p, over, under, work);
                 }
                 _ => {
                     let p = enc.params(&[blend, [f(layer.opacity), 0, 0, 0]]);
-                    enc.dispatch(Kernel::Composite, p, cur, acc, (ww, wh));
+                    enc.dispatch(Kernel::Composite, p, cur, under, work);
                 }
             }
         }
-        let out = self.resize(&mut enc, acc, (ww, wh), (job.width, job.height))?;
-        let packed = self.take(u64::from(job.width) * u64::from(job.height) * 4)?;
-        let packed = enc.buf(packed, true);
-        let p = enc.params(&[size_row(job.width, job.height)]);
-        enc.dispatch(Kernel::Pack, p, out, packed, (job.width, job.height));
+        if !finished {
+            let under = match acc {
+                Some(a) => a,
+                None => {
+                    let a = self.work(&mut enc, ww, wh)?;
+                    enc.steps.push(Step::Clear { dst: a });
+                    a
+                }
+            };
+            let out = self.resize(&mut enc, under, work, (job.width, job.height))?;
+            let p = enc.params(&[[job.width, job.height, 0, 0]]);
+            let size = (job.width, job.height);
+            enc.dispatch_with(Kernel::Pack, p, out, packed, Some(out), size);
+        }
         Ok((enc, packed))
     }
+}
+
+/// How many effects at the start of `effects` are grades.
+fn leading_grades(effects: &[Effect]) -> usize {
+    effects
+        .iter()
+        .take_while(|e| matches!(e, Effect::Grade { .. }))
+        .count()
+}
+
+/// How many effects at the end of `effects` are grades.
+fn trailing_grades(effects: &[Effect]) -> usize {
+    effects
+        .iter()
+        .rev()
+        .take_while(|e| matches!(e, Effect::Grade { .. }))
+        .count()
+}
+
+/// The `struct Grade` rows of a chain of grades.
+fn grade_chain(chain: &[Effect]) -> impl Iterator<Item = [u32; 4]> + '_ {
+    chain.iter().filter_map(table::grade_rows).flatten()
 }

@@ -78,6 +78,8 @@ pub struct GpuDevice {
     weights: HashMap<(u32, u32, ResizeFilter), (wgpu::Buffer, u32)>,
     staging: Vec<StagingSlot>,
     readback: Vec<ReadSlot>,
+    /// Host buffers of frames read back, returned by the caller for reuse.
+    spare: Vec<Vec<u8>>,
     vram: HashMap<u64, VramEntry>,
     vram_budget: u64,
     uses: u64,
@@ -88,6 +90,23 @@ pub struct GpuDevice {
     blur: BlurKernel,
     poison: bool,
     timestamps: Option<Timestamps>,
+}
+
+/// Copies of a frame's worth (megabytes) run in 1 MiB pieces on rayon's threads: one core's
+/// memcpy is what bounds reading a 4K frame back from mapped GPU memory. (The upload's copy
+/// into a write-mapped buffer stays on one thread: wgpu's `WriteOnly<[u8]>` is not `Send`.)
+const PIECE: usize = 1 << 20;
+
+/// Copies `src` into `dst` (same length), in pieces on rayon's threads when it is large.
+pub(super) fn copy_bytes(dst: &mut [u8], src: &[u8]) {
+    use rayon::prelude::*;
+    if src.len() < 4 * PIECE {
+        dst.copy_from_slice(src);
+    } else {
+        dst.par_chunks_mut(PIECE)
+            .zip(src.par_chunks(PIECE))
+            .for_each(|(d, s)| d.copy_from_slice(s));
+    }
 }
 
 const WORK_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
@@ -169,6 +188,7 @@ impl GpuDevice {
             weights: HashMap::new(),
             staging: Vec::new(),
             readback: Vec::new(),
+            spare: Vec::new(),
             vram: HashMap::new(),
             vram_budget: options.vram_budget as u64,
             uses: 0,
@@ -214,6 +234,11 @@ impl GpuDevice {
     /// Whether a frame can be submitted without waiting.
     pub fn has_capacity(&self) -> bool {
         self.in_flight.len() < self.frames_in_flight
+    }
+
+    /// Host buffers waiting to be read into.
+    pub(super) fn spare_count(&self) -> usize {
+        self.spare.len()
     }
 
     /// Chooses the blur kernel.

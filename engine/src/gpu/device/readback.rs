@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::GpuDevice;
 use super::graph::{Kernel, kernel_name};
+use super::{GpuDevice, copy_bytes};
 use crate::effects::{RenderError, RenderedRgba};
 
 pub(super) struct ReadSlot {
@@ -75,6 +75,14 @@ impl GpuDevice {
         }
     }
 
+    /// Takes back a frame's bytes ([`RenderedRgba::rgba`]) once the caller is done with them,
+    /// to read a later frame into. Keeps as many as frames can be in flight, plus one.
+    pub fn recycle(&mut self, bytes: Vec<u8>) {
+        if self.spare.len() <= self.frames_in_flight && !bytes.is_empty() {
+            self.spare.push(bytes);
+        }
+    }
+
     /// Whether frame `ticket` has finished (checks the device without blocking).
     pub(in crate::gpu) fn is_done(&self, ticket: u64) -> bool {
         let _ = self.device.poll(wgpu::PollType::Poll);
@@ -109,14 +117,21 @@ impl GpuDevice {
         }
         let bytes = u64::from(fl.width) * u64::from(fl.height) * 4;
         let slot = &mut self.readback[fl.slot];
-        let rgba = {
+        // Into a host buffer handed back by `recycle` when there is one: a fresh 33 MB
+        // vector a 4K frame costs its page faults on every frame.
+        let mut rgba = self.spare.pop().unwrap_or_default();
+        {
             let view = slot
                 .buffer
                 .slice(..bytes)
                 .get_mapped_range()
                 .map_err(|e| RenderError::Gpu(format!("readback map: {e}")))?;
-            view.to_vec()
-        };
+            if rgba.len() != view.len() {
+                rgba.clear();
+                rgba.resize(view.len(), 0);
+            }
+            copy_bytes(&mut rgba, &view);
+        }
         slot.buffer.unmap();
         slot.busy = false;
         slot.ready.store(false, Ordering::Release);

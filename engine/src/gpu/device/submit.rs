@@ -60,7 +60,7 @@ impl GpuDevice {
                     params,
                     src,
                     dst,
-                    weights,
+                    aux,
                     groups,
                 } => {
                     let pipeline = self.pipeline(kernel);
@@ -69,6 +69,7 @@ impl GpuDevice {
                         offset: 0,
                         size: wgpu::BufferSize::new(PARAMS_SLOT),
                     };
+                    let frame = kernel.writes_frame();
                     let mut entries = vec![
                         wgpu::BindGroupEntry {
                             binding: 0,
@@ -79,20 +80,20 @@ impl GpuDevice {
                             resource: enc.bufs[src].0.as_entire_binding(),
                         },
                         wgpu::BindGroupEntry {
-                            binding: 2,
+                            binding: if frame { 4 } else { 2 },
                             resource: enc.bufs[dst].0.as_entire_binding(),
                         },
                     ];
-                    if let Some(w) = weights {
+                    if let Some(a) = aux {
                         entries.push(wgpu::BindGroupEntry {
                             binding: 3,
-                            resource: enc.bufs[w].0.as_entire_binding(),
+                            resource: enc.bufs[a].0.as_entire_binding(),
                         });
                     }
-                    let layout = if weights.is_some() {
-                        &self.k.layout4
-                    } else {
-                        &self.k.layout3
+                    let layout = match (frame, aux) {
+                        (true, _) => &self.k.layout_frame,
+                        (false, Some(_)) => &self.k.layout4,
+                        (false, None) => &self.k.layout3,
                     };
                     let group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
                         label: None,
@@ -187,6 +188,7 @@ impl GpuDevice {
     fn pipeline(&self, k: Kernel) -> &wgpu::ComputePipeline {
         match k {
             Kernel::Yuv => &self.k.yuv,
+            Kernel::YuvFrame => &self.k.yuv_frame,
             Kernel::ScaleH => &self.k.scale_h,
             Kernel::ScaleV => &self.k.scale_v,
             Kernel::Dissolve => &self.k.dissolve,
