@@ -92,9 +92,8 @@ pub struct GpuDevice {
     timestamps: Option<Timestamps>,
 }
 
-/// Copies of a frame's worth (megabytes) run in 1 MiB pieces on rayon's threads: one core's
-/// memcpy is what bounds reading a 4K frame back from mapped GPU memory. (The upload's copy
-/// into a write-mapped buffer stays on one thread: wgpu's `WriteOnly<[u8]>` is not `Send`.)
+/// Copies of a frame's worth (megabytes) to and from mapped GPU memory run in 1 MiB pieces on
+/// rayon's threads: one core's memcpy is what bounds streaming a 4K frame.
 const PIECE: usize = 1 << 20;
 
 /// Copies `src` into `dst` (same length), in pieces on rayon's threads when it is large.
@@ -107,6 +106,43 @@ pub(super) fn copy_bytes(dst: &mut [u8], src: &[u8]) {
             .zip(src.par_chunks(PIECE))
             .for_each(|(d, s)| d.copy_from_slice(s));
     }
+}
+
+/// Writes `parts` (each at its byte offset) into the first `total` bytes of the write-mapped
+/// `buffer`. A frame's worth is written in [`PIECE`]s, each its own mapped view, on rayon's
+/// threads (wgpu's mapped views of disjoint ranges can be written side by side).
+pub(super) fn write_mapped(
+    buffer: &wgpu::Buffer,
+    total: usize,
+    parts: &[(usize, &[u8])],
+) -> Result<(), crate::effects::RenderError> {
+    use rayon::prelude::*;
+    let piece = if total < 4 * PIECE { total } else { PIECE };
+    // Pieces start at multiples of `piece` (a multiple of the map alignment) and end at the
+    // next one or at `total` (a multiple of 4).
+    let views = (0..total)
+        .step_by(piece.max(1))
+        .map(|at| {
+            let end = (at + piece).min(total);
+            buffer
+                .slice(at as u64..end as u64)
+                .get_mapped_range_mut()
+                .map(|view| (at, view))
+                .map_err(|e| crate::effects::RenderError::Gpu(format!("staging map: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    views.into_par_iter().for_each(|(at, mut view)| {
+        let end = at + view.len();
+        for &(offset, bytes) in parts {
+            // The part of `bytes` that falls in this piece.
+            let (from, to) = (offset.max(at), (offset + bytes.len()).min(end));
+            if from < to {
+                view.slice(from - at..to - at)
+                    .copy_from_slice(&bytes[from - offset..to - offset]);
+            }
+        }
+    });
+    Ok(())
 }
 
 const WORK_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE

@@ -5,13 +5,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{GpuDevice, copy_bytes};
+use super::{GpuDevice, copy_bytes, write_mapped};
 use crate::effects::RenderError;
 
 pub(super) struct StagingSlot {
     pub(super) buffer: wgpu::Buffer,
     pub(super) size: u64,
     pub(super) mapped: Arc<AtomicBool>,
+    /// The frame (ticket) and submission whose copy last read it: its re-mapping follows
+    /// that submission.
+    pub(super) submission: Option<(u64, wgpu::SubmissionIndex)>,
 }
 
 impl GpuDevice {
@@ -25,11 +28,11 @@ impl GpuDevice {
             }) {
                 return i;
             }
-            // Double-buffered per layer of the frame: while one slot's copy runs on the GPU
-            // the next is filled; a third request waits for the first to map again (the copy
-            // is the first thing its frame does, so the wait is short). A fixed ring: steady
-            // state creates nothing.
-            let limit = 2 * (exclude.len() + 1);
+            // One slot per frame in flight (at least two) per layer of the frame: while one
+            // slot's copy runs on the GPU the next is filled; a request beyond that waits for
+            // the oldest to map again (the copy is the first thing its frame does, so the wait
+            // is short). A fixed ring: steady state creates nothing.
+            let limit = self.frames_in_flight.max(2) * (exclude.len() + 1);
             let pending = self
                 .staging
                 .iter()
@@ -50,6 +53,7 @@ impl GpuDevice {
                     }),
                     size,
                     mapped: Arc::new(AtomicBool::new(true)),
+                    submission: None,
                 };
                 self.stats.buffers_created += 1;
                 return match small {
@@ -63,9 +67,18 @@ impl GpuDevice {
                     }
                 };
             }
-            // Every slot is on its way back from the GPU: wait for one.
+            // Every slot is on its way back from the GPU: wait for the submission of the
+            // oldest (not for the whole queue: the frames after it stay in flight).
+            let oldest = self
+                .staging
+                .iter()
+                .enumerate()
+                .filter(|(i, s)| !exclude.contains(i) && !s.mapped.load(Ordering::Acquire))
+                .filter_map(|(_, s)| s.submission.clone())
+                .min_by_key(|(ticket, _)| *ticket)
+                .map(|(_, index)| index);
             let _ = self.device.poll(wgpu::PollType::Wait {
-                submission_index: None,
+                submission_index: oldest,
                 timeout: Some(Duration::from_secs(30)),
             });
         }
@@ -82,14 +95,8 @@ impl GpuDevice {
         let mut out = vec![0u8; data.len()];
         let start = Instant::now();
         let slot = self.staging_slot(size, &[]);
-        {
-            let mut view = self.staging[slot]
-                .buffer
-                .slice(..size)
-                .get_mapped_range_mut()
-                .map_err(|e| RenderError::Gpu(format!("staging map: {e}")))?;
-            view.slice(..data.len()).copy_from_slice(data);
-        }
+        // As a frame's planes are written (in pieces, side by side).
+        write_mapped(&self.staging[slot].buffer, size as usize, &[(0, data)])?;
         self.staging[slot].buffer.unmap();
         self.staging[slot].mapped.store(false, Ordering::Release);
         let mut encoder = self.device.create_command_encoder(&Default::default());

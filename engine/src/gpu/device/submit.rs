@@ -143,6 +143,7 @@ impl GpuDevice {
         let submission = self.queue.submit([encoder.finish()]);
         // Staging slots come back mapped for the next upload; the readback maps when done.
         for &s in &enc.staging_used {
+            self.staging[s].submission = Some((ticket, submission.clone()));
             let flag = self.staging[s].mapped.clone();
             self.staging[s]
                 .buffer

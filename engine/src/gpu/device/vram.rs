@@ -5,8 +5,8 @@ use std::sync::atomic::Ordering;
 
 use framelock_components::TierStats;
 
-use super::GpuDevice;
 use super::graph::{Buf, Encoding, Step};
+use super::{GpuDevice, write_mapped};
 use crate::cache::Cache;
 use crate::effects::RenderError;
 use crate::effects::ops::PlaneLayout;
@@ -52,18 +52,10 @@ impl GpuDevice {
         } = PlaneLayout::of(frame);
         let total = total as u64;
         let slot = self.staging_slot(total, &enc.staging_used);
-        {
-            let s = &self.staging[slot];
-            let mut view = s
-                .buffer
-                .slice(..total)
-                .get_mapped_range_mut()
-                .map_err(|e| RenderError::Gpu(format!("staging map: {e}")))?;
-            for p in 0..3 {
-                view.slice(offsets[p]..offsets[p] + lens[p])
-                    .copy_from_slice(&frame.planes[p][..lens[p]]);
-            }
-        }
+        let parts: Vec<(usize, &[u8])> = (0..3)
+            .map(|p| (offsets[p], &frame.planes[p][..lens[p]]))
+            .collect();
+        write_mapped(&self.staging[slot].buffer, total as usize, &parts)?;
         self.staging[slot].buffer.unmap();
         self.staging[slot].mapped.store(false, Ordering::Release);
         enc.staging_used.push(slot);
