@@ -17,118 +17,12 @@
     clippy::print_stdout,
     reason = "a measuring tool"
 )]
-use std::sync::Arc;
 use std::time::Instant;
 
-use framelock_components::{BlendMode, Effect, EffectLod};
-use framelock_engine::effects::{LayerJob, RenderJob, fast};
+use framelock_components::Effect;
+use framelock_engine::effects::fast;
+use framelock_engine::effects::samples::{card, full_stack, grade, hundred, job, transform};
 use framelock_engine::gpu::{BlurKernel, Gpu, GpuOptions};
-use framelock_engine::media::{Picture, testcard};
-
-fn card(i: u64, w: u32, h: u32) -> Arc<Picture> {
-    let mut f = Picture::black(w, h);
-    let [y, u, v] = &mut f.planes;
-    testcard::draw_i420(i, w, h, y, u, v);
-    Arc::new(f)
-}
-
-fn grade() -> Effect {
-    Effect::Grade {
-        brightness: 0.02,
-        contrast: 1.1,
-        saturation: 1.2,
-        gamma: 1.05,
-        lift: 0.01,
-        gain: 0.98,
-    }
-}
-
-fn transform() -> Effect {
-    Effect::Transform {
-        scale: 1.05,
-        x: 3.0,
-        y: -2.0,
-        rotation: 1.5,
-    }
-}
-
-fn full_stack() -> Vec<Effect> {
-    vec![
-        grade(),
-        Effect::Blur { radius: 4 },
-        Effect::Sharpen { amount: 0.5 },
-        transform(),
-    ]
-}
-
-/// The benches' 100-effect stack (benches/effects.rs): grades, with a blur, a sharpen and a
-/// small transform in every 25.
-fn hundred() -> Vec<Effect> {
-    (0..100)
-        .map(|i| {
-            let t = i as f32 / 100.0;
-            match i % 25 {
-                7 => Effect::Blur { radius: 2 },
-                13 => Effect::Sharpen { amount: 0.2 },
-                19 => Effect::Transform {
-                    scale: 1.0,
-                    x: 1.0,
-                    y: 0.0,
-                    rotation: 0.5,
-                },
-                k if k % 3 == 0 => Effect::Grade {
-                    brightness: 0.01 - 0.02 * t,
-                    contrast: 1.0 + 0.01 * t,
-                    saturation: 1.02,
-                    gamma: 1.0,
-                    lift: 0.0,
-                    gain: 1.0,
-                },
-                _ => Effect::Grade {
-                    brightness: 0.005 * t,
-                    contrast: 1.01 - 0.02 * t,
-                    saturation: 1.0,
-                    gamma: 1.0 + 0.02 * (t - 0.5),
-                    lift: 0.0,
-                    gain: 1.0,
-                },
-            }
-        })
-        .collect()
-}
-
-fn job(frame: &Arc<Picture>, effects: Vec<Effect>, two_layers: bool) -> RenderJob {
-    let mut layers = vec![LayerJob {
-        frame: frame.clone(),
-        key: 0,
-        effects,
-        opacity: 1.0,
-        blend: BlendMode::Over,
-        dissolve: None,
-    }];
-    if two_layers {
-        layers.push(LayerJob {
-            frame: frame.clone(),
-            key: 0,
-            effects: vec![Effect::Transform {
-                scale: 0.5,
-                x: 100.0,
-                y: 50.0,
-                rotation: 10.0,
-            }],
-            opacity: 0.7,
-            blend: BlendMode::Screen,
-            dissolve: None,
-        });
-    }
-    RenderJob {
-        width: frame.width,
-        height: frame.height,
-        lod: EffectLod::Full,
-        layers,
-        tag: 0,
-    }
-}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);

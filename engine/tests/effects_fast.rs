@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use common::{diff, layer, random_frame};
 use framelock_components::{BlendMode, Effect, EffectLod};
-use framelock_engine::effects::{LayerJob, RenderJob, cpu, fast};
+use framelock_engine::effects::{LayerJob, RenderJob, cpu, fast, samples};
 use framelock_engine::media::{Picture, PixelFormat, testcard};
 
 /// The test card: hard edges (the worst case for the box cascades) and burned-in digits.
@@ -172,22 +172,8 @@ fn fused_chains_and_a_hundred_effects_match() {
         &job(w, h, vec![layer(f.clone(), chain)]),
         1,
     );
-    let mut hundred = Vec::new();
-    for i in 0..100 {
-        let t = i as f32 / 100.0;
-        hundred.push(match i % 25 {
-            7 => Effect::Blur { radius: 2 },
-            13 => Effect::Sharpen { amount: 0.2 },
-            19 => Effect::Transform {
-                scale: 1.0,
-                x: 1.0,
-                y: 0.0,
-                rotation: 0.5,
-            },
-            k if k % 3 == 0 => grade(0.01 - 0.02 * t, 1.0 + 0.01 * t, 1.02, 1.0),
-            _ => grade(0.005 * t, 1.01 - 0.02 * t, 1.0, 1.0 + 0.02 * (t - 0.5)),
-        });
-    }
+    // The benchmarks' stack (one definition: `effects::samples`).
+    let hundred = samples::hundred();
     check("a hundred effects", &job(w, h, vec![layer(f, hundred)]), 2);
 }
 

@@ -13,6 +13,7 @@
 pub mod cpu;
 pub mod fast;
 pub mod ops;
+pub mod samples;
 pub mod table;
 
 use std::sync::Arc;

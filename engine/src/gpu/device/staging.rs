@@ -28,11 +28,12 @@ impl GpuDevice {
             }) {
                 return i;
             }
-            // One slot per frame in flight (at least two) per layer of the frame: while one
-            // slot's copy runs on the GPU the next is filled; a request beyond that waits for
-            // the oldest to map again (the copy is the first thing its frame does, so the wait
-            // is short). A fixed ring: steady state creates nothing.
-            let limit = self.frames_in_flight.max(2) * (exclude.len() + 1);
+            // Double-buffered per layer of the frame: while one slot's copy runs on the GPU
+            // the next is filled; a third request waits for the oldest to map again. A fixed
+            // ring: steady state creates nothing. (A slot per frame in flight was tried: the
+            // ring then grew to its third slot whenever the GPU happened to lag, at any time,
+            // so steady state was not steady.)
+            let limit = 2 * (exclude.len() + 1);
             let pending = self
                 .staging
                 .iter()
