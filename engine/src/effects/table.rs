@@ -124,6 +124,8 @@ pub static EFFECTS: &[EffectDef] = &[
         },
         // Measured on lavapipe (1080p, radius 4): separable 1.10 s, tiled 1.51 s a frame
         // (llvmpipe runs workgroup barriers as coroutine switches), so only hardware tiles.
+        // On an NVIDIA H200, against the separable passes as runs of 8: 0.079 vs 0.081 ms at
+        // 1080p, 0.30 vs 0.26 ms at 4K (one GPU's figures; the default is unchanged).
         tiled: Some((
             Kernel {
                 file: "blur_tiled",
