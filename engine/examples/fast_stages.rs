@@ -12,8 +12,7 @@ use framelock_components::{BlendMode, Effect};
 use framelock_engine::effects::fast::{
     Image16, blend, blur, convert, point::PointChain, sharpen, transform,
 };
-use framelock_engine::media::{Picture, testcard};
-use std::sync::Arc;
+use framelock_engine::effects::samples;
 use std::time::Instant;
 
 fn time(name: &str, mut f: impl FnMut()) {
@@ -36,20 +35,9 @@ fn time(name: &str, mut f: impl FnMut()) {
 
 fn main() {
     let (w, h) = (1920, 1080);
-    let mut f = Picture::black(w, h);
-    {
-        let [y, u, v] = &mut f.planes;
-        testcard::draw_i420(1, w, h, y, u, v);
-    }
-    let f = Arc::new(f);
-    let grade = Effect::Grade {
-        brightness: 0.02,
-        contrast: 1.1,
-        saturation: 1.2,
-        gamma: 1.05,
-        lift: 0.01,
-        gain: 0.98,
-    };
+    let f = samples::card(1, w, h);
+    let grade = samples::grade();
+    // The same grade without its saturation: one curve.
     let grade1 = Effect::Grade {
         brightness: 0.02,
         contrast: 1.1,

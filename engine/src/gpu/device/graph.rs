@@ -242,6 +242,23 @@ impl GpuDevice {
         Ok(dst)
     }
 
+    /// The tracks composited so far (`acc`), made a cleared (black) buffer the first time
+    /// something is composited onto them.
+    fn tracks(
+        &mut self,
+        enc: &mut Encoding,
+        acc: &mut Option<Buf>,
+        (w, h): (u32, u32),
+    ) -> Result<Buf, RenderError> {
+        if let Some(a) = *acc {
+            return Ok(a);
+        }
+        let a = self.work(enc, w, h)?;
+        enc.steps.push(Step::Clear { dst: a });
+        *acc = Some(a);
+        Ok(a)
+    }
+
     /// Encodes a frame. Per-pixel work is fused into the passes next to it: the grades right
     /// after a layer's conversion run inside it, consecutive grades run as one chain, and the
     /// last layer's trailing grades and composite run inside the final pack (so a one-layer
@@ -338,15 +355,7 @@ impl GpuDevice {
                 finished = true;
                 continue;
             }
-            let under = match acc {
-                Some(a) => a,
-                None => {
-                    let a = self.work(&mut enc, ww, wh)?;
-                    enc.steps.push(Step::Clear { dst: a });
-                    acc = Some(a);
-                    a
-                }
-            };
+            let under = self.tracks(&mut enc, &mut acc, work)?;
             let blend = [ww, wh, blend_mode, 0];
             match layer.dissolve {
                 Some(t) if t < 1.0 => {
@@ -368,16 +377,9 @@ impl GpuDevice {
             }
         }
         if !finished {
-            let under = match acc {
-                Some(a) => a,
-                None => {
-                    let a = self.work(&mut enc, ww, wh)?;
-                    enc.steps.push(Step::Clear { dst: a });
-                    a
-                }
-            };
+            let under = self.tracks(&mut enc, &mut acc, work)?;
             let out = self.resize(&mut enc, under, work, (job.width, job.height))?;
-            let p = enc.params(&[[job.width, job.height, 0, 0]]);
+            let p = enc.params(&[size_row(job.width, job.height)]);
             let size = (job.width, job.height);
             enc.dispatch_with(Kernel::Pack, p, out, packed, Some(out), size);
         }
