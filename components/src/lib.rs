@@ -5,6 +5,7 @@
 
 mod audio;
 mod cache;
+mod edit;
 mod effects;
 mod media;
 mod playback;
@@ -15,6 +16,7 @@ mod rational;
 
 pub use audio::{AudioClipDef, AudioFormat, AudioTrackDef, ClipAudio, db_to_gain};
 pub use cache::{CacheKey, CacheKind, CacheTier, ClearCache, MemoryBudget, Pressure, TierStats};
+pub use edit::{ClipRef, Edit, EditError};
 pub use effects::{BlendMode, Effect, EffectLod, EffectStack};
 pub use media::{AudioStreamInfo, ChromaFormat, Codec, FrameTimes, MediaInfo, VideoStreamInfo};
 pub use playback::{
