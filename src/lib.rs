@@ -22,11 +22,11 @@ pub use framelock_components::{
 };
 pub use framelock_components::{
     AudioClipDef, AudioFormat, AudioStreamInfo, AudioTrackDef, AutoSwitchThresholds, BlendMode,
-    CacheKey, CacheKind, CacheTier, ChromaFormat, ClearCache, ClipAudio, ClipDef, Codec, EditMode,
-    Effect, EffectLod, EffectStack, EffectsKey, FrameTimes, HasEffects, MediaInfo, MemoryBudget,
-    OutputFormat, PlayState, Playhead, Pressure, Project, ProjectError, Proxy, ProxyCodec,
-    ProxyGeneration, ProxyPriority, ProxyState, ProxyStrategy, QualitySettings, Rational,
-    TierStats, TrackDef, UseProxy, VideoStreamInfo,
+    CacheKey, CacheKind, CacheTier, ChromaFormat, ClearCache, ClipAudio, ClipDef, ClipRef, Codec,
+    Edit, EditError, EditMode, Effect, EffectLod, EffectStack, EffectsKey, FrameTimes, HasEffects,
+    MediaInfo, MemoryBudget, OutputFormat, PlayState, Playhead, Pressure, Project, ProjectError,
+    Proxy, ProxyCodec, ProxyGeneration, ProxyPriority, ProxyState, ProxyStrategy, QualitySettings,
+    Rational, TierStats, TrackDef, UseProxy, VideoStreamInfo,
 };
 pub use framelock_engine::app::{Clock, VirtualClock, WallClock};
 /// The system's default audio output device (the `cpal` feature).
@@ -65,6 +65,7 @@ pub use framelock_engine::render::{
 pub use framelock_engine::signal::Progress;
 pub use framelock_systems::{
     EngineEvent, LayerSource, MetricsSnapshot, PresentedFrame, RenderStats, SCRUB_MEMORY_TICKS,
+    TimelineSync,
 };
 pub use offline::{OfflineError, OfflineRenderer, OfflineReport, STALL_TIMEOUT};
 pub use output::{BoxedSink, FrameDelivery, FrameSlot};

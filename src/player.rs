@@ -192,9 +192,25 @@ impl Player {
         });
     }
 
-    /// The timeline's length in frames.
+    /// The timeline's length in frames (as of the last tick: edits change it).
     pub fn duration_frames(&self) -> u64 {
-        self.duration
+        self.playhead().map_or(self.duration, |p| p.duration)
+    }
+
+    /// Applies a live edit between two ticks of the player's loop and returns the edit that
+    /// undoes it (see [`PlaybackEngine::edit`]: all or nothing, a refused edit changes
+    /// nothing and says why). Waits for the loop (about a tick, plus probing any new media
+    /// file there); the outcome is also sent as [`EngineEvent::TimelineEdited`].
+    pub fn edit(
+        &self,
+        edit: framelock_components::Edit,
+    ) -> Result<framelock_components::Edit, PlayerError> {
+        self.call(move |e| e.edit(&edit))?
+    }
+
+    /// The timeline with every edit applied so far (to save).
+    pub fn project(&self) -> Result<Project, PlayerError> {
+        self.call(|e| e.project().clone())
     }
 
     /// The timeline's frame rate.

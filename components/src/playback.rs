@@ -180,6 +180,9 @@ pub struct Playhead {
     pub duration: u64,
     /// The current frame was just set (seek, open): show it before advancing.
     pub fresh: bool,
+    /// Bumped by every live edit of the timeline: the picture of the frame on screen may
+    /// have changed, so it is made and presented again even while paused.
+    pub edits: u64,
 }
 
 impl Playhead {
@@ -193,6 +196,7 @@ impl Playhead {
             generation: 0,
             duration,
             fresh: true,
+            edits: 0,
         }
     }
 

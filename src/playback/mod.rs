@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 mod audio;
 mod caches;
+mod edit;
 mod events;
 mod options;
 
@@ -16,21 +17,20 @@ pub use options::{CacheStats, ClearedCache, EngineOptions, PlayerError, ProxyOpt
 
 use bevy_ecs::prelude::*;
 use framelock_components::{
-    Clip, EffectStack, FrameTimes, MediaAsset, OutputFormat, PlayState, Playhead, Project,
-    QualitySettings, Rational, UseProxy,
+    MediaAsset, OutputFormat, PlayState, Playhead, Project, QualitySettings, Rational, UseProxy,
 };
 use framelock_engine::app::{Clock, FramePacer, TickPlan};
-use framelock_engine::audio::{AudioOutput, AudioSink, Mixer, Waveforms};
+use framelock_engine::audio::{AudioSink, Waveforms};
 use framelock_engine::cache::DiskCache;
-use framelock_engine::media::{DecoderRegistry, MediaError, probe};
+use framelock_engine::media::{DecoderRegistry, probe};
 use framelock_engine::proxy::{JobId, ProxyJobStatus, ProxyManager};
 use framelock_engine::render::{RenderService, RenderServiceOptions};
 use framelock_engine::signal::Progress;
 use framelock_engine::workers::{DecodePool, DecodePoolOptions};
 use framelock_systems::EngineEvent;
 use framelock_systems::{
-    AudioClock, Decoders, DiskTier, FrameSink, Metrics, MetricsSnapshot, PresentedFrame,
-    ProxyService, RenderMode, RenderState, RenderStats, Renderer, Tick, WorldBuilder,
+    Decoders, DiskTier, FrameSink, Metrics, MetricsSnapshot, PresentedFrame, ProxyService,
+    RenderMode, RenderState, RenderStats, Renderer, Tick, TimelineSync, WorldBuilder,
 };
 
 /// Queues `generation`'s heights below each file's own height (an explicit request: the
@@ -90,6 +90,12 @@ pub struct PlaybackEngine {
     events_dropped: u64,
     /// The play state last reported.
     reported_state: PlayState,
+    /// The timeline as edited ([`PlaybackEngine::edit`]).
+    project: Project,
+    /// What opening an edit's new media needs.
+    media: edit::MediaContext,
+    /// What the last edit did to the clip entities.
+    last_sync: TimelineSync,
 }
 
 /// Events the host has not read yet, at most.
@@ -139,71 +145,35 @@ impl PlaybackEngine {
             project.quality_or(options.quality),
             options.memory,
         );
-        let mut assets: BTreeMap<PathBuf, (Entity, u64, Rational, Option<FrameTimes>)> =
-            BTreeMap::new();
+        let mut assets: BTreeMap<PathBuf, Entity> = BTreeMap::new();
         for (ti, track) in project.tracks.iter().enumerate() {
             builder.track(ti, track.opacity);
             for (ci, clip) in track.clips.iter().enumerate() {
-                let (asset, frames, rate, times) = match assets.get(&clip.media) {
-                    Some(a) => a.clone(),
+                let asset = match assets.get(&clip.media) {
+                    Some(&e) => e,
                     None => {
-                        let media_error = |source| PlayerError::Media {
-                            path: clip.media.clone(),
-                            source,
-                        };
-                        let info = match &options.probe_cache {
-                            Some(cache) => cache.probe(&clip.media, &options.registry),
-                            None => probe(&clip.media, &options.registry),
-                        }
-                        .map_err(media_error)?;
-                        if let Some(why) = &info.video.unsupported {
-                            return Err(media_error(MediaError::Unsupported {
-                                codec: info.video.codec.to_string(),
-                                reason: why.clone(),
-                            }));
-                        }
-                        let frames = info.video.frame_count;
-                        let rate = info.video.frame_rate;
-                        let times = info.video.frame_times.clone();
-                        let fingerprint = framelock_engine::cache::fingerprint(&clip.media)
-                            .map_err(media_error)?;
-                        let e = builder.asset(MediaAsset {
-                            id: 0,
-                            path: clip.media.clone(),
-                            fingerprint,
-                            info,
-                        });
-                        assets.insert(clip.media.clone(), (e, frames, rate, times.clone()));
-                        (e, frames, rate, times)
+                        let asset = edit::probe_asset(
+                            &clip.media,
+                            &options.registry,
+                            options.probe_cache.as_ref(),
+                        )?;
+                        let e = builder.asset(asset);
+                        assets.insert(clip.media.clone(), e);
+                        e
                     }
                 };
-                let placed = Clip {
-                    asset,
-                    track: ti,
-                    start: clip.start,
-                    duration: clip.duration,
-                    source_in: clip.source_in,
-                    source_rate: rate,
-                    source_frames: frames,
-                    source_times: times,
-                    enabled: clip.enabled,
-                };
-                let last = placed.source_frame_unclamped(clip.end() - 1, project.frame_rate);
-                if last >= frames {
-                    return Err(PlayerError::ClipBeyondMedia {
-                        track: ti,
-                        clip: ci,
-                        path: clip.media.clone(),
-                        needs: last + 1,
-                        has: frames,
-                    });
-                }
+                let info = builder
+                    .world_mut()
+                    .get::<MediaAsset>(asset)
+                    .cloned()
+                    .ok_or(PlayerError::EmptyTimeline)?;
+                let placed = edit::place(asset, &info, (ti, ci), clip, project.frame_rate)?;
                 builder.clip(placed, &clip.effects);
             }
         }
         if let Some(proxies) = &options.proxies {
             let mut sources = std::collections::HashMap::new();
-            for (path, &(entity, ..)) in &assets {
+            for (path, &entity) in &assets {
                 let absolute = framelock_engine::proxy::files::absolute(path);
                 if proxies.auto_generate
                     && let Some(asset) = builder.world_mut().get::<MediaAsset>(entity)
@@ -255,7 +225,7 @@ impl PlaybackEngine {
         let workers = options.workers.max(1);
         let decoders = DecodePool::with_options(DecodePoolOptions {
             workers,
-            registry: options.registry,
+            registry: options.registry.clone(),
             queue: options.queue_per_worker,
             // Frames kept on the way to requested ones: part of the budget's headroom above
             // the warning level (an eighth of the budget over all workers, at most 128 MiB each).
@@ -267,34 +237,16 @@ impl PlaybackEngine {
         let (world, schedule) = builder.build(decoders, service, options.output_pixels);
         let mut world = world;
         let waveforms = Waveforms::new(options.disk_cache.as_ref().map(|d| d.dir.join("analysis")));
-        let audio = if options.audio {
-            let mut mixer = Mixer::new(project)?;
-            // Decoded audio and the ring are in the budget, in the pool's audio class.
-            mixer.count_in(&pool);
-            for source in mixer.sources() {
-                let path = source.source().path();
-                if let Ok(fp) = framelock_engine::cache::fingerprint(path) {
-                    waveforms.request(path, fp);
-                }
-            }
-            (!mixer.clips().is_empty()).then(|| {
-                let output = Arc::new(AudioOutput::start(mixer, options.audio_ring_frames));
-                output.count_in(&pool);
-                world.insert_resource(AudioClock::new(output.clone()));
-                let snippet = options.scrub_audio.map_or(0, |d| {
-                    (d.as_secs_f64() * f64::from(project.audio.sample_rate)) as usize
-                });
-                audio::AudioSync {
-                    output,
-                    generation: None,
-                    playing: false,
-                    scrubbed: None,
-                    snippet,
-                }
-            })
-        } else {
-            None
+        let media = edit::MediaContext {
+            registry: options.registry.clone(),
+            probe_cache: options.probe_cache.clone(),
+            auto_proxies: options.proxies.as_ref().is_some_and(|p| p.auto_generate),
+            audio: options.audio,
+            audio_ring_frames: options.audio_ring_frames,
+            scrub_audio: options.scrub_audio,
+            pool: pool.clone(),
         };
+        let audio = edit::start_audio(project, &media, &waveforms, &mut world)?;
         let epoch = clock.now();
         Ok(Self {
             world,
@@ -311,6 +263,9 @@ impl PlaybackEngine {
             events: crossbeam_channel::bounded(EVENT_CAPACITY),
             events_dropped: 0,
             reported_state: PlayState::Paused,
+            project: project.clone(),
+            media,
+            last_sync: TimelineSync::default(),
         })
     }
 
@@ -366,13 +321,6 @@ impl PlaybackEngine {
     /// The ECS world, mutably (between ticks).
     pub fn world_mut(&mut self) -> &mut World {
         &mut self.world
-    }
-
-    /// Replaces the effects of the clip on `track` that starts at timeline frame `start`
-    /// (an empty stack removes them). Its effect-stack hash changes with it, so exactly that
-    /// clip's rendered frames miss from now on. Returns `false` when there is no such clip.
-    pub fn set_clip_effects(&mut self, track: usize, start: u64, effects: EffectStack) -> bool {
-        framelock_systems::set_clip_effects(&mut self.world, track, start, effects)
     }
 
     /// The quality settings, to change between ticks (`gpu_acceleration`, the effect LOD...).

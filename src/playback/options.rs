@@ -22,6 +22,9 @@ pub enum PlayerError {
     /// The project itself is invalid.
     #[error(transparent)]
     Project(#[from] ProjectError),
+    /// A live edit was refused (the timeline is unchanged).
+    #[error("edit refused: {0}")]
+    Edit(#[from] framelock_components::EditError),
     /// A clip's media cannot be read or decoded.
     #[error("{path}: {source}")]
     Media {

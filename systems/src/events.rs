@@ -88,6 +88,14 @@ pub enum EngineEvent {
         /// Why.
         error: String,
     },
+    /// A live edit changed the timeline (`PlaybackEngine::edit`): the frame on screen is
+    /// made again from the new timeline at the next tick.
+    TimelineEdited {
+        /// Edits applied since the engine opened (the playhead's `edits`).
+        edits: u64,
+        /// The timeline's length now, in frames.
+        duration: u64,
+    },
     /// A cache was emptied at the host's request (`Player::clear_cache_later`): what went,
     /// or why it could not.
     CacheCleared {

@@ -54,7 +54,8 @@ pub use resources::{
 };
 pub use timeline_index::{TimelineIndex, TrackIndex, index_timeline};
 pub use world::{
-    ClearedFrames, WorldBuilder, clear_frames, drop_proxy_entities, flush_disk, set_clip_effects,
+    ClearedFrames, TimelineSync, WorldBuilder, clear_frames, drop_proxy_entities, flush_disk,
+    set_clip_effects, sync_timeline,
 };
 
 use bevy_ecs::prelude::*;

@@ -32,7 +32,7 @@ pub fn present(
     mut sink: ResMut<FrameSink>,
     mut metrics: ResMut<Metrics>,
     mut last: Local<Option<PresentedFrame>>,
-    mut last_key: Local<Option<(u64, u64)>>,
+    mut last_key: Local<Option<(u64, u64, u64)>>,
     mode: Option<Res<RenderMode>>,
     (mut events, mut seek): (Option<ResMut<Events>>, Local<SeekWatch>),
 ) {
@@ -46,7 +46,8 @@ pub fn present(
     if watch.0 != playhead.generation {
         *watch = (playhead.generation, playhead.frame, false);
     }
-    let key = Some((playhead.frame, playhead.generation));
+    // A live edit makes the frame on screen due again (its picture may have changed).
+    let key = Some((playhead.frame, playhead.generation, playhead.edits));
     if playhead.state == PlayState::Paused && *last_key == key {
         let same_sources = match (&composited.0, last.as_ref()) {
             (Some(now), Some(before)) => now.layers == before.layers,

@@ -56,10 +56,11 @@ pub fn index_timeline(
     tracks: Query<&Track>,
     changed: Query<(), TimelineChanged>,
     mut removed_clips: RemovedComponents<Clip>,
+    mut removed_tracks: RemovedComponents<Track>,
     mut built: Local<bool>,
 ) {
     framelock_engine::profile_function!();
-    let removed = removed_clips.read().count() > 0;
+    let removed = removed_clips.read().count() + removed_tracks.read().count() > 0;
     if *built && changed.is_empty() && !removed {
         return;
     }

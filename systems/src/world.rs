@@ -4,11 +4,15 @@
 //! functions below change a built world between ticks (a clip's effects, emptying the frame
 //! caches, dropping proxy entities, draining the disk writer).
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+
 use bevy_ecs::prelude::*;
 use bevy_ecs::system::RunSystemOnce;
 use framelock_components::{
-    CacheEntry, Clip, EffectStack, EffectsKey, Frame, FrameState, HasEffects, Lod, MediaAsset,
-    MemoryBudget, OutputFormat, Playhead, Proxy, ProxyAssets, QualitySettings, Track,
+    CacheEntry, Clip, ClipDef, EffectStack, EffectsKey, Frame, FrameState, HasEffects, Lod,
+    MediaAsset, MemoryBudget, OutputFormat, Playhead, Project, Proxy, ProxyAssets, QualitySettings,
+    Track,
 };
 use framelock_engine::cache::Cache;
 use framelock_engine::memory::BufferPool;
@@ -138,6 +142,181 @@ pub fn set_clip_effects(world: &mut World, track: usize, start: u64, effects: Ef
     else {
         return false;
     };
+    set_effects(world, e, effects);
+    true
+}
+
+/// What [`sync_timeline`] did to the world's clips.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimelineSync {
+    /// Clip entities left exactly as they were.
+    pub kept: usize,
+    /// Clip entities changed in place (placement, effects, enabled; same media).
+    pub changed: usize,
+    /// Clip entities spawned.
+    pub added: usize,
+    /// Clip entities despawned.
+    pub removed: usize,
+}
+
+/// The clip entity `project`'s clip `def` on `track` becomes, its asset found in `assets`
+/// (by path). `None` when the asset is missing.
+fn placed(
+    world: &World,
+    def: &ClipDef,
+    track: usize,
+    assets: &HashMap<PathBuf, Entity>,
+) -> Option<Clip> {
+    let &asset = assets.get(&def.media)?;
+    let video = &world.get::<MediaAsset>(asset)?.info.video;
+    Some(Clip {
+        asset,
+        track,
+        start: def.start,
+        duration: def.duration,
+        source_in: def.source_in,
+        source_rate: video.frame_rate,
+        source_frames: video.frame_count,
+        source_times: video.frame_times.clone(),
+        enabled: def.enabled,
+    })
+}
+
+fn same_place(a: &Clip, b: &Clip) -> bool {
+    (
+        a.asset,
+        a.track,
+        a.start,
+        a.duration,
+        a.source_in,
+        a.enabled,
+    ) == (
+        b.asset,
+        b.track,
+        b.start,
+        b.duration,
+        b.source_in,
+        b.enabled,
+    )
+}
+
+/// Brings the world's tracks and clips to `project` after a live edit, between ticks. Every
+/// clip's media must be an asset of `assets` (by path; the engine probes new files first).
+/// Change detection keeps the rest valid: a clip that did not change keeps its entity
+/// untouched; one that changed but shows the same media keeps its entity (and its level of
+/// detail) and gets its new placement; the others are despawned or spawned. Cached frames
+/// stay valid, since every cache key is a content key (a moved clip's rendered frames still
+/// hit). The playhead gets the new duration (and moves back inside it), its `edits` count
+/// goes up so the frame on screen is made again, and pictures still rendering for the old
+/// timeline never stand in for a late frame. `None` (nothing changed) when a clip's asset is
+/// missing.
+pub fn sync_timeline(
+    world: &mut World,
+    project: &Project,
+    assets: &HashMap<PathBuf, Entity>,
+) -> Option<TimelineSync> {
+    let mut wanted = Vec::new();
+    for (ti, track) in project.tracks.iter().enumerate() {
+        for def in &track.clips {
+            wanted.push((placed(world, def, ti, assets)?, def.effects.clone()));
+        }
+    }
+    let mut sync = TimelineSync::default();
+
+    // Tracks: one entity per index.
+    let mut tracks = world.query::<(Entity, &Track)>();
+    let mut have: Vec<(Entity, usize, f32)> = tracks
+        .iter(world)
+        .map(|(e, t)| (e, t.index, t.opacity))
+        .collect();
+    have.sort_by_key(|&(_, i, _)| i);
+    for (e, index, opacity) in have {
+        match project.tracks.get(index) {
+            None => {
+                world.despawn(e);
+            }
+            Some(def) if def.opacity != opacity => {
+                world.entity_mut(e).insert(Track {
+                    index,
+                    opacity: def.opacity,
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    let present: std::collections::HashSet<usize> =
+        tracks.iter(world).map(|(_, t)| t.index).collect();
+    for (index, def) in project.tracks.iter().enumerate() {
+        if !present.contains(&index) {
+            world.spawn(Track {
+                index,
+                opacity: def.opacity,
+            });
+        }
+    }
+
+    // Clips: unchanged ones first, then same-media ones changed in place, then the rest.
+    let mut clips = world.query::<(Entity, &Clip, Option<&EffectStack>)>();
+    let mut old: Vec<(Entity, Clip, EffectStack)> = clips
+        .iter(world)
+        .map(|(e, c, s)| (e, c.clone(), s.cloned().unwrap_or_default()))
+        .collect();
+    let mut rest = Vec::new();
+    for (clip, effects) in wanted {
+        match old
+            .iter()
+            .position(|(_, c, s)| same_place(c, &clip) && *s == effects)
+        {
+            Some(i) => {
+                old.swap_remove(i);
+                sync.kept += 1;
+            }
+            None => rest.push((clip, effects)),
+        }
+    }
+    let mut spawn = Vec::new();
+    for (clip, effects) in rest {
+        match old.iter().position(|(_, c, _)| c.asset == clip.asset) {
+            Some(i) => {
+                let (e, before, stack) = old.swap_remove(i);
+                if !same_place(&before, &clip) {
+                    world.entity_mut(e).insert(clip);
+                }
+                if stack != effects {
+                    set_effects(world, e, effects);
+                }
+                sync.changed += 1;
+            }
+            None => spawn.push((clip, effects)),
+        }
+    }
+    for (e, ..) in old {
+        world.despawn(e);
+        sync.removed += 1;
+    }
+    for (clip, effects) in spawn {
+        let e = world.spawn((clip, Lod::Original)).id();
+        set_effects(world, e, effects);
+        sync.added += 1;
+    }
+
+    let duration = project.duration_frames();
+    let mut playhead = world.resource_mut::<Playhead>();
+    playhead.duration = duration;
+    if playhead.frame >= duration {
+        playhead.seek(duration.saturating_sub(1));
+    }
+    playhead.edits += 1;
+    let mut state = world.resource_mut::<RenderState>();
+    state.passed = None;
+    for f in state.in_flight.values_mut() {
+        f.stale = true;
+    }
+    Some(sync)
+}
+
+/// Sets entity `e`'s effect stack (an empty one removes it), starting the GPU for a stack.
+fn set_effects(world: &mut World, e: Entity, effects: EffectStack) {
     if !effects.is_empty()
         && let Some(mut r) = world.get_resource_mut::<Renderer>()
     {
@@ -149,7 +328,6 @@ pub fn set_clip_effects(world: &mut World, track: usize, start: u64, effects: Ef
     } else {
         entity.insert((EffectsKey(effects.hash()), HasEffects, effects));
     }
-    true
 }
 
 /// What [`clear_frames`] removed from memory.

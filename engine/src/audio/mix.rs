@@ -59,6 +59,11 @@ pub struct Mixer {
     skipped: Vec<(PathBuf, String)>,
     /// The decoded blocks' bytes, counted in the engine's pool (audio class) when given one.
     counted: Option<Accounted>,
+    /// Sources of the layout before, by path, while [`Mixer::relayout`] builds the new one
+    /// (each is taken over, with what it has decoded, when the new layout plays its file).
+    spare: HashMap<PathBuf, ResampledSource>,
+    /// The project it was laid out for.
+    layout: Project,
 }
 
 fn frames_at(frames: u64, rate: Rational, sample_rate: u32) -> u64 {
@@ -74,16 +79,75 @@ impl Mixer {
     /// error: it was put there for its sound) and every video clip's own audio (media without
     /// audio are skipped, and listed in [`Mixer::skipped`]).
     pub fn new(project: &Project) -> Result<Self, AudioError> {
-        let format = project.audio;
-        let rate = project.frame_rate;
-        let sr = format.sample_rate;
-        let mut mixer = Self {
+        Self::build(project, HashMap::new()).map_err(|(e, _)| e)
+    }
+
+    /// Lays the mixer out again for `project` after a timeline edit: the sources of files it
+    /// still plays are kept (with what they have decoded), new files are opened, the others
+    /// closed. On an error (an audio-track file that cannot be read) the layout before stays
+    /// and the error is returned. The output format stays.
+    pub fn relayout(&mut self, project: &Project) -> Result<(), AudioError> {
+        let mut project = project.clone();
+        project.audio = self.format;
+        let spare = self
+            .sources
+            .drain(..)
+            .map(|s| (s.source().path().to_path_buf(), s))
+            .collect();
+        let counted = self.counted.take();
+        let (result, fresh) = match Self::build(&project, spare) {
+            Ok(fresh) => (Ok(()), fresh),
+            // Every source is in `spare` again: the layout before needs no file opened.
+            Err((e, spare)) => (
+                Err(e),
+                Self::build(&self.layout, spare).unwrap_or_else(|(_, _)| Self::empty(self.format)),
+            ),
+        };
+        *self = fresh;
+        self.spare.clear();
+        self.counted = counted;
+        result
+    }
+
+    fn empty(format: AudioFormat) -> Self {
+        let mut layout = Project::new(Rational::integer(1), 2, 2);
+        layout.audio = format;
+        Self {
             format,
             sources: Vec::new(),
             clips: Vec::new(),
             skipped: Vec::new(),
             counted: None,
-        };
+            spare: HashMap::new(),
+            layout,
+        }
+    }
+
+    /// The mixer for `project`, taking the sources of `spare` that it plays; on an error,
+    /// every source (taken or spare) comes back with it.
+    fn build(
+        project: &Project,
+        spare: HashMap<PathBuf, ResampledSource>,
+    ) -> Result<Self, (AudioError, HashMap<PathBuf, ResampledSource>)> {
+        let mut mixer = Self::empty(project.audio);
+        mixer.spare = spare;
+        mixer.layout = project.clone();
+        match mixer.lay_out(project) {
+            Ok(()) => Ok(mixer),
+            Err(e) => {
+                let mut spare = std::mem::take(&mut mixer.spare);
+                for s in mixer.sources.drain(..) {
+                    spare.insert(s.source().path().to_path_buf(), s);
+                }
+                Err((e, spare))
+            }
+        }
+    }
+
+    fn lay_out(&mut self, project: &Project) -> Result<(), AudioError> {
+        let format = self.format;
+        let rate = project.frame_rate;
+        let sr = format.sample_rate;
         let mut by_path: HashMap<PathBuf, Option<usize>> = HashMap::new();
         let soloed = project.audio_tracks.iter().any(|t| t.solo);
         for track in &project.audio_tracks {
@@ -91,11 +155,11 @@ impl Mixer {
                 continue;
             }
             for clip in &track.clips {
-                let Some(source) = mixer.source(&mut by_path, &clip.media, true)? else {
+                let Some(source) = self.source(&mut by_path, &clip.media, true)? else {
                     continue;
                 };
                 let start = format.sample_at_frame(clip.start, rate);
-                mixer.clips.push(MixClip {
+                self.clips.push(MixClip {
                     source,
                     start,
                     len: format.sample_at_frame(clip.end(), rate) - start,
@@ -113,7 +177,7 @@ impl Mixer {
                 if clip.audio.muted || !clip.enabled {
                     continue;
                 }
-                let Some(source) = mixer.source(&mut by_path, &clip.media, false)? else {
+                let Some(source) = self.source(&mut by_path, &clip.media, false)? else {
                     continue;
                 };
                 // The clip's source_in is in the video's frames: at its rate, or at its
@@ -133,7 +197,7 @@ impl Mixer {
                     None => 0,
                 };
                 let start = format.sample_at_frame(clip.start, rate);
-                mixer.clips.push(MixClip {
+                self.clips.push(MixClip {
                     source,
                     start,
                     len: format.sample_at_frame(clip.end(), rate) - start,
@@ -144,7 +208,7 @@ impl Mixer {
                 });
             }
         }
-        Ok(mixer)
+        Ok(())
     }
 
     fn source(
@@ -155,6 +219,11 @@ impl Mixer {
     ) -> Result<Option<usize>, AudioError> {
         if let Some(s) = by_path.get(path) {
             return Ok(*s);
+        }
+        if let Some(kept) = self.spare.remove(path) {
+            self.sources.push(kept);
+            by_path.insert(path.to_path_buf(), Some(self.sources.len() - 1));
+            return Ok(Some(self.sources.len() - 1));
         }
         let opened = match AudioSource::open(path) {
             Ok(src) => Some(src),

@@ -42,6 +42,8 @@ struct Ring {
     snippet: usize,
     stop: bool,
     error: Option<String>,
+    /// A new timeline for the mixer to lay out before it mixes on ([`AudioOutput::relayout`]).
+    layout: Option<Box<framelock_components::Project>>,
 }
 
 struct Shared {
@@ -180,7 +182,7 @@ impl AudioOutput {
                 crate::profile::set_thread_name("framelock-audio-mix");
                 let ch = s.channels;
                 loop {
-                    let (start, generation) = {
+                    let (start, generation, layout) = {
                         let mut ring = lock(&s);
                         while !ring.stop && ring.frames + CHUNK_FRAMES > s.capacity {
                             ring = s
@@ -191,8 +193,15 @@ impl AudioOutput {
                         if ring.stop {
                             return;
                         }
-                        (ring.next, ring.generation)
+                        (ring.next, ring.generation, ring.layout.take())
                     };
+                    // A timeline edit: opening new files happens here, on the mixer's
+                    // thread, never on the engine's.
+                    if let Some(project) = layout
+                        && let Err(e) = mixer.relayout(&project)
+                    {
+                        lock(&s).error.get_or_insert(e.to_string());
+                    }
                     let mut data = vec![0.0f32; CHUNK_FRAMES * ch];
                     // A decoder that panics on damaged data stops the sound, not the
                     // process: the error is kept and the ring plays silence from then on.
@@ -270,6 +279,21 @@ impl AudioOutput {
         ring.snippet = 0;
         s.pulled.store(frame, Ordering::Release);
         s.base.store(frame, Ordering::Release);
+        drop(ring);
+        s.wake.notify_all();
+    }
+
+    /// Lays the mix out for `project` after a timeline edit, from the frame being heard on:
+    /// what was mixed ahead from the old timeline is never heard, and the mixer's thread
+    /// opens any new file. Returns at once. The clock does not move.
+    pub fn relayout(&self, project: &framelock_components::Project) {
+        let s = &self.shared;
+        let mut ring = lock(s);
+        ring.layout = Some(Box::new(project.clone()));
+        ring.generation += 1;
+        ring.next = s.pulled.load(Ordering::Acquire);
+        ring.chunks.clear();
+        ring.frames = 0;
         drop(ring);
         s.wake.notify_all();
     }

@@ -207,6 +207,11 @@ impl FrameLayers {
         for l in &self.layers {
             let (fingerprint, frame) = source(l);
             k = k.u64(fingerprint).u64(frame).f32(l.opacity).u64(l.effects);
+            // Where a dissolve stands is the clip's frame count from its start, which a trim
+            // of its head changes while the source frame stays.
+            if let Some(d) = l.dissolve {
+                k = k.f32(d);
+            }
         }
         k.finish()
     }

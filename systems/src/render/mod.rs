@@ -74,6 +74,9 @@ pub(crate) struct InFlight {
     pub frame: (u64, u64),
     /// The layers it is made of.
     pub sources: Vec<crate::LayerSource>,
+    /// Submitted before a live edit of the timeline: its picture is kept under its content
+    /// key (still right for what it shows), but never stands in for a late frame.
+    pub stale: bool,
 }
 
 /// A finished picture of a frame the playhead has already passed.

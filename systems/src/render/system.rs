@@ -36,8 +36,8 @@ use crate::{
 pub struct Scratch {
     frame: FrameLayers,
     found: Vec<Found>,
-    /// (timeline frame, generation) last counted in the cache statistics.
-    counted: Option<(u64, u64)>,
+    /// (timeline frame, generation, edits) last counted in the cache statistics.
+    counted: Option<(u64, u64, u64)>,
 }
 
 /// The tick's frame: where, what size and quality, under what pressure, in which mode.
@@ -140,6 +140,7 @@ pub fn render(
         // Finished after the playhead passed its frame: a stand-in for a late one.
         let dir = playhead.direction();
         if !offline
+            && !f.stale
             && before(f.frame.0, playhead.frame, dir)
             && after_shown(f.frame, state.shown, &playhead)
             && state
@@ -175,8 +176,9 @@ pub fn render(
     let mut shown_now = false;
     if playhead.duration > 0 && frame.gather(t, &output, &timeline, &clips, &assets) {
         shown_now = true;
-        let first_count = *counted != Some((t, playhead.generation));
-        *counted = Some((t, playhead.generation));
+        let at = Some((t, playhead.generation, playhead.edits));
+        let first_count = *counted != at;
+        *counted = at;
         let effect_lod = frame.any_stack.then_some(lod);
         let key = frame.key(size, lod, pixels_out);
         // Rendered ahead before the last change of playback resolution: the same frame, at

@@ -172,6 +172,7 @@ pub(super) fn submit(
                     effects,
                     frame: job.at,
                     sources: job.sources,
+                    stale: false,
                 },
             );
             true
