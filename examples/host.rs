@@ -1,7 +1,8 @@
 //! What an editor embedding framelock writes: a [`Player`] on its own thread, frames handed to
 //! the UI over a bounded channel, the engine's events instead of polling, sound on an output
 //! (the default device with the `cpal` feature, else a [`NullSink`] in real time), a scrub
-//! drag with audio snippets, frame steps with timecode, and errors as values.
+//! drag with audio snippets, frame steps with timecode, live edits with undo, and errors as
+//! values.
 //!
 //! ```sh
 //! cargo run --release --example host              # sound to nowhere (NullSink)
@@ -17,8 +18,9 @@ use std::sync::mpsc::sync_channel;
 use std::time::Duration;
 
 use framelock::{
-    AudioClipDef, AudioSink, AudioTrackDef, ClipDef, EngineEvent, EngineOptions, GenerateOptions,
-    NullSink, Player, PlayerError, Project, Rational, TrackDef, generate_test_clip, testcard,
+    AudioClipDef, AudioSink, AudioTrackDef, ClipDef, ClipRef, Edit, EngineEvent, EngineOptions,
+    GenerateOptions, NullSink, Player, PlayerError, Project, Rational, TrackDef,
+    generate_test_clip, testcard,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -111,6 +113,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::thread::sleep(Duration::from_millis(200));
     let at = player.playhead().map_or(0, |p| p.frame);
     println!("stepped to {} ({})", at, player.timecode(at));
+
+    // Live edits, as a timeline UI makes them: split the clip under the playhead, hide the
+    // right part, then undo both by applying the inverses the player answered with.
+    let mut undo = Vec::new();
+    undo.push(player.edit(Edit::SplitClip {
+        clip: ClipRef::new(0, 0),
+        at: at.max(1),
+    })?);
+    undo.push(player.edit(Edit::SetEnabled {
+        clip: ClipRef::new(0, at.max(1)),
+        enabled: false,
+    })?);
+    // A refused edit changes nothing and says why.
+    if let Err(e) = player.edit(Edit::MoveClip {
+        clip: ClipRef::new(0, 0),
+        track: 0,
+        start: 1,
+    }) {
+        println!("refused: {e}");
+    }
+    while let Some(inverse) = undo.pop() {
+        player.edit(inverse)?;
+    }
+    println!(
+        "after undo the project is as opened: {}",
+        player.project()? == project
+    );
 
     for event in events.try_iter() {
         match event {

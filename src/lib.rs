@@ -1,3 +1,49 @@
+//! # Embed it
+//!
+//! framelock is a playback core: a host (an editor's UI) opens a [`Project`] in a [`Player`],
+//! which plays it on its own thread on the wall clock, and talks to it with commands that
+//! return at once, [`EngineEvent`]s instead of polling, live [`Edit`]s, and frames pushed to a
+//! sink or pulled at the host's own vsync. [`PlaybackEngine`] is the same engine driven from
+//! the host's own thread (tests, offline tools, a custom clock).
+//!
+//! ```no_run
+//! use framelock::{ClipRef, Edit, EngineEvent, EngineOptions, Player, Project};
+//!
+//! // Open: probes each media file once; errors are values (a missing file, a clip longer
+//! // than its media, an unsupported codec).
+//! let project = Project::from_json(&std::fs::read_to_string("project.json")?)?;
+//! let player = Player::open(&project, EngineOptions::default(), |_frame| {
+//!     // pushed on a thread of its own; a slow sink never slows the clock
+//! })?;
+//!
+//! // Play, seek (exact), scrub (latest wins, with a sound snippet), step.
+//! player.play();
+//! player.seek(12.5);
+//! player.step(1);
+//!
+//! // Events: state changes, seeks landed, the end, media errors, edits, proxies, quality.
+//! for event in player.events().try_iter() {
+//!     if let EngineEvent::Error { media, error } = event {
+//!         eprintln!("{}: {error}", media.display());
+//!     }
+//! }
+//!
+//! // Live edits between two ticks: all or nothing, each answers with its undo.
+//! let undo = player.edit(Edit::SplitClip { clip: ClipRef::new(0, 0), at: 48 })?;
+//! player.edit(undo)?;
+//! std::fs::write("project.json", player.project()?.to_json())?; // the edits, saved
+//!
+//! // Output: pull the newest frame at the host's vsync (planes or RGBA8: `picture.format`).
+//! if let Some(frame) = player.current_frame() {
+//!     let _ = (frame.timeline_frame, frame.picture.width);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! `cargo run --release --example host` is a whole host: events, an audio output, a scrub
+//! drag with sound, frame steps with timecode, edits with undo. What follows is the
+//! project's README: the build, the command line, the figures.
+//!
 #![doc = include_str!("../README.md")]
 
 mod export;

@@ -62,6 +62,9 @@ fn normal(mut p: Project) -> Project {
 
 type Shown = Arc<Mutex<Vec<(u64, Option<u64>, bool)>>>;
 
+/// An edit made from where the engine stands.
+type Step = Box<dyn Fn(&PlaybackEngine) -> Edit>;
+
 /// The engine on the virtual clock (no GPU), recording each picture's timeline frame,
 /// burned-in index and exactness.
 fn open(project: &Project, options: EngineOptions) -> (PlaybackEngine, Shown) {
@@ -132,7 +135,7 @@ fn every_edit_kind_while_playing_shows_the_new_timeline_and_undo_restores_it() {
     let p = |e: &PlaybackEngine| e.playhead().frame;
 
     let s1 = p(&engine) + 1;
-    let steps: Vec<Box<dyn Fn(&PlaybackEngine) -> Edit>> = vec![
+    let steps: Vec<Step> = vec![
         Box::new(move |_| Edit::InsertClip {
             track: 1,
             clip: clip(&media("edit-m.mp4"), s1, 30, 150),

@@ -1,7 +1,7 @@
 //! The thread-safe [`Player`] on the wall clock: frames arrive in order and show the right
 //! pictures; a burst of 1000 scrubs ends on the last one; seeks are frame-exact; a slow sink
 //! never slows the clock (its late frames are counted) and the newest frame is there to pull;
-//! the Performance API answers through the player.
+//! the Performance API and live edits go through the player.
 //! (No timing is asserted: waits are bounded, results are exact.)
 
 #![allow(
@@ -247,4 +247,37 @@ fn the_performance_api_is_on_the_player() {
             .apply(framelock::OptimizationAction::GenerateProxies(vec![]))
             .is_err()
     );
+}
+
+#[test]
+fn edits_go_through_the_player_and_its_duration_follows() {
+    let (player, rx) = open();
+    wait_for(&rx, 0);
+    // Trim the tail to 60 frames while paused: the length follows after the next tick.
+    let undo = player
+        .edit(framelock::Edit::TrimClip {
+            clip: framelock::ClipRef::new(0, 0),
+            start: 0,
+            duration: 60,
+            source_in: 20,
+        })
+        .expect("trim");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while player.duration_frames() != 60 {
+        assert!(Instant::now() < deadline, "duration never followed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(player.project().expect("project").duration_frames(), 60);
+    // A refused edit comes back as a value.
+    let err = player
+        .edit(framelock::Edit::RemoveClip {
+            clip: framelock::ClipRef::new(0, 7),
+        })
+        .expect_err("refused");
+    assert!(err.to_string().contains("no clip"), "{err}");
+    // Undo, then the clip's other source frames are there again.
+    player.edit(undo).expect("undo");
+    player.seek_frame(90);
+    let f = wait_for(&rx, 90);
+    assert_eq!(testcard::read_index(&f.picture), Some(110));
 }

@@ -311,12 +311,11 @@ impl Project {
                 source_in,
             } => {
                 let c = self.clip_mut(*clip)?;
-                let inverse = Edit::SetMedia {
+                Edit::SetMedia {
                     clip: *clip,
                     media: std::mem::replace(&mut c.media, media.clone()),
                     source_in: std::mem::replace(&mut c.source_in, *source_in),
-                };
-                inverse
+                }
             }
             Edit::SetEffects { clip, effects } => {
                 let c = self.clip_mut(*clip)?;
@@ -436,8 +435,10 @@ mod tests {
     #[test]
     fn every_edit_kind_applies_and_its_inverse_undoes_it() {
         let r = ClipRef::new;
-        let mut effects = EffectStack::default();
-        effects.dissolve_in = 5;
+        let effects = EffectStack {
+            dissolve_in: 5,
+            ..EffectStack::default()
+        };
         let edits = vec![
             Edit::InsertClip {
                 track: 1,
