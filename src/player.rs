@@ -61,6 +61,8 @@ pub struct Player {
     shared: Arc<Mutex<Shared>>,
     proxies: Option<(Arc<ProxyManager>, ProxyStrategy)>,
     events: Receiver<EngineEvent>,
+    /// The engine's event channel, for reports made off the loop's thread.
+    event_sender: Sender<EngineEvent>,
     frame_rate: Rational,
     duration: u64,
     /// The mix's pull end and format, when the project has audio, and the sink playing it.
@@ -98,6 +100,7 @@ impl Player {
         let frames = FrameDelivery::spawn(slot.clone(), Box::new(sink)).map_err(thread_error)?;
         let proxies = engine.proxy_manager().zip(strategy);
         let events = engine.events();
+        let event_sender = engine.event_sender();
         let audio = engine.audio_output().map(|o| (o.pull_handle(), o.format()));
         let first = engine.playhead();
         let (commands, rx) = crossbeam_channel::bounded(1024);
@@ -115,6 +118,7 @@ impl Player {
             shared,
             proxies,
             events,
+            event_sender,
             frame_rate: project.frame_rate,
             duration: first.duration,
             audio,
@@ -284,13 +288,52 @@ impl Player {
     }
 
     /// Queues the strategy's proxy resolutions below each file's height for `files` (probing
-    /// them on the calling thread); playback picks each proxy up when it is ready.
+    /// them on the calling thread: a UI calls [`Player::generate_proxies_later`]); playback
+    /// picks each proxy up when it is ready.
     pub fn generate_proxies(
         &self,
         files: &[std::path::PathBuf],
     ) -> Result<Vec<JobId>, PlayerError> {
         let (manager, strategy) = self.proxies.as_ref().ok_or(PlayerError::ProxiesDisabled)?;
         crate::playback::queue_proxies(manager, &strategy.generation, files, |_| None)
+    }
+
+    /// Queues the strategy's proxy resolutions below each file's height for `files`, and
+    /// returns at once: the files are probed on a thread of their own, each answers with an
+    /// [`EngineEvent::ProxiesQueued`] (its job ids, or why none), and each proxy made sends
+    /// [`EngineEvent::ProxyReady`] (or `ProxyFailed`) as playback picks it up. Only
+    /// [`PlayerError::ProxiesDisabled`] comes back here.
+    pub fn generate_proxies_later(
+        &self,
+        files: Vec<std::path::PathBuf>,
+    ) -> Result<(), PlayerError> {
+        let (manager, strategy) = self.proxies.clone().ok_or(PlayerError::ProxiesDisabled)?;
+        let events = self.event_sender.clone();
+        let spawned = std::thread::Builder::new()
+            .name("framelock-proxy-probe".into())
+            .spawn(move || {
+                for file in files {
+                    let (jobs, error) = match crate::playback::queue_proxies(
+                        &manager,
+                        &strategy.generation,
+                        std::slice::from_ref(&file),
+                        |_| None,
+                    ) {
+                        Ok(jobs) => (jobs, None),
+                        Err(e) => (Vec::new(), Some(e.to_string())),
+                    };
+                    // Bounded: a host that does not read events loses this one, as any.
+                    let _ = events.try_send(EngineEvent::ProxiesQueued {
+                        media: file,
+                        jobs,
+                        error,
+                    });
+                }
+            });
+        spawned.map(drop).map_err(|e| PlayerError::Io {
+            path: "<proxy probe thread>".into(),
+            source: e,
+        })
     }
 
     /// Every proxy job (empty without proxies).
@@ -380,13 +423,11 @@ impl Player {
         self.call(|e| e.run_optimization())
     }
 
-    /// Applies a suggestion's action ([`PlaybackEngine::apply`]); proxies are queued from
-    /// this thread (their files are probed here, not on the player's loop).
+    /// Applies a suggestion's action ([`PlaybackEngine::apply`]); proxies are queued with
+    /// [`Player::generate_proxies_later`] (returns at once, reports by event).
     pub fn apply(&self, action: crate::OptimizationAction) -> Result<(), PlayerError> {
         match action {
-            crate::OptimizationAction::GenerateProxies(files) => {
-                self.generate_proxies(&files).map(drop)
-            }
+            crate::OptimizationAction::GenerateProxies(files) => self.generate_proxies_later(files),
             other => self.call(move |e| e.apply(&other))?,
         }
     }

@@ -281,3 +281,59 @@ fn edits_go_through_the_player_and_its_duration_follows() {
     let f = wait_for(&rx, 90);
     assert_eq!(testcard::read_index(&f.picture), Some(110));
 }
+
+#[test]
+fn proxies_are_queued_without_waiting_and_reported_by_event() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut proxies = framelock::ProxyOptions::new(dir.path());
+    proxies.auto_generate = false;
+    proxies.strategy.generation.resolutions = vec![90];
+    let options = EngineOptions {
+        registry: DecoderRegistry::openh264_only(),
+        proxies: Some(proxies),
+        ..EngineOptions::default()
+    };
+    let project = project();
+    let media = project.tracks[0].clips[0].media.clone();
+    let player = Player::open(&project, options, |_| {}).expect("open");
+    let events = player.events();
+    let missing = common::media_dir().join("not-there.mp4");
+    player
+        .generate_proxies_later(vec![media.clone(), missing.clone()])
+        .expect("returns at once");
+    let (mut queued, mut failed, mut ready) = (None, None, None);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while queued.is_none() || failed.is_none() || ready.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match events.recv_timeout(left).expect("events came") {
+            framelock::EngineEvent::ProxiesQueued {
+                media: m,
+                jobs,
+                error,
+            } if m == media => {
+                assert!(error.is_none(), "{error:?}");
+                queued = Some(jobs);
+            }
+            framelock::EngineEvent::ProxiesQueued {
+                media: m,
+                jobs,
+                error,
+            } if m == missing => {
+                assert!(jobs.is_empty());
+                failed = error;
+            }
+            framelock::EngineEvent::ProxyReady {
+                media: m,
+                height,
+                proxy,
+            } if m == media => {
+                assert!(proxy.is_file());
+                ready = Some(height);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(queued.map(|j| j.len()), Some(1));
+    assert!(failed.is_some_and(|e| e.contains("not-there.mp4")));
+    assert_eq!(ready, Some(90));
+}

@@ -16,6 +16,12 @@ impl PlaybackEngine {
         self.events.1.clone()
     }
 
+    /// The sending end of the events, for the host-side helpers that report on their own
+    /// threads (`Player::generate_proxies_later`).
+    pub(crate) fn event_sender(&self) -> crossbeam_channel::Sender<EngineEvent> {
+        self.events.0.clone()
+    }
+
     /// Events dropped because the host did not read them.
     pub fn events_dropped(&self) -> u64 {
         self.events_dropped

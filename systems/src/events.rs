@@ -79,6 +79,17 @@ pub enum EngineEvent {
         /// Its height.
         height: u32,
     },
+    /// The outcome of `Player::generate_proxies_later` for one file: the proxy jobs queued
+    /// (ids of `proxy_status()`; none when its proxies are all there or it is no taller than
+    /// the strategy's heights), or why none could be (the file cannot be probed).
+    ProxiesQueued {
+        /// The media file asked for.
+        media: PathBuf,
+        /// The jobs queued.
+        jobs: Vec<u64>,
+        /// Why nothing was queued (`None`: it was).
+        error: Option<String>,
+    },
     /// Making a proxy failed; playback goes on from the original.
     ProxyFailed {
         /// The original media file.
