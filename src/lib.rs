@@ -87,7 +87,9 @@ pub use framelock_engine::cache::{
 };
 pub use framelock_engine::effects::RenderError;
 pub use framelock_engine::fs::AtomicFile;
-pub use framelock_engine::gpu::{AdapterSummary, GpuOptions, adapters};
+pub use framelock_engine::gpu::{
+    AdapterSummary, GpuOptions, TextureOutput, TextureOutputError, adapters,
+};
 /// Debian's libav as a decoder backend (the `ffmpeg` feature).
 #[cfg(feature = "ffmpeg")]
 pub use framelock_engine::media::decode::FfmpegBackend;
@@ -109,6 +111,8 @@ pub use framelock_engine::render::{
     RenderPath, Work,
 };
 pub use framelock_engine::signal::Progress;
+/// The wgpu this build uses (a host's device for [`TextureOutput`] is made with it).
+pub use framelock_engine::wgpu;
 pub use framelock_systems::{
     EngineEvent, LayerSource, MetricsSnapshot, PresentedFrame, RenderStats, SCRUB_MEMORY_TICKS,
     TimelineSync,

@@ -282,6 +282,28 @@ impl Player {
         self.frames.slot().latest_numbered()
     }
 
+    /// The newest presented frame as an RGBA8 texture on the host's own wgpu device (see
+    /// [`TextureOutput`](crate::TextureOutput)): call it from the host's render thread at its
+    /// vsync. A frame is uploaded once (Y'CbCr planes, converted on the host's GPU); later
+    /// calls before the next frame return the same texture. With its number (as
+    /// [`Player::current_frame_numbered`]) and the frame. `None` before the first frame.
+    #[allow(
+        clippy::type_complexity,
+        reason = "a tuple the host destructures at once"
+    )]
+    pub fn current_texture(
+        &self,
+        output: &mut crate::TextureOutput,
+    ) -> Option<Result<(u64, crate::wgpu::Texture, PresentedFrame), crate::TextureOutputError>>
+    {
+        let (n, frame) = self.current_frame_numbered()?;
+        Some(
+            output
+                .upload_numbered(n, &frame.picture)
+                .map(|t| (n, t, frame)),
+        )
+    }
+
     /// Whether clips play from proxies (from the next tick on).
     pub fn set_use_proxy(&self, use_proxy: UseProxy) {
         self.send(Command::UseProxy(use_proxy));

@@ -337,3 +337,54 @@ fn proxies_are_queued_without_waiting_and_reported_by_event() {
     assert!(failed.is_some_and(|e| e.contains("not-there.mp4")));
     assert_eq!(ready, Some(90));
 }
+
+#[test]
+fn the_newest_frame_comes_as_a_texture_on_the_hosts_device() {
+    if std::env::var_os("FRAMELOCK_SKIP_GPU_TESTS").is_some() {
+        eprintln!("FRAMELOCK_SKIP_GPU_TESTS is set: skipping a GPU test");
+        return;
+    }
+    // The host's device (here: one opened for it; a host passes its own).
+    let (device, queue) = framelock::TextureOutput::open_device(true).expect(
+        "no wgpu adapter: install mesa-vulkan-drivers (lavapipe) or set FRAMELOCK_SKIP_GPU_TESTS=1",
+    );
+    let mut output = framelock::TextureOutput::new(device, queue);
+    let mut project = project();
+    // A second clip with an effect: its pictures are RGBA8, the first clip's Y'CbCr.
+    let mut graded = project.tracks[0].clips[0].clone();
+    graded.start = 100;
+    graded.duration = 20;
+    graded.effects.effects.push(framelock::Effect::Sharpen { amount: 0.5 });
+    project.tracks[0].clips.push(graded);
+    let (tx, rx) = sync_channel(4096);
+    let options = EngineOptions {
+        registry: DecoderRegistry::openh264_only(),
+        ..EngineOptions::default()
+    };
+    let player = Player::open(&project, options, move |f| {
+        let _ = tx.try_send(f);
+    })
+    .expect("open");
+    for (t, format) in [
+        (30, framelock::PixelFormat::Yuv420p),
+        (110, framelock::PixelFormat::Rgba8),
+    ] {
+        player.seek_frame(t);
+        wait_for(&rx, t);
+        let (n, texture, frame) = player
+            .current_texture(&mut output)
+            .expect("a frame")
+            .expect("uploaded");
+        assert_eq!((frame.timeline_frame, frame.picture.format), (t, format));
+        let cpu = frame.picture.to_rgba();
+        let gpu = output.read_rgba(&texture);
+        let max = gpu.iter().zip(&cpu).map(|(a, b)| a.abs_diff(*b)).max();
+        assert_eq!(gpu.len(), cpu.len());
+        assert!(max.is_some_and(|m| m <= 2), "frame {t}: differs by {max:?}");
+        // Until the next frame, the same texture (not uploaded again).
+        let (again, same, _) = player.current_texture(&mut output).unwrap().unwrap();
+        if again == n {
+            assert!(same == texture);
+        }
+    }
+}

@@ -16,6 +16,9 @@
 //! | [`signal`] | the progress counter workers bump, which drivers outside the tick wait on |
 
 pub mod app;
+/// The wgpu this build uses: a host that shares its device with
+/// [`gpu::TextureOutput`] creates it with this version.
+pub use wgpu;
 pub mod audio;
 pub mod cache;
 pub mod effects;

@@ -561,3 +561,62 @@ fn passes_are_timed_with_timestamp_queries_or_reported_unavailable() {
         assert_eq!(stats.pass_ms, None, "no timestamp queries: no numbers");
     }
 }
+
+/// The texture output on a host's device: every picture format the engine presents, in both
+/// matrices and ranges, as the same pixels as the CPU conversion (`Picture::to_rgba`).
+#[test]
+fn the_texture_output_matches_the_cpu_conversion() {
+    use framelock_engine::gpu::TextureOutput;
+    use framelock_engine::media::{ColorSpace, MatrixCoefficients, YuvRange};
+    if std::env::var_os("FRAMELOCK_SKIP_GPU_TESTS").is_some() {
+        eprintln!("FRAMELOCK_SKIP_GPU_TESTS is set: skipping a GPU test");
+        return;
+    }
+    let (device, queue) = TextureOutput::open_device(true).expect(
+        "no wgpu adapter: install mesa-vulkan-drivers (lavapipe) or set FRAMELOCK_SKIP_GPU_TESTS=1",
+    );
+    let mut out = TextureOutput::new(device, queue);
+    let colors = [
+        ColorSpace::default(),
+        ColorSpace {
+            matrix: MatrixCoefficients::Bt601,
+            range: YuvRange::Full,
+        },
+    ];
+    let formats = [
+        PixelFormat::Yuv420p,
+        PixelFormat::Yuv422p,
+        PixelFormat::Yuv444p,
+        PixelFormat::Rgba8,
+        PixelFormat::Yuv420p10,
+    ];
+    let mut seed = 0;
+    for format in formats {
+        for color in colors {
+            seed += 1;
+            let mut picture = (*random_frame(seed, format, 318, 182)).clone();
+            picture.color = color;
+            let texture = out.upload(&picture).expect("upload");
+            assert_eq!((texture.width(), texture.height()), (318, 182));
+            let gpu = out.read_rgba(&texture);
+            let cpu = picture.to_rgba();
+            assert_eq!(gpu.len(), cpu.len(), "{format:?} {color:?}");
+            let max = gpu
+                .iter()
+                .zip(&cpu)
+                .map(|(a, b)| a.abs_diff(*b))
+                .max()
+                .unwrap_or(0);
+            eprintln!("{format:?} {color:?}: max difference {max}/255");
+            assert!(max <= 2, "{format:?} {color:?}: differs by {max}/255");
+        }
+    }
+    // The ring: three textures in turn, then the first again.
+    let p = random_frame(99, PixelFormat::Yuv420p, 64, 36);
+    let t: Vec<_> = (0..4).map(|_| out.upload(&p).expect("upload")).collect();
+    assert!(t[0] != t[1] && t[1] != t[2] && t[3] == t[0]);
+    // A picture whose planes are short is refused, not read past.
+    let mut short = (*p).clone();
+    short.height = 200;
+    assert!(out.upload(&short).is_err());
+}

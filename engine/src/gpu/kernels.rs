@@ -14,6 +14,10 @@ const FIXED: &[(&str, &str)] = &[
     ("dissolve", image_kernel!("dissolve")),
     ("composite", image_kernel!("composite", "blend")),
     ("pack_rgba8", kernel_with!("pack_rgba8", "grade", "blend")),
+    (
+        "output_texture",
+        include_str!("../../../shaders/output_texture.wgsl"),
+    ),
 ];
 
 /// Grades one pass can run as a chain: `grade.wgsl`, `yuv_to_rgba.wgsl` and `pack_rgba8.wgsl`

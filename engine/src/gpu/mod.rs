@@ -25,10 +25,12 @@
 
 mod device;
 mod kernels;
+mod output;
 
 use std::collections::{HashMap, VecDeque};
 
 pub use device::{BlurKernel, DeviceStats, GpuDevice};
+pub use output::{TextureOutput, TextureOutputError};
 
 /// The shader files the pipelines are built from (`shaders/<name>.wgsl`), derived from the
 /// fixed kernels and the effect table.
