@@ -354,7 +354,10 @@ fn the_newest_frame_comes_as_a_texture_on_the_hosts_device() {
     let mut graded = project.tracks[0].clips[0].clone();
     graded.start = 100;
     graded.duration = 20;
-    graded.effects.effects.push(framelock::Effect::Sharpen { amount: 0.5 });
+    graded
+        .effects
+        .effects
+        .push(framelock::Effect::Sharpen { amount: 0.5 });
     project.tracks[0].clips.push(graded);
     let (tx, rx) = sync_channel(4096);
     let options = EngineOptions {

@@ -19,6 +19,17 @@ pub const PROJECT_VERSION: u32 = 2;
 /// The oldest version this build reads.
 pub const OLDEST_PROJECT_VERSION: u32 = 1;
 
+/// The largest output width or height a project may ask for (one RGBA8 frame of it is
+/// 1 GiB; GPUs' texture limit is usually this).
+pub const MAX_OUTPUT_SIDE: u32 = 16_384;
+
+/// The largest frame position a project may name: clip starts, ends and source frames stay
+/// below it (over four years at 30 fps), so frame arithmetic never overflows.
+pub const MAX_FRAME: u64 = 1 << 32;
+
+/// The highest output frame rate a project may ask for.
+pub const MAX_FRAME_RATE: f64 = 1000.0;
+
 /// A timeline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Project {
@@ -189,14 +200,58 @@ impl Project {
 
     /// Checks the rules [`Project::from_json`] enforces.
     pub fn validate(&self) -> Result<(), ProjectError> {
-        if self.frame_rate.num == 0 {
-            return Err(ProjectError::Invalid("frame rate is zero".into()));
+        let rate = self.frame_rate;
+        if rate.num == 0 || rate.den == 0 || rate.as_f64() > MAX_FRAME_RATE {
+            return Err(ProjectError::Invalid(format!(
+                "frame_rate {}/{}: a rate above 0 and at most {MAX_FRAME_RATE} fps",
+                rate.num, rate.den
+            )));
         }
         if self.width == 0 || self.height == 0 || self.width % 2 == 1 || self.height % 2 == 1 {
             return Err(ProjectError::Invalid(format!(
                 "output size {}x{} must be non-zero and even",
                 self.width, self.height
             )));
+        }
+        if self.width > MAX_OUTPUT_SIDE || self.height > MAX_OUTPUT_SIDE {
+            return Err(ProjectError::Invalid(format!(
+                "output size {}x{}: at most {MAX_OUTPUT_SIDE} on a side",
+                self.width, self.height
+            )));
+        }
+        // Positions first: the checks below add them.
+        let positions = self
+            .tracks
+            .iter()
+            .enumerate()
+            .flat_map(|(ti, t)| {
+                t.clips.iter().enumerate().map(move |(ci, c)| {
+                    (
+                        format!("track {ti} clip {ci}"),
+                        c.start,
+                        c.duration,
+                        c.source_in,
+                    )
+                })
+            })
+            .chain(self.audio_tracks.iter().enumerate().flat_map(|(ti, t)| {
+                t.clips.iter().enumerate().map(move |(ci, c)| {
+                    (
+                        format!("audio track {ti} clip {ci}"),
+                        c.start,
+                        c.duration,
+                        c.source_in,
+                    )
+                })
+            }));
+        for (what, start, duration, source_in) in positions {
+            let end = start.checked_add(duration);
+            let source_end = source_in.checked_add(duration);
+            if end.is_none_or(|e| e > MAX_FRAME) || source_end.is_none_or(|e| e > MAX_FRAME) {
+                return Err(ProjectError::Invalid(format!(
+                    "{what}: start {start}, duration {duration}, source_in {source_in} reach past frame {MAX_FRAME}"
+                )));
+            }
         }
         if !(8_000..=384_000).contains(&self.audio.sample_rate)
             || !(1..=2).contains(&self.audio.channels)
@@ -210,7 +265,8 @@ impl Project {
             let mut order: Vec<usize> = (0..track.clips.len()).collect();
             order.sort_by_key(|&i| track.clips[i].start);
             for (i, clip) in track.clips.iter().enumerate() {
-                if clip.duration == 0 || clip.fade_in + clip.fade_out > clip.duration {
+                if clip.duration == 0 || clip.fade_in.saturating_add(clip.fade_out) > clip.duration
+                {
                     return Err(ProjectError::Invalid(format!(
                         "audio track {ti}: clip {i} has zero duration or fades longer than it"
                     )));
@@ -369,6 +425,59 @@ mod tests {
             Project::from_json("{"),
             Err(ProjectError::Json(_))
         ));
+    }
+
+    #[test]
+    fn impossible_numbers_are_refused_naming_the_field() {
+        let ok = || {
+            let mut p = Project::new(Rational::integer(30), 64, 36);
+            p.tracks.push(TrackDef {
+                name: String::new(),
+                opacity: 1.0,
+                clips: vec![clip(0, 10)],
+            });
+            p
+        };
+        assert!(ok().validate().is_ok());
+        type Breaks = Box<dyn Fn(&mut Project)>;
+        let refused: [(&str, Breaks); 6] = [
+            ("frame_rate 30/0", Box::new(|p| p.frame_rate.den = 0)),
+            (
+                "frame_rate 1000000/1",
+                Box::new(|p| p.frame_rate.num = 1_000_000),
+            ),
+            (
+                "100000x100000",
+                Box::new(|p| (p.width, p.height) = (100_000, 100_000)),
+            ),
+            (
+                "track 0 clip 0",
+                Box::new(|p| p.tracks[0].clips[0].start = u64::MAX - 3),
+            ),
+            (
+                "track 0 clip 0",
+                Box::new(|p| p.tracks[0].clips[0].source_in = u64::MAX),
+            ),
+            (
+                "audio track 0 clip 0",
+                Box::new(|p| {
+                    p.audio_tracks
+                        .push(AudioTrackDef::new(vec![AudioClipDef::new(
+                            "a.wav",
+                            u64::MAX,
+                            5,
+                        )]))
+                }),
+            ),
+        ];
+        for (field, break_it) in refused {
+            let mut p = ok();
+            break_it(&mut p);
+            let err = p.validate().expect_err(field).to_string();
+            assert!(err.contains(field), "{field}: {err}");
+            // The same through JSON, as a broken project file arrives.
+            assert!(Project::from_json(&p.to_json()).is_err(), "{field}");
+        }
     }
 
     #[test]

@@ -46,9 +46,39 @@ pub(crate) fn parse_fps(s: &str) -> anyhow::Result<Rational> {
     Rational::parse(s).with_context(|| format!("frame rate {s:?} is not a number or ratio"))
 }
 
+/// Refuses numbers that cannot make a clip (each error names the flag).
+fn check(args: &Args, (width, height): (u32, u32), fps: Rational) -> anyhow::Result<()> {
+    if width == 0 || height == 0 || width % 2 == 1 || height % 2 == 1 {
+        bail!("--size {width}x{height}: width and height must be even and non-zero");
+    }
+    if width > 16_384 || height > 16_384 {
+        bail!("--size {width}x{height}: at most 16384 on a side");
+    }
+    if fps.num == 0 || fps.den == 0 || fps.as_f64() > 1000.0 {
+        bail!("--fps {}: a frame rate above 0 and at most 1000", args.fps);
+    }
+    if !args.seconds.is_finite() || args.seconds <= 0.0 || args.seconds > 86_400.0 {
+        bail!(
+            "--seconds {}: a length above 0 and at most a day",
+            args.seconds
+        );
+    }
+    if args.gop == Some(0) {
+        bail!("--gop 0: the keyframe interval is at least 1 (1 = all-intra)");
+    }
+    if args.kbps == Some(0) {
+        bail!("--kbps 0: the bitrate is at least 1");
+    }
+    if let Some(qp) = args.qp.filter(|&q| q > 51) {
+        bail!("--qp {qp}: H.264's QP is 0–51");
+    }
+    Ok(())
+}
+
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let (width, height) = parse_size(&args.size)?;
     let fps = parse_fps(&args.fps)?;
+    check(args, (width, height), fps)?;
     let mut options = GenerateOptions::new(width, height, fps, args.seconds);
     if let Some(gop) = args.gop {
         options.gop = gop;

@@ -1,10 +1,12 @@
 //! `framelock`: the command line. `gen-media` writes test clips, `probe` describes a file,
+//! `decode-bench` measures decode throughput, `bench` plays a scene, `monitor` shows a live
+//! dashboard, `proxy` makes proxies, `render` exports (here or on a NATS farm), `worker` is a
+//! farm node, `cache-bench` measures the disk tier.
 #![recursion_limit = "256"]
 #![allow(
     clippy::print_stdout,
     reason = "a command-line tool prints its results"
 )]
-//! `decode-bench` measures decode throughput and per-frame latency.
 
 mod bench;
 mod cache_bench;
@@ -20,9 +22,11 @@ mod worker_cmd;
 
 use clap::{Parser, Subcommand};
 
-/// framelock: real-time playback core for video editors.
+/// framelock: the real-time playback core of a video editor, on the command line. Makes test
+/// media, probes and decodes files, plays benchmark scenes and projects (with a live
+/// dashboard), makes proxies, and exports projects here or on a NATS render farm.
 #[derive(Parser, Debug)]
-#[command(name = "framelock", version, about)]
+#[command(name = "framelock", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -243,11 +243,21 @@ pub fn render(frame: &mut Frame, d: &Dashboard) {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        eprintln!(
+            "framelock monitor draws a live dashboard and needs a terminal (stdout is not one); \
+             `framelock bench` plays a scene and prints a report instead"
+        );
+        std::process::exit(2);
+    }
     let (project, title) = match &args.project {
         Some(p) => {
             let json =
                 std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            (Project::from_json(&json)?, p.display().to_string())
+            let project =
+                Project::from_json(&json).with_context(|| format!("project {}", p.display()))?;
+            (project, p.display().to_string())
         }
         None => (
             crate::scene::built_in_project("1080p-1track", &args.media_dir)?,

@@ -441,7 +441,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             let json =
                 std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
             (
-                Project::from_json(&json)?,
+                Project::from_json(&json).with_context(|| format!("project {}", f.display()))?,
                 Motion::Forward,
                 f.display().to_string(),
             )

@@ -141,6 +141,67 @@ fn errors_are_clear_and_exit_non_zero() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("even"));
     assert!(!dir.path().join("x.mp4").exists());
+
+    // Numbers that cannot make a clip are refused, naming the flag.
+    for (flag, value) in [
+        ("--seconds", "nan"),
+        ("--seconds", "0"),
+        ("--gop", "0"),
+        ("--qp", "60"),
+        ("--kbps", "0"),
+        ("--fps", "0"),
+    ] {
+        let out = framelock()
+            .args(["gen-media"])
+            .arg(dir.path().join("x.mp4"))
+            .args(["--size", "64x36", flag, value])
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flag} {value} was accepted");
+        assert!(
+            err.contains(flag) || err.contains("frame rate"),
+            "{flag} {value}: {err}"
+        );
+        assert!(!dir.path().join("x.mp4").exists());
+    }
+
+    // A project file with impossible numbers: refused, naming the file and the field.
+    let project = dir.path().join("broken.json");
+    std::fs::write(
+        &project,
+        r#"{"version": 2, "frame_rate": {"num": 30, "den": 0}, "width": 64, "height": 36,
+            "tracks": []}"#,
+    )
+    .expect("write");
+    let out = framelock()
+        .args(["bench", "--scene-file"])
+        .arg(&project)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("broken.json") && err.contains("frame_rate 30/0"),
+        "{err}"
+    );
+
+    // The live dashboard needs a terminal: without one it says so and exits 2.
+    let out = framelock()
+        .arg("monitor")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs a terminal"));
+
+    // `--help` says what the tool does.
+    let out = framelock().arg("--help").output().expect("run");
+    let help = String::from_utf8_lossy(&out.stdout);
+    for command in ["gen-media", "bench", "monitor", "proxy", "render", "worker"] {
+        assert!(help.contains(command), "{command} missing from --help");
+    }
+    assert!(help.contains("render farm"), "{help}");
 }
 
 #[test]
