@@ -93,6 +93,72 @@ pub struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Check every exact picture shown: read its burned-in index (test-card media) and
+    /// compare it with the source frame the timeline has at that frame. Wrong frames are
+    /// listed and make the run fail; pictures whose index cannot be read (effects that blur
+    /// it, translucent tracks) are counted apart.
+    #[arg(long)]
+    verify: bool,
+}
+
+/// What `--verify` found.
+#[derive(Debug, Default)]
+struct Verified {
+    checked: u64,
+    wrong: Vec<(u64, Option<u64>, u64)>,
+    unreadable: u64,
+}
+
+/// The source frame the timeline shows at `t` when one opaque clip is on top there (`None`:
+/// a gap, or a translucent top track whose picture is a blend). `rates` are the media's.
+fn expected_source(
+    project: &Project,
+    rates: &std::collections::HashMap<PathBuf, Rational>,
+    t: u64,
+) -> Option<u64> {
+    let mut top = None;
+    for track in &project.tracks {
+        if let Some(c) = track.clips.iter().find(|c| c.enabled && c.covers(t)) {
+            if track.opacity >= 1.0 {
+                top = Some(c);
+            } else if track.opacity > 0.0 {
+                top = None;
+            }
+        }
+    }
+    let c = top?;
+    let rate = rates.get(&c.media).copied().unwrap_or(project.frame_rate);
+    Some(c.source_frame(t, project.frame_rate, rate))
+}
+
+/// Compares the indexes read with the timeline.
+fn verify(project: &Project, read: &[(u64, Option<u64>)]) -> Verified {
+    let registry = DecoderRegistry::new();
+    let rates = project
+        .tracks
+        .iter()
+        .flat_map(|t| &t.clips)
+        .filter_map(|c| {
+            let info = framelock::probe(&c.media, &registry).ok()?;
+            (info.video.frame_times.is_none()).then(|| (c.media.clone(), info.video.frame_rate))
+        })
+        .collect();
+    let mut v = Verified::default();
+    for &(t, index) in read {
+        let Some(want) = expected_source(project, &rates, t) else {
+            v.unreadable += 1;
+            continue;
+        };
+        match index {
+            None => v.unreadable += 1,
+            Some(i) if i == want => v.checked += 1,
+            Some(_) => {
+                v.checked += 1;
+                v.wrong.push((t, index, want));
+            }
+        }
+    }
+    v
 }
 
 /// The reference CPU path with its rows on a rayon pool of its own (the single-thread
@@ -556,6 +622,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     // (timeline frame, when, exact) of each new picture.
     let shown: Arc<Mutex<Vec<(u64, Instant, bool)>>> = Arc::default();
     let sink = shown.clone();
+    // With --verify: (timeline frame, burned-in index read) of each exact picture.
+    let read: Arc<Mutex<Vec<(u64, Option<u64>)>>> = Arc::default();
+    let reads = args.verify.then(|| read.clone());
     let mut engine = PlaybackEngine::open(
         &project,
         options,
@@ -565,6 +634,20 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 && let Ok(mut v) = sink.lock()
             {
                 v.push((f.timeline_frame, Instant::now(), f.exact));
+            }
+            if let Some(reads) = &reads
+                && f.exact
+                && !f.repeated
+            {
+                let p = &f.picture;
+                let index = if p.format == framelock::PixelFormat::Rgba8 {
+                    framelock::testcard::read_index_rgba(&p.planes[0], p.width, p.height)
+                } else {
+                    framelock::testcard::read_index(p)
+                };
+                if let Ok(mut v) = reads.lock() {
+                    v.push((f.timeline_frame, index));
+                }
             }
         },
     )?;
@@ -678,6 +761,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let verified = args.verify.then(|| {
+        verify(
+            &project,
+            &read.lock().map(|v| v.clone()).unwrap_or_default(),
+        )
+    });
     let mut m = engine.metrics();
     m.dropped -= baseline.dropped;
     m.held -= baseline.held;
@@ -839,6 +928,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             "effects_cpu_frames": fx.cpu_frames,
             "effects_rendered_ahead": fx.rendered_ahead,
             "effects_lod_divisor": fx.lod.divisor(),
+            "verify_checked": verified.as_ref().map(|v| v.checked),
+            "verify_wrong": verified.as_ref().map(|v| v.wrong.len()),
+            "verify_unreadable": verified.as_ref().map(|v| v.unreadable),
         });
         println!("{v}");
     } else {
@@ -937,6 +1029,62 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             rss_anon as f64 / (1 << 20) as f64,
             rss_file as f64 / (1 << 20) as f64
         );
+        if let Some(v) = &verified {
+            println!(
+                "verify         {} exact pictures checked against the timeline, {} wrong, {} unreadable (blurred index or blended top)",
+                v.checked,
+                v.wrong.len(),
+                v.unreadable
+            );
+        }
+    }
+    if let Some(v) = verified
+        && let Some(&(t, got, want)) = v.wrong.first()
+    {
+        bail!(
+            "--verify: {} of {} pictures showed the wrong frame (first: timeline frame {t} showed source frame {got:?}, the timeline has {want})",
+            v.wrong.len(),
+            v.checked
+        );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod verify_tests {
+    use super::*;
+
+    #[test]
+    fn verify_counts_right_wrong_and_unreadable_pictures() {
+        let mut p = Project::new(Rational::integer(30), 64, 36);
+        let clip = |start, duration, source_in| ClipDef {
+            media: "not-probed.mp4".into(),
+            start,
+            duration,
+            source_in,
+            enabled: true,
+            effects: Default::default(),
+            audio: Default::default(),
+        };
+        p.tracks.push(TrackDef {
+            name: String::new(),
+            opacity: 1.0,
+            clips: vec![clip(0, 10, 100)],
+        });
+        p.tracks.push(TrackDef {
+            name: String::new(),
+            opacity: 0.5,
+            clips: vec![clip(5, 2, 0)],
+        });
+        let read = [
+            (0, Some(100)),
+            (3, Some(104)), // wrong: the timeline has 103
+            (4, None),      // unreadable
+            (5, Some(105)), // a blended top: not checkable
+            (9, Some(109)),
+        ];
+        let v = verify(&p, &read);
+        assert_eq!((v.checked, v.unreadable), (3, 2));
+        assert_eq!(v.wrong, vec![(3, Some(104), 103)]);
+    }
 }

@@ -1,5 +1,5 @@
 //! The `framelock` binary end to end: gen-media (with audio), probe (text and JSON),
-//! decode-bench --verify, and clear errors.
+//! decode-bench --verify, bench --verify, and clear errors.
 
 #![allow(
     clippy::expect_used,
@@ -211,7 +211,7 @@ fn bench_plays_a_scene_file_end_to_end() {
     let out = framelock()
         .args(["bench", "--scene-file"])
         .arg(&scene)
-        .arg("--json")
+        .args(["--json", "--verify"])
         .output()
         .expect("run");
     assert!(
@@ -221,6 +221,9 @@ fn bench_plays_a_scene_file_end_to_end() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["target_fps"], 30.0);
+    // Every exact picture was read back and was the frame the timeline has.
+    assert_eq!(v["verify_wrong"], 0, "{v}");
+    assert!(v["verify_checked"].as_u64().expect("checked") >= 1, "{v}");
     let presented = v["presented"].as_u64().expect("presented");
     let dropped = v["dropped"].as_u64().expect("dropped");
     assert!(presented >= 1 && presented + dropped >= 30, "{v}");
