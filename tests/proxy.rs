@@ -832,3 +832,39 @@ fn a_proxy_carries_its_sources_audio_packet_for_packet() {
     y.read(0, 80_000, &mut q).unwrap();
     assert_eq!(p, q);
 }
+
+/// Two managers (as two `framelock proxy` processes) making the same proxy in the same folder
+/// at once: one makes it, the other waits for its claim and then keeps the proxy made; neither
+/// deletes the other's temporary file, and the proxy is whole.
+#[test]
+fn two_jobs_making_the_same_proxy_at_once_both_end_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = common::clip("same.mp4", 640, 360, Rational::integer(30), 90, 15);
+    let proxies = dir.path().join("proxies");
+    let g = generation(ProxyCodec::H264, ProxyPriority::Normal);
+    let (a, b) = (manager(&proxies, 1, true), manager(&proxies, 1, true));
+    let (ja, jb) = (a.submit(&src, 180, &g), b.submit(&src, 180, &g));
+    // The second starts while the first is writing its temporary file.
+    a.resume();
+    let deadline = Instant::now() + WAIT;
+    while temp_files(&proxies).is_empty() && a.job(ja).unwrap().is_active() {
+        assert!(Instant::now() < deadline, "the first job never started writing");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    b.resume();
+    assert!(a.wait_idle(WAIT) && b.wait_idle(WAIT));
+    let (sa, sb) = (a.job(ja).unwrap(), b.job(jb).unwrap());
+    assert_eq!(
+        (sa.state.clone(), sb.state.clone()),
+        (ProxyState::Ready, ProxyState::Ready),
+        "{sa:?} {sb:?}"
+    );
+    assert_eq!(sa.path, sb.path);
+    assert!(matches!(check_proxy(&src, &sa.path), ProxyCheck::Ready(_)));
+    assert_eq!(assert_frames_carry_their_index(&sa.path), 90);
+    assert!(
+        temp_files(&proxies).is_empty(),
+        "{:?}",
+        temp_files(&proxies)
+    );
+}

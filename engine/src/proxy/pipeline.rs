@@ -30,7 +30,8 @@ use framelock_components::{MediaInfo, ProxyGeneration};
 
 use super::ProxyError;
 use super::files::{
-    MANIFEST_VERSION, ProxyManifest, absolute, manifest_path, proxy_path, remove_leftovers,
+    MANIFEST_VERSION, ProxyCheck, ProxyManifest, absolute, check_proxy, manifest_path, proxy_path,
+    remove_leftovers,
 };
 use crate::media::{
     AudioCopy, DecoderRegistry, EncodeSettings, EncodeSpeed, EncodedPicture, H264Encoder,
@@ -126,6 +127,22 @@ pub fn generate_proxy(
         path: spec.dir.clone(),
         source: e,
     })?;
+    // One job at a time makes a given proxy file, in this process or another: the claim is
+    // an exclusive lock on a file beside it. Only its holder cleans up leftovers, so it never
+    // deletes another job's live temporary file; a job that waited finds the proxy the other
+    // made, and keeps it.
+    let _claim = claim(&path, cancel)?;
+    if let ProxyCheck::Ready(manifest) = check_proxy(source, &path)
+        && manifest.generation == spec.generation
+        && (manifest.width, manifest.height) == (width, height)
+    {
+        let info = probe(&path, registry)?;
+        return Ok(ProxyOutput {
+            path,
+            manifest: *manifest,
+            info,
+        });
+    }
     remove_leftovers(&path);
 
     let demux = Arc::new(Mp4Demuxer::open(source)?);
@@ -243,15 +260,58 @@ pub fn generate_proxy(
         path: manifest_path(&path),
         source: std::io::Error::other(e),
     })?;
-    crate::fs::write_atomic(manifest_path(&path), &json).map_err(|e| ProxyError::Manifest {
-        path: manifest_path(&path),
-        source: e,
-    })?;
+    // The manifest is what makes the proxy count: when it cannot be written (a full disk),
+    // the proxy goes too, so neither is left without the other.
+    if let Err(e) = crate::fs::write_atomic(manifest_path(&path), &json) {
+        let _ = std::fs::remove_file(&path);
+        return Err(ProxyError::Manifest {
+            path: manifest_path(&path),
+            source: e,
+        });
+    }
     Ok(ProxyOutput {
         path,
         manifest,
         info: proxy_info,
     })
+}
+
+/// Claims the right to make `proxy`: an exclusive lock on the hidden `.<name>.lock` beside
+/// it (released when the file is dropped, or when the process dies). Waits while another job
+/// holds it, giving up with [`ProxyError::Cancelled`] when `cancel` is set.
+fn claim(proxy: &Path, cancel: &AtomicBool) -> Result<std::fs::File, ProxyError> {
+    let name = proxy
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let lock_path = proxy.with_file_name(format!(".{name}.lock"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| WriteError::Io {
+            path: lock_path.clone(),
+            source: e,
+        })?;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(ProxyError::Cancelled);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(WriteError::Io {
+                    path: lock_path,
+                    source: e,
+                }
+                .into());
+            }
+        }
+    }
 }
 
 /// Adds `copy`'s track to the proxy: the same packets (read from `source`), codec
