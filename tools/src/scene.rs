@@ -101,6 +101,9 @@ pub struct Args {
     verify: bool,
 }
 
+/// A picture's timeline frame and the burned-in index read from it (`--verify`).
+type IndexRead = (u64, Option<u64>);
+
 /// What `--verify` found.
 #[derive(Debug, Default)]
 struct Verified {
@@ -623,7 +626,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let shown: Arc<Mutex<Vec<(u64, Instant, bool)>>> = Arc::default();
     let sink = shown.clone();
     // With --verify: (timeline frame, burned-in index read) of each exact picture.
-    let read: Arc<Mutex<Vec<(u64, Option<u64>)>>> = Arc::default();
+    let read: Arc<Mutex<Vec<IndexRead>>> = Arc::default();
     let reads = args.verify.then(|| read.clone());
     let mut engine = PlaybackEngine::open(
         &project,
