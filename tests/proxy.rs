@@ -848,7 +848,10 @@ fn two_jobs_making_the_same_proxy_at_once_both_end_with_it() {
     a.resume();
     let deadline = Instant::now() + WAIT;
     while temp_files(&proxies).is_empty() && a.job(ja).unwrap().is_active() {
-        assert!(Instant::now() < deadline, "the first job never started writing");
+        assert!(
+            Instant::now() < deadline,
+            "the first job never started writing"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
     b.resume();

@@ -290,6 +290,10 @@ struct Recorder {
     /// The quality rung over time: (seconds into the measured phase, rung, playback height)
     /// at the start and at each change.
     levels: Vec<(f64, usize, Option<u32>)>,
+    /// The engine's events, read every tick (a bounded channel: unread, new ones would be
+    /// lost), and the media errors among them: (file, the decoder's text).
+    events: Option<crossbeam_channel::Receiver<framelock::EngineEvent>>,
+    errors: Vec<(PathBuf, String)>,
 }
 
 impl Recorder {
@@ -301,6 +305,8 @@ impl Recorder {
             last: Instant::now(),
             base: (0, 0),
             levels: Vec::new(),
+            events: None,
+            errors: Vec::new(),
         }
     }
 
@@ -316,6 +322,12 @@ impl Recorder {
 
     fn tick(&mut self, engine: &mut PlaybackEngine) {
         engine.tick();
+        let events = self.events.get_or_insert_with(|| engine.events());
+        for e in events.try_iter() {
+            if let framelock::EngineEvent::Error { media, error } = e {
+                self.errors.push((media, error));
+            }
+        }
         let q = engine.adaptive_quality();
         if self.levels.last().is_some_and(|l| l.1 != q.level) {
             let t = self.start.elapsed().as_secs_f64();
@@ -1040,6 +1052,22 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 v.unreadable
             );
         }
+    }
+    // A run whose media failed to decode measured the media-offline picture, not playback:
+    // it says so, with the decoders' text, and fails.
+    if m.decode_errors > 0 || !rec.errors.is_empty() {
+        for (media, error) in &rec.errors {
+            eprintln!("error          {}: {error}", media.display());
+        }
+        bail!(
+            "{} source frame(s) failed to decode{}: the figures above are not of playback",
+            m.decode_errors,
+            if rec.errors.is_empty() {
+                String::new()
+            } else {
+                format!(" in {} file(s)", rec.errors.len())
+            }
+        );
     }
     if let Some(v) = verified
         && let Some(&(t, got, want)) = v.wrong.first()

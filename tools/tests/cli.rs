@@ -736,3 +736,39 @@ fn a_killed_or_failing_render_leaves_no_finished_looking_file() {
     assert!(!limited.exists());
     assert_eq!(hidden_temps(dir.path()).len(), 1, "only the killed run's");
 }
+
+/// Bit-rotted media inside a project (its samples scrambled, its boxes intact): `bench`
+/// prints the decoder's text with the file and exits non-zero, not "0 presented" and 0.
+#[test]
+fn bench_fails_with_the_decoders_text_when_media_cannot_be_decoded() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let clip = dir.path().join("rot.mp4");
+    gen_clip(&clip, "160x90", "1");
+    let mut bytes = std::fs::read(&clip).expect("read");
+    let at = bytes
+        .windows(4)
+        .position(|w| w == b"mdat")
+        .expect("an mdat box");
+    let size = u32::from_be_bytes(bytes[at - 4..at].try_into().expect("4 bytes")) as usize;
+    for b in &mut bytes[at + 68..at - 4 + size - 64] {
+        *b = b.wrapping_mul(7).wrapping_add(13);
+    }
+    std::fs::write(&clip, &bytes).expect("write");
+    let scene = dir.path().join("rot.json");
+    let project = serde_json::json!({
+        "version": 2, "frame_rate": {"num": 30, "den": 1}, "width": 160, "height": 90,
+        "tracks": [{"clips": [{"media": clip, "start": 0, "duration": 30}]}]
+    });
+    std::fs::write(&scene, project.to_string()).expect("write");
+    let out = framelock()
+        .args(["bench", "--scene-file"])
+        .arg(&scene)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("rot.mp4") && err.contains("failed to decode"),
+        "{err}"
+    );
+}
