@@ -215,3 +215,45 @@ fn failed_writes_leave_nothing_behind_and_keep_the_old_file() {
     ));
     assert!(!dir.path().join("odd.mp4").exists());
 }
+
+/// Files of other containers (made by Debian's ffmpeg) are refused naming what they are,
+/// not as "truncated" MP4s.
+#[test]
+fn other_containers_are_named() {
+    let dir = tempfile::tempdir().expect("tmp");
+    for (name, args, found) in [
+        (
+            "a.mkv",
+            &["-c:v", "mpeg4", "-f", "matroska"][..],
+            "Matroska/WebM",
+        ),
+        (
+            "a.ts",
+            &["-c:v", "mpeg2video", "-f", "mpegts"][..],
+            "MPEG transport stream",
+        ),
+        ("a.avi", &["-c:v", "mpeg4", "-f", "avi"][..], "AVI"),
+        (
+            "a.png",
+            &["-frames:v", "1", "-f", "image2"][..],
+            "a PNG image",
+        ),
+    ] {
+        let path = dir.path().join(name);
+        let mut c = common::ffmpeg();
+        c.args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=160x90:rate=30:duration=1",
+        ])
+        .args(args)
+        .arg(&path);
+        common::run(c);
+        let err = open(&path).expect_err("not an MP4");
+        assert!(
+            matches!(&err, MediaError::InvalidContainer { reason, .. } if reason.contains(found)),
+            "{name}: {err}"
+        );
+    }
+}
