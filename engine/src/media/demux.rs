@@ -374,41 +374,6 @@ fn not_mp4(head: &[u8]) -> Option<&'static str> {
     })
 }
 
-#[cfg(test)]
-mod sniff_tests {
-    use super::not_mp4;
-
-    #[test]
-    fn other_formats_are_named_and_mp4_boxes_pass() {
-        let mut ts = vec![0u8; 400];
-        ts[0] = 0x47;
-        ts[188] = 0x47;
-        let cases: [(&[u8], Option<&str>); 9] = [
-            (b"\0\0\0\x20ftypisom\0\0\x02\0", None),
-            (b"\0\0\0\x08wide\0\0\0\x10mdat", None),
-            (b"\0\0\0\x10abcd\0\0\0\0", None),
-            (
-                &[0x1A, 0x45, 0xDF, 0xA3, 0x9F, 0x42, 0x86, 0x81],
-                Some("Matroska/WebM"),
-            ),
-            (&ts, Some("MPEG transport stream")),
-            (b"RIFF\x02\x80\0\0AVI LIST", Some("AVI")),
-            (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", Some("a PNG image")),
-            (
-                b"\0\0\0\x01\x67\x42\xc0\x0d",
-                Some("a raw H.264/H.265 elementary stream"),
-            ),
-            (
-                &[0xde, 0xad, 0xbe, 0xef, 0xff, 0x01, 0x02, 0x03],
-                Some("unrecognised data"),
-            ),
-        ];
-        for (head, want) in cases {
-            assert_eq!(not_mp4(head), want, "{head:?}");
-        }
-    }
-}
-
 /// Walks the top-level boxes; returns the end offset of a box that runs past the end of the
 /// file (the file was cut short), if any.
 fn top_level_overrun(file: &mut File, file_size: u64) -> Option<u64> {
@@ -661,5 +626,40 @@ pub(super) fn audio_info(mp4: &re_mp4::Mp4, track: &re_mp4::Track) -> AudioStrea
         sample_rate,
         channels,
         duration_secs: track.duration as f64 / track.timescale.max(1) as f64,
+    }
+}
+
+#[cfg(test)]
+mod sniff_tests {
+    use super::not_mp4;
+
+    #[test]
+    fn other_formats_are_named_and_mp4_boxes_pass() {
+        let mut ts = vec![0u8; 400];
+        ts[0] = 0x47;
+        ts[188] = 0x47;
+        let cases: [(&[u8], Option<&str>); 9] = [
+            (b"\0\0\0\x20ftypisom\0\0\x02\0", None),
+            (b"\0\0\0\x08wide\0\0\0\x10mdat", None),
+            (b"\0\0\0\x10abcd\0\0\0\0", None),
+            (
+                &[0x1A, 0x45, 0xDF, 0xA3, 0x9F, 0x42, 0x86, 0x81],
+                Some("Matroska/WebM"),
+            ),
+            (&ts, Some("MPEG transport stream")),
+            (b"RIFF\x02\x80\0\0AVI LIST", Some("AVI")),
+            (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", Some("a PNG image")),
+            (
+                b"\0\0\0\x01\x67\x42\xc0\x0d",
+                Some("a raw H.264/H.265 elementary stream"),
+            ),
+            (
+                &[0xde, 0xad, 0xbe, 0xef, 0xff, 0x01, 0x02, 0x03],
+                Some("unrecognised data"),
+            ),
+        ];
+        for (head, want) in cases {
+            assert_eq!(not_mp4(head), want, "{head:?}");
+        }
     }
 }
