@@ -55,6 +55,27 @@ pub struct Clip {
 }
 
 impl Clip {
+    /// The project's clip `def` on track `track`, placed on asset entity `asset` whose video
+    /// is `video`.
+    pub fn placed(
+        asset: Entity,
+        video: &crate::VideoStreamInfo,
+        track: usize,
+        def: &crate::ClipDef,
+    ) -> Self {
+        Self {
+            asset,
+            track,
+            start: def.start,
+            duration: def.duration,
+            source_in: def.source_in,
+            source_rate: video.frame_rate,
+            source_frames: video.frame_count,
+            source_times: video.frame_times.clone(),
+            enabled: def.enabled,
+        }
+    }
+
     /// Whether timeline frame `t` is inside the clip.
     pub fn covers(&self, t: u64) -> bool {
         self.enabled && self.start <= t && t < self.start + self.duration

@@ -71,17 +71,7 @@ pub(super) fn place(
     rate: Rational,
 ) -> Result<Clip, PlayerError> {
     let video = &asset.info.video;
-    let placed = Clip {
-        asset: entity,
-        track: ti,
-        start: def.start,
-        duration: def.duration,
-        source_in: def.source_in,
-        source_rate: video.frame_rate,
-        source_frames: video.frame_count,
-        source_times: video.frame_times.clone(),
-        enabled: def.enabled,
-    };
+    let placed = Clip::placed(entity, video, ti, def);
     let last = placed.source_frame_unclamped(def.end().saturating_sub(1), rate);
     if last >= video.frame_count {
         return Err(PlayerError::ClipBeyondMedia {

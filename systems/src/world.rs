@@ -169,17 +169,7 @@ fn placed(
 ) -> Option<Clip> {
     let &asset = assets.get(&def.media)?;
     let video = &world.get::<MediaAsset>(asset)?.info.video;
-    Some(Clip {
-        asset,
-        track,
-        start: def.start,
-        duration: def.duration,
-        source_in: def.source_in,
-        source_rate: video.frame_rate,
-        source_frames: video.frame_count,
-        source_times: video.frame_times.clone(),
-        enabled: def.enabled,
-    })
+    Some(Clip::placed(asset, video, track, def))
 }
 
 fn same_place(a: &Clip, b: &Clip) -> bool {
