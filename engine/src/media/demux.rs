@@ -176,8 +176,9 @@ impl Mp4Demuxer {
         }
         let mut file = File::open(&path).map_err(|e| MediaError::io(&path, e))?;
         let mut head = [0u8; 512];
-        let got = read_up_to(&mut file, &mut head).map_err(|e| MediaError::io(&path, e))?;
-        if let Some(found) = not_mp4(&head[..got]) {
+        let got =
+            super::sniff::read_up_to(&mut file, &mut head).map_err(|e| MediaError::io(&path, e))?;
+        if let Some(found) = super::sniff::not_mp4(&head[..got]) {
             return Err(MediaError::InvalidContainer {
                 path,
                 reason: format!(
@@ -309,69 +310,6 @@ pub(super) fn handler_is(
     handler: &[u8; 4],
 ) -> bool {
     t.kind == Some(kind) || &t.trak(mp4).mdia.hdlr.handler_type.value == handler
-}
-
-/// Reads up to `buf.len()` bytes from the start of `file`.
-fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
-    file.seek(SeekFrom::Start(0))?;
-    let mut n = 0;
-    while n < buf.len() {
-        match file.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
-}
-
-/// What a file that is not an ISO base media file (MP4/MOV) is, from its first bytes:
-/// `None` when it starts like one (a box with a known type), else the format recognised, or
-/// "unrecognised data".
-fn not_mp4(head: &[u8]) -> Option<&'static str> {
-    const BOXES: [&[u8; 4]; 16] = [
-        b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot", b"uuid", b"styp", b"sidx",
-        b"junk", b"pdin", b"meta", b"moof", b"mfra", b"prfl",
-    ];
-    if head.len() >= 8 && BOXES.iter().any(|b| head[4..8] == b[..]) {
-        return None;
-    }
-    let starts = |magic: &[u8]| head.starts_with(magic);
-    Some(if starts(&[0x1A, 0x45, 0xDF, 0xA3]) {
-        "Matroska/WebM"
-    } else if head.len() > 188 && head[0] == 0x47 && head[188] == 0x47 {
-        "MPEG transport stream"
-    } else if starts(b"RIFF") && head.get(8..12) == Some(b"AVI ") {
-        "AVI"
-    } else if starts(b"RIFF") && head.get(8..12) == Some(b"WAVE") {
-        "WAV audio"
-    } else if starts(&[0x89, b'P', b'N', b'G']) {
-        "a PNG image"
-    } else if starts(&[0xFF, 0xD8, 0xFF]) {
-        "a JPEG image"
-    } else if starts(b"GIF8") {
-        "a GIF image"
-    } else if starts(b"OggS") {
-        "Ogg"
-    } else if starts(b"FLV") {
-        "FLV"
-    } else if starts(&[0x06, 0x0E, 0x2B, 0x34]) {
-        "MXF"
-    } else if starts(&[0, 0, 1, 0xBA]) {
-        "MPEG program stream"
-    } else if starts(&[0, 0, 0, 1]) || starts(&[0, 0, 1]) {
-        "a raw H.264/H.265 elementary stream"
-    } else if starts(b"ID3") || starts(b"fLaC") {
-        "audio (MP3/FLAC)"
-    } else if head.len() >= 8
-        && head[4..8]
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || *c == b' ')
-    {
-        // A box of a type not listed above: the parser decides.
-        return None;
-    } else {
-        "unrecognised data"
-    })
 }
 
 /// Walks the top-level boxes; returns the end offset of a box that runs past the end of the
@@ -626,40 +564,5 @@ pub(super) fn audio_info(mp4: &re_mp4::Mp4, track: &re_mp4::Track) -> AudioStrea
         sample_rate,
         channels,
         duration_secs: track.duration as f64 / track.timescale.max(1) as f64,
-    }
-}
-
-#[cfg(test)]
-mod sniff_tests {
-    use super::not_mp4;
-
-    #[test]
-    fn other_formats_are_named_and_mp4_boxes_pass() {
-        let mut ts = vec![0u8; 400];
-        ts[0] = 0x47;
-        ts[188] = 0x47;
-        let cases: [(&[u8], Option<&str>); 9] = [
-            (b"\0\0\0\x20ftypisom\0\0\x02\0", None),
-            (b"\0\0\0\x08wide\0\0\0\x10mdat", None),
-            (b"\0\0\0\x10abcd\0\0\0\0", None),
-            (
-                &[0x1A, 0x45, 0xDF, 0xA3, 0x9F, 0x42, 0x86, 0x81],
-                Some("Matroska/WebM"),
-            ),
-            (&ts, Some("MPEG transport stream")),
-            (b"RIFF\x02\x80\0\0AVI LIST", Some("AVI")),
-            (b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", Some("a PNG image")),
-            (
-                b"\0\0\0\x01\x67\x42\xc0\x0d",
-                Some("a raw H.264/H.265 elementary stream"),
-            ),
-            (
-                &[0xde, 0xad, 0xbe, 0xef, 0xff, 0x01, 0x02, 0x03],
-                Some("unrecognised data"),
-            ),
-        ];
-        for (head, want) in cases {
-            assert_eq!(not_mp4(head), want, "{head:?}");
-        }
     }
 }

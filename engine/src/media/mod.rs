@@ -31,6 +31,7 @@ mod pixel;
 mod probe;
 mod probe_cache;
 mod reader;
+mod sniff;
 pub mod testcard;
 
 pub mod decode;
