@@ -1,5 +1,6 @@
-//! Playback engine benchmarks: the schedule's overhead per tick with 10 000 entities, and
-//! loading a 10-hour project whose probes are cached.
+//! Playback engine benchmarks: the schedule's overhead per tick with 10 000 entities,
+//! loading a 10-hour project whose probes are cached, and a live edit of it against that
+//! reload.
 
 #![allow(
     clippy::expect_used,
@@ -98,9 +99,9 @@ fn tick_overhead(c: &mut Criterion) {
     c.bench_function("tick/10k-entities-paused", |b| b.iter(|| engine.tick()));
 }
 
-/// A 10-hour project (3 000 clips of 12 s over 100 files on 4 tracks), probes cached: parse
-/// the JSON and build the world. Goal: < 200 ms.
-fn project_load(c: &mut Criterion) {
+/// A 10-hour project: 3 000 clips of 12 s over 100 files on 4 tracks, and the probe cache
+/// that knows its files.
+fn ten_hours() -> (Project, ProbeCache) {
     let dir = bench_dir();
     let source = small_clip(&dir, "6min.mp4", 360.0);
     let mut files = Vec::new();
@@ -130,8 +131,14 @@ fn project_load(c: &mut Criterion) {
         });
     }
     assert_eq!(p.duration_frames(), 750 * 360); // 2.5 h per track, 10 h of clips in all
-    let json = p.to_json();
     let cache = ProbeCache::new(dir.join("probe-cache")).unwrap();
+    (p, cache)
+}
+
+/// The 10-hour project, probes cached: parse the JSON and build the world. Goal: < 200 ms.
+fn project_load(c: &mut Criterion) {
+    let (p, cache) = ten_hours();
+    let json = p.to_json();
     let load = || {
         let project = Project::from_json(&json).unwrap();
         PlaybackEngine::open(
@@ -148,6 +155,44 @@ fn project_load(c: &mut Criterion) {
     drop(load()); // warms the probe cache
     c.bench_function("project-load/10h-3000-clips-100-files-cached", |b| {
         b.iter(load)
+    });
+}
+
+/// A live edit of the 10-hour project against reopening it (what a host did before edits
+/// existed; `project-load` above, same run): one clip moved to another track and back, two
+/// edits an iteration, each checked, applied to the world and answered with its inverse.
+fn edit_vs_reopen(c: &mut Criterion) {
+    use framelock::{ClipRef, Edit};
+    let (p, cache) = ten_hours();
+    let mut engine = PlaybackEngine::open(
+        &p,
+        EngineOptions {
+            probe_cache: Some(cache),
+            ..options()
+        },
+        Arc::new(VirtualClock::new()),
+        |_| {},
+    )
+    .unwrap();
+    // Clip 10 of track 0 (frames 3600..3960) moves up to track 3, whose clip 10 is moved
+    // out of the way first (to the end), so the move is valid.
+    engine
+        .edit(&Edit::MoveClip {
+            clip: ClipRef::new(3, 3600),
+            track: 3,
+            start: 750 * 360,
+        })
+        .unwrap();
+    let there = Edit::MoveClip {
+        clip: ClipRef::new(0, 3600),
+        track: 3,
+        start: 3600,
+    };
+    c.bench_function("edit/move-a-clip-and-back-10h-3000-clips", |b| {
+        b.iter(|| {
+            let back = engine.edit(&there).unwrap();
+            engine.edit(&back).unwrap();
+        })
     });
 }
 
@@ -184,6 +229,6 @@ fn metrics_cost(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20);
-    targets = tick_overhead, project_load, metrics_cost
+    targets = tick_overhead, project_load, edit_vs_reopen, metrics_cost
 }
 criterion_main!(benches);

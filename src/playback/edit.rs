@@ -28,6 +28,10 @@ pub(super) struct MediaContext {
     pub(super) audio_ring_frames: usize,
     pub(super) scrub_audio: Option<std::time::Duration>,
     pub(super) pool: BufferPool,
+    /// Media found to have no sound while the timeline had none: an edit starts the audio
+    /// output only when the timeline has something else to play (trying means opening every
+    /// file).
+    pub(super) silent: std::collections::HashSet<PathBuf>,
 }
 
 /// Probes `path` and checks that it can be decoded: the asset to spawn (its id is set when
@@ -89,7 +93,7 @@ pub(super) fn place(
 /// audio and ring counted in `pool`), waveforms requested, the audio clock in `world`.
 pub(super) fn start_audio(
     project: &Project,
-    media: &MediaContext,
+    media: &mut MediaContext,
     waveforms: &Waveforms,
     world: &mut World,
 ) -> Result<Option<AudioSync>, PlayerError> {
@@ -97,6 +101,9 @@ pub(super) fn start_audio(
         return Ok(None);
     }
     let mut mixer = Mixer::new(project)?;
+    media
+        .silent
+        .extend(mixer.skipped().iter().map(|(p, _)| p.clone()));
     mixer.count_in(&media.pool);
     for source in mixer.sources() {
         let path = source.source().path();
@@ -150,16 +157,15 @@ impl PlaybackEngine {
         let mut next = self.project.clone();
         let inverse = {
             let world = &self.world;
-            let info = |path: &Path| -> Option<MediaAsset> {
-                fresh.get(path).cloned().or_else(|| {
-                    let &e = assets.get(path)?;
-                    world.get::<MediaAsset>(e).cloned()
-                })
+            let info = |path: &Path| -> Option<&MediaAsset> {
+                fresh
+                    .get(path)
+                    .or_else(|| world.get::<MediaAsset>(*assets.get(path)?))
             };
             // The source frame a clip shows at `t`, by its media's rate (or frame times).
             let source_frame = |def: &ClipDef, t: u64| -> u64 {
                 info(&def.media)
-                    .and_then(|a| place(Entity::PLACEHOLDER, &a, (0, 0), def, rate).ok())
+                    .and_then(|a| place(Entity::PLACEHOLDER, a, (0, 0), def, rate).ok())
                     .map_or(def.source_in + (t - def.start), |c| {
                         c.source_frame_unclamped(t, rate)
                     })
@@ -174,7 +180,7 @@ impl PlaybackEngine {
                             reason: "not probed".into(),
                         },
                     })?;
-                    place(Entity::PLACEHOLDER, &asset, (ti, ci), def, rate)?;
+                    place(Entity::PLACEHOLDER, asset, (ti, ci), def, rate)?;
                 }
             }
             inverse
@@ -249,9 +255,23 @@ impl PlaybackEngine {
         match &self.audio {
             Some(a) => a.output.relayout(&self.project),
             None => {
-                if let Ok(Some(mut started)) =
-                    start_audio(&self.project, &self.media, &self.waveforms, &mut self.world)
-                {
+                let p = &self.project;
+                let sounding = p
+                    .audio_tracks
+                    .iter()
+                    .any(|t| !t.mute && !t.clips.is_empty())
+                    || p.tracks.iter().flat_map(|t| &t.clips).any(|c| {
+                        c.enabled && !c.audio.muted && !self.media.silent.contains(&c.media)
+                    });
+                if !sounding {
+                    return;
+                }
+                if let Ok(Some(mut started)) = start_audio(
+                    &self.project,
+                    &mut self.media,
+                    &self.waveforms,
+                    &mut self.world,
+                ) {
                     started.generation = None;
                     self.audio = Some(started);
                 }

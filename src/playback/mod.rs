@@ -237,7 +237,7 @@ impl PlaybackEngine {
         let (world, schedule) = builder.build(decoders, service, options.output_pixels);
         let mut world = world;
         let waveforms = Waveforms::new(options.disk_cache.as_ref().map(|d| d.dir.join("analysis")));
-        let media = edit::MediaContext {
+        let mut media = edit::MediaContext {
             registry: options.registry.clone(),
             probe_cache: options.probe_cache.clone(),
             auto_proxies: options.proxies.as_ref().is_some_and(|p| p.auto_generate),
@@ -245,8 +245,9 @@ impl PlaybackEngine {
             audio_ring_frames: options.audio_ring_frames,
             scrub_audio: options.scrub_audio,
             pool: pool.clone(),
+            silent: Default::default(),
         };
-        let audio = edit::start_audio(project, &media, &waveforms, &mut world)?;
+        let audio = edit::start_audio(project, &mut media, &waveforms, &mut world)?;
         let epoch = clock.now();
         Ok(Self {
             world,

@@ -172,6 +172,22 @@ fn placed(
     Some(Clip::placed(asset, video, track, def))
 }
 
+/// A clip's placement and its effect stack's hash: equal keys are candidates for "unchanged"
+/// (the stacks themselves are compared too).
+type PlaceKey = (Entity, usize, u64, u64, u64, bool, u64);
+
+fn place_key(c: &Clip, effects: &EffectStack) -> PlaceKey {
+    (
+        c.asset,
+        c.track,
+        c.start,
+        c.duration,
+        c.source_in,
+        c.enabled,
+        effects.hash(),
+    )
+}
+
 fn same_place(a: &Clip, b: &Clip) -> bool {
     (
         a.asset,
@@ -245,30 +261,38 @@ pub fn sync_timeline(
         }
     }
 
-    // Clips: unchanged ones first, then same-media ones changed in place, then the rest.
+    // Clips: unchanged ones first, then same-media ones changed in place, then the rest
+    // (hash lookups: an edit of a timeline of thousands of clips stays linear).
     let mut clips = world.query::<(Entity, &Clip, Option<&EffectStack>)>();
-    let mut old: Vec<(Entity, Clip, EffectStack)> = clips
-        .iter(world)
-        .map(|(e, c, s)| (e, c.clone(), s.cloned().unwrap_or_default()))
-        .collect();
+    let mut exact: HashMap<PlaceKey, Vec<(Entity, Clip, EffectStack)>> = HashMap::new();
+    for (e, c, s) in clips.iter(world) {
+        let stack = s.cloned().unwrap_or_default();
+        exact
+            .entry(place_key(c, &stack))
+            .or_default()
+            .push((e, c.clone(), stack));
+    }
     let mut rest = Vec::new();
     for (clip, effects) in wanted {
-        match old
-            .iter()
-            .position(|(_, c, s)| same_place(c, &clip) && *s == effects)
-        {
-            Some(i) => {
-                old.swap_remove(i);
-                sync.kept += 1;
-            }
+        let same = exact.get_mut(&place_key(&clip, &effects)).and_then(|v| {
+            v.iter()
+                .position(|(_, _, s)| *s == effects)
+                .map(|i| v.swap_remove(i))
+        });
+        match same {
+            Some(_) => sync.kept += 1,
             None => rest.push((clip, effects)),
         }
     }
+    // What is left of the old clips, by asset.
+    let mut by_asset: HashMap<Entity, Vec<(Entity, Clip, EffectStack)>> = HashMap::new();
+    for old in exact.into_values().flatten() {
+        by_asset.entry(old.1.asset).or_default().push(old);
+    }
     let mut spawn = Vec::new();
     for (clip, effects) in rest {
-        match old.iter().position(|(_, c, _)| c.asset == clip.asset) {
-            Some(i) => {
-                let (e, before, stack) = old.swap_remove(i);
+        match by_asset.get_mut(&clip.asset).and_then(Vec::pop) {
+            Some((e, before, stack)) => {
                 if !same_place(&before, &clip) {
                     world.entity_mut(e).insert(clip);
                 }
@@ -280,7 +304,7 @@ pub fn sync_timeline(
             None => spawn.push((clip, effects)),
         }
     }
-    for (e, ..) in old {
+    for (e, ..) in by_asset.into_values().flatten() {
         world.despawn(e);
         sync.removed += 1;
     }
