@@ -118,7 +118,7 @@ pub fn decode(
                 {
                     ev.push(EngineEvent::Error {
                         media: asset.path.clone(),
-                        error: error.to_string(),
+                        error: format!("frame {}: {error}", frame.index),
                     });
                 }
             }

@@ -105,9 +105,48 @@ fn new_decoder() -> Result<Oh264, MediaError> {
 }
 
 fn decode_error(e: &openh264::Error) -> MediaError {
+    let text = e.to_string();
     MediaError::Decode {
         backend: NAME,
-        reason: e.to_string(),
+        reason: native_code(&text)
+            .map(|code| format!("{} (openh264 state {code:#x})", in_words(code)))
+            .unwrap_or(text),
+    }
+}
+
+/// The decoding-state code in openh264's error text (`… Native:4. …`).
+fn native_code(text: &str) -> Option<u32> {
+    let rest = &text[text.find("Native:")? + "Native:".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// openh264's decoding-state bits (`DECODING_STATE` in its `codec_def.h`) in words.
+fn in_words(code: u32) -> String {
+    const BITS: [(u32, &str); 10] = [
+        (0x02, "a reference picture was lost"),
+        (0x04, "the bitstream is damaged"),
+        (0x08, "a dependent layer was lost"),
+        (
+            0x10,
+            "no parameter sets (SPS/PPS) before this picture, or a picture larger than openh264 decodes",
+        ),
+        (0x20, "damaged data was concealed"),
+        (0x40, "the reference list is broken"),
+        (0x1000, "an invalid argument"),
+        (0x2000, "the decoder was not initialised"),
+        (0x4000, "out of memory"),
+        (0x8000, "the output buffer is too small"),
+    ];
+    let words: Vec<&str> = BITS
+        .iter()
+        .filter(|(bit, _)| code & bit != 0)
+        .map(|&(_, w)| w)
+        .collect();
+    if words.is_empty() {
+        "the decoder failed".into()
+    } else {
+        words.join("; ")
     }
 }
 
@@ -198,5 +237,19 @@ impl Decoder for OpenH264Decoder {
 
     fn set_frame_pool(&mut self, pool: BufferPool) {
         self.pool = Some(pool);
+    }
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::{in_words, native_code};
+
+    #[test]
+    fn native_codes_read_as_words() {
+        let text = "OpenH264 encountered an error. Native:4. Decoding State:0. User Message:None.";
+        assert_eq!(native_code(text), Some(4));
+        assert_eq!(in_words(4), "the bitstream is damaged");
+        assert!(in_words(0x14).contains("damaged") && in_words(0x14).contains("SPS/PPS"));
+        assert_eq!(native_code("no code here"), None);
     }
 }
