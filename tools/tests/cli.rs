@@ -771,4 +771,7 @@ fn bench_fails_with_the_decoders_text_when_media_cannot_be_decoded() {
         err.contains("rot.mp4") && err.contains("failed to decode"),
         "{err}"
     );
+    // Which frame, and the decoder's reason in words (not only "Native:4").
+    assert!(err.contains("rot.mp4: frame "), "{err}");
+    assert!(!err.contains("Native:"), "{err}");
 }
