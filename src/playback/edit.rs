@@ -266,13 +266,12 @@ impl PlaybackEngine {
                 if !sounding {
                     return;
                 }
-                if let Ok(Some(mut started)) = start_audio(
+                if let Ok(Some(started)) = start_audio(
                     &self.project,
                     &mut self.media,
                     &self.waveforms,
                     &mut self.world,
                 ) {
-                    started.generation = None;
                     self.audio = Some(started);
                 }
             }

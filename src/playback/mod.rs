@@ -162,12 +162,10 @@ impl PlaybackEngine {
                         e
                     }
                 };
-                let info = builder
-                    .world_mut()
-                    .get::<MediaAsset>(asset)
-                    .cloned()
-                    .ok_or(PlayerError::EmptyTimeline)?;
-                let placed = edit::place(asset, &info, (ti, ci), clip, project.frame_rate)?;
+                let placed = match builder.world_mut().get::<MediaAsset>(asset) {
+                    Some(info) => edit::place(asset, info, (ti, ci), clip, project.frame_rate)?,
+                    None => return Err(PlayerError::EmptyTimeline),
+                };
                 builder.clip(placed, &clip.effects);
             }
         }

@@ -55,7 +55,7 @@ pub use resources::{
 pub use timeline_index::{TimelineIndex, TrackIndex, index_timeline};
 pub use world::{
     ClearedFrames, TimelineSync, WorldBuilder, clear_frames, drop_proxy_entities, flush_disk,
-    set_clip_effects, sync_timeline,
+    sync_timeline,
 };
 
 use bevy_ecs::prelude::*;

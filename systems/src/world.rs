@@ -1,8 +1,8 @@
 //! World assembly and the edits that reach into it: [`WorldBuilder`] inserts every resource the
 //! playback schedule reads, spawns tracks, assets and clips, and hands back the world with
 //! its schedule (the engine's facade and the systems' tests build worlds the same way); the
-//! functions below change a built world between ticks (a clip's effects, emptying the frame
-//! caches, dropping proxy entities, draining the disk writer).
+//! functions below change a built world between ticks (the timeline after an edit, emptying the
+//! frame caches, dropping proxy entities, draining the disk writer).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -127,23 +127,6 @@ impl WorldBuilder {
         let _ = self.world.run_system_once(index_timeline);
         (self.world, playback_schedule())
     }
-}
-
-/// Replaces the effects of the clip on `track` that starts at timeline frame `start` (an
-/// empty stack removes them); its effects hash changes with it, so exactly that clip's
-/// rendered frames miss from now on. Starts the GPU when the stack has effects. `false` when
-/// there is no such clip.
-pub fn set_clip_effects(world: &mut World, track: usize, start: u64, effects: EffectStack) -> bool {
-    let mut q = world.query::<(Entity, &Clip)>();
-    let Some(e) = q
-        .iter(world)
-        .find(|(_, c)| c.track == track && c.start == start)
-        .map(|(e, _)| e)
-    else {
-        return false;
-    };
-    set_effects(world, e, effects);
-    true
 }
 
 /// What [`sync_timeline`] did to the world's clips.
