@@ -165,5 +165,66 @@ fn streaming(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, effects, streaming);
+/// An effects frame to a texture a GPU host can draw: rendered on a device of the engine's
+/// own, read back, uploaded to the host's device (`own_device_then_upload`), against rendered
+/// on the host's device, whose texture comes with the frame (`host_device_texture`). Both
+/// wait until the texture is written. Baseline: a memcpy of the frame's RGBA8 bytes.
+fn host_texture(c: &mut Criterion) {
+    use framelock_engine::gpu::{HostDevice, TextureOutput};
+    if std::env::var_os("FRAMELOCK_BENCH_NO_GPU").is_some() {
+        return;
+    }
+    let (Ok(mut own), Ok((device, queue))) = (
+        Gpu::new(&GpuOptions::default()),
+        TextureOutput::open_device(true),
+    ) else {
+        return;
+    };
+    let mut output = TextureOutput::new(device.clone(), queue.clone());
+    let mut shared = Gpu::new(&GpuOptions {
+        host: Some(HostDevice::new(device.clone(), queue)),
+        ..GpuOptions::default()
+    })
+    .expect("the host's device");
+    let wait = || {
+        let _ = device.poll(framelock::wgpu::PollType::wait_indefinitely());
+    };
+    for (res, w, h) in sizes() {
+        let frame = card(1, w, h);
+        let j = job(&frame, vec![full_stack()[0]], false);
+        let mut group = c.benchmark_group(format!("host_texture_{res}"));
+        group.sample_size(10);
+        group.measurement_time(Duration::from_secs(3));
+        group.bench_function("own_device_then_upload", |b| {
+            b.iter(|| {
+                let r = own.render(&j).expect("gpu");
+                let picture = framelock_engine::render::rgba_picture(&r, None);
+                let t = output.upload(&picture).expect("upload");
+                wait();
+                own.recycle(r.rgba);
+                t
+            })
+        });
+        group.bench_function("host_device_texture", |b| {
+            b.iter(|| {
+                let r = shared.render(&j).expect("gpu");
+                let t = r.texture.expect("a texture");
+                wait();
+                shared.recycle(r.rgba);
+                t
+            })
+        });
+        let src = vec![1u8; w as usize * h as usize * 4];
+        let mut dst = vec![0u8; src.len()];
+        group.bench_function("memcpy_rgba8", |b| {
+            b.iter(|| {
+                dst.copy_from_slice(std::hint::black_box(&src));
+                std::hint::black_box(&dst);
+            })
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, effects, streaming, host_texture);
 criterion_main!(benches);

@@ -88,7 +88,8 @@ pub use framelock_engine::cache::{
 pub use framelock_engine::effects::RenderError;
 pub use framelock_engine::fs::AtomicFile;
 pub use framelock_engine::gpu::{
-    AdapterSummary, GpuOptions, TextureOutput, TextureOutputError, adapters,
+    AdapterSummary, GpuOptions, HostDevice, HostTextures, OutputCounts, TextureOutput,
+    TextureOutputError, adapters,
 };
 /// Debian's libav as a decoder backend (the `ffmpeg` feature).
 #[cfg(feature = "ffmpeg")]

@@ -285,7 +285,10 @@ impl Player {
     /// The newest presented frame as an RGBA8 texture on the host's own wgpu device (see
     /// [`TextureOutput`](crate::TextureOutput)): call it from the host's render thread at its
     /// vsync. A frame is uploaded once (Y'CbCr planes, converted on the host's GPU); later
-    /// calls before the next frame return the same texture. With its number (as
+    /// calls before the next frame return the same texture. When the player's effects render
+    /// on the host's device ([`TextureOutput::share`](crate::TextureOutput::share) in
+    /// [`GpuOptions::host`](crate::GpuOptions::host)), an effects frame is the GPU's own
+    /// texture of it: nothing uploaded or read back on the way. With its number (as
     /// [`Player::current_frame_numbered`]) and the frame. `None` before the first frame.
     #[allow(
         clippy::type_complexity,
@@ -297,11 +300,7 @@ impl Player {
     ) -> Option<Result<(u64, crate::wgpu::Texture, PresentedFrame), crate::TextureOutputError>>
     {
         let (n, frame) = self.current_frame_numbered()?;
-        Some(
-            output
-                .upload_numbered(n, &frame.picture)
-                .map(|t| (n, t, frame)),
-        )
+        Some(output.show(n, &frame.picture).map(|t| (n, t, frame)))
     }
 
     /// Whether clips play from proxies (from the next tick on).

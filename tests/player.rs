@@ -391,3 +391,71 @@ fn the_newest_frame_comes_as_a_texture_on_the_hosts_device() {
         }
     }
 }
+
+#[test]
+fn effects_render_on_the_hosts_device_and_are_drawn_without_an_upload() {
+    if std::env::var_os("FRAMELOCK_SKIP_GPU_TESTS").is_some() {
+        eprintln!("FRAMELOCK_SKIP_GPU_TESTS is set: skipping a GPU test");
+        return;
+    }
+    let (device, queue) = framelock::TextureOutput::open_device(true).expect(
+        "no wgpu adapter: install mesa-vulkan-drivers (lavapipe) or set FRAMELOCK_SKIP_GPU_TESTS=1",
+    );
+    let mut output = framelock::TextureOutput::new(device, queue);
+    let mut project = project();
+    let mut graded = project.tracks[0].clips[0].clone();
+    graded.start = 100;
+    graded.duration = 20;
+    graded
+        .effects
+        .effects
+        .push(framelock::Effect::Sharpen { amount: 0.5 });
+    project.tracks[0].clips.push(graded);
+    let (tx, rx) = sync_channel(4096);
+    let options = EngineOptions {
+        registry: DecoderRegistry::openh264_only(),
+        // The engine's effects run on the output's (the host's) device.
+        gpu: Some(framelock::GpuOptions {
+            host: Some(output.share()),
+            ..framelock::GpuOptions::default()
+        }),
+        gpu_use: framelock::GpuUse::Always,
+        ..EngineOptions::default()
+    };
+    let player = Player::open(&project, options, move |f| {
+        let _ = tx.try_send(f);
+    })
+    .expect("open");
+    // An effects frame: the GPU's own texture, the same pixels as the bytes read back.
+    player.seek_frame(110);
+    wait_for(&rx, 110);
+    let (_, texture, frame) = player
+        .current_texture(&mut output)
+        .expect("a frame")
+        .expect("a texture");
+    assert_eq!(frame.timeline_frame, 110);
+    assert_eq!(frame.picture.format, framelock::PixelFormat::Rgba8);
+    assert_eq!(
+        output.counts(),
+        framelock::OutputCounts {
+            uploaded: 0,
+            shared: 1
+        },
+        "the effects frame was uploaded instead of shared"
+    );
+    assert_eq!(output.read_rgba(&texture), frame.picture.to_rgba());
+    assert_eq!(
+        (texture.width(), texture.height()),
+        (frame.picture.width, frame.picture.height)
+    );
+    // A plain frame has no engine texture: it is uploaded (as Y'CbCr planes).
+    player.seek_frame(30);
+    wait_for(&rx, 30);
+    let (_, texture, frame) = player.current_texture(&mut output).unwrap().unwrap();
+    assert_eq!(frame.picture.format, framelock::PixelFormat::Yuv420p);
+    assert_eq!(output.counts().uploaded, 1);
+    assert_eq!(
+        output.read_rgba(&texture).len(),
+        frame.picture.to_rgba().len()
+    );
+}

@@ -620,3 +620,45 @@ fn the_texture_output_matches_the_cpu_conversion() {
     short.height = 200;
     assert!(out.upload(&short).is_err());
 }
+
+/// On the host's device every frame is also left in a texture there, with the very pixels
+/// read back, at any width (rows not padded), and nothing else about the frame changes.
+#[test]
+fn on_the_hosts_device_each_frame_is_also_a_texture() {
+    use framelock_engine::gpu::{HostDevice, TextureOutput};
+    if std::env::var_os("FRAMELOCK_SKIP_GPU_TESTS").is_some() {
+        eprintln!("FRAMELOCK_SKIP_GPU_TESTS is set: skipping a GPU test");
+        return;
+    }
+    let (device, queue) = TextureOutput::open_device(true).expect(
+        "no wgpu adapter: install mesa-vulkan-drivers (lavapipe) or set FRAMELOCK_SKIP_GPU_TESTS=1",
+    );
+    let out = TextureOutput::new(device.clone(), queue.clone());
+    let mut gpu = Gpu::new(&GpuOptions {
+        host: Some(HostDevice::new(device, queue)),
+        ..poisoned()
+    })
+    .expect("a GPU on the host's device");
+    let mut own = self::gpu(poisoned()).expect("a GPU");
+    for (w, h) in [(317, 181), (64, 36)] {
+        let j = job(
+            w,
+            h,
+            vec![layer(
+                random_frame(w as u64, PixelFormat::Yuv420p, w, h),
+                vec![Effect::Sharpen { amount: 0.7 }],
+            )],
+        );
+        let shared = gpu.render(&j).expect("render on the host's device");
+        let texture = shared
+            .texture
+            .clone()
+            .expect("a texture on the host's device");
+        assert_eq!((texture.width(), texture.height()), (w, h));
+        assert_eq!(out.read_rgba(&texture), shared.rgba, "{w}x{h}");
+        // The same frame as on a device of the engine's own, which leaves no texture.
+        let alone = own.render(&j).expect("render");
+        assert!(alone.texture.is_none());
+        assert_eq!(alone.rgba, shared.rgba, "{w}x{h}");
+    }
+}

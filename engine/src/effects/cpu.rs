@@ -312,6 +312,7 @@ pub fn render(job: &RenderJob) -> Result<RenderedRgba, RenderError> {
         rgba: out.to_rgba8(),
         lod: job.lod,
         tag: job.tag,
+        texture: None,
     })
 }
 

@@ -69,6 +69,9 @@ pub struct RenderedRgba {
     pub lod: EffectLod,
     /// The job's tag.
     pub tag: u64,
+    /// The same pixels in a texture on the host's device, when the GPU path rendered the
+    /// frame on it ([`crate::gpu::HostDevice`]); `None` otherwise.
+    pub texture: Option<wgpu::Texture>,
 }
 
 /// Why a frame could not be rendered.

@@ -18,6 +18,10 @@ const FIXED: &[(&str, &str)] = &[
         "output_texture",
         include_str!("../../../shaders/output_texture.wgsl"),
     ),
+    (
+        "packed_to_texture",
+        include_str!("../../../shaders/packed_to_texture.wgsl"),
+    ),
 ];
 
 /// Grades one pass can run as a chain: `grade.wgsl`, `yuv_to_rgba.wgsl` and `pack_rgba8.wgsl`

@@ -24,13 +24,15 @@
 //! need no texture formats or row alignment and results match the CPU path to float rounding.
 
 mod device;
+mod host;
 mod kernels;
 mod output;
 
 use std::collections::{HashMap, VecDeque};
 
 pub use device::{BlurKernel, DeviceStats, GpuDevice};
-pub use output::{TextureOutput, TextureOutputError};
+pub use host::{HostDevice, HostTextures};
+pub use output::{OutputCounts, TextureOutput, TextureOutputError};
 
 /// The shader files the pipelines are built from (`shaders/<name>.wgsl`), derived from the
 /// fixed kernels and the effect table.
@@ -66,6 +68,9 @@ pub struct GpuOptions {
     /// Tests: every buffer a frame writes is filled with `0xFF` bytes (NaN) before use, so a
     /// pixel a shader fails to write shows in the result.
     pub poison: bool,
+    /// The host's own device (see [`HostDevice`]): effects render on it, one device only,
+    /// and each finished frame is also left in a texture on it for the host to draw.
+    pub host: Option<HostDevice>,
 }
 
 impl Default for GpuOptions {
@@ -76,6 +81,7 @@ impl Default for GpuOptions {
             vram_budget: 512 << 20,
             allow_software: true,
             poison: false,
+            host: None,
         }
     }
 }
@@ -165,6 +171,9 @@ impl std::fmt::Debug for Gpu {
 impl Gpu {
     /// Opens the devices `options` asks for.
     pub fn new(options: &GpuOptions) -> Result<Self, GpuError> {
+        if let Some(host) = &options.host {
+            return Ok(Self::with_devices(vec![GpuDevice::on_host(host, options)]));
+        }
         let instance = instance();
         let adapters: Vec<wgpu::Adapter> = sorted_adapters(&instance)
             .into_iter()
@@ -179,13 +188,17 @@ impl Gpu {
             let adapter = adapters.get(i).unwrap_or(best);
             devices.push(GpuDevice::new(adapter, options)?);
         }
-        Ok(Self {
+        Ok(Self::with_devices(devices))
+    }
+
+    fn with_devices(devices: Vec<GpuDevice>) -> Self {
+        Self {
             devices,
             order: VecDeque::new(),
             next_ticket: 0,
             early: HashMap::new(),
             round_robin: 0,
-        })
+        }
     }
 
     /// The devices' names (as the drivers report them).

@@ -30,6 +30,19 @@ pub struct TextureOutput {
     /// The number of the last frame uploaded by [`TextureOutput::upload_numbered`], and its
     /// texture.
     last: Option<(u64, wgpu::Texture)>,
+    /// The engine's textures, when [`TextureOutput::share`] gave it this device.
+    shared: Option<super::HostTextures>,
+    counts: OutputCounts,
+}
+
+/// How the pictures [`TextureOutput::show`] returned got into their textures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutputCounts {
+    /// Uploaded from the CPU (Y'CbCr planes converted on the device, or RGBA8 copied in).
+    pub uploaded: u64,
+    /// The engine's own texture of the frame, rendered on this device: nothing uploaded,
+    /// nothing read back on the way.
+    pub shared: u64,
 }
 
 impl std::fmt::Debug for TextureOutput {
@@ -218,7 +231,49 @@ impl TextureOutput {
             ring: Vec::new(),
             next: 0,
             last: None,
+            shared: None,
+            counts: OutputCounts::default(),
         }
+    }
+
+    /// This output's device for the engine to render effects on: pass it as
+    /// [`GpuOptions::host`](super::GpuOptions::host). Frames the GPU path renders are then
+    /// also written into textures on this device, and [`TextureOutput::show`] hands those
+    /// out instead of uploading the picture (see [`super::HostDevice`]).
+    pub fn share(&mut self) -> super::HostDevice {
+        let host = super::HostDevice::new(self.device.clone(), self.queue.clone());
+        self.shared = Some(host.textures.clone());
+        host
+    }
+
+    /// How the pictures shown so far got into their textures.
+    pub fn counts(&self) -> OutputCounts {
+        self.counts
+    }
+
+    /// The texture to draw numbered frame `number` with (a frame slot's numbers): the
+    /// engine's own texture of `picture` when it rendered it on this device (see
+    /// [`TextureOutput::share`]), else `picture` uploaded ([`TextureOutput::upload`]). A
+    /// number already shown returns the same texture again.
+    pub fn show(
+        &mut self,
+        number: u64,
+        picture: &std::sync::Arc<Picture>,
+    ) -> Result<wgpu::Texture, TextureOutputError> {
+        if let Some((n, t)) = &self.last
+            && *n == number
+        {
+            return Ok(t.clone());
+        }
+        let t = match self.shared.as_ref().and_then(|s| s.find(picture)) {
+            Some(t) => {
+                self.counts.shared += 1;
+                t
+            }
+            None => self.upload(picture)?,
+        };
+        self.last = Some((number, t.clone()));
+        Ok(t)
     }
 
     /// A device and queue on the best adapter (as [`super::adapters`] orders them; a
@@ -291,6 +346,7 @@ impl TextureOutput {
     /// `TEXTURE_BINDING` and `COPY_SRC`) and returns it. The upload and conversion are
     /// submitted on the host's queue, not waited for.
     pub fn upload(&mut self, picture: &Picture) -> Result<wgpu::Texture, TextureOutputError> {
+        self.counts.uploaded += 1;
         let (w, h) = (picture.width, picture.height);
         let max = self.device.limits().max_texture_dimension_2d;
         if w == 0 || h == 0 || w > max || h > max {
@@ -356,10 +412,7 @@ impl TextureOutput {
 
     /// The ring's next texture, (re)made at `size`.
     fn target(&mut self, size: (u32, u32)) -> wgpu::Texture {
-        let usage = wgpu::TextureUsages::TEXTURE_BINDING
-            | wgpu::TextureUsages::STORAGE_BINDING
-            | wgpu::TextureUsages::COPY_DST
-            | wgpu::TextureUsages::COPY_SRC;
+        let usage = super::host::USAGE;
         let fits = |t: &wgpu::Texture| (t.width(), t.height()) == size;
         if self.ring.len() < RING || !fits(&self.ring[self.next]) {
             let t = texture(&self.device, size, wgpu::TextureFormat::Rgba8Unorm, usage);

@@ -170,11 +170,16 @@ fn finish_gpu(
         return;
     };
     let done = match result {
-        Ok(rgba) => {
+        Ok(mut rgba) => {
             let pool = ctx.pool.as_ref();
             let picture = task
                 .output
                 .convert(Arc::new(rgba_picture(&rgba, pool)), pool);
+            // On the host's device the frame is in a texture too, kept for the host to draw
+            // when this picture is presented.
+            if let (Some(texture), Some(host)) = (rgba.texture.take(), &ctx.options.host) {
+                host.textures.insert(&picture, texture);
+            }
             gpu.recycle(rgba.rgba);
             RenderDone {
                 ticket: task.ticket,

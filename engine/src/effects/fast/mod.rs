@@ -324,6 +324,7 @@ pub fn render(job: &RenderJob) -> Result<RenderedRgba, RenderError> {
         rgba,
         lod: job.lod,
         tag: job.tag,
+        texture: None,
     })
 }
 

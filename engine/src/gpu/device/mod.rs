@@ -13,6 +13,7 @@ mod vram;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
+use super::host::ToTexture;
 use super::kernels::{Kernels, PARAMS_SLOT};
 use super::{GpuError, GpuOptions};
 use crate::effects::ops::ResizeFilter;
@@ -90,6 +91,8 @@ pub struct GpuDevice {
     blur: BlurKernel,
     poison: bool,
     timestamps: Option<Timestamps>,
+    /// On the host's device: each frame is also written into a texture for the host.
+    to_texture: Option<ToTexture>,
 }
 
 /// Copies of a frame's worth (megabytes) to and from mapped GPU memory run in 1 MiB pieces on
@@ -152,7 +155,6 @@ const WORK_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
 impl GpuDevice {
     /// Opens a device on `adapter`.
     pub(super) fn new(adapter: &wgpu::Adapter, options: &GpuOptions) -> Result<Self, GpuError> {
-        let info = adapter.get_info();
         let limits = adapter.limits();
         let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
@@ -162,7 +164,7 @@ impl GpuDevice {
             } else {
                 wgpu::Features::empty()
             },
-            required_limits: limits.clone(),
+            required_limits: limits,
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
@@ -181,6 +183,26 @@ impl GpuDevice {
                 slot.get_or_insert_with(|| format!("device lost ({reason:?}): {msg}"));
             }
         });
+        Ok(Self::with_device(device, queue, error, options, false))
+    }
+
+    /// The host's device (see [`crate::gpu::HostDevice`]). Its error and device-lost
+    /// handlers stay the host's: the engine installs none on a device it does not own.
+    pub(super) fn on_host(host: &crate::gpu::HostDevice, options: &GpuOptions) -> Self {
+        let (device, queue) = (host.device.clone(), host.queue.clone());
+        Self::with_device(device, queue, Arc::default(), options, true)
+    }
+
+    fn with_device(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        error: Arc<Mutex<Option<String>>>,
+        options: &GpuOptions,
+        shared: bool,
+    ) -> Self {
+        let info = device.adapter_info();
+        let limits = device.limits();
+        let timestamps = device.features().contains(wgpu::Features::TIMESTAMP_QUERY);
         let k = Kernels::new(&device);
         let params = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("params"),
@@ -211,7 +233,8 @@ impl GpuDevice {
                 period_ns: f64::from(queue.get_timestamp_period()),
             }
         });
-        Ok(Self {
+        Self {
+            to_texture: shared.then(|| ToTexture::new(&device)),
             max_binding: limits
                 .max_storage_buffer_binding_size
                 .min(limits.max_buffer_size),
@@ -235,7 +258,7 @@ impl GpuDevice {
             blur: BlurKernel::Auto,
             poison: options.poison,
             timestamps,
-        })
+        }
     }
 
     /// The adapter's name.

@@ -37,6 +37,8 @@ pub(super) struct InFlight {
     pub(super) tag: u64,
     /// The timed passes' kernels, in order.
     pub(super) timed: Vec<Kernel>,
+    /// The frame in a texture on the host's device (a shared device only).
+    pub(super) texture: Option<wgpu::Texture>,
 }
 
 impl GpuDevice {
@@ -182,6 +184,7 @@ impl GpuDevice {
             rgba,
             lod: fl.lod,
             tag: fl.tag,
+            texture: fl.texture,
         })
     }
 }

@@ -126,6 +126,14 @@ impl GpuDevice {
                 }
             }
         }
+        let texture = self.to_texture.as_ref().and_then(|t| {
+            t.record(
+                &self.device,
+                &mut encoder,
+                &enc.bufs[packed].0,
+                (job.width, job.height),
+            )
+        });
         encoder.copy_buffer_to_buffer(
             &enc.bufs[packed].0,
             0,
@@ -182,6 +190,7 @@ impl GpuDevice {
             lod: job.lod,
             tag: job.tag,
             timed,
+            texture,
         });
         Ok(())
     }
