@@ -46,6 +46,7 @@
 //!
 #![doc = include_str!("../README.md")]
 
+mod background;
 mod export;
 mod offline;
 mod output;
@@ -56,6 +57,7 @@ mod player;
 // A hand-picked list: what hosts and the tools use. The crates behind it (components,
 // engine, systems) are the engine's internals; tests and benchmarks that reach into them
 // depend on them directly.
+pub use background::{BackgroundOptions, BackgroundStats, QUIET_TICKS, SLACK};
 /// Distributed render on NATS JetStream (the `farm` feature).
 #[cfg(feature = "farm")]
 pub use export::farm;
@@ -64,7 +66,8 @@ pub use export::{
     Segment, SegmentPlan, VideoCodec,
 };
 pub use framelock_components::{
-    AdaptiveQuality, QualityChange, QualityReason, QualityStep, RenderPriority, quality_ladder,
+    AdaptiveQuality, BackgroundRender, BarColor, BarSpan, PriorityClass, QueueProgress, RenderTask,
+    TaskState, chunks,
 };
 pub use framelock_components::{
     AudioClipDef, AudioFormat, AudioStreamInfo, AudioTrackDef, AutoSwitchThresholds, BlendMode,
@@ -73,6 +76,9 @@ pub use framelock_components::{
     MediaInfo, MemoryBudget, OutputFormat, PlayState, Playhead, Pressure, Project, ProjectError,
     Proxy, ProxyCodec, ProxyGeneration, ProxyPriority, ProxyState, ProxyStrategy, QualitySettings,
     Rational, TierStats, TrackDef, UseProxy, VideoStreamInfo,
+};
+pub use framelock_components::{
+    QualityChange, QualityReason, QualityStep, RenderPriority, quality_ladder,
 };
 pub use framelock_engine::app::{Clock, VirtualClock, WallClock};
 /// The system's default audio output device (the `cpal` feature).

@@ -13,6 +13,7 @@ mod project;
 mod proxy;
 mod quality;
 mod rational;
+mod render_queue;
 
 pub use audio::{AudioClipDef, AudioFormat, AudioTrackDef, ClipAudio, db_to_gain};
 pub use cache::{CacheKey, CacheKind, CacheTier, ClearCache, MemoryBudget, Pressure, TierStats};
@@ -35,3 +36,7 @@ pub use quality::{
     viewer_height,
 };
 pub use rational::Rational;
+pub use render_queue::{
+    BackgroundRender, BarColor, BarSpan, PriorityClass, QueueProgress, RenderTask, TaskState,
+    chunks, spans,
+};

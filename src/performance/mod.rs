@@ -28,6 +28,10 @@ use crate::playback::{CacheStats, PlaybackEngine};
 /// project's test media on the development machine: 4K ≈ 32 ms, 1080p ≈ 8 ms a frame).
 pub const ASSUMED_SECONDS_PER_PIXEL: f64 = 4.0e-9;
 
+/// What the timeline performance map assumes one effect costs per output pixel on one render
+/// worker (about one pass of the fast CPU path over a frame).
+pub const ASSUMED_EFFECT_SECONDS_PER_PIXEL: f64 = 5.0e-9;
+
 /// A preset of the quality settings that trade picture for smoothness; each sets the
 /// quality controller's limits (the ladder's floor) as well as the proxy and drop policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

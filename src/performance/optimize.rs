@@ -5,16 +5,16 @@
 use std::path::PathBuf;
 
 use framelock_components::{
-    ClearCache, Clip, Lod, MediaAsset, MemoryBudget, OutputFormat, ProxyAssets, QualitySettings,
-    UseProxy,
+    ClearCache, Clip, EffectStack, Lod, MediaAsset, MemoryBudget, OutputFormat, ProxyAssets,
+    QualitySettings, UseProxy,
 };
 #[cfg(doc)]
 use framelock_engine::render::GpuUse;
-use framelock_systems::{DecodeLoad, Decoders, RenderCost, RenderState, TimelineIndex};
+use framelock_systems::{DecodeLoad, Decoders, RenderCost, RenderState, Renderer, TimelineIndex};
 
 use super::{
-    ASSUMED_SECONDS_PER_PIXEL, OptimizationAction, OptimizationReport, QualityMode, SegmentCost,
-    SegmentStatus, Suggestion, SuggestionKind,
+    ASSUMED_EFFECT_SECONDS_PER_PIXEL, ASSUMED_SECONDS_PER_PIXEL, OptimizationAction,
+    OptimizationReport, QualityMode, SegmentCost, SegmentStatus, Suggestion, SuggestionKind,
 };
 use crate::playback::{PlaybackEngine, PlayerError};
 
@@ -42,6 +42,8 @@ impl PlaybackEngine {
         let composite = world.resource::<RenderCost>().composite_secs;
         let per_pixel = self.seconds_per_pixel();
         let budget_ms = 1e3 / output.frame_rate.as_f64().max(1e-9);
+        let out_pixels = f64::from(output.width) * f64::from(output.height);
+        let render_workers = world.resource::<Renderer>().0.cpu_workers().max(1) as f64;
         let mut cuts: Vec<u64> = vec![0, self.playhead().duration];
         for track in &timeline.tracks {
             for &(start, end, _) in &track.clips {
@@ -81,9 +83,22 @@ impl PlaybackEngine {
                     }
                 };
             }
+            // Effects: an estimate per effect and output pixel over the render workers
+            // (their measured time is per frame, not per stretch).
+            let effects: usize = visible
+                .iter()
+                .filter_map(|&(e, _)| world.get::<EffectStack>(e))
+                .map(|s| s.effects.len())
+                .sum();
             let mut cost_ms = secs / workers * 1e3;
             if visible.len() > 1 {
                 cost_ms += composite * 1e3;
+            }
+            if effects > 0 {
+                estimated = true;
+                cost_ms += effects as f64 * out_pixels * ASSUMED_EFFECT_SECONDS_PER_PIXEL
+                    / render_workers
+                    * 1e3;
             }
             out.push(SegmentCost {
                 start,

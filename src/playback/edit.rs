@@ -205,8 +205,19 @@ impl PlaybackEngine {
         let sync = framelock_systems::sync_timeline(&mut self.world, &next, &assets);
         debug_assert!(sync.is_some(), "every clip's asset was spawned");
         self.last_sync = sync.unwrap_or_default();
+        // The timeline's index now, not at the next tick: what is asked of the timeline
+        // between ticks (the render bar, the background queue) sees the edit at once. (The
+        // schedule's own run rebuilds it again on the next tick, from the same data.)
+        {
+            use bevy_ecs::system::RunSystemOnce;
+            let _ = self
+                .world
+                .run_system_once(framelock_systems::index_timeline);
+        }
         self.project = next;
         self.resync_audio();
+        let now = self.clock_now();
+        self.background.edited(&mut self.world, now);
         let p = self.playhead();
         self.emit(EngineEvent::TimelineEdited {
             edits: p.edits,

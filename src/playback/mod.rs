@@ -64,7 +64,7 @@ pub(crate) fn queue_proxies(
 
 /// A project loaded into an ECS world, played by ticks.
 pub struct PlaybackEngine {
-    world: World,
+    pub(crate) world: World,
     schedule: Schedule,
     pacer: FramePacer,
     clock: Arc<dyn Clock>,
@@ -91,11 +91,13 @@ pub struct PlaybackEngine {
     /// The play state last reported.
     reported_state: PlayState,
     /// The timeline as edited ([`PlaybackEngine::edit`]).
-    project: Project,
+    pub(crate) project: Project,
     /// What opening an edit's new media needs.
     media: edit::MediaContext,
     /// What the last edit did to the clip entities.
     last_sync: TimelineSync,
+    /// The background render queue's engine side.
+    pub(crate) background: crate::background::Background,
 }
 
 /// Events the host has not read yet, at most.
@@ -191,6 +193,7 @@ impl PlaybackEngine {
             });
         }
         builder.sink(sink);
+        let background = crate::background::Background::new(&options);
         let pool = builder.pool();
         let progress = Progress::default();
         let mut service = RenderService::new(RenderServiceOptions {
@@ -265,6 +268,7 @@ impl PlaybackEngine {
             project: project.clone(),
             media,
             last_sync: TimelineSync::default(),
+            background,
         })
     }
 
@@ -302,6 +306,12 @@ impl PlaybackEngine {
         metrics.record_tick(took, at, playing, due, presented);
         self.last_tick = Some(plan.tick);
         self.emit_tick_events();
+        self.background_tick(took);
+    }
+
+    /// The clock's time now.
+    pub(crate) fn clock_now(&self) -> Duration {
+        self.clock.now()
     }
 
     /// Restarts tick timing from now (after a pause in driving the loop).
@@ -358,12 +368,14 @@ impl PlaybackEngine {
             p.state = PlayState::Playing;
             p.fresh = true;
         }
+        self.background.touch(self.clock.now());
         self.emit_state();
     }
 
     /// Stops advancing (the current frame stays on screen).
     pub fn pause(&mut self) {
         self.world.resource_mut::<Playhead>().state = PlayState::Paused;
+        self.background.touch(self.clock.now());
         self.emit_state();
     }
 
@@ -379,6 +391,7 @@ impl PlaybackEngine {
     /// Jumps to timeline frame `frame` (clamped); stale decode work is cancelled.
     pub fn seek_frame(&mut self, frame: u64) {
         self.world.resource_mut::<Playhead>().seek(frame);
+        self.background.touch(self.clock.now());
     }
 
     /// Jumps to the frame shown at `seconds` (exact: the last frame starting at or before it).

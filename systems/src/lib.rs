@@ -47,7 +47,10 @@ pub use prefetch::{PrefetchState, SCRUB_MEMORY_TICKS, prefetch};
 pub use present::present;
 pub use profile::profile;
 pub use proxy_sync::proxy_sync;
-pub use render::{RenderMode, RenderState, RenderStats, Renderer, next_lod, render};
+pub use render::{
+    FrameKey, RenderMode, RenderState, RenderStats, Renderer, frame_keys, keep_rendered, next_lod,
+    render,
+};
 pub use resources::{
     AssetIds, Composited, DecodeGenerations, DecodeLoad, Decoders, FrameIndex, FramePixels,
     FrameSink, LayerSource, Pending, PresentedFrame, ProxyService, Tick,

@@ -66,6 +66,10 @@ pub struct PresentedFrame {
     /// The LOD the frame's effects ran at (`None`: no effects; the layers were composited
     /// as decoded).
     pub effect_lod: Option<framelock_components::EffectLod>,
+    /// The content key its picture is kept under in the rendered tiers (a hash of what made
+    /// it: sources, source frames, effects, size, LOD); a repeat carries its picture's.
+    /// Background render hands its pictures to playback by it.
+    pub content_key: Option<framelock_components::CacheKey>,
 }
 
 /// This tick's composite, if every layer was ready.

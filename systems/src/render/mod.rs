@@ -34,6 +34,7 @@
 //! held: the driver waits between ticks (never inside one) and ticks again.
 
 pub(crate) mod gather;
+mod keys;
 mod system;
 mod work;
 
@@ -43,6 +44,7 @@ use bevy_ecs::prelude::*;
 use framelock_components::{CacheKey, EffectLod, Pressure};
 use framelock_engine::render::{OutputPixels, RenderService};
 
+pub use keys::{FrameKey, frame_keys, keep_rendered};
 pub use system::render;
 
 /// The render service, as a resource.

@@ -24,7 +24,7 @@ use framelock_components::{Clip, EffectStack, EffectsKey, Lod, MediaAsset, Proxy
 use framelock_engine::render::{RenderPath, Work};
 
 use super::gather::{AssetQuery, ClipQuery, Found, FrameLayers};
-use super::work::{Submit, build, layer_sources, make, presented, submit, trivial_picture};
+use super::work::{Submit, build, keyed, layer_sources, make, presented, submit, trivial_picture};
 use super::{RenderMode, RenderState, Renderer, next_lod};
 use crate::cache::{Memory, RenderCost, RenderedFrames};
 use crate::{
@@ -183,16 +183,19 @@ pub fn render(
         let key = frame.key(size, lod, pixels_out);
         // Rendered ahead before the last change of playback resolution: the same frame, at
         // the size (and any LOD) of then.
-        let mut hit = rendered.get(key);
+        let mut hit = rendered.get(key).map(|p| (p, key));
         if hit.is_none()
             && let Some(height) = adaptive.previous_height
         {
             let size = output.preview_size(height);
             hit = [EffectLod::Full, EffectLod::Half, EffectLod::Quarter]
                 .into_iter()
-                .find_map(|lod| rendered.get(frame.key(size, lod, pixels_out)));
+                .find_map(|lod| {
+                    let k = frame.key(size, lod, pixels_out);
+                    rendered.get(k).map(|p| (p, k))
+                });
         }
-        if let Some(picture) = hit {
+        if let Some((picture, hit_key)) = hit {
             if first_count {
                 metrics.cache_hits += 1;
             }
@@ -205,8 +208,9 @@ pub fn render(
                     source_frame: l.source,
                 })
                 .collect();
-            composited.0 = Some(presented(
-                t, tick.index, picture, preferred, false, true, effect_lod,
+            composited.0 = Some(keyed(
+                presented(t, tick.index, picture, preferred, false, true, effect_lod),
+                hit_key,
             ));
         } else {
             let missing = frame.find_decoded(&index, &pixels, offline, found);
@@ -236,8 +240,9 @@ pub fn render(
                 match picture {
                     Some(picture) => {
                         let sources = layer_sources(frame, found);
-                        composited.0 = Some(presented(
-                            t, tick.index, picture, sources, false, true, effect_lod,
+                        composited.0 = Some(keyed(
+                            presented(t, tick.index, picture, sources, false, true, effect_lod),
+                            actual,
                         ));
                     }
                     None => {
@@ -281,8 +286,11 @@ pub fn render(
             && let Some(picture) = rendered.get(p.key)
         {
             let effect_lod = frame.any_stack.then_some(lod);
-            composited.0 = Some(presented(
-                p.frame.0, tick.index, picture, p.sources, true, true, effect_lod,
+            composited.0 = Some(keyed(
+                presented(
+                    p.frame.0, tick.index, picture, p.sources, true, true, effect_lod,
+                ),
+                p.key,
             ));
         } else {
             // The stand-in's (timeline frame, late, exact), its layers gathered in `frame`
@@ -321,8 +329,12 @@ pub fn render(
             {
                 let sources = layer_sources(frame, found);
                 let effect_lod = frame.any_stack.then_some(lod);
-                composited.0 = Some(presented(
-                    shown_t, tick.index, picture, sources, late, exact, effect_lod,
+                let key = frame.key_from(size, lod, pixels_out, found);
+                composited.0 = Some(keyed(
+                    presented(
+                        shown_t, tick.index, picture, sources, late, exact, effect_lod,
+                    ),
+                    key,
                 ));
             }
         }

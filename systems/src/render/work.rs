@@ -33,7 +33,17 @@ pub(super) fn presented(
         late,
         exact,
         effect_lod,
+        content_key: None,
     }
+}
+
+/// `frame` with the content key of its picture.
+pub(super) fn keyed(
+    mut frame: PresentedFrame,
+    key: framelock_components::CacheKey,
+) -> PresentedFrame {
+    frame.content_key = Some(key);
+    frame
 }
 
 /// The picture of a one-layer pass-through (or a gap), made at once; `None` for real work.

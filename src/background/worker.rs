@@ -1,0 +1,184 @@
+//! The background renderer's thread: an [`OfflineRenderer`] of its own (own decoders, one
+//! render worker, the CPU path) that renders the runs of frames it is sent, in order, and
+//! reports each picture with its content key. Between frames — never inside a tick of
+//! either engine — it holds while the gate is shut (playback needs the machine) and stops a
+//! run as soon as its token is withdrawn (an edit, a clear).
+
+use std::ops::{ControlFlow, Range};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+use framelock_components::{CacheKey, Project};
+use framelock_engine::media::Picture;
+
+use crate::EngineOptions;
+use crate::offline::OfflineRenderer;
+
+/// A chunk's runs of frames to render.
+pub(super) struct Job {
+    /// Withdrawn (the shared token moves on) when the work is no longer wanted.
+    pub token: u64,
+    /// The timeline generation the frames belong to.
+    pub generation: u64,
+    /// The timeline, when it changed since the last job.
+    pub project: Option<Project>,
+    /// Frames to render, in order.
+    pub runs: Vec<Range<u64>>,
+}
+
+/// What the thread says.
+pub(super) enum Report {
+    /// One picture.
+    Frame {
+        token: u64,
+        generation: u64,
+        key: Option<CacheKey>,
+        picture: Arc<Picture>,
+    },
+    /// The job's runs are rendered (or it was withdrawn: `complete` false).
+    Done { token: u64, complete: bool },
+    /// The job failed (its project would not open, a frame would not render).
+    Failed { token: u64, error: String },
+}
+
+/// The thread and its controls.
+pub(super) struct Worker {
+    pub jobs: Sender<Job>,
+    pub reports: Receiver<Report>,
+    /// The token of the job that may run; anything else stops.
+    pub token: Arc<AtomicU64>,
+    /// Shut: hold before the next frame.
+    pub gate: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+/// How often a held worker looks at its gate again.
+const HOLD_POLL: Duration = Duration::from_millis(2);
+
+impl Worker {
+    /// Starts the thread; its engines open with `options`.
+    pub fn spawn(options: EngineOptions) -> std::io::Result<Self> {
+        let (jobs, job_rx) = crossbeam_channel::bounded::<Job>(1);
+        let (report_tx, reports) = crossbeam_channel::bounded::<Report>(64);
+        let token = Arc::new(AtomicU64::new(0));
+        let gate = Arc::new(AtomicBool::new(false));
+        let (t, g) = (token.clone(), gate.clone());
+        let handle = std::thread::Builder::new()
+            .name("framelock-background".into())
+            .spawn(move || run(&options, &job_rx, &report_tx, &t, &g))?;
+        Ok(Self {
+            jobs,
+            reports,
+            token,
+            gate,
+            handle: Some(handle),
+        })
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // Withdraw the job and open the gate so a held frame loop sees it; closing the job
+        // channel ends the thread.
+        self.token.fetch_add(1, Ordering::SeqCst);
+        self.gate.store(true, Ordering::SeqCst);
+        let (closed, _) = crossbeam_channel::bounded(1);
+        self.jobs = closed;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn run(
+    options: &EngineOptions,
+    jobs: &Receiver<Job>,
+    reports: &Sender<Report>,
+    token: &AtomicU64,
+    gate: &AtomicBool,
+) {
+    framelock_engine::profile::set_thread_name("framelock-background");
+    let mut renderer: Option<OfflineRenderer> = None;
+    for job in jobs.iter() {
+        if let Some(project) = &job.project {
+            renderer = None;
+            match OfflineRenderer::open(project, options.clone()) {
+                Ok(r) => renderer = Some(r),
+                Err(e) => {
+                    let _ = reports.send(Report::Failed {
+                        token: job.token,
+                        error: e.to_string(),
+                    });
+                    continue;
+                }
+            }
+        }
+        let Some(r) = renderer.as_mut() else {
+            let _ = reports.send(Report::Failed {
+                token: job.token,
+                error: "no timeline to render".into(),
+            });
+            continue;
+        };
+        let wanted = || token.load(Ordering::SeqCst) == job.token;
+        let mut complete = true;
+        let mut failed = None;
+        for run in &job.runs {
+            let result = r.render_while(run.clone(), |f| {
+                while !gate.load(Ordering::SeqCst) && wanted() {
+                    std::thread::sleep(HOLD_POLL);
+                }
+                if !wanted() {
+                    return ControlFlow::Break(());
+                }
+                let report = Report::Frame {
+                    token: job.token,
+                    generation: job.generation,
+                    key: f.content_key,
+                    picture: f.picture,
+                };
+                if send(reports, report, &wanted) {
+                    ControlFlow::Continue(())
+                } else {
+                    ControlFlow::Break(())
+                }
+            });
+            if let Err(e) = result {
+                failed = Some(e.to_string());
+                break;
+            }
+            if !wanted() {
+                complete = false;
+                break;
+            }
+        }
+        let report = match failed {
+            Some(error) => Report::Failed {
+                token: job.token,
+                error,
+            },
+            None => Report::Done {
+                token: job.token,
+                complete,
+            },
+        };
+        if !send(reports, report, &wanted) && wanted() {
+            return;
+        }
+    }
+}
+
+/// Sends `report`, waiting while the engine has not read the ones before, unless the job is
+/// withdrawn meanwhile. `false` when it was not sent.
+fn send(reports: &Sender<Report>, mut report: Report, wanted: &impl Fn() -> bool) -> bool {
+    loop {
+        match reports.send_timeout(report, Duration::from_millis(50)) {
+            Ok(()) => return true,
+            Err(crossbeam_channel::SendTimeoutError::Timeout(r)) if wanted() => report = r,
+            Err(_) => return false,
+        }
+    }
+}
