@@ -1,4 +1,5 @@
-//! The background renderer's thread: an [`OfflineRenderer`] of its own (own decoders, one
+//! The background renderer's thread, at a lowered OS priority (nice +10 on Linux, inherited by
+//! the threads its engine starts): an [`OfflineRenderer`] of its own (own decoders, one
 //! render worker, the CPU path) that renders the runs of frames it is sent, in order, and
 //! reports each picture with its content key. Between frames — never inside a tick of
 //! either engine — it holds while the gate is shut (playback needs the machine) and stops a
@@ -101,6 +102,9 @@ fn run(
     gate: &AtomicBool,
 ) {
     framelock_engine::profile::set_thread_name("framelock-background");
+    // Below playback: the threads its engine starts (decoders, render worker) inherit the
+    // lowered priority, so the OS runs playback's first when both want a core.
+    let _ = framelock_engine::workers::lower_thread_priority();
     let mut renderer: Option<OfflineRenderer> = None;
     for job in jobs.iter() {
         if let Some(project) = &job.project {

@@ -8,6 +8,7 @@
     reason = "a command-line tool prints its results"
 )]
 
+mod background_bench;
 mod bench;
 mod cache_bench;
 mod export_bench;

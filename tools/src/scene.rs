@@ -90,6 +90,11 @@ pub struct Args {
     /// scenes, with ffmpeg (libx264 veryfast, same QP): frames/s of each and the ratios.
     #[arg(long)]
     export: bool,
+    /// Plays the scene without background render, then while the queue renders the whole
+    /// timeline alongside, then renders it in the background while paused (timed) and plays
+    /// it again from the rendered tiers: frames/s and drops of each pass.
+    #[arg(long)]
+    background: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -623,6 +628,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if args.offline {
         options.gpu = (!args.cpu_effects).then(Default::default);
         return offline_bench(&project, &options, &name, args.json);
+    }
+    if args.background {
+        options.gpu = (!args.cpu_effects).then(Default::default);
+        return crate::background_bench::run(&project, &options, &name, args.json);
     }
     if args.export {
         options.gpu = (!args.cpu_effects).then(Default::default);
