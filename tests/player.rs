@@ -338,19 +338,18 @@ fn proxies_are_queued_without_waiting_and_reported_by_event() {
     assert_eq!(ready, Some(90));
 }
 
-#[test]
-fn the_newest_frame_comes_as_a_texture_on_the_hosts_device() {
+/// A texture output on a device opened for the host (a host passes its own), and the project
+/// with a second clip at 100..120 that has an effect (its pictures are RGBA8, the first
+/// clip's Y'CbCr). `None` when `FRAMELOCK_SKIP_GPU_TESTS` is set.
+fn texture_output_and_graded_project() -> Option<(framelock::TextureOutput, Project)> {
     if std::env::var_os("FRAMELOCK_SKIP_GPU_TESTS").is_some() {
         eprintln!("FRAMELOCK_SKIP_GPU_TESTS is set: skipping a GPU test");
-        return;
+        return None;
     }
-    // The host's device (here: one opened for it; a host passes its own).
     let (device, queue) = framelock::TextureOutput::open_device(true).expect(
         "no wgpu adapter: install mesa-vulkan-drivers (lavapipe) or set FRAMELOCK_SKIP_GPU_TESTS=1",
     );
-    let mut output = framelock::TextureOutput::new(device, queue);
     let mut project = project();
-    // A second clip with an effect: its pictures are RGBA8, the first clip's Y'CbCr.
     let mut graded = project.tracks[0].clips[0].clone();
     graded.start = 100;
     graded.duration = 20;
@@ -359,6 +358,14 @@ fn the_newest_frame_comes_as_a_texture_on_the_hosts_device() {
         .effects
         .push(framelock::Effect::Sharpen { amount: 0.5 });
     project.tracks[0].clips.push(graded);
+    Some((framelock::TextureOutput::new(device, queue), project))
+}
+
+#[test]
+fn the_newest_frame_comes_as_a_texture_on_the_hosts_device() {
+    let Some((mut output, project)) = texture_output_and_graded_project() else {
+        return;
+    };
     let (tx, rx) = sync_channel(4096);
     let options = EngineOptions {
         registry: DecoderRegistry::openh264_only(),
@@ -394,23 +401,9 @@ fn the_newest_frame_comes_as_a_texture_on_the_hosts_device() {
 
 #[test]
 fn effects_render_on_the_hosts_device_and_are_drawn_without_an_upload() {
-    if std::env::var_os("FRAMELOCK_SKIP_GPU_TESTS").is_some() {
-        eprintln!("FRAMELOCK_SKIP_GPU_TESTS is set: skipping a GPU test");
+    let Some((mut output, project)) = texture_output_and_graded_project() else {
         return;
-    }
-    let (device, queue) = framelock::TextureOutput::open_device(true).expect(
-        "no wgpu adapter: install mesa-vulkan-drivers (lavapipe) or set FRAMELOCK_SKIP_GPU_TESTS=1",
-    );
-    let mut output = framelock::TextureOutput::new(device, queue);
-    let mut project = project();
-    let mut graded = project.tracks[0].clips[0].clone();
-    graded.start = 100;
-    graded.duration = 20;
-    graded
-        .effects
-        .effects
-        .push(framelock::Effect::Sharpen { amount: 0.5 });
-    project.tracks[0].clips.push(graded);
+    };
     let (tx, rx) = sync_channel(4096);
     let options = EngineOptions {
         registry: DecoderRegistry::openh264_only(),
@@ -426,7 +419,20 @@ fn effects_render_on_the_hosts_device_and_are_drawn_without_an_upload() {
         let _ = tx.try_send(f);
     })
     .expect("open");
-    // An effects frame: the GPU's own texture, the same pixels as the bytes read back.
+    // Effects go to the CPU path until the GPU thread has opened (it builds its pipelines):
+    // wait for it, then an effects frame is the GPU's own texture, the same pixels as the
+    // bytes read back.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !matches!(
+        player.get_metrics().expect("metrics").gpu,
+        framelock::GpuStatus::Active {
+            effects_on: framelock::RenderPath::Gpu,
+            ..
+        }
+    ) {
+        assert!(Instant::now() < deadline, "the GPU never opened");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     player.seek_frame(110);
     wait_for(&rx, 110);
     let (_, texture, frame) = player
