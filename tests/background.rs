@@ -57,6 +57,11 @@ fn project(rate: Rational, fx: EffectStack) -> Project {
 type Shown = Arc<Mutex<Vec<PresentedFrame>>>;
 
 fn open(project: &Project) -> (PlaybackEngine, Shown) {
+    open_with(project, None)
+}
+
+/// [`open`] with a disk tier in `disk`.
+fn open_with(project: &Project, disk: Option<&std::path::Path>) -> (PlaybackEngine, Shown) {
     let shown: Shown = Arc::default();
     let sink = shown.clone();
     let options = EngineOptions {
@@ -67,6 +72,7 @@ fn open(project: &Project) -> (PlaybackEngine, Shown) {
         render_workers: 2,
         gpu: None,
         audio: false,
+        disk_cache: disk.map(|d| framelock::DiskCacheOptions::new(d, 256 << 20)),
         ..EngineOptions::default()
     };
     let mut engine =
@@ -383,4 +389,45 @@ fn edits_invalidate_only_what_they_touch_and_old_work_never_lands() {
         })
         .expect("remove");
     assert_eq!(engine.playhead().duration, 120);
+}
+
+#[test]
+fn background_pictures_survive_a_restart_on_the_disk_tier() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let project = project(RATE, grade(0.05));
+    {
+        let (mut engine, _) = open_with(&project, Some(dir.path()));
+        engine.set_background_render(BackgroundRender::Manual);
+        engine.seek_frame(100);
+        engine.prioritize_render(0..60);
+        tick_until(&mut engine, "render 0..60", rendered_all);
+        engine.flush_disk_cache();
+    }
+    // A new engine on the same folder: the frames are rendered (the disk tier has them), and
+    // playback reads them instead of rendering.
+    let (mut engine, shown) = open_with(&project, Some(dir.path()));
+    assert_eq!(colors(&mut engine, 0..60), vec![(0..60, BarColor::Green)]);
+    engine.play();
+    for _ in 0..60 {
+        engine.tick();
+        assert!(engine.wait_idle(WAIT));
+        if engine.playhead().frame >= 40 {
+            break;
+        }
+    }
+    engine.pause();
+    let s = engine.render_stats();
+    assert_eq!(s.cpu_frames + s.gpu_frames, 0, "{s:?}");
+    assert_eq!(engine.metrics().decoded, 0, "every frame came from the disk tier");
+    let shown = shown.lock().unwrap();
+    let exact: Vec<&PresentedFrame> = shown.iter().filter(|f| f.exact && !f.repeated).collect();
+    assert!(exact.len() >= 30, "{} frames", exact.len());
+    for f in exact {
+        assert_eq!(
+            index_of(f),
+            Some(f.timeline_frame),
+            "t={}",
+            f.timeline_frame
+        );
+    }
 }

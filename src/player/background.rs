@@ -1,0 +1,66 @@
+//! The background render queue on [`Player`] (see [`PlaybackEngine::set_background_render`]):
+//! each call runs on the engine's thread between ticks.
+
+use super::{Command, Player, PlayerError};
+use crate::PlaybackEngine;
+
+impl Player {
+    /// Whether and how the timeline renders in the background
+    /// ([`PlaybackEngine::set_background_render`]).
+    pub fn set_background_render(&self, mode: crate::BackgroundRender) {
+        self.send(Command::Call(Box::new(move |e| {
+            e.set_background_render(mode)
+        })));
+    }
+
+    /// The background queue's idle delay, edit debounce and chunk length.
+    pub fn set_background_options(&self, options: crate::BackgroundOptions) {
+        self.send(Command::Call(Box::new(move |e| {
+            e.set_background_options(options);
+        })));
+    }
+
+    /// Queues `range` for background render ahead of Smart's tasks
+    /// ([`PlaybackEngine::prioritize_render`]); returns the chunks queued.
+    pub fn prioritize_render(&self, range: std::ops::Range<u64>) -> Result<usize, PlayerError> {
+        self.call(move |e| e.prioritize_render(range))
+    }
+
+    /// Holds the background queue.
+    pub fn pause_render_queue(&self) {
+        self.send(Command::Call(Box::new(PlaybackEngine::pause_render_queue)));
+    }
+
+    /// Lets the background queue run again.
+    pub fn resume_render_queue(&self) {
+        self.send(Command::Call(Box::new(PlaybackEngine::resume_render_queue)));
+    }
+
+    /// Cancels and removes every background task; returns how many there were.
+    pub fn clear_render_queue(&self) -> Result<usize, PlayerError> {
+        self.call(PlaybackEngine::clear_render_queue)
+    }
+
+    /// The background queue's progress.
+    pub fn render_progress(&self) -> Result<crate::QueueProgress, PlayerError> {
+        self.call(PlaybackEngine::render_progress)
+    }
+
+    /// The background tasks in queue order.
+    pub fn render_tasks(&self) -> Result<Vec<crate::RenderTask>, PlayerError> {
+        self.call(PlaybackEngine::render_tasks)
+    }
+
+    /// The render bar over `range` ([`PlaybackEngine::render_bar`]).
+    pub fn render_bar(
+        &self,
+        range: std::ops::Range<u64>,
+    ) -> Result<Vec<crate::BarSpan>, PlayerError> {
+        self.call(move |e| e.render_bar(range))
+    }
+
+    /// The background renderer's counters.
+    pub fn background_stats(&self) -> Result<crate::BackgroundStats, PlayerError> {
+        self.call(|e| e.background_stats())
+    }
+}
