@@ -418,7 +418,11 @@ fn background_pictures_survive_a_restart_on_the_disk_tier() {
     engine.pause();
     let s = engine.render_stats();
     assert_eq!(s.cpu_frames + s.gpu_frames, 0, "{s:?}");
-    assert_eq!(engine.metrics().decoded, 0, "every frame came from the disk tier");
+    assert_eq!(
+        engine.metrics().decoded,
+        0,
+        "every frame came from the disk tier"
+    );
     let shown = shown.lock().unwrap();
     let exact: Vec<&PresentedFrame> = shown.iter().filter(|f| f.exact && !f.repeated).collect();
     assert!(exact.len() >= 30, "{} frames", exact.len());

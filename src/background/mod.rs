@@ -354,6 +354,23 @@ impl PlaybackEngine {
         )
     }
 
+    /// The render bar's colour at each of `frames` (a sample of the timeline, for a bar a
+    /// few hundred cells wide over a long timeline).
+    pub fn render_bar_at(&mut self, frames: &[u64]) -> Vec<BarColor> {
+        let map = self.performance_map();
+        let keys = framelock_systems::frame_keys(&mut self.world, frames.iter().copied());
+        keys.iter()
+            .map(|k| {
+                let red = map.iter().any(|s| {
+                    s.start <= k.frame
+                        && k.frame < s.end
+                        && s.status == SegmentStatus::NeedsOptimization
+                });
+                color(k.rendered, red)
+            })
+            .collect()
+    }
+
     /// Puts `task` back in the queue.
     fn requeue(&mut self, task: Entity) {
         if let Some(mut t) = self.world.get_mut::<RenderTask>(task)

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use framelock::{
-    DecoderRegistry, EngineOptions, GpuStatus, PlayState, PlaybackEngine, Project, SegmentCost,
-    SegmentStatus, WallClock,
+    BarColor, DecoderRegistry, EngineOptions, GpuStatus, PlayState, PlaybackEngine, Project,
+    SegmentCost, SegmentStatus, WallClock,
 };
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};
@@ -31,6 +31,10 @@ pub struct Args {
     /// Stop after this many seconds (default: until `q`).
     #[arg(long)]
     seconds: Option<f64>,
+    /// Background render while it plays: off, manual (nothing is queued) or smart (the red
+    /// stretches, after 3 s without a key pressed); the timeline bar shows what is rendered.
+    #[arg(long, default_value = "off")]
+    background: String,
 }
 
 /// What the dashboard shows (one refresh).
@@ -54,6 +58,9 @@ pub struct Dashboard {
     pub quality: String,
     /// Timeline performance map.
     pub map: Vec<SegmentCost>,
+    /// The render bar sampled across the timeline: (frame, colour), in order; empty: the bar
+    /// follows the map alone.
+    pub bar: Vec<(u64, BarColor)>,
     /// Playhead and timeline length, frames.
     pub playhead: (u64, u64),
     /// Suggestions, one line each.
@@ -62,10 +69,19 @@ pub struct Dashboard {
 
 impl Dashboard {
     /// Reads the engine (metrics, cache, the optimization report).
-    pub fn from_engine(title: &str, engine: &PlaybackEngine, fps: f64) -> Self {
+    pub fn from_engine(title: &str, engine: &mut PlaybackEngine, fps: f64) -> Self {
         let m = engine.get_metrics();
         let report = engine.run_optimization();
         let p = engine.playhead();
+        let mut samples: Vec<u64> = (0..BAR_SAMPLES)
+            .map(|i| i * p.duration / BAR_SAMPLES)
+            .collect();
+        samples.dedup();
+        let bar = samples
+            .iter()
+            .copied()
+            .zip(engine.render_bar_at(&samples))
+            .collect();
         Self {
             title: title.to_string(),
             fps: (fps, engine.frame_rate().as_f64()),
@@ -112,11 +128,15 @@ impl Dashboard {
             },
             quality: quality_line(&engine.adaptive_quality()),
             map: report.timeline,
+            bar,
             playhead: (p.frame, p.duration),
             suggestions: report.suggestions.into_iter().map(|s| s.message).collect(),
         }
     }
 }
+
+/// Frames the timeline bar is sampled at (the render bar needs each frame's content key).
+const BAR_SAMPLES: u64 = 256;
 
 /// "full" or "rung 2 of 4: 540p, effects LOD 1/2 (why)".
 fn quality_line(q: &framelock::AdaptiveQuality) -> String {
@@ -201,22 +221,29 @@ pub fn render(frame: &mut Frame, d: &Dashboard) {
         Paragraph::new(d.gpu.clone()).block(Block::bordered().title("GPU")),
         gpu,
     );
-    // The timeline performance bar: one cell per stretch of frames, green when smooth, red
-    // when over the frame budget; the playhead under it.
+    // The render bar: one cell per stretch of frames, green where its pictures are rendered,
+    // red where it cannot play in real time (the performance map) and is not rendered,
+    // yellow elsewhere; the playhead under it.
     let width = bar.width.saturating_sub(2).max(1) as u64;
     let duration = d.playhead.1.max(1);
     let cells: Vec<Span> = (0..width)
         .map(|i| {
             let t = i * duration / width;
-            let status = d
-                .map
-                .iter()
-                .find(|s| s.start <= t && t < s.end)
-                .map(|s| s.status);
-            let colour = match status {
-                Some(SegmentStatus::Smooth) => Color::Green,
-                Some(SegmentStatus::NeedsOptimization) => Color::Red,
-                None => Color::DarkGray,
+            let sampled = d.bar.iter().take_while(|(f, _)| *f <= t).last();
+            let colour = match sampled.map(|&(_, c)| c) {
+                Some(BarColor::Green) => Color::Green,
+                Some(BarColor::Yellow) => Color::Yellow,
+                Some(BarColor::Red) => Color::Red,
+                None => match d
+                    .map
+                    .iter()
+                    .find(|s| s.start <= t && t < s.end)
+                    .map(|s| s.status)
+                {
+                    Some(SegmentStatus::Smooth) => Color::Yellow,
+                    Some(SegmentStatus::NeedsOptimization) => Color::Red,
+                    None => Color::DarkGray,
+                },
             };
             Span::styled("█", Style::new().fg(colour))
         })
@@ -224,8 +251,9 @@ pub fn render(frame: &mut Frame, d: &Dashboard) {
     let at = (d.playhead.0 * width / duration).min(width - 1) as usize;
     let marker = format!("{}▲ frame {}", " ".repeat(at), d.playhead.0);
     frame.render_widget(
-        Paragraph::new(vec![Line::from(cells), Line::from(marker)])
-            .block(Block::bordered().title("timeline (green: smooth, red: needs optimization)")),
+        Paragraph::new(vec![Line::from(cells), Line::from(marker)]).block(Block::bordered().title(
+            "timeline (green: rendered, yellow: plays in real time, red: cannot, not rendered)",
+        )),
         bar,
     );
     let items: Vec<ListItem> = if d.suggestions.is_empty() {
@@ -274,6 +302,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         clock.clone(),
         |_| {},
     )?;
+    engine.set_background_render(match args.background.as_str() {
+        "off" => framelock::BackgroundRender::Off,
+        "manual" => framelock::BackgroundRender::Manual,
+        "smart" => framelock::BackgroundRender::Smart,
+        other => anyhow::bail!("unknown background mode {other:?}: off, manual, smart"),
+    });
     let no_sound = play_sound(&mut engine);
     let mut terminal = ratatui::init();
     let result = (|| -> anyhow::Result<()> {
@@ -282,7 +316,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         engine.play();
         loop {
             lp.tick(&mut engine);
-            lp.maybe_draw(&engine, |engine, fps| {
+            lp.maybe_draw(&mut engine, |engine, fps| {
                 let mut d = Dashboard::from_engine(&title, engine, fps);
                 if let Some(why) = &no_sound {
                     d.audio = why.clone();
@@ -353,8 +387,8 @@ impl MonitorLoop {
     /// since.
     fn maybe_draw(
         &mut self,
-        engine: &PlaybackEngine,
-        draw: impl FnOnce(&PlaybackEngine, f64) -> anyhow::Result<()>,
+        engine: &mut PlaybackEngine,
+        draw: impl FnOnce(&mut PlaybackEngine, f64) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         let now = self.clock.now();
         let presented = engine.metrics().presented;
@@ -421,6 +455,12 @@ mod tests {
                     estimated: false,
                 },
             ],
+            // Frames 0..20 rendered; the rest as the map says.
+            bar: vec![
+                (0, BarColor::Green),
+                (20, BarColor::Yellow),
+                (50, BarColor::Red),
+            ],
             playhead: (75, 100),
             suggestions: vec!["switch to the performance mode".into()],
         };
@@ -444,7 +484,8 @@ mod tests {
         ] {
             assert!(all.contains(want), "{want:?} missing:\n{all}");
         }
-        // The bar: green cells for frames 0..50, red for 50..100, the playhead at 3/4.
+        // The bar: green cells for frames 0..20 (rendered), yellow to 50 (smooth), red for
+        // 50..100, the playhead at 3/4.
         let buf = t.backend().buffer();
         let bar_y = lines
             .iter()
@@ -453,6 +494,7 @@ mod tests {
             - 1;
         let cells: Vec<Color> = (1..99).map(|x| buf[(x, bar_y)].fg).collect();
         assert_eq!(cells[0], Color::Green);
+        assert_eq!(cells[30], Color::Yellow);
         assert_eq!(cells[cells.len() - 1], Color::Red);
         let split = cells
             .iter()
@@ -501,7 +543,7 @@ mod tests {
             engine.tick();
             engine.wait_decodes(Duration::from_secs(30));
         }
-        let d = Dashboard::from_engine("tiny", &engine, 30.0);
+        let d = Dashboard::from_engine("tiny", &mut engine, 30.0);
         assert_eq!(d.playhead, (9, 30)); // the first tick shows frame 0
         assert!(d.ram.0 > 0 && d.hit_rate > 0.5, "{d:?}");
         let mut t = Terminal::new(TestBackend::new(100, 16)).expect("terminal");
@@ -509,6 +551,27 @@ mod tests {
         let all = text(&t).join("\n");
         assert!(all.contains("tiny") && all.contains("▲ frame 9"), "{all}");
         assert!(all.contains("idle: no effects"), "{all}");
+        // Rendered in the background, the bar turns green.
+        assert!(
+            d.bar.iter().all(|&(_, c)| c != BarColor::Green),
+            "{:?}",
+            d.bar
+        );
+        engine.pause();
+        engine.set_background_render(framelock::BackgroundRender::Manual);
+        engine.prioritize_render(0..30);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while engine.render_progress().done < 30 {
+            assert!(std::time::Instant::now() < deadline, "never rendered");
+            engine.tick();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let d = Dashboard::from_engine("tiny", &mut engine, 30.0);
+        assert!(
+            d.bar.iter().all(|&(_, c)| c == BarColor::Green),
+            "{:?}",
+            d.bar
+        );
     }
 
     /// On the virtual clock, with every draw taking 8 ms of it, the monitor presents 30
@@ -547,7 +610,7 @@ mod tests {
         while clock.now() - start < Duration::from_secs(3) {
             lp.tick(&mut engine);
             engine.wait_decodes(Duration::from_secs(30));
-            lp.maybe_draw(&engine, |_, fps| {
+            lp.maybe_draw(&mut engine, |_, fps| {
                 gauges.push(fps);
                 clock.set(clock.now() + Duration::from_millis(8));
                 Ok(())

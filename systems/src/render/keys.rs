@@ -3,7 +3,6 @@
 //! has at full quality, and whether the rendered tiers (RAM or disk) hold it — and the way
 //! background pictures are handed to those tiers.
 
-use std::ops::Range;
 use std::sync::Arc;
 
 use bevy_ecs::prelude::*;
@@ -43,14 +42,15 @@ type KeyParams<'w, 's> = (
     Option<Res<'w, DiskTier>>,
 );
 
-/// The full-quality keys of `range`'s frames (what an offline render makes of them: full size,
+/// The full-quality keys of `frames` (what an offline render makes of them: full size,
 /// `QualitySettings::effect_lod`, the host's pixel format), and whether each is rendered.
-pub fn frame_keys(world: &mut World, range: Range<u64>) -> Vec<FrameKey> {
+pub fn frame_keys(world: &mut World, frames: impl IntoIterator<Item = u64>) -> Vec<FrameKey> {
     let mut state: SystemState<KeyParams> = SystemState::new(world);
     let (timeline, clips, assets, output, quality, render, rendered, disk) = state.get(world);
     let size = (output.width, output.height);
     let mut frame = FrameLayers::default();
-    range
+    frames
+        .into_iter()
         .map(|t| {
             if !frame.gather(t, &output, &timeline, &clips, &assets) {
                 return FrameKey {
