@@ -560,9 +560,9 @@ mod tests {
         engine.pause();
         engine.set_background_render(framelock::BackgroundRender::Manual);
         engine.prioritize_render(0..30);
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while engine.render_progress().done < 30 {
-            assert!(std::time::Instant::now() < deadline, "never rendered");
+            assert!(Instant::now() < deadline, "never rendered");
             engine.tick();
             std::thread::sleep(Duration::from_millis(5));
         }
