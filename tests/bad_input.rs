@@ -257,3 +257,42 @@ fn other_containers_are_named() {
         );
     }
 }
+
+#[test]
+fn damaged_metadata_boxes_do_not_refuse_intact_samples() {
+    // ffmpeg's remux writes a `udta` box (encoder tag, title) in `moov`.
+    let dir = tempfile::tempdir().expect("tmp");
+    let tagged = dir.path().join("tagged.mp4");
+    let status = common::ffmpeg()
+        .arg("-i")
+        .arg(good_clip())
+        .args(["-c", "copy", "-metadata", "title=framelock"])
+        .arg(&tagged)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success());
+    let mut bytes = std::fs::read(&tagged).expect("read");
+    let udta = bytes
+        .windows(4)
+        .position(|w| w == b"udta")
+        .expect("a udta box");
+    // The first box inside it now claims 4 GB: the metadata cannot be parsed.
+    bytes[udta + 4..udta + 8].copy_from_slice(&[0xff, 0xff, 0xff, 0x00]);
+    let damaged = dir.path().join("damaged-udta.mp4");
+    std::fs::write(&damaged, &bytes).expect("write");
+    let mut reader = open(&damaged).expect("the samples are intact: the file opens");
+    assert_eq!(reader.frame_count(), 20);
+    for n in [0, 7, 19] {
+        let f = reader.frame(n).expect("decodes");
+        assert_eq!(framelock::testcard::read_index(&f), Some(n));
+    }
+    // Damage in the sample table still refuses the file.
+    let stsz = bytes
+        .windows(4)
+        .position(|w| w == b"stsz")
+        .expect("a stsz box");
+    bytes[stsz + 12..stsz + 16].copy_from_slice(&[0x7f, 0xff, 0xff, 0xff]);
+    let broken = dir.path().join("damaged-stsz.mp4");
+    std::fs::write(&broken, &bytes).expect("write");
+    assert!(open(&broken).is_err());
+}

@@ -197,24 +197,24 @@ impl Mp4Demuxer {
         file.seek(SeekFrom::Start(0))
             .map_err(|e| MediaError::io(&path, e))?;
 
-        // re_mp4 panics on some malformed tables (a missing chunk-offset box, out-of-range
-        // indices): contain that here and report it as an invalid container.
-        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            re_mp4::Mp4::read(BufReader::new(&file), file_size)
-        }));
-        let mp4 = match parsed {
-            Ok(Ok(mp4)) => mp4,
-            Ok(Err(e)) => {
-                return Err(MediaError::InvalidContainer {
-                    path,
-                    reason: e.to_string(),
-                });
-            }
-            Err(_) => {
-                return Err(MediaError::InvalidContainer {
-                    path,
-                    reason: "malformed sample table".into(),
-                });
+        let mp4 = match parse(BufReader::new(&file), file_size) {
+            Ok(mp4) => mp4,
+            Err(reason) => {
+                // Damaged metadata (`udta`, `meta`) must not refuse intact samples: once more
+                // with those boxes skipped.
+                let patches = super::metadata_skip::metadata_patches(&mut file, file_size);
+                let retried = (!patches.is_empty())
+                    .then(|| {
+                        let _ = file.seek(SeekFrom::Start(0));
+                        let reader =
+                            super::metadata_skip::Patched::new(BufReader::new(&file), patches);
+                        parse(reader, file_size).ok()
+                    })
+                    .flatten();
+                match retried {
+                    Some(mp4) => mp4,
+                    None => return Err(MediaError::InvalidContainer { path, reason }),
+                }
             }
         };
 
@@ -298,6 +298,18 @@ impl Mp4Demuxer {
         self.file
             .read_exact_at(buf, s.offset)
             .map_err(|e| MediaError::io(&self.path, e))
+    }
+}
+
+/// Parses the boxes with `re_mp4`. It panics on some malformed tables (a missing
+/// chunk-offset box, out-of-range indices): that is contained here and reported as an error.
+fn parse(reader: impl Read + Seek, file_size: u64) -> Result<re_mp4::Mp4, String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        re_mp4::Mp4::read(reader, file_size)
+    })) {
+        Ok(Ok(mp4)) => Ok(mp4),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("malformed sample table".into()),
     }
 }
 

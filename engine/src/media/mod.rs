@@ -26,6 +26,7 @@ mod error;
 mod frame;
 mod generate;
 pub mod h264;
+mod metadata_skip;
 mod mux;
 mod pixel;
 mod probe;
