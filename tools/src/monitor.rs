@@ -65,6 +65,8 @@ pub struct Dashboard {
     pub playhead: (u64, u64),
     /// Suggestions, one line each.
     pub suggestions: Vec<String>,
+    /// Media errors seen while playing ("file: what failed"), shown above the suggestions.
+    pub errors: Vec<String>,
 }
 
 impl Dashboard {
@@ -131,6 +133,7 @@ impl Dashboard {
             bar,
             playhead: (p.frame, p.duration),
             suggestions: report.suggestions.into_iter().map(|s| s.message).collect(),
+            errors: Vec::new(),
         }
     }
 }
@@ -256,14 +259,20 @@ pub fn render(frame: &mut Frame, d: &Dashboard) {
         )),
         bar,
     );
-    let items: Vec<ListItem> = if d.suggestions.is_empty() {
-        vec![ListItem::new("nothing to suggest")]
+    let mut items: Vec<ListItem> = d
+        .errors
+        .iter()
+        .map(|e| ListItem::new(format!("error: {e}")).style(Style::new().fg(Color::Red)))
+        .collect();
+    if d.suggestions.is_empty() {
+        items.push(ListItem::new("nothing to suggest"));
     } else {
-        d.suggestions
-            .iter()
-            .map(|s| ListItem::new(format!("• {s}")))
-            .collect()
-    };
+        items.extend(
+            d.suggestions
+                .iter()
+                .map(|s| ListItem::new(format!("• {s}"))),
+        );
+    }
     frame.render_widget(
         List::new(items).block(Block::bordered().title("suggestions")),
         list,
@@ -309,6 +318,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         other => anyhow::bail!("unknown background mode {other:?}: off, manual, smart"),
     });
     let no_sound = play_sound(&mut engine);
+    let events = engine.events();
+    // Media errors, each file once: shown while playing, printed after.
+    let mut errors: Vec<(PathBuf, String)> = Vec::new();
     let mut terminal = ratatui::init();
     let result = (|| -> anyhow::Result<()> {
         let start = Instant::now();
@@ -316,8 +328,19 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         engine.play();
         loop {
             lp.tick(&mut engine);
+            for e in events.try_iter() {
+                if let framelock::EngineEvent::Error { media, error } = e
+                    && !errors.iter().any(|(m, _)| *m == media)
+                {
+                    errors.push((media, error));
+                }
+            }
             lp.maybe_draw(&mut engine, |engine, fps| {
                 let mut d = Dashboard::from_engine(&title, engine, fps);
+                d.errors = errors
+                    .iter()
+                    .map(|(m, e)| format!("{}: {e}", m.display()))
+                    .collect();
                 if let Some(why) = &no_sound {
                     d.audio = why.clone();
                 }
@@ -339,7 +362,23 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
     })();
     ratatui::restore();
-    result
+    result?;
+    // Frames that failed to decode were never shown: say which and why, and fail.
+    let failed = engine.metrics().decode_errors;
+    if failed > 0 || !errors.is_empty() {
+        for (media, error) in &errors {
+            eprintln!("error: {}: {error}", media.display());
+        }
+        anyhow::bail!(
+            "{failed} source frame(s) failed to decode{}: they were shown as media offline",
+            if errors.is_empty() {
+                String::new()
+            } else {
+                format!(" in {} file(s)", errors.len())
+            }
+        );
+    }
+    Ok(())
 }
 
 /// Plays the project's sound on the default output device (the `cpal` feature): `None` when
@@ -463,6 +502,7 @@ mod tests {
             ],
             playhead: (75, 100),
             suggestions: vec!["switch to the performance mode".into()],
+            errors: vec!["a.mp4: damaged bitstream at frame 12".into()],
         };
         let mut t = Terminal::new(TestBackend::new(100, 16)).expect("terminal");
         t.draw(|f| render(f, &d)).expect("draws");
@@ -481,6 +521,7 @@ mod tests {
             "quality: rung 2 of 3: 540p",
             "timeline",
             "switch to the performance mode",
+            "error: a.mp4: damaged bitstream at frame 12",
         ] {
             assert!(all.contains(want), "{want:?} missing:\n{all}");
         }

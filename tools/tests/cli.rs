@@ -742,24 +742,7 @@ fn a_killed_or_failing_render_leaves_no_finished_looking_file() {
 #[test]
 fn bench_fails_with_the_decoders_text_when_media_cannot_be_decoded() {
     let dir = tempfile::tempdir().expect("tmp");
-    let clip = dir.path().join("rot.mp4");
-    gen_clip(&clip, "160x90", "1");
-    let mut bytes = std::fs::read(&clip).expect("read");
-    let at = bytes
-        .windows(4)
-        .position(|w| w == b"mdat")
-        .expect("an mdat box");
-    let size = u32::from_be_bytes(bytes[at - 4..at].try_into().expect("4 bytes")) as usize;
-    for b in &mut bytes[at + 68..at - 4 + size - 64] {
-        *b = b.wrapping_mul(7).wrapping_add(13);
-    }
-    std::fs::write(&clip, &bytes).expect("write");
-    let scene = dir.path().join("rot.json");
-    let project = serde_json::json!({
-        "version": 2, "frame_rate": {"num": 30, "den": 1}, "width": 160, "height": 90,
-        "tracks": [{"clips": [{"media": clip, "start": 0, "duration": 30}]}]
-    });
-    std::fs::write(&scene, project.to_string()).expect("write");
+    let scene = rotted_scene(dir.path());
     let out = framelock()
         .args(["bench", "--scene-file"])
         .arg(&scene)
@@ -774,4 +757,50 @@ fn bench_fails_with_the_decoders_text_when_media_cannot_be_decoded() {
     // Which frame, and the decoder's reason in words (not only "Native:4").
     assert!(err.contains("rot.mp4: frame "), "{err}");
     assert!(!err.contains("Native:"), "{err}");
+}
+
+/// The same project in `monitor` (on a pseudo-terminal made by util-linux's `script`): the
+/// errors are printed when it stops, with the file, and it exits non-zero.
+#[test]
+fn monitor_prints_media_errors_and_exits_non_zero() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let scene = rotted_scene(dir.path());
+    let command = format!(
+        "stty rows 30 cols 100; {} monitor {} --seconds 2",
+        env!("CARGO_BIN_EXE_framelock"),
+        scene.display()
+    );
+    let out = Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .output()
+        .expect("util-linux's script runs");
+    let all = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{all}");
+    assert!(
+        all.contains("rot.mp4") && all.contains("failed to decode"),
+        "{all}"
+    );
+}
+
+/// A one-clip project whose clip's samples are scrambled (its boxes intact).
+fn rotted_scene(dir: &std::path::Path) -> std::path::PathBuf {
+    let clip = dir.join("rot.mp4");
+    gen_clip(&clip, "160x90", "1");
+    let mut bytes = std::fs::read(&clip).expect("read");
+    let at = bytes
+        .windows(4)
+        .position(|w| w == b"mdat")
+        .expect("an mdat box");
+    let size = u32::from_be_bytes(bytes[at - 4..at].try_into().expect("4 bytes")) as usize;
+    for b in &mut bytes[at + 68..at - 4 + size - 64] {
+        *b = b.wrapping_mul(7).wrapping_add(13);
+    }
+    std::fs::write(&clip, &bytes).expect("write");
+    let scene = dir.join("rot.json");
+    let project = serde_json::json!({
+        "version": 2, "frame_rate": {"num": 30, "den": 1}, "width": 160, "height": 90,
+        "tracks": [{"clips": [{"media": clip, "start": 0, "duration": 30}]}]
+    });
+    std::fs::write(&scene, project.to_string()).expect("write");
+    scene
 }
