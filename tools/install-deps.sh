@@ -8,10 +8,12 @@
 #   nats-server   distributed render's tests (JetStream on loopback, started by the tests)
 #   mesa-vulkan-drivers, libvulkan1   Mesa's software Vulkan (lavapipe): the GPU path's tests run
 #                 on it when the machine has no GPU
+#   bsdutils      `script`: a pseudo-terminal for the test of `framelock monitor`
 set -euo pipefail
 packages=(nasm libopus-dev libasound2-dev ffmpeg pkg-config clang libclang-dev
           libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
-          libavfilter-dev libavdevice-dev mesa-vulkan-drivers libvulkan1 nats-server)
+          libavfilter-dev libavdevice-dev mesa-vulkan-drivers libvulkan1 nats-server
+          bsdutils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
