@@ -871,3 +871,33 @@ fn two_jobs_making_the_same_proxy_at_once_both_end_with_it() {
         temp_files(&proxies)
     );
 }
+
+/// A manifest that cannot be written (here its path is taken by a folder; a full disk does
+/// the same) fails the job with the manifest's path, and the proxy goes with it: never a
+/// proxy without its manifest.
+#[test]
+fn a_manifest_that_cannot_be_written_takes_its_proxy_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = common::clip("manifest_src.mp4", 640, 360, Rational::integer(30), 10, 5);
+    let proxies = dir.path().join("proxies");
+    std::fs::create_dir_all(proxies.join("manifest_src_180p.json")).unwrap();
+    std::fs::write(proxies.join("manifest_src_180p.json").join("x"), b"x").unwrap();
+    let m = manager(&proxies, 1, false);
+    let g = generation(ProxyCodec::H264, ProxyPriority::Normal);
+    let id = m.submit(&src, 180, &g);
+    assert!(m.wait_idle(WAIT));
+    let s = m.job(id).unwrap();
+    let ProxyState::Failed(why) = &s.state else {
+        panic!("{s:?} should have failed");
+    };
+    assert!(
+        why.contains("cannot write the manifest") && why.contains("manifest_src_180p.json"),
+        "{why}"
+    );
+    assert!(!s.path.exists(), "a proxy was left without its manifest");
+    assert!(
+        temp_files(&proxies).is_empty(),
+        "{:?}",
+        temp_files(&proxies)
+    );
+}

@@ -53,8 +53,8 @@ pub enum ProxyError {
         /// Frames made.
         got: u64,
     },
-    /// The manifest could not be written (the proxy is on disk but will not be used).
-    #[error("{path}: {source}")]
+    /// The manifest could not be written (a full disk): the proxy was removed with it.
+    #[error("cannot write the manifest {path}: {source}; the proxy was removed with it")]
     Manifest {
         /// Manifest path.
         path: PathBuf,
