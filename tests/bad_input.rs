@@ -296,3 +296,36 @@ fn damaged_metadata_boxes_do_not_refuse_intact_samples() {
     std::fs::write(&broken, &bytes).expect("write");
     assert!(open(&broken).is_err());
 }
+
+/// 5K H.264 is beyond openh264 (level 5.2 at most): refused up front with a reason that names
+/// the `ffmpeg` feature, never sent to openh264 to fail on every frame; with libav built it
+/// plays.
+#[test]
+fn h264_beyond_openh264s_largest_picture_goes_to_libav_or_is_refused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("5k.mp4");
+    let status = common::ffmpeg()
+        .args(["-f", "lavfi", "-i", "testsrc=size=5120x2880:rate=30"])
+        .args(["-frames:v", "2", "-c:v", "libx264", "-preset", "ultrafast"])
+        .args(["-pix_fmt", "yuv420p"])
+        .arg(&path)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success());
+    match VideoReader::open(&path, &DecoderRegistry::openh264_only()) {
+        Err(MediaError::Unsupported { reason, .. }) => {
+            assert!(
+                reason.contains("5120x2880") && reason.contains("ffmpeg"),
+                "{reason}"
+            );
+        }
+        Err(e) => panic!("refused for another reason: {e}"),
+        Ok(_) => panic!("5K H.264 was handed to openh264"),
+    }
+    #[cfg(feature = "ffmpeg")]
+    {
+        let mut reader = open(&path).expect("libav decodes it");
+        let f = reader.frame(1).expect("a frame");
+        assert_eq!((f.width, f.height), (5120, 2880));
+    }
+}

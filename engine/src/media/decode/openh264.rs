@@ -45,6 +45,9 @@ impl DecoderBackend for OpenH264Backend {
         if s.interlaced == Some(true) {
             return Support::No("interlaced coding is not supported".into());
         }
+        if let Some(why) = beyond_max_level(s.width, s.height) {
+            return Support::No(why);
+        }
         if s.has_reordering {
             return Support::Approximate(
                 "B-frames: frame order exact, small B-slice deblocking errors (>= 45 dB)".into(),
@@ -240,6 +243,26 @@ impl Decoder for OpenH264Decoder {
     }
 }
 
+/// openh264 decodes up to level 5.2: at most 36 864 macroblocks a frame (4096x2304), and
+/// neither side over √(8 × 36 864) = 543 macroblocks (its `au_parser.cpp` refuses the
+/// sequence parameter set otherwise, with `Native:16`). Why `width`x`height` is beyond
+/// that, or `None`.
+pub(crate) fn beyond_max_level(width: u32, height: u32) -> Option<String> {
+    const MAX_FS: u64 = 36_864;
+    let (mw, mh) = (
+        u64::from(width.div_ceil(16)),
+        u64::from(height.div_ceil(16)),
+    );
+    let too_many = mw * mh > MAX_FS;
+    let too_long = mw * mw > 8 * MAX_FS || mh * mh > 8 * MAX_FS;
+    (too_many || too_long).then(|| {
+        format!(
+            "{width}x{height} is beyond openh264's largest picture (level 5.2: {MAX_FS} \
+             macroblocks, 4096x2304); libav decodes it (the `ffmpeg` feature)"
+        )
+    })
+}
+
 #[cfg(test)]
 mod error_tests {
     use super::{in_words, native_code};
@@ -251,5 +274,17 @@ mod error_tests {
         assert_eq!(in_words(4), "the bitstream is damaged");
         assert!(in_words(0x14).contains("damaged") && in_words(0x14).contains("SPS/PPS"));
         assert_eq!(native_code("no code here"), None);
+    }
+
+    #[test]
+    fn pictures_beyond_level_5_2_are_refused() {
+        use super::beyond_max_level;
+        for (w, h) in [(3840, 2160), (4096, 2160), (4096, 2304), (320, 180)] {
+            assert_eq!(beyond_max_level(w, h), None, "{w}x{h}");
+        }
+        for (w, h) in [(5120, 2880), (7680, 4320), (8704, 16), (4112, 2304)] {
+            let why = beyond_max_level(w, h).expect("refused");
+            assert!(why.contains("ffmpeg"), "{why}");
+        }
     }
 }
