@@ -329,3 +329,43 @@ fn h264_beyond_openh264s_largest_picture_goes_to_libav_or_is_refused() {
         assert_eq!((f.width, f.height), (5120, 2880));
     }
 }
+
+/// Open-GOP H.264 (x264's recovery points as key frames): refused for openh264 up front,
+/// naming the reason and the `ffmpeg` feature; with libav built it plays. A closed-GOP clip
+/// with B-frames is not mistaken for one.
+#[test]
+fn open_gop_h264_goes_to_libav_or_is_refused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let make = |name: &str, params: &str| {
+        let path = dir.path().join(name);
+        let status = common::ffmpeg()
+            .args(["-f", "lavfi", "-i", "testsrc=size=320x180:rate=30"])
+            .args(["-frames:v", "40", "-c:v", "libx264", "-preset", "ultrafast"])
+            .args(["-bf", "2", "-x264-params", params, "-pix_fmt", "yuv420p"])
+            .arg(&path)
+            .status()
+            .expect("ffmpeg runs");
+        assert!(status.success());
+        path
+    };
+    let open_gop = make("open.mp4", "keyint=10:min-keyint=10:open-gop=1:scenecut=0");
+    let closed = make("closed.mp4", "keyint=10:min-keyint=10:scenecut=0");
+    let only = DecoderRegistry::openh264_only();
+    match VideoReader::open(&open_gop, &only) {
+        Err(MediaError::Unsupported { reason, .. }) => {
+            assert!(
+                reason.contains("open GOP") && reason.contains("ffmpeg"),
+                "{reason}"
+            );
+        }
+        Err(e) => panic!("refused for another reason: {e}"),
+        Ok(_) => panic!("open-GOP H.264 was handed to openh264"),
+    }
+    let mut reader = VideoReader::open(&closed, &only).expect("closed GOP opens");
+    reader.frame(25).expect("decodes");
+    #[cfg(feature = "ffmpeg")]
+    {
+        let mut reader = open(&open_gop).expect("libav decodes it");
+        reader.frame(25).expect("a frame after a recovery point");
+    }
+}

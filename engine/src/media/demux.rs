@@ -107,6 +107,9 @@ pub struct VideoTrack {
     pub frame_times: Option<FrameTimes>,
     /// Whether presentation order differs from decode order (B-frames).
     pub has_reordering: bool,
+    /// H.264 whose sync samples after the first are I pictures that are not IDR (open GOP:
+    /// pictures after them may reference pictures before them).
+    pub open_gop: bool,
 }
 
 impl VideoTrack {
@@ -248,6 +251,8 @@ impl Mp4Demuxer {
             .values()
             .find(|t| handler_is(&mp4, t, TrackKind::Audio, b"soun"))
             .map(|t| audio_info(&mp4, t));
+        let mut video = video;
+        video.open_gop = open_gop(&file, &video);
 
         Ok(Self {
             path,
@@ -299,6 +304,44 @@ impl Mp4Demuxer {
             .read_exact_at(buf, s.offset)
             .map_err(|e| MediaError::io(&self.path, e))
     }
+}
+
+/// Sync samples the open-GOP check reads (each a positional read of one sample).
+const OPEN_GOP_PROBES: usize = 4;
+
+/// Whether an H.264 track's sync samples after the first (up to [`OPEN_GOP_PROBES`]) carry
+/// no IDR picture: a recovery point in an open GOP, which a decoder cannot start at cleanly.
+fn open_gop(file: &File, video: &VideoTrack) -> bool {
+    let CodecConfig::Avc { length_size, .. } = video.config else {
+        return false;
+    };
+    let mut buf = Vec::new();
+    video
+        .samples
+        .iter()
+        .filter(|s| s.is_sync)
+        .skip(1)
+        .take(OPEN_GOP_PROBES)
+        .any(|s| {
+            buf.resize(s.size as usize, 0);
+            if file.read_exact_at(&mut buf, s.offset).is_err() {
+                return false;
+            }
+            let mut at = 0;
+            let mut idr = false;
+            while at + length_size <= buf.len() {
+                let len = buf[at..at + length_size]
+                    .iter()
+                    .fold(0usize, |n, &b| (n << 8) | usize::from(b));
+                at += length_size;
+                if len == 0 || at + len > buf.len() {
+                    break;
+                }
+                idr |= buf[at] & 0x1f == 5;
+                at += len;
+            }
+            !idr
+        })
 }
 
 /// Parses the boxes with `re_mp4`. It panics on some malformed tables (a missing
@@ -509,6 +552,7 @@ fn index_video(mp4: &re_mp4::Mp4, track: &re_mp4::Track) -> Result<VideoTrack, S
         frame_rate,
         frame_times,
         has_reordering,
+        open_gop: false,
     })
 }
 

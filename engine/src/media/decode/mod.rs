@@ -120,6 +120,8 @@ pub struct StreamDescription {
     pub interlaced: Option<bool>,
     /// B-frames (presentation order ≠ decode order).
     pub has_reordering: bool,
+    /// Open GOP: the track's sync samples after the first are I pictures that are not IDR.
+    pub open_gop: bool,
     /// Full-range samples (VUI), when said.
     pub full_range: bool,
     /// VUI matrix coefficients, when said.
@@ -141,6 +143,7 @@ impl StreamDescription {
             bit_depth: None,
             interlaced: None,
             has_reordering: track.has_reordering,
+            open_gop: track.open_gop,
             full_range: false,
             matrix_coefficients: None,
         };

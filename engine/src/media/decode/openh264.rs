@@ -48,6 +48,13 @@ impl DecoderBackend for OpenH264Backend {
         if let Some(why) = beyond_max_level(s.width, s.height) {
             return Support::No(why);
         }
+        if s.open_gop {
+            return Support::No(
+                "open GOP (key frames that are not IDR pictures) is not supported; libav \
+                 decodes it (the `ffmpeg` feature)"
+                    .into(),
+            );
+        }
         if s.has_reordering {
             return Support::Approximate(
                 "B-frames: frame order exact, small B-slice deblocking errors (>= 45 dB)".into(),
