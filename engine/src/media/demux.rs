@@ -197,6 +197,9 @@ impl Mp4Demuxer {
                 size: file_size,
             });
         }
+        if let Err(reason) = super::box_check::check_moov(&mut file, file_size) {
+            return Err(MediaError::InvalidContainer { path, reason });
+        }
         file.seek(SeekFrom::Start(0))
             .map_err(|e| MediaError::io(&path, e))?;
 

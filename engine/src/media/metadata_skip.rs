@@ -110,7 +110,7 @@ fn walk(
 }
 
 /// The top-level `moov` box's offset and bytes.
-fn read_moov(file: &mut File, file_size: u64) -> Option<(u64, Vec<u8>)> {
+pub(super) fn read_moov(file: &mut File, file_size: u64) -> Option<(u64, Vec<u8>)> {
     let mut pos = 0u64;
     let mut h = [0u8; 16];
     while pos + 8 <= file_size {

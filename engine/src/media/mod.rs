@@ -20,6 +20,7 @@
 
 mod audio_track;
 mod av1;
+mod box_check;
 mod demux;
 mod encode;
 mod error;
