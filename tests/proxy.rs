@@ -901,3 +901,31 @@ fn a_manifest_that_cannot_be_written_takes_its_proxy_with_it() {
         temp_files(&proxies)
     );
 }
+
+/// A phone's portrait clip (its track header turns it a quarter): the proxy is made of the
+/// upright pictures, and is upright itself.
+#[test]
+fn a_rotated_source_gets_an_upright_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = common::clip("rotated_src.mp4", 640, 360, Rational::integer(30), 10, 5);
+    let turned = dir.path().join("portrait.mp4");
+    let status = common::ffmpeg()
+        .arg("-i")
+        .arg(&src)
+        .args(["-c", "copy", "-metadata:s:v:0", "rotate=90"])
+        .arg(&turned)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let info = probe(&turned, &DecoderRegistry::new()).unwrap();
+    assert_eq!((info.video.width, info.video.height), (360, 640));
+    let m = manager(&dir.path().join("proxies"), 1, false);
+    let g = generation(ProxyCodec::H264, ProxyPriority::Normal);
+    let id = m.submit(&turned, 320, &g);
+    assert!(m.wait_idle(WAIT));
+    let job = m.job(id).unwrap();
+    assert_eq!(job.state, ProxyState::Ready, "{job:?}");
+    let proxy = probe(&job.path, &DecoderRegistry::new()).unwrap();
+    assert_eq!(proxy.video.rotation, 0);
+    assert_eq!((proxy.video.width, proxy.video.height), (180, 320));
+}

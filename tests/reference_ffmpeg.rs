@@ -302,3 +302,48 @@ fn probe_names_the_backend_that_will_decode() {
         assert_eq!(info.video.backend.as_deref(), Some(want), "{}", clip.name);
     }
 }
+
+/// A clip whose track header turns it (as a phone's portrait clip does) comes out turned, as
+/// ffmpeg shows it (its autorotation is the reference), and probe says so with the display
+/// size.
+#[test]
+fn rotated_clips_come_out_upright_as_ffmpeg_shows_them() {
+    let registry = DecoderRegistry::openh264_only();
+    let src = common::clip(
+        "rotation-src.mp4",
+        160,
+        90,
+        framelock::Rational::integer(30),
+        6,
+        3,
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    for rotate in [90u16, 180, 270] {
+        let path = dir.path().join(format!("rotated-{rotate}.mp4"));
+        let status = common::ffmpeg()
+            .arg("-i")
+            .arg(&src)
+            .args(["-c", "copy", "-metadata:s:v:0", &format!("rotate={rotate}")])
+            .arg(&path)
+            .status()
+            .expect("ffmpeg runs");
+        assert!(status.success());
+        let info = framelock::probe(&path, &registry).expect("probe");
+        let size = if rotate == 180 { (160, 90) } else { (90, 160) };
+        // ffmpeg's `rotate` tag turns counter-clockwise; framelock counts clockwise.
+        assert_eq!(
+            (info.video.rotation, info.video.width, info.video.height),
+            ((360 - rotate) % 360, size.0, size.1)
+        );
+        let ours = decode_all(&path, &registry).expect("decodes");
+        assert_eq!((ours[0].width, ours[0].height), size, "rotate={rotate}");
+        let theirs = reference(&path, "yuv420p", &ours);
+        assert_eq!(ours.len(), theirs.len());
+        for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+            assert!(
+                a.planes == b.planes,
+                "rotate={rotate}: frame {i} differs from ffmpeg's"
+            );
+        }
+    }
+}

@@ -75,10 +75,17 @@ pub struct VideoStreamInfo {
     pub profile: Option<String>,
     /// Level, e.g. `4.0`, when known.
     pub level: Option<String>,
-    /// Coded picture width in pixels (after cropping).
+    /// Displayed picture width in pixels: the coded width after cropping, or the height
+    /// when [`VideoStreamInfo::rotation`] is a quarter turn.
     pub width: u32,
-    /// Coded picture height in pixels (after cropping).
+    /// Displayed picture height in pixels (see `width`).
     pub height: u32,
+    /// Degrees the decoded pictures are turned clockwise for display (0, 90, 180, 270), from
+    /// the track header's matrix; frames come out turned. (Required when read back, so a
+    /// probe cached before orientation was read is probed again.)
+    pub rotation: u16,
+    /// Mirrored left to right before the rotation.
+    pub mirrored: bool,
     /// Bits per luma sample, when known.
     pub bit_depth: Option<u8>,
     /// Chroma subsampling, when known.

@@ -110,6 +110,8 @@ pub struct VideoTrack {
     /// H.264 whose sync samples after the first are I pictures that are not IDR (open GOP:
     /// pictures after them may reference pictures before them).
     pub open_gop: bool,
+    /// How pictures are turned for display (the track header's matrix).
+    pub orientation: super::Orientation,
 }
 
 impl VideoTrack {
@@ -556,6 +558,10 @@ fn index_video(mp4: &re_mp4::Mp4, track: &re_mp4::Track) -> Result<VideoTrack, S
         frame_times,
         has_reordering,
         open_gop: false,
+        orientation: {
+            let m = &track.trak(mp4).tkhd.matrix;
+            super::Orientation::from_matrix(m.a, m.b, m.c, m.d)
+        },
     })
 }
 

@@ -34,8 +34,16 @@ pub(crate) fn describe(demux: &Mp4Demuxer, registry: &DecoderRegistry) -> MediaI
             codec_string: track.codec_string.clone(),
             profile: stream.profile.clone(),
             level: stream.level.clone(),
-            width: stream.width,
-            height: stream.height,
+            width: track
+                .orientation
+                .display_size(stream.width, stream.height)
+                .0,
+            height: track
+                .orientation
+                .display_size(stream.width, stream.height)
+                .1,
+            rotation: track.orientation.rotation,
+            mirrored: track.orientation.mirrored,
             bit_depth: stream.bit_depth,
             chroma: stream.chroma,
             interlaced: stream.interlaced,

@@ -57,6 +57,8 @@ pub struct VideoReader {
     skipped: Option<Vec<Picture>>,
     /// Asked between two packets: `true` stops the decode with [`MediaError::Cancelled`].
     cancel: Option<CancelCheck>,
+    /// Where turned pictures (a rotated track) take their planes from.
+    pool: Option<crate::memory::BufferPool>,
 }
 
 /// A check a long decode asks between packets (see [`VideoReader::set_cancel`]).
@@ -102,6 +104,7 @@ impl VideoReader {
             stats: ReaderStats::default(),
             skipped: None,
             cancel: None,
+            pool: None,
         })
     }
 
@@ -112,6 +115,7 @@ impl VideoReader {
 
     /// Decoded pictures take their planes from `pool` from now on.
     pub fn set_frame_pool(&mut self, pool: crate::memory::BufferPool) {
+        self.pool = Some(pool.clone());
         self.decoder.set_frame_pool(pool);
     }
 
@@ -167,7 +171,8 @@ impl VideoReader {
             match sample.frame {
                 Some(index) => {
                     self.produced = Some(self.produced.map_or(index, |p| p.max(index)));
-                    let mut frame = pic.frame;
+                    // Upright for display (a phone's portrait clip).
+                    let mut frame = super::orient(pic.frame, track.orientation, self.pool.as_ref());
                     frame.index = index;
                     frame.time_secs = sample.pts as f64 / track.timescale as f64;
                     if index >= target {
