@@ -110,6 +110,20 @@ fn tick_until(
     }
 }
 
+/// Plays from where the playhead is to `frame`, letting every worker finish between ticks
+/// (deterministic), then pauses.
+fn play_to(engine: &mut PlaybackEngine, frame: u64) {
+    engine.play();
+    for _ in 0..2 * frame + 20 {
+        engine.tick();
+        assert!(engine.wait_idle(WAIT));
+        if engine.playhead().frame >= frame {
+            break;
+        }
+    }
+    engine.pause();
+}
+
 fn rendered_all(engine: &mut PlaybackEngine) -> bool {
     let p = engine.render_progress();
     p.queued == 0 && p.rendering == 0 && p.done == p.frames
@@ -198,15 +212,7 @@ fn playback_shows_the_background_pictures_instead_of_rendering_them() {
     // from playback's own decoders and render workers.
     engine.prioritize_render(60..120);
     engine.seek_frame(0);
-    engine.play();
-    for _ in 0..80 {
-        engine.tick();
-        assert!(engine.wait_idle(WAIT));
-        if engine.playhead().frame >= 59 {
-            break;
-        }
-    }
-    engine.pause();
+    play_to(&mut engine, 59);
     assert_eq!(engine.metrics().dropped, 0, "{:?}", engine.metrics());
     let s = engine.render_stats();
     assert_eq!(
@@ -407,15 +413,7 @@ fn background_pictures_survive_a_restart_on_the_disk_tier() {
     // playback reads them instead of rendering.
     let (mut engine, shown) = open_with(&project, Some(dir.path()));
     assert_eq!(colors(&mut engine, 0..60), vec![(0..60, BarColor::Green)]);
-    engine.play();
-    for _ in 0..60 {
-        engine.tick();
-        assert!(engine.wait_idle(WAIT));
-        if engine.playhead().frame >= 40 {
-            break;
-        }
-    }
-    engine.pause();
+    play_to(&mut engine, 40);
     let s = engine.render_stats();
     assert_eq!(s.cpu_frames + s.gpu_frames, 0, "{s:?}");
     assert_eq!(
