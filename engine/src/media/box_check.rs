@@ -5,9 +5,17 @@
 //!
 //! `udta` and `meta` are not walked into: damage there is metadata only, and the demuxer
 //! skips those boxes when they do not parse ([`super::metadata_skip`]).
+//!
+//! Also here, the demuxer's other checks of a file's structure before and around parsing:
+//! a top-level box cut short (a truncated file), the parse itself with `re_mp4`'s panics
+//! contained, and whether an H.264 track is open-GOP.
 
 use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 
+use super::CodecConfig;
+use super::demux::VideoTrack;
 use super::metadata_skip::read_moov;
 
 /// The boxes whose payload is a list of boxes.
@@ -75,6 +83,88 @@ fn walk(data: &[u8], base: u64, range: std::ops::Range<usize>, depth: usize) -> 
         at = end;
     }
     Ok(())
+}
+
+/// Walks the top-level boxes; returns the end offset of a box that runs past the end of the
+/// file (the file was cut short), if any.
+pub(super) fn top_level_overrun(file: &mut File, file_size: u64) -> Option<u64> {
+    let mut pos = 0u64;
+    let mut header = [0u8; 16];
+    while pos + 8 <= file_size {
+        file.seek(SeekFrom::Start(pos)).ok()?;
+        file.read_exact(&mut header[..8]).ok()?;
+        let size32 = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+        let size = match size32 {
+            0 => return None, // box extends to the end of the file
+            1 => {
+                file.read_exact(&mut header[8..16]).ok()?;
+                u64::from_be_bytes([
+                    header[8], header[9], header[10], header[11], header[12], header[13],
+                    header[14], header[15],
+                ])
+            }
+            s => u64::from(s),
+        };
+        if size < 8 {
+            return None; // not a box structure at all: let the parser say so
+        }
+        let end = pos.checked_add(size)?;
+        if end > file_size {
+            return Some(end);
+        }
+        pos = end;
+    }
+    None
+}
+
+/// Parses the boxes with `re_mp4`. It panics on some malformed tables (a missing
+/// chunk-offset box, out-of-range indices): that is contained here and reported as an error.
+pub(super) fn parse(reader: impl Read + Seek, file_size: u64) -> Result<re_mp4::Mp4, String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        re_mp4::Mp4::read(reader, file_size)
+    })) {
+        Ok(Ok(mp4)) => Ok(mp4),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("malformed sample table".into()),
+    }
+}
+
+/// Sync samples the open-GOP check reads (each a positional read of one sample).
+const OPEN_GOP_PROBES: usize = 4;
+
+/// Whether an H.264 track's sync samples after the first (up to [`OPEN_GOP_PROBES`]) carry
+/// no IDR picture: a recovery point in an open GOP, which a decoder cannot start at cleanly.
+pub(super) fn open_gop(file: &File, video: &VideoTrack) -> bool {
+    let CodecConfig::Avc { length_size, .. } = video.config else {
+        return false;
+    };
+    let mut buf = Vec::new();
+    video
+        .samples
+        .iter()
+        .filter(|s| s.is_sync)
+        .skip(1)
+        .take(OPEN_GOP_PROBES)
+        .any(|s| {
+            buf.resize(s.size as usize, 0);
+            if file.read_exact_at(&mut buf, s.offset).is_err() {
+                return false;
+            }
+            let mut at = 0;
+            let mut idr = false;
+            while at + length_size <= buf.len() {
+                let len = buf[at..at + length_size]
+                    .iter()
+                    .fold(0usize, |n, &b| (n << 8) | usize::from(b));
+                at += length_size;
+                if len == 0 || at + len > buf.len() {
+                    break;
+                }
+                idr |= buf[at] & 0x1f == 5;
+                at += len;
+            }
+            !idr
+        })
 }
 
 #[cfg(test)]

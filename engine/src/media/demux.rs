@@ -13,7 +13,7 @@
 //! several decoder threads.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufReader, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -192,7 +192,7 @@ impl Mp4Demuxer {
                 ),
             });
         }
-        if let Some(needed) = top_level_overrun(&mut file, file_size) {
+        if let Some(needed) = super::box_check::top_level_overrun(&mut file, file_size) {
             return Err(MediaError::Truncated {
                 path,
                 needed,
@@ -205,7 +205,7 @@ impl Mp4Demuxer {
         file.seek(SeekFrom::Start(0))
             .map_err(|e| MediaError::io(&path, e))?;
 
-        let mp4 = match parse(BufReader::new(&file), file_size) {
+        let mp4 = match super::box_check::parse(BufReader::new(&file), file_size) {
             Ok(mp4) => mp4,
             Err(reason) => {
                 // Damaged metadata (`udta`, `meta`) must not refuse intact samples: once more
@@ -216,7 +216,7 @@ impl Mp4Demuxer {
                         let _ = file.seek(SeekFrom::Start(0));
                         let reader =
                             super::metadata_skip::Patched::new(BufReader::new(&file), patches);
-                        parse(reader, file_size).ok()
+                        super::box_check::parse(reader, file_size).ok()
                     })
                     .flatten();
                 match retried {
@@ -257,7 +257,7 @@ impl Mp4Demuxer {
             .find(|t| handler_is(&mp4, t, TrackKind::Audio, b"soun"))
             .map(|t| audio_info(&mp4, t));
         let mut video = video;
-        video.open_gop = open_gop(&file, &video);
+        video.open_gop = super::box_check::open_gop(&file, &video);
 
         Ok(Self {
             path,
@@ -311,56 +311,6 @@ impl Mp4Demuxer {
     }
 }
 
-/// Sync samples the open-GOP check reads (each a positional read of one sample).
-const OPEN_GOP_PROBES: usize = 4;
-
-/// Whether an H.264 track's sync samples after the first (up to [`OPEN_GOP_PROBES`]) carry
-/// no IDR picture: a recovery point in an open GOP, which a decoder cannot start at cleanly.
-fn open_gop(file: &File, video: &VideoTrack) -> bool {
-    let CodecConfig::Avc { length_size, .. } = video.config else {
-        return false;
-    };
-    let mut buf = Vec::new();
-    video
-        .samples
-        .iter()
-        .filter(|s| s.is_sync)
-        .skip(1)
-        .take(OPEN_GOP_PROBES)
-        .any(|s| {
-            buf.resize(s.size as usize, 0);
-            if file.read_exact_at(&mut buf, s.offset).is_err() {
-                return false;
-            }
-            let mut at = 0;
-            let mut idr = false;
-            while at + length_size <= buf.len() {
-                let len = buf[at..at + length_size]
-                    .iter()
-                    .fold(0usize, |n, &b| (n << 8) | usize::from(b));
-                at += length_size;
-                if len == 0 || at + len > buf.len() {
-                    break;
-                }
-                idr |= buf[at] & 0x1f == 5;
-                at += len;
-            }
-            !idr
-        })
-}
-
-/// Parses the boxes with `re_mp4`. It panics on some malformed tables (a missing
-/// chunk-offset box, out-of-range indices): that is contained here and reported as an error.
-fn parse(reader: impl Read + Seek, file_size: u64) -> Result<re_mp4::Mp4, String> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        re_mp4::Mp4::read(reader, file_size)
-    })) {
-        Ok(Ok(mp4)) => Ok(mp4),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("malformed sample table".into()),
-    }
-}
-
 /// Whether a track is of `kind`: by its handler (`vide`, `soun`), so that a sample entry
 /// `re_mp4` does not know (ProRes, a codec nobody has) is still found as video.
 pub(super) fn handler_is(
@@ -370,38 +320,6 @@ pub(super) fn handler_is(
     handler: &[u8; 4],
 ) -> bool {
     t.kind == Some(kind) || &t.trak(mp4).mdia.hdlr.handler_type.value == handler
-}
-
-/// Walks the top-level boxes; returns the end offset of a box that runs past the end of the
-/// file (the file was cut short), if any.
-fn top_level_overrun(file: &mut File, file_size: u64) -> Option<u64> {
-    let mut pos = 0u64;
-    let mut header = [0u8; 16];
-    while pos + 8 <= file_size {
-        file.seek(SeekFrom::Start(pos)).ok()?;
-        file.read_exact(&mut header[..8]).ok()?;
-        let size32 = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
-        let size = match size32 {
-            0 => return None, // box extends to the end of the file
-            1 => {
-                file.read_exact(&mut header[8..16]).ok()?;
-                u64::from_be_bytes([
-                    header[8], header[9], header[10], header[11], header[12], header[13],
-                    header[14], header[15],
-                ])
-            }
-            s => u64::from(s),
-        };
-        if size < 8 {
-            return None; // not a box structure at all: let the parser say so
-        }
-        let end = pos.checked_add(size)?;
-        if end > file_size {
-            return Some(end);
-        }
-        pos = end;
-    }
-    None
 }
 
 pub(super) fn codec_of(content: &StsdBoxContent) -> (Codec, String) {
