@@ -342,16 +342,8 @@ impl PlaybackEngine {
     /// time and it is not rendered, yellow elsewhere.
     pub fn render_bar(&mut self, range: Range<u64>) -> Vec<BarSpan> {
         let end = range.end.min(self.playhead().duration);
-        let map = self.performance_map();
-        let keys = framelock_systems::frame_keys(&mut self.world, range.start..end);
-        let red = |t: u64| {
-            map.iter()
-                .any(|s| s.start <= t && t < s.end && s.status == SegmentStatus::NeedsOptimization)
-        };
-        spans(
-            range.start,
-            keys.iter().map(|k| color(k.rendered, red(k.frame))),
-        )
+        let frames: Vec<u64> = (range.start..end).collect();
+        spans(range.start, self.render_bar_at(&frames))
     }
 
     /// The render bar's colour at each of `frames` (a sample of the timeline, for a bar a

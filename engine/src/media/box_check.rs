@@ -89,22 +89,8 @@ fn walk(data: &[u8], base: u64, range: std::ops::Range<usize>, depth: usize) -> 
 /// file (the file was cut short), if any.
 pub(super) fn top_level_overrun(file: &mut File, file_size: u64) -> Option<u64> {
     let mut pos = 0u64;
-    let mut header = [0u8; 16];
     while pos + 8 <= file_size {
-        file.seek(SeekFrom::Start(pos)).ok()?;
-        file.read_exact(&mut header[..8]).ok()?;
-        let size32 = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
-        let size = match size32 {
-            0 => return None, // box extends to the end of the file
-            1 => {
-                file.read_exact(&mut header[8..16]).ok()?;
-                u64::from_be_bytes([
-                    header[8], header[9], header[10], header[11], header[12], header[13],
-                    header[14], header[15],
-                ])
-            }
-            s => u64::from(s),
-        };
+        let (_, size) = top_level_box(file, pos, file_size)?;
         if size < 8 {
             return None; // not a box structure at all: let the parser say so
         }
@@ -115,6 +101,23 @@ pub(super) fn top_level_overrun(file: &mut File, file_size: u64) -> Option<u64> 
         pos = end;
     }
     None
+}
+
+/// The type and size of the top-level box at `pos` (a size of 0, "to the end of the file",
+/// read as the bytes left); `None` when its header cannot be read.
+pub(super) fn top_level_box(file: &mut File, pos: u64, file_size: u64) -> Option<([u8; 4], u64)> {
+    let mut h = [0u8; 16];
+    file.seek(SeekFrom::Start(pos)).ok()?;
+    file.read_exact(&mut h[..8]).ok()?;
+    let size = match u32::from_be_bytes([h[0], h[1], h[2], h[3]]) {
+        0 => file_size - pos,
+        1 => {
+            file.read_exact(&mut h[8..16]).ok()?;
+            u64::from_be_bytes(h[8..16].try_into().ok()?)
+        }
+        s => u64::from(s),
+    };
+    Some(([h[4], h[5], h[6], h[7]], size))
 }
 
 /// Parses the boxes with `re_mp4`. It panics on some malformed tables (a missing

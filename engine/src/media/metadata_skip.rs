@@ -112,22 +112,12 @@ fn walk(
 /// The top-level `moov` box's offset and bytes.
 pub(super) fn read_moov(file: &mut File, file_size: u64) -> Option<(u64, Vec<u8>)> {
     let mut pos = 0u64;
-    let mut h = [0u8; 16];
     while pos + 8 <= file_size {
-        file.seek(SeekFrom::Start(pos)).ok()?;
-        file.read_exact(&mut h[..8]).ok()?;
-        let size = match u32::from_be_bytes([h[0], h[1], h[2], h[3]]) {
-            0 => file_size - pos,
-            1 => {
-                file.read_exact(&mut h[8..16]).ok()?;
-                u64::from_be_bytes(h[8..16].try_into().ok()?)
-            }
-            s => u64::from(s),
-        };
+        let (kind, size) = super::box_check::top_level_box(file, pos, file_size)?;
         if size < 8 || pos.checked_add(size)? > file_size {
             return None;
         }
-        if &h[4..8] == b"moov" {
+        if &kind == b"moov" {
             if size > MAX_MOOV {
                 return None;
             }
