@@ -73,9 +73,9 @@ pub use framelock_components::{
     AudioClipDef, AudioFormat, AudioStreamInfo, AudioTrackDef, AutoSwitchThresholds, BlendMode,
     CacheKey, CacheKind, CacheTier, ChromaFormat, ClearCache, ClipAudio, ClipDef, ClipRef, Codec,
     Edit, EditError, EditMode, Effect, EffectLod, EffectStack, EffectsKey, FrameTimes, HasEffects,
-    MediaInfo, MemoryBudget, OutputFormat, PlayState, Playhead, Pressure, Project, ProjectError,
-    Proxy, ProxyCodec, ProxyGeneration, ProxyPriority, ProxyState, ProxyStrategy, QualitySettings,
-    Rational, TierStats, TrackDef, UseProxy, VideoStreamInfo,
+    MediaInfo, MemoryBudget, OutputFormat, PlayState, Playhead, Pressure, ProResProfile, Project,
+    ProjectError, Proxy, ProxyCodec, ProxyGeneration, ProxyPriority, ProxyState, ProxyStrategy,
+    QualitySettings, Rational, TierStats, TrackDef, UseProxy, VideoStreamInfo,
 };
 pub use framelock_components::{
     QualityChange, QualityReason, QualityStep, RenderPriority, quality_ladder,

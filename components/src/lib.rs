@@ -28,8 +28,8 @@ pub use project::{
     ClipDef, OLDEST_PROJECT_VERSION, PROJECT_VERSION, Project, ProjectError, TrackDef,
 };
 pub use proxy::{
-    AutoSwitchThresholds, EditMode, EffectsKey, HasEffects, Proxy, ProxyAssets, ProxyCodec,
-    ProxyGeneration, ProxyPriority, ProxyState, ProxyStrategy, UseProxy,
+    AutoSwitchThresholds, EditMode, EffectsKey, HasEffects, ProResProfile, Proxy, ProxyAssets,
+    ProxyCodec, ProxyGeneration, ProxyPriority, ProxyState, ProxyStrategy, UseProxy,
 };
 pub use quality::{
     AdaptiveQuality, QualityChange, QualityReason, QualityStep, RenderPriority, quality_ladder,

@@ -20,6 +20,9 @@ pub enum Codec {
     Vp9,
     /// AAC audio (`mp4a`).
     Aac,
+    /// Apple ProRes (`apco`, `apcs`, `apcn`, `apch`, `ap4h`, `ap4x`; the code names the
+    /// profile).
+    ProRes,
     /// A sample entry framelock does not know; the four-character code as written.
     Other(String),
 }
@@ -33,6 +36,7 @@ impl std::fmt::Display for Codec {
             Self::Vp8 => f.write_str("vp8"),
             Self::Vp9 => f.write_str("vp9"),
             Self::Aac => f.write_str("aac"),
+            Self::ProRes => f.write_str("prores"),
             Self::Other(fourcc) => write!(f, "unknown ({fourcc})"),
         }
     }

@@ -18,7 +18,9 @@ pub struct Args {
     /// Proxy heights (aspect kept, even widths), comma separated: 720, 1080, 540, …
     #[arg(long, value_delimiter = ',', default_value = "720")]
     res: Vec<u32>,
-    /// `h264` (long GOP, small) or `h264-intra` (every frame a keyframe: instant scrubbing).
+    /// `h264` (long GOP, small), `h264-intra` (every frame a keyframe: instant scrubbing), or
+    /// ProRes 422 in a `.mov` (builds with the `ffmpeg` feature): `prores` (Proxy),
+    /// `prores-lt`, `prores-standard`.
     #[arg(long, default_value = "h264")]
     codec: String,
     /// 0 (smallest) to 100 (best); see `ProxyCodec::qp` for the QP it maps to.
@@ -39,17 +41,25 @@ pub struct Args {
     /// Decoder backend: `auto` (fastest built), `openh264` or `ffmpeg` (with the feature).
     #[arg(long, default_value = "auto")]
     backend: String,
+    /// Decode every picture in full, even for proxies at most half the source's height (by
+    /// default those skip libav's deblocking filter: faster, and invisible after the shrink).
+    #[arg(long)]
+    full_decode: bool,
     /// Print one JSON object per job instead of text (no progress bars).
     #[arg(long)]
     json: bool,
 }
 
 fn codec(s: &str) -> anyhow::Result<ProxyCodec> {
-    Ok(match s {
-        "h264" => ProxyCodec::H264,
-        "h264-intra" | "intra" => ProxyCodec::H264Intra,
-        other => bail!("unknown proxy codec {other:?} (h264, h264-intra)"),
-    })
+    match s {
+        "intra" => Ok(ProxyCodec::H264Intra),
+        other => ProxyCodec::from_name(other).with_context(|| {
+            format!(
+                "unknown proxy codec {other:?} (h264, h264-intra, prores, prores-lt, \
+                 prores-standard)"
+            )
+        }),
+    }
 }
 
 fn priority(s: &str) -> anyhow::Result<ProxyPriority> {
@@ -67,6 +77,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         codec: codec(&args.codec)?,
         quality: args.quality.min(100),
         priority: priority(&args.priority)?,
+        fast_decode: !args.full_decode,
     };
     let dir = match &args.dir {
         Some(d) => d.clone(),

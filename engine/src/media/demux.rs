@@ -334,7 +334,10 @@ pub(super) fn codec_of(content: &StsdBoxContent) -> (Codec, String) {
         StsdBoxContent::Tx3g(_) => (Codec::Other("tx3g".into()), "tx3g".into()),
         StsdBoxContent::Unknown(fourcc) => {
             let s = fourcc.to_string();
-            (Codec::Other(s.clone()), s)
+            match s.as_str() {
+                "apco" | "apcs" | "apcn" | "apch" | "ap4h" | "ap4x" => (Codec::ProRes, s),
+                _ => (Codec::Other(s.clone()), s),
+            }
         }
     }
 }

@@ -310,6 +310,33 @@ impl Picture {
         self.resize_planes(None, planes, PixelFormat::Yuv420p, width, height, filter)
     }
 
+    /// Scales to `width`×`height` **10-bit 4:2:2**, what ProRes 422 takes: 10-bit samples keep
+    /// their bits, 8-bit ones are widened (×4); chroma of any layout is resampled to half
+    /// width and full height with the same filter as [`Picture::scaled_yuv420p`].
+    pub fn scaled_yuv422p10(&self, width: u32, height: u32) -> Option<Self> {
+        let filter = if width < self.width && height < self.height {
+            FilterType::Box
+        } else {
+            FilterType::CatmullRom
+        };
+        let planes: [&[u8]; 3] = [&self.planes[0], &self.planes[1], &self.planes[2]];
+        if self.format.bytes_per_sample() == 2 {
+            return self.resize_planes(None, planes, PixelFormat::Yuv422p10, width, height, filter);
+        }
+        let eight =
+            self.resize_planes(None, planes, PixelFormat::Yuv422p, width, height, filter)?;
+        let mut out = Self::alloc_in(None, PixelFormat::Yuv422p10, width, height);
+        for (wide, narrow) in out.planes.iter_mut().zip(&eight.planes) {
+            for (d, &v) in wide.chunks_exact_mut(2).zip(narrow.iter()) {
+                d.copy_from_slice(&(u16::from(v) << 2).to_le_bytes());
+            }
+        }
+        out.color = self.color;
+        out.index = self.index;
+        out.time_secs = self.time_secs;
+        Some(out)
+    }
+
     /// This picture as one RGBA8 plane (from the pool), converted with its colour space; an
     /// RGBA8 picture is copied.
     pub fn to_rgba8_in(&self, pool: Option<&BufferPool>) -> Self {
@@ -380,12 +407,18 @@ impl Picture {
         let dst_dims = [(width, height), (ncw, nch), (ncw, nch)];
         let mut resizer = Resizer::new();
         let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(filter));
+        // The source planes have the output's sample size (callers convert first).
+        let kind = if format.bytes_per_sample() == 2 {
+            PixelType::U16
+        } else {
+            PixelType::U8
+        };
         let mut out = Self::alloc_in(pool, format, width, height);
         for p in 0..3 {
             let (sw, sh) = src_dims[p];
             let (dw, dh) = dst_dims[p];
-            let src = ImageRef::new(sw, sh, planes[p], PixelType::U8).ok()?;
-            let mut dst = Image::from_slice_u8(dw, dh, &mut out.planes[p], PixelType::U8).ok()?;
+            let src = ImageRef::new(sw, sh, planes[p], kind).ok()?;
+            let mut dst = Image::from_slice_u8(dw, dh, &mut out.planes[p], kind).ok()?;
             resizer.resize(&src, &mut dst, &options).ok()?;
         }
         out.color = self.color;

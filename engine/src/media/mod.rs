@@ -33,6 +33,8 @@ mod orient;
 mod pixel;
 mod probe;
 mod probe_cache;
+#[cfg(feature = "ffmpeg")]
+mod prores;
 mod reader;
 mod sniff;
 pub mod testcard;
@@ -42,8 +44,8 @@ pub mod decode;
 pub use audio_track::{AudioCopy, audio_copy, audio_edit};
 pub use av1::{Av1Encoder, Av1Frame, Av1Settings};
 pub use decode::{
-    DecodedPicture, Decoder, DecoderBackend, DecoderRegistry, OpenH264Backend, Packet, Selection,
-    StreamDescription, Support,
+    DecodeOptions, DecodedPicture, Decoder, DecoderBackend, DecoderRegistry, OpenH264Backend,
+    Packet, Selection, StreamDescription, Support,
 };
 pub use demux::{AudioTrack, CodecConfig, Mp4Demuxer, SampleRef, VideoTrack};
 pub use encode::{
@@ -58,6 +60,8 @@ pub use orient::{Orientation, orient};
 pub use pixel::{ColorSpace, MatrixCoefficients, PixelFormat, YuvRange};
 pub use probe::probe;
 pub use probe_cache::ProbeCache;
+#[cfg(feature = "ffmpeg")]
+pub use prores::ProResEncoder;
 pub use reader::{
     CancelCheck, FrameSource, ParallelDecodeReport, ReaderStats, VideoReader, parallel_decode,
 };

@@ -12,7 +12,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::decode::{DecodedPicture, Decoder, DecoderRegistry, Packet, StreamDescription, Support};
+use super::decode::{
+    DecodeOptions, DecodedPicture, Decoder, DecoderRegistry, Packet, StreamDescription, Support,
+};
 use super::{MediaError, Mp4Demuxer, Picture};
 
 /// Anything that hands out frames by index (the reader, a test double, later a cache).
@@ -85,9 +87,18 @@ impl VideoReader {
         demux: Arc<Mp4Demuxer>,
         registry: &DecoderRegistry,
     ) -> Result<Self, MediaError> {
+        Self::from_demuxer_with(demux, registry, DecodeOptions::default())
+    }
+
+    /// [`VideoReader::from_demuxer`] with decoder `options` (see [`DecodeOptions`]).
+    pub fn from_demuxer_with(
+        demux: Arc<Mp4Demuxer>,
+        registry: &DecoderRegistry,
+        options: DecodeOptions,
+    ) -> Result<Self, MediaError> {
         let stream = StreamDescription::from_track(demux.video());
         let selection = registry.select(&stream)?;
-        let decoder = selection.backend.create(&stream)?;
+        let decoder = selection.backend.create_with(&stream, options)?;
         Ok(Self {
             demux,
             stream,

@@ -7,7 +7,9 @@
 //! fingerprint matches the file on disk; anything else is stale and is regenerated.
 //!
 //! Two sources with the same stem in one proxy folder: the second gets
-//! `<stem>-<8 hex digits of the path's hash>_<height>p.mp4`.
+//! `<stem>-<8 hex digits of the path's hash>_<height>p.mp4`. A ProRes proxy is
+//! `<stem>_<height>p_prores.mov` (manifest `<stem>_<height>p_prores.json`), so it lives beside
+//! an H.264 proxy of the same height.
 
 use std::path::{Path, PathBuf};
 
@@ -40,12 +42,16 @@ pub struct ProxyManifest {
     pub codec: ProxyCodec,
     /// Quality 0..=100.
     pub quality: u8,
-    /// The constant QP it maps to.
+    /// The constant QP it maps to (0 for ProRes, whose profile sets the rate).
     pub qp: u8,
     /// Keyframe interval the encoder was given (segments start with a keyframe too).
     pub gop: u32,
-    /// Encoder.
+    /// Encoder (`openh264`, `libav prores_ks`).
     pub encoder: String,
+    /// How the source was decoded (backend, and whether the deblocking filter was skipped,
+    /// see [`ProxyGeneration::fast_decode`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub decode: String,
     /// The strategy's generation settings the job came from.
     pub generation: ProxyGeneration,
     /// Seconds the generation took.
@@ -86,16 +92,20 @@ fn read_manifest(proxy: &Path) -> Option<ProxyManifest> {
     serde_json::from_slice(&bytes).ok()
 }
 
-/// The proxy path for `source` at `height` in `dir`.
-pub fn proxy_path(dir: &Path, source: &Path, height: u32) -> PathBuf {
+/// The path of `source`'s `codec` proxy at `height` in `dir`.
+pub fn proxy_path(dir: &Path, source: &Path, height: u32, codec: ProxyCodec) -> PathBuf {
     let stem = source
         .file_stem()
         .map_or_else(|| "media".into(), |s| s.to_string_lossy().into_owned());
-    let plain = dir.join(format!("{stem}_{height}p.mp4"));
+    let (tail, ext) = match codec {
+        ProxyCodec::ProRes { .. } => ("_prores", codec.extension()),
+        _ => ("", codec.extension()),
+    };
+    let plain = dir.join(format!("{stem}_{height}p{tail}.{ext}"));
     match read_manifest(&plain) {
         Some(m) if m.source != absolute(source) => {
             let hash = xxhash_rust::xxh3::xxh3_64(absolute(source).to_string_lossy().as_bytes());
-            dir.join(format!("{stem}-{:08x}_{height}p.mp4", hash as u32))
+            dir.join(format!("{stem}-{:08x}_{height}p{tail}.{ext}", hash as u32))
         }
         _ => plain,
     }
@@ -169,7 +179,16 @@ mod tests {
         let dir = tempfile::tempdir()?;
         let src = dir.path().join("4K_video_01.mp4");
         std::fs::write(&src, b"not really video")?;
-        let p = proxy_path(dir.path(), &src, 1080);
+        let prores = ProxyCodec::ProRes {
+            profile: framelock_components::ProResProfile::Proxy,
+        };
+        let m = proxy_path(dir.path(), &src, 1080, prores);
+        assert_eq!(m, dir.path().join("4K_video_01_1080p_prores.mov"));
+        assert_eq!(
+            manifest_path(&m),
+            dir.path().join("4K_video_01_1080p_prores.json")
+        );
+        let p = proxy_path(dir.path(), &src, 1080, ProxyCodec::H264Intra);
         assert_eq!(p, dir.path().join("4K_video_01_1080p.mp4"));
         assert_eq!(manifest_path(&p), dir.path().join("4K_video_01_1080p.json"));
         assert_eq!(check_proxy(&src, &p), ProxyCheck::Missing);

@@ -1,16 +1,18 @@
-//! Proxy files: reduced-resolution H.264 copies of originals, made in the background.
+//! Proxy files: reduced-resolution H.264 (or, with libav, ProRes) copies of originals, made
+//! in the background.
 //!
 //! - [`files`]: naming (`<stem>_<height>p.mp4`), the manifest that ties a proxy to its source's
 //!   fingerprint, staleness checks.
 //! - [`pipeline`]: one proxy made — decode (several GOP ranges in parallel, the best backend
-//!   the registry has) → scale in YUV → encode (openh264, one encoder per worker) → mux in
-//!   order, atomically, verified before it replaces anything.
+//!   the registry has) → scale in YUV → encode (openh264 or libav's ProRes, one encoder per
+//!   worker) → mux in order, atomically, verified before it replaces anything.
 //! - [`manager`]: the job queue (priority, FIFO within one), a bounded pool of workers running
 //!   below playback priority, cancellation, progress and ETA.
 //!
 //! Frame mapping: a proxy has the source's frame count and frame rate, so proxy frame N is
 //! source frame N; playback switches between them by frame index.
 
+mod codec;
 pub mod files;
 pub mod manager;
 pub mod pipeline;
@@ -61,6 +63,9 @@ pub enum ProxyError {
         /// Why.
         source: std::io::Error,
     },
+    /// This build cannot make the proxy asked for (ProRes without the `ffmpeg` feature).
+    #[error("{0}")]
+    Unsupported(String),
     /// A worker thread failed (could not start, panicked, got an unusable frame).
     #[error("worker: {0}")]
     Worker(String),
@@ -70,6 +75,9 @@ impl ProxyError {
     /// Whether running the same job again may succeed (everything but a bad source or a
     /// request that cannot be met).
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, Self::Source(_) | Self::NotSmaller { .. })
+        !matches!(
+            self,
+            Self::Source(_) | Self::NotSmaller { .. } | Self::Unsupported(_)
+        )
     }
 }

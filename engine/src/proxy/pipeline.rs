@@ -26,17 +26,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use framelock_components::{MediaInfo, ProxyGeneration};
+use framelock_components::{MediaInfo, ProxyCodec, ProxyGeneration};
 
 use super::ProxyError;
+use super::codec::{Encoded, ProxyMux, RangeEncoder, check_codec};
 use super::files::{
     MANIFEST_VERSION, ProxyCheck, ProxyManifest, absolute, check_proxy, manifest_path, proxy_path,
     remove_leftovers,
 };
 use crate::media::{
-    AudioCopy, DecoderRegistry, EncodeSettings, EncodeSpeed, EncodedPicture, H264Encoder,
-    H264Mp4Muxer, MediaError, Mp4Demuxer, ProbeCache, RateControl, TrackCodec, VideoReader,
-    WriteError, probe,
+    AudioCopy, DecodeOptions, DecoderRegistry, EncodeSettings, EncodeSpeed, MediaError, Mp4Demuxer,
+    ProbeCache, RateControl, TrackCodec, VideoReader, WriteError, probe,
 };
 
 /// Samples a range holds at least (GOPs are merged up to it), so all-intra sources are not
@@ -59,7 +59,7 @@ pub struct ProxyJobSpec {
 impl ProxyJobSpec {
     /// Where this proxy goes.
     pub fn path(&self) -> PathBuf {
-        proxy_path(&self.dir, &self.source, self.height)
+        proxy_path(&self.dir, &self.source, self.height, self.generation.codec)
     }
 }
 
@@ -92,6 +92,7 @@ pub fn generate_proxy(
 ) -> Result<ProxyOutput, ProxyError> {
     crate::profile_function!();
     let start = Instant::now();
+    check_codec(spec.generation.codec)?;
     let source = spec.source.as_path();
     let source_fingerprint = ProbeCache::fingerprint(source)?;
     let info = probe(source, registry)?;
@@ -149,16 +150,30 @@ pub fn generate_proxy(
     let total = demux.video().frame_count();
     let ranges = gop_ranges(&demux);
     let threads = threads.max(1).min(ranges.len().max(1));
+    // A shrink of 3x or more (4K → 720p) hides the deblocking filter's work: skip it
+    // (libav only).
+    let options = DecodeOptions {
+        skip_loop_filter: spec.generation.fast_decode && height * 3 <= sh,
+    };
     let mut readers = Vec::with_capacity(threads);
     for _ in 0..threads {
-        readers.push(VideoReader::from_demuxer(demux.clone(), registry)?);
+        readers.push(VideoReader::from_demuxer_with(
+            demux.clone(),
+            registry,
+            options,
+        )?);
     }
-    let mut muxer = H264Mp4Muxer::create(&path, settings)?;
+    let decode = match readers.first().map(VideoReader::backend) {
+        Some("ffmpeg") if options.skip_loop_filter => "ffmpeg, deblocking skipped".to_string(),
+        Some(name) => name.to_string(),
+        None => String::new(),
+    };
+    let mut muxer = ProxyMux::create(&path, codec, settings)?;
 
     let window = threads + 1;
     let (range_tx, range_rx) = crossbeam_channel::bounded::<usize>(ranges.len().max(1));
     let (out_tx, out_rx) =
-        crossbeam_channel::bounded::<Result<(u64, EncodedPicture), ProxyError>>(threads * 16);
+        crossbeam_channel::bounded::<Result<(u64, Encoded), ProxyError>>(threads * 16);
     let mut next = 0u64;
     let result = std::thread::scope(|scope| {
         for (w, mut reader) in readers.into_iter().enumerate() {
@@ -169,8 +184,14 @@ pub fn generate_proxy(
                 .name(format!("framelock-proxy-{w}"))
                 .spawn_scoped(scope, move || {
                     crate::workers::lower_thread_priority();
-                    let outcome =
-                        encode_ranges(&mut reader, ranges, &range_rx, &out_tx, settings, cancel);
+                    let outcome = encode_ranges(
+                        &mut reader,
+                        ranges,
+                        &range_rx,
+                        &out_tx,
+                        (codec, settings),
+                        cancel,
+                    );
                     if let Err(e) = outcome {
                         let _ = out_tx.send(Err(e));
                     }
@@ -185,7 +206,7 @@ pub fn generate_proxy(
                 let _ = range_tx.send(sent);
                 sent += 1;
             }
-            let mut waiting: BTreeMap<u64, EncodedPicture> = BTreeMap::new();
+            let mut waiting: BTreeMap<u64, Encoded> = BTreeMap::new();
             while next < total {
                 if cancel.load(Ordering::Relaxed) {
                     return Err(ProxyError::Cancelled);
@@ -196,7 +217,7 @@ pub fn generate_proxy(
                 let (index, picture) = item?;
                 waiting.insert(index, picture);
                 while let Some(picture) = waiting.remove(&next) {
-                    muxer.write_picture(&picture)?;
+                    muxer.write(&picture)?;
                     next += 1;
                     progress(next, total);
                 }
@@ -236,9 +257,9 @@ pub fn generate_proxy(
         Ok(None) => None,
         Err(why) => Some(format!("not copied: {why}")),
     };
-    let summary = muxer.finish_verified(|tmp| verify(tmp, total, source, &source_fingerprint))?;
-    let proxy_fingerprint = ProbeCache::fingerprint(&summary.path)?;
-    let proxy_info = probe(&summary.path, registry)?;
+    let written = muxer.finish_verified(|tmp| verify(tmp, total, source, &source_fingerprint))?;
+    let proxy_fingerprint = ProbeCache::fingerprint(&written)?;
+    let proxy_info = probe(&written, registry)?;
     let manifest = ProxyManifest {
         version: MANIFEST_VERSION,
         source: absolute(source),
@@ -251,7 +272,11 @@ pub fn generate_proxy(
         quality: spec.generation.quality,
         qp,
         gop,
-        encoder: "openh264".into(),
+        encoder: match codec {
+            ProxyCodec::ProRes { .. } => "libav prores_ks".into(),
+            _ => "openh264".into(),
+        },
+        decode,
         generation: spec.generation.clone(),
         seconds: start.elapsed().as_secs_f64(),
         audio,
@@ -316,7 +341,7 @@ fn claim(proxy: &Path, cancel: &AtomicBool) -> Result<std::fs::File, ProxyError>
 
 /// Adds `copy`'s track to the proxy: the same packets (read from `source`), codec
 /// configuration and edit.
-fn copy_audio(muxer: &mut H264Mp4Muxer, source: &Path, copy: &AudioCopy) -> Result<(), WriteError> {
+fn copy_audio(muxer: &mut ProxyMux, source: &Path, copy: &AudioCopy) -> Result<(), WriteError> {
     use std::os::unix::fs::FileExt;
     let io = |e| WriteError::Io {
         path: source.to_path_buf(),
@@ -377,34 +402,23 @@ fn encode_ranges(
     reader: &mut VideoReader,
     ranges: &[Range],
     range_rx: &crossbeam_channel::Receiver<usize>,
-    out_tx: &crossbeam_channel::Sender<Result<(u64, EncodedPicture), ProxyError>>,
-    settings: EncodeSettings,
+    out_tx: &crossbeam_channel::Sender<Result<(u64, Encoded), ProxyError>>,
+    (codec, settings): (ProxyCodec, EncodeSettings),
     cancel: &AtomicBool,
 ) -> Result<(), ProxyError> {
-    let mut encoder = H264Encoder::new(settings)?;
+    let mut encoder = RangeEncoder::new(codec, settings)?;
     for r in range_rx.iter() {
         crate::profile_scope!("proxy range");
-        let mut first = true;
+        encoder.start_range();
         let mut failed: Option<ProxyError> = None;
         let mut on_frame = |frame: crate::media::Picture| -> bool {
             if cancel.load(Ordering::Relaxed) {
                 return false;
             }
-            let Some(scaled) = frame.scaled_yuv420p(settings.width, settings.height) else {
-                failed = Some(ProxyError::Worker(format!(
-                    "cannot scale a {:?} frame",
-                    frame.format
-                )));
-                return false;
-            };
-            if first {
-                encoder.force_keyframe();
-                first = false;
-            }
-            match encoder.encode(&scaled) {
+            match encoder.encode(&frame, settings.width, settings.height) {
                 Ok(picture) => out_tx.send(Ok((frame.index, picture))).is_ok(),
                 Err(e) => {
-                    failed = Some(e.into());
+                    failed = Some(e);
                     false
                 }
             }

@@ -9,7 +9,9 @@ use std::sync::Once;
 use ffmpeg_next as av;
 use framelock_components::{ChromaFormat, Codec};
 
-use super::{DecodedPicture, Decoder, DecoderBackend, Packet, StreamDescription, Support};
+use super::{
+    DecodeOptions, DecodedPicture, Decoder, DecoderBackend, Packet, StreamDescription, Support,
+};
 use crate::media::demux::CodecConfig;
 use crate::media::pixel::{ColorSpace, MatrixCoefficients, YuvRange};
 use crate::media::{MediaError, Picture, PixelFormat};
@@ -59,8 +61,8 @@ fn codec_id(s: &StreamDescription) -> Option<av::codec::Id> {
         Codec::Av1 => av::codec::Id::AV1,
         Codec::Vp8 => av::codec::Id::VP8,
         Codec::Vp9 => av::codec::Id::VP9,
+        Codec::ProRes => av::codec::Id::PRORES,
         Codec::Other(fourcc) => match fourcc.as_str() {
-            "apcn" | "apch" | "apcs" | "apco" | "ap4h" | "ap4x" => av::codec::Id::PRORES,
             "mp4v" => av::codec::Id::MPEG4,
             "jpeg" | "mjpa" | "mjpb" => av::codec::Id::MJPEG,
             "dvh1" | "dvhe" => av::codec::Id::HEVC,
@@ -98,6 +100,14 @@ impl DecoderBackend for FfmpegBackend {
     }
 
     fn create(&self, s: &StreamDescription) -> Result<Box<dyn Decoder>, MediaError> {
+        self.create_with(s, DecodeOptions::default())
+    }
+
+    fn create_with(
+        &self,
+        s: &StreamDescription,
+        options: DecodeOptions,
+    ) -> Result<Box<dyn Decoder>, MediaError> {
         init();
         let unsupported = |reason: String| MediaError::Unsupported {
             codec: s.describe(),
@@ -118,6 +128,13 @@ impl DecoderBackend for FfmpegBackend {
             let mut threading = av::threading::Config::kind(av::threading::Type::Frame);
             threading.count = self.threads;
             ctx.set_threading(threading);
+            if options.skip_loop_filter {
+                // SAFETY: the context is allocated and not yet opened; `skip_loop_filter` is
+                // a plain field libav reads when decoding starts.
+                unsafe {
+                    (*ctx.as_mut_ptr()).skip_loop_filter = av::ffi::AVDiscard::AVDISCARD_ALL;
+                }
+            }
             ctx.decoder().video()
         };
         let inner = open().map_err(|e| decode_error(&e))?;

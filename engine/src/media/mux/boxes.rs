@@ -1,7 +1,8 @@
 //! The `moov` boxes of one track: `trak` down to the sample tables and the sample entry
-//! (`avc1`, `av01`, `Opus`, `mp4a`, `sowt`).
+//! (`avc1`, `av01`, ProRes `apc*`, `Opus`, `mp4a`, `sowt`).
 
 use super::{Chunk, Track, TrackCodec, TrackKind};
+use crate::media::WriteError;
 
 pub(super) fn trak(
     t: &Track,
@@ -220,6 +221,14 @@ fn sample_entry(t: &Track) -> mp4_atom::Codec {
             spatial: None,
         }
         .into(),
+        // mp4-atom has no ProRes entry. A ProRes entry is a plain VisualSampleEntry, which is
+        // what its `jpeg` entry writes: that is written here and renamed by `name_entries`.
+        (Some(TrackCodec::ProRes { fourcc }), TrackKind::Video { width, height }) => Jpeg {
+            visual: visual(width, height, prores_name(*fourcc)),
+            colr: bt709,
+            ..Default::default()
+        }
+        .into(),
         (Some(TrackCodec::Opus { pre_skip }), TrackKind::Audio { rate, channels }) => Opus {
             audio: audio(rate, channels),
             dops: Dops {
@@ -255,6 +264,76 @@ fn sample_entry(t: &Track) -> mp4_atom::Codec {
         }
         .into(),
     }
+}
+
+/// The compressor name QuickTime shows for a ProRes sample entry code.
+fn prores_name(fourcc: [u8; 4]) -> &'static str {
+    match &fourcc {
+        b"apco" => "Apple ProRes 422 Proxy",
+        b"apcs" => "Apple ProRes 422 LT",
+        b"apcn" => "Apple ProRes 422",
+        b"apch" => "Apple ProRes 422 HQ",
+        _ => "Apple ProRes",
+    }
+}
+
+/// Gives the first sample entry of track `i` in the encoded `moov` the code `codes[i]`
+/// where it is `Some` (ProRes, written by mp4-atom as `jpeg`). Renaming changes no size.
+pub(super) fn name_entries(moov: &mut [u8], codes: &[Option<[u8; 4]>]) -> Result<(), WriteError> {
+    if codes.iter().all(Option::is_none) {
+        return Ok(());
+    }
+    let broken = |what: &str| WriteError::Mux(format!("renaming a sample entry: {what}"));
+    let moov_body = child(moov, 0..moov.len(), b"moov").ok_or_else(|| broken("no moov"))?;
+    let mut at = moov_body.start;
+    let mut track = 0;
+    while let Some((kind, body, end)) = box_at(moov, at, moov_body.end) {
+        if kind == *b"trak" {
+            if let Some(Some(code)) = codes.get(track) {
+                let stsd = [b"mdia", b"minf", b"stbl", b"stsd"]
+                    .iter()
+                    .try_fold(body.clone(), |r, k| child(moov, r, k))
+                    .ok_or_else(|| broken("no stsd"))?;
+                // Full box (version, flags), entry count, then the first entry's header.
+                let entry = stsd.start + 8;
+                if moov.get(entry + 4..entry + 8) != Some(b"jpeg".as_slice()) {
+                    return Err(broken("the entry is not the one written"));
+                }
+                moov[entry + 4..entry + 8].copy_from_slice(code);
+            }
+            track += 1;
+        }
+        at = end;
+    }
+    Ok(())
+}
+
+/// The box at `at` (before `limit`): its kind, body and end. Only 32-bit sizes (a moov the
+/// muxer wrote).
+fn box_at(buf: &[u8], at: usize, limit: usize) -> Option<([u8; 4], std::ops::Range<usize>, usize)> {
+    let head = buf.get(at..at + 8)?;
+    let size = u32::from_be_bytes(head[..4].try_into().ok()?) as usize;
+    let end = at.checked_add(size)?;
+    if size < 8 || end > limit {
+        return None;
+    }
+    Some((head[4..8].try_into().ok()?, at + 8..end, end))
+}
+
+/// The body of the first `kind` box within `range`.
+fn child(
+    buf: &[u8],
+    range: std::ops::Range<usize>,
+    kind: &[u8; 4],
+) -> Option<std::ops::Range<usize>> {
+    let mut at = range.start;
+    while let Some((k, body, end)) = box_at(buf, at, range.end) {
+        if &k == kind {
+            return Some(body);
+        }
+        at = end;
+    }
+    None
 }
 
 fn avcc(sps: &[u8], pps: &[u8]) -> mp4_atom::Avcc {

@@ -1,5 +1,5 @@
-//! MP4 and MOV writing on `mp4-atom`: H.264 (`avc1`) and AV1 (`av01`) video, Opus, AAC and
-//! 16-bit PCM audio, interleaved, with the index first ("faststart").
+//! MP4 and MOV writing on `mp4-atom`: H.264 (`avc1`), AV1 (`av01`) and ProRes (MOV) video,
+//! Opus, AAC and 16-bit PCM audio, interleaved, with the index first ("faststart").
 //!
 //! Samples may arrive in any order across tracks (export encodes audio on its own thread
 //! while video segments finish out of order): each track's samples are spooled to an
@@ -86,6 +86,12 @@ pub enum TrackCodec {
     /// Interleaved signed 16-bit little-endian PCM (`sowt`, MOV only). A sample written is a
     /// packet of `duration` PCM frames.
     Pcm16,
+    /// Apple ProRes (MOV only), with its sample entry code (`apco`, `apcs`, `apcn`, …): every
+    /// sample is one self-contained frame, so there is no decoder configuration.
+    ProRes {
+        /// The sample entry code, which names the profile.
+        fourcc: [u8; 4],
+    },
 }
 
 /// A track of an [`Mp4Muxer`].
@@ -131,6 +137,14 @@ impl Track {
 
     fn is_pcm(&self) -> bool {
         matches!(self.codec, Some(TrackCodec::Pcm16))
+    }
+
+    /// PCM and ProRes are QuickTime's: MP4 readers refuse them.
+    fn needs_mov(&self) -> bool {
+        matches!(
+            self.codec,
+            Some(TrackCodec::Pcm16 | TrackCodec::ProRes { .. })
+        )
     }
 }
 
@@ -238,7 +252,7 @@ impl Mp4Muxer {
         let fits = matches!(
             (&codec, t.kind),
             (
-                TrackCodec::Avc { .. } | TrackCodec::Av1(_),
+                TrackCodec::Avc { .. } | TrackCodec::Av1(_) | TrackCodec::ProRes { .. },
                 TrackKind::Video { .. }
             ) | (
                 TrackCodec::Opus { .. } | TrackCodec::Aac { .. } | TrackCodec::Pcm16,
@@ -339,9 +353,9 @@ impl Mp4Muxer {
                 t.kind
             )));
         }
-        if self.container == Container::Mp4 && self.tracks.iter().any(Track::is_pcm) {
+        if self.container == Container::Mp4 && self.tracks.iter().any(Track::needs_mov) {
             return Err(WriteError::InvalidSettings(
-                "PCM audio needs a MOV file (.mov)".into(),
+                "PCM audio and ProRes video need a MOV file (.mov)".into(),
             ));
         }
         for t in &mut self.tracks {
@@ -362,9 +376,19 @@ impl Mp4Muxer {
             moov_len = encoded_len(&self.moov(&chunks, 0, true))?;
         }
         let base = head.len() as u64 + moov_len + mdat_header;
+        let moov_at = head.len();
         self.moov(&chunks, base, co64)
             .encode(&mut head)
             .map_err(atom_error)?;
+        let codes: Vec<Option<[u8; 4]>> = self
+            .tracks
+            .iter()
+            .map(|t| match t.codec {
+                Some(TrackCodec::ProRes { fourcc }) => Some(fourcc),
+                _ => None,
+            })
+            .collect();
+        boxes::name_entries(&mut head[moov_at..], &codes)?;
         if large_mdat {
             head.extend_from_slice(&1u32.to_be_bytes());
             head.extend_from_slice(b"mdat");
