@@ -59,6 +59,11 @@ impl Permits {
 }
 
 impl Permits {
+    /// Decoders waiting for a permit now.
+    fn waiting(&self) -> usize {
+        self.state.lock().unwrap().2
+    }
+
     /// Before a packet: a non-keyframe waits for a permit (unless open).
     fn take(&self, is_sync: bool) {
         if is_sync {
@@ -93,6 +98,20 @@ fn open(
     permits: &Arc<Permits>,
     quality: QualitySettings,
 ) -> (PlaybackEngine, Shown) {
+    let options = EngineOptions {
+        workers: 1,
+        ..EngineOptions::default()
+    };
+    open_with(project, permits, quality, options)
+}
+
+/// [`open`] with other engine options (the registry, workers and quality are the test's).
+fn open_with(
+    project: &Project,
+    permits: &Arc<Permits>,
+    quality: QualitySettings,
+    options: EngineOptions,
+) -> (PlaybackEngine, Shown) {
     let mut registry = DecoderRegistry::empty();
     let p = permits.clone();
     registry.register(Arc::new(common::HookedBackend::new(
@@ -105,9 +124,8 @@ fn open(
         project,
         EngineOptions {
             registry,
-            workers: 1,
             quality,
-            ..EngineOptions::default()
+            ..options
         },
         Arc::new(VirtualClock::new()),
         move |f| sink.lock().unwrap().push(f),
@@ -186,6 +204,118 @@ fn a_seek_shows_the_keyframe_at_once_then_the_exact_frame() {
         approximate >= 80,
         "{approximate} of 100 seeks showed an approximate picture"
     );
+}
+
+/// A seek on a long-GOP original whose all-intra proxy is ready: the proxy's frame — the
+/// right frame, at a lower resolution, one small frame's decode — is on screen first, marked
+/// not exact; then the original's exact frame replaces it. (Two decode workers: the original's
+/// GOP decode, held by the permits, does not hold up the proxy's frame.)
+#[test]
+fn a_seek_shows_the_all_intra_proxys_frame_first_then_the_original() {
+    use framelock::{ProxyCodec, ProxyManager, ProxyManagerOptions, ProxyOptions};
+    let clip = common::clip("gop300_180p.mp4", 320, 180, Rational::integer(30), 420, 300);
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..12 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let target = rng % 420;
+        if target.is_multiple_of(300) {
+            continue; // a keyframe: exact at once
+        }
+        let permits = Arc::new(Permits::default());
+        permits.set_open(true);
+        let mut proxies = ProxyOptions::with_manager(ProxyManager::new(ProxyManagerOptions {
+            dir: dir.path().to_path_buf(),
+            workers: 1,
+            threads_per_job: 1,
+            registry: DecoderRegistry::openh264_only(),
+            paused: false,
+        }));
+        proxies.auto_generate = false;
+        proxies.strategy.generation.resolutions = vec![90];
+        proxies.strategy.generation.codec = ProxyCodec::H264Intra;
+        let options = EngineOptions {
+            workers: 2,
+            proxies: Some(proxies),
+            ..EngineOptions::default()
+        };
+        let (mut engine, shown) = open_with(
+            &project(&clip, 420, 30),
+            &permits,
+            QualitySettings::default(),
+            options,
+        );
+        let events = engine.events();
+        engine
+            .generate_proxies(std::slice::from_ref(&clip))
+            .unwrap();
+        let start = Instant::now();
+        let proxy_ready = |e: &EngineEvent| matches!(e, EngineEvent::ProxyReady { .. });
+        while !events.try_iter().any(|e| proxy_ready(&e)) {
+            assert!(start.elapsed() < WAIT * 6, "the proxy was not made");
+            engine.tick();
+            assert!(engine.wait_idle(WAIT));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        engine.tick();
+        assert!(engine.wait_idle(WAIT));
+        permits.set_open(false);
+        shown.lock().unwrap().clear();
+        engine.seek_frame(target);
+        engine.tick();
+        // The proxy's frame and the original's keyframe decode; the original's frames after
+        // its keyframe wait for permits, so a picture of frame `target` is the proxy's.
+        let start = Instant::now();
+        let first = loop {
+            engine.tick();
+            let found = shown
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|f| f.layers[0].source_frame == target)
+                .cloned();
+            if let Some(f) = found {
+                break f;
+            }
+            assert!(start.elapsed() < WAIT, "seek to {target}: no picture of it");
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        assert!(permits.waiting() > 0, "the original's GOP is still held");
+        assert_eq!(first.timeline_frame, target);
+        assert!(
+            !first.exact,
+            "seek to {target}: a proxy picture is not exact"
+        );
+        assert_eq!(first.layers[0].source_frame, target, "the right frame");
+        assert_eq!(testcard::read_index(&first.picture), Some(target));
+        let proxy_id = first.layers[0].asset_id;
+        permits.set_open(true);
+        // Decoded, then scaled to the output on the render service: a tick or two.
+        for _ in 0..3 {
+            assert!(engine.wait_idle(WAIT));
+            engine.tick();
+        }
+        let last = shown.lock().unwrap().last().cloned().expect("a picture");
+        assert!(last.exact, "seek to {target}");
+        assert_ne!(
+            last.layers[0].asset_id, proxy_id,
+            "the original replaces the proxy"
+        );
+        assert_eq!(last.layers[0].source_frame, target);
+        assert_eq!(testcard::read_index(&last.picture), Some(target));
+        let seeks: Vec<(u64, bool)> = events
+            .try_iter()
+            .filter_map(|e| match e {
+                EngineEvent::SeekDone { frame, exact } => Some((frame, exact)),
+                _ => None,
+            })
+            .collect();
+        // The keyframe's picture may come first (approximate too), then the proxy's.
+        assert_eq!(seeks.first(), Some(&(target, false)));
+        assert_eq!(seeks.last(), Some(&(target, true)));
+    }
 }
 
 /// A decoder at half real-time speed (one frame every second tick): the picture keeps

@@ -26,8 +26,8 @@ use framelock_engine::media::Picture;
 use framelock_engine::workers::DecodeJob;
 
 use crate::{
-    DecodeGenerations, DecodeLoad, Decoders, DiskTier, EngineEvent, Events, FrameIndex,
-    FramePixels, Memory, Metrics, Pending, Tick,
+    BesideLane, DecodeGenerations, DecodeLoad, Decoders, DiskTier, EngineEvent, Events, FrameIndex,
+    FramePixels, Memory, Metrics, Pending, Tick, decode_lane,
 };
 
 /// The media-offline picture of each failing asset id.
@@ -40,7 +40,7 @@ pub fn decode(
     pool: Res<Decoders>,
     assets: Query<&MediaAsset>,
     mut frames: Query<(Entity, &mut Frame, &mut CacheEntry)>,
-    pending: Query<Entity, With<Pending>>,
+    (pending, beside): (Query<Entity, With<Pending>>, Query<&BesideLane>),
     mut index: ResMut<FrameIndex>,
     mut metrics: ResMut<Metrics>,
     mut load: ResMut<DecodeLoad>,
@@ -180,12 +180,19 @@ pub fn decode(
         };
         // Lane: asset + GOP, so a GOP's frames share one worker's decoder.
         let gop = asset.info.video.gop_of(frame.index);
+        let mut lane = decode_lane(asset.id, gop);
+        let workers = pool.0.workers().max(1) as u64;
+        if let Ok(BesideLane(other)) = beside.get(e)
+            && lane % workers == other % workers
+        {
+            lane = other.wrapping_add(1);
+        }
         let job = DecodeJob {
             asset_id: asset.id,
             path: Arc::new(asset.path.clone()),
             frame: frame.index,
             generation: frame.generation,
-            lane: asset.id.wrapping_mul(0x9e37_79b9).wrapping_add(gop),
+            lane,
             cache_key,
         };
         let submitted = if frame.priority == 0 {

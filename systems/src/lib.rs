@@ -52,8 +52,8 @@ pub use render::{
     render,
 };
 pub use resources::{
-    AssetIds, Composited, DecodeGenerations, DecodeLoad, Decoders, FrameIndex, FramePixels,
-    FrameSink, LayerSource, Pending, PresentedFrame, ProxyService, Tick,
+    AssetIds, BesideLane, Composited, DecodeGenerations, DecodeLoad, Decoders, FrameIndex,
+    FramePixels, FrameSink, LayerSource, Pending, PresentedFrame, ProxyService, Tick, decode_lane,
 };
 pub use timeline_index::{TimelineIndex, TrackIndex, index_timeline};
 pub use world::{

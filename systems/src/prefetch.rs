@@ -44,8 +44,11 @@ use framelock_engine::cache::Cache;
 
 use crate::cache::{DiskRead, RenderCost, RenderedFrames};
 use crate::render::RenderState;
-use crate::render::gather::{AssetQuery, ClipQuery, FrameLayers};
-use crate::{DecodeGenerations, DiskTier, FrameIndex, Metrics, Pending, Tick, TimelineIndex};
+use crate::render::gather::{AssetQuery, Candidate, ClipQuery, FrameLayers};
+use crate::{
+    BesideLane, DecodeGenerations, DiskTier, FrameIndex, Metrics, Pending, Tick, TimelineIndex,
+    decode_lane,
+};
 
 /// How long (ticks) a paused playhead that moved counts as scrubbing.
 pub const SCRUB_MEMORY_TICKS: u64 = 60;
@@ -61,6 +64,9 @@ pub struct PrefetchState {
     plan: Vec<(u64, u64)>,
     frame: FrameLayers,
 }
+
+/// Frame requests and their cache entries.
+type FrameQuery<'w, 's> = Query<'w, 's, (&'static mut Frame, &'static mut CacheEntry)>;
 
 /// The memory side of prefetch's parameters.
 type MemoryParams<'w> = (Res<'w, MemoryBudget>, Res<'w, Pressure>);
@@ -78,7 +84,7 @@ pub fn prefetch(
     (budget, pressure): MemoryParams,
     tick: Res<Tick>,
     (timeline, clips, assets): (Res<TimelineIndex>, ClipQuery, AssetQuery),
-    mut frames: Query<(&mut Frame, &mut CacheEntry)>,
+    mut frames: FrameQuery,
     mut index: ResMut<FrameIndex>,
     (mut rendered, cost, disk, mut generations): (
         ResMut<RenderedFrames>,
@@ -137,7 +143,10 @@ pub fn prefetch(
     };
     // A seek (or a paused frame) on a long-GOP source: its keyframe is asked for first, on
     // the same lane, so a picture (render's nearest-decoded stand-in) is on screen after one
-    // frame's decode while the decoder goes on from it to the exact frame.
+    // frame's decode while the decoder goes on from it to the exact frame. A ready proxy
+    // that reaches the frame itself for less than half the work (an all-intra proxy: one
+    // small frame) is asked for it too: its picture is the right frame, at a lower
+    // resolution, until the original's is decoded.
     // (Asked before the plan, which may cover the keyframe too: it keeps rank 0.)
     // (Not when the rendered tiers have the whole frame: it comes from there.)
     let mut keyframes = Vec::new();
@@ -146,51 +155,45 @@ pub fn prefetch(
         && frame.gather(playhead.frame, &output, &timeline, &clips, &assets)
         && !from_rendered(kept_key(frame), &mut rendered, disk.as_deref())
     {
+        let mut ask = Ask {
+            commands: &mut commands,
+            frames: &mut frames,
+            index: &mut index,
+            at: (&playhead, floor, tick.index),
+        };
         for layer in &frame.layers {
             let first = layer.preferred();
-            let ready = index.0.get(&(first.id, layer.source)).is_some_and(|&e| {
-                frames
-                    .get(e)
-                    .is_ok_and(|(f, _)| f.state == FrameState::Ready)
-            });
-            let Ok((asset, _)) = assets.get(first.entity) else {
-                continue;
-            };
-            let Some(key) = asset.info.video.keyframe_at_or_before(layer.source) else {
-                continue;
-            };
-            if ready || layer.source == key {
+            if ask.is_ready(first.id, layer.source) {
                 continue;
             }
-            if let Some(&e) = index.0.get(&(first.id, key)) {
-                if let Ok((mut frame, mut entry)) = frames.get_mut(e) {
-                    entry.last_use = tick.index;
-                    renew(&mut frame, &playhead, floor, e, &mut commands);
-                    keyframes.push(e);
+            let Some(key) = keyframe_of(&assets, &first, layer.source) else {
+                continue;
+            };
+            if layer.source == key {
+                continue;
+            }
+            let work = |c: &Candidate, key: u64| (layer.source - key + 1) * c.bytes as u64;
+            let original = work(&first, key);
+            let proxy = layer.candidates[1..]
+                .iter()
+                .filter(|c| c.height < first.height)
+                .filter_map(|c| Some((c, keyframe_of(&assets, c, layer.source)?)))
+                .filter(|&(c, k)| work(c, k) * 2 < original)
+                .min_by_key(|&(c, k)| work(c, k));
+            if let Some((c, _)) = proxy {
+                let e = ask.frame(c, layer.source);
+                // Not behind the original's GOP decode on its worker.
+                let gop = assets
+                    .get(first.entity)
+                    .map_or(0, |(a, _)| a.info.video.gop_of(layer.source));
+                if let Some(e) = e {
+                    ask.commands
+                        .entity(e)
+                        .insert(BesideLane(decode_lane(first.id, gop)));
                 }
-                continue;
+                keyframes.extend(e);
             }
-            let e = commands
-                .spawn((
-                    Frame {
-                        asset: first.entity,
-                        asset_id: first.id,
-                        index: key,
-                        state: FrameState::Requested,
-                        generation: playhead.generation,
-                        priority: 0,
-                    },
-                    CacheEntry {
-                        tier: CacheTier::Ram,
-                        key: first.key(key),
-                        bytes: first.bytes,
-                        last_use: tick.index,
-                        pinned: false,
-                    },
-                    Pending,
-                ))
-                .id();
-            index.0.insert((first.id, key), e);
+            keyframes.extend(ask.frame(&first, key));
         }
     }
     'plan: for &(k, t) in &plan {
@@ -262,6 +265,67 @@ fn from_rendered(
     };
     rendered.touch(key)
         || disk.is_some_and(|disk| rendered.read_from_disk(key, disk) == DiskRead::Reading)
+}
+
+/// The keyframe at or before `source` in candidate `c`'s file.
+fn keyframe_of(assets: &AssetQuery, c: &Candidate, source: u64) -> Option<u64> {
+    let (asset, _) = assets.get(c.entity).ok()?;
+    asset.info.video.keyframe_at_or_before(source)
+}
+
+/// Asks for single frames ahead of the plan (a seek's first picture).
+struct Ask<'a, 'w, 's, 'qw, 'qs> {
+    commands: &'a mut Commands<'w, 's>,
+    frames: &'a mut FrameQuery<'qw, 'qs>,
+    index: &'a mut FrameIndex,
+    /// The playhead, the pool's cancellation floor, the tick.
+    at: (&'a Playhead, u64, u64),
+}
+
+impl Ask<'_, '_, '_, '_, '_> {
+    /// Whether frame `n` of asset `id` is decoded.
+    fn is_ready(&self, id: u64, n: u64) -> bool {
+        self.index.0.get(&(id, n)).is_some_and(|&e| {
+            self.frames
+                .get(e)
+                .is_ok_and(|(f, _)| f.state == FrameState::Ready)
+        })
+    }
+
+    /// Frame `n` of `c`, asked for (or the request there renewed, or the frame kept); its
+    /// entity, to be given rank 0 after the plan.
+    fn frame(&mut self, c: &Candidate, n: u64) -> Option<Entity> {
+        let (playhead, floor, tick) = self.at;
+        if let Some(&e) = self.index.0.get(&(c.id, n)) {
+            let (mut frame, mut entry) = self.frames.get_mut(e).ok()?;
+            entry.last_use = tick;
+            renew(&mut frame, playhead, floor, e, self.commands);
+            return Some(e);
+        }
+        let e = self
+            .commands
+            .spawn((
+                Frame {
+                    asset: c.entity,
+                    asset_id: c.id,
+                    index: n,
+                    state: FrameState::Requested,
+                    generation: playhead.generation,
+                    priority: 0,
+                },
+                CacheEntry {
+                    tier: CacheTier::Ram,
+                    key: c.key(n),
+                    bytes: c.bytes,
+                    last_use: tick,
+                    pinned: false,
+                },
+                Pending,
+            ))
+            .id();
+        self.index.0.insert((c.id, n), e);
+        Some(e)
+    }
 }
 
 /// Marks a held or requested frame wanted by this generation. A request of an older

@@ -59,9 +59,11 @@ pub struct PresentedFrame {
     /// rendering, and this one, the newest finished since, stands in for it (playing under
     /// load: the picture keeps moving instead of freezing). Never offline.
     pub late: bool,
-    /// `false` when this is not the frame's own picture but the nearest one decoded (after a
-    /// seek to a long-GOP source: the keyframe, shown at once while the exact frame decodes;
-    /// it is replaced when that is ready). Its `layers` say which source frames it shows.
+    /// `false` when this is not the frame's own picture at full resolution but a stand-in
+    /// shown at once after a seek while the exact frame decodes, and replaced when it is
+    /// ready: the nearest decoded frame (a long-GOP source's keyframe), or the right frame
+    /// from a lower-resolution proxy (an all-intra proxy decodes it in one small frame's
+    /// time). Its `layers` say which source frames, of which assets, it shows.
     pub exact: bool,
     /// The LOD the frame's effects ran at (`None`: no effects; the layers were composited
     /// as decoded).
@@ -90,6 +92,17 @@ impl std::fmt::Debug for FrameSink {
 /// system visits only those (not every frame in memory) each tick.
 #[derive(Component, Clone, Copy, Debug, Default)]
 pub struct Pending;
+
+/// On a `Frame` request: route its decode to another worker than the one `lane` goes to (a
+/// seek's proxy frame, so it is not queued behind the original's long GOP decode).
+#[derive(Component, Clone, Copy, Debug)]
+pub struct BesideLane(pub u64);
+
+/// The decode pool lane of frames of GOP `gop` of asset `asset_id`: a GOP's frames share one
+/// worker's decoder; different GOPs spread over the workers.
+pub fn decode_lane(asset_id: u64, gop: u64) -> u64 {
+    asset_id.wrapping_mul(0x9e37_79b9).wrapping_add(gop)
+}
 
 /// The proxy service, when the host enabled proxies: the job manager (shared with the host's
 /// API), the strategy, and the originals by absolute path (jobs name their source by path).

@@ -38,10 +38,15 @@ use crate::media::{
     AudioCopy, DecodeOptions, DecoderRegistry, EncodeSettings, EncodeSpeed, MediaError, Mp4Demuxer,
     ProbeCache, RateControl, TrackCodec, VideoReader, WriteError, probe,
 };
+use crate::memory::BufferPool;
 
 /// Samples a range holds at least (GOPs are merged up to it), so all-intra sources are not
 /// split into one-frame ranges.
 const MIN_RANGE_SAMPLES: usize = 24;
+
+/// Recycled picture buffers a worker may keep idle (a few 4K pictures: the decoder's
+/// reordering depth).
+const POOL_BYTES_PER_WORKER: usize = 96 << 20;
 
 /// One proxy to make.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -155,13 +160,14 @@ pub fn generate_proxy(
     let options = DecodeOptions {
         skip_loop_filter: spec.generation.fast_decode && height * 3 <= sh,
     };
+    // Decoded pictures recycle their buffers (a 4K picture is 12 MB: a fresh one per frame
+    // costs a zeroing pass and page faults besides the copy out of the decoder).
+    let pool = BufferPool::new(POOL_BYTES_PER_WORKER * threads);
     let mut readers = Vec::with_capacity(threads);
     for _ in 0..threads {
-        readers.push(VideoReader::from_demuxer_with(
-            demux.clone(),
-            registry,
-            options,
-        )?);
+        let mut reader = VideoReader::from_demuxer_with(demux.clone(), registry, options)?;
+        reader.set_frame_pool(pool.clone());
+        readers.push(reader);
     }
     let decode = match readers.first().map(VideoReader::backend) {
         Some("ffmpeg") if options.skip_loop_filter => "ffmpeg, deblocking skipped".to_string(),

@@ -240,8 +240,14 @@ pub fn render(
                 match picture {
                     Some(picture) => {
                         let sources = layer_sources(frame, found);
+                        // A proxy's frame standing in for the original's (a seek's first
+                        // picture) is the right frame at a lower resolution: not exact.
+                        let exact = found
+                            .iter()
+                            .zip(&frame.layers)
+                            .all(|(f, l)| f.candidate.height >= l.preferred().height);
                         composited.0 = Some(keyed(
-                            presented(t, tick.index, picture, sources, false, true, effect_lod),
+                            presented(t, tick.index, picture, sources, false, exact, effect_lod),
                             actual,
                         ));
                     }
