@@ -153,3 +153,29 @@ fn a_cancelled_decode_stops_early_and_the_reader_continues() {
     // Continued, not restarted: one seek to the keyframe in all.
     assert_eq!(reader.stats().seeks, 1, "{:?}", reader.stats());
 }
+
+/// A decode cancelled before its first picture came out (a seek into the second GOP, made
+/// stale at once) leaves a session that has produced nothing: a request for a frame of the
+/// *first* GOP must start again from its keyframe, not continue the second GOP's decode (it
+/// used to, and failed with "frame 0 was skipped by the decoder (got 30)"). The same for
+/// frames of the same GOP, which do continue.
+#[test]
+fn a_decode_cancelled_before_any_picture_does_not_pass_for_an_earlier_gop() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let path = common::clip("cancel_gops.mp4", 160, 90, Rational::integer(30), 90, 30);
+    let mut reader = VideoReader::open(&path, &DecoderRegistry::openh264_only()).expect("open");
+    let stop = Arc::new(AtomicBool::new(true));
+    let flag = stop.clone();
+    reader.set_cancel(Some(Arc::new(move || flag.load(Ordering::SeqCst))));
+    assert!(matches!(
+        reader.frame(40),
+        Err(framelock::MediaError::Cancelled)
+    ));
+    stop.store(false, Ordering::SeqCst);
+    for n in [0, 45, 31] {
+        let f = reader.frame(n).expect("decode");
+        assert_eq!(testcard::read_index(&f), Some(n), "frame {n}");
+    }
+    assert!(!reader.continues_to(5), "frame 5 is behind the session");
+}

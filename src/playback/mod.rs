@@ -29,8 +29,8 @@ use framelock_engine::signal::Progress;
 use framelock_engine::workers::{DecodePool, DecodePoolOptions};
 use framelock_systems::EngineEvent;
 use framelock_systems::{
-    Decoders, DiskTier, FrameSink, Metrics, MetricsSnapshot, PresentedFrame, ProxyService,
-    RenderMode, RenderState, RenderStats, Renderer, Tick, TimelineSync, WorldBuilder,
+    Decoders, DiskTier, FrameSink, Metrics, MetricsSnapshot, OnScreen, PresentedFrame,
+    ProxyService, RenderMode, RenderState, RenderStats, Renderer, Tick, TimelineSync, WorldBuilder,
 };
 
 /// Queues `generation`'s heights below each file's own height (an explicit request: the
@@ -71,6 +71,8 @@ pub struct PlaybackEngine {
     /// Clock time of tick 0 of the current run.
     epoch: Duration,
     last_tick: Option<u64>,
+    /// The playhead (frame, generation, edits) the last tick ran for.
+    last_ran_for: Option<(u64, u64, u64)>,
     /// The live profile server, when [`EngineOptions::puffin_server`] asked for one.
     puffin: Option<puffin_http::Server>,
     /// Bumped by every worker (decode, render, disk read) when it finishes a job.
@@ -257,6 +259,7 @@ impl PlaybackEngine {
             clock,
             epoch,
             last_tick: None,
+            last_ran_for: None,
             puffin,
             progress,
             audio,
@@ -279,12 +282,56 @@ impl PlaybackEngine {
 
     /// Waits for the next tick's deadline on the clock (skipping ticks if behind), then runs
     /// the schedule once. Returns what ran.
+    ///
+    /// Paused with the playhead's exact picture not on screen yet (a seek, a scrub step),
+    /// the loop does not wait for frame boundaries: a playhead moved since the last tick is
+    /// acted on at once (the decode is asked for now), and while workers decode or render
+    /// for it the wait ends as soon as one of them finishes, so what landed is shown at once.
+    /// (Paused, the tick grid's phase means nothing: it restarts from that tick.)
     pub fn tick(&mut self) -> TickPlan {
         let now = self.clock.now().saturating_sub(self.epoch);
         let plan = self.pacer.next(self.last_tick, now);
-        self.clock.sleep_until(self.epoch + plan.due);
+        let due = self.epoch + plan.due;
+        let seen = self.progress.count();
+        let outstanding = self.picture_outstanding();
+        let woken = if outstanding && self.last_ran_for != Some(self.playhead_key()) {
+            true
+        } else if outstanding && self.work_in_flight() {
+            self.clock.sleep_until_or_woken(due, &self.progress, seen)
+        } else {
+            self.clock.sleep_until(due);
+            false
+        };
+        if woken {
+            self.epoch = self.clock.now().saturating_sub(plan.due);
+        }
         self.run(plan);
         plan
+    }
+
+    /// The playhead's (frame, generation, edits).
+    fn playhead_key(&self) -> (u64, u64, u64) {
+        let p = self.world.resource::<Playhead>();
+        (p.frame, p.generation, p.edits)
+    }
+
+    /// Paused (not offline) and the exact picture of the playhead's frame not on screen.
+    fn picture_outstanding(&self) -> bool {
+        let playhead = self.world.resource::<Playhead>();
+        playhead.state == PlayState::Paused
+            && self.world.get_resource::<RenderMode>() != Some(&RenderMode::Offline)
+            && !self.world.resource::<OnScreen>().shows(playhead)
+    }
+
+    /// Decodes, renders or disk reads not collected yet.
+    fn work_in_flight(&self) -> bool {
+        let renderer = &self.world.resource::<Renderer>().0;
+        self.world.resource::<Decoders>().0.in_flight() > 0
+            || renderer.running() > 0
+            || self
+                .world
+                .get_resource::<DiskTier>()
+                .is_some_and(|d| d.reads_in_flight() > 0)
     }
 
     fn run(&mut self, plan: TickPlan) {
@@ -305,6 +352,7 @@ impl PlaybackEngine {
         let presented = metrics.presented > presented_before;
         metrics.record_tick(took, at, playing, due, presented);
         self.last_tick = Some(plan.tick);
+        self.last_ran_for = Some(self.playhead_key());
         self.emit_tick_events();
         self.background_tick(took);
     }

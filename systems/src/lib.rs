@@ -53,7 +53,8 @@ pub use render::{
 };
 pub use resources::{
     AssetIds, BesideLane, Composited, DecodeGenerations, DecodeLoad, Decoders, FrameIndex,
-    FramePixels, FrameSink, LayerSource, Pending, PresentedFrame, ProxyService, Tick, decode_lane,
+    FramePixels, FrameSink, LayerSource, OnScreen, Pending, PresentedFrame, ProxyService, Tick,
+    decode_lane,
 };
 pub use timeline_index::{TimelineIndex, TrackIndex, index_timeline};
 pub use world::{

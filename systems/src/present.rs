@@ -14,7 +14,7 @@ use bevy_ecs::prelude::*;
 use framelock_components::{OutputFormat, PlayState, Playhead, QualitySettings};
 
 use crate::{
-    Composited, EngineEvent, Events, FrameSink, Metrics, PresentedFrame, RenderMode, Tick,
+    Composited, EngineEvent, Events, FrameSink, Metrics, OnScreen, PresentedFrame, RenderMode, Tick,
 };
 
 /// The seek being watched for its first picture (generation, the frame sought, reported),
@@ -35,6 +35,7 @@ pub fn present(
     mut last_key: Local<Option<(u64, u64, u64)>>,
     mode: Option<Res<RenderMode>>,
     (mut events, mut seek): (Option<ResMut<Events>>, Local<SeekWatch>),
+    mut on_screen: ResMut<OnScreen>,
 ) {
     framelock_engine::profile_function!();
     // Generation 0 is the open, whose first picture is no seek's. The first tick of a new
@@ -115,6 +116,12 @@ pub fn present(
                     });
                 }
             }
+            on_screen.0 = Some((
+                frame.timeline_frame,
+                playhead.generation,
+                playhead.edits,
+                frame.exact && !frame.late && frame.timeline_frame == playhead.frame,
+            ));
             *last = Some(frame.clone());
             (sink.0)(frame);
         }

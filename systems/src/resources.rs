@@ -93,6 +93,20 @@ impl std::fmt::Debug for FrameSink {
 #[derive(Component, Clone, Copy, Debug, Default)]
 pub struct Pending;
 
+/// What is on screen, as `present` last sent it: the timeline frame, the playhead generation
+/// and edit count it was sent at, and whether it is that frame's exact picture (not a
+/// stand-in). The loop wakes early while paused until the playhead's frame is on screen
+/// exactly (see `PlaybackEngine::tick`).
+#[derive(Resource, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OnScreen(pub Option<(u64, u64, u64, bool)>);
+
+impl OnScreen {
+    /// Whether the exact picture of `playhead`'s frame is on screen.
+    pub fn shows(&self, playhead: &framelock_components::Playhead) -> bool {
+        self.0 == Some((playhead.frame, playhead.generation, playhead.edits, true))
+    }
+}
+
 /// On a `Frame` request: route its decode to another worker than the one `lane` goes to (a
 /// seek's proxy frame, so it is not queued behind the original's long GOP decode).
 #[derive(Component, Clone, Copy, Debug)]

@@ -21,8 +21,8 @@ use framelock_engine::workers::DecodePool;
 
 use crate::{
     AssetIds, Composited, DecodeLoad, Decoders, DiskTier, FrameIndex, FrameSink, Memory, Metrics,
-    PresentedFrame, ProxyService, RenderState, RenderedFrames, Renderer, Tick, TimelineIndex,
-    index_timeline, insert_cache_resources, playback_schedule,
+    OnScreen, PresentedFrame, ProxyService, RenderState, RenderedFrames, Renderer, Tick,
+    TimelineIndex, index_timeline, insert_cache_resources, playback_schedule,
 };
 
 /// Builds a playback world: resources first ([`WorldBuilder::new`]), then the timeline's
@@ -52,6 +52,7 @@ impl WorldBuilder {
         world.insert_resource(Metrics::default());
         world.insert_resource(FrameIndex::default());
         world.insert_resource(Composited::default());
+        world.insert_resource(OnScreen::default());
         world.insert_resource(TimelineIndex::default());
         world.insert_resource(DecodeLoad::default());
         world.init_resource::<framelock_components::AdaptiveQuality>();

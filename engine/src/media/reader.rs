@@ -51,6 +51,8 @@ pub struct VideoReader {
     ready: VecDeque<Picture>,
     /// Highest frame index this session has produced.
     produced: Option<u64>,
+    /// The sample (decode order) this session started at: its keyframe.
+    session_start: usize,
     flushed: bool,
     sample: Vec<u8>,
     out: Vec<DecodedPicture>,
@@ -109,6 +111,7 @@ impl VideoReader {
             pending: BTreeMap::new(),
             ready: VecDeque::new(),
             produced: None,
+            session_start: 0,
             flushed: false,
             sample: Vec::new(),
             out: Vec::new(),
@@ -162,6 +165,7 @@ impl VideoReader {
         self.produced = None;
         self.flushed = false;
         self.next_decode = Some(at);
+        self.session_start = at;
         self.stats.seeks += 1;
         Ok(())
     }
@@ -205,11 +209,23 @@ impl VideoReader {
         if self.ready.iter().any(|f| f.index == n) {
             return true;
         }
-        let Some(seek_point) = self.demux.video().seek_point(n) else {
-            return false;
-        };
+        self.demux
+            .video()
+            .seek_point(n)
+            .is_some_and(|seek_point| self.continues(n, seek_point))
+    }
+
+    /// Whether decoding on from where this session is reaches frame `n` (whose GOP starts at
+    /// sample `seek_point`): it has not produced `n` or later yet, `n`'s keyframe is not
+    /// behind where the session started (a session stopped before its first picture, by a
+    /// cancel, has produced nothing, and an earlier GOP must not pass for a later one), and
+    /// not beyond the next packet.
+    fn continues(&self, n: u64, seek_point: usize) -> bool {
         match self.next_decode {
-            Some(next) => self.produced.is_none_or(|p| p < n) && seek_point <= next,
+            Some(next) => {
+                self.produced.is_none_or(|p| p < n)
+                    && (self.session_start..=next).contains(&seek_point)
+            }
             None => false,
         }
     }
@@ -234,11 +250,7 @@ impl VideoReader {
             .video()
             .seek_point(n)
             .ok_or(MediaError::FrameOutOfRange { index: n, frames })?;
-        let continue_session = match self.next_decode {
-            Some(next) => self.produced.is_none_or(|p| p < n) && seek_point <= next,
-            None => false,
-        };
-        if !continue_session {
+        if !self.continues(n, seek_point) {
             self.restart(seek_point)?;
         }
         let result = self.decode_until(n);
