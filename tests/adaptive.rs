@@ -78,6 +78,17 @@ impl Permits {
 
 type Shown = Arc<Mutex<Vec<PresentedFrame>>>;
 
+/// The `SeekDone` events received so far: (frame, exact).
+fn seeks_done(events: &crossbeam_channel::Receiver<EngineEvent>) -> Vec<(u64, bool)> {
+    events
+        .try_iter()
+        .filter_map(|e| match e {
+            EngineEvent::SeekDone { frame, exact } => Some((frame, exact)),
+            _ => None,
+        })
+        .collect()
+}
+
 fn project(media: &std::path::Path, frames: u64, rate: u64) -> Project {
     let mut p = Project::new(Rational::integer(rate), 160, 90);
     p.tracks.push(TrackDef {
@@ -186,13 +197,7 @@ fn a_seek_shows_the_keyframe_at_once_then_the_exact_frame() {
         assert_eq!(testcard::read_index(&last.picture), Some(target));
         assert_eq!(engine.metrics().approximate, u64::from(!first.exact));
         // The approximate first picture is reported, then the exact one.
-        let seeks: Vec<(u64, bool)> = events
-            .try_iter()
-            .filter_map(|e| match e {
-                EngineEvent::SeekDone { frame, exact } => Some((frame, exact)),
-                _ => None,
-            })
-            .collect();
+        let seeks = seeks_done(&events);
         assert_eq!(seeks, seeks_wanted);
     }
     assert!(
@@ -306,13 +311,7 @@ fn a_seek_shows_the_all_intra_proxys_frame_first_then_the_original() {
         );
         assert_eq!(last.layers[0].source_frame, target);
         assert_eq!(testcard::read_index(&last.picture), Some(target));
-        let seeks: Vec<(u64, bool)> = events
-            .try_iter()
-            .filter_map(|e| match e {
-                EngineEvent::SeekDone { frame, exact } => Some((frame, exact)),
-                _ => None,
-            })
-            .collect();
+        let seeks = seeks_done(&events);
         // The keyframe's picture may come first (approximate too), then the proxy's.
         assert_eq!(seeks.first(), Some(&(target, false)));
         assert_eq!(seeks.last(), Some(&(target, true)));
