@@ -473,16 +473,7 @@ impl PlaybackEngine {
     /// between ticks; never in a tick.
     pub fn wait_idle(&self, timeout: Duration) -> bool {
         self.progress.wait_until(timeout, || {
-            let decoding = self.world.resource::<Decoders>().0.in_flight() > 0;
-            let rendering = {
-                let r = &self.world.resource::<Renderer>().0;
-                r.running() > 0 || r.calibrating()
-            };
-            let reading = self
-                .world
-                .get_resource::<DiskTier>()
-                .is_some_and(|d| d.reads_in_flight() > 0);
-            !decoding && !rendering && !reading
+            !self.work_in_flight() && !self.world.resource::<Renderer>().0.calibrating()
         })
     }
 
