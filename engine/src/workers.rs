@@ -197,9 +197,17 @@ impl DecodePool {
         self.jobs.len()
     }
 
-    /// Queues a job without blocking; a full queue (or a stopped pool) hands it back.
+    /// Queues a job without blocking; a full queue (or a stopped pool) hands it back. So does
+    /// a result channel without room for every job out plus this one: a worker then never
+    /// waits to hand a result over (jobs answered at once from kept frames could otherwise
+    /// outrun a tick's collection, and [`DecodePool::wait_idle`] would never see the pool
+    /// idle).
     pub fn try_submit(&self, job: DecodeJob) -> Result<(), DecodeJob> {
         let worker = (job.lane % self.jobs.len() as u64) as usize;
+        let room = self.done.capacity().unwrap_or(usize::MAX);
+        if self.in_flight() + self.done.len() >= room {
+            return Err(job);
+        }
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         match self.jobs[worker].try_send(job) {
             Ok(()) => Ok(()),
@@ -441,5 +449,62 @@ mod priority_tests {
             let nice_field = after_comm.split_whitespace().nth(16);
             assert_eq!(nice_field, Some("0"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::{GenerateOptions, generate_test_clip};
+    use framelock_components::Rational;
+
+    /// Jobs submitted as fast as the pool takes them, with nobody collecting: the pool takes
+    /// no more than its result channel holds, so every job finishes and the pool goes idle.
+    #[test]
+    fn uncollected_results_never_stall_the_workers() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("tiny.mp4");
+        let options = GenerateOptions::new(64, 36, Rational::integer(30), 2.0);
+        generate_test_clip(&path, &options, |_, _| {})?;
+        let pool = DecodePool::with_options(DecodePoolOptions {
+            workers: 1,
+            registry: DecoderRegistry::openh264_only(),
+            queue: 1,
+            skip_cache_bytes: 0,
+            pool: None,
+            disk: None,
+            progress: Progress::default(),
+        });
+        let path = Arc::new(path);
+        let job = |frame| DecodeJob {
+            asset_id: 1,
+            path: path.clone(),
+            frame,
+            generation: 0,
+            lane: 0,
+            cache_key: None,
+        };
+        // 1 worker × 1 queued × 2 + 8: the result channel holds 10.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut taken = 0;
+        while taken < 10 {
+            assert!(Instant::now() < deadline, "{taken} jobs taken");
+            match pool.try_submit(job(taken)) {
+                Ok(()) => taken += 1,
+                Err(_) => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
+        assert!(
+            pool.wait_idle(Duration::from_secs(20)),
+            "the workers finished"
+        );
+        assert!(
+            pool.try_submit(job(10)).is_err(),
+            "no room for an eleventh result: refused"
+        );
+        assert_eq!(pool.try_collect().count(), 10);
+        assert!(pool.try_submit(job(10)).is_ok(), "collected: room again");
+        assert!(pool.wait_idle(Duration::from_secs(20)));
+        Ok(())
     }
 }
