@@ -207,6 +207,12 @@ pub struct Playhead {
 }
 
 impl Playhead {
+    /// (frame, generation, edits): what the picture on screen answers to. A seek changes
+    /// the generation and a live edit the edit count, so either makes the frame due again.
+    pub fn picture_key(&self) -> (u64, u64, u64) {
+        (self.frame, self.generation, self.edits)
+    }
+
     /// Paused at frame 0 of a `duration`-frame timeline.
     pub fn new(duration: u64) -> Self {
         Self {

@@ -62,13 +62,6 @@ impl ProResProfile {
             Self::Standard => "standard",
         }
     }
-
-    /// The profile a sample entry code names (`apco`, `apcs`, `apcn`).
-    pub fn from_fourcc(fourcc: &str) -> Option<Self> {
-        [Self::Proxy, Self::Lt, Self::Standard]
-            .into_iter()
-            .find(|p| p.fourcc() == fourcc.as_bytes())
-    }
 }
 
 impl ProxyCodec {

@@ -294,7 +294,8 @@ impl PlaybackEngine {
         let due = self.epoch + plan.due;
         let seen = self.progress.count();
         let outstanding = self.picture_outstanding();
-        let woken = if outstanding && self.last_ran_for != Some(self.playhead_key()) {
+        let moved = self.last_ran_for != Some(self.world.resource::<Playhead>().picture_key());
+        let woken = if outstanding && moved {
             true
         } else if outstanding && self.work_in_flight() {
             self.clock.sleep_until_or_woken(due, &self.progress, seen)
@@ -307,12 +308,6 @@ impl PlaybackEngine {
         }
         self.run(plan);
         plan
-    }
-
-    /// The playhead's (frame, generation, edits).
-    fn playhead_key(&self) -> (u64, u64, u64) {
-        let p = self.world.resource::<Playhead>();
-        (p.frame, p.generation, p.edits)
     }
 
     /// Paused (not offline) and the exact picture of the playhead's frame not on screen.
@@ -352,7 +347,7 @@ impl PlaybackEngine {
         let presented = metrics.presented > presented_before;
         metrics.record_tick(took, at, playing, due, presented);
         self.last_tick = Some(plan.tick);
-        self.last_ran_for = Some(self.playhead_key());
+        self.last_ran_for = Some(self.world.resource::<Playhead>().picture_key());
         self.emit_tick_events();
         self.background_tick(took);
     }

@@ -48,7 +48,7 @@ pub fn present(
         *watch = (playhead.generation, playhead.frame, false);
     }
     // A live edit makes the frame on screen due again (its picture may have changed).
-    let key = Some((playhead.frame, playhead.generation, playhead.edits));
+    let key = Some(playhead.picture_key());
     if playhead.state == PlayState::Paused && *last_key == key {
         let same_sources = match (&composited.0, last.as_ref()) {
             (Some(now), Some(before)) => now.layers == before.layers,

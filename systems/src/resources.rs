@@ -103,7 +103,8 @@ pub struct OnScreen(pub Option<(u64, u64, u64, bool)>);
 impl OnScreen {
     /// Whether the exact picture of `playhead`'s frame is on screen.
     pub fn shows(&self, playhead: &framelock_components::Playhead) -> bool {
-        self.0 == Some((playhead.frame, playhead.generation, playhead.edits, true))
+        let (frame, generation, edits) = playhead.picture_key();
+        self.0 == Some((frame, generation, edits, true))
     }
 }
 

@@ -287,11 +287,7 @@ impl Picture {
     /// averages areas (a box filter: no aliasing, and at 4K → 720p about 3x cheaper than
     /// Catmull-Rom's 12 taps per axis); upscaling uses Catmull-Rom.
     pub fn scaled_yuv420p(&self, width: u32, height: u32) -> Option<Self> {
-        let filter = if width < self.width && height < self.height {
-            FilterType::Box
-        } else {
-            FilterType::CatmullRom
-        };
+        let filter = self.filter_to(width, height);
         if self.format.bytes_per_sample() == 1 {
             let planes: [&[u8]; 3] = [&self.planes[0], &self.planes[1], &self.planes[2]];
             return self.resize_planes(None, planes, PixelFormat::Yuv420p, width, height, filter);
@@ -314,11 +310,7 @@ impl Picture {
     /// their bits, 8-bit ones are widened (×4); chroma of any layout is resampled to half
     /// width and full height with the same filter as [`Picture::scaled_yuv420p`].
     pub fn scaled_yuv422p10(&self, width: u32, height: u32) -> Option<Self> {
-        let filter = if width < self.width && height < self.height {
-            FilterType::Box
-        } else {
-            FilterType::CatmullRom
-        };
+        let filter = self.filter_to(width, height);
         let planes: [&[u8]; 3] = [&self.planes[0], &self.planes[1], &self.planes[2]];
         if self.format.bytes_per_sample() == 2 {
             return self.resize_planes(None, planes, PixelFormat::Yuv422p10, width, height, filter);
@@ -389,6 +381,16 @@ impl Picture {
     }
 
     /// Resizes 8-bit `planes` of this frame's geometry into a `format` frame of the new size.
+    /// The filter [`Picture::scaled_yuv420p`] and [`Picture::scaled_yuv422p10`] use: a box
+    /// (area average) to shrink, Catmull-Rom otherwise.
+    fn filter_to(&self, width: u32, height: u32) -> FilterType {
+        if width < self.width && height < self.height {
+            FilterType::Box
+        } else {
+            FilterType::CatmullRom
+        }
+    }
+
     fn resize_planes(
         &self,
         pool: Option<&BufferPool>,

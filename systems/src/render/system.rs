@@ -176,7 +176,7 @@ pub fn render(
     let mut shown_now = false;
     if playhead.duration > 0 && frame.gather(t, &output, &timeline, &clips, &assets) {
         shown_now = true;
-        let at = Some((t, playhead.generation, playhead.edits));
+        let at = Some(playhead.picture_key());
         let first_count = *counted != at;
         *counted = at;
         let effect_lod = frame.any_stack.then_some(lod);
