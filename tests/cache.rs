@@ -177,10 +177,11 @@ fn rendered_frames_survive_a_restart_on_the_disk_tier() {
 #[test]
 fn under_pressure_decoded_frames_go_to_disk_and_come_back() {
     let dir = tempfile::tempdir().expect("tempdir");
-    // 4 MB: 320x180 frames are 86,400 bytes; the warning level holds ~36 of the 120 the
-    // timeline's two layers need.
+    // 8 MB: the open decoders count about 1 MB each (openh264 at 320x180), and 320x180
+    // frames are 86,400 bytes: the warning level holds a few dozen of the 120 the timeline's
+    // two layers need.
     let options = EngineOptions {
-        memory: MemoryBudget::new(4 << 20),
+        memory: MemoryBudget::new(8 << 20),
         ..disk_options(dir.path())
     };
     let (mut engine, shown) = engine(options);

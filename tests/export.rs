@@ -351,13 +351,12 @@ fn bad_requests_are_clear_errors() {
         .expect_err("no directory");
     assert!(e.to_string().contains("missing"), "{e}");
 
-    // Missing media: the workers cannot open the project.
+    // Missing media: refused at start (its media are probed to size the workers' budget).
     let mut p = project();
     p.tracks[0].clips[0].media = dir.path().join("gone.mp4");
-    let e = Export::start(&p, request(&dir.path().join("y.mp4"), 1))
-        .unwrap()
-        .wait()
-        .expect_err("missing media");
+    let Err(e) = Export::start(&p, request(&dir.path().join("y.mp4"), 1)) else {
+        panic!("missing media was not refused at start");
+    };
     assert!(e.to_string().contains("gone.mp4"), "{e}");
     assert!(!dir.path().join("y.mp4").exists());
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use framelock::{
     BufferPool, ClipDef, EngineOptions, MemoryBudget, Picture, PixelFormat, PlaybackEngine,
-    PoolClass, PresentedFrame, Pressure, Project, QualitySettings, Rational, TrackDef,
+    PlayerError, PoolClass, PresentedFrame, Pressure, Project, QualitySettings, Rational, TrackDef,
     VirtualClock, testcard,
 };
 use framelock_components::{Frame, FrameState};
@@ -62,6 +62,10 @@ fn project(frames: u64) -> Project {
 type Shown = Arc<Mutex<Vec<(u64, Option<u64>)>>>;
 
 fn engine(budget: usize) -> (PlaybackEngine, Shown) {
+    try_engine(budget).expect("open")
+}
+
+fn try_engine(budget: usize) -> Result<(PlaybackEngine, Shown), PlayerError> {
     let shown: Shown = Arc::default();
     let sink = shown.clone();
     let options = EngineOptions {
@@ -79,12 +83,14 @@ fn engine(budget: usize) -> (PlaybackEngine, Shown) {
         Arc::new(VirtualClock::new()),
         move |f: PresentedFrame| {
             // Check the picture now and let it go (the pool gets its planes back).
+            // (A stand-in while the exact picture decodes says so; only exact ones count.)
             let idx = testcard::read_index(&f.picture);
-            sink.lock().unwrap().push((f.timeline_frame, idx));
+            if f.exact {
+                sink.lock().unwrap().push((f.timeline_frame, idx));
+            }
         },
-    )
-    .expect("open");
-    (engine, shown)
+    )?;
+    Ok((engine, shown))
 }
 
 #[test]
@@ -163,7 +169,8 @@ fn a_long_scene_never_exceeds_a_small_budget() {
 #[test]
 fn steady_playback_recycles_frame_buffers() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let (mut engine, shown) = engine(16 << 20);
+    // 24 MB: the two workers' decoders count ~6.5 MB of it (openh264 at 640x360).
+    let (mut engine, shown) = engine(24 << 20);
     engine.play();
     let mut step = |n: usize| {
         for _ in 0..n {
@@ -194,8 +201,13 @@ fn steady_playback_recycles_frame_buffers() {
 #[test]
 fn critical_pressure_prefetches_only_the_current_frame() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    // 1 MB: three 640x360 frames are over the critical level (0.9 MB).
-    let (mut engine, shown) = engine(1 << 20);
+    // The least budget that opens (~4.5 MB): the decoder counts ~3.2 MB (openh264 at
+    // 640x360) and the output frame 0.9 MB, over the critical level (4.1 MB) already.
+    let minimum = match try_engine(1 << 20) {
+        Err(PlayerError::BudgetTooSmall { minimum, .. }) => minimum,
+        _ => panic!("1 MB was not refused"),
+    };
+    let (mut engine, shown) = engine(minimum);
     engine.play();
     let mut critical_ticks = 0;
     for _ in 0..60 {
@@ -210,11 +222,46 @@ fn critical_pressure_prefetches_only_the_current_frame() {
             .iter(engine.world())
             .filter(|f| f.state != FrameState::Failed)
             .count();
-        assert!(live <= 4, "{live} frames live under a 1 MB budget");
+        assert!(
+            live <= 4,
+            "{live} frames live under a {minimum}-byte budget"
+        );
     }
     assert!(critical_ticks > 0);
     // It still plays (the current frame is always asked for), right frames only.
     let shown = shown.lock().unwrap();
     assert!(!shown.is_empty());
-    assert!(shown.iter().all(|&(t, i)| i == Some(t)));
+    assert!(shown.iter().all(|&(t, i)| i == Some(t)), "{shown:?}");
+}
+
+#[test]
+fn a_budget_that_cannot_show_one_frame_is_refused_saying_the_minimum() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // Before, 1 MB was accepted and showed 1 frame of 181 (issue 17).
+    let Err(e) = try_engine(1 << 20) else {
+        panic!("a 1 MB budget was accepted");
+    };
+    let PlayerError::BudgetTooSmall {
+        budget,
+        minimum,
+        frame,
+    } = e
+    else {
+        panic!("{e}");
+    };
+    assert_eq!((budget, frame), (1 << 20, 0));
+    // One openh264 decoder at 640x360 (~3.2 MB), one decoded picture and the RGBA output.
+    assert!((4 << 20..6 << 20).contains(&minimum), "{minimum}");
+    let text = e.to_string();
+    assert!(text.contains("at least 5 MiB"), "{text}");
+    // At the minimum it opens and shows the right frames.
+    let (mut engine, shown) = engine(minimum);
+    engine.play();
+    for _ in 0..30 {
+        engine.tick();
+        assert!(engine.wait_decodes(WAIT));
+    }
+    let shown = shown.lock().unwrap();
+    assert!(shown.len() >= 10, "{} shown", shown.len());
+    assert!(shown.iter().all(|&(t, i)| i == Some(t)), "{shown:?}");
 }

@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 ///
 /// The budget is enforced on **accounted bytes**: every frame, audio and effect buffer the
 /// engine allocates comes from its buffer pools, which count the bytes they hand out and keep
-/// idle, so accounted bytes track real allocations (decoder libraries' own state is the fixed
-/// overhead on top).
+/// idle, so accounted bytes track real allocations; each open decoder counts what its
+/// backend estimates it holds (reference pictures, per-macroblock state), checked against
+/// RSS in the tests. What stays outside is fixed: code, thread stacks, the GPU driver.
 #[derive(Resource, Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MemoryBudget {
     /// Hard ceiling, bytes.

@@ -90,6 +90,11 @@ pub struct VideoStreamInfo {
     pub rotation: u16,
     /// Mirrored left to right before the rotation.
     pub mirrored: bool,
+    /// Bytes one decoder of this stream holds while it runs (reference and reordering
+    /// pictures, per-macroblock state), as the chosen backend estimates it; 0 when no backend
+    /// decodes it. The memory budget counts this per open decoder. Required in a cached
+    /// probe, so entries written before it are probed again.
+    pub decoder_bytes: u64,
     /// Bits per luma sample, when known.
     pub bit_depth: Option<u8>,
     /// Chroma subsampling, when known.
@@ -120,6 +125,24 @@ pub struct VideoStreamInfo {
 }
 
 impl VideoStreamInfo {
+    /// Bytes of one decoded picture: its planes at the stream's chroma sampling and bit
+    /// depth (16 bits a sample above 8). What the memory budget counts a frame at until it
+    /// is decoded.
+    pub fn picture_bytes(&self) -> usize {
+        let pixels = self.width as usize * self.height as usize;
+        let halves = match self.chroma {
+            Some(ChromaFormat::Yuv422) => 4,
+            Some(ChromaFormat::Yuv444) => 6,
+            _ => 3,
+        };
+        let sample = if self.bit_depth.unwrap_or(8) > 8 {
+            2
+        } else {
+            1
+        };
+        pixels * halves * sample / 2
+    }
+
     /// The GOP `frame` is in: the keyframes at or before it (0 before the first keyframe).
     pub fn gop_of(&self, frame: u64) -> u64 {
         self.keyframes.partition_point(|&k| k <= frame) as u64

@@ -35,7 +35,7 @@ use framelock_components::CacheKey;
 
 use crate::cache::DiskCache;
 use crate::media::{DecoderRegistry, MediaError, Picture, VideoReader};
-use crate::memory::BufferPool;
+use crate::memory::{Accounted, BufferPool, PoolClass};
 use crate::signal::Progress;
 
 /// A frame to decode.
@@ -89,6 +89,81 @@ pub struct DecodePoolOptions {
     pub disk: Option<DiskCache>,
     /// Bumped after every finished (or dropped) job.
     pub progress: Progress,
+    /// Decoders are opened while the pool's accounted bytes (decoder state included, see
+    /// [`VideoReader::state_bytes`]) stay at or under this: past it, a worker closes its
+    /// least recently used decoders first, and opens a second one for an asset only if it
+    /// fits. `None`: no limit. (Needs `pool`: decoders are counted in its
+    /// [`PoolClass::Decoders`](crate::memory::PoolClass::Decoders) class.)
+    pub decoder_room: Option<usize>,
+    /// Route every job of an asset to one worker (assets spread over the workers as they
+    /// first come) instead of by the job's lane: each asset then has its decoders on one
+    /// worker only, not on every worker its GOPs land on — for a budget that cannot hold a
+    /// decoder per asset per worker.
+    pub by_asset: bool,
+    /// Decoder bytes the caller expects the pool to open (the clips shown at once): counted
+    /// in the pool from the start, as a reservation that open decoders use up, so that what
+    /// is admitted before the first decoder opens leaves room for it.
+    pub decoders_expected: usize,
+}
+
+/// Open decoders in the budget: each one's estimate, plus what is expected and not open yet
+/// (see [`DecodePoolOptions::decoders_expected`]).
+struct DecoderBytes {
+    pool: BufferPool,
+    expected: usize,
+    /// Bytes of the open decoders, and the reservation for the rest of the expected ones.
+    state: std::sync::Mutex<(usize, Accounted)>,
+}
+
+impl DecoderBytes {
+    fn new(pool: BufferPool, expected: usize) -> Arc<Self> {
+        let mut reserve = pool.account(PoolClass::Decoders);
+        reserve.set(expected);
+        Arc::new(Self {
+            pool,
+            expected,
+            state: std::sync::Mutex::new((0, reserve)),
+        })
+    }
+
+    /// The reservation not used up yet.
+    fn reserved(&self) -> usize {
+        self.state.lock().map_or(0, |s| s.1.bytes())
+    }
+
+    /// Counts a decoder of `bytes` for as long as the guard lives.
+    fn open(self: &Arc<Self>, bytes: usize) -> DecoderGuard {
+        let mut counted = self.pool.account(PoolClass::Decoders);
+        counted.set(bytes);
+        self.change(|open| open + bytes);
+        DecoderGuard {
+            owner: self.clone(),
+            _counted: counted,
+            bytes,
+        }
+    }
+
+    fn change(&self, f: impl FnOnce(usize) -> usize) {
+        if let Ok(mut s) = self.state.lock() {
+            s.0 = f(s.0);
+            let rest = self.expected.saturating_sub(s.0);
+            s.1.set(rest);
+        }
+    }
+}
+
+/// One open decoder's bytes in the budget.
+struct DecoderGuard {
+    owner: Arc<DecoderBytes>,
+    _counted: Accounted,
+    bytes: usize,
+}
+
+impl Drop for DecoderGuard {
+    fn drop(&mut self) {
+        let bytes = self.bytes;
+        self.owner.change(|open| open.saturating_sub(bytes));
+    }
 }
 
 /// Decode threads.
@@ -100,6 +175,8 @@ pub struct DecodePool {
     dropped_stale: Arc<AtomicU64>,
     progress: Progress,
     handles: Vec<JoinHandle<()>>,
+    /// With [`DecodePoolOptions::by_asset`]: the worker of each asset seen.
+    by_asset: Option<std::sync::Mutex<HashMap<u64, usize>>>,
 }
 
 impl std::fmt::Debug for DecodePool {
@@ -134,6 +211,9 @@ impl DecodePool {
             pool: None,
             disk: None,
             progress: Progress::default(),
+            decoder_room: None,
+            by_asset: false,
+            decoders_expected: 0,
         })
     }
 
@@ -147,7 +227,13 @@ impl DecodePool {
             pool,
             disk,
             progress,
+            decoder_room,
+            by_asset,
+            decoders_expected,
         } = options;
+        let decoder_bytes = pool
+            .as_ref()
+            .map(|p| DecoderBytes::new(p.clone(), decoders_expected));
         let workers = workers.max(1);
         let (done_tx, done) = crossbeam_channel::bounded(workers * queue.max(1) * 2 + 8);
         let generation = Arc::new(AtomicU64::new(0));
@@ -173,6 +259,8 @@ impl DecodePool {
                 pool: pool.clone(),
                 disk: disk.clone(),
                 progress: progress.clone(),
+                decoder_room: decoder_room.filter(|_| pool.is_some()),
+                decoder_bytes: decoder_bytes.clone(),
             };
             let spawned = std::thread::Builder::new()
                 .name(format!("framelock-decode-{i}"))
@@ -189,7 +277,28 @@ impl DecodePool {
             dropped_stale,
             progress,
             handles,
+            by_asset: by_asset.then(Default::default),
         }
+    }
+
+    /// The worker `job` goes to: by its lane, or by its asset (see
+    /// [`DecodePoolOptions::by_asset`]): an asset seen first goes to the worker with the
+    /// fewest assets.
+    fn worker_for(&self, job: &DecodeJob) -> usize {
+        let n = self.jobs.len();
+        let Some(Ok(mut map)) = self.by_asset.as_ref().map(std::sync::Mutex::lock) else {
+            return (job.lane % n as u64) as usize;
+        };
+        if let Some(&w) = map.get(&job.asset_id) {
+            return w;
+        }
+        let mut load = vec![0usize; n];
+        for &w in map.values() {
+            load[w] += 1;
+        }
+        let w = (0..n).min_by_key(|&w| load[w]).unwrap_or(0);
+        map.insert(job.asset_id, w);
+        w
     }
 
     /// Worker threads.
@@ -203,7 +312,7 @@ impl DecodePool {
     /// outrun a tick's collection, and [`DecodePool::wait_idle`] would never see the pool
     /// idle).
     pub fn try_submit(&self, job: DecodeJob) -> Result<(), DecodeJob> {
-        let worker = (job.lane % self.jobs.len() as u64) as usize;
+        let worker = self.worker_for(&job);
         let room = self.done.capacity().unwrap_or(usize::MAX);
         if self.in_flight() + self.done.len() >= room {
             return Err(job);
@@ -222,7 +331,7 @@ impl DecodePool {
     /// frame): refused unless the target queue keeps a free slot afterwards, so a frame
     /// needed now always finds room even behind a burst of speculative jobs.
     pub fn try_submit_ahead(&self, job: DecodeJob) -> Result<(), DecodeJob> {
-        let worker = (job.lane % self.jobs.len() as u64) as usize;
+        let worker = self.worker_for(&job);
         let q = &self.jobs[worker];
         if q.capacity().is_some_and(|cap| q.len() + 1 >= cap) {
             return Err(job);
@@ -285,10 +394,19 @@ impl Drop for DecodePool {
 /// Decoders a worker keeps per asset.
 const READERS_PER_ASSET: usize = 2;
 
+/// An open decoder of a worker.
+struct Open {
+    /// The worker's use count when it last decoded.
+    used: u64,
+    reader: VideoReader,
+    /// Its state, counted in the budget (`None` without a pool).
+    _counted: Option<DecoderGuard>,
+}
+
 struct Worker {
     registry: DecoderRegistry,
-    /// Per asset: (last use, reader), at most [`READERS_PER_ASSET`].
-    readers: HashMap<u64, Vec<(u64, VideoReader)>>,
+    /// Per asset, at most [`READERS_PER_ASSET`].
+    readers: HashMap<u64, Vec<Open>>,
     uses: u64,
     done: Sender<DecodeDone>,
     generation: Arc<AtomicU64>,
@@ -304,6 +422,10 @@ struct Worker {
     pool: Option<BufferPool>,
     disk: Option<DiskCache>,
     progress: Progress,
+    /// See [`DecodePoolOptions::decoder_room`].
+    decoder_room: Option<usize>,
+    /// Open decoders in the budget (with a pool).
+    decoder_bytes: Option<Arc<DecoderBytes>>,
 }
 
 impl Worker {
@@ -350,6 +472,9 @@ impl Worker {
                 decode_time: start.elapsed(),
                 from_disk: hit,
             };
+            // Over the room after it (frames landed, other workers' decoders opened): this
+            // worker's decoders of other assets go, least recently used first.
+            self.make_room(0, job.asset_id);
             let sent = self.done.send(done);
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
             self.progress.bump();
@@ -369,38 +494,11 @@ impl Worker {
             self.kept_bytes -= frame.size_bytes();
             return Ok(frame);
         }
-        let keep = self.kept_budget > 0;
         self.uses += 1;
-        let readers = self.readers.entry(job.asset_id).or_default();
-        let slot = match readers.iter().position(|(_, r)| r.continues_to(job.frame)) {
-            Some(i) => i,
-            None if readers.len() < READERS_PER_ASSET => {
-                let mut reader = match readers.first() {
-                    Some((_, r)) => VideoReader::from_demuxer(r.demuxer().clone(), &self.registry)?,
-                    None => VideoReader::open(job.path.as_ref(), &self.registry)?,
-                };
-                reader.keep_skipped(keep);
-                let (job, pool) = (self.job_generation.clone(), self.generation.clone());
-                reader.set_cancel(Some(Arc::new(move || {
-                    job.load(Ordering::SeqCst) < pool.load(Ordering::SeqCst)
-                })));
-                if let Some(pool) = &self.pool {
-                    reader.set_frame_pool(pool.clone());
-                }
-                readers.push((0, reader));
-                readers.len() - 1
-            }
-            // All busy elsewhere: the least recently used one seeks.
-            None => readers
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, (used, _))| *used)
-                .map_or(0, |(i, _)| i),
-        };
-        let (used, reader) = &mut readers[slot];
-        *used = self.uses;
+        let reader = self.reader_for(job)?;
         let frame = reader.frame(job.frame).map(Arc::new);
-        for skipped in reader.take_skipped() {
+        let skipped = reader.take_skipped();
+        for skipped in skipped {
             self.kept_bytes += skipped.size_bytes();
             self.kept.push_back((job.asset_id, Arc::new(skipped)));
         }
@@ -411,6 +509,120 @@ impl Worker {
             }
         }
         frame
+    }
+
+    /// The reader to decode `job` with: one of the asset's that continues to the frame, else
+    /// a new one (a second one only when the budget has room for it), else the asset's least
+    /// recently used one, which seeks. A new decoder first makes room: while it would take
+    /// accounted bytes past the room, this worker closes its least recently used decoders of
+    /// other assets.
+    fn reader_for(&mut self, job: &DecodeJob) -> Result<&mut VideoReader, MediaError> {
+        let uses = self.uses;
+        let have = self.readers.get(&job.asset_id).map_or(0, Vec::len);
+        let continuing = self
+            .readers
+            .get(&job.asset_id)
+            .and_then(|rs| rs.iter().position(|o| o.reader.continues_to(job.frame)));
+        let slot = match continuing {
+            Some(i) => i,
+            None if have == 0 => {
+                let reader = self.open_reader(job, None)?;
+                self.make_room(reader.state_bytes(), job.asset_id);
+                self.insert(job.asset_id, reader)
+            }
+            None if have < READERS_PER_ASSET
+                && self.fits(self.readers[&job.asset_id][0].reader.state_bytes()) =>
+            {
+                let demux = self.readers[&job.asset_id][0].reader.demuxer().clone();
+                let reader = self.open_reader(job, Some(demux))?;
+                self.insert(job.asset_id, reader)
+            }
+            // All busy elsewhere (or no room for another): the least recently used one seeks.
+            None => self.readers[&job.asset_id]
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, o)| o.used)
+                .map_or(0, |(i, _)| i),
+        };
+        let open = self
+            .readers
+            .get_mut(&job.asset_id)
+            .and_then(|rs| rs.get_mut(slot))
+            .ok_or(MediaError::Decode {
+                backend: "framelock",
+                reason: "no decoder for the asset".into(),
+            })?;
+        open.used = uses;
+        Ok(&mut open.reader)
+    }
+
+    fn open_reader(
+        &self,
+        job: &DecodeJob,
+        demux: Option<Arc<crate::media::Mp4Demuxer>>,
+    ) -> Result<VideoReader, MediaError> {
+        let mut reader = match demux {
+            Some(d) => VideoReader::from_demuxer(d, &self.registry)?,
+            None => VideoReader::open(job.path.as_ref(), &self.registry)?,
+        };
+        reader.keep_skipped(self.kept_budget);
+        let (job, pool) = (self.job_generation.clone(), self.generation.clone());
+        reader.set_cancel(Some(Arc::new(move || {
+            job.load(Ordering::SeqCst) < pool.load(Ordering::SeqCst)
+        })));
+        if let Some(pool) = &self.pool {
+            reader.set_frame_pool(pool.clone());
+        }
+        Ok(reader)
+    }
+
+    fn insert(&mut self, asset_id: u64, reader: VideoReader) -> usize {
+        let counted = self
+            .decoder_bytes
+            .as_ref()
+            .map(|d| d.open(reader.state_bytes()));
+        let readers = self.readers.entry(asset_id).or_default();
+        readers.push(Open {
+            used: self.uses,
+            reader,
+            _counted: counted,
+        });
+        readers.len() - 1
+    }
+
+    /// A decoder of `bytes` more keeps the accounted bytes within the room. What is
+    /// reserved for expected decoders is room this one may take.
+    fn fits(&self, bytes: usize) -> bool {
+        let (Some(room), Some(pool)) = (self.decoder_room, &self.pool) else {
+            return true;
+        };
+        let reserved = self.decoder_bytes.as_ref().map_or(0, |d| d.reserved());
+        pool.accounted_bytes() + bytes.saturating_sub(reserved) <= room
+    }
+
+    /// Closes this worker's least recently used decoders of assets other than `keep` until
+    /// `bytes` more fit in the room (or none is left to close).
+    fn make_room(&mut self, bytes: usize, keep: u64) {
+        while !self.fits(bytes) {
+            let lru = self
+                .readers
+                .iter()
+                .filter(|(a, _)| **a != keep)
+                .flat_map(|(&a, rs)| rs.iter().enumerate().map(move |(i, o)| (o.used, a, i)))
+                .min();
+            let Some((_, asset, i)) = lru else {
+                return;
+            };
+            if let Some(rs) = self.readers.get_mut(&asset) {
+                rs.remove(i);
+                if rs.is_empty() {
+                    self.readers.remove(&asset);
+                }
+            }
+            // Frames kept from the closed decoder's run are worth less than the room.
+            self.kept.retain(|(a, _)| *a != asset);
+            self.kept_bytes = self.kept.iter().map(|(_, f)| f.size_bytes()).sum();
+        }
     }
 }
 
@@ -474,6 +686,9 @@ mod tests {
             pool: None,
             disk: None,
             progress: Progress::default(),
+            decoder_room: None,
+            by_asset: false,
+            decoders_expected: 0,
         });
         let path = Arc::new(path);
         let job = |frame| DecodeJob {
@@ -505,6 +720,87 @@ mod tests {
         assert_eq!(pool.try_collect().count(), 10);
         assert!(pool.try_submit(job(10)).is_ok(), "collected: room again");
         assert!(pool.wait_idle(Duration::from_secs(20)));
+        Ok(())
+    }
+
+    /// Decoders count in the pool's budget; with room for one, a worker alternating two
+    /// assets closes one asset's decoder before opening the other's, and with room for
+    /// both keeps both. By asset, each asset's jobs stay on one worker whatever their lane.
+    #[test]
+    fn decoders_are_counted_and_kept_within_the_room() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = Arc::new(dir.path().join("small.mp4"));
+        generate_test_clip(
+            path.as_ref(),
+            &GenerateOptions::new(320, 180, Rational::integer(30), 1.0),
+            |_, _| {},
+        )?;
+        let one = VideoReader::open(path.as_ref(), &DecoderRegistry::openh264_only())?;
+        let each = one.state_bytes();
+        assert!(each > 320 * 180 * 3, "{each} bytes");
+        let run = |room: usize, by_asset: bool, workers: usize, expected: usize| {
+            let memory = BufferPool::new(1 << 30);
+            let pool = DecodePool::with_options(DecodePoolOptions {
+                workers,
+                registry: DecoderRegistry::openh264_only(),
+                queue: 4,
+                skip_cache_bytes: 0,
+                pool: Some(memory.clone()),
+                disk: None,
+                progress: Progress::default(),
+                decoder_room: Some(room),
+                by_asset,
+                decoders_expected: expected,
+            });
+            // Counted before any decoder opens: the expected ones.
+            let counted = memory.stats().class(PoolClass::Decoders).in_use_bytes;
+            assert_eq!(counted, expected);
+            let mut peak = 0;
+            for frame in 0..6 {
+                for asset_id in [1, 2] {
+                    let job = DecodeJob {
+                        asset_id,
+                        path: path.clone(),
+                        frame,
+                        generation: 0,
+                        lane: frame,
+                        cache_key: None,
+                    };
+                    assert!(pool.try_submit(job).is_ok());
+                    assert!(pool.wait_idle(Duration::from_secs(20)));
+                    for done in pool.try_collect() {
+                        assert_eq!(done.result.as_ref().map(|p| p.index).ok(), Some(frame));
+                    }
+                    let decoders = memory.stats().class(PoolClass::Decoders).in_use_bytes;
+                    peak = peak.max(decoders);
+                }
+            }
+            let decoders = memory.stats().class(PoolClass::Decoders).in_use_bytes;
+            drop(pool);
+            let after = memory.stats().class(PoolClass::Decoders).in_use_bytes;
+            (peak, decoders, after)
+        };
+        assert_eq!(
+            run(each * 3 / 2, false, 1, 0),
+            (each, each, 0),
+            "room for one"
+        );
+        assert_eq!(
+            run(each * 3, false, 1, 0),
+            (2 * each, 2 * each, 0),
+            "room for two"
+        );
+        // Two expected decoders are counted from the start; opening them uses up the
+        // reservation instead of adding to it.
+        assert_eq!(
+            run(each * 3, false, 1, 2 * each),
+            (2 * each, 2 * each, 0),
+            "two expected"
+        );
+        // Two workers by lane: each worker opens a decoder per asset (lanes alternate).
+        assert_eq!(run(1 << 30, false, 2, 0).1, 4 * each);
+        // By asset: one decoder per asset, over both workers.
+        assert_eq!(run(1 << 30, true, 2, 0).1, 2 * each);
         Ok(())
     }
 }

@@ -121,7 +121,10 @@ pub(crate) struct Background {
 }
 
 impl Background {
-    pub fn new(engine_options: &EngineOptions) -> Self {
+    /// The queue of an engine opened with `engine_options`, whose timeline needs at least
+    /// `minimum` bytes of budget from the originals (its worker gets that much when a
+    /// quarter of the budget is less).
+    pub fn new(engine_options: &EngineOptions, minimum: usize) -> Self {
         let mut o = engine_options.clone();
         // Its own engine: the originals, no disk tier (results go to playback's), no proxies,
         // the CPU path (the GPU is playback's), one decoder and one render worker, a quarter
@@ -134,7 +137,9 @@ impl Background {
         o.workers = 1;
         o.render_workers = 1;
         o.memory = framelock_components::MemoryBudget {
-            max_memory: (engine_options.memory.max_memory / 4).max(64 << 20),
+            max_memory: (engine_options.memory.max_memory / 4)
+                .max(64 << 20)
+                .max(minimum),
             ..engine_options.memory
         };
         Self {

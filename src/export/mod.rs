@@ -300,12 +300,25 @@ impl Export {
             n => n,
         };
         let plan = SegmentPlan::new(range, segment_frames);
-        let workers = match request.workers {
+        #[cfg(feature = "farm")]
+        let local = farm.is_none();
+        #[cfg(not(feature = "farm"))]
+        let local = true;
+        let mut workers = match request.workers {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
         }
         .min(plan.segments.len())
         .max(1);
+        if local {
+            // Each segment worker opens its own engine on a share of the budget: no more
+            // workers than shares that can show the busiest frame (one at the least,
+            // refused when even that does not fit). Render nodes size their own.
+            let need = crate::playback::budget::originals_need(project, &request.engine)?;
+            workers = workers
+                .min(request.engine.memory.max_memory / need.minimum.max(1))
+                .max(1);
+        }
         let shared = Arc::new(Shared {
             status: Mutex::new(Status {
                 state: ExportState::Running,

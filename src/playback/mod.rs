@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod audio;
+pub(crate) mod budget;
 mod caches;
 mod edit;
 mod events;
@@ -194,8 +195,27 @@ impl PlaybackEngine {
                 sources,
             });
         }
+        let (need, originals_need) = {
+            let media: std::collections::HashMap<PathBuf, _> = assets
+                .iter()
+                .filter_map(|(path, &e)| {
+                    let asset = builder.world_mut().get::<MediaAsset>(e)?;
+                    Some((path.clone(), asset.info.video.clone()))
+                })
+                .collect();
+            // Proxies may stand in for the originals: then the smallest one sets the floor.
+            let strategy = options.proxies.as_ref().map(|p| p.strategy.clone());
+            let need = budget::need(project, &media, |h| {
+                strategy
+                    .as_ref()
+                    .and_then(|s| s.heights_for(h).first().copied())
+                    .unwrap_or(h)
+            });
+            (need, budget::need(project, &media, |h| h))
+        };
+        need.check(options.memory.max_memory)?;
         builder.sink(sink);
-        let background = crate::background::Background::new(&options);
+        let background = crate::background::Background::new(&options, originals_need.minimum);
         let pool = builder.pool();
         let progress = Progress::default();
         let mut service = RenderService::new(RenderServiceOptions {
@@ -236,9 +256,19 @@ impl PlaybackEngine {
             pool: Some(pool.clone()),
             disk,
             progress: progress.clone(),
+            // Decoders open while the budget has room below its critical level (past it a
+            // worker closes its least recently used ones: the frames above the warning level
+            // are evicted, decoders are not); and when a decoder per shown clip per worker
+            // cannot fit below the warning level, each asset decodes on one worker only.
+            decoder_room: Some(options.memory.critical_bytes()),
+            by_asset: workers * need.decoders > options.memory.warning_bytes(),
+            decoders_expected: need.decoders,
         });
         let (world, schedule) = builder.build(decoders, service, options.output_pixels);
         let mut world = world;
+        // What the budget holds outside the frame caches before the first tick (the decoders'
+        // reservation): evict measures it after each tick, prefetch's first window needs it.
+        world.resource_mut::<Metrics>().bytes_outside_caches = pool.in_use_bytes();
         let waveforms = Waveforms::new(options.disk_cache.as_ref().map(|d| d.dir.join("analysis")));
         let mut media = edit::MediaContext {
             registry: options.registry.clone(),

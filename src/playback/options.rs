@@ -70,6 +70,23 @@ pub enum PlayerError {
     /// An audio track's media cannot be read.
     #[error(transparent)]
     Audio(#[from] framelock_engine::audio::AudioError),
+    /// The memory budget cannot hold what the timeline shows at its busiest instant: the
+    /// decoders of the clips shown at once, one picture of each and the output frame.
+    #[error(
+        "a memory budget of {} MiB cannot show timeline frame {frame}: it needs at least {} MiB \
+         (decoders, one picture per clip shown and the output frame); raise the budget or \
+         play from proxies",
+        budget >> 20,
+        minimum.div_ceil(1 << 20)
+    )]
+    BudgetTooSmall {
+        /// The budget asked for, bytes.
+        budget: usize,
+        /// The least that shows every frame, bytes.
+        minimum: usize,
+        /// The timeline frame that needs it.
+        frame: u64,
+    },
     /// Removing proxy files failed.
     #[error("{path}: {source}")]
     Io {

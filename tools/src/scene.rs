@@ -934,6 +934,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             "pool_peak_bytes": cache.memory.peak_bytes,
             "pool_allocations": cache.memory.classes[0].allocations,
             "pool_reuses": cache.memory.classes[0].reuses,
+            "decoder_bytes": cache.memory.classes[3].in_use_bytes,
             "evicted": cache.evicted,
             "disk_reads": cache.disk_reads - cache_base.disk_reads,
             "disk_entries": cache.disk.map(|d| d.tier.entries),
@@ -1016,9 +1017,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             args.pattern
         );
         println!(
-            "memory         budget {} MiB, pool peak {:.1} MiB, {} frame buffers allocated, {} reused, {} evicted",
+            "memory         budget {} MiB, accounted peak {:.1} MiB (decoders {:.1} MiB at the end), {} frame buffers allocated, {} reused, {} evicted",
             budget.max_memory >> 20,
             cache.memory.peak_bytes as f64 / (1 << 20) as f64,
+            cache.memory.classes[3].in_use_bytes as f64 / (1 << 20) as f64,
             cache.memory.classes[0].allocations,
             cache.memory.classes[0].reuses,
             cache.evicted

@@ -100,6 +100,11 @@ pub struct SpsFacts {
     pub full_range: bool,
     /// `matrix_coefficients` from the VUI, when present.
     pub matrix_coefficients: Option<u8>,
+    /// `max_num_ref_frames`: reference pictures the decoder keeps.
+    pub ref_frames: u32,
+    /// `max_num_reorder_frames` from the VUI's bitstream restrictions, when said: pictures
+    /// held back for presentation order.
+    pub reorder_frames: Option<u32>,
 }
 
 /// Parses an SPS NAL unit (header byte included).
@@ -132,6 +137,12 @@ pub fn parse_sps(nal: &[u8]) -> Option<SpsFacts> {
         matrix_coefficients: signal
             .and_then(|s| s.colour_description.as_ref())
             .map(|c| c.matrix_coefficients),
+        ref_frames: sps.max_num_ref_frames,
+        reorder_frames: sps
+            .vui_parameters
+            .as_ref()
+            .and_then(|v| v.bitstream_restrictions.as_ref())
+            .map(|b| b.max_num_reorder_frames),
     })
 }
 

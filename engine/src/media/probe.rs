@@ -19,10 +19,14 @@ pub fn probe(path: impl AsRef<Path>, registry: &DecoderRegistry) -> Result<Media
 pub(crate) fn describe(demux: &Mp4Demuxer, registry: &DecoderRegistry) -> MediaInfo {
     let track = demux.video();
     let stream = StreamDescription::from_track(track);
-    let (backend, unsupported) = match registry.select(&stream) {
-        Ok(sel) => (Some(sel.backend.name().to_string()), None),
-        Err(MediaError::Unsupported { reason, .. }) => (None, Some(reason)),
-        Err(e) => (None, Some(e.to_string())),
+    let (backend, unsupported, decoder_bytes) = match registry.select(&stream) {
+        Ok(sel) => (
+            Some(sel.backend.name().to_string()),
+            None,
+            sel.backend.state_bytes(&stream) as u64,
+        ),
+        Err(MediaError::Unsupported { reason, .. }) => (None, Some(reason), 0),
+        Err(e) => (None, Some(e.to_string()), 0),
     };
     MediaInfo {
         path: demux.path().to_path_buf(),
@@ -44,6 +48,7 @@ pub(crate) fn describe(demux: &Mp4Demuxer, registry: &DecoderRegistry) -> MediaI
                 .1,
             rotation: track.orientation.rotation,
             mirrored: track.orientation.mirrored,
+            decoder_bytes,
             bit_depth: stream.bit_depth,
             chroma: stream.chroma,
             interlaced: stream.interlaced,

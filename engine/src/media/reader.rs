@@ -42,6 +42,9 @@ pub struct VideoReader {
     stream: StreamDescription,
     backend: &'static str,
     support: Support,
+    /// The backend's estimate of what the decoder holds (see
+    /// [`crate::media::decode::DecoderBackend::state_bytes`]).
+    state_bytes: usize,
     decoder: Box<dyn Decoder>,
     /// Next decode index to feed; `None` when no decode session is open.
     next_decode: Option<usize>,
@@ -57,8 +60,10 @@ pub struct VideoReader {
     sample: Vec<u8>,
     out: Vec<DecodedPicture>,
     stats: ReaderStats,
-    /// When set, frames decoded on the way to a target are kept here instead of dropped.
-    skipped: Option<Vec<Picture>>,
+    /// When set, frames decoded on the way to a target are kept here instead of dropped:
+    /// the newest ones, within `skipped_limit` bytes.
+    skipped: Option<VecDeque<Picture>>,
+    skipped_limit: usize,
     /// Asked between two packets: `true` stops the decode with [`MediaError::Cancelled`].
     cancel: Option<CancelCheck>,
     /// Where turned pictures (a rotated track) take their planes from.
@@ -101,11 +106,13 @@ impl VideoReader {
         let stream = StreamDescription::from_track(demux.video());
         let selection = registry.select(&stream)?;
         let decoder = selection.backend.create_with(&stream, options)?;
+        let state_bytes = selection.backend.state_bytes(&stream);
         Ok(Self {
             demux,
             stream,
             backend: selection.backend.name(),
             support: selection.support,
+            state_bytes,
             decoder,
             next_decode: None,
             pending: BTreeMap::new(),
@@ -117,6 +124,7 @@ impl VideoReader {
             out: Vec::new(),
             stats: ReaderStats::default(),
             skipped: None,
+            skipped_limit: 0,
             cancel: None,
             pool: None,
         })
@@ -141,6 +149,12 @@ impl VideoReader {
     /// The backend decoding this stream.
     pub fn backend(&self) -> &'static str {
         self.backend
+    }
+
+    /// What the decoder holds once running, as its backend estimates it: the bytes the
+    /// memory budget counts for this reader.
+    pub fn state_bytes(&self) -> usize {
+        self.state_bytes
     }
 
     /// How exactly the backend decodes this stream.
@@ -193,7 +207,17 @@ impl VideoReader {
                     if index >= target {
                         self.ready.push_back(frame);
                     } else if let Some(kept) = self.skipped.as_mut() {
-                        kept.push(frame);
+                        // The newest within the limit: a long GOP's run-up never holds
+                        // more than that at once.
+                        kept.push_back(frame);
+                        let mut bytes: usize = kept.iter().map(Picture::size_bytes).sum();
+                        while bytes > self.skipped_limit {
+                            match kept.pop_front() {
+                                Some(f) => bytes -= f.size_bytes(),
+                                None => break,
+                            }
+                            self.stats.frames_discarded += 1;
+                        }
                     } else {
                         self.stats.frames_discarded += 1;
                     }
@@ -322,17 +346,19 @@ impl VideoReader {
     }
 
     /// Keep the frames decoded on the way to a requested one (from the keyframe up to it)
-    /// for [`VideoReader::take_skipped`], instead of dropping them. Reverse playback wants
-    /// exactly those: one forward decode of the GOP serves the next requests.
-    pub fn keep_skipped(&mut self, keep: bool) {
-        self.skipped = keep.then(Vec::new);
+    /// for [`VideoReader::take_skipped`], instead of dropping them: the newest ones, at most
+    /// `bytes` of them (0: keep none). Reverse playback wants exactly those: one forward
+    /// decode of the GOP serves the next requests.
+    pub fn keep_skipped(&mut self, bytes: usize) {
+        self.skipped = (bytes > 0).then(VecDeque::new);
+        self.skipped_limit = bytes;
     }
 
     /// The frames kept since the last call (see [`VideoReader::keep_skipped`]).
     pub fn take_skipped(&mut self) -> Vec<Picture> {
         self.skipped
             .as_mut()
-            .map(std::mem::take)
+            .map(|k| k.drain(..).collect())
             .unwrap_or_default()
     }
 

@@ -30,17 +30,27 @@ pub enum PoolClass {
     Audio,
     /// Effect scratch (intermediate images, staging copies).
     EffectScratch,
+    /// Decoder state: each open decoder's reference and reordering pictures and
+    /// per-macroblock state, as its backend estimates them (the decoder allocates them
+    /// itself, so they are counted through [`BufferPool::account`], never shelved).
+    Decoders,
 }
 
 impl PoolClass {
     /// Every class, in report order.
-    pub const ALL: [Self; 3] = [Self::Frames, Self::Audio, Self::EffectScratch];
+    pub const ALL: [Self; 4] = [
+        Self::Frames,
+        Self::Audio,
+        Self::EffectScratch,
+        Self::Decoders,
+    ];
 
     fn slot(self) -> usize {
         match self {
             Self::Frames => 0,
             Self::Audio => 1,
             Self::EffectScratch => 2,
+            Self::Decoders => 3,
         }
     }
 }
@@ -94,8 +104,8 @@ pub struct ClassStats {
 /// The pools' counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PoolStats {
-    /// Frames, audio, effect scratch (in [`PoolClass::ALL`] order).
-    pub classes: [ClassStats; 3],
+    /// Frames, audio, effect scratch, decoders (in [`PoolClass::ALL`] order).
+    pub classes: [ClassStats; 4],
     /// The most bytes ever accounted at once.
     pub peak_bytes: usize,
     /// The limit idle buffers are trimmed to.
@@ -128,7 +138,7 @@ struct Counters {
 
 struct Shared {
     shelves: Mutex<HashMap<PoolKey, Vec<Vec<u8>>>>,
-    classes: [Counters; 3],
+    classes: [Counters; 4],
     peak: AtomicUsize,
     limit: AtomicUsize,
 }
@@ -302,7 +312,7 @@ impl BufferPool {
 
     /// Counters.
     pub fn stats(&self) -> PoolStats {
-        let mut classes = [ClassStats::default(); 3];
+        let mut classes = [ClassStats::default(); 4];
         for (out, c) in classes.iter_mut().zip(&self.0.classes) {
             *out = ClassStats {
                 in_use_bytes: c.in_use.load(Ordering::Relaxed),

@@ -322,7 +322,7 @@ fn collect_candidates(clip: &Clip, lod: Lod, assets: &AssetQuery, out: &mut Vec<
             out.push(Candidate {
                 entity: e,
                 id: a.id,
-                bytes: width as usize * height as usize * 3 / 2,
+                bytes: a.info.video.picture_bytes(),
                 fingerprint: a.fingerprint,
                 width,
                 height,

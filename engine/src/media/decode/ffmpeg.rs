@@ -99,6 +99,14 @@ impl DecoderBackend for FfmpegBackend {
         Support::Exact
     }
 
+    /// Measured (`tests/decoder_memory.rs` in the workspace root): libav holds the stream's references and
+    /// reordering delay, the picture being decoded and the one handed out, and each frame
+    /// thread beyond the first two more pictures in flight.
+    fn state_bytes(&self, s: &StreamDescription) -> usize {
+        let pictures = s.held_pictures() + 2 + 2 * (self.threads - 1);
+        pictures * s.picture_bytes() + s.width as usize * s.height as usize / 4
+    }
+
     fn create(&self, s: &StreamDescription) -> Result<Box<dyn Decoder>, MediaError> {
         self.create_with(s, DecodeOptions::default())
     }

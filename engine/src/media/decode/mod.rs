@@ -126,6 +126,11 @@ pub struct StreamDescription {
     pub full_range: bool,
     /// VUI matrix coefficients, when said.
     pub matrix_coefficients: Option<u8>,
+    /// Reference pictures the stream keeps (H.264 `max_num_ref_frames`), when known.
+    pub ref_frames: Option<u32>,
+    /// Pictures held back for presentation order (H.264 `max_num_reorder_frames`), when
+    /// known.
+    pub reorder_frames: Option<u32>,
 }
 
 impl StreamDescription {
@@ -146,6 +151,8 @@ impl StreamDescription {
             open_gop: track.open_gop,
             full_range: false,
             matrix_coefficients: None,
+            ref_frames: None,
+            reorder_frames: None,
         };
         match &track.config {
             CodecConfig::Avc { sps, .. } => {
@@ -159,6 +166,8 @@ impl StreamDescription {
                     d.height = f.height;
                     d.full_range = f.full_range;
                     d.matrix_coefficients = f.matrix_coefficients;
+                    d.ref_frames = Some(f.ref_frames);
+                    d.reorder_frames = f.reorder_frames;
                 }
             }
             CodecConfig::Hevc {
@@ -207,6 +216,34 @@ impl StreamDescription {
         d
     }
 
+    /// Bytes of one decoded picture in the stream's own sampling (8 bits or 16 per sample).
+    pub fn picture_bytes(&self) -> usize {
+        let pixels = self.width as usize * self.height as usize;
+        let per_pixel_x2 = match self.chroma {
+            Some(ChromaFormat::Monochrome) => 2,
+            Some(ChromaFormat::Yuv422) => 4,
+            Some(ChromaFormat::Yuv444) => 6,
+            _ => 3,
+        };
+        let sample = if self.bit_depth.unwrap_or(8) > 8 {
+            2
+        } else {
+            1
+        };
+        pixels * per_pixel_x2 * sample / 2
+    }
+
+    /// Pictures a decoder of this stream must hold: the references and the reordering
+    /// delay when the parameter sets say them, else the most H.264 allows (16 references;
+    /// intra-only codecs hold none).
+    pub fn held_pictures(&self) -> usize {
+        match (&self.config, self.ref_frames) {
+            (CodecConfig::Other { .. }, _) => 0,
+            (_, Some(refs)) => refs as usize + self.reorder_frames.unwrap_or(0) as usize,
+            (_, None) => 16,
+        }
+    }
+
     /// A one-line name of the codec and profile, for errors and reports.
     pub fn describe(&self) -> String {
         let mut s = self.codec.to_string();
@@ -247,6 +284,14 @@ pub trait DecoderBackend: Send + Sync {
     ) -> Result<Box<dyn Decoder>, MediaError> {
         let _ = options;
         self.create(stream)
+    }
+
+    /// The memory one decoder of `stream` holds once it runs (its picture buffers and
+    /// per-macroblock state), estimated from the stream's parameters: what the memory
+    /// budget counts for each open decoder. The default assumes the held pictures, one being
+    /// decoded and one handed out.
+    fn state_bytes(&self, stream: &StreamDescription) -> usize {
+        (stream.held_pictures() + 2) * stream.picture_bytes()
     }
 }
 
