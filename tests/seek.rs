@@ -179,3 +179,23 @@ fn a_decode_cancelled_before_any_picture_does_not_pass_for_an_earlier_gop() {
     }
     assert!(!reader.continues_to(5), "frame 5 is behind the session");
 }
+
+/// Frames decoded on the way to a requested one are kept for later requests (reverse
+/// playback), but only the newest within the byte limit: a run-up through a long GOP never
+/// holds more than that at once (it held the whole run-up before: 29 frames of 4K).
+#[test]
+fn a_run_up_keeps_only_the_newest_skipped_frames_within_the_limit() {
+    let path = common::clip("runup.mp4", 160, 90, Rational::integer(30), 60, 60);
+    let mut r = VideoReader::open(&path, &DecoderRegistry::openh264_only()).expect("open");
+    let frame_bytes = 160 * 90 * 3 / 2;
+    r.keep_skipped(3 * frame_bytes);
+    assert_eq!(r.frame(40).expect("decode").index, 40);
+    let kept: Vec<u64> = r.take_skipped().iter().map(|p| p.index).collect();
+    assert_eq!(kept, [37, 38, 39]);
+    assert!(r.take_skipped().is_empty(), "taken once");
+    // 0 keeps none.
+    let mut r = VideoReader::open(&path, &DecoderRegistry::openh264_only()).expect("open");
+    r.keep_skipped(0);
+    assert_eq!(r.frame(40).expect("decode").index, 40);
+    assert!(r.take_skipped().is_empty());
+}
