@@ -103,9 +103,9 @@ pub use framelock_engine::media::decode::FfmpegBackend;
 pub use framelock_engine::media::{
     ColorSpace, DecodedPicture, Decoder, DecoderBackend, DecoderRegistry, EncodeSettings,
     EncodeSpeed, GenerateOptions, H264Encoder, H264Mp4Muxer, MEDIA_OFFLINE_YUV, MatrixCoefficients,
-    MediaError, Mp4VideoWriter, OFFLINE_INDEX, OpenH264Backend, Packet, Picture, PixelFormat,
-    ProbeCache, RateControl, StreamDescription, Support, VideoReader, WriteError, YuvRange,
-    generate_test_clip, parallel_decode, probe, testcard,
+    MediaError, Mp4Demuxer, Mp4VideoWriter, OFFLINE_INDEX, OpenH264Backend, Packet, Picture,
+    PixelFormat, ProbeCache, RateControl, StreamDescription, Support, VideoReader, WriteError,
+    YuvRange, generate_test_clip, parallel_decode, probe, probe_bytes, testcard,
 };
 pub use framelock_engine::memory::{BufferPool, PoolClass, PoolStats};
 pub use framelock_engine::profile::set_enabled as set_profiling;

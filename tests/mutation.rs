@@ -15,7 +15,9 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use framelock::{DecoderRegistry, Rational, VideoReader, probe};
+use std::sync::Arc;
+
+use framelock::{DecoderRegistry, Mp4Demuxer, Rational, VideoReader, probe, probe_bytes};
 
 /// Every mutant must be done within this (debug build, a loaded 2-core machine).
 const LIMIT: Duration = Duration::from_secs(20);
@@ -73,14 +75,28 @@ fn moov(bytes: &[u8]) -> std::ops::Range<usize> {
     at..at + size
 }
 
-/// Probes, opens and decodes `path`; errors are fine.
-fn exercise(path: &Path) {
+/// Probes, opens and decodes `path`, and its `bytes` through the in-memory entry point (the
+/// fuzz targets'), which must say what the file's says; errors are fine.
+fn exercise(path: &Path, bytes: Vec<u8>) {
     let registry = DecoderRegistry::new();
-    let _ = probe(path, &registry);
-    if let Ok(mut reader) = VideoReader::open(path, &registry) {
+    let from_file = probe(path, &registry).map_err(|e| e.to_string());
+    let bytes: Arc<[u8]> = bytes.into();
+    let from_bytes = probe_bytes(bytes.clone(), path, &registry).map_err(|e| e.to_string());
+    assert_eq!(from_file, from_bytes, "the file and its bytes probe alike");
+    let mut reader = VideoReader::open(path, &registry).ok();
+    let mut in_memory = Mp4Demuxer::from_bytes(bytes, path)
+        .ok()
+        .and_then(|d| VideoReader::from_demuxer(Arc::new(d), &registry).ok());
+    assert_eq!(reader.is_some(), in_memory.is_some(), "open alike");
+    if let (Some(reader), Some(in_memory)) = (reader.as_mut(), in_memory.as_mut()) {
         let n = reader.frame_count();
         for f in [0, n / 2, n.saturating_sub(1)] {
-            let _ = reader.frame(f);
+            let a = reader.frame(f).map(|p| p.planes);
+            let b = in_memory.frame(f).map(|p| p.planes);
+            assert_eq!(a.is_ok(), b.is_ok(), "frame {f} decodes alike");
+            if let (Ok(a), Ok(b)) = (a, b) {
+                assert!(a == b, "frame {f}: the same picture");
+            }
         }
     }
 }
@@ -156,7 +172,7 @@ fn mutated_files_never_panic_hang_or_run_away_with_memory() {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let p = path.clone();
         let worker = std::thread::spawn(move || {
-            exercise(&p);
+            exercise(&p, bytes);
             let _ = tx.send(());
         });
         match rx.recv_timeout(LIMIT) {

@@ -10,9 +10,7 @@
 //! a top-level box cut short (a truncated file), the parse itself with `re_mp4`'s panics
 //! contained, and whether an H.264 track is open-GOP.
 
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::FileExt;
 
 use super::CodecConfig;
 use super::demux::VideoTrack;
@@ -28,7 +26,7 @@ const MAX_DEPTH: usize = 16;
 
 /// Checks the `moov` tree of `file`; `Err` says which box is malformed and where. A file
 /// without a readable `moov` passes (the parser says what is wrong with it).
-pub(super) fn check_moov(file: &mut File, file_size: u64) -> Result<(), String> {
+pub(super) fn check_moov(file: &mut (impl Read + Seek), file_size: u64) -> Result<(), String> {
     match read_moov(file, file_size) {
         Some((at, moov)) => walk(&moov, at, 0..moov.len(), 0),
         None => Ok(()),
@@ -87,7 +85,7 @@ fn walk(data: &[u8], base: u64, range: std::ops::Range<usize>, depth: usize) -> 
 
 /// Walks the top-level boxes; returns the end offset of a box that runs past the end of the
 /// file (the file was cut short), if any.
-pub(super) fn top_level_overrun(file: &mut File, file_size: u64) -> Option<u64> {
+pub(super) fn top_level_overrun(file: &mut (impl Read + Seek), file_size: u64) -> Option<u64> {
     let mut pos = 0u64;
     while pos + 8 <= file_size {
         let (_, size) = top_level_box(file, pos, file_size)?;
@@ -105,7 +103,11 @@ pub(super) fn top_level_overrun(file: &mut File, file_size: u64) -> Option<u64> 
 
 /// The type and size of the top-level box at `pos` (a size of 0, "to the end of the file",
 /// read as the bytes left); `None` when its header cannot be read.
-pub(super) fn top_level_box(file: &mut File, pos: u64, file_size: u64) -> Option<([u8; 4], u64)> {
+pub(super) fn top_level_box(
+    file: &mut (impl Read + Seek),
+    pos: u64,
+    file_size: u64,
+) -> Option<([u8; 4], u64)> {
     let mut h = [0u8; 16];
     file.seek(SeekFrom::Start(pos)).ok()?;
     file.read_exact(&mut h[..8]).ok()?;
@@ -137,7 +139,7 @@ const OPEN_GOP_PROBES: usize = 4;
 
 /// Whether an H.264 track's sync samples after the first (up to [`OPEN_GOP_PROBES`]) carry
 /// no IDR picture: a recovery point in an open GOP, which a decoder cannot start at cleanly.
-pub(super) fn open_gop(file: &File, video: &VideoTrack) -> bool {
+pub(super) fn open_gop(file: &super::source::Source, video: &VideoTrack) -> bool {
     let CodecConfig::Avc { length_size, .. } = video.config else {
         return false;
     };

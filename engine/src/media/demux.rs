@@ -13,14 +13,15 @@
 //! several decoder threads.
 
 use std::fs::File;
-use std::io::{BufReader, Seek, SeekFrom};
-use std::os::unix::fs::FileExt;
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use framelock_components::{AudioStreamInfo, Codec, FrameTimes, Rational};
 use re_mp4::{StsdBoxContent, TrackKind};
 
 use super::MediaError;
+use super::source::Source;
 
 /// One sample (access unit) of the video track.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,7 +154,7 @@ pub type AudioTrack = AudioStreamInfo;
 #[derive(Debug)]
 pub struct Mp4Demuxer {
     path: PathBuf,
-    file: File,
+    source: Source,
     file_size: u64,
     brand: String,
     video: VideoTrack,
@@ -179,7 +180,27 @@ impl Mp4Demuxer {
         if file_size == 0 {
             return Err(MediaError::Empty { path });
         }
-        let mut file = File::open(&path).map_err(|e| MediaError::io(&path, e))?;
+        let file = File::open(&path).map_err(|e| MediaError::io(&path, e))?;
+        Self::from_source(path, Source::File(file), file_size)
+    }
+
+    /// Demuxes an MP4/MOV held in memory, as [`Mp4Demuxer::open`] does a file; `name` stands
+    /// for its path in errors and reports. The entry point of the fuzz targets (`fuzz/`).
+    pub fn from_bytes(
+        bytes: impl Into<Arc<[u8]>>,
+        name: impl Into<PathBuf>,
+    ) -> Result<Self, MediaError> {
+        let bytes: Arc<[u8]> = bytes.into();
+        let path = name.into();
+        if bytes.is_empty() {
+            return Err(MediaError::Empty { path });
+        }
+        let size = bytes.len() as u64;
+        Self::from_source(path, Source::Bytes(bytes), size)
+    }
+
+    fn from_source(path: PathBuf, source: Source, file_size: u64) -> Result<Self, MediaError> {
+        let mut file = source.cursor();
         let mut head = [0u8; 512];
         let got =
             super::sniff::read_up_to(&mut file, &mut head).map_err(|e| MediaError::io(&path, e))?;
@@ -202,10 +223,8 @@ impl Mp4Demuxer {
         if let Err(reason) = super::box_check::check_moov(&mut file, file_size) {
             return Err(MediaError::InvalidContainer { path, reason });
         }
-        file.seek(SeekFrom::Start(0))
-            .map_err(|e| MediaError::io(&path, e))?;
 
-        let mp4 = match super::box_check::parse(BufReader::new(&file), file_size) {
+        let mp4 = match super::box_check::parse(BufReader::new(source.cursor()), file_size) {
             Ok(mp4) => mp4,
             Err(reason) => {
                 // Damaged metadata (`udta`, `meta`) must not refuse intact samples: once more
@@ -213,9 +232,10 @@ impl Mp4Demuxer {
                 let patches = super::metadata_skip::metadata_patches(&mut file, file_size);
                 let retried = (!patches.is_empty())
                     .then(|| {
-                        let _ = file.seek(SeekFrom::Start(0));
-                        let reader =
-                            super::metadata_skip::Patched::new(BufReader::new(&file), patches);
+                        let reader = super::metadata_skip::Patched::new(
+                            BufReader::new(source.cursor()),
+                            patches,
+                        );
                         super::box_check::parse(reader, file_size).ok()
                     })
                     .flatten();
@@ -257,11 +277,11 @@ impl Mp4Demuxer {
             .find(|t| handler_is(&mp4, t, TrackKind::Audio, b"soun"))
             .map(|t| audio_info(&mp4, t));
         let mut video = video;
-        video.open_gop = super::box_check::open_gop(&file, &video);
+        video.open_gop = super::box_check::open_gop(&source, &video);
 
         Ok(Self {
             path,
-            file,
+            source,
             file_size,
             brand,
             video,
@@ -305,7 +325,7 @@ impl Mp4Demuxer {
                 frames: self.video.samples.len() as u64,
             })?;
         buf.resize(s.size as usize, 0);
-        self.file
+        self.source
             .read_exact_at(buf, s.offset)
             .map_err(|e| MediaError::io(&self.path, e))
     }

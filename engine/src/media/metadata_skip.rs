@@ -5,7 +5,6 @@
 //! `free` box (skipped by every parser), without touching the file. A file whose samples or
 //! sample tables are damaged still fails, as it must.
 
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 
 /// The most of `moov` read to look for metadata boxes (a sample table of hours of video is a
@@ -74,7 +73,10 @@ fn header(data: &[u8], at: usize, parent_end: usize) -> Option<([u8; 4], usize, 
 /// The offsets (in the file) of the type fields of the `udta` and `meta` boxes directly under
 /// `moov` and under each `trak`, each with `free` to show there instead. Empty when there is
 /// no `moov` or it cannot be walked.
-pub(super) fn metadata_patches(file: &mut File, file_size: u64) -> Vec<(u64, [u8; 4])> {
+pub(super) fn metadata_patches(
+    file: &mut (impl Read + Seek),
+    file_size: u64,
+) -> Vec<(u64, [u8; 4])> {
     let Some((moov_at, moov)) = read_moov(file, file_size) else {
         return Vec::new();
     };
@@ -110,7 +112,7 @@ fn walk(
 }
 
 /// The top-level `moov` box's offset and bytes.
-pub(super) fn read_moov(file: &mut File, file_size: u64) -> Option<(u64, Vec<u8>)> {
+pub(super) fn read_moov(file: &mut (impl Read + Seek), file_size: u64) -> Option<(u64, Vec<u8>)> {
     let mut pos = 0u64;
     while pos + 8 <= file_size {
         let (kind, size) = super::box_check::top_level_box(file, pos, file_size)?;

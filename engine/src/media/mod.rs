@@ -37,6 +37,7 @@ mod probe_cache;
 mod prores;
 mod reader;
 mod sniff;
+mod source;
 pub mod testcard;
 
 pub mod decode;
@@ -58,7 +59,7 @@ pub use generate::{GenerateOptions, generate_test_clip};
 pub use mux::{Av1Config, Container, Mp4Muxer, MuxSummary, TrackCodec, TrackId};
 pub use orient::{Orientation, orient};
 pub use pixel::{ColorSpace, MatrixCoefficients, PixelFormat, YuvRange};
-pub use probe::probe;
+pub use probe::{probe, probe_bytes};
 pub use probe_cache::ProbeCache;
 #[cfg(feature = "ffmpeg")]
 pub use prores::ProResEncoder;

@@ -16,6 +16,16 @@ pub fn probe(path: impl AsRef<Path>, registry: &DecoderRegistry) -> Result<Media
     Ok(describe(&demux, registry))
 }
 
+/// Probes an MP4/MOV held in memory as [`probe`] does a file (`name` stands for its path).
+pub fn probe_bytes(
+    bytes: impl Into<std::sync::Arc<[u8]>>,
+    name: impl Into<std::path::PathBuf>,
+    registry: &DecoderRegistry,
+) -> Result<MediaInfo, MediaError> {
+    let demux = Mp4Demuxer::from_bytes(bytes, name)?;
+    Ok(describe(&demux, registry))
+}
+
 pub(crate) fn describe(demux: &Mp4Demuxer, registry: &DecoderRegistry) -> MediaInfo {
     let track = demux.video();
     let stream = StreamDescription::from_track(track);

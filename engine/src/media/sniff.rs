@@ -1,11 +1,10 @@
 //! What a media file is, from its first bytes: MP4/MOV goes on to the demuxer, anything else
 //! is named (Matroska, MPEG-TS, AVI, an image...) so the error says what the file is.
 
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 
 /// Reads up to `buf.len()` bytes from the start of `file`.
-pub(super) fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+pub(super) fn read_up_to(file: &mut (impl Read + Seek), buf: &mut [u8]) -> std::io::Result<usize> {
     file.seek(SeekFrom::Start(0))?;
     let mut n = 0;
     while n < buf.len() {
