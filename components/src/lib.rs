@@ -19,7 +19,9 @@ pub use audio::{AudioClipDef, AudioFormat, AudioTrackDef, ClipAudio, db_to_gain}
 pub use cache::{CacheKey, CacheKind, CacheTier, ClearCache, MemoryBudget, Pressure, TierStats};
 pub use edit::{ClipRef, Edit, EditError};
 pub use effects::{BlendMode, Effect, EffectLod, EffectStack};
-pub use media::{AudioStreamInfo, ChromaFormat, Codec, FrameTimes, MediaInfo, VideoStreamInfo};
+pub use media::{
+    AudioStreamInfo, ChromaFormat, Codec, FrameTimes, MediaInfo, VideoStreamInfo, picture_bytes,
+};
 pub use playback::{
     CacheEntry, Clip, Frame, FrameState, Lod, MediaAsset, OutputFormat, PlayState, Playhead,
     QualitySettings, Track,

@@ -124,23 +124,29 @@ pub struct VideoStreamInfo {
     pub unsupported: Option<String>,
 }
 
+/// Bytes of one decoded `width`×`height` picture: its planes at the chroma sampling (4:2:0
+/// when unknown) and bit depth (16 bits a sample above 8).
+pub fn picture_bytes(
+    width: u32,
+    height: u32,
+    chroma: Option<ChromaFormat>,
+    bit_depth: Option<u8>,
+) -> usize {
+    let pixels = width as usize * height as usize;
+    let halves = match chroma {
+        Some(ChromaFormat::Yuv422) => 4,
+        Some(ChromaFormat::Yuv444) => 6,
+        _ => 3,
+    };
+    let sample = if bit_depth.unwrap_or(8) > 8 { 2 } else { 1 };
+    pixels * halves * sample / 2
+}
+
 impl VideoStreamInfo {
-    /// Bytes of one decoded picture: its planes at the stream's chroma sampling and bit
-    /// depth (16 bits a sample above 8). What the memory budget counts a frame at until it
-    /// is decoded.
+    /// Bytes of one decoded picture (see [`picture_bytes`]): what the memory budget counts
+    /// a frame at until it is decoded.
     pub fn picture_bytes(&self) -> usize {
-        let pixels = self.width as usize * self.height as usize;
-        let halves = match self.chroma {
-            Some(ChromaFormat::Yuv422) => 4,
-            Some(ChromaFormat::Yuv444) => 6,
-            _ => 3,
-        };
-        let sample = if self.bit_depth.unwrap_or(8) > 8 {
-            2
-        } else {
-            1
-        };
-        pixels * halves * sample / 2
+        picture_bytes(self.width, self.height, self.chroma, self.bit_depth)
     }
 
     /// The GOP `frame` is in: the keyframes at or before it (0 before the first keyframe).

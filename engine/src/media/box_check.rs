@@ -24,14 +24,43 @@ const CONTAINERS: [&[u8; 4]; 10] = [
 /// How deep the walk goes (real files nest five or six levels).
 const MAX_DEPTH: usize = 16;
 
-/// Checks the `moov` tree of `file`; `Err` says which box is malformed and where. A file
-/// without a readable `moov` passes (the parser says what is wrong with it).
+/// Checks the `moov` tree of `file`, and each top-level `moof`'s (a fragment: `re_mp4` parses
+/// those too, and loops the same way on a zero-sized child — the fuzz target found it); `Err`
+/// says which box is malformed and where. A file without a readable `moov` passes (the
+/// parser says what is wrong with it).
 pub(super) fn check_moov(file: &mut (impl Read + Seek), file_size: u64) -> Result<(), String> {
-    match read_moov(file, file_size) {
-        Some((at, moov)) => walk(&moov, at, 0..moov.len(), 0),
-        None => Ok(()),
+    if let Some((at, moov)) = read_moov(file, file_size) {
+        walk(&moov, at, 0..moov.len(), 0)?;
     }
+    let mut pos = 0u64;
+    while pos + 8 <= file_size {
+        let Some((kind, size)) = top_level_box(file, pos, file_size) else {
+            break;
+        };
+        let Some(end) = pos
+            .checked_add(size)
+            .filter(|&e| size >= 8 && e <= file_size)
+        else {
+            break;
+        };
+        if &kind == b"moof" {
+            let mut moof = vec![0u8; usize::try_from(size.min(MAX_FRAGMENT)).unwrap_or(0)];
+            file.seek(SeekFrom::Start(pos)).map_err(|e| e.to_string())?;
+            file.read_exact(&mut moof).map_err(|e| e.to_string())?;
+            if size > MAX_FRAGMENT {
+                return Err(format!(
+                    "fragment `moof` at offset {pos} claims {size} bytes"
+                ));
+            }
+            walk(&moof, pos, 0..moof.len(), 0)?;
+        }
+        pos = end;
+    }
+    Ok(())
 }
+
+/// The largest `moof` walked (real fragments hold a sample table of a few KB to a few MB).
+const MAX_FRAGMENT: u64 = 64 << 20;
 
 fn walk(data: &[u8], base: u64, range: std::ops::Range<usize>, depth: usize) -> Result<(), String> {
     let mut at = range.start;

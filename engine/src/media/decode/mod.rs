@@ -216,21 +216,9 @@ impl StreamDescription {
         d
     }
 
-    /// Bytes of one decoded picture in the stream's own sampling (8 bits or 16 per sample).
+    /// Bytes of one decoded picture in the stream's own sampling.
     pub fn picture_bytes(&self) -> usize {
-        let pixels = self.width as usize * self.height as usize;
-        let per_pixel_x2 = match self.chroma {
-            Some(ChromaFormat::Monochrome) => 2,
-            Some(ChromaFormat::Yuv422) => 4,
-            Some(ChromaFormat::Yuv444) => 6,
-            _ => 3,
-        };
-        let sample = if self.bit_depth.unwrap_or(8) > 8 {
-            2
-        } else {
-            1
-        };
-        pixels * per_pixel_x2 * sample / 2
+        framelock_components::picture_bytes(self.width, self.height, self.chroma, self.bit_depth)
     }
 
     /// Pictures a decoder of this stream must hold: the references and the reordering
