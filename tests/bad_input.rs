@@ -371,15 +371,19 @@ fn open_gop_h264_goes_to_libav_or_is_refused() {
 }
 
 /// Inputs the fuzz targets (`fuzz/`) found: a zero-sized box inside a top-level `moof` made
-/// `re_mp4` loop forever (the structure check walked only `moov`), and an `avcC` whose
-/// lengths underflow made it panic (contained). Each is now refused with a reason, from the
-/// file and from its bytes, within a time limit.
+/// `re_mp4` loop forever (the structure check walked only `moov`), an `avcC` whose lengths
+/// underflow made it panic (contained), and three more made it go round in circles inside
+/// `minf` and `avc1` (the cursor it reads through now has a budget of seeks). Each is now
+/// refused with a reason, from the file and from its bytes, within a time limit.
 #[test]
 fn inputs_the_fuzzer_found_are_refused_in_time() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz");
     for (name, says) in [
         ("moof-child-size-0.mp4", "has size 0"),
         ("avcc-length-underflow.mp4", "malformed sample table"),
+        ("minf-loop.mp4", "keeps seeking"),
+        ("avc1-loop.mp4", "keeps seeking"),
+        ("avc1-loop-2.mp4", "keeps seeking"),
     ] {
         let path = dir.join(name);
         let (tx, rx) = std::sync::mpsc::sync_channel(1);

@@ -181,7 +181,7 @@ impl Mp4Demuxer {
             return Err(MediaError::Empty { path });
         }
         let file = File::open(&path).map_err(|e| MediaError::io(&path, e))?;
-        Self::from_source(path, Source::File(file), file_size)
+        Self::from_source(path, Source::File(file, file_size), file_size)
     }
 
     /// Demuxes an MP4/MOV held in memory, as [`Mp4Demuxer::open`] does a file; `name` stands
