@@ -1,0 +1,160 @@
+//! The decode pool's tests: thread priority, the result channel, decoders in the budget.
+
+mod priority {
+    #[test]
+    fn background_threads_run_nicer_than_the_caller() {
+        let nice = std::thread::spawn(super::super::lower_thread_priority)
+            .join()
+            .ok()
+            .flatten();
+        if cfg!(target_os = "linux") {
+            assert_eq!(nice, Some(10));
+            // The caller's thread is untouched.
+            let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+            let after_comm = stat.rsplit(')').next().unwrap_or("");
+            let nice_field = after_comm.split_whitespace().nth(16);
+            assert_eq!(nice_field, Some("0"));
+        }
+    }
+}
+
+mod decode {
+    use super::super::*;
+    use crate::media::{GenerateOptions, generate_test_clip};
+    use crate::memory::PoolClass;
+    use framelock_components::Rational;
+
+    /// Jobs submitted as fast as the pool takes them, with nobody collecting: the pool takes
+    /// no more than its result channel holds, so every job finishes and the pool goes idle.
+    #[test]
+    fn uncollected_results_never_stall_the_workers() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("tiny.mp4");
+        let options = GenerateOptions::new(64, 36, Rational::integer(30), 2.0);
+        generate_test_clip(&path, &options, |_, _| {})?;
+        let pool = DecodePool::with_options(DecodePoolOptions {
+            workers: 1,
+            registry: DecoderRegistry::openh264_only(),
+            queue: 1,
+            skip_cache_bytes: 0,
+            pool: None,
+            disk: None,
+            progress: Progress::default(),
+            decoder_room: None,
+            by_asset: false,
+            decoders_expected: 0,
+        });
+        let path = Arc::new(path);
+        let job = |frame| DecodeJob {
+            asset_id: 1,
+            path: path.clone(),
+            frame,
+            generation: 0,
+            lane: 0,
+            cache_key: None,
+        };
+        // 1 worker × 1 queued × 2 + 8: the result channel holds 10.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut taken = 0;
+        while taken < 10 {
+            assert!(Instant::now() < deadline, "{taken} jobs taken");
+            match pool.try_submit(job(taken)) {
+                Ok(()) => taken += 1,
+                Err(_) => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
+        assert!(
+            pool.wait_idle(Duration::from_secs(20)),
+            "the workers finished"
+        );
+        assert!(
+            pool.try_submit(job(10)).is_err(),
+            "no room for an eleventh result: refused"
+        );
+        assert_eq!(pool.try_collect().count(), 10);
+        assert!(pool.try_submit(job(10)).is_ok(), "collected: room again");
+        assert!(pool.wait_idle(Duration::from_secs(20)));
+        Ok(())
+    }
+
+    /// Decoders count in the pool's budget; with room for one, a worker alternating two
+    /// assets closes one asset's decoder before opening the other's, and with room for
+    /// both keeps both. By asset, each asset's jobs stay on one worker whatever their lane.
+    #[test]
+    fn decoders_are_counted_and_kept_within_the_room() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = Arc::new(dir.path().join("small.mp4"));
+        generate_test_clip(
+            path.as_ref(),
+            &GenerateOptions::new(320, 180, Rational::integer(30), 1.0),
+            |_, _| {},
+        )?;
+        let one = VideoReader::open(path.as_ref(), &DecoderRegistry::openh264_only())?;
+        let each = one.state_bytes();
+        assert!(each > 320 * 180 * 3, "{each} bytes");
+        let run = |room: usize, by_asset: bool, workers: usize, expected: usize| {
+            let memory = BufferPool::new(1 << 30);
+            let pool = DecodePool::with_options(DecodePoolOptions {
+                workers,
+                registry: DecoderRegistry::openh264_only(),
+                queue: 4,
+                skip_cache_bytes: 0,
+                pool: Some(memory.clone()),
+                disk: None,
+                progress: Progress::default(),
+                decoder_room: Some(room),
+                by_asset,
+                decoders_expected: expected,
+            });
+            // Counted before any decoder opens: the expected ones.
+            let counted = memory.stats().class(PoolClass::Decoders).in_use_bytes;
+            assert_eq!(counted, expected);
+            let mut peak = 0;
+            for frame in 0..6 {
+                for asset_id in [1, 2] {
+                    let job = DecodeJob {
+                        asset_id,
+                        path: path.clone(),
+                        frame,
+                        generation: 0,
+                        lane: frame,
+                        cache_key: None,
+                    };
+                    assert!(pool.try_submit(job).is_ok());
+                    assert!(pool.wait_idle(Duration::from_secs(20)));
+                    for done in pool.try_collect() {
+                        assert_eq!(done.result.as_ref().map(|p| p.index).ok(), Some(frame));
+                    }
+                    let decoders = memory.stats().class(PoolClass::Decoders).in_use_bytes;
+                    peak = peak.max(decoders);
+                }
+            }
+            let decoders = memory.stats().class(PoolClass::Decoders).in_use_bytes;
+            drop(pool);
+            let after = memory.stats().class(PoolClass::Decoders).in_use_bytes;
+            (peak, decoders, after)
+        };
+        assert_eq!(
+            run(each * 3 / 2, false, 1, 0),
+            (each, each, 0),
+            "room for one"
+        );
+        assert_eq!(
+            run(each * 3, false, 1, 0),
+            (2 * each, 2 * each, 0),
+            "room for two"
+        );
+        // Two expected decoders are counted from the start; opening them uses up the
+        // reservation instead of adding to it.
+        assert_eq!(
+            run(each * 3, false, 1, 2 * each),
+            (2 * each, 2 * each, 0),
+            "two expected"
+        );
+        // Two workers by lane: each worker opens a decoder per asset (lanes alternate).
+        assert_eq!(run(1 << 30, false, 2, 0).1, 4 * each);
+        // By asset: one decoder per asset, over both workers.
+        assert_eq!(run(1 << 30, true, 2, 0).1, 2 * each);
+        Ok(())
+    }
+}
