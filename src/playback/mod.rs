@@ -203,15 +203,15 @@ impl PlaybackEngine {
                     Some((path.clone(), asset.info.video.clone()))
                 })
                 .collect();
+            let originals = budget::need(project, &media, |h| h);
             // Proxies may stand in for the originals: then the smallest one sets the floor.
-            let strategy = options.proxies.as_ref().map(|p| p.strategy.clone());
-            let need = budget::need(project, &media, |h| {
-                strategy
-                    .as_ref()
-                    .and_then(|s| s.heights_for(h).first().copied())
-                    .unwrap_or(h)
-            });
-            (need, budget::need(project, &media, |h| h))
+            let need = match &options.proxies {
+                Some(p) => budget::need(project, &media, |h| {
+                    p.strategy.heights_for(h).first().copied().unwrap_or(h)
+                }),
+                None => originals,
+            };
+            (need, originals)
         };
         need.check(options.memory.max_memory)?;
         builder.sink(sink);

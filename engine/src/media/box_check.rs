@@ -14,7 +14,7 @@ use std::io::{Read, Seek, SeekFrom};
 
 use super::CodecConfig;
 use super::demux::VideoTrack;
-use super::metadata_skip::read_moov;
+use super::metadata_skip::MAX_MOOV;
 
 /// The boxes whose payload is a list of boxes.
 const CONTAINERS: [&[u8; 4]; 10] = [
@@ -27,11 +27,9 @@ const MAX_DEPTH: usize = 16;
 /// Checks the `moov` tree of `file`, and each top-level `moof`'s (a fragment: `re_mp4` parses
 /// those too, and loops the same way on a zero-sized child — the fuzz target found it); `Err`
 /// says which box is malformed and where. A file without a readable `moov` passes (the
-/// parser says what is wrong with it).
+/// parser says what is wrong with it). One pass over the top-level boxes.
 pub(super) fn check_moov(file: &mut (impl Read + Seek), file_size: u64) -> Result<(), String> {
-    if let Some((at, moov)) = read_moov(file, file_size) {
-        walk(&moov, at, 0..moov.len(), 0)?;
-    }
+    let mut moov_seen = false;
     let mut pos = 0u64;
     while pos + 8 <= file_size {
         let Some((kind, size)) = top_level_box(file, pos, file_size) else {
@@ -43,16 +41,25 @@ pub(super) fn check_moov(file: &mut (impl Read + Seek), file_size: u64) -> Resul
         else {
             break;
         };
-        if &kind == b"moof" {
-            let mut moof = vec![0u8; usize::try_from(size.min(MAX_FRAGMENT)).unwrap_or(0)];
-            file.seek(SeekFrom::Start(pos)).map_err(|e| e.to_string())?;
-            file.read_exact(&mut moof).map_err(|e| e.to_string())?;
-            if size > MAX_FRAGMENT {
+        let walked = match &kind {
+            // The first `moov` only, and not an outsized one: the parser judges those.
+            b"moov" if !moov_seen => {
+                moov_seen = true;
+                size <= MAX_MOOV
+            }
+            b"moof" if size > MAX_FRAGMENT => {
                 return Err(format!(
                     "fragment `moof` at offset {pos} claims {size} bytes"
                 ));
             }
-            walk(&moof, pos, 0..moof.len(), 0)?;
+            b"moof" => true,
+            _ => false,
+        };
+        if walked {
+            let mut data = vec![0u8; usize::try_from(size).map_err(|e| e.to_string())?];
+            file.seek(SeekFrom::Start(pos)).map_err(|e| e.to_string())?;
+            file.read_exact(&mut data).map_err(|e| e.to_string())?;
+            walk(&data, pos, 0..data.len(), 0)?;
         }
         pos = end;
     }

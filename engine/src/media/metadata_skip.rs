@@ -9,7 +9,7 @@ use std::io::{Read, Seek, SeekFrom};
 
 /// The most of `moov` read to look for metadata boxes (a sample table of hours of video is a
 /// few megabytes).
-const MAX_MOOV: u64 = 256 << 20;
+pub(super) const MAX_MOOV: u64 = 256 << 20;
 
 /// A reader that shows `patches` (offset, 4 bytes) over what `inner` holds.
 pub(super) struct Patched<R> {

@@ -36,10 +36,10 @@ use framelock_components::CacheKey;
 use crate::cache::DiskCache;
 use crate::media::{DecoderRegistry, MediaError, Picture, VideoReader};
 use crate::memory::BufferPool;
-
-mod budget;
 use crate::signal::Progress;
 use budget::{DecoderBytes, DecoderGuard};
+
+mod budget;
 
 /// A frame to decode.
 #[derive(Clone, Debug)]

@@ -32,18 +32,7 @@ mod decode {
         let path = dir.path().join("tiny.mp4");
         let options = GenerateOptions::new(64, 36, Rational::integer(30), 2.0);
         generate_test_clip(&path, &options, |_, _| {})?;
-        let pool = DecodePool::with_options(DecodePoolOptions {
-            workers: 1,
-            registry: DecoderRegistry::openh264_only(),
-            queue: 1,
-            skip_cache_bytes: 0,
-            pool: None,
-            disk: None,
-            progress: Progress::default(),
-            decoder_room: None,
-            by_asset: false,
-            decoders_expected: 0,
-        });
+        let pool = DecodePool::with_skip_cache(1, DecoderRegistry::openh264_only(), 1, 0);
         let path = Arc::new(path);
         let job = |frame| DecodeJob {
             asset_id: 1,
