@@ -191,21 +191,28 @@ pub(super) fn open_gop(file: &super::source::Source, video: &VideoTrack) -> bool
             if file.read_exact_at(&mut buf, s.offset).is_err() {
                 return false;
             }
-            let mut at = 0;
-            let mut idr = false;
-            while at + length_size <= buf.len() {
-                let len = buf[at..at + length_size]
-                    .iter()
-                    .fold(0usize, |n, &b| (n << 8) | usize::from(b));
-                at += length_size;
-                if len == 0 || at + len > buf.len() {
-                    break;
-                }
-                idr |= buf[at] & 0x1f == 5;
-                at += len;
-            }
-            !idr
+            !avcc_has_idr(&buf, length_size)
         })
+}
+
+/// Whether an H.264 access unit in length-prefixed form (`length_size` bytes) holds an IDR
+/// slice.
+pub(super) fn avcc_has_idr(buf: &[u8], length_size: usize) -> bool {
+    let mut at = 0;
+    while at + length_size <= buf.len() {
+        let len = buf[at..at + length_size]
+            .iter()
+            .fold(0usize, |n, &b| (n << 8) | usize::from(b));
+        at += length_size;
+        if len == 0 || at + len > buf.len() {
+            break;
+        }
+        if buf[at] & 0x1f == 5 {
+            return true;
+        }
+        at += len;
+    }
+    false
 }
 
 #[cfg(test)]

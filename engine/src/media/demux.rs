@@ -150,11 +150,23 @@ impl VideoTrack {
 /// The first audio track.
 pub type AudioTrack = AudioStreamInfo;
 
-/// An open MP4/MOV file.
+/// Where samples are read from.
+#[derive(Debug)]
+enum Reads {
+    /// Positional reads at the sample table's offsets (MP4/MOV).
+    Positional(Source),
+    /// libavformat's packets (other containers).
+    #[cfg(feature = "ffmpeg")]
+    Lavf(Arc<super::lavf::Lavf>),
+}
+
+/// An open media file: MP4/MOV through the box parser, and with the `ffmpeg` feature the
+/// containers libavformat reads (Matroska/WebM, MPEG-TS, AVI, MXF …; see `lavf.rs`) behind
+/// the same interface.
 #[derive(Debug)]
 pub struct Mp4Demuxer {
     path: PathBuf,
-    source: Source,
+    reads: Reads,
     file_size: u64,
     brand: String,
     video: VideoTrack,
@@ -180,7 +192,26 @@ impl Mp4Demuxer {
         if file_size == 0 {
             return Err(MediaError::Empty { path });
         }
-        let file = File::open(&path).map_err(|e| MediaError::io(&path, e))?;
+        let mut file = File::open(&path).map_err(|e| MediaError::io(&path, e))?;
+        #[cfg(feature = "ffmpeg")]
+        {
+            let mut head = [0u8; 512];
+            let got = super::sniff::read_up_to(&mut file, &mut head)
+                .map_err(|e| MediaError::io(&path, e))?;
+            if let Some(found) = super::sniff::not_mp4(&head[..got])
+                .filter(|found| super::sniff::libavformat_reads(found))
+            {
+                let lavf = super::lavf::open(&path, found)?;
+                return Ok(Self {
+                    brand: lavf.format().to_string(),
+                    video: lavf.video().clone(),
+                    audio: lavf.audio().cloned(),
+                    path,
+                    file_size,
+                    reads: Reads::Lavf(lavf),
+                });
+            }
+        }
         Self::from_source(path, Source::File(file, file_size), file_size)
     }
 
@@ -207,10 +238,7 @@ impl Mp4Demuxer {
         if let Some(found) = super::sniff::not_mp4(&head[..got]) {
             return Err(MediaError::InvalidContainer {
                 path,
-                reason: format!(
-                    "found {found}; framelock demuxes MP4 and MOV only: \
-                     remux it first (`ffmpeg -i IN -c copy OUT.mp4`)"
-                ),
+                reason: super::sniff::refusal(found, matches!(source, Source::Bytes(_))),
             });
         }
         if let Some(needed) = super::box_check::top_level_overrun(&mut file, file_size) {
@@ -281,7 +309,7 @@ impl Mp4Demuxer {
 
         Ok(Self {
             path,
-            source,
+            reads: Reads::Positional(source),
             file_size,
             brand,
             video,
@@ -316,6 +344,11 @@ impl Mp4Demuxer {
 
     /// Reads sample `decode_index` into `buf` (replacing its contents), as stored (AVCC for H.264).
     pub fn read_sample(&self, decode_index: usize, buf: &mut Vec<u8>) -> Result<(), MediaError> {
+        let source = match &self.reads {
+            Reads::Positional(source) => source,
+            #[cfg(feature = "ffmpeg")]
+            Reads::Lavf(lavf) => return lavf.read_sample(decode_index, buf),
+        };
         let s = self
             .video
             .samples
@@ -325,7 +358,7 @@ impl Mp4Demuxer {
                 frames: self.video.samples.len() as u64,
             })?;
         buf.resize(s.size as usize, 0);
-        self.source
+        source
             .read_exact_at(buf, s.offset)
             .map_err(|e| MediaError::io(&self.path, e))
     }
@@ -427,6 +460,64 @@ fn index_video(mp4: &re_mp4::Mp4, track: &re_mp4::Track) -> Result<VideoTrack, S
         })
         .collect();
     let trim_before = media_time.map_or(i64::MIN, |m| m - cts_base);
+    let presented = present(
+        &mut samples,
+        timescale,
+        trim_before,
+        delay,
+        track.duration,
+        |d| i64::try_from(track.samples[d].duration).ok(),
+    )?;
+
+    Ok(VideoTrack {
+        track_id: track.track_id,
+        codec,
+        fourcc,
+        codec_string: track.codec_string(mp4),
+        config,
+        width: u32::from(track.width),
+        height: u32::from(track.height),
+        timescale,
+        samples,
+        by_frame: presented.order,
+        keyframes: presented.keyframes,
+        frame_rate: presented.frame_rate,
+        frame_times: presented.frame_times,
+        has_reordering: presented.has_reordering,
+        open_gop: false,
+        orientation: {
+            let m = &track.trak(mp4).tkhd.matrix;
+            super::Orientation::from_matrix(m.a, m.b, m.c, m.d)
+        },
+    })
+}
+
+/// A track's presentation: the order, keyframes and frame rate its samples' times give.
+pub(super) struct Presented {
+    /// Presentation index → decode index.
+    pub(super) order: Vec<u32>,
+    /// Presentation indices of sync samples.
+    pub(super) keyframes: Vec<u64>,
+    /// Presentation order differs from decode order.
+    pub(super) has_reordering: bool,
+    /// The common frame duration's rate, or the average.
+    pub(super) frame_rate: Rational,
+    /// Frame times when the rate varies.
+    pub(super) frame_times: Option<FrameTimes>,
+}
+
+/// Orders `samples` (decode order, `pts` set) for presentation: samples presented before
+/// `trim_before` get no frame index; the first presented is moved to `delay`; `duration`
+/// (timescale units) and `last_duration(decode index)` give the rate when the steps do not.
+/// The part of indexing every container shares.
+pub(super) fn present(
+    samples: &mut [SampleRef],
+    timescale: u64,
+    trim_before: i64,
+    delay: i64,
+    duration: u64,
+    last_duration: impl Fn(usize) -> Option<i64>,
+) -> Result<Presented, String> {
     let mut order: Vec<u32> = (0..samples.len() as u32)
         .filter(|&i| samples[i as usize].pts >= trim_before)
         .collect();
@@ -435,7 +526,7 @@ fn index_video(mp4: &re_mp4::Mp4, track: &re_mp4::Track) -> Result<VideoTrack, S
         return Err("the edit list leaves no frame to present".into());
     }
     let first_pts = samples[order[0] as usize].pts;
-    for s in &mut samples {
+    for s in samples.iter_mut() {
         s.pts = s.pts - first_pts + delay;
     }
     for (n, &d) in order.iter().enumerate() {
@@ -459,10 +550,7 @@ fn index_video(mp4: &re_mp4::Mp4, track: &re_mp4::Track) -> Result<VideoTrack, S
         Some(&median) if median > 0 => Rational::new(timescale, median as u64),
         _ => None,
     }
-    .or_else(|| {
-        let total = track.duration.max(1);
-        Rational::new(order.len() as u64 * timescale, total)
-    })
+    .or_else(|| Rational::new(order.len() as u64 * timescale, duration.max(1)))
     .unwrap_or(Rational::integer(30));
     // Variable frame rate (phones): frame times that differ by more than rounding. Then the
     // rate is the average and the times map the timeline to frames.
@@ -470,8 +558,7 @@ fn index_video(mp4: &re_mp4::Mp4, track: &re_mp4::Track) -> Result<VideoTrack, S
         (Some(&lo), Some(&hi)) if vfr(lo, hi, deltas[deltas.len() / 2]) => {
             let pts: Vec<i64> = order.iter().map(|&d| samples[d as usize].pts).collect();
             let last = order[order.len() - 1] as usize;
-            let last_duration = i64::try_from(track.samples[last].duration)
-                .ok()
+            let last_duration = last_duration(last)
                 .filter(|&d| d > 0)
                 .unwrap_or(deltas[deltas.len() / 2]);
             let end = samples[last].pts + last_duration;
@@ -482,27 +569,12 @@ fn index_video(mp4: &re_mp4::Mp4, track: &re_mp4::Track) -> Result<VideoTrack, S
         }
         _ => (frame_rate, None),
     };
-
-    Ok(VideoTrack {
-        track_id: track.track_id,
-        codec,
-        fourcc,
-        codec_string: track.codec_string(mp4),
-        config,
-        width: u32::from(track.width),
-        height: u32::from(track.height),
-        timescale,
-        samples,
-        by_frame: order,
+    Ok(Presented {
+        order,
         keyframes,
+        has_reordering,
         frame_rate,
         frame_times,
-        has_reordering,
-        open_gop: false,
-        orientation: {
-            let m = &track.trak(mp4).tkhd.matrix;
-            super::Orientation::from_matrix(m.a, m.b, m.c, m.d)
-        },
     })
 }
 

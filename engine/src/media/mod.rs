@@ -26,6 +26,8 @@ mod encode;
 mod error;
 mod frame;
 mod generate;
+#[cfg(feature = "ffmpeg")]
+mod lavf;
 pub mod h264;
 mod metadata_skip;
 mod mux;

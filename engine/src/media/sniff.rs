@@ -16,6 +16,31 @@ pub(super) fn read_up_to(file: &mut (impl Read + Seek), buf: &mut [u8]) -> std::
     Ok(n)
 }
 
+/// Containers libavformat demuxes for framelock (feature `ffmpeg`), by the names
+/// [`not_mp4`] gives them.
+#[cfg_attr(not(feature = "ffmpeg"), allow(dead_code, reason = "used with libav only"))]
+pub(super) fn libavformat_reads(found: &str) -> bool {
+    matches!(
+        found,
+        "Matroska/WebM" | "MPEG transport stream" | "AVI" | "MXF" | "MPEG program stream" | "FLV" | "Ogg"
+    )
+}
+
+/// Why a file that is not MP4/MOV is refused (`from_bytes`: it came as bytes in memory,
+/// which only the MP4 demuxer reads).
+pub(super) fn refusal(found: &str, from_bytes: bool) -> String {
+    let lavf = libavformat_reads(found);
+    let how = if lavf && cfg!(feature = "ffmpeg") && from_bytes {
+        "from a file, libavformat demuxes it; from bytes in memory framelock demuxes MP4 and \
+         MOV only"
+    } else if lavf {
+        "framelock demuxes MP4 and MOV, and this container with the `ffmpeg` feature (libavformat)"
+    } else {
+        "framelock demuxes MP4 and MOV"
+    };
+    format!("not an MP4/MOV (found {found}); {how}: remux it first (`ffmpeg -i IN -c copy OUT.mp4`)")
+}
+
 /// What a file that is not an ISO base media file (MP4/MOV) is, from its first bytes:
 /// `None` when it starts like one (a box with a known type), else the format recognised, or
 /// "unrecognised data".

@@ -67,7 +67,9 @@ fn codec_id(s: &StreamDescription) -> Option<av::codec::Id> {
             "jpeg" | "mjpa" | "mjpb" => av::codec::Id::MJPEG,
             "dvh1" | "dvhe" => av::codec::Id::HEVC,
             "avc3" => av::codec::Id::H264,
-            _ => return None,
+            // Streams libavformat demuxed are named by libav's own codec names
+            // (`mpeg2video`, `dnxhd` …).
+            name => return av::decoder::find_by_name(name).map(|c| c.id()),
         },
         _ => return None,
     })

@@ -1,0 +1,790 @@
+//! Containers other than MP4/MOV through libavformat (cargo feature `ffmpeg`): Matroska/WebM,
+//! MPEG-TS and -PS, AVI, MXF, FLV, Ogg — behind the same demuxer interface as MP4
+//! ([`Mp4Demuxer`](super::Mp4Demuxer)), keyframe index included.
+//!
+//! - **Indexing.** These containers have no sample table to read, so opening reads every
+//!   packet of the video stream once (libavformat reads their data too) and builds the table
+//!   MP4 stores: decode order, presentation index, sync flags, keyframes, frame rate. The
+//!   index is kept per file (path, size, modification time), so the readers opened after the
+//!   probe do not read the file again.
+//! - **Reading.** A sample is read through a small pool of libavformat contexts, each left
+//!   after the sample it read last: decoding reads forward, so a reader's next sample is one
+//!   `av_read_frame` away. Any other sample is reached by seeking to its keyframe and reading
+//!   forward; packets are recognised by their byte position (or position and timestamp
+//!   where positions repeat), never by counting, so an imprecise seek costs time, not
+//!   correctness.
+//! - **One form for the decoders.** H.264 and HEVC stored as Annex B (MPEG-TS, AVI) are
+//!   handed out as MP4 stores them: 4-byte length prefixes and an `avcC`/`hvcC` record built
+//!   from the stream's parameter sets.
+//! - 🟧 The first real edit of a Matroska edition and rotation outside a display matrix are
+//!   not applied.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use ffmpeg_next as av;
+use framelock_components::{AudioStreamInfo, Codec};
+
+use super::demux::{CodecConfig, SampleRef, VideoTrack, present};
+use super::{MediaError, Orientation};
+
+/// Idle libavformat contexts kept per file.
+const IDLE_CURSORS: usize = 4;
+/// Files whose index is kept.
+const KEPT_INDEXES: usize = 16;
+/// Read errors in a row after which a file is given up on.
+const ERRORS_IN_A_ROW: u32 = 64;
+
+/// How samples are stored, when not as the decoders take them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stored {
+    /// As MP4 stores them (length-prefixed NAL units, or a codec without NAL units).
+    AsIs,
+    /// Annex B start codes, rewritten to 4-byte length prefixes.
+    AnnexB,
+}
+
+/// A file libavformat demuxes: its index and the contexts that read it.
+pub(super) struct Lavf {
+    path: PathBuf,
+    format: String,
+    stream: usize,
+    video: VideoTrack,
+    audio: Option<AudioStreamInfo>,
+    stored: Stored,
+    /// Each sample's key (decode order), to know a packet again after a seek.
+    by_key: HashMap<(i64, i64), u32>,
+    /// Packets are told apart by position alone (no two share one).
+    key_by_pos: bool,
+    /// Where to seek for each sample, in the stream's time base.
+    seek_ts: Vec<i64>,
+    cursors: Mutex<Vec<Cursor>>,
+}
+
+impl std::fmt::Debug for Lavf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lavf")
+            .field("path", &self.path)
+            .field("format", &self.format)
+            .field("stream", &self.stream)
+            .field("stored", &self.stored)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An open libavformat context and the decode index of the sample it reads next.
+struct Cursor {
+    input: av::format::context::Input,
+    next: Option<usize>,
+    packet: av::Packet,
+}
+
+fn invalid(path: &Path, reason: impl std::fmt::Display) -> MediaError {
+    MediaError::InvalidContainer {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
+}
+
+fn open_input(path: &Path) -> Result<av::format::context::Input, MediaError> {
+    super::decode::ffmpeg::init();
+    let mut input =
+        av::format::input(&path).map_err(|e| invalid(path, format!("libavformat: {e}")))?;
+    // SAFETY: the context is open and owned here; `flags` is a plain field libavformat
+    // reads on each `av_read_frame` (GENPTS: fill presentation times the container omits).
+    unsafe {
+        (*input.as_mut_ptr()).flags |= av::ffi::AVFMT_FLAG_GENPTS;
+    }
+    Ok(input)
+}
+
+/// The demuxer of `path` (`found`: what sniffing took it for), from the kept indexes or by
+/// indexing it now.
+pub(super) fn open(path: &Path, found: &str) -> Result<Arc<Lavf>, MediaError> {
+    static KEPT: Mutex<Vec<(FileKey, Arc<Lavf>)>> = Mutex::new(Vec::new());
+    let meta = std::fs::metadata(path).map_err(|e| MediaError::io(path, e))?;
+    let key = FileKey {
+        path: path.to_path_buf(),
+        len: meta.len(),
+        modified: meta.modified().ok(),
+    };
+    let mut kept = KEPT.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((_, lavf)) = kept.iter().find(|(k, _)| *k == key) {
+        return Ok(lavf.clone());
+    }
+    drop(kept);
+    let lavf = Arc::new(index(path).map_err(|e| match e {
+        MediaError::InvalidContainer { path, reason } => MediaError::InvalidContainer {
+            path,
+            reason: format!("found {found}, which libavformat could not index: {reason}"),
+        },
+        e => e,
+    })?);
+    kept = KEPT.lock().unwrap_or_else(PoisonError::into_inner);
+    if kept.len() >= KEPT_INDEXES {
+        kept.remove(0);
+    }
+    kept.push((key, lavf.clone()));
+    Ok(lavf)
+}
+
+#[derive(PartialEq, Eq)]
+struct FileKey {
+    path: PathBuf,
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+/// One video packet as the scan saw it.
+struct Scanned {
+    pos: i64,
+    pts: Option<i64>,
+    dts: Option<i64>,
+    duration: i64,
+    size: usize,
+    key: bool,
+    idr: bool,
+}
+
+fn index(path: &Path) -> Result<Lavf, MediaError> {
+    let mut input = open_input(path)?;
+    let format = input.format().name().to_string();
+    let Some(st) = input.streams().best(av::media::Type::Video) else {
+        return Err(MediaError::NoVideoTrack {
+            path: path.to_path_buf(),
+        });
+    };
+    let stream = st.index();
+    let tb = st.time_base();
+    let (num, den) = (
+        i64::from(tb.numerator()).max(1),
+        i64::from(tb.denominator()).max(1),
+    );
+    let orientation = st
+        .side_data()
+        .find(|d| d.kind() == av::packet::side_data::Type::DisplayMatrix)
+        .and_then(|d| display_matrix(d.data()))
+        .unwrap_or_default();
+    let params = st.parameters();
+    let id = params.id();
+    // SAFETY: `params` points at the stream's codec parameters, alive while `input` is.
+    let par = unsafe { &*params.as_ptr() };
+    let (width, height) = (par.width.max(0) as u32, par.height.max(0) as u32);
+    let extradata = if par.extradata.is_null() || par.extradata_size <= 0 {
+        Vec::new()
+    } else {
+        // SAFETY: libavformat keeps `extradata_size` bytes at `extradata`.
+        unsafe { std::slice::from_raw_parts(par.extradata, par.extradata_size as usize) }.to_vec()
+    };
+    let pixel = par.format;
+    let stream_duration = st.duration();
+    let audio = input
+        .streams()
+        .best(av::media::Type::Audio)
+        .map(|a| audio_info(&a));
+    let (codec, fourcc) = codec_of(id);
+    let nal = matches!(codec, Codec::H264 | Codec::Hevc);
+    let stored = if nal && extradata.first() != Some(&1) {
+        Stored::AnnexB
+    } else {
+        Stored::AsIs
+    };
+    for i in 0..input.nb_streams() as usize {
+        if i != stream {
+            // SAFETY: `i` is below `nb_streams`; `discard` is read by the next read.
+            unsafe {
+                (**(*input.as_mut_ptr()).streams.add(i)).discard = av::ffi::AVDiscard::AVDISCARD_ALL;
+            }
+        }
+    }
+
+    let mut scanned = Vec::new();
+    let mut parameter_sets: Vec<Vec<u8>> = annexb_units(&extradata).map(<[u8]>::to_vec).collect();
+    let mut packet = av::Packet::empty();
+    let mut converted = Vec::new();
+    let mut errors = 0;
+    loop {
+        match packet.read(&mut input) {
+            Ok(()) => errors = 0,
+            Err(av::Error::Eof) => break,
+            Err(e) => {
+                errors += 1;
+                if errors >= ERRORS_IN_A_ROW {
+                    return Err(invalid(path, format!("libavformat: {e}")));
+                }
+                continue;
+            }
+        }
+        let Some(data) = packet.data().filter(|d| !d.is_empty()) else {
+            continue;
+        };
+        if packet.stream() != stream {
+            continue;
+        }
+        let data = if stored == Stored::AnnexB {
+            if packet.is_key() {
+                for unit in annexb_units(data) {
+                    if is_parameter_set(&codec, unit)
+                        && !parameter_sets.iter().any(|p| p == unit)
+                    {
+                        parameter_sets.push(unit.to_vec());
+                    }
+                }
+            }
+            annexb_to_lengths(data, &mut converted);
+            &converted[..]
+        } else {
+            data
+        };
+        scanned.push(Scanned {
+            pos: packet.position() as i64,
+            pts: packet.pts(),
+            dts: packet.dts(),
+            duration: packet.duration(),
+            size: data.len(),
+            key: packet.is_key(),
+            idr: packet.is_key() && codec == Codec::H264 && idr_in(data, &extradata, stored),
+        });
+    }
+    if scanned.is_empty() {
+        return Err(MediaError::NoVideoTrack {
+            path: path.to_path_buf(),
+        });
+    }
+    let config = config(&codec, &extradata, stored, &parameter_sets, pixel)
+        .ok_or_else(|| invalid(path, format!("{codec} without its parameter sets")))?;
+
+    let mut positions: Vec<i64> = scanned.iter().map(|s| s.pos).collect();
+    positions.sort_unstable();
+    let key_by_pos = positions[0] >= 0 && positions.windows(2).all(|w| w[0] != w[1]);
+    let mut by_key = HashMap::with_capacity(scanned.len());
+    let mut samples = Vec::with_capacity(scanned.len());
+    let mut seek_ts = Vec::with_capacity(scanned.len());
+    for (i, s) in scanned.iter().enumerate() {
+        let Some(ts) = s.pts.or(s.dts) else {
+            return Err(invalid(path, format!("video packet {i} has no timestamp")));
+        };
+        by_key.insert(packet_key(key_by_pos, s.pos, s.pts.or(s.dts)), i as u32);
+        seek_ts.push(ts);
+        let scaled = |t: i64| t.saturating_mul(num);
+        samples.push(SampleRef {
+            offset: s.pos.max(0) as u64,
+            size: s.size.min(u32::MAX as usize) as u32,
+            dts: scaled(s.dts.unwrap_or(ts)),
+            pts: scaled(ts),
+            is_sync: s.key,
+            frame: None,
+        });
+    }
+    let duration = (stream_duration.max(0) as u64).saturating_mul(num as u64);
+    let presented = present(&mut samples, den as u64, i64::MIN, 0, duration, |d| {
+        Some(scanned[d].duration.saturating_mul(num))
+    })
+    .map_err(|e| invalid(path, e))?;
+    let open_gop = codec == Codec::H264
+        && scanned
+            .iter()
+            .filter(|s| s.key)
+            .skip(1)
+            .take(4)
+            .any(|s| !s.idr);
+    let video = VideoTrack {
+        track_id: stream as u32,
+        codec,
+        fourcc,
+        codec_string: None,
+        config,
+        width,
+        height,
+        timescale: den as u64,
+        samples,
+        by_frame: presented.order,
+        keyframes: presented.keyframes,
+        frame_rate: presented.frame_rate,
+        frame_times: presented.frame_times,
+        has_reordering: presented.has_reordering,
+        open_gop,
+        orientation,
+    };
+    Ok(Lavf {
+        path: path.to_path_buf(),
+        format,
+        stream,
+        video,
+        audio,
+        stored,
+        by_key,
+        key_by_pos,
+        seek_ts,
+        cursors: Mutex::new(vec![Cursor {
+            input,
+            next: None,
+            packet,
+        }]),
+    })
+}
+
+fn packet_key(by_pos: bool, pos: i64, ts: Option<i64>) -> (i64, i64) {
+    if by_pos {
+        (pos, 0)
+    } else {
+        (pos, ts.unwrap_or(i64::MIN))
+    }
+}
+
+impl Lavf {
+    /// libavformat's name of the container ("matroska,webm", "mpegts", "avi" …).
+    pub(super) fn format(&self) -> &str {
+        &self.format
+    }
+
+    /// The video track's index.
+    pub(super) fn video(&self) -> &VideoTrack {
+        &self.video
+    }
+
+    /// The best audio stream, described.
+    pub(super) fn audio(&self) -> Option<&AudioStreamInfo> {
+        self.audio.as_ref()
+    }
+
+    /// Reads sample `d` (decode order) into `buf`, length-prefixed for H.264/HEVC.
+    pub(super) fn read_sample(&self, d: usize, buf: &mut Vec<u8>) -> Result<(), MediaError> {
+        if d >= self.video.samples.len() {
+            return Err(MediaError::FrameOutOfRange {
+                index: d as u64,
+                frames: self.video.samples.len() as u64,
+            });
+        }
+        let mut cursor = {
+            let mut idle = self.cursors.lock().unwrap_or_else(PoisonError::into_inner);
+            match idle.iter().position(|c| c.next == Some(d)) {
+                Some(i) => Some(idle.swap_remove(i)),
+                None => idle.pop(),
+            }
+        };
+        let mut c = match cursor.take() {
+            Some(c) => c,
+            None => self.fresh()?,
+        };
+        self.read_with(&mut c, d, buf)?;
+        let mut idle = self.cursors.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() >= IDLE_CURSORS {
+            idle.remove(0);
+        }
+        idle.push(c);
+        Ok(())
+    }
+
+    fn fresh(&self) -> Result<Cursor, MediaError> {
+        let mut input = open_input(&self.path)?;
+        for i in 0..input.nb_streams() as usize {
+            if i != self.stream {
+                // SAFETY: as in `index`.
+                unsafe {
+                    (**(*input.as_mut_ptr()).streams.add(i)).discard =
+                        av::ffi::AVDiscard::AVDISCARD_ALL;
+                }
+            }
+        }
+        Ok(Cursor {
+            input,
+            next: Some(0),
+            packet: av::Packet::empty(),
+        })
+    }
+
+    fn read_with(&self, c: &mut Cursor, d: usize, buf: &mut Vec<u8>) -> Result<(), MediaError> {
+        let mut attempt = 0;
+        if c.next != Some(d) {
+            self.seek(c, d, attempt)?;
+        }
+        loop {
+            match self.next_packet(c)? {
+                Some(i) if i == d => {
+                    let data = c.packet.data().unwrap_or_default();
+                    match self.stored {
+                        Stored::AsIs => {
+                            buf.clear();
+                            buf.extend_from_slice(data);
+                        }
+                        Stored::AnnexB => annexb_to_lengths(data, buf),
+                    }
+                    c.next = Some(d + 1);
+                    return Ok(());
+                }
+                Some(i) if i < d => {}
+                // Past it, or the end: the seek landed late; go further back.
+                _ => {
+                    attempt += 1;
+                    self.seek(c, d, attempt)?;
+                }
+            }
+        }
+    }
+
+    /// Positions `c` at or before sample `d`: at its keyframe, then (on later attempts) at
+    /// keyframes further back, and at last back at the start of the file.
+    fn seek(&self, c: &mut Cursor, d: usize, attempt: usize) -> Result<(), MediaError> {
+        const SEEKS: usize = 3;
+        if attempt > SEEKS {
+            return Err(invalid(
+                &self.path,
+                format!("libavformat could not reach video packet {d}"),
+            ));
+        }
+        let samples = &self.video.samples;
+        let keyframe = (0..=d).rev().filter(|&k| samples[k].is_sync).nth(attempt);
+        match keyframe {
+            Some(k) if attempt < SEEKS && k > 0 => {
+                let ts = self.seek_ts[k];
+                // SAFETY: the context is open and owned by `c`; the stream index is valid.
+                let r = unsafe {
+                    av::ffi::avformat_seek_file(
+                        c.input.as_mut_ptr(),
+                        self.stream as i32,
+                        i64::MIN,
+                        ts,
+                        ts,
+                        0,
+                    )
+                };
+                if r >= 0 {
+                    c.next = None;
+                    return Ok(());
+                }
+                *c = self.fresh()?;
+            }
+            _ => *c = self.fresh()?,
+        }
+        Ok(())
+    }
+
+    /// Reads the next video packet into `c.packet`: its decode index, or `None` at the end.
+    fn next_packet(&self, c: &mut Cursor) -> Result<Option<usize>, MediaError> {
+        let mut errors = 0;
+        loop {
+            match c.packet.read(&mut c.input) {
+                Ok(()) => errors = 0,
+                Err(av::Error::Eof) => return Ok(None),
+                Err(e) => {
+                    errors += 1;
+                    if errors >= ERRORS_IN_A_ROW {
+                        return Err(MediaError::io(
+                            &self.path,
+                            std::io::Error::other(format!("libavformat: {e}")),
+                        ));
+                    }
+                    continue;
+                }
+            }
+            if c.packet.stream() != self.stream || c.packet.size() == 0 {
+                continue;
+            }
+            let key = packet_key(
+                self.key_by_pos,
+                c.packet.position() as i64,
+                c.packet.pts().or(c.packet.dts()),
+            );
+            if let Some(&i) = self.by_key.get(&key) {
+                return Ok(Some(i as usize));
+            }
+        }
+    }
+}
+
+fn codec_of(id: av::codec::Id) -> (Codec, String) {
+    use av::codec::Id;
+    let (codec, fourcc) = match id {
+        Id::H264 => (Codec::H264, "avc1"),
+        Id::HEVC => (Codec::Hevc, "hvc1"),
+        Id::AV1 => (Codec::Av1, "av01"),
+        Id::VP8 => (Codec::Vp8, "vp08"),
+        Id::VP9 => (Codec::Vp9, "vp09"),
+        Id::PRORES => (Codec::ProRes, "apcn"),
+        Id::MPEG4 => (Codec::Other("mp4v".into()), "mp4v"),
+        Id::MJPEG => (Codec::Other("jpeg".into()), "jpeg"),
+        other => {
+            let name = format!("{other:?}").to_lowercase();
+            return (Codec::Other(name.clone()), name);
+        }
+    };
+    (codec, fourcc.to_string())
+}
+
+fn audio_info(a: &av::format::stream::Stream<'_>) -> AudioStreamInfo {
+    let params = a.parameters();
+    // SAFETY: the stream's codec parameters, alive while the context is.
+    let par = unsafe { &*params.as_ptr() };
+    let tb = a.time_base();
+    let duration = a.duration().max(0) as f64 * f64::from(tb.numerator())
+        / f64::from(tb.denominator().max(1));
+    let codec = match params.id() {
+        av::codec::Id::AAC => Codec::Aac,
+        other => Codec::Other(format!("{other:?}").to_lowercase()),
+    };
+    AudioStreamInfo {
+        track_id: a.index() as u32,
+        codec,
+        codec_string: None,
+        sample_rate: par.sample_rate.max(0) as u32,
+        channels: par.ch_layout.nb_channels.max(0) as u16,
+        duration_secs: duration,
+    }
+}
+
+/// The rotation a display matrix (nine 32-bit values, as in `tkhd`) says.
+fn display_matrix(data: &[u8]) -> Option<Orientation> {
+    let m: Vec<i32> = data
+        .chunks_exact(4)
+        .take(9)
+        .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    (m.len() == 9).then(|| Orientation::from_matrix(m[0], m[1], m[3], m[4]))
+}
+
+/// The decoder configuration: the container's record, or one built from Annex B parameter
+/// sets.
+fn config(
+    codec: &Codec,
+    extradata: &[u8],
+    stored: Stored,
+    sets: &[Vec<u8>],
+    pixel: i32,
+) -> Option<CodecConfig> {
+    match (codec, stored) {
+        (Codec::H264, Stored::AsIs) => avc_config(extradata.to_vec()),
+        (Codec::H264, Stored::AnnexB) => {
+            let sps: Vec<&Vec<u8>> = sets.iter().filter(|u| u[0] & 0x1f == 7).collect();
+            let pps: Vec<&Vec<u8>> = sets.iter().filter(|u| u[0] & 0x1f == 8).collect();
+            let first = sps.first()?;
+            if first.len() < 4 || pps.is_empty() {
+                return None;
+            }
+            let mut avcc = vec![1, first[1], first[2], first[3], 0xFF, 0xE0 | sps.len() as u8];
+            for s in &sps {
+                avcc.extend_from_slice(&(s.len() as u16).to_be_bytes());
+                avcc.extend_from_slice(s);
+            }
+            avcc.push(pps.len() as u8);
+            for p in &pps {
+                avcc.extend_from_slice(&(p.len() as u16).to_be_bytes());
+                avcc.extend_from_slice(p);
+            }
+            avc_config(avcc)
+        }
+        (Codec::Hevc, Stored::AsIs) => hevc_config(extradata.to_vec()),
+        (Codec::Hevc, Stored::AnnexB) => hevc_config(build_hvcc(sets, pixel)?),
+        _ => Some(CodecConfig::Other {
+            raw: (!extradata.is_empty()).then(|| extradata.to_vec()),
+        }),
+    }
+}
+
+/// An `avcC` record read as the MP4 demuxer reads it.
+fn avc_config(avcc: Vec<u8>) -> Option<CodecConfig> {
+    let length_size = usize::from(*avcc.get(4)? & 3) + 1;
+    let mut at = 5;
+    let mut list = |count_mask: u8| -> Option<Vec<Vec<u8>>> {
+        let n = *avcc.get(at)? & count_mask;
+        at += 1;
+        (0..n)
+            .map(|_| {
+                let len = usize::from(u16::from_be_bytes([*avcc.get(at)?, *avcc.get(at + 1)?]));
+                let unit = avcc.get(at + 2..at + 2 + len)?.to_vec();
+                at += 2 + len;
+                Some(unit)
+            })
+            .collect()
+    };
+    let sps = list(0x1f)?;
+    let pps = list(0xff)?;
+    Some(CodecConfig::Avc {
+        avcc,
+        length_size,
+        sps,
+        pps,
+    })
+}
+
+/// An `hvcC` record read as the MP4 demuxer reads it.
+fn hevc_config(hvcc: Vec<u8>) -> Option<CodecConfig> {
+    if hvcc.len() < 23 {
+        return None;
+    }
+    Some(CodecConfig::Hevc {
+        profile_idc: hvcc[1] & 0x1f,
+        level_idc: hvcc[12],
+        chroma_format_idc: hvcc[16] & 3,
+        bit_depth: 8 + (hvcc[17] & 7),
+        hvcc,
+    })
+}
+
+/// An `hvcC` record from Annex B VPS/SPS/PPS units: the profile, tier and level from the SPS,
+/// the sampling from libavformat's pixel format, 4-byte lengths.
+fn build_hvcc(sets: &[Vec<u8>], pixel: i32) -> Option<Vec<u8>> {
+    let kind = |u: &Vec<u8>| (u[0] >> 1) & 0x3f;
+    let sps = sets.iter().find(|u| kind(u) == 33)?;
+    let rbsp = unescape(sps.get(2..)?);
+    let ptl = rbsp.get(1..13)?;
+    let sub_layers = (rbsp[0] >> 1) & 7;
+    let nested = rbsp[0] & 1;
+    let (chroma, depth) = sampling(pixel);
+    let mut h = vec![1];
+    h.extend_from_slice(ptl);
+    h.extend_from_slice(&[
+        0xF0,
+        0x00,
+        0xFC,
+        0xFC | chroma,
+        0xF8 | (depth - 8),
+        0xF8 | (depth - 8),
+        0,
+        0,
+        ((sub_layers + 1) << 3) | (nested << 2) | 3,
+    ]);
+    let arrays: Vec<(u8, Vec<&Vec<u8>>)> = [32u8, 33, 34]
+        .iter()
+        .map(|&t| (t, sets.iter().filter(|u| kind(u) == t).collect::<Vec<_>>()))
+        .filter(|(_, units)| !units.is_empty())
+        .collect();
+    h.push(arrays.len() as u8);
+    for (t, units) in arrays {
+        h.push(0x80 | t);
+        h.extend_from_slice(&(units.len() as u16).to_be_bytes());
+        for u in units {
+            h.extend_from_slice(&(u.len() as u16).to_be_bytes());
+            h.extend_from_slice(u);
+        }
+    }
+    Some(h)
+}
+
+/// Chroma format and bit depth of the libav pixel formats HEVC streams come in.
+fn sampling(pixel: i32) -> (u8, u8) {
+    use av::ffi::AVPixelFormat as P;
+    let is = |p: P| pixel == p as i32;
+    if is(P::AV_PIX_FMT_YUV420P10LE) {
+        (1, 10)
+    } else if is(P::AV_PIX_FMT_YUV422P10LE) {
+        (2, 10)
+    } else if is(P::AV_PIX_FMT_YUV422P) {
+        (2, 8)
+    } else if is(P::AV_PIX_FMT_YUV444P) {
+        (3, 8)
+    } else if is(P::AV_PIX_FMT_YUV444P10LE) {
+        (3, 10)
+    } else if is(P::AV_PIX_FMT_GRAY8) {
+        (0, 8)
+    } else {
+        (1, 8)
+    }
+}
+
+/// Removes emulation-prevention bytes (`00 00 03` → `00 00`).
+fn unescape(ebsp: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(ebsp.len());
+    let mut zeros = 0;
+    for &b in ebsp {
+        if zeros >= 2 && b == 3 {
+            zeros = 0;
+            continue;
+        }
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+        out.push(b);
+    }
+    out
+}
+
+fn is_parameter_set(codec: &Codec, unit: &[u8]) -> bool {
+    match codec {
+        Codec::H264 => matches!(unit[0] & 0x1f, 7 | 8),
+        Codec::Hevc => matches!((unit[0] >> 1) & 0x3f, 32..=34),
+        _ => false,
+    }
+}
+
+/// Whether a keyframe (as handed out) holds an IDR slice.
+fn idr_in(data: &[u8], extradata: &[u8], stored: Stored) -> bool {
+    let length_size = match stored {
+        Stored::AnnexB => 4,
+        Stored::AsIs => extradata.get(4).map_or(4, |b| usize::from(b & 3) + 1),
+    };
+    super::box_check::avcc_has_idr(data, length_size)
+}
+
+/// The NAL units of an Annex B stream (start codes and trailing zeros removed).
+fn annexb_units(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= data.len() {
+        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
+            starts.push(i + 3);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let ends: Vec<usize> = starts
+        .iter()
+        .skip(1)
+        .map(|&s| s - 3)
+        .chain(std::iter::once(data.len()))
+        .collect();
+    starts.into_iter().zip(ends).filter_map(move |(s, e)| {
+        let mut e = e;
+        while e > s && data[e - 1] == 0 {
+            e -= 1;
+        }
+        (e > s).then(|| &data[s..e])
+    })
+}
+
+/// Rewrites an Annex B access unit as 4-byte length-prefixed NAL units into `out`.
+fn annexb_to_lengths(data: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    for unit in annexb_units(data) {
+        out.extend_from_slice(&(unit.len() as u32).to_be_bytes());
+        out.extend_from_slice(unit);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn annex_b_becomes_length_prefixed() {
+        let au = [
+            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 9, 9, 0, 0,
+        ];
+        let mut out = Vec::new();
+        annexb_to_lengths(&au, &mut out);
+        assert_eq!(
+            out,
+            [
+                0, 0, 0, 3, 0x67, 1, 2, 0, 0, 0, 2, 0x68, 3, 0, 0, 0, 3, 0x65, 9, 9
+            ]
+        );
+        assert!(super::super::box_check::avcc_has_idr(&out, 4));
+        assert_eq!(unescape(&[1, 0, 0, 3, 1, 0, 0, 3]), [1, 0, 0, 1, 0, 0]);
+    }
+
+    #[test]
+    fn a_built_avcc_reads_back() {
+        let sets = vec![vec![0x67, 0x64, 0, 0x28, 0xAC], vec![0x68, 0xEE, 0x3C]];
+        let Some(CodecConfig::Avc {
+            length_size,
+            sps,
+            pps,
+            ..
+        }) = config(&Codec::H264, &[], Stored::AnnexB, &sets, 0)
+        else {
+            panic!("an avcC");
+        };
+        assert_eq!((length_size, sps, pps), (4, vec![sets[0].clone()], vec![sets[1].clone()]));
+    }
+}
