@@ -167,6 +167,11 @@ fn index(path: &Path) -> Result<Lavf, MediaError> {
         .find(|d| d.kind() == av::packet::side_data::Type::DisplayMatrix)
         .and_then(|d| display_matrix(d.data()))
         .unwrap_or_default();
+    // One frame at the nominal rate, in the time base (the packets' own steps when unknown).
+    let rate = st.rate();
+    let nominal_step = (rate.numerator() > 0 && rate.denominator() > 0)
+        .then(|| den * i64::from(rate.denominator()) / (num * i64::from(rate.numerator())))
+        .filter(|&s| s > 0);
     let params = st.parameters();
     let id = params.id();
     // SAFETY: `params` points at the stream's codec parameters, alive while `input` is.
@@ -195,7 +200,8 @@ fn index(path: &Path) -> Result<Lavf, MediaError> {
         if i != stream {
             // SAFETY: `i` is below `nb_streams`; `discard` is read by the next read.
             unsafe {
-                (**(*input.as_mut_ptr()).streams.add(i)).discard = av::ffi::AVDiscard::AVDISCARD_ALL;
+                (**(*input.as_mut_ptr()).streams.add(i)).discard =
+                    av::ffi::AVDiscard::AVDISCARD_ALL;
             }
         }
     }
@@ -226,9 +232,7 @@ fn index(path: &Path) -> Result<Lavf, MediaError> {
         let data = if stored == Stored::AnnexB {
             if packet.is_key() {
                 for unit in annexb_units(data) {
-                    if is_parameter_set(&codec, unit)
-                        && !parameter_sets.iter().any(|p| p == unit)
-                    {
+                    if is_parameter_set(&codec, unit) && !parameter_sets.iter().any(|p| p == unit) {
                         parameter_sets.push(unit.to_vec());
                     }
                 }
@@ -248,6 +252,7 @@ fn index(path: &Path) -> Result<Lavf, MediaError> {
             idr: packet.is_key() && codec == Codec::H264 && idr_in(data, &extradata, stored),
         });
     }
+    drop_unpresentable_tail(&mut scanned, nominal_step);
     if scanned.is_empty() {
         return Err(MediaError::NoVideoTrack {
             path: path.to_path_buf(),
@@ -324,6 +329,41 @@ fn index(path: &Path) -> Result<Lavf, MediaError> {
             packet,
         }]),
     })
+}
+
+/// A file cut short in decode order (copying, a crashed recorder) loses some B-frames
+/// before the last packets it kept: those would then take the missing frames' presentation
+/// indices. Packets presented after the first gap in the presentation times go, when they
+/// are the last in decode order (nothing decoded later needs them) and fewer than 16 (a
+/// reordering window): a gap earlier in the file, or a longer run after it, is the stream's
+/// own timing (variable frame rate, a lost packet) and stays, as frame times. Gaps are
+/// measured against the stream's nominal frame duration (`nominal_step`, time base units),
+/// else the median step.
+fn drop_unpresentable_tail(scanned: &mut Vec<Scanned>, nominal_step: Option<i64>) {
+    const REORDER_WINDOW: usize = 16;
+    let mut by_pts: Vec<(i64, usize)> = scanned
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| Some((s.pts.or(s.dts)?, i)))
+        .collect();
+    by_pts.sort_unstable();
+    let mut steps: Vec<i64> = by_pts.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    steps.sort_unstable();
+    let Some(median) = nominal_step.or(steps.get(steps.len() / 2).copied().filter(|&m| m > 0))
+    else {
+        return;
+    };
+    let tail_from = by_pts.len().saturating_sub(REORDER_WINDOW);
+    let Some(gap) = (tail_from.max(1)..by_pts.len())
+        .find(|&k| by_pts[k].0 - by_pts[k - 1].0 > median + median / 2)
+    else {
+        return;
+    };
+    let after = &by_pts[gap..];
+    let first_dropped = scanned.len() - after.len();
+    if after.iter().all(|&(_, i)| i >= first_dropped) {
+        scanned.truncate(first_dropped);
+    }
 }
 
 fn packet_key(by_pos: bool, pos: i64, ts: Option<i64>) -> (i64, i64) {
@@ -519,8 +559,8 @@ fn audio_info(a: &av::format::stream::Stream<'_>) -> AudioStreamInfo {
     // SAFETY: the stream's codec parameters, alive while the context is.
     let par = unsafe { &*params.as_ptr() };
     let tb = a.time_base();
-    let duration = a.duration().max(0) as f64 * f64::from(tb.numerator())
-        / f64::from(tb.denominator().max(1));
+    let duration =
+        a.duration().max(0) as f64 * f64::from(tb.numerator()) / f64::from(tb.denominator().max(1));
     let codec = match params.id() {
         av::codec::Id::AAC => Codec::Aac,
         other => Codec::Other(format!("{other:?}").to_lowercase()),
@@ -563,7 +603,14 @@ fn config(
             if first.len() < 4 || pps.is_empty() {
                 return None;
             }
-            let mut avcc = vec![1, first[1], first[2], first[3], 0xFF, 0xE0 | sps.len() as u8];
+            let mut avcc = vec![
+                1,
+                first[1],
+                first[2],
+                first[3],
+                0xFF,
+                0xE0 | sps.len() as u8,
+            ];
             for s in &sps {
                 avcc.extend_from_slice(&(s.len() as u16).to_be_bytes());
                 avcc.extend_from_slice(s);
@@ -785,6 +832,9 @@ mod tests {
         else {
             panic!("an avcC");
         };
-        assert_eq!((length_size, sps, pps), (4, vec![sets[0].clone()], vec![sets[1].clone()]));
+        assert_eq!(
+            (length_size, sps, pps),
+            (4, vec![sets[0].clone()], vec![sets[1].clone()])
+        );
     }
 }

@@ -26,9 +26,9 @@ mod encode;
 mod error;
 mod frame;
 mod generate;
+pub mod h264;
 #[cfg(feature = "ffmpeg")]
 mod lavf;
-pub mod h264;
 mod metadata_skip;
 mod mux;
 mod orient;

@@ -18,11 +18,20 @@ pub(super) fn read_up_to(file: &mut (impl Read + Seek), buf: &mut [u8]) -> std::
 
 /// Containers libavformat demuxes for framelock (feature `ffmpeg`), by the names
 /// [`not_mp4`] gives them.
-#[cfg_attr(not(feature = "ffmpeg"), allow(dead_code, reason = "used with libav only"))]
+#[cfg_attr(
+    not(feature = "ffmpeg"),
+    allow(dead_code, reason = "used with libav only")
+)]
 pub(super) fn libavformat_reads(found: &str) -> bool {
     matches!(
         found,
-        "Matroska/WebM" | "MPEG transport stream" | "AVI" | "MXF" | "MPEG program stream" | "FLV" | "Ogg"
+        "Matroska/WebM"
+            | "MPEG transport stream"
+            | "AVI"
+            | "MXF"
+            | "MPEG program stream"
+            | "FLV"
+            | "Ogg"
     )
 }
 
@@ -38,7 +47,9 @@ pub(super) fn refusal(found: &str, from_bytes: bool) -> String {
     } else {
         "framelock demuxes MP4 and MOV"
     };
-    format!("not an MP4/MOV (found {found}); {how}: remux it first (`ffmpeg -i IN -c copy OUT.mp4`)")
+    format!(
+        "not an MP4/MOV (found {found}); {how}: remux it first (`ffmpeg -i IN -c copy OUT.mp4`)"
+    )
 }
 
 /// What a file that is not an ISO base media file (MP4/MOV) is, from its first bytes:
