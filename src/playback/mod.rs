@@ -124,6 +124,9 @@ impl PlaybackEngine {
         sink: impl FnMut(PresentedFrame) + Send + Sync + 'static,
     ) -> Result<Self, PlayerError> {
         project.validate()?;
+        if options.return_freed_memory {
+            framelock_engine::memory::return_freed_memory();
+        }
         let puffin = match &options.puffin_server {
             Some(addr) => {
                 let server =

@@ -216,6 +216,10 @@ pub struct EngineOptions {
     /// How much sound a scrub plays while paused ([`crate::PlaybackEngine::scrub_frame`]); `None`:
     /// scrubs are silent. Default 80 ms.
     pub scrub_audio: Option<Duration>,
+    /// Freed frame buffers go back to the OS at once, so that the process's RSS follows the
+    /// budget (see [`framelock_engine::memory::return_freed_memory`]: a process-wide glibc
+    /// setting). Default `true`; a host that tunes its allocator itself turns it off.
+    pub return_freed_memory: bool,
 }
 
 impl Default for EngineOptions {
@@ -238,6 +242,7 @@ impl Default for EngineOptions {
             audio: true,
             audio_ring_frames: 8192,
             scrub_audio: Some(Duration::from_millis(80)),
+            return_freed_memory: true,
         }
     }
 }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use bevy_ecs::prelude::*;
 use framelock_components::{CacheEntry, Frame, FrameState, MediaAsset, PlayState, Playhead};
-use framelock_engine::media::Picture;
+use framelock_engine::media::{MediaError, Picture};
 use framelock_engine::workers::DecodeJob;
 
 use crate::{
@@ -95,6 +95,12 @@ pub fn decode(
                 entry.bytes = picture.size_bytes();
                 frame.state = FrameState::Ready;
                 commands.entity(e).insert(FramePixels(picture));
+            }
+            // No room for its decoder yet: asked again on a later tick, once the other
+            // workers have closed theirs.
+            Err(MediaError::NoRoom { .. }) => {
+                frame.state = FrameState::Requested;
+                metrics.decoder_waits += 1;
             }
             Err(error) => {
                 metrics.decode_errors += 1;

@@ -22,6 +22,8 @@ pub struct Metrics {
     pub held: u64,
     /// Decode jobs that failed.
     pub decode_errors: u64,
+    /// Decode jobs asked again because their decoder had no room in the memory budget yet.
+    pub decoder_waits: u64,
     /// Pictures shown after their own tick in place of a late one (the newest decoded or
     /// rendered since the last picture: the picture moves at the rate work finishes instead
     /// of freezing). Counted among `presented`.
@@ -153,6 +155,7 @@ impl Metrics {
             dropped: self.dropped,
             held: self.held,
             decode_errors: self.decode_errors,
+            decoder_waits: self.decoder_waits,
             late_shown: self.late_shown,
             waited: self.waited,
             approximate: self.approximate,
@@ -210,6 +213,8 @@ pub struct MetricsSnapshot {
     pub held: u64,
     /// Failed decodes.
     pub decode_errors: u64,
+    /// Decode jobs asked again: no room for their decoder in the memory budget yet.
+    pub decoder_waits: u64,
     /// Pictures shown after their tick in place of a late one (among `presented`).
     pub late_shown: u64,
     /// Ticks the playhead waited for its frame (every frame shown).

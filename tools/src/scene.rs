@@ -299,6 +299,39 @@ struct Recorder {
     /// lost), and the media errors among them: (file, the decoder's text).
     events: Option<crossbeam_channel::Receiver<framelock::EngineEvent>>,
     errors: Vec<(PathBuf, String)>,
+    /// What the pools held at the tick they held the most (every tick, report or not).
+    peak: PeakBreakdown,
+}
+
+/// The accounted bytes at their peak tick, by holder (bytes).
+#[derive(Clone, Copy, Debug, Default)]
+struct PeakBreakdown {
+    accounted: usize,
+    /// Decoded frames the RAM tier holds (ready), and the rendered tier.
+    cached_decoded: usize,
+    cached_rendered: usize,
+    /// Frame buffers in use outside the caches: on screen, in flight in workers and render.
+    frames_elsewhere: usize,
+    /// Idle buffers on the pool's shelves.
+    idle: usize,
+    decoders: usize,
+    audio: usize,
+    effect_scratch: usize,
+}
+
+impl PeakBreakdown {
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "accounted": self.accounted,
+            "cached_decoded": self.cached_decoded,
+            "cached_rendered": self.cached_rendered,
+            "frames_elsewhere": self.frames_elsewhere,
+            "idle": self.idle,
+            "decoders": self.decoders,
+            "audio": self.audio,
+            "effect_scratch": self.effect_scratch,
+        })
+    }
 }
 
 impl Recorder {
@@ -312,6 +345,7 @@ impl Recorder {
             levels: Vec::new(),
             events: None,
             errors: Vec::new(),
+            peak: PeakBreakdown::default(),
         }
     }
 
@@ -327,6 +361,23 @@ impl Recorder {
 
     fn tick(&mut self, engine: &mut PlaybackEngine) {
         engine.tick();
+        let stats = engine.cache_stats();
+        let accounted = stats.memory.accounted_bytes();
+        if accounted > self.peak.accounted {
+            use framelock::PoolClass;
+            let class = |c| stats.memory.class(c);
+            let cached = stats.ram_decoded.bytes + stats.ram_rendered.bytes;
+            self.peak = PeakBreakdown {
+                accounted,
+                cached_decoded: stats.ram_decoded.bytes,
+                cached_rendered: stats.ram_rendered.bytes,
+                frames_elsewhere: class(PoolClass::Frames).in_use_bytes.saturating_sub(cached),
+                idle: PoolClass::ALL.iter().map(|&c| class(c).idle_bytes).sum(),
+                decoders: class(PoolClass::Decoders).in_use_bytes,
+                audio: class(PoolClass::Audio).in_use_bytes,
+                effect_scratch: class(PoolClass::EffectScratch).in_use_bytes,
+            };
+        }
         let events = self.events.get_or_insert_with(|| engine.events());
         for e in events.try_iter() {
             if let framelock::EngineEvent::Error { media, error } = e {
@@ -935,6 +986,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             "pool_allocations": cache.memory.classes[0].allocations,
             "pool_reuses": cache.memory.classes[0].reuses,
             "decoder_bytes": cache.memory.classes[3].in_use_bytes,
+            "decoder_waits": m.decoder_waits,
+            "peak_breakdown": rec.peak.json(),
+            "pool_peak_classes": cache.memory.peak_classes,
             "evicted": cache.evicted,
             "disk_reads": cache.disk_reads - cache_base.disk_reads,
             "disk_entries": cache.disk.map(|d| d.tier.entries),

@@ -10,6 +10,16 @@ pub enum MediaError {
     /// with the media.
     #[error("decode cancelled")]
     Cancelled,
+    /// A decoder for the file does not fit in the memory budget yet: the other decode
+    /// workers are asked to close theirs, and the request is to be made again (nothing is
+    /// wrong with the media).
+    #[error("{path}: no room in the memory budget for its decoder ({bytes} bytes) yet")]
+    NoRoom {
+        /// The file.
+        path: PathBuf,
+        /// The decoder's estimated state.
+        bytes: usize,
+    },
     /// A rendered frame was asked of the disk tier and is not there (a worker cannot render:
     /// the frame is composited from its layers instead).
     #[error("frame not in the disk cache")]

@@ -108,6 +108,8 @@ pub struct PoolStats {
     pub classes: [ClassStats; 4],
     /// The most bytes ever accounted at once.
     pub peak_bytes: usize,
+    /// At that peak, per class (in [`PoolClass::ALL`] order): (in use, idle) bytes.
+    pub peak_classes: [(usize, usize); 4],
     /// The limit idle buffers are trimmed to.
     pub limit_bytes: usize,
 }
@@ -140,6 +142,8 @@ struct Shared {
     shelves: Mutex<HashMap<PoolKey, Vec<Vec<u8>>>>,
     classes: [Counters; 4],
     peak: AtomicUsize,
+    /// Per class (in use, idle) at the peak.
+    peak_classes: Mutex<[(usize, usize); 4]>,
     limit: AtomicUsize,
 }
 
@@ -152,7 +156,15 @@ impl Shared {
     }
 
     fn note_peak(&self) {
-        self.peak.fetch_max(self.accounted(), Ordering::Relaxed);
+        let now = self.accounted();
+        if now > self.peak.fetch_max(now, Ordering::Relaxed)
+            && let Ok(mut at) = self.peak_classes.lock()
+        {
+            *at = std::array::from_fn(|i| {
+                let c = &self.classes[i];
+                (c.in_use.load(Ordering::Relaxed), c.idle.load(Ordering::Relaxed))
+            });
+        }
     }
 
     fn give_back(&self, key: PoolKey, buf: Vec<u8>) {
@@ -223,6 +235,7 @@ impl BufferPool {
             shelves: Mutex::new(HashMap::new()),
             classes: Default::default(),
             peak: AtomicUsize::new(0),
+            peak_classes: Mutex::new([(0, 0); 4]),
             limit: AtomicUsize::new(limit_bytes),
         }))
     }
@@ -325,6 +338,7 @@ impl BufferPool {
         PoolStats {
             classes,
             peak_bytes: self.0.peak.load(Ordering::Relaxed),
+            peak_classes: self.0.peak_classes.lock().map(|p| *p).unwrap_or_default(),
             limit_bytes: self.0.limit.load(Ordering::Relaxed),
         }
     }

@@ -2,7 +2,8 @@
 //! `decoders_expected`): each one's estimate, counted in the pool's decoder class for as
 //! long as it is open, and a reservation for the expected ones not open yet.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::memory::{Accounted, BufferPool, PoolClass};
 
@@ -12,7 +13,10 @@ pub(super) struct DecoderBytes {
     pool: BufferPool,
     expected: usize,
     /// Bytes of the open decoders, and the reservation for the rest of the expected ones.
-    state: std::sync::Mutex<(usize, Accounted)>,
+    state: Mutex<(usize, Accounted)>,
+    /// Bytes a worker needs to open a decoder of (0: none): the other workers close their
+    /// least recently used decoders until that fits, between their jobs.
+    wanted: AtomicUsize,
 }
 
 impl DecoderBytes {
@@ -22,7 +26,8 @@ impl DecoderBytes {
         Arc::new(Self {
             pool,
             expected,
-            state: std::sync::Mutex::new((0, reserve)),
+            state: Mutex::new((0, reserve)),
+            wanted: AtomicUsize::new(0),
         })
     }
 
@@ -31,16 +36,45 @@ impl DecoderBytes {
         self.state.lock().map_or(0, |s| s.1.bytes())
     }
 
-    /// Counts a decoder of `bytes` for as long as the guard lives.
-    pub(super) fn open(self: &Arc<Self>, bytes: usize) -> DecoderGuard {
+    /// Bytes another worker needs room for (0: none).
+    pub(super) fn wanted(&self) -> usize {
+        self.wanted.load(Ordering::SeqCst)
+    }
+
+    /// A worker needs room for a decoder of `bytes` (`0`: it has it now).
+    pub(super) fn want(&self, bytes: usize) {
+        if bytes == 0 {
+            self.wanted.store(0, Ordering::SeqCst);
+        } else {
+            self.wanted.fetch_max(bytes, Ordering::SeqCst);
+        }
+    }
+
+    /// Counts a decoder of `bytes` for as long as the guard lives, if it keeps the pool's
+    /// accounted bytes within `room` (`None`: always) — what is reserved and not used up is
+    /// room it may take. Checked and counted under one lock, so that two workers cannot both
+    /// take the same room.
+    pub(super) fn open(self: &Arc<Self>, bytes: usize, room: Option<usize>) -> Option<DecoderGuard> {
+        let Ok(mut s) = self.state.lock() else {
+            return None;
+        };
+        if let Some(room) = room
+            && self.pool.accounted_bytes() + bytes.saturating_sub(s.1.bytes()) > room
+        {
+            return None;
+        }
+        // The reservation shrinks before the decoder is counted (and grows after it is
+        // uncounted, on drop): never both at once, even for an instant the peak would see.
+        s.0 += bytes;
+        let rest = self.expected.saturating_sub(s.0);
+        s.1.set(rest);
         let mut counted = self.pool.account(PoolClass::Decoders);
         counted.set(bytes);
-        self.change(|open| open + bytes);
-        DecoderGuard {
+        Some(DecoderGuard {
             owner: self.clone(),
-            _counted: counted,
+            counted,
             bytes,
-        }
+        })
     }
 
     fn change(&self, f: impl FnOnce(usize) -> usize) {
@@ -55,13 +89,14 @@ impl DecoderBytes {
 /// One open decoder's bytes in the budget.
 pub(super) struct DecoderGuard {
     owner: Arc<DecoderBytes>,
-    _counted: Accounted,
+    counted: Accounted,
     bytes: usize,
 }
 
 impl Drop for DecoderGuard {
     fn drop(&mut self) {
         let bytes = self.bytes;
+        self.counted.set(0);
         self.owner.change(|open| open.saturating_sub(bytes));
     }
 }

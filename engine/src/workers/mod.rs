@@ -376,7 +376,16 @@ impl Worker {
         if let Some(name) = std::thread::current().name() {
             crate::profile::set_thread_name(name);
         }
-        for job in jobs.iter() {
+        loop {
+            let job = match jobs.recv_timeout(Duration::from_millis(20)) {
+                Ok(job) => job,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    // Idle: another worker may need room for a decoder.
+                    self.shed_for_others(None);
+                    continue;
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+            };
             if job.generation < self.generation.load(Ordering::SeqCst) {
                 self.dropped_stale.fetch_add(1, Ordering::SeqCst);
                 self.in_flight.fetch_sub(1, Ordering::SeqCst);
@@ -416,8 +425,10 @@ impl Worker {
                 from_disk: hit,
             };
             // Over the room after it (frames landed, other workers' decoders opened): this
-            // worker's decoders of other assets go, least recently used first.
+            // worker's decoders of other assets go, least recently used first — and enough
+            // of them for a decoder another worker waits to open.
             self.make_room(0, job.asset_id);
+            self.shed_for_others(Some(job.asset_id));
             let sent = self.done.send(done);
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
             self.progress.bump();
@@ -470,15 +481,36 @@ impl Worker {
             Some(i) => i,
             None if have == 0 => {
                 let reader = self.open_reader(job, None)?;
-                self.make_room(reader.state_bytes(), job.asset_id);
-                self.insert(job.asset_id, reader)
+                let bytes = reader.state_bytes();
+                self.make_room(bytes, job.asset_id);
+                // Still no room: the other workers close their least recently used
+                // decoders between their jobs, and the request comes again on a later tick
+                // (the budget holds; the frame is late instead).
+                match self.count(bytes) {
+                    Some(counted) => {
+                        if let Some(d) = &self.decoder_bytes {
+                            d.want(0);
+                        }
+                        self.insert(job.asset_id, reader, counted)
+                    }
+                    None => {
+                        if let Some(d) = &self.decoder_bytes {
+                            d.want(bytes);
+                        }
+                        return Err(MediaError::NoRoom {
+                            path: job.path.to_path_buf(),
+                            bytes,
+                        });
+                    }
+                }
             }
             None if have < READERS_PER_ASSET
-                && self.fits(self.readers[&job.asset_id][0].reader.state_bytes()) =>
+                && let Some(counted) =
+                    self.count(self.readers[&job.asset_id][0].reader.state_bytes()) =>
             {
                 let demux = self.readers[&job.asset_id][0].reader.demuxer().clone();
                 let reader = self.open_reader(job, Some(demux))?;
-                self.insert(job.asset_id, reader)
+                self.insert(job.asset_id, reader, counted)
             }
             // All busy elsewhere (or no room for another): the least recently used one seeks.
             None => self.readers[&job.asset_id]
@@ -519,11 +551,17 @@ impl Worker {
         Ok(reader)
     }
 
-    fn insert(&mut self, asset_id: u64, reader: VideoReader) -> usize {
-        let counted = self
-            .decoder_bytes
-            .as_ref()
-            .map(|d| d.open(reader.state_bytes()));
+    /// Counts a decoder of `bytes` in the budget if it fits in the room: `None` when it does
+    /// not; `Some(None)` without a pool to count in.
+    #[allow(clippy::option_option, reason = "fits uncounted / fits counted / does not fit")]
+    fn count(&self, bytes: usize) -> Option<Option<DecoderGuard>> {
+        match &self.decoder_bytes {
+            Some(d) => d.open(bytes, self.decoder_room).map(Some),
+            None => Some(None),
+        }
+    }
+
+    fn insert(&mut self, asset_id: u64, reader: VideoReader, counted: Option<DecoderGuard>) -> usize {
         let readers = self.readers.entry(asset_id).or_default();
         readers.push(Open {
             used: self.uses,
@@ -543,9 +581,26 @@ impl Worker {
         pool.accounted_bytes() + bytes.saturating_sub(reserved) <= room
     }
 
+    /// Closes decoders for one another worker needs room for (see [`DecoderBytes::want`]):
+    /// this worker's least recently used ones, but those of `keep` (the asset it decodes
+    /// now).
+    fn shed_for_others(&mut self, keep: Option<u64>) {
+        let wanted = self.decoder_bytes.as_ref().map_or(0, |d| d.wanted());
+        if wanted > 0 {
+            self.make_room(wanted, keep.unwrap_or(u64::MAX));
+        }
+    }
+
     /// Closes this worker's least recently used decoders of assets other than `keep` until
-    /// `bytes` more fit in the room (or none is left to close).
+    /// `bytes` more fit in the room (or none is left to close). Idle pooled buffers go
+    /// first: they are room nobody uses.
     fn make_room(&mut self, bytes: usize, keep: u64) {
+        if let (Some(room), Some(pool)) = (self.decoder_room, &self.pool)
+            && !self.fits(bytes)
+        {
+            let reserved = self.decoder_bytes.as_ref().map_or(0, |d| d.reserved());
+            pool.trim_to(room.saturating_sub(bytes.saturating_sub(reserved)));
+        }
         while !self.fits(bytes) {
             let lru = self
                 .readers
