@@ -192,6 +192,10 @@ impl Mp4Demuxer {
         if file_size == 0 {
             return Err(MediaError::Empty { path });
         }
+        #[cfg_attr(
+            not(feature = "ffmpeg"),
+            allow(unused_mut, reason = "read from only to sniff for libavformat")
+        )]
         let mut file = File::open(&path).map_err(|e| MediaError::io(&path, e))?;
         #[cfg(feature = "ffmpeg")]
         {
@@ -344,6 +348,13 @@ impl Mp4Demuxer {
 
     /// Reads sample `decode_index` into `buf` (replacing its contents), as stored (AVCC for H.264).
     pub fn read_sample(&self, decode_index: usize, buf: &mut Vec<u8>) -> Result<(), MediaError> {
+        #[cfg_attr(
+            not(feature = "ffmpeg"),
+            allow(
+                clippy::infallible_destructuring_match,
+                reason = "a second variant with the ffmpeg feature"
+            )
+        )]
         let source = match &self.reads {
             Reads::Positional(source) => source,
             #[cfg(feature = "ffmpeg")]

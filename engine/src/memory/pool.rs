@@ -162,7 +162,10 @@ impl Shared {
         {
             *at = std::array::from_fn(|i| {
                 let c = &self.classes[i];
-                (c.in_use.load(Ordering::Relaxed), c.idle.load(Ordering::Relaxed))
+                (
+                    c.in_use.load(Ordering::Relaxed),
+                    c.idle.load(Ordering::Relaxed),
+                )
             });
         }
     }

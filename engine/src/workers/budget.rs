@@ -54,7 +54,11 @@ impl DecoderBytes {
     /// accounted bytes within `room` (`None`: always) — what is reserved and not used up is
     /// room it may take. Checked and counted under one lock, so that two workers cannot both
     /// take the same room.
-    pub(super) fn open(self: &Arc<Self>, bytes: usize, room: Option<usize>) -> Option<DecoderGuard> {
+    pub(super) fn open(
+        self: &Arc<Self>,
+        bytes: usize,
+        room: Option<usize>,
+    ) -> Option<DecoderGuard> {
         let Ok(mut s) = self.state.lock() else {
             return None;
         };

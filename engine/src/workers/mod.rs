@@ -553,7 +553,10 @@ impl Worker {
 
     /// Counts a decoder of `bytes` in the budget if it fits in the room: `None` when it does
     /// not; `Some(None)` without a pool to count in.
-    #[allow(clippy::option_option, reason = "fits uncounted / fits counted / does not fit")]
+    #[allow(
+        clippy::option_option,
+        reason = "fits uncounted / fits counted / does not fit"
+    )]
     fn count(&self, bytes: usize) -> Option<Option<DecoderGuard>> {
         match &self.decoder_bytes {
             Some(d) => d.open(bytes, self.decoder_room).map(Some),
@@ -561,7 +564,12 @@ impl Worker {
         }
     }
 
-    fn insert(&mut self, asset_id: u64, reader: VideoReader, counted: Option<DecoderGuard>) -> usize {
+    fn insert(
+        &mut self,
+        asset_id: u64,
+        reader: VideoReader,
+        counted: Option<DecoderGuard>,
+    ) -> usize {
         let readers = self.readers.entry(asset_id).or_default();
         readers.push(Open {
             used: self.uses,
