@@ -804,3 +804,65 @@ fn rotted_scene(dir: &std::path::Path) -> std::path::PathBuf {
     std::fs::write(&scene, project.to_string()).expect("write");
     scene
 }
+
+/// The budget is a budget of the process: a two-track 1080p scene (more than any of these
+/// budgets would hold unbounded) played by the CLI at three budgets keeps the pools'
+/// accounted peak within the budget and peak RSS within budget × 1.1 + 100 MiB (issue 17's
+/// goal), every exact picture the right frame (those before the half-transparent overlay
+/// starts are read back).
+#[test]
+fn peak_rss_follows_the_budget_at_three_budgets() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let clip = |name: &str, size: &str, gop: &str| {
+        let path = dir.path().join(name);
+        let out = framelock()
+            .arg("gen-media")
+            .arg(&path)
+            .args(["--size", size, "--seconds", "4", "--gop", gop])
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        path
+    };
+    let base = clip("base.mp4", "1920x1080", "60");
+    let overlay = clip("overlay.mp4", "1280x720", "30");
+    let scene = dir.path().join("scene.json");
+    let project = serde_json::json!({
+        "version": 2, "frame_rate": {"num": 30, "den": 1}, "width": 1920, "height": 1080,
+        "tracks": [
+            {"name": "base", "opacity": 1.0,
+             "clips": [{"media": base, "start": 0, "duration": 120, "source_in": 0}]},
+            {"name": "overlay", "opacity": 0.5,
+             "clips": [{"media": overlay, "start": 40, "duration": 80, "source_in": 40}]}
+        ]
+    });
+    std::fs::write(&scene, project.to_string()).expect("write");
+    for budget in [96u64, 160, 256] {
+        let out = framelock()
+            .args(["bench", "--scene-file"])
+            .arg(&scene)
+            .args(["--budget", &budget.to_string(), "--json", "--verify"])
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        let mib = |k: &str| v[k].as_u64().expect(k) as f64 / f64::from(1 << 20);
+        let (accounted, rss) = (mib("pool_peak_bytes"), mib("peak_rss_bytes"));
+        assert!(
+            accounted <= budget as f64,
+            "{budget} MiB: accounted {accounted:.0} MiB"
+        );
+        let goal = budget as f64 * 1.1 + 100.0;
+        assert!(rss <= goal, "{budget} MiB: RSS {rss:.0} MiB over {goal:.0}");
+        assert_eq!(v["verify_wrong"], 0, "{v}");
+        assert!(v["verify_checked"].as_u64().expect("checked") > 0, "{v}");
+    }
+}
