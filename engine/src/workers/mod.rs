@@ -199,6 +199,7 @@ impl DecodePool {
                 kept: VecDeque::new(),
                 kept_bytes: 0,
                 kept_budget: skip_cache_bytes,
+                no_room: HashMap::new(),
                 pool: pool.clone(),
                 disk: disk.clone(),
                 progress: progress.clone(),
@@ -337,6 +338,10 @@ impl Drop for DecodePool {
 /// Decoders a worker keeps per asset.
 const READERS_PER_ASSET: usize = 2;
 
+/// How long a decoder waits for room in the budget before it opens over it (see
+/// `Worker::reader_for`).
+const NO_ROOM_WAIT: Duration = Duration::from_millis(500);
+
 /// An open decoder of a worker.
 struct Open {
     /// The worker's use count when it last decoded.
@@ -362,6 +367,8 @@ struct Worker {
     kept: VecDeque<(u64, Arc<Picture>)>,
     kept_bytes: usize,
     kept_budget: usize,
+    /// Per asset, since when its decoder has found no room.
+    no_room: HashMap<u64, Instant>,
     pool: Option<BufferPool>,
     disk: Option<DiskCache>,
     progress: Progress,
@@ -485,9 +492,28 @@ impl Worker {
                 self.make_room(bytes, job.asset_id);
                 // Still no room: the other workers close their least recently used
                 // decoders between their jobs, and the request comes again on a later tick
-                // (the budget holds; the frame is late instead).
-                match self.count(bytes) {
+                // (the budget holds; the frame is late instead). Frames cached below the
+                // warning level are not evicted for a decoder, so after [`NO_ROOM_WAIT`] it
+                // opens over the room (counted: evict then sees critical pressure and frees
+                // frames down to warning) rather than wait for ever.
+                let waited = *self
+                    .no_room
+                    .entry(job.asset_id)
+                    .or_insert_with(Instant::now);
+                let counted = match self.count(bytes) {
+                    Some(counted) => Some(counted),
+                    None if waited.elapsed() >= NO_ROOM_WAIT => {
+                        log::debug!(
+                            "{}: decoder opened over the memory room after {NO_ROOM_WAIT:?}",
+                            job.path.display()
+                        );
+                        Some(self.count_anyway(bytes))
+                    }
+                    None => None,
+                };
+                match counted {
                     Some(counted) => {
+                        self.no_room.remove(&job.asset_id);
                         if let Some(d) = &self.decoder_bytes {
                             d.want(0);
                         }
@@ -562,6 +588,13 @@ impl Worker {
             Some(d) => d.open(bytes, self.decoder_room).map(Some),
             None => Some(None),
         }
+    }
+
+    /// Counts a decoder of `bytes` in the budget, room or not.
+    fn count_anyway(&self, bytes: usize) -> Option<DecoderGuard> {
+        self.decoder_bytes
+            .as_ref()
+            .and_then(|d| d.open(bytes, None))
     }
 
     fn insert(

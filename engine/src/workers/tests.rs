@@ -146,4 +146,73 @@ mod decode {
         assert_eq!(run(1 << 30, true, 2, 0).1, 2 * each);
         Ok(())
     }
+
+    /// Two workers, room for one decoder: a job whose decoder does not fit is answered
+    /// `NoRoom` (not opened over the budget), the worker holding the other decoder closes
+    /// it while idle, and the job asked again decodes. The decoders counted never pass the
+    /// room.
+    #[test]
+    fn a_decoder_without_room_waits_for_the_other_worker_to_close_one()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = Arc::new(dir.path().join("small.mp4"));
+        generate_test_clip(
+            path.as_ref(),
+            &GenerateOptions::new(320, 180, Rational::integer(30), 1.0),
+            |_, _| {},
+        )?;
+        let each =
+            VideoReader::open(path.as_ref(), &DecoderRegistry::openh264_only())?.state_bytes();
+        let memory = BufferPool::new(1 << 30);
+        let pool = DecodePool::with_options(DecodePoolOptions {
+            workers: 2,
+            registry: DecoderRegistry::openh264_only(),
+            queue: 4,
+            skip_cache_bytes: 0,
+            pool: Some(memory.clone()),
+            disk: None,
+            progress: Progress::default(),
+            // One decoder and its frames fit; two decoders do not.
+            decoder_room: Some(each * 3 / 2),
+            by_asset: false,
+            decoders_expected: 0,
+        });
+        let job = |asset_id, lane| DecodeJob {
+            asset_id,
+            path: path.clone(),
+            frame: 0,
+            generation: 0,
+            lane,
+            cache_key: None,
+        };
+        let decode = |asset_id, lane| {
+            assert!(pool.try_submit(job(asset_id, lane)).is_ok());
+            assert!(pool.wait_idle(Duration::from_secs(20)));
+            let done: Vec<DecodeDone> = pool.try_collect().collect();
+            assert_eq!(done.len(), 1);
+            done.into_iter().next().map(|d| d.result)
+        };
+        let decoders = || memory.stats().class(PoolClass::Decoders).in_use_bytes;
+        // Asset 1 on one worker; its frame holds no room once collected and dropped.
+        assert!(matches!(decode(1, 0), Some(Ok(_))));
+        assert_eq!(decoders(), each);
+        // Asset 2 on the other worker: no room while asset 1's decoder is open.
+        let lane = (1..64).find(|&l| pool.worker_for(&job(2, l)) != pool.worker_for(&job(1, 0)));
+        let lane = lane.ok_or("a lane on the other worker")?;
+        let first = decode(2, lane);
+        assert!(
+            matches!(first, Some(Err(MediaError::NoRoom { bytes, .. })) if bytes == each),
+            "{first:?}"
+        );
+        assert_eq!(decoders(), each);
+        // The idle worker closes asset 1's decoder for it (it looks every 20 ms).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while decoders() > 0 {
+            assert!(Instant::now() < deadline, "asset 1's decoder stayed open");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(matches!(decode(2, lane), Some(Ok(_))));
+        assert_eq!(decoders(), each);
+        Ok(())
+    }
 }
