@@ -14,7 +14,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use framelock::{DecoderRegistry, Picture, VideoReader, probe, testcard};
+use framelock::{DecoderRegistry, VideoReader, probe, testcard};
 
 const FRAMES: u64 = 60;
 
@@ -97,29 +97,6 @@ fn make(case: &Case) -> PathBuf {
     })
 }
 
-fn reference(case: &Case, first: &Picture) -> Vec<Picture> {
-    let raw = common::ffmpeg_decode_raw(&make(case), first.format.ffmpeg_name());
-    let size = first.size_bytes();
-    assert_eq!(
-        raw.len() % size,
-        0,
-        "{}: raw output is not whole frames",
-        case.name
-    );
-    raw.chunks_exact(size)
-        .map(|chunk| {
-            let mut f = first.clone();
-            let mut off = 0;
-            for p in &mut f.planes {
-                let n = p.len();
-                p.copy_from_slice(&chunk[off..off + n]);
-                off += n;
-            }
-            f
-        })
-        .collect()
-}
-
 #[test]
 fn other_containers_play_every_frame_as_ffmpeg_decodes_them() {
     let registry = DecoderRegistry::default();
@@ -143,7 +120,8 @@ fn other_containers_play_every_frame_as_ffmpeg_decodes_them() {
             frames.push(f.expect("decode"));
         }
         assert_eq!(frames.len() as u64, FRAMES, "{}", case.name);
-        let reference = reference(case, &frames[0]);
+        let reference =
+            common::ffmpeg_frames_like(&path, frames[0].format.ffmpeg_name(), &frames[0]);
         assert_eq!(reference.len(), frames.len(), "{}", case.name);
         for (n, (ours, theirs)) in frames.iter().zip(&reference).enumerate() {
             assert!(

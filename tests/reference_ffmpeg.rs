@@ -191,22 +191,8 @@ fn decode_all(path: &Path, registry: &DecoderRegistry) -> Result<Vec<Picture>, M
 }
 
 fn reference(path: &Path, pix_fmt: &str, frames: &[Picture]) -> Vec<Picture> {
-    let raw = common::ffmpeg_decode_raw(path, pix_fmt);
     let first = frames.first().expect("at least one frame");
-    let size = first.size_bytes();
-    assert_eq!(raw.len() % size, 0, "raw output is not whole frames");
-    raw.chunks_exact(size)
-        .map(|chunk| {
-            let mut f = first.clone();
-            let mut off = 0;
-            for p in &mut f.planes {
-                let n = p.len();
-                p.copy_from_slice(&chunk[off..off + n]);
-                off += n;
-            }
-            f
-        })
-        .collect()
+    common::ffmpeg_frames_like(path, pix_fmt, first)
 }
 
 fn pix_fmt_of(f: &Picture) -> &'static str {

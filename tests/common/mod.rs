@@ -127,6 +127,26 @@ pub fn ffmpeg_decode_raw(path: &Path, pix_fmt: &str) -> Vec<u8> {
     run(c)
 }
 
+/// `path` decoded by ffmpeg to `pix_fmt`, into pictures shaped like `first` (its size and
+/// planes), one per coded frame.
+pub fn ffmpeg_frames_like(path: &Path, pix_fmt: &str, first: &Picture) -> Vec<Picture> {
+    let raw = ffmpeg_decode_raw(path, pix_fmt);
+    let size = first.size_bytes();
+    assert_eq!(raw.len() % size, 0, "raw output is not whole frames");
+    raw.chunks_exact(size)
+        .map(|chunk| {
+            let mut f = first.clone();
+            let mut off = 0;
+            for p in &mut f.planes {
+                let n = p.len();
+                p.copy_from_slice(&chunk[off..off + n]);
+                off += n;
+            }
+            f
+        })
+        .collect()
+}
+
 /// Seeks to `t` and ticks, letting every worker finish between ticks, until a picture is
 /// presented (decode, then render: a picture made off the tick lands a tick or two later).
 pub fn show(engine: &mut framelock::PlaybackEngine, t: u64) {

@@ -33,6 +33,7 @@ mod metadata_skip;
 mod mux;
 mod orient;
 mod pixel;
+mod presentation;
 mod probe;
 mod probe_cache;
 #[cfg(feature = "ffmpeg")]
