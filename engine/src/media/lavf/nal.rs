@@ -172,31 +172,9 @@ pub(super) fn idr_in(data: &[u8], extradata: &[u8], stored: Stored) -> bool {
     crate::media::box_check::avcc_has_idr(data, length_size)
 }
 
-/// The NAL units of an Annex B stream (start codes and trailing zeros removed).
+/// The NAL units of an Annex B stream, without start codes.
 pub(super) fn annexb_units(data: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut starts = Vec::new();
-    let mut i = 0;
-    while i + 3 <= data.len() {
-        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
-            starts.push(i + 3);
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    let ends: Vec<usize> = starts
-        .iter()
-        .skip(1)
-        .map(|&s| s - 3)
-        .chain(std::iter::once(data.len()))
-        .collect();
-    starts.into_iter().zip(ends).filter_map(move |(s, e)| {
-        let mut e = e;
-        while e > s && data[e - 1] == 0 {
-            e -= 1;
-        }
-        (e > s).then(|| &data[s..e])
-    })
+    crate::media::h264::annexb_nal_units(data).into_iter()
 }
 
 /// Rewrites an Annex B access unit as 4-byte length-prefixed NAL units into `out`.
@@ -215,7 +193,7 @@ mod tests {
     #[test]
     fn annex_b_becomes_length_prefixed() {
         let au = [
-            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 9, 9, 0, 0,
+            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 9, 9,
         ];
         let mut out = Vec::new();
         annexb_to_lengths(&au, &mut out);
