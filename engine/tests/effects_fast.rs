@@ -246,3 +246,34 @@ fn pictures_do_not_depend_on_the_thread_count() {
         "not deterministic"
     );
 }
+
+/// A render's working images are counted in the pool's effect-scratch class while it runs
+/// (the pool's peak holds them next to the output picture) and given back after.
+#[test]
+fn render_scratch_is_counted_while_it_runs() {
+    use framelock_engine::memory::{BufferPool, PoolClass};
+    let pool = BufferPool::new(1 << 30);
+    let frame = random_frame(7, PixelFormat::Yuv420p, 640, 360);
+    let j = common::job(
+        1280,
+        720,
+        vec![
+            layer(frame.clone(), vec![Effect::Blur { radius: 3 }]),
+            layer(frame, vec![]),
+        ],
+    );
+    let picture = fast::render_picture(&j, Some(&pool)).expect("render");
+    let stats = pool.stats();
+    let (scratch_at_peak, _) = stats.peak_classes[2];
+    assert_eq!(scratch_at_peak, fast::scratch_bytes(&j));
+    assert!(
+        fast::scratch_bytes(&j) >= 3 * 1280 * 720 * 8,
+        "{}",
+        fast::scratch_bytes(&j)
+    );
+    assert_eq!(stats.class(PoolClass::EffectScratch).in_use_bytes, 0);
+    assert_eq!(
+        stats.class(PoolClass::Frames).in_use_bytes,
+        picture.size_bytes()
+    );
+}

@@ -480,6 +480,14 @@ fn steady_state_streaming_creates_no_buffers_and_vram_keeps_uploads() {
     }) else {
         return;
     };
+    let memory = framelock_engine::memory::BufferPool::new(1 << 30);
+    gpu.count_host_memory_in(&memory);
+    let counted = || {
+        memory
+            .stats()
+            .class(framelock_engine::memory::PoolClass::EffectScratch)
+            .in_use_bytes
+    };
     let frames: Vec<_> = (0..8)
         .map(|i| random_frame(100 + i, PixelFormat::Yuv420p, 640, 360))
         .collect();
@@ -503,6 +511,14 @@ fn steady_state_streaming_creates_no_buffers_and_vram_keeps_uploads() {
         }
     }
     while gpu.receive().is_some() {}
+    // The mapped staging and readback buffers are host memory, counted in the budget: at
+    // least two staging slots of a frame's planes and one readback of a 1280×720 frame.
+    assert!(
+        gpu.host_bytes() >= 2 * 345_600 + 1280 * 720 * 4,
+        "{}",
+        gpu.host_bytes()
+    );
+    assert_eq!(counted(), gpu.host_bytes());
     let s = &gpu.stats()[0];
     assert_eq!(
         s.buffers_created, created_after_warmup,

@@ -169,6 +169,19 @@ impl std::fmt::Debug for Gpu {
 }
 
 impl Gpu {
+    /// Counts each device's host memory (mapped staging and readback buffers, spare frame
+    /// buffers) in `pool`'s effect-scratch class from now on.
+    pub fn count_host_memory_in(&mut self, pool: &crate::memory::BufferPool) {
+        for d in &mut self.devices {
+            d.count_host_memory_in(pool);
+        }
+    }
+
+    /// Host memory the devices hold (see [`Gpu::count_host_memory_in`]).
+    pub fn host_bytes(&self) -> usize {
+        self.devices.iter().map(GpuDevice::host_bytes).sum()
+    }
+
     /// Opens the devices `options` asks for.
     pub fn new(options: &GpuOptions) -> Result<Self, GpuError> {
         if let Some(host) = &options.host {

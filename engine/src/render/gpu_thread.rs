@@ -73,7 +73,12 @@ impl Context {
 pub(super) fn run(ctx: Context, rx: &Receiver<GpuMsg>) {
     crate::profile::set_thread_name("framelock-gpu");
     let mut gpu = match Gpu::new(&ctx.options) {
-        Ok(g) => g,
+        Ok(mut g) => {
+            if let Some(pool) = &ctx.pool {
+                g.count_host_memory_in(pool);
+            }
+            g
+        }
         Err(e) => {
             lock(&ctx.shared).state = GpuState::Unavailable(e.to_string());
             // Work sent before the failure was seen still gets an answer, from the CPU path.

@@ -328,9 +328,32 @@ pub fn render(job: &RenderJob) -> Result<RenderedRgba, RenderError> {
     })
 }
 
-/// Renders a whole frame into an RGBA8 picture from `pool`, indexed by the job's tag.
+/// Bytes a render of `job` holds besides its output at its busiest: the 16-bit working
+/// images (the composite so far, the layer being made, and one more while a conversion,
+/// resize or dissolve makes a new image from an old one), and the output-size image when
+/// the work size differs. (Per-row and blur-window scratch is below 1 % of that.)
+pub fn scratch_bytes(job: &RenderJob) -> usize {
+    let (ww, wh) = job.work_size();
+    let image = |w: u32, h: u32| w as usize * h as usize * 4 * size_of::<u16>();
+    let resized = (ww, wh) != (job.width, job.height);
+    3 * image(ww, wh)
+        + if resized {
+            image(job.width, job.height)
+        } else {
+            0
+        }
+}
+
+/// Renders a whole frame into an RGBA8 picture from `pool`, indexed by the job's tag. Its
+/// working images are counted in the pool's effect-scratch class while it runs
+/// ([`scratch_bytes`]).
 pub fn render_picture(job: &RenderJob, pool: Option<&BufferPool>) -> Result<Picture, RenderError> {
     job.validate()?;
+    let _scratch = pool.map(|p| {
+        let mut counted = p.account(crate::memory::PoolClass::EffectScratch);
+        counted.set(scratch_bytes(job));
+        counted
+    });
     let mut f = Picture::alloc_in(pool, PixelFormat::Rgba8, job.width, job.height);
     render_into(job, &mut f.planes[0])?;
     f.index = job.tag;

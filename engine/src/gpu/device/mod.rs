@@ -93,6 +93,9 @@ pub struct GpuDevice {
     timestamps: Option<Timestamps>,
     /// On the host's device: each frame is also written into a texture for the host.
     to_texture: Option<ToTexture>,
+    /// The host memory this device holds (mapped staging and readback buffers, spare frame
+    /// buffers), counted in the engine's budget when it gives a pool.
+    host_counted: Option<crate::memory::Accounted>,
 }
 
 /// Copies of a frame's worth (megabytes) to and from mapped GPU memory run in 1 MiB pieces on
@@ -153,6 +156,28 @@ const WORK_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC);
 
 impl GpuDevice {
+    /// Counts the host memory this device holds in `pool`'s effect-scratch class from now
+    /// on: its mapped staging and readback buffers and the spare frame buffers it keeps.
+    pub fn count_host_memory_in(&mut self, pool: &crate::memory::BufferPool) {
+        self.host_counted = Some(pool.account(crate::memory::PoolClass::EffectScratch));
+        self.recount_host();
+    }
+
+    /// Bytes of host memory the device holds (see [`GpuDevice::count_host_memory_in`]).
+    pub fn host_bytes(&self) -> usize {
+        let staging: u64 = self.staging.iter().map(|s| s.size).sum();
+        let readback: u64 = self.readback.iter().map(|s| s.size).sum();
+        let spare: usize = self.spare.iter().map(Vec::capacity).sum();
+        (staging + readback) as usize + spare
+    }
+
+    pub(super) fn recount_host(&mut self) {
+        let bytes = self.host_bytes();
+        if let Some(c) = &mut self.host_counted {
+            c.set(bytes);
+        }
+    }
+
     /// Opens a device on `adapter`.
     pub(super) fn new(adapter: &wgpu::Adapter, options: &GpuOptions) -> Result<Self, GpuError> {
         let limits = adapter.limits();
@@ -235,6 +260,7 @@ impl GpuDevice {
         });
         Self {
             to_texture: shared.then(|| ToTexture::new(&device)),
+            host_counted: None,
             max_binding: limits
                 .max_storage_buffer_binding_size
                 .min(limits.max_buffer_size),

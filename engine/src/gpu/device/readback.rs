@@ -68,13 +68,15 @@ impl GpuDevice {
             }),
         };
         self.stats.buffers_created += 1;
-        if let Some(i) = self.readback.iter().position(|s| !s.busy) {
+        let i = if let Some(i) = self.readback.iter().position(|s| !s.busy) {
             self.readback[i] = slot;
             i
         } else {
             self.readback.push(slot);
             self.readback.len() - 1
-        }
+        };
+        self.recount_host();
+        i
     }
 
     /// Takes back a frame's bytes ([`RenderedRgba::rgba`]) once the caller is done with them,
@@ -82,6 +84,7 @@ impl GpuDevice {
     pub fn recycle(&mut self, bytes: Vec<u8>) {
         if self.spare.len() <= self.frames_in_flight && !bytes.is_empty() {
             self.spare.push(bytes);
+            self.recount_host();
         }
     }
 
@@ -121,6 +124,7 @@ impl GpuDevice {
         let slot = &mut self.readback[fl.slot];
         // Into a host buffer handed back by `recycle` when there is one: a fresh 33 MB
         // vector a 4K frame costs its page faults on every frame.
+        // (Counted until the next recount: the caller hands it back through `recycle`.)
         let mut rgba = self.spare.pop().unwrap_or_default();
         {
             let view = slot

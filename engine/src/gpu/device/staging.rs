@@ -57,7 +57,7 @@ impl GpuDevice {
                     submission: None,
                 };
                 self.stats.buffers_created += 1;
-                return match small {
+                let i = match small {
                     Some(i) if self.staging.len() >= limit => {
                         self.staging[i] = slot;
                         i
@@ -67,6 +67,8 @@ impl GpuDevice {
                         self.staging.len() - 1
                     }
                 };
+                self.recount_host();
+                return i;
             }
             // Every slot is on its way back from the GPU: wait for the submission of the
             // oldest (not for the whole queue: the frames after it stay in flight).
