@@ -343,6 +343,11 @@ impl PlaybackEngine {
                 self.world_mut()
                     .resource_mut::<QualitySettings>()
                     .gpu_acceleration = *on;
+                // Opened now (on its own thread), not at the next effects frame: the
+                // suggestion's point is that effects move there.
+                if *on {
+                    self.world_mut().resource_mut::<Renderer>().0.start_gpu();
+                }
             }
         }
         Ok(())

@@ -230,10 +230,14 @@ impl PlaybackEngine {
             cpu: options.cpu_renderer,
             progress: progress.clone(),
         });
-        if project
-            .tracks
-            .iter()
-            .any(|t| t.clips.iter().any(|c| !c.effects.is_empty()))
+        // (Not while the host has the GPU off: the device, and on a machine without a GPU
+        // the software Vulkan stack, would take memory for nothing; the first effects work
+        // with it on starts it.)
+        if options.quality.gpu_acceleration
+            && project
+                .tracks
+                .iter()
+                .any(|t| t.clips.iter().any(|c| !c.effects.is_empty()))
         {
             service.start_gpu();
         }

@@ -315,7 +315,11 @@ pub fn sync_timeline(
 
 /// Sets entity `e`'s effect stack (an empty one removes it), starting the GPU for a stack.
 fn set_effects(world: &mut World, e: Entity, effects: EffectStack) {
+    let gpu_on = world
+        .get_resource::<QualitySettings>()
+        .is_none_or(|q| q.gpu_acceleration);
     if !effects.is_empty()
+        && gpu_on
         && let Some(mut r) = world.get_resource_mut::<Renderer>()
     {
         r.0.start_gpu();
