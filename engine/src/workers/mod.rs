@@ -577,26 +577,6 @@ impl Worker {
         Ok(reader)
     }
 
-    /// Counts a decoder of `bytes` in the budget if it fits in the room: `None` when it does
-    /// not; `Some(None)` without a pool to count in.
-    #[allow(
-        clippy::option_option,
-        reason = "fits uncounted / fits counted / does not fit"
-    )]
-    fn count(&self, bytes: usize) -> Option<Option<DecoderGuard>> {
-        match &self.decoder_bytes {
-            Some(d) => d.open(bytes, self.decoder_room).map(Some),
-            None => Some(None),
-        }
-    }
-
-    /// Counts a decoder of `bytes` in the budget, room or not.
-    fn count_anyway(&self, bytes: usize) -> Option<DecoderGuard> {
-        self.decoder_bytes
-            .as_ref()
-            .and_then(|d| d.open(bytes, None))
-    }
-
     fn insert(
         &mut self,
         asset_id: u64,
@@ -610,58 +590,6 @@ impl Worker {
             _counted: counted,
         });
         readers.len() - 1
-    }
-
-    /// A decoder of `bytes` more keeps the accounted bytes within the room. What is
-    /// reserved for expected decoders is room this one may take.
-    fn fits(&self, bytes: usize) -> bool {
-        let (Some(room), Some(pool)) = (self.decoder_room, &self.pool) else {
-            return true;
-        };
-        let reserved = self.decoder_bytes.as_ref().map_or(0, |d| d.reserved());
-        pool.accounted_bytes() + bytes.saturating_sub(reserved) <= room
-    }
-
-    /// Closes decoders for one another worker needs room for (see [`DecoderBytes::want`]):
-    /// this worker's least recently used ones, but those of `keep` (the asset it decodes
-    /// now).
-    fn shed_for_others(&mut self, keep: Option<u64>) {
-        let wanted = self.decoder_bytes.as_ref().map_or(0, |d| d.wanted());
-        if wanted > 0 {
-            self.make_room(wanted, keep.unwrap_or(u64::MAX));
-        }
-    }
-
-    /// Closes this worker's least recently used decoders of assets other than `keep` until
-    /// `bytes` more fit in the room (or none is left to close). Idle pooled buffers go
-    /// first: they are room nobody uses.
-    fn make_room(&mut self, bytes: usize, keep: u64) {
-        if let (Some(room), Some(pool)) = (self.decoder_room, &self.pool)
-            && !self.fits(bytes)
-        {
-            let reserved = self.decoder_bytes.as_ref().map_or(0, |d| d.reserved());
-            pool.trim_to(room.saturating_sub(bytes.saturating_sub(reserved)));
-        }
-        while !self.fits(bytes) {
-            let lru = self
-                .readers
-                .iter()
-                .filter(|(a, _)| **a != keep)
-                .flat_map(|(&a, rs)| rs.iter().enumerate().map(move |(i, o)| (o.used, a, i)))
-                .min();
-            let Some((_, asset, i)) = lru else {
-                return;
-            };
-            if let Some(rs) = self.readers.get_mut(&asset) {
-                rs.remove(i);
-                if rs.is_empty() {
-                    self.readers.remove(&asset);
-                }
-            }
-            // Frames kept from the closed decoder's run are worth less than the room.
-            self.kept.retain(|(a, _)| *a != asset);
-            self.kept_bytes = self.kept.iter().map(|(_, f)| f.size_bytes()).sum();
-        }
     }
 }
 
