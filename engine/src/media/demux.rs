@@ -162,7 +162,7 @@ enum Reads {
 }
 
 /// An open media file: MP4/MOV through the box parser, and with the `ffmpeg` feature the
-/// containers libavformat reads (Matroska/WebM, MPEG-TS, AVI, MXF …; see `lavf.rs`) behind
+/// containers libavformat reads (Matroska/WebM, MPEG-TS, AVI, MXF …; see `lavf/`) behind
 /// the same interface.
 #[derive(Debug)]
 pub struct Mp4Demuxer {

@@ -118,6 +118,10 @@ pub(super) fn open(path: &Path, found: &str) -> Result<Arc<Lavf>, MediaError> {
         e => e,
     })?);
     kept = KEPT.lock().unwrap_or_else(PoisonError::into_inner);
+    // Another reader indexed it meanwhile (workers open a file at once): one entry per file.
+    if let Some((_, first)) = kept.iter().find(|(k, _)| *k == key) {
+        return Ok(first.clone());
+    }
     if kept.len() >= KEPT_INDEXES {
         kept.remove(0);
     }
