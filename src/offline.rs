@@ -74,6 +74,9 @@ pub struct OfflineReport {
     pub seconds: f64,
     /// Frames per second.
     pub fps: f64,
+    /// Seconds the decode workers spent on this range's frames (worker time, beside the
+    /// render: not a share of `seconds`).
+    pub decode_seconds: f64,
     /// Ticks run (at least one per frame).
     pub ticks: u64,
 }
@@ -159,6 +162,7 @@ impl OfflineRenderer {
             });
         }
         let start = Instant::now();
+        let decode_before = self.decode_seconds();
         let ticks_before = self.next_tick;
         let errors_before = self.engine.metrics().decode_errors;
         let render_errors_before = self.render_errors();
@@ -209,8 +213,16 @@ impl OfflineRenderer {
             frames,
             seconds,
             fps: frames as f64 / seconds.max(1e-9),
+            decode_seconds: self.decode_seconds() - decode_before,
             ticks: self.next_tick - ticks_before,
         })
+    }
+
+    fn decode_seconds(&self) -> f64 {
+        self.engine
+            .world()
+            .resource::<framelock_systems::Metrics>()
+            .decode_seconds
     }
 
     fn render_errors(&self) -> u64 {

@@ -124,6 +124,9 @@ fn export_is_every_frame_exact_continuous_and_deterministic() {
         (300, 7, 7)
     );
     assert_eq!(report.bytes, std::fs::metadata(&out).unwrap().len());
+    // Every stage's time is reported (decode on the workers' decode threads).
+    assert!(report.decode_seconds > 0.0 && report.render_seconds > 0.0);
+    assert!(report.encode_seconds > 0.0 && report.mux_seconds > 0.0);
 
     // ffprobe: codec, size, frames, duration.
     let v = ffprobe(&out, &["-count_frames", "-show_streams", "-show_format"]);

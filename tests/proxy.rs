@@ -590,12 +590,18 @@ fn auto_switches_on_measured_load_below_the_threshold() {
         .insert(0, 0.010);
     play(&mut engine, 1);
     assert_eq!(lod(&mut engine), Lod::Original);
-    // Measured: 100 ms a frame, 2 workers, 33 ms per frame: cannot keep up.
+    // Measured: 100 ms a frame, 2 workers, 33 ms per frame: cannot keep up. With the quality
+    // controller on, load is its call (a rung that lowers the playback resolution, stepped
+    // back up when there is headroom): the clip stays on its original until it steps.
     engine
         .world_mut()
         .resource_mut::<DecodeLoad>()
         .0
         .insert(0, 0.100);
+    play(&mut engine, 1);
+    assert_eq!(lod(&mut engine), Lod::Original);
+    // Without the controller, the measured load itself switches to the proxy.
+    engine.quality_mut().auto_reduce_quality = false;
     play(&mut engine, 1);
     assert!(matches!(lod(&mut engine), Lod::Proxy { height: 720, .. }));
 }

@@ -94,6 +94,7 @@ pub(super) enum Msg {
 /// What the coordinator measured.
 #[derive(Default)]
 struct Totals {
+    decode: f64,
     render: f64,
     encode: f64,
     mux: f64,
@@ -106,6 +107,7 @@ pub(super) struct SegmentDone {
     pub(super) encoded: Encoded,
     pub(super) render_seconds: f64,
     pub(super) encode_seconds: f64,
+    pub(super) decode_seconds: f64,
 }
 
 /// Everything the coordinator thread owns.
@@ -224,6 +226,7 @@ impl Job {
             bytes: summary.bytes,
             seconds,
             fps: summary.frames as f64 / seconds.max(1e-9),
+            decode_seconds: totals.decode,
             render_seconds: totals.render,
             encode_seconds: totals.encode,
             mux_seconds,
@@ -264,6 +267,7 @@ impl Job {
             match msg {
                 Msg::Segment(done) => {
                     let done = done?;
+                    totals.decode += done.decode_seconds;
                     totals.render += done.render_seconds;
                     totals.encode += done.encode_seconds;
                     waiting.insert(done.index, done);
@@ -415,10 +419,15 @@ pub(super) fn render_segment(
 ) -> Result<SegmentDone, ExportError> {
     let mut encoder = SegmentEncoder::new(codec, settings, quality, segment.frames())?;
     let mut encode_seconds = 0.0;
+    // Time in `next_frame` (waiting while the export is paused) is no stage's.
+    let mut held_seconds = 0.0;
     let mut error = None;
     let started = Instant::now();
     let report = renderer.render_while(segment.start..segment.end, |frame| {
-        if !next_frame() {
+        let t = Instant::now();
+        let go_on = next_frame();
+        held_seconds += t.elapsed().as_secs_f64();
+        if !go_on {
             return ControlFlow::Break(());
         }
         let t = Instant::now();
@@ -449,8 +458,9 @@ pub(super) fn render_segment(
     Ok(SegmentDone {
         index: segment.index,
         encoded,
-        render_seconds: started.elapsed().as_secs_f64() - encode_seconds,
+        render_seconds: (started.elapsed().as_secs_f64() - encode_seconds - held_seconds).max(0.0),
         encode_seconds,
+        decode_seconds: report.decode_seconds,
     })
 }
 

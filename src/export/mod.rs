@@ -217,8 +217,11 @@ pub struct ExportReport {
     pub seconds: f64,
     /// Frames per second.
     pub fps: f64,
+    /// Summed over the workers' decode threads: seconds decoding source frames (beside the
+    /// render and encode, which it feeds: not a share of `render_seconds`).
+    pub decode_seconds: f64,
     /// Summed over workers: seconds waiting for rendered frames (decode + composite +
-    /// effects, the part not hidden behind encoding).
+    /// effects, the part not hidden behind encoding). Time paused is not counted.
     pub render_seconds: f64,
     /// Summed over workers: seconds encoding.
     pub encode_seconds: f64,

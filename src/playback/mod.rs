@@ -270,6 +270,7 @@ impl PlaybackEngine {
             decoder_room: Some(options.memory.critical_bytes()),
             by_asset: workers * need.decoders > options.memory.warning_bytes(),
             decoders_expected: need.decoders,
+            clock: options.cost_clock.clone(),
         });
         let (world, schedule) = builder.build(decoders, service, options.output_pixels);
         let mut world = world;
@@ -353,6 +354,15 @@ impl PlaybackEngine {
         playhead.state == PlayState::Paused
             && self.world.get_resource::<RenderMode>() != Some(&RenderMode::Offline)
             && !self.world.resource::<OnScreen>().shows(playhead)
+    }
+
+    /// The clock time the next [`PlaybackEngine::tick`] runs at: its frame's deadline (or
+    /// now, when the loop is behind). Paused with a picture outstanding, a tick may run
+    /// earlier (see [`PlaybackEngine::tick`]). For drivers that simulate work on a
+    /// virtual clock up to the next tick.
+    pub fn next_tick_due(&self) -> Duration {
+        let now = self.clock.now().saturating_sub(self.epoch);
+        self.epoch + self.pacer.next(self.last_tick, now).due
     }
 
     /// Decodes, renders or disk reads not collected yet.
@@ -490,6 +500,11 @@ impl PlaybackEngine {
         self.world.resource::<Decoders>().0.in_flight()
     }
 
+    /// Decode workers with a job queued or being decoded (the others wait for work).
+    pub fn busy_decode_workers(&self) -> usize {
+        self.world.resource::<Decoders>().0.busy_workers()
+    }
+
     /// Decode jobs dropped undecoded because a seek made them stale.
     pub fn decodes_dropped_stale(&self) -> u64 {
         self.world.resource::<Decoders>().0.dropped_stale()
@@ -517,6 +532,12 @@ impl PlaybackEngine {
     /// Pictures being rendered (submitted, not collected).
     pub fn renders_in_flight(&self) -> usize {
         self.world.resource::<RenderState>().in_flight()
+    }
+
+    /// Render jobs queued or running on a render worker (their results may still wait to
+    /// be collected by a tick).
+    pub fn renders_running(&self) -> usize {
+        self.world.resource::<Renderer>().0.running()
     }
 
     /// What the render path did so far (effects frames per path, composites, rendered ahead,

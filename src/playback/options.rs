@@ -8,6 +8,7 @@ use std::time::Duration;
 use framelock_components::{
     MemoryBudget, Pressure, ProjectError, ProxyStrategy, QualitySettings, TierStats,
 };
+use framelock_engine::app::Clock;
 use framelock_engine::cache::{DiskCacheOptions, DiskError, DiskStats};
 use framelock_engine::gpu::GpuOptions;
 use framelock_engine::media::{DecoderRegistry, MediaError, ProbeCache};
@@ -220,6 +221,11 @@ pub struct EngineOptions {
     /// budget (see [`framelock_engine::memory::return_freed_memory`]: a process-wide glibc
     /// setting). Default `true`; a host that tunes its allocator itself turns it off.
     pub return_freed_memory: bool,
+    /// The clock decode work is timed on (`None`: the wall clock). The quality controller
+    /// models the machine from those times. Tests that drive the engine on a virtual clock
+    /// with a decoder double simulating its cost set a clock the double advances, so the
+    /// controller sees exactly the simulated costs.
+    pub cost_clock: Option<Arc<dyn Clock>>,
 }
 
 impl Default for EngineOptions {
@@ -243,6 +249,7 @@ impl Default for EngineOptions {
             audio_ring_frames: 8192,
             scrub_audio: Some(Duration::from_millis(80)),
             return_freed_memory: true,
+            cost_clock: None,
         }
     }
 }

@@ -1,6 +1,10 @@
 //! `decode` — reads [`Playhead`], [`MediaAsset`], [`DiskTier`] (is there one); writes [`Frame`],
-//! [`FramePixels`], [`CacheEntry`], [`FrameIndex`], [`Metrics`], [`DecodeLoad`]; owns the
-//! [`Decoders`] pool's traffic.
+//! [`FramePixels`], [`CacheEntry`], [`FrameIndex`], [`Metrics`], [`DecodeLoad`], [`SwitchedFrom`]
+//! (drains it); owns the [`Decoders`] pool's traffic.
+//!
+//! When `lod_select` moves a clip to another candidate (a quality step to a proxy, or back),
+//! the requests and queued jobs of the candidate it left that nothing uses any more are
+//! dropped and withdrawn from the pool, so the new candidate's frames do not wait behind them.
 //!
 //! A frame that fails to decode (a missing, truncated or corrupt file) gets the media-offline
 //! picture ([`Picture::media_offline_in`], one per asset, shared), so the timeline plays on
@@ -27,7 +31,7 @@ use framelock_engine::workers::DecodeJob;
 
 use crate::{
     BesideLane, DecodeGenerations, DecodeLoad, Decoders, DiskTier, EngineEvent, Events, FrameIndex,
-    FramePixels, Memory, Metrics, Pending, Tick, decode_lane,
+    FramePixels, Memory, Metrics, Pending, SwitchedFrom, Tick, decode_lane,
 };
 
 /// The media-offline picture of each failing asset id.
@@ -45,6 +49,7 @@ pub fn decode(
     mut metrics: ResMut<Metrics>,
     mut load: ResMut<DecodeLoad>,
     (disk, mut generations, tick): (Option<Res<DiskTier>>, ResMut<DecodeGenerations>, Res<Tick>),
+    switched: Option<ResMut<SwitchedFrom>>,
     mut seen_generation: Local<u64>,
     // Media whose last decode failed (reported once, until one decodes again).
     (mut events, mut failing): (Option<ResMut<Events>>, Local<HashSet<u64>>),
@@ -131,6 +136,17 @@ pub fn decode(
         }
     }
 
+    let switched = switched.map(|mut s| std::mem::take(&mut s.0));
+    if let Some(switched) = switched.filter(|s| !s.is_empty()) {
+        withdraw_unwanted(
+            &mut commands,
+            &pool,
+            (&mut frames, &switched),
+            &mut index,
+            &mut metrics,
+            tick.index,
+        );
+    }
     // Playing, a request the playhead left behind in an earlier GOP than every frame wanted
     // now (of its asset) can only be shown late by a decoder that has fallen behind: it is
     // dropped, so the decoder jumps to the playhead's GOP (a keyframe) instead of finishing
@@ -213,4 +229,39 @@ pub fn decode(
         commands.entity(e).remove::<Pending>();
     }
     metrics.decode_queue_depth = pool.0.in_flight();
+}
+
+/// A request or queued decode of an asset a clip just moved away from (see [`SwitchedFrom`]),
+/// that no frame wanted this tick uses, is dropped (and withdrawn from the pool), so the
+/// new candidate's frames do not wait behind it on its worker. (A job already running
+/// finishes; its result finds no request and is dropped. Frames of a clip that merely
+/// ended are left: they may still stand in for late frames.)
+fn withdraw_unwanted(
+    commands: &mut Commands,
+    pool: &Decoders,
+    (frames, switched): (&mut Query<(Entity, &mut Frame, &mut CacheEntry)>, &[Entity]),
+    index: &mut FrameIndex,
+    metrics: &mut Metrics,
+    tick: u64,
+) {
+    let used: HashSet<u64> = frames
+        .iter()
+        .filter(|(_, _, entry)| entry.last_use == tick)
+        .map(|(_, f, _)| f.asset_id)
+        .collect();
+    for (e, f, entry) in frames.iter() {
+        let waiting = matches!(f.state, FrameState::Decoding | FrameState::Requested);
+        if waiting
+            && entry.last_use != tick
+            && switched.contains(&f.asset)
+            && !used.contains(&f.asset_id)
+        {
+            if f.state == FrameState::Decoding {
+                pool.0.withdraw(f.asset_id, f.index, f.generation);
+            }
+            index.0.remove(&(f.asset_id, f.index));
+            commands.entity(e).despawn();
+            metrics.withdrawn += 1;
+        }
+    }
 }

@@ -53,8 +53,8 @@ pub use render::{
 };
 pub use resources::{
     AssetIds, BesideLane, Composited, DecodeGenerations, DecodeLoad, Decoders, FrameIndex,
-    FramePixels, FrameSink, LayerSource, OnScreen, Pending, PresentedFrame, ProxyService, Tick,
-    decode_lane,
+    FramePixels, FrameSink, LayerSource, OnScreen, Pending, PresentedFrame, ProxyService,
+    SwitchedFrom, Tick, decode_lane,
 };
 pub use timeline_index::{TimelineIndex, TrackIndex, index_timeline};
 pub use world::{
@@ -96,6 +96,7 @@ pub fn insert_cache_resources(world: &mut World, budget: framelock_components::M
     world.insert_resource(RenderedFrames::new(budget.max_memory / 4));
     world.insert_resource(RenderCost::default());
     world.insert_resource(DecodeGenerations::default());
+    world.insert_resource(SwitchedFrom::default());
     world.insert_resource(framelock_components::Pressure::default());
     world.insert_resource(budget);
     world.insert_resource(RenderState::default());

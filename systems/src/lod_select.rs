@@ -1,7 +1,7 @@
 //! `lod_select` — reads [`Clip`], [`HasEffects`], [`MediaAsset`], [`ProxyAssets`],
 //! [`Playhead`], [`OutputFormat`], [`QualitySettings`], [`ProxyService`] (thresholds),
 //! [`DecodeLoad`], [`Decoders`], [`TimelineIndex`], [`Pressure`], [`AdaptiveQuality`]; writes
-//! [`Lod`].
+//! [`Lod`], [`SwitchedFrom`] (the candidates it moved clips away from).
 //!
 //! Chooses, per clip near the playhead and tick, whether it decodes from its original or from
 //! one of its ready proxies:
@@ -10,11 +10,14 @@
 //!   (paused, scrubbing); the strategy's threshold for that mode is a picture height.
 //! - `use_proxy: never` → original. `always` → the tallest ready proxy within the threshold
 //!   (the smallest one if none is within it), the original while none is ready.
-//! - `auto` → a proxy (chosen as for `always`) when the original is taller than the threshold
-//!   **or** the measured load says the original cannot keep up: its decode time per frame ×
-//!   the visible layers exceeds the frame period × decode workers. Otherwise the original.
-//!   Once a clip is on a proxy for load, the original is no longer decoded, so its measured
-//!   cost stays as last seen: the choice sticks until the settings change (no flapping).
+//! - `auto` → a proxy (chosen as for `always`) when the original is taller than the threshold.
+//!   Otherwise the original. Load: with the quality controller on (`auto_reduce_quality`),
+//!   load is its job — a rung with a lower playback resolution caps the threshold (below) and
+//!   it steps back up when the machine has headroom again. With the controller off, a proxy
+//!   is also chosen when the measured load says the original cannot keep up (its decode time
+//!   per frame × the visible layers exceeds the frame period × decode workers); once a clip
+//!   is on a proxy for load the original is no longer decoded, so its measured cost stays as
+//!   last seen: that choice sticks until the settings change (no flapping).
 //! - a playback resolution lowered by the quality controller caps every mode's threshold at
 //!   the picture's height (a proxy no taller than the picture is enough).
 //! - memory pressure critical (and `use_proxy` not `never`) → the smallest ready proxy:
@@ -29,7 +32,7 @@ use framelock_components::{
     OutputFormat, PlayState, Playhead, Pressure, ProxyAssets, QualitySettings, UseProxy,
 };
 
-use crate::{DecodeLoad, Decoders, ProxyService, TimelineIndex};
+use crate::{DecodeLoad, Decoders, ProxyService, SwitchedFrom, TimelineIndex};
 
 /// The system.
 pub fn lod_select(
@@ -40,7 +43,11 @@ pub fn lod_select(
     decoders: Res<Decoders>,
     timeline: Res<TimelineIndex>,
     service: Option<Res<ProxyService>>,
-    (pressure, adaptive): (Res<Pressure>, Res<AdaptiveQuality>),
+    (pressure, adaptive, mut switched): (
+        Res<Pressure>,
+        Res<AdaptiveQuality>,
+        Option<ResMut<SwitchedFrom>>,
+    ),
     assets: Query<(&MediaAsset, Option<&ProxyAssets>)>,
     mut clips: Query<(&Clip, &mut Lod, Has<HasEffects>)>,
 ) {
@@ -68,7 +75,12 @@ pub fn lod_select(
     let reach = (quality.prefetch_frames as f64 * playhead.rate.abs().max(1.0)).ceil() as u64 + 1;
     let lo = playhead.frame.saturating_sub(reach);
     let hi = playhead.frame.saturating_add(reach);
-    let cost_factor = layers * playhead.rate.abs().max(1.0) / (frame_period * workers);
+    // (No load rule while the controller handles load: see the module doc.)
+    let cost_factor = if quality.auto_reduce_quality {
+        0.0
+    } else {
+        layers * playhead.rate.abs().max(1.0) / (frame_period * workers)
+    };
     for track in &timeline.tracks {
         // Clips are sorted by start and do not overlap, so their ends are sorted too.
         let first = track.clips.partition_point(|&(_, end, _)| end <= lo);
@@ -100,6 +112,12 @@ pub fn lod_select(
                 )
             };
             if *lod != want {
+                if let Some(switched) = switched.as_mut() {
+                    switched.0.push(match *lod {
+                        Lod::Original => clip.asset,
+                        Lod::Proxy { asset, .. } => asset,
+                    });
+                }
                 *lod = want;
             }
         }

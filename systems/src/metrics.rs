@@ -34,6 +34,10 @@ pub struct Metrics {
     /// Requests dropped undecoded while playing because the playhead had left their GOP (a
     /// decoder slower than real time jumps to the playhead's keyframe).
     pub gave_up: u64,
+    /// Decode jobs withdrawn while playing because nothing wanted their source any more (a
+    /// quality step moved the layer to another candidate, a clip ended): the worker skips
+    /// them, so the new candidate's frames do not queue behind them.
+    pub withdrawn: u64,
     /// Pictures shown in place of the exact frame after a seek while it decodes (the nearest
     /// decoded frame of the same source: the keyframe, a cached frame).
     pub approximate: u64,
@@ -69,6 +73,9 @@ pub struct Metrics {
     pub tick_times: VecDeque<Duration>,
     /// Recent decode times per frame (worker time).
     pub decode_times: VecDeque<Duration>,
+    /// Seconds the decode workers spent on the jobs collected so far (their own time: with
+    /// several workers it can exceed wall time).
+    pub decode_seconds: f64,
     /// Wall time of the first and the latest tick.
     pub span: Option<(Duration, Duration)>,
     /// Recent frame times: the clock time between two new pictures reaching the screen
@@ -143,6 +150,7 @@ impl Metrics {
     /// Records one decode's worker time.
     pub fn record_decode(&mut self, took: Duration) {
         self.decoded += 1;
+        self.decode_seconds += took.as_secs_f64();
         push(&mut self.decode_times, took);
     }
 

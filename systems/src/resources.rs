@@ -178,3 +178,9 @@ pub struct DecodeGenerations {
     /// This tick's generation change continues the last plan.
     pub continuous: bool,
 }
+
+/// Assets a clip stopped decoding from this tick (`lod_select` moved it to another candidate:
+/// a proxy for the original at a quality step, or back). `decode` withdraws their queued jobs
+/// that nothing uses any more, so the new candidate's frames do not wait behind them.
+#[derive(Resource, Debug, Default, Clone)]
+pub struct SwitchedFrom(pub Vec<Entity>);

@@ -43,6 +43,7 @@ pub fn run(
             "export_fps": report.fps,
             "export_seconds": report.seconds,
             "export_bytes": report.bytes,
+            "export_decode_seconds": report.decode_seconds,
             "export_render_seconds": report.render_seconds,
             "export_encode_seconds": report.encode_seconds,
             "workers": report.workers,
@@ -56,10 +57,11 @@ pub fn run(
         println!("{v}");
     } else {
         println!(
-            "{name}: export of {frames} frames: {:.2} fps ({:.1} s, {} workers; render {:.1} s, encode {:.1} s summed); naive one-core pipeline {:.2} fps ({naive:.1} s): {ratio_naive:.2}x; {}",
+            "{name}: export of {frames} frames: {:.2} fps ({:.1} s, {} workers; decode {:.1} s, render {:.1} s, encode {:.1} s summed); naive one-core pipeline {:.2} fps ({naive:.1} s): {ratio_naive:.2}x; {}",
             report.fps,
             report.seconds,
             report.workers,
+            report.decode_seconds,
             report.render_seconds,
             report.encode_seconds,
             fps(naive),

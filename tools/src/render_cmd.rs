@@ -167,6 +167,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             "bytes": report.bytes,
             "seconds": report.seconds,
             "fps": report.fps,
+            "decode_seconds": report.decode_seconds,
             "render_seconds": report.render_seconds,
             "encode_seconds": report.encode_seconds,
             "mux_seconds": report.mux_seconds,
@@ -178,7 +179,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         println!("{v}");
     } else {
         println!(
-            "{}: {} frames in {:.1} s ({:.1} fps), {} segments on {} workers, {:.1} MB, audio {}; render {:.1} s, encode {:.1} s, mux {:.2} s (summed over workers)",
+            "{}: {} frames in {:.1} s ({:.1} fps), {} segments on {} workers, {:.1} MB, audio {}; decode {:.1} s, render {:.1} s, encode {:.1} s, mux {:.2} s (summed over workers)",
             report.path.display(),
             report.frames,
             report.seconds,
@@ -189,6 +190,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             report
                 .audio
                 .map_or_else(|| "none".to_string(), |a| a.to_string()),
+            report.decode_seconds,
             report.render_seconds,
             report.encode_seconds,
             report.mux_seconds

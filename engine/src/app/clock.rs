@@ -26,6 +26,12 @@ pub trait Clock: Send + Sync {
     }
 }
 
+impl std::fmt::Debug for dyn Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Clock(now = {:?})", self.now())
+    }
+}
+
 /// Real time, from a monotonic [`Instant`].
 #[derive(Clone, Copy, Debug)]
 pub struct WallClock {

@@ -33,6 +33,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use framelock_components::CacheKey;
 
+use crate::app::Clock;
 use crate::cache::DiskCache;
 use crate::media::{DecoderRegistry, MediaError, Picture, VideoReader};
 use crate::memory::BufferPool;
@@ -107,6 +108,72 @@ pub struct DecodePoolOptions {
     /// in the pool from the start, as a reservation that open decoders use up, so that what
     /// is admitted before the first decoder opens leaves room for it.
     pub decoders_expected: usize,
+    /// The clock a job's [`DecodeDone::decode_time`] is measured on (`None`: the wall
+    /// clock). The quality controller models the machine from these times; a test with a
+    /// decoder double that simulates its cost sets a clock the double advances, so the
+    /// costs are exact whatever the test machine's speed.
+    pub clock: Option<Arc<dyn Clock>>,
+}
+
+/// Jobs handed to one worker and not finished, and to all of them.
+#[derive(Clone)]
+struct InFlight {
+    all: Arc<AtomicUsize>,
+    mine: Arc<AtomicUsize>,
+}
+
+impl InFlight {
+    fn add(&self) {
+        self.all.fetch_add(1, Ordering::SeqCst);
+        self.mine.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn done(&self) {
+        self.mine.fetch_sub(1, Ordering::SeqCst);
+        self.all.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The wall clock's zero for workers without a clock of their own.
+static WALL_EPOCH: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+
+/// Jobs the caller no longer wants, (asset, frame, generation), newest last: a worker that
+/// reaches one drops it undecoded. Bounded: a withdrawal older than the last
+/// [`WITHDRAWN_KEPT`] is forgotten (its job, if still queued, is decoded after all; the
+/// result then goes unused).
+#[derive(Clone, Default)]
+struct Withdrawn(Arc<std::sync::Mutex<VecDeque<(u64, u64, u64)>>>);
+
+/// Lanes whose worker is remembered (far more GOPs than prefetch reaches).
+const LANES_KEPT: usize = 1024;
+
+/// Withdrawals remembered (many times the jobs a worker queues).
+const WITHDRAWN_KEPT: usize = 256;
+
+impl Withdrawn {
+    fn add(&self, job: (u64, u64, u64)) {
+        if let Ok(mut w) = self.0.lock() {
+            if w.len() == WITHDRAWN_KEPT {
+                w.pop_front();
+            }
+            w.push_back(job);
+        }
+    }
+
+    /// Whether `job` was withdrawn (forgetting it: a job is reached once).
+    fn take(&self, job: &DecodeJob) -> bool {
+        let Ok(mut w) = self.0.lock() else {
+            return false;
+        };
+        let key = (job.asset_id, job.frame, job.generation);
+        match w.iter().position(|&k| k == key) {
+            Some(i) => {
+                w.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// Decode threads.
@@ -115,11 +182,16 @@ pub struct DecodePool {
     done: Receiver<DecodeDone>,
     generation: Arc<AtomicU64>,
     in_flight: Arc<AtomicUsize>,
+    /// Per worker, its share of `in_flight`.
+    worker_in_flight: Vec<InFlight>,
     dropped_stale: Arc<AtomicU64>,
+    withdrawn: Withdrawn,
     progress: Progress,
     handles: Vec<JoinHandle<()>>,
     /// With [`DecodePoolOptions::by_asset`]: the worker of each asset seen.
     by_asset: Option<std::sync::Mutex<HashMap<u64, usize>>>,
+    /// Each lane's worker, and the lanes in the order they were first seen.
+    lanes: std::sync::Mutex<(HashMap<u64, usize>, VecDeque<u64>)>,
 }
 
 impl std::fmt::Debug for DecodePool {
@@ -157,6 +229,7 @@ impl DecodePool {
             decoder_room: None,
             by_asset: false,
             decoders_expected: 0,
+            clock: None,
         })
     }
 
@@ -173,6 +246,7 @@ impl DecodePool {
             decoder_room,
             by_asset,
             decoders_expected,
+            clock,
         } = options;
         let decoder_bytes = pool
             .as_ref()
@@ -182,11 +256,18 @@ impl DecodePool {
         let generation = Arc::new(AtomicU64::new(0));
         let in_flight = Arc::new(AtomicUsize::new(0));
         let dropped_stale = Arc::new(AtomicU64::new(0));
+        let withdrawn = Withdrawn::default();
         let mut jobs = Vec::with_capacity(workers);
         let mut handles = Vec::with_capacity(workers);
+        let mut worker_in_flight = Vec::with_capacity(workers);
         for i in 0..workers {
             let (tx, rx) = crossbeam_channel::bounded::<DecodeJob>(queue.max(1));
             jobs.push(tx);
+            let counted = InFlight {
+                all: in_flight.clone(),
+                mine: Arc::new(AtomicUsize::new(0)),
+            };
+            worker_in_flight.push(counted.clone());
             let worker = Worker {
                 registry: registry.clone(),
                 readers: HashMap::new(),
@@ -194,8 +275,10 @@ impl DecodePool {
                 done: done_tx.clone(),
                 generation: generation.clone(),
                 job_generation: Arc::new(AtomicU64::new(0)),
-                in_flight: in_flight.clone(),
+                in_flight: counted,
+                clock: clock.clone(),
                 dropped_stale: dropped_stale.clone(),
+                withdrawn: withdrawn.clone(),
                 kept: VecDeque::new(),
                 kept_bytes: 0,
                 kept_budget: skip_cache_bytes,
@@ -218,10 +301,13 @@ impl DecodePool {
             done,
             generation,
             in_flight,
+            worker_in_flight,
             dropped_stale,
+            withdrawn,
             progress,
             handles,
             by_asset: by_asset.then(Default::default),
+            lanes: Default::default(),
         }
     }
 
@@ -231,7 +317,7 @@ impl DecodePool {
     fn worker_for(&self, job: &DecodeJob) -> usize {
         let n = self.jobs.len();
         let Some(Ok(mut map)) = self.by_asset.as_ref().map(std::sync::Mutex::lock) else {
-            return (job.lane % n as u64) as usize;
+            return self.lane_worker(job.lane);
         };
         if let Some(&w) = map.get(&job.asset_id) {
             return w;
@@ -242,6 +328,35 @@ impl DecodePool {
         }
         let w = (0..n).min_by_key(|&w| load[w]).unwrap_or(0);
         map.insert(job.asset_id, w);
+        w
+    }
+
+    /// The worker of `lane`: the one it was given when first seen, so a GOP's frames continue
+    /// one decoder. A new lane goes to the worker with the fewest jobs in flight (ties: by
+    /// the lane's number), so a worker never idles while another's queue holds a GOP that
+    /// has not started — two layers on one worker would decode at half the rate the machine
+    /// has. The last [`LANES_KEPT`] lanes are remembered.
+    fn lane_worker(&self, lane: u64) -> usize {
+        let n = self.jobs.len();
+        let by_number = (lane % n as u64) as usize;
+        let Ok(mut lanes) = self.lanes.lock() else {
+            return by_number;
+        };
+        if let Some(&w) = lanes.0.get(&lane) {
+            return w;
+        }
+        let load = |w: usize| self.worker_in_flight[w].mine.load(Ordering::SeqCst);
+        let w = (0..n)
+            .map(|k| (by_number + k) % n)
+            .min_by_key(|&w| load(w))
+            .unwrap_or(by_number);
+        if lanes.1.len() == LANES_KEPT
+            && let Some(old) = lanes.1.pop_front()
+        {
+            lanes.0.remove(&old);
+        }
+        lanes.0.insert(lane, w);
+        lanes.1.push_back(lane);
         w
     }
 
@@ -261,11 +376,12 @@ impl DecodePool {
         if self.in_flight() + self.done.len() >= room {
             return Err(job);
         }
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let counted = &self.worker_in_flight[worker];
+        counted.add();
         match self.jobs[worker].try_send(job) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(job) | TrySendError::Disconnected(job)) => {
-                self.in_flight.fetch_sub(1, Ordering::SeqCst);
+                counted.done();
                 Err(job)
             }
         }
@@ -293,9 +409,25 @@ impl DecodePool {
         self.generation.fetch_max(generation, Ordering::SeqCst);
     }
 
+    /// Withdraws a queued job (frame `frame` of asset `asset_id`, of `generation`): the
+    /// worker drops it undecoded and sends no result; it counts as
+    /// [`DecodePool::dropped_stale`]. One already being decoded finishes (its result comes
+    /// as usual).
+    pub fn withdraw(&self, asset_id: u64, frame: u64, generation: u64) {
+        self.withdrawn.add((asset_id, frame, generation));
+    }
+
     /// Jobs queued or being decoded.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Workers with a job queued or being decoded (the others wait for work).
+    pub fn busy_workers(&self) -> usize {
+        self.worker_in_flight
+            .iter()
+            .filter(|w| w.mine.load(Ordering::SeqCst) > 0)
+            .count()
     }
 
     /// The counter every finished job bumps.
@@ -361,8 +493,11 @@ struct Worker {
     /// The generation of the job being decoded: its readers stop between two packets once
     /// the pool's generation is past it.
     job_generation: Arc<AtomicU64>,
-    in_flight: Arc<AtomicUsize>,
+    in_flight: InFlight,
+    /// See [`DecodePoolOptions::clock`].
+    clock: Option<Arc<dyn Clock>>,
     dropped_stale: Arc<AtomicU64>,
+    withdrawn: Withdrawn,
     /// Frames decoded on the way to requested ones, oldest first.
     kept: VecDeque<(u64, Arc<Picture>)>,
     kept_bytes: usize,
@@ -393,13 +528,14 @@ impl Worker {
                 }
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
             };
-            if job.generation < self.generation.load(Ordering::SeqCst) {
+            if job.generation < self.generation.load(Ordering::SeqCst) || self.withdrawn.take(&job)
+            {
                 self.dropped_stale.fetch_add(1, Ordering::SeqCst);
-                self.in_flight.fetch_sub(1, Ordering::SeqCst);
+                self.in_flight.done();
                 self.progress.bump();
                 continue;
             }
-            let start = Instant::now();
+            let start = self.now();
             let from_disk = match (&self.disk, job.cache_key) {
                 (Some(disk), Some(key)) => {
                     crate::profile_scope!("disk read");
@@ -419,7 +555,7 @@ impl Worker {
             // Made stale by a seek while it decoded: dropped like a stale queued job.
             if matches!(result, Err(MediaError::Cancelled)) {
                 self.dropped_stale.fetch_add(1, Ordering::SeqCst);
-                self.in_flight.fetch_sub(1, Ordering::SeqCst);
+                self.in_flight.done();
                 self.progress.bump();
                 continue;
             }
@@ -428,7 +564,7 @@ impl Worker {
                 frame: job.frame,
                 generation: job.generation,
                 result,
-                decode_time: start.elapsed(),
+                decode_time: self.now().saturating_sub(start),
                 from_disk: hit,
             };
             // Over the room after it (frames landed, other workers' decoders opened): this
@@ -437,11 +573,19 @@ impl Worker {
             self.make_room(0, job.asset_id);
             self.shed_for_others(Some(job.asset_id));
             let sent = self.done.send(done);
-            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            self.in_flight.done();
             self.progress.bump();
             if sent.is_err() {
                 return;
             }
+        }
+    }
+
+    /// Time on the pool's clock (see [`DecodePoolOptions::clock`]).
+    fn now(&self) -> Duration {
+        match &self.clock {
+            Some(clock) => clock.now(),
+            None => WALL_EPOCH.elapsed(),
         }
     }
 

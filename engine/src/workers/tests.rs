@@ -94,6 +94,7 @@ mod decode {
                 decoder_room: Some(room),
                 by_asset,
                 decoders_expected: expected,
+                clock: None,
             });
             // Counted before any decoder opens: the expected ones.
             let counted = memory.stats().class(PoolClass::Decoders).in_use_bytes;
@@ -176,6 +177,7 @@ mod decode {
             decoder_room: Some(each * 3 / 2),
             by_asset: false,
             decoders_expected: 0,
+            clock: None,
         });
         let job = |asset_id, lane| DecodeJob {
             asset_id,
@@ -213,6 +215,60 @@ mod decode {
         }
         assert!(matches!(decode(2, lane), Some(Ok(_))));
         assert_eq!(decoders(), each);
+        Ok(())
+    }
+}
+
+mod routing {
+    use super::super::*;
+    use crate::media::{GenerateOptions, generate_test_clip};
+    use framelock_components::Rational;
+
+    /// A new lane goes to the worker with the fewest jobs in flight (ties: by its number),
+    /// and keeps that worker afterwards, so a GOP's frames continue one decoder.
+    #[test]
+    fn a_new_lane_goes_to_the_least_busy_worker_and_stays_there() {
+        let pool = DecodePool::new(2, DecoderRegistry::openh264_only(), 4);
+        assert_eq!(pool.lane_worker(4), 0, "a tie goes by number");
+        assert_eq!(pool.lane_worker(5), 1, "a tie goes by number");
+        // Worker 0 busy: lane 6 (number 0) goes to worker 1, and stays there.
+        pool.worker_in_flight[0].add();
+        assert_eq!(pool.busy_workers(), 1);
+        assert_eq!(pool.lane_worker(6), 1);
+        pool.worker_in_flight[0].done();
+        assert_eq!(pool.busy_workers(), 0);
+        assert_eq!(pool.lane_worker(6), 1, "a lane keeps its worker");
+        assert_eq!(pool.lane_worker(4), 0);
+    }
+
+    /// A withdrawn job is dropped undecoded: no result, counted as stale, the pool idle.
+    #[test]
+    fn a_withdrawn_job_is_dropped_undecoded() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("tiny.mp4");
+        let options = GenerateOptions::new(64, 36, Rational::integer(30), 1.0);
+        generate_test_clip(&path, &options, |_, _| {})?;
+        let pool = DecodePool::new(1, DecoderRegistry::openh264_only(), 4);
+        let job = |frame| DecodeJob {
+            asset_id: 7,
+            path: Arc::new(path.clone()),
+            frame,
+            generation: 0,
+            lane: 0,
+            cache_key: None,
+        };
+        pool.withdraw(7, 3, 0);
+        for frame in [2, 3, 4] {
+            assert!(pool.try_submit(job(frame)).is_ok());
+        }
+        assert!(
+            pool.wait_idle(Duration::from_secs(20)),
+            "the worker finished"
+        );
+        let mut got: Vec<u64> = pool.try_collect().map(|d| d.frame).collect();
+        got.sort_unstable();
+        assert_eq!(got, [2, 4], "frame 3 was withdrawn");
+        assert_eq!(pool.dropped_stale(), 1);
         Ok(())
     }
 }

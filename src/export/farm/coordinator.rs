@@ -350,6 +350,7 @@ async fn collect(
                         encoded,
                         render_seconds: done.render_seconds,
                         encode_seconds: done.encode_seconds,
+                        decode_seconds: done.decode_seconds,
                     })));
                     if sent.is_err() {
                         return Ok(());

@@ -515,6 +515,7 @@ impl RenderNode {
                 lz4,
                 render_seconds: done.render_seconds,
                 encode_seconds: done.encode_seconds,
+                decode_seconds: done.decode_seconds,
                 ship_seconds: 0.0,
             }),
         );

@@ -90,6 +90,9 @@ pub(super) struct Done {
     pub(super) lz4: bool,
     pub(super) render_seconds: f64,
     pub(super) encode_seconds: f64,
+    /// Decode thread time (absent from nodes before it was reported).
+    #[serde(default)]
+    pub(super) decode_seconds: f64,
     /// Serialise + upload + publish.
     pub(super) ship_seconds: f64,
 }
