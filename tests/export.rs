@@ -363,3 +363,114 @@ fn bad_requests_are_clear_errors() {
     assert!(e.to_string().contains("gone.mp4"), "{e}");
     assert!(!dir.path().join("y.mp4").exists());
 }
+
+/// An export started from a playing engine is a task of it (`RenderTask`, class `Export`),
+/// listed first, with its progress mirrored each tick; the background queue holds while it
+/// renders; it ends `Done` with `ExportDone`, and its report is the file's (every frame the
+/// timeline's). A cancelled one ends `Cancelled` with `ExportFailed` and writes nothing.
+#[test]
+fn an_export_is_a_render_task_of_the_engine() {
+    use framelock::{
+        BackgroundRender, EngineEvent, PlaybackEngine, PriorityClass, TaskState, VirtualClock,
+    };
+    let dir = out_dir();
+    let out = dir.path().join("task.mp4");
+    let mut engine = PlaybackEngine::open(
+        &project(),
+        EngineOptions {
+            gpu: None,
+            audio: false,
+            ..EngineOptions::default()
+        },
+        std::sync::Arc::new(VirtualClock::new()),
+        |_| {},
+    )
+    .expect("open");
+    let events = engine.events();
+    engine.set_background_render(BackgroundRender::Manual);
+    assert_eq!(engine.prioritize_render(0..300), 10);
+    let mut r = request(&out, 2);
+    r.audio = framelock::ExportAudio::None;
+    let task = engine.export(r).expect("start");
+    let tasks = engine.render_tasks();
+    assert_eq!(tasks.len(), 11);
+    assert_eq!(tasks[0].class, PriorityClass::Export, "exports go first");
+    assert_eq!(tasks[0].range, 0..300);
+    let start = std::time::Instant::now();
+    let mut seen_done = Vec::new();
+    loop {
+        engine.tick();
+        let t = engine
+            .render_tasks()
+            .into_iter()
+            .find(|t| t.class == PriorityClass::Export)
+            .expect("the export task");
+        if let TaskState::Rendering { done } = t.state {
+            seen_done.push(done);
+            // Held while the export renders: no background chunk handed out.
+            assert_eq!(engine.background_stats().chunks, 0, "the queue holds");
+        } else {
+            assert_eq!(t.state, TaskState::Done);
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the export ended"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(!seen_done.is_empty(), "seen rendering");
+    assert!(
+        seen_done.windows(2).all(|w| w[0] <= w[1]),
+        "progress only grows"
+    );
+    let p = engine.export_progress(task).expect("an export task");
+    assert_eq!((p.state, p.frames_total), (ExportState::Finished, 300));
+    let report = engine
+        .take_export_report(task)
+        .expect("ended")
+        .expect("exported");
+    assert_eq!((report.frames, report.path.clone()), (300, out.clone()));
+    assert!(
+        engine.export_progress(task).is_none(),
+        "taken: the task is gone"
+    );
+    assert!(events.try_iter().any(|e| matches!(
+        e,
+        EngineEvent::ExportDone { ref output, frames: 300 } if *output == out
+    )));
+    let mut reader = VideoReader::open(&out, &DecoderRegistry::openh264_only()).unwrap();
+    for t in [0, 61, 149, 215, 299] {
+        let f = reader.frame(t).unwrap();
+        assert_eq!(testcard::read_index(&f), Some(expected(t)), "frame {t}");
+    }
+    // The background queue runs once the export is over.
+    for _ in 0..3 {
+        engine.tick();
+    }
+    assert!(engine.background_stats().chunks > 0, "the queue went on");
+
+    // Cancelled: Cancelled, an event, no file.
+    let gone = dir.path().join("cancelled.mp4");
+    let task = engine.export(request(&gone, 1)).expect("start");
+    assert!(engine.cancel_export(task));
+    let start = std::time::Instant::now();
+    while engine.export_progress(task).expect("a task").state != ExportState::Cancelled {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the cancel landed"
+        );
+        engine.tick();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(matches!(
+        engine.take_export_report(task),
+        Some(Err(ExportError::Cancelled))
+    ));
+    assert!(
+        events
+            .try_iter()
+            .any(|e| matches!(e, EngineEvent::ExportFailed { .. }))
+    );
+    assert!(!gone.exists());
+}

@@ -20,10 +20,13 @@ pub enum BackgroundRender {
     Smart,
 }
 
-/// Which tasks go first: the host's, then the ones Smart mode chose; within a class, the
-/// nearest the playhead.
+/// Which tasks go first: exports, then the host's background renders, then the ones Smart
+/// mode chose; within a class, the nearest the playhead.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum PriorityClass {
+    /// An export (`PlaybackEngine::export`): rendered by the export's own workers, not the
+    /// background queue's, which holds while it runs.
+    Export,
     /// Asked for by the host (`prioritize(range)`): ahead of everything Smart queued.
     Host,
     /// Chosen by Smart mode.

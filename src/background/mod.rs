@@ -118,6 +118,8 @@ pub(crate) struct Background {
     /// Drops and late frames seen, and the ticks since they last grew.
     trouble: u64,
     quiet: u64,
+    /// An export task is rendering (not paused): the queue holds.
+    pub(crate) export_running: bool,
 }
 
 impl Background {
@@ -159,6 +161,7 @@ impl Background {
             stats: BackgroundStats::default(),
             trouble: 0,
             quiet: 0,
+            export_running: false,
         }
     }
 
@@ -184,7 +187,7 @@ impl Background {
                     t.state = TaskState::Queued;
                     t.generation = generation;
                 }
-                PriorityClass::Host => {}
+                PriorityClass::Host | PriorityClass::Export => {}
             }
         }
         for e in smart {
@@ -297,12 +300,17 @@ impl PlaybackEngine {
         self.background.paused = false;
     }
 
-    /// Cancels every task (the chunk in flight stops; what it rendered stays rendered) and
-    /// removes them. Returns how many there were.
+    /// Cancels every background task (the chunk in flight stops; what it rendered stays
+    /// rendered) and removes them. Returns how many there were. (Exports are not the
+    /// queue's: see [`PlaybackEngine::cancel_export`].)
     pub fn clear_render_queue(&mut self) -> usize {
         self.background.withdraw();
-        let mut q = self.world.query_filtered::<Entity, With<RenderTask>>();
-        let all: Vec<Entity> = q.iter(&self.world).collect();
+        let mut q = self.world.query::<(Entity, &RenderTask)>();
+        let all: Vec<Entity> = q
+            .iter(&self.world)
+            .filter(|(_, t)| t.class != PriorityClass::Export)
+            .map(|(e, _)| e)
+            .collect();
         for &e in &all {
             self.world.despawn(e);
         }
@@ -310,7 +318,8 @@ impl PlaybackEngine {
         all.len()
     }
 
-    /// The tasks, in queue order (host first, then nearest the playhead).
+    /// The tasks, in queue order: exports, then the host's, then Smart's, each class nearest
+    /// the playhead first.
     pub fn render_tasks(&mut self) -> Vec<RenderTask> {
         let at = self.playhead().frame;
         let mut q = self.world.query::<&RenderTask>();
@@ -327,6 +336,9 @@ impl PlaybackEngine {
         };
         let mut q = self.world.query::<&RenderTask>();
         for t in q.iter(&self.world) {
+            if t.class == PriorityClass::Export {
+                continue; // (an export reports its own progress)
+            }
             match t.state {
                 TaskState::Queued => p.queued += 1,
                 TaskState::Rendering { .. } => p.rendering += 1,
@@ -398,7 +410,8 @@ impl PlaybackEngine {
             return;
         }
         let slack = b.quiet >= QUIET_TICKS && took.as_secs_f64() < SLACK * period;
-        let open = !b.paused && (!playing || slack);
+        // An export running (see `export_tick`) goes first: the queue holds meanwhile.
+        let open = !b.paused && (!playing || slack) && !b.export_running;
         if playing && !slack {
             b.stats.yielded_ticks += 1;
         }
@@ -443,7 +456,7 @@ impl PlaybackEngine {
         let mut q = self.world.query::<(Entity, &RenderTask)>();
         let mut queued: Vec<(Entity, RenderTask)> = q
             .iter(&self.world)
-            .filter(|(_, t)| t.state == TaskState::Queued)
+            .filter(|(_, t)| t.state == TaskState::Queued && t.class != PriorityClass::Export)
             .map(|(e, t)| (e, t.clone()))
             .collect();
         queued.sort_by_key(|(_, t)| t.order(at));

@@ -33,6 +33,7 @@ mod audio;
 pub mod farm;
 mod job;
 mod plan;
+mod task;
 mod video;
 
 use std::ops::Range;

@@ -396,6 +396,7 @@ impl PlaybackEngine {
         self.last_tick = Some(plan.tick);
         self.last_ran_for = Some(self.world.resource::<Playhead>().picture_key());
         self.emit_tick_events();
+        self.export_tick();
         self.background_tick(took);
     }
 

@@ -88,6 +88,9 @@ pub enum PlayerError {
         /// The timeline frame that needs it.
         frame: u64,
     },
+    /// An export was refused before it started (see [`crate::Export::start`]).
+    #[error("export: {0}")]
+    Export(Box<crate::ExportError>),
     /// Removing proxy files failed.
     #[error("{path}: {source}")]
     Io {

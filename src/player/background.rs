@@ -59,6 +59,47 @@ impl Player {
         self.call(move |e| e.render_bar(range))
     }
 
+    /// Starts an export of the timeline as it is now as a task of the engine
+    /// ([`PlaybackEngine::export`]).
+    pub fn export(
+        &self,
+        request: crate::ExportRequest,
+    ) -> Result<bevy_ecs::entity::Entity, PlayerError> {
+        self.call(move |e| e.export(request))?
+            .map_err(|e| PlayerError::Export(Box::new(e)))
+    }
+
+    /// An export task's progress at the engine's last tick.
+    pub fn export_progress(
+        &self,
+        task: bevy_ecs::entity::Entity,
+    ) -> Result<Option<crate::ExportProgress>, PlayerError> {
+        self.call(move |e| e.export_progress(task))
+    }
+
+    /// Pauses an export task.
+    pub fn pause_export(&self, task: bevy_ecs::entity::Entity) -> Result<bool, PlayerError> {
+        self.call(move |e| e.pause_export(task))
+    }
+
+    /// Resumes a paused export task.
+    pub fn resume_export(&self, task: bevy_ecs::entity::Entity) -> Result<bool, PlayerError> {
+        self.call(move |e| e.resume_export(task))
+    }
+
+    /// Cancels an export task.
+    pub fn cancel_export(&self, task: bevy_ecs::entity::Entity) -> Result<bool, PlayerError> {
+        self.call(move |e| e.cancel_export(task))
+    }
+
+    /// An ended export task's report, once ([`PlaybackEngine::take_export_report`]).
+    pub fn take_export_report(
+        &self,
+        task: bevy_ecs::entity::Entity,
+    ) -> Result<Option<Result<crate::ExportReport, crate::ExportError>>, PlayerError> {
+        self.call(move |e| e.take_export_report(task))
+    }
+
     /// The background renderer's counters.
     pub fn background_stats(&self) -> Result<crate::BackgroundStats, PlayerError> {
         self.call(|e| e.background_stats())

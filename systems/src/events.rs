@@ -107,6 +107,21 @@ pub enum EngineEvent {
         /// The timeline's length now, in frames.
         duration: u64,
     },
+    /// An export started with `PlaybackEngine::export` ended: the file is in place.
+    ExportDone {
+        /// The file written.
+        output: PathBuf,
+        /// Frames written.
+        frames: u64,
+    },
+    /// An export started with `PlaybackEngine::export` ended without a file (failed or
+    /// cancelled; an older file at `output` is untouched).
+    ExportFailed {
+        /// The file it would have written.
+        output: PathBuf,
+        /// Why.
+        error: String,
+    },
     /// A cache was emptied at the host's request (`Player::clear_cache_later`): what went,
     /// or why it could not.
     CacheCleared {
