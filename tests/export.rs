@@ -474,3 +474,79 @@ fn an_export_is_a_render_task_of_the_engine() {
     );
     assert!(!gone.exists());
 }
+
+/// Frames the background queue rendered into the disk tier are encoded from there by an
+/// export started from the engine (converted from their RGBA, not rendered again), and the
+/// file is byte-identical to an export that rendered everything (CPU path).
+#[test]
+fn an_export_reuses_background_rendered_frames_bit_exactly() {
+    use framelock::{BackgroundRender, PlaybackEngine, TaskState, VirtualClock};
+    let dir = out_dir();
+    let cache = tempfile::tempdir().unwrap();
+    let mut engine = PlaybackEngine::open(
+        &project(),
+        EngineOptions {
+            registry: DecoderRegistry::openh264_only(),
+            gpu: None,
+            audio: false,
+            disk_cache: Some(framelock::DiskCacheOptions::new(cache.path(), 256 << 20)),
+            ..EngineOptions::default()
+        },
+        std::sync::Arc::new(VirtualClock::new()),
+        |_| {},
+    )
+    .expect("open");
+    engine.set_background_render(BackgroundRender::Manual);
+    engine.prioritize_render(0..300);
+    let start = std::time::Instant::now();
+    while engine.render_progress().done < 300 {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "background render: {:?}",
+            engine.render_progress()
+        );
+        engine.tick();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let rendered = engine.background_stats().frames;
+    assert!(
+        rendered >= 100,
+        "{rendered} frames rendered in the background"
+    );
+    engine.flush_disk_cache();
+
+    let reused_out = dir.path().join("reused.mp4");
+    let mut r = request(&reused_out, 2);
+    r.audio = framelock::ExportAudio::None;
+    let task = engine.export(r.clone()).expect("start");
+    let start = std::time::Instant::now();
+    while engine.export_progress(task).expect("a task").state == ExportState::Running {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the export ended"
+        );
+        engine.tick();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(engine.render_tasks()[0].state, TaskState::Done);
+    let reused = engine
+        .take_export_report(task)
+        .expect("ended")
+        .expect("exported");
+    // The 120 frames with a visible effect (0..60, 120..150, 200..230) are kept as RGBA
+    // and reused; plain composites are cheaper to make again than to read.
+    assert!(
+        (100..=120).contains(&reused.reused_frames),
+        "{} effects frames encoded from the disk tier",
+        reused.reused_frames
+    );
+
+    let plain_out = dir.path().join("plain.mp4");
+    r.output = plain_out.clone();
+    let plain = Export::start(&project(), r).unwrap().wait().unwrap();
+    assert_eq!(plain.reused_frames, 0);
+    assert!(
+        std::fs::read(&reused_out).unwrap() == std::fs::read(&plain_out).unwrap(),
+        "byte-identical to rendering every frame"
+    );
+}

@@ -132,6 +132,7 @@ impl Background {
         // the CPU path (the GPU is playback's), one decoder and one render worker, a quarter
         // of the memory budget.
         o.disk_cache = None;
+        o.shared_disk_cache = None;
         o.proxies = None;
         o.puffin_server = None;
         o.gpu = None;

@@ -94,6 +94,7 @@ pub(super) enum Msg {
 /// What the coordinator measured.
 #[derive(Default)]
 struct Totals {
+    reused: u64,
     decode: f64,
     render: f64,
     encode: f64,
@@ -108,6 +109,7 @@ pub(super) struct SegmentDone {
     pub(super) render_seconds: f64,
     pub(super) encode_seconds: f64,
     pub(super) decode_seconds: f64,
+    pub(super) reused_frames: u64,
 }
 
 /// Everything the coordinator thread owns.
@@ -134,7 +136,18 @@ impl Job {
             container,
         )?;
         let (tx, rx) = crossbeam_channel::bounded::<Msg>(self.workers + 4);
-        let options = worker_options(&self.request.engine, self.workers);
+        // A disk tier is opened once and shared by the workers (a folder is one open tier's):
+        // frames rendered into it before (background render, an earlier session) are encoded
+        // from there instead of being rendered again.
+        let mut base = self.request.engine.clone();
+        if base.shared_disk_cache.is_none()
+            && let Some(o) = base.disk_cache.take()
+        {
+            let disk = framelock_engine::cache::DiskCache::open(o)
+                .map_err(|e| ExportError::Open(crate::PlayerError::DiskCache(e)))?;
+            base.shared_disk_cache = Some(disk);
+        }
+        let options = worker_options(&base, self.workers);
         let mut handles = Vec::new();
         #[cfg(feature = "farm")]
         let local = self.farm.is_none();
@@ -227,6 +240,7 @@ impl Job {
             seconds,
             fps: summary.frames as f64 / seconds.max(1e-9),
             decode_seconds: totals.decode,
+            reused_frames: totals.reused,
             render_seconds: totals.render,
             encode_seconds: totals.encode,
             mux_seconds,
@@ -268,6 +282,7 @@ impl Job {
                 Msg::Segment(done) => {
                     let done = done?;
                     totals.decode += done.decode_seconds;
+                    totals.reused += done.reused_frames;
                     totals.render += done.render_seconds;
                     totals.encode += done.encode_seconds;
                     waiting.insert(done.index, done);
@@ -461,6 +476,7 @@ pub(super) fn render_segment(
         render_seconds: (started.elapsed().as_secs_f64() - encode_seconds - held_seconds).max(0.0),
         encode_seconds,
         decode_seconds: report.decode_seconds,
+        reused_frames: report.reused_frames,
     })
 }
 

@@ -218,6 +218,9 @@ pub struct ExportReport {
     pub seconds: f64,
     /// Frames per second.
     pub fps: f64,
+    /// Frames encoded from pictures already in the disk tier (rendered by playback or
+    /// background render) instead of rendered again.
+    pub reused_frames: u64,
     /// Summed over the workers' decode threads: seconds decoding source frames (beside the
     /// render and encode, which it feeds: not a share of `render_seconds`).
     pub decode_seconds: f64,

@@ -32,7 +32,15 @@ impl PlaybackEngine {
     /// [`PriorityClass::Export`] listed first by [`PlaybackEngine::render_tasks`]. The
     /// background queue holds while it renders. Bad requests are refused here, before
     /// anything starts.
-    pub fn export(&mut self, request: ExportRequest) -> Result<Entity, ExportError> {
+    pub fn export(&mut self, mut request: ExportRequest) -> Result<Entity, ExportError> {
+        // The export's renderers read (and add to) this engine's disk tier: frames rendered
+        // in the background are encoded from there (see `FrameLayers::rgba_twin_key`).
+        if request.engine.shared_disk_cache.is_none()
+            && let Some(disk) = self.world.get_resource::<framelock_systems::DiskTier>()
+        {
+            request.engine.shared_disk_cache = Some(disk.cache.clone());
+            request.engine.disk_cache = None;
+        }
         let duration = self.playhead().duration;
         let range = request.range.clone().unwrap_or(0..duration);
         let output = request.output.clone();

@@ -241,9 +241,10 @@ impl PlaybackEngine {
         {
             service.start_gpu();
         }
-        let disk = match &options.disk_cache {
-            Some(o) => Some(DiskCache::open(o.clone())?),
-            None => None,
+        let disk = match (&options.shared_disk_cache, &options.disk_cache) {
+            (Some(shared), _) => Some(shared.clone()),
+            (None, Some(o)) => Some(DiskCache::open(o.clone())?),
+            (None, None) => None,
         };
         if let Some(d) = &disk {
             builder.disk(DiskTier::new(

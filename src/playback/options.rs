@@ -9,7 +9,7 @@ use framelock_components::{
     MemoryBudget, Pressure, ProjectError, ProxyStrategy, QualitySettings, TierStats,
 };
 use framelock_engine::app::Clock;
-use framelock_engine::cache::{DiskCacheOptions, DiskError, DiskStats};
+use framelock_engine::cache::{DiskCache, DiskCacheOptions, DiskError, DiskStats};
 use framelock_engine::gpu::GpuOptions;
 use framelock_engine::media::{DecoderRegistry, MediaError, ProbeCache};
 use framelock_engine::memory::PoolStats;
@@ -190,6 +190,11 @@ pub struct EngineOptions {
     pub memory: MemoryBudget,
     /// The disk tier (L3) of the frame cache (`None`: RAM only).
     pub disk_cache: Option<DiskCacheOptions>,
+    /// A disk tier already open in this process, used instead of opening `disk_cache` (a
+    /// folder is one open tier's at a time). [`crate::PlaybackEngine::export`] hands the
+    /// export's renderers the playing engine's, so frames rendered in the background are
+    /// encoded from there instead of being rendered again.
+    pub shared_disk_cache: Option<DiskCache>,
     /// Where probe results are cached between loads (`None`: probe every file on open).
     pub probe_cache: Option<ProbeCache>,
     /// Proxy generation and switching (`None`: originals only).
@@ -240,6 +245,7 @@ impl Default for EngineOptions {
             quality: QualitySettings::default(),
             memory: MemoryBudget::default(),
             disk_cache: None,
+            shared_disk_cache: None,
             probe_cache: None,
             proxies: None,
             gpu: Some(GpuOptions::default()),

@@ -43,8 +43,8 @@ use framelock_components::CacheKey;
 use framelock_engine::cache::Cache;
 
 use crate::cache::{DiskRead, RenderCost, RenderedFrames};
-use crate::render::RenderState;
 use crate::render::gather::{AssetQuery, Candidate, ClipQuery, FrameLayers};
+use crate::render::{RenderMode, RenderState};
 use crate::{
     BesideLane, DecodeGenerations, DiskTier, FrameIndex, Metrics, Pending, Tick, TimelineIndex,
     decode_lane,
@@ -71,6 +71,14 @@ type FrameQuery<'w, 's> = Query<'w, 's, (&'static mut Frame, &'static mut CacheE
 /// The memory side of prefetch's parameters.
 type MemoryParams<'w> = (Res<'w, MemoryBudget>, Res<'w, Pressure>);
 
+/// What prefetch reads of the render side.
+type RenderParams<'w> = (
+    Res<'w, Metrics>,
+    Option<Res<'w, RenderState>>,
+    Res<'w, AdaptiveQuality>,
+    Option<Res<'w, RenderMode>>,
+);
+
 /// The system.
 #[allow(
     clippy::too_many_arguments,
@@ -92,11 +100,7 @@ pub fn prefetch(
         Option<Res<DiskTier>>,
         ResMut<DecodeGenerations>,
     ),
-    (metrics, render_state, adaptive): (
-        Res<Metrics>,
-        Option<Res<RenderState>>,
-        Res<AdaptiveQuality>,
-    ),
+    (metrics, render_state, adaptive, mode): RenderParams,
     mut st: Local<PrefetchState>,
 ) {
     framelock_engine::profile_function!();
@@ -141,6 +145,14 @@ pub fn prefetch(
         (!frame.layers.is_empty() && frame.kept_rendered(cost.composite_secs, frame_period))
             .then(|| frame.key(size, lod, pixels_out))
     };
+    // Offline (an export), an effects frame kept as the RGBA picture the effects path makes
+    // (by playback or background render) is this frame too, once converted: see `render`.
+    let offline = mode.is_some_and(|m| *m == RenderMode::Offline);
+    let twin_key = |frame: &FrameLayers| {
+        offline
+            .then(|| frame.rgba_twin_key(size, lod, pixels_out))
+            .flatten()
+    };
     // A seek (or a paused frame) on a long-GOP source: its keyframe is asked for first, on
     // the same lane, so a picture (render's nearest-decoded stand-in) is on screen after one
     // frame's decode while the decoder goes on from it to the exact frame. A ready proxy
@@ -154,6 +166,7 @@ pub fn prefetch(
         && *pressure != Pressure::Critical
         && frame.gather(playhead.frame, &output, &timeline, &clips, &assets)
         && !from_rendered(kept_key(frame), &mut rendered, disk.as_deref())
+        && !from_rendered(twin_key(frame), &mut rendered, disk.as_deref())
     {
         let mut ask = Ask {
             commands: &mut commands,
@@ -201,7 +214,9 @@ pub fn prefetch(
             continue;
         }
         // The rendered path: the whole frame from the rendered tiers.
-        if from_rendered(kept_key(frame), &mut rendered, disk.as_deref()) {
+        if from_rendered(kept_key(frame), &mut rendered, disk.as_deref())
+            || from_rendered(twin_key(frame), &mut rendered, disk.as_deref())
+        {
             continue;
         }
         // The layers path.

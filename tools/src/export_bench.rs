@@ -44,6 +44,7 @@ pub fn run(
             "export_seconds": report.seconds,
             "export_bytes": report.bytes,
             "export_decode_seconds": report.decode_seconds,
+            "export_reused_frames": report.reused_frames,
             "export_render_seconds": report.render_seconds,
             "export_encode_seconds": report.encode_seconds,
             "workers": report.workers,

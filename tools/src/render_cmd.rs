@@ -168,6 +168,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             "seconds": report.seconds,
             "fps": report.fps,
             "decode_seconds": report.decode_seconds,
+            "reused_frames": report.reused_frames,
             "render_seconds": report.render_seconds,
             "encode_seconds": report.encode_seconds,
             "mux_seconds": report.mux_seconds,

@@ -351,6 +351,7 @@ async fn collect(
                         render_seconds: done.render_seconds,
                         encode_seconds: done.encode_seconds,
                         decode_seconds: done.decode_seconds,
+                        reused_frames: done.reused_frames,
                     })));
                     if sent.is_err() {
                         return Ok(());

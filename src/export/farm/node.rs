@@ -516,6 +516,7 @@ impl RenderNode {
                 render_seconds: done.render_seconds,
                 encode_seconds: done.encode_seconds,
                 decode_seconds: done.decode_seconds,
+                reused_frames: done.reused_frames,
                 ship_seconds: 0.0,
             }),
         );

@@ -93,6 +93,9 @@ pub(super) struct Done {
     /// Decode thread time (absent from nodes before it was reported).
     #[serde(default)]
     pub(super) decode_seconds: f64,
+    /// Frames taken from the node's disk tier (absent from older nodes).
+    #[serde(default)]
+    pub(super) reused_frames: u64,
     /// Serialise + upload + publish.
     pub(super) ship_seconds: f64,
 }

@@ -174,6 +174,20 @@ impl FrameLayers {
         self.key_of(size, lod, pixels, |l| (l.preferred().fingerprint, l.source))
     }
 
+    /// For a frame with effects wanted in 8-bit 4:2:0 (`pixels`: an encoder's), the key of
+    /// its RGBA twin: the picture the effects path makes before converting, as playback and
+    /// background render keep it. Converting the twin gives this frame's picture bit for bit
+    /// (it is the same conversion, [`OutputPixels::convert`]). `None` otherwise.
+    pub fn rgba_twin_key(
+        &self,
+        size: (u32, u32),
+        lod: EffectLod,
+        pixels: OutputPixels,
+    ) -> Option<CacheKey> {
+        (pixels == OutputPixels::Yuv420p && self.any_stack)
+            .then(|| self.key(size, lod, OutputPixels::Rgba8))
+    }
+
     /// The content key of the picture made from `found` (one per layer, in order).
     pub fn key_from(
         &self,

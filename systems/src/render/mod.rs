@@ -123,6 +123,9 @@ pub struct RenderStats {
     pub composites: u64,
     /// Pictures rendered ahead of the playhead.
     pub rendered_ahead: u64,
+    /// Offline, effects frames made from their RGBA twin in the rendered tiers (kept by
+    /// playback or background render), converted instead of rendered.
+    pub from_twins: u64,
     /// GPU failures (re-rendered on the CPU path).
     pub gpu_errors: u64,
     /// Pictures that could not be rendered (a malformed job): the frame is not shown.

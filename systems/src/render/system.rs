@@ -184,6 +184,17 @@ pub fn render(
         // Rendered ahead before the last change of playback resolution: the same frame, at
         // the size (and any LOD) of then.
         let mut hit = rendered.get(key).map(|p| (p, key));
+        // Offline (an export in 4:2:0), an effects frame's RGBA twin kept by playback or
+        // background render: converted here, it is the picture this frame's render would make.
+        if hit.is_none()
+            && offline
+            && let Some(twin) = frame.rgba_twin_key(size, lod, pixels_out)
+            && let Some(rgba) = rendered.get(twin)
+        {
+            let pool = Some(&memory.0);
+            hit = Some((pixels_out.convert(rgba, pool), key));
+            state.counts.from_twins += 1;
+        }
         if hit.is_none()
             && let Some(height) = adaptive.previous_height
         {
