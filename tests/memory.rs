@@ -66,11 +66,15 @@ fn engine(budget: usize) -> (PlaybackEngine, Shown) {
 }
 
 fn try_engine(budget: usize) -> Result<(PlaybackEngine, Shown), PlayerError> {
+    try_engine_with(MemoryBudget::new(budget))
+}
+
+fn try_engine_with(memory: MemoryBudget) -> Result<(PlaybackEngine, Shown), PlayerError> {
     let shown: Shown = Arc::default();
     let sink = shown.clone();
     let options = EngineOptions {
         workers: 2,
-        memory: MemoryBudget::new(budget),
+        memory,
         quality: QualitySettings {
             drop_late_frames: true,
             ..QualitySettings::default()
@@ -201,13 +205,19 @@ fn steady_playback_recycles_frame_buffers() {
 #[test]
 fn critical_pressure_prefetches_only_the_current_frame() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    // The least budget that opens (~4.5 MB): the decoder counts ~3.2 MB (openh264 at
-    // 640x360) and the output frame 0.9 MB, over the critical level (4.1 MB) already.
+    // The least budget that opens (~4.8 MB): the decoder counts ~3.2 MB (openh264 at
+    // 640x360), two pictures 0.7 MB and the output frame 0.9 MB; with the critical level at
+    // 80 % of it (3.9 MB), the decoder and a frame in flight are over it already.
     let minimum = match try_engine(1 << 20) {
         Err(PlayerError::BudgetTooSmall { minimum, .. }) => minimum,
         _ => panic!("1 MB was not refused"),
     };
-    let (mut engine, shown) = engine(minimum);
+    let (mut engine, shown) = try_engine_with(MemoryBudget {
+        warning_threshold: 0.7,
+        critical_threshold: 0.8,
+        ..MemoryBudget::new(minimum)
+    })
+    .expect("open");
     engine.play();
     let mut critical_ticks = 0;
     for _ in 0..60 {

@@ -13,8 +13,10 @@ use super::{EngineOptions, PlayerError};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Need {
     /// Decoders (one per clip shown at once, as their backends estimate them), the pictures
-    /// they hand out (one per clip) and one composited output frame: the least a budget
-    /// must hold to show that instant.
+    /// they hand out (one per clip), the next picture being decoded into while those are
+    /// held (the largest clip's) and one composited output frame: the least a budget must
+    /// hold to show that instant. (Without the picture in decode, an offline render at
+    /// exactly this budget stalled: the 4K three-track scene at 348 MiB.)
     pub minimum: usize,
     /// Of which decoders.
     pub decoders: usize,
@@ -65,6 +67,7 @@ pub(crate) fn need(
         }
     }
     events.sort_by_key(|&(t, starts, _)| (t, starts));
+    let in_decode = events.iter().map(|e| e.2.picture).max().unwrap_or(0);
     let output = project.width as usize * project.height as usize * 4;
     let (mut decoders, mut pictures) = (0usize, 0usize);
     let mut best = Need::default();
@@ -82,7 +85,7 @@ pub(crate) fn need(
             }
             i += 1;
         }
-        let minimum = decoders + pictures + output;
+        let minimum = decoders + pictures + in_decode + output;
         if pictures > 0 && minimum > best.minimum {
             best = Need {
                 minimum,
@@ -175,11 +178,12 @@ mod tests {
             (PathBuf::from("b.mp4"), info(100, 10, 3000)),
         ]);
         let n = need(&p, &media, |h| h);
-        // At 40: b (3000 + 1500) and a (1000 + 1500) together, plus the 4000-byte output.
+        // At 40: b (3000 + 1500) and a (1000 + 1500) together, the picture in decode (1500)
+        // and the 4000-byte output.
         assert_eq!(
             n,
             Need {
-                minimum: 3000 + 1000 + 1500 * 2 + 4000,
+                minimum: 3000 + 1000 + 1500 * 3 + 4000,
                 decoders: 4000,
                 frame: 40
             }
@@ -187,6 +191,6 @@ mod tests {
         // Decoded at half height, decoders and pictures cost a quarter.
         let half = need(&p, &media, |h| h / 2);
         assert_eq!(half.decoders, 1000);
-        assert_eq!(half.minimum, 1000 + 375 * 2 + 4000);
+        assert_eq!(half.minimum, 1000 + 375 * 3 + 4000);
     }
 }

@@ -72,10 +72,10 @@ pub enum PlayerError {
     #[error(transparent)]
     Audio(#[from] framelock_engine::audio::AudioError),
     /// The memory budget cannot hold what the timeline shows at its busiest instant: the
-    /// decoders of the clips shown at once, one picture of each and the output frame.
+    /// decoders of the clips shown at once, one picture of each, one in decode and the output frame.
     #[error(
         "a memory budget of {} MiB cannot show timeline frame {frame}: it needs at least {} MiB \
-         (decoders, one picture per clip shown and the output frame); raise the budget or \
+         (decoders, one picture per clip shown, one in decode and the output frame); raise the budget or \
          play from proxies",
         budget >> 20,
         minimum.div_ceil(1 << 20)

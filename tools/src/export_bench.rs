@@ -113,13 +113,21 @@ fn after_background(
     let start = Instant::now();
     engine.set_background_render(framelock::BackgroundRender::Manual);
     engine.prioritize_render(0..frames);
-    while engine.render_progress().done < frames {
-        anyhow::ensure!(
-            start.elapsed().as_secs() < 600,
-            "background render: {:?}",
-            engine.render_progress()
-        );
+    loop {
         engine.tick();
+        let p = engine.render_progress();
+        if p.queued == 0 && p.rendering == 0 {
+            if p.cancelled > 0 {
+                eprintln!(
+                    "background render: {} of {} chunks given up ({:?})",
+                    p.cancelled,
+                    p.cancelled + p.finished,
+                    engine.background_stats().last_error
+                );
+            }
+            break;
+        }
+        anyhow::ensure!(start.elapsed().as_secs() < 600, "background render: {p:?}");
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
     engine.flush_disk_cache();
