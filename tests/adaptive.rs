@@ -212,7 +212,6 @@ fn a_seek_shows_the_keyframe_at_once_then_the_exact_frame() {
 /// GOP decode, held by the permits, does not hold up the proxy's frame.)
 #[test]
 fn a_seek_shows_the_all_intra_proxys_frame_first_then_the_original() {
-    use framelock::{ProxyCodec, ProxyManager, ProxyManagerOptions, ProxyOptions};
     let clip = common::clip("gop300_180p.mp4", 320, 180, Rational::integer(30), 420, 300);
     let dir = tempfile::tempdir().unwrap();
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
@@ -226,16 +225,7 @@ fn a_seek_shows_the_all_intra_proxys_frame_first_then_the_original() {
         }
         let permits = Arc::new(Permits::default());
         permits.set_open(true);
-        let mut proxies = ProxyOptions::with_manager(ProxyManager::new(ProxyManagerOptions {
-            dir: dir.path().to_path_buf(),
-            workers: 1,
-            threads_per_job: 1,
-            registry: DecoderRegistry::openh264_only(),
-            paused: false,
-        }));
-        proxies.auto_generate = false;
-        proxies.strategy.generation.resolutions = vec![90];
-        proxies.strategy.generation.codec = ProxyCodec::H264Intra;
+        let proxies = common::intra_proxies(dir.path(), 90);
         let options = EngineOptions {
             workers: 2,
             proxies: Some(proxies),

@@ -274,6 +274,23 @@ fn play(engine: &mut PlaybackEngine, sim: &Sim, shown: &Shown, ticks: u64) -> Ve
         .collect()
 }
 
+/// Each tick as "time:pictures/Lrung" (`~`: the newest picture is not exact), for failures.
+fn trace(samples: &[Sample]) -> String {
+    samples
+        .iter()
+        .map(|s| {
+            format!(
+                "{:.2}s:{}/L{}{}",
+                s.at.as_secs_f64(),
+                s.shown,
+                s.level,
+                if s.exact { "" } else { "~" }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The longest run of ticks in `from..to` (seconds into the play) without a new picture.
 fn longest_gap(samples: &[Sample], from: f64, to: f64) -> u64 {
     let mut longest = 0u64;
@@ -336,7 +353,6 @@ fn changes(samples: &[Sample], from: f64, to: f64) -> usize {
 /// per transition; every picture shown is the frame it says.
 #[test]
 fn a_decode_cost_jump_steps_quality_down_and_back_up() {
-    use framelock::{ProxyCodec, ProxyManager, ProxyManagerOptions, ProxyOptions};
     let clip = common::clip("load_jump.mp4", 320, 180, Rational::integer(30), 300, 30);
     let dir = tempfile::tempdir().unwrap();
     let play_start = Arc::new(Mutex::new(Duration::MAX));
@@ -349,16 +365,7 @@ fn a_decode_cost_jump_steps_quality_down_and_back_up() {
             0.010
         }
     });
-    let mut proxies = ProxyOptions::with_manager(ProxyManager::new(ProxyManagerOptions {
-        dir: dir.path().to_path_buf(),
-        workers: 1,
-        threads_per_job: 1,
-        registry: DecoderRegistry::openh264_only(),
-        paused: false,
-    }));
-    proxies.auto_generate = false;
-    proxies.strategy.generation.resolutions = vec![90];
-    proxies.strategy.generation.codec = ProxyCodec::H264Intra;
+    let proxies = common::intra_proxies(dir.path(), 90);
     let mut project = Project::new(Rational::integer(30), 320, 180);
     project.tracks.push(TrackDef {
         name: "v".into(),
@@ -403,21 +410,7 @@ fn a_decode_cost_jump_steps_quality_down_and_back_up() {
     *play_start.lock().unwrap() = engine.next_tick_due();
     let samples = play(&mut engine, &sim, &shown, 270);
     let frames = shown.lock().unwrap().clone();
-    let trace = || {
-        samples
-            .iter()
-            .map(|s| {
-                format!(
-                    "{:.2}s:{}/L{}{}",
-                    s.at.as_secs_f64(),
-                    s.shown,
-                    s.level,
-                    if s.exact { "" } else { "~" }
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
+    let trace = || trace(&samples);
     check_pictures(&frames);
     // Before the jump: full quality, every tick a new picture (after the first few).
     assert!(samples.iter().take(60).all(|s| s.level == 0), "{}", trace());
@@ -498,33 +491,8 @@ fn a_4k_scene_decoding_slower_than_real_time_never_freezes() {
     sim.on.store(true, Ordering::SeqCst);
     let samples = play(&mut engine, &sim, &shown, 180);
     let frames = shown.lock().unwrap().clone();
-    if std::env::var_os("SHOW_FRAMES").is_some() {
-        for f in &frames {
-            eprintln!(
-                "{} {:?}",
-                f.timeline_frame,
-                f.layers
-                    .iter()
-                    .map(|l| (l.asset_id, l.source_frame))
-                    .collect::<Vec<_>>()
-            );
-        }
-        eprintln!("{:?}", engine.metrics());
-    }
     check_pictures(&frames);
-    let trace = samples
-        .iter()
-        .map(|s| {
-            format!(
-                "{:.2}s:{}/L{}{}",
-                s.at.as_secs_f64(),
-                s.shown,
-                s.level,
-                if s.exact { "" } else { "~" }
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" ");
+    let trace = trace(&samples);
     for second in 0..6u64 {
         let range = second * 30..(second + 1) * 30;
         assert!(

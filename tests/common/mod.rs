@@ -268,3 +268,21 @@ impl framelock::Decoder for HookedDecoder {
         self.inner.set_frame_pool(pool);
     }
 }
+
+/// Proxies made on request only (not at open): all-intra H.264 at `height`, in `dir`, by one
+/// openh264 worker.
+pub fn intra_proxies(dir: &Path, height: u32) -> framelock::ProxyOptions {
+    let mut proxies = framelock::ProxyOptions::with_manager(framelock::ProxyManager::new(
+        framelock::ProxyManagerOptions {
+            dir: dir.to_path_buf(),
+            workers: 1,
+            threads_per_job: 1,
+            registry: framelock::DecoderRegistry::openh264_only(),
+            paused: false,
+        },
+    ));
+    proxies.auto_generate = false;
+    proxies.strategy.generation.resolutions = vec![height];
+    proxies.strategy.generation.codec = framelock::ProxyCodec::H264Intra;
+    proxies
+}

@@ -537,8 +537,11 @@ fn gop_decode_ms(project: &Project) -> Option<f64> {
             Some(t.elapsed().as_secs_f64() * 1e3)
         })
         .collect();
-    // The first run fills the pool: the others reuse its buffers.
-    runs.remove(0);
+    // The first run fills the pool: the others reuse its buffers. (None decoded: no
+    // baseline.)
+    if runs.len() > 1 {
+        runs.remove(0);
+    }
     runs.sort_by(f64::total_cmp);
     runs.get(runs.len() / 2).copied()
 }
