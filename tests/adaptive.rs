@@ -241,16 +241,7 @@ fn a_seek_shows_the_all_intra_proxys_frame_first_then_the_original() {
         engine
             .generate_proxies(std::slice::from_ref(&clip))
             .unwrap();
-        let start = Instant::now();
-        let proxy_ready = |e: &EngineEvent| matches!(e, EngineEvent::ProxyReady { .. });
-        while !events.try_iter().any(|e| proxy_ready(&e)) {
-            assert!(start.elapsed() < WAIT * 6, "the proxy was not made");
-            engine.tick();
-            assert!(engine.wait_idle(WAIT));
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        engine.tick();
-        assert!(engine.wait_idle(WAIT));
+        common::tick_until_proxy_ready(&mut engine, &events);
         permits.set_open(false);
         shown.lock().unwrap().clear();
         engine.seek_frame(target);

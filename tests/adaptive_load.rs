@@ -391,18 +391,7 @@ fn a_decode_cost_jump_steps_quality_down_and_back_up() {
     engine
         .generate_proxies(std::slice::from_ref(&clip))
         .unwrap();
-    let waited = Instant::now();
-    while !events
-        .try_iter()
-        .any(|e| matches!(e, EngineEvent::ProxyReady { .. }))
-    {
-        assert!(waited.elapsed() < WAIT * 2, "the proxy was not made");
-        engine.tick();
-        assert!(engine.wait_idle(WAIT));
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    engine.tick();
-    assert!(engine.wait_idle(WAIT));
+    common::tick_until_proxy_ready(&mut engine, &events);
     engine.tick();
     shown.lock().unwrap().clear();
     let _ = events.try_iter().count();

@@ -131,28 +131,31 @@ impl PlaybackEngine {
                 continue;
             }
             let outcome = export.wait();
-            job.progress = ExportProgress {
-                state: match &outcome {
-                    Ok(_) => ExportState::Finished,
-                    Err(ExportError::Cancelled) => ExportState::Cancelled,
-                    Err(_) => ExportState::Failed,
-                },
-                ..job.progress
+            let (state, task_state, event) = match &outcome {
+                Ok(report) => (
+                    ExportState::Finished,
+                    TaskState::Done,
+                    EngineEvent::ExportDone {
+                        output: report.path.clone(),
+                        frames: report.frames,
+                    },
+                ),
+                Err(e) => (
+                    if matches!(e, ExportError::Cancelled) {
+                        ExportState::Cancelled
+                    } else {
+                        ExportState::Failed
+                    },
+                    TaskState::Cancelled,
+                    EngineEvent::ExportFailed {
+                        output: job.output.clone(),
+                        error: e.to_string(),
+                    },
+                ),
             };
-            task.state = match &outcome {
-                Ok(_) => TaskState::Done,
-                Err(_) => TaskState::Cancelled,
-            };
-            ended.push(match &outcome {
-                Ok(report) => EngineEvent::ExportDone {
-                    output: report.path.clone(),
-                    frames: report.frames,
-                },
-                Err(e) => EngineEvent::ExportFailed {
-                    output: job.output.clone(),
-                    error: e.to_string(),
-                },
-            });
+            job.progress.state = state;
+            task.state = task_state;
+            ended.push(event);
             job.ended = Some(outcome);
         }
         self.background.export_running = rendering;

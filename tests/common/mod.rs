@@ -286,3 +286,24 @@ pub fn intra_proxies(dir: &Path, height: u32) -> framelock::ProxyOptions {
     proxies.strategy.generation.codec = framelock::ProxyCodec::H264Intra;
     proxies
 }
+
+/// Ticks `engine` (letting its workers finish between ticks) until `events` brings a
+/// `ProxyReady` (at most 60 s), then once more, idle: the proxy is usable.
+pub fn tick_until_proxy_ready(
+    engine: &mut framelock::PlaybackEngine,
+    events: &crossbeam_channel::Receiver<framelock::EngineEvent>,
+) {
+    let wait = std::time::Duration::from_secs(10);
+    let start = std::time::Instant::now();
+    while !events
+        .try_iter()
+        .any(|e| matches!(e, framelock::EngineEvent::ProxyReady { .. }))
+    {
+        assert!(start.elapsed() < wait * 6, "the proxy was not made");
+        engine.tick();
+        assert!(engine.wait_idle(wait));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    engine.tick();
+    assert!(engine.wait_idle(wait));
+}
