@@ -77,8 +77,8 @@ pub struct OfflineReport {
     /// Seconds the decode workers spent on this range's frames (worker time, beside the
     /// render: not a share of `seconds`).
     pub decode_seconds: f64,
-    /// Frames converted from their RGBA twin in the rendered tiers instead of rendered (see
-    /// `RenderStats::from_twins`).
+    /// Frames taken from the rendered tiers instead of rendered: as they are, or converted
+    /// from their RGBA twin (see `RenderStats::from_tiers` and `from_twins`).
     pub reused_frames: u64,
     /// Ticks run (at least one per frame).
     pub ticks: u64,
@@ -166,7 +166,7 @@ impl OfflineRenderer {
         }
         let start = Instant::now();
         let decode_before = self.decode_seconds();
-        let reused_before = self.engine.render_stats().from_twins;
+        let reused_before = self.reused();
         let ticks_before = self.next_tick;
         let errors_before = self.engine.metrics().decode_errors;
         let render_errors_before = self.render_errors();
@@ -218,9 +218,14 @@ impl OfflineRenderer {
             seconds,
             fps: frames as f64 / seconds.max(1e-9),
             decode_seconds: self.decode_seconds() - decode_before,
-            reused_frames: self.engine.render_stats().from_twins - reused_before,
+            reused_frames: self.reused() - reused_before,
             ticks: self.next_tick - ticks_before,
         })
+    }
+
+    fn reused(&self) -> u64 {
+        let s = self.engine.render_stats();
+        s.from_tiers + s.from_twins
     }
 
     fn decode_seconds(&self) -> f64 {

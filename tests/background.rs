@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use framelock::{
     BackgroundOptions, BackgroundRender, BarColor, ClipRef, DecoderRegistry, Edit, Effect,
-    EffectStack, EngineOptions, PixelFormat, PlaybackEngine, PresentedFrame, PriorityClass,
-    Project, Rational, TaskState, TrackDef, VirtualClock, testcard,
+    EffectStack, EngineOptions, PixelFormat, PlaybackEngine, PoolClass, PresentedFrame,
+    PriorityClass, Project, Rational, TaskState, TrackDef, VirtualClock, testcard,
 };
 
 const RATE: Rational = Rational::integer(30);
@@ -62,9 +62,23 @@ fn open(project: &Project) -> (PlaybackEngine, Shown) {
 
 /// [`open`] with a disk tier in `disk`.
 fn open_with(project: &Project, disk: Option<&std::path::Path>) -> (PlaybackEngine, Shown) {
+    open_budget(project, disk, EngineOptions::default().memory.max_memory)
+}
+
+/// [`open_with`] with a memory budget of `budget` bytes.
+fn open_budget(
+    project: &Project,
+    disk: Option<&std::path::Path>,
+    budget: usize,
+) -> (PlaybackEngine, Shown) {
     let shown: Shown = Arc::default();
     let sink = shown.clone();
+    let defaults = EngineOptions::default();
     let options = EngineOptions {
+        memory: framelock::MemoryBudget {
+            max_memory: budget,
+            ..defaults.memory
+        },
         registry: DecoderRegistry::openh264_only(),
         workers: 2,
         // Two render workers whatever the machine: the performance map's effects estimate
@@ -73,7 +87,7 @@ fn open_with(project: &Project, disk: Option<&std::path::Path>) -> (PlaybackEngi
         gpu: None,
         audio: false,
         disk_cache: disk.map(|d| framelock::DiskCacheOptions::new(d, 256 << 20)),
-        ..EngineOptions::default()
+        ..defaults
     };
     let mut engine =
         PlaybackEngine::open(project, options, Arc::new(VirtualClock::new()), move |f| {
@@ -432,4 +446,51 @@ fn background_pictures_survive_a_restart_on_the_disk_tier() {
             f.timeline_frame
         );
     }
+}
+
+/// The worker's budget is a quarter of the engine's, and so is the engine's RAM tier of
+/// rendered frames, where the worker's pictures are kept: counted in the worker's budget while
+/// the engine kept them, they filled it until the worker could not decode (the 4K three-track
+/// scene stalled mid-timeline, 'no progress for 60 s'). They are counted in the keeper's pool.
+#[test]
+fn background_pictures_count_in_the_budget_of_the_engine_that_keeps_them() {
+    let media = common::clip("background-720.mp4", 1280, 720, RATE, 90, 30);
+    let mut p = Project::new(RATE, 1280, 720);
+    // Two layers (the Y'CbCr compositor's pictures, taken from the worker's pool); the
+    // second starts once the pictures before it fill 64 MiB, so its decoder needs room then.
+    for (name, opacity, start, source_in) in [("base", 1.0, 0, 0), ("over", 0.5, 50, 30)] {
+        p.tracks.push(TrackDef {
+            name: name.into(),
+            opacity,
+            clips: vec![common::clip_def(
+                &media,
+                start,
+                60 - start,
+                source_in,
+                EffectStack::default(),
+            )],
+        });
+    }
+    // 64 MiB for the worker and for the RAM tier: 46 pictures (1.4 MB each) fill either.
+    let (mut engine, _) = open_budget(&p, None, 256 << 20);
+    engine.set_background_render(BackgroundRender::Manual);
+    engine.prioritize_render(0..60);
+    tick_until(&mut engine, "render 0..60", |e| {
+        let p = e.render_progress();
+        p.queued == 0 && p.rendering == 0
+    });
+    let progress = engine.render_progress();
+    let stats = engine.background_stats();
+    assert_eq!(progress.cancelled, 0, "{progress:?} {stats:?}");
+    assert_eq!(progress.done, 60, "{progress:?} {stats:?}");
+    assert_eq!(stats.frames, 60, "{stats:?}");
+    // What the engine keeps is counted in its own pool (it decoded nothing itself).
+    let cache = engine.cache_stats();
+    assert!(cache.ram_rendered.entries >= 40, "{:?}", cache.ram_rendered);
+    assert!(
+        cache.memory.class(PoolClass::Frames).in_use_bytes >= cache.ram_rendered.bytes,
+        "{:?} {:?}",
+        cache.memory,
+        cache.ram_rendered
+    );
 }

@@ -476,7 +476,8 @@ fn an_export_is_a_render_task_of_the_engine() {
 }
 
 /// Frames the background queue rendered into the disk tier are encoded from there by an
-/// export started from the engine (converted from their RGBA, not rendered again), and the
+/// export started from the engine (as they are, or converted from their RGBA: not rendered
+/// again), and the
 /// file is byte-identical to an export that rendered everything (CPU path).
 #[test]
 fn an_export_reuses_background_rendered_frames_bit_exactly() {
@@ -533,11 +534,11 @@ fn an_export_reuses_background_rendered_frames_bit_exactly() {
         .take_export_report(task)
         .expect("ended")
         .expect("exported");
-    // The 120 frames with a visible effect (0..60, 120..150, 200..230) are kept as RGBA
-    // and reused; plain composites are cheaper to make again than to read.
+    // Every frame the background rendered: the 120 with a visible effect (0..60, 120..150,
+    // 200..230) kept as RGBA and converted, the plain composites as they are.
     assert!(
-        (100..=120).contains(&reused.reused_frames),
-        "{} effects frames encoded from the disk tier",
+        reused.reused_frames >= 280,
+        "{} of {rendered} frames encoded from the disk tier",
         reused.reused_frames
     );
 

@@ -520,7 +520,7 @@ impl PlaybackEngine {
     /// cannot start.
     fn background_worker(&mut self) -> Option<&Worker> {
         if self.background.worker.is_none() {
-            match Worker::spawn(self.background.engine_options.clone()) {
+            match Worker::spawn(self.background.engine_options.clone(), self.pool().clone()) {
                 Ok(w) => self.background.worker = Some(w),
                 Err(e) => {
                     self.background.stats.last_error = Some(format!("background thread: {e}"));

@@ -14,6 +14,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 use framelock_components::{CacheKey, Project};
 use framelock_engine::media::Picture;
+use framelock_engine::memory::BufferPool;
 
 use crate::EngineOptions;
 use crate::offline::OfflineRenderer;
@@ -60,8 +61,10 @@ pub(super) struct Worker {
 const HOLD_POLL: Duration = Duration::from_millis(2);
 
 impl Worker {
-    /// Starts the thread; its engines open with `options`.
-    pub fn spawn(options: EngineOptions) -> std::io::Result<Self> {
+    /// Starts the thread; its engines open with `options`. The pictures it reports are
+    /// counted in `home` (the keeping engine's pool) before they are sent, so the keeper's
+    /// budget holds them and the thread's own budget is free for the next ones.
+    pub fn spawn(options: EngineOptions, home: BufferPool) -> std::io::Result<Self> {
         let (jobs, job_rx) = crossbeam_channel::bounded::<Job>(1);
         let (report_tx, reports) = crossbeam_channel::bounded::<Report>(64);
         let token = Arc::new(AtomicU64::new(0));
@@ -69,7 +72,7 @@ impl Worker {
         let (t, g) = (token.clone(), gate.clone());
         let handle = std::thread::Builder::new()
             .name("framelock-background".into())
-            .spawn(move || run(&options, &job_rx, &report_tx, &t, &g))?;
+            .spawn(move || run(&options, &home, &job_rx, &report_tx, &t, &g))?;
         Ok(Self {
             jobs,
             reports,
@@ -96,6 +99,7 @@ impl Drop for Worker {
 
 fn run(
     options: &EngineOptions,
+    home: &BufferPool,
     jobs: &Receiver<Job>,
     reports: &Sender<Report>,
     token: &AtomicU64,
@@ -142,7 +146,7 @@ fn run(
                     token: job.token,
                     generation: job.generation,
                     key: f.content_key,
-                    picture: f.picture,
+                    picture: rehome(f.picture, home),
                 };
                 if send(reports, report, &wanted) {
                     ControlFlow::Continue(())
@@ -173,6 +177,17 @@ fn run(
             return;
         }
     }
+}
+
+/// `picture` counted in `home`: its buffers moved there when nothing else holds them, else a
+/// copy taken from `home`. (Kept in the other engine's tiers while counted in this one's, the
+/// pictures filled this budget until the thread could not decode: the 4K three-track scene
+/// stalled at frame 150, 'no progress for 60 s'.)
+fn rehome(picture: Arc<Picture>, home: &BufferPool) -> Arc<Picture> {
+    Arc::new(match Arc::try_unwrap(picture) {
+        Ok(p) => p.rehome(home),
+        Err(shared) => shared.clone_in(Some(home)),
+    })
 }
 
 /// Sends `report`, waiting while the engine has not read the ones before, unless the job is

@@ -550,6 +550,11 @@ impl PlaybackEngine {
 
     /// Switches between real-time playback and offline rendering (see
     /// [`crate::OfflineRenderer`]).
+    /// The engine's buffer pool (what its budget counts).
+    pub(crate) fn pool(&self) -> &framelock_engine::memory::BufferPool {
+        &self.media.pool
+    }
+
     pub(crate) fn set_render_mode(&mut self, mode: RenderMode) {
         if let Some(r) = self.world.get_resource::<Renderer>() {
             r.0.set_whole_frames(mode == RenderMode::Offline);

@@ -241,6 +241,9 @@ pub struct RenderedEntry {
     /// Not worth keeping once unwanted (a cheap composite on its way to the screen): freed
     /// two ticks after its last use.
     pub transient: bool,
+    /// Made by another renderer (read from the disk tier, or kept by background render), not
+    /// by this engine's render path.
+    pub made_elsewhere: bool,
 }
 
 /// The RAM tier of rendered frames: an LRU by [`CacheKey`] within `limit_bytes`.
@@ -296,6 +299,12 @@ impl RenderedFrames {
         }
     }
 
+    /// Whether `key` is held and was made by another renderer (see
+    /// [`RenderedEntry::made_elsewhere`]).
+    pub fn made_elsewhere(&self, key: CacheKey) -> bool {
+        self.entries.get(&key).is_some_and(|e| e.made_elsewhere)
+    }
+
     /// Whether `key` is held (no counting).
     pub fn contains(&self, key: CacheKey) -> bool {
         self.entries.contains_key(&key)
@@ -315,6 +324,11 @@ impl RenderedFrames {
     /// Keeps `picture` under `key`, evicting least recently used entries (never one used
     /// this tick) to stay within the limit.
     pub fn insert(&mut self, key: CacheKey, picture: Arc<Picture>) {
+        self.insert_from(key, picture, false);
+    }
+
+    /// [`RenderedFrames::insert`], saying whether another renderer made the picture.
+    fn insert_from(&mut self, key: CacheKey, picture: Arc<Picture>, made_elsewhere: bool) {
         let bytes = picture.size_bytes();
         if bytes > self.limit_bytes {
             return;
@@ -325,6 +339,7 @@ impl RenderedFrames {
                 picture,
                 last_use: self.tick,
                 transient: false,
+                made_elsewhere,
             },
         ) {
             self.bytes -= old.picture.size_bytes();
@@ -347,7 +362,27 @@ impl RenderedFrames {
     /// whether a write was queued now. Pass no disk when the key does not describe the
     /// picture exactly (a layer came from a fallback source).
     pub fn keep(&mut self, key: CacheKey, picture: Arc<Picture>, disk: Option<&DiskTier>) -> bool {
-        self.insert(key, picture.clone());
+        self.keep_from(key, picture, disk, false)
+    }
+
+    /// [`RenderedFrames::keep`] of a picture another renderer made (background render).
+    pub fn keep_made_elsewhere(
+        &mut self,
+        key: CacheKey,
+        picture: Arc<Picture>,
+        disk: Option<&DiskTier>,
+    ) -> bool {
+        self.keep_from(key, picture, disk, true)
+    }
+
+    fn keep_from(
+        &mut self,
+        key: CacheKey,
+        picture: Arc<Picture>,
+        disk: Option<&DiskTier>,
+        made_elsewhere: bool,
+    ) -> bool {
+        self.insert_from(key, picture.clone(), made_elsewhere);
         match disk {
             Some(disk) if !disk.cache.contains(key) => {
                 let queued = disk.write(key, CacheKind::Rendered, picture);
@@ -380,7 +415,7 @@ impl RenderedFrames {
             self.reading.remove(&key);
             match frame {
                 Some(f) => {
-                    self.insert(key, f);
+                    self.insert_from(key, f, true);
                     n += 1;
                 }
                 None => {

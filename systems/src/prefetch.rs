@@ -139,15 +139,18 @@ pub fn prefetch(
         .unwrap_or_default();
     let plan = std::mem::take(&mut st.plan);
     let frame = &mut st.frame;
-    // The key of the frame's composite where the rendered tiers keep it (clips with effects,
-    // or a composite slower than half a frame).
-    let kept_key = |frame: &FrameLayers| {
-        (!frame.layers.is_empty() && frame.kept_rendered(cost.composite_secs, frame_period))
-            .then(|| frame.key(size, lod, pixels_out))
-    };
-    // Offline (an export), an effects frame kept as the RGBA picture the effects path makes
-    // (by playback or background render) is this frame too, once converted: see `render`.
     let offline = mode.is_some_and(|m| *m == RenderMode::Offline);
+    // The key of the frame's composite where the rendered tiers keep it (clips with effects,
+    // or a composite slower than half a frame). Offline (an export), any composite: background
+    // render keeps every frame it renders, and reading one back costs less than decoding its
+    // layers again.
+    let kept_key = |frame: &FrameLayers| {
+        (!frame.layers.is_empty()
+            && (offline || frame.kept_rendered(cost.composite_secs, frame_period)))
+        .then(|| frame.key(size, lod, pixels_out))
+    };
+    // Offline, an effects frame kept as the RGBA picture the effects path makes (by playback
+    // or background render) is this frame too, once converted: see `render`.
     let twin_key = |frame: &FrameLayers| {
         offline
             .then(|| frame.rgba_twin_key(size, lod, pixels_out))

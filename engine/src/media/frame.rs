@@ -125,6 +125,32 @@ impl Picture {
         }
     }
 
+    /// This frame with its planes counted in `pool` from now on (see [`PooledBuf::rehome`]):
+    /// for a picture made by one engine and kept by another, so the keeper's budget counts it
+    /// and the maker's is free again.
+    #[must_use]
+    pub fn rehome(self, pool: &BufferPool) -> Self {
+        let Self { planes, .. } = self;
+        Self {
+            planes: planes.map(|p| p.rehome(pool)),
+            ..self
+        }
+    }
+
+    /// A copy of this frame whose planes are taken from `pool`.
+    pub fn clone_in(&self, pool: Option<&BufferPool>) -> Self {
+        let mut copy = Self::alloc_in(pool, self.format, self.width, self.height);
+        for (to, from) in copy.planes.iter_mut().zip(&self.planes) {
+            to.copy_from_slice(from);
+        }
+        Self {
+            color: self.color,
+            index: self.index,
+            time_secs: self.time_secs,
+            ..copy
+        }
+    }
+
     /// Builds a frame by copying rows out of strided planes (a decoder's buffers).
     /// `strides` are in bytes.
     pub fn from_strided(

@@ -400,6 +400,24 @@ impl PooledBuf {
         self.home.as_ref().map(|(_, k)| *k)
     }
 
+    /// The same bytes, counted in `pool` from now on and shelved there when dropped (moved
+    /// out of their pool's accounting, without a copy): for a buffer made by one engine and
+    /// kept by another. A plain buffer stays plain.
+    pub fn rehome(mut self, pool: &BufferPool) -> Self {
+        if let Some((old, key)) = self.home.take() {
+            let len = self.data.len();
+            old.classes[key.class().slot()]
+                .in_use
+                .fetch_sub(len, Ordering::Relaxed);
+            pool.0.classes[key.class().slot()]
+                .in_use
+                .fetch_add(len, Ordering::Relaxed);
+            pool.0.note_peak();
+            self.home = Some((pool.0.clone(), key));
+        }
+        self
+    }
+
     /// Takes the bytes out; a pooled buffer is counted as released (not returned).
     pub fn into_vec(mut self) -> Vec<u8> {
         if let Some((shared, key)) = self.home.take() {

@@ -90,7 +90,7 @@ pub fn keep_rendered(
         return disk.is_some_and(|d| d.write(key, CacheKind::Rendered, picture));
     }
     world.resource_scope(|world, mut rendered: Mut<RenderedFrames>| {
-        rendered.keep(key, picture, world.get_resource::<DiskTier>());
+        rendered.keep_made_elsewhere(key, picture, world.get_resource::<DiskTier>());
     });
     true
 }

@@ -126,6 +126,10 @@ pub struct RenderStats {
     /// Offline, effects frames made from their RGBA twin in the rendered tiers (kept by
     /// playback or background render), converted instead of rendered.
     pub from_twins: u64,
+    /// Offline, pictures another renderer made (read from the disk tier, or kept by
+    /// background render) found in the rendered tiers under the frame's own content key: used
+    /// as they are, not rendered.
+    pub from_tiers: u64,
     /// GPU failures (re-rendered on the CPU path).
     pub gpu_errors: u64,
     /// Pictures that could not be rendered (a malformed job): the frame is not shown.

@@ -184,6 +184,9 @@ pub fn render(
         // Rendered ahead before the last change of playback resolution: the same frame, at
         // the size (and any LOD) of then.
         let mut hit = rendered.get(key).map(|p| (p, key));
+        if hit.is_some() && offline && first_count && rendered.made_elsewhere(key) {
+            state.counts.from_tiers += 1;
+        }
         // Offline (an export in 4:2:0), an effects frame's RGBA twin kept by playback or
         // background render: converted here, it is the picture this frame's render would make.
         if hit.is_none()
