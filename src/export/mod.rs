@@ -93,7 +93,8 @@ pub struct ExportRequest {
     pub quality: u8,
     /// The audio track.
     pub audio: ExportAudio,
-    /// Frames per segment, each one closed GOP (0: two seconds of the project's rate).
+    /// Frames per segment, each one closed GOP (0: at most two seconds of the project's rate,
+    /// the range cut into a multiple of the workers' count of equal segments).
     pub segment_frames: u64,
     /// Segments rendered and encoded at once (0: one per core).
     pub workers: usize,
@@ -302,11 +303,6 @@ impl Export {
             ))?),
         }
         check_audio(&request)?;
-        let segment_frames = match request.segment_frames {
-            0 => (2 * project.frame_rate.num).div_ceil(project.frame_rate.den.max(1)),
-            n => n,
-        };
-        let plan = SegmentPlan::new(range, segment_frames);
         #[cfg(feature = "farm")]
         let local = farm.is_none();
         #[cfg(not(feature = "farm"))]
@@ -315,7 +311,6 @@ impl Export {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
             n => n,
         }
-        .min(plan.segments.len())
         .max(1);
         if local {
             // Each segment worker opens its own engine on a share of the budget: no more
@@ -326,6 +321,17 @@ impl Export {
                 .min(request.engine.memory.max_memory / need.minimum.max(1))
                 .max(1);
         }
+        let plan = match request.segment_frames {
+            // At most two seconds each, as many as a multiple of the workers: no worker is
+            // left with a last segment while the others are idle.
+            0 => SegmentPlan::balanced(
+                range,
+                (2 * project.frame_rate.num).div_ceil(project.frame_rate.den.max(1)),
+                workers,
+            ),
+            n => SegmentPlan::new(range, n),
+        };
+        workers = workers.min(plan.segments.len()).max(1);
         let shared = Arc::new(Shared {
             status: Mutex::new(Status {
                 state: ExportState::Running,

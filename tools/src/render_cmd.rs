@@ -47,6 +47,9 @@ pub struct Args {
     /// Run the effects on the CPU path even when there is a GPU.
     #[arg(long)]
     cpu_effects: bool,
+    /// Memory budget in MiB for the whole export (divided among the workers; default 1024).
+    #[arg(long, value_name = "MIB")]
+    budget: Option<usize>,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
@@ -125,9 +128,16 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     request.quality = args.quality;
     request.segment_frames = args.segment_frames;
     request.workers = args.workers;
+    let defaults = EngineOptions::default();
     request.engine = EngineOptions {
         gpu: (!args.cpu_effects).then(Default::default),
-        ..EngineOptions::default()
+        memory: framelock::MemoryBudget {
+            max_memory: args
+                .budget
+                .map_or(defaults.memory.max_memory, |mib| mib << 20),
+            ..defaults.memory
+        },
+        ..defaults
     };
     let export = match &args.nats {
         None => Export::start(&project, request)?,

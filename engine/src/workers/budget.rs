@@ -5,6 +5,10 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use std::time::Instant;
+
+use super::{DecodeJob, NO_ROOM_WAIT};
+use crate::media::MediaError;
 use crate::memory::{Accounted, BufferPool, PoolClass};
 
 /// Open decoders in the budget: each one's estimate, plus what is expected and not open yet
@@ -177,6 +181,53 @@ impl super::Worker {
             // Frames kept from the closed decoder's run are worth less than the room.
             self.kept.retain(|(a, _)| *a != asset);
             self.kept_bytes = self.kept.iter().map(|(_, f)| f.size_bytes()).sum();
+        }
+    }
+
+    /// Counts a new decoder of `bytes` for `job`'s asset, making room first. Still no room:
+    /// the other workers close their least recently used decoders between their jobs, and
+    /// the request comes again on a later tick (`NoRoom`: the budget holds; the frame is
+    /// late instead). Frames cached below the warning level are not evicted for a decoder,
+    /// so after [`NO_ROOM_WAIT`] it opens over the room (counted: evict then sees critical
+    /// pressure and frees frames down to warning) rather than wait for ever.
+    pub(super) fn count_new(
+        &mut self,
+        job: &DecodeJob,
+        bytes: usize,
+    ) -> Result<Option<DecoderGuard>, MediaError> {
+        self.make_room(bytes, job.asset_id);
+        let waited = *self
+            .no_room
+            .entry(job.asset_id)
+            .or_insert_with(Instant::now);
+        let counted = match self.count(bytes) {
+            Some(counted) => Some(counted),
+            None if waited.elapsed() >= NO_ROOM_WAIT => {
+                log::debug!(
+                    "{}: decoder opened over the memory room after {NO_ROOM_WAIT:?}",
+                    job.path.display()
+                );
+                Some(self.count_anyway(bytes))
+            }
+            None => None,
+        };
+        match counted {
+            Some(counted) => {
+                self.no_room.remove(&job.asset_id);
+                if let Some(d) = &self.decoder_bytes {
+                    d.want(0);
+                }
+                Ok(counted)
+            }
+            None => {
+                if let Some(d) = &self.decoder_bytes {
+                    d.want(bytes);
+                }
+                Err(MediaError::NoRoom {
+                    path: job.path.to_path_buf(),
+                    bytes,
+                })
+            }
         }
     }
 }

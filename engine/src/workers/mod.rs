@@ -474,6 +474,9 @@ const READERS_PER_ASSET: usize = 2;
 /// `Worker::reader_for`).
 const NO_ROOM_WAIT: Duration = Duration::from_millis(500);
 
+/// A decoder used within this many of its worker's last decodes serves a lane still going.
+const BUSY_USES: u64 = 8;
+
 /// An open decoder of a worker.
 struct Open {
     /// The worker's use count when it last decoded.
@@ -522,8 +525,11 @@ impl Worker {
             let job = match jobs.recv_timeout(Duration::from_millis(20)) {
                 Ok(job) => job,
                 Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                    // Idle: another worker may need room for a decoder.
-                    self.shed_for_others(None);
+                    // Idle: another worker may need room for a decoder (not this one: the
+                    // decoders it would close are the ones its waiting lanes go on with).
+                    if self.no_room.is_empty() {
+                        self.shed_for_others(None);
+                    }
                     continue;
                 }
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
@@ -632,47 +638,23 @@ impl Worker {
             Some(i) => i,
             None if have == 0 => {
                 let reader = self.open_reader(job, None)?;
-                let bytes = reader.state_bytes();
-                self.make_room(bytes, job.asset_id);
-                // Still no room: the other workers close their least recently used
-                // decoders between their jobs, and the request comes again on a later tick
-                // (the budget holds; the frame is late instead). Frames cached below the
-                // warning level are not evicted for a decoder, so after [`NO_ROOM_WAIT`] it
-                // opens over the room (counted: evict then sees critical pressure and frees
-                // frames down to warning) rather than wait for ever.
-                let waited = *self
-                    .no_room
-                    .entry(job.asset_id)
-                    .or_insert_with(Instant::now);
-                let counted = match self.count(bytes) {
-                    Some(counted) => Some(counted),
-                    None if waited.elapsed() >= NO_ROOM_WAIT => {
-                        log::debug!(
-                            "{}: decoder opened over the memory room after {NO_ROOM_WAIT:?}",
-                            job.path.display()
-                        );
-                        Some(self.count_anyway(bytes))
-                    }
-                    None => None,
-                };
-                match counted {
-                    Some(counted) => {
-                        self.no_room.remove(&job.asset_id);
-                        if let Some(d) = &self.decoder_bytes {
-                            d.want(0);
-                        }
-                        self.insert(job.asset_id, reader, counted)
-                    }
-                    None => {
-                        if let Some(d) = &self.decoder_bytes {
-                            d.want(bytes);
-                        }
-                        return Err(MediaError::NoRoom {
-                            path: job.path.to_path_buf(),
-                            bytes,
-                        });
-                    }
-                }
+                let counted = self.count_new(job, reader.state_bytes())?;
+                self.insert(job.asset_id, reader, counted)
+            }
+            // Every decoder of the asset serves another lane now (two layers of one file):
+            // one more, as the budget's minimum counts one per clip shown — waiting for room
+            // like the first. (Seeking one of them instead made the two lanes take turns,
+            // each turn a decode from the keyframe: 3x the decode of a 4K export.)
+            None if have < READERS_PER_ASSET
+                && self.readers[&job.asset_id]
+                    .iter()
+                    .all(|o| uses.saturating_sub(o.used) <= BUSY_USES) =>
+            {
+                let demux = self.readers[&job.asset_id][0].reader.demuxer().clone();
+                let counted =
+                    self.count_new(job, self.readers[&job.asset_id][0].reader.state_bytes())?;
+                let reader = self.open_reader(job, Some(demux))?;
+                self.insert(job.asset_id, reader, counted)
             }
             None if have < READERS_PER_ASSET
                 && let Some(counted) =

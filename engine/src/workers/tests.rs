@@ -217,6 +217,72 @@ mod decode {
         assert_eq!(decoders(), each);
         Ok(())
     }
+
+    /// Two lanes of one asset (two layers of one file) on one worker without room for a
+    /// second decoder: the second lane waits for room like a first decoder would, then opens
+    /// its own over the room (counted) instead of seeking the first lane's decoder each turn,
+    /// and the lanes go on taking turns on two decoders.
+    #[test]
+    fn two_busy_lanes_of_one_asset_get_a_decoder_each() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = Arc::new(dir.path().join("lanes.mp4"));
+        let mut options = GenerateOptions::new(320, 180, Rational::integer(30), 2.0);
+        options.gop = 30;
+        generate_test_clip(path.as_ref(), &options, |_, _| {})?;
+        let each =
+            VideoReader::open(path.as_ref(), &DecoderRegistry::openh264_only())?.state_bytes();
+        let memory = BufferPool::new(1 << 30);
+        let pool = DecodePool::with_options(DecodePoolOptions {
+            workers: 1,
+            registry: DecoderRegistry::openh264_only(),
+            queue: 4,
+            skip_cache_bytes: 0,
+            pool: Some(memory.clone()),
+            disk: None,
+            progress: Progress::default(),
+            decoder_room: Some(each * 3 / 2),
+            by_asset: false,
+            decoders_expected: 0,
+            clock: None,
+        });
+        let decode = |frame, lane| {
+            let job = DecodeJob {
+                asset_id: 1,
+                path: path.clone(),
+                frame,
+                generation: 0,
+                lane,
+                cache_key: None,
+            };
+            assert!(pool.try_submit(job).is_ok());
+            assert!(pool.wait_idle(Duration::from_secs(20)));
+            let done: Vec<DecodeDone> = pool.try_collect().collect();
+            assert_eq!(done.len(), 1);
+            done.into_iter().next().map(|d| d.result)
+        };
+        let decoders = || memory.stats().class(PoolClass::Decoders).in_use_bytes;
+        assert!(matches!(decode(3, 0), Some(Ok(_))));
+        // The other lane, while the first is busy: no room for its decoder yet.
+        let first = decode(33, 1);
+        assert!(
+            matches!(first, Some(Err(MediaError::NoRoom { .. }))),
+            "{first:?}"
+        );
+        assert!(matches!(decode(4, 0), Some(Ok(_))));
+        std::thread::sleep(NO_ROOM_WAIT);
+        let mut frames = Vec::new();
+        for i in 0..4 {
+            for (frame, lane) in [(33 + i, 1), (5 + i, 0)] {
+                match decode(frame, lane) {
+                    Some(Ok(p)) => frames.push(p.index),
+                    other => return Err(format!("frame {frame}: {other:?}").into()),
+                }
+            }
+        }
+        assert_eq!(frames, [33, 5, 34, 6, 35, 7, 36, 8]);
+        assert_eq!(decoders(), 2 * each, "a decoder per lane");
+        Ok(())
+    }
 }
 
 mod routing {
