@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use std::time::Instant;
 
-use super::{DecodeJob, NO_ROOM_WAIT};
+use super::DecodeJob;
+use super::worker::NO_ROOM_WAIT;
 use crate::media::MediaError;
 use crate::memory::{Accounted, BufferPool, PoolClass};
 
@@ -111,7 +112,7 @@ impl Drop for DecoderGuard {
 
 /// A worker's decoders against the room: whether one more fits, counting it, and closing
 /// decoders to make room (for itself, or for another worker that waits).
-impl super::Worker {
+impl super::worker::Worker {
     /// Counts a decoder of `bytes` in the budget if it fits in the room: `None` when it does
     /// not; `Some(None)` without a pool to count in.
     #[allow(

@@ -20,7 +20,7 @@ mod priority {
 
 mod decode {
     use super::super::*;
-    use crate::media::{GenerateOptions, generate_test_clip};
+    use crate::media::{GenerateOptions, VideoReader, generate_test_clip};
     use crate::memory::PoolClass;
     use framelock_components::Rational;
 
@@ -219,9 +219,8 @@ mod decode {
     }
 
     /// Two lanes of one asset (two layers of one file) on one worker without room for a
-    /// second decoder: the second lane waits for room like a first decoder would, then opens
-    /// its own over the room (counted) instead of seeking the first lane's decoder each turn,
-    /// and the lanes go on taking turns on two decoders.
+    /// second decoder: the second lane opens its own over the room (counted) instead of
+    /// seeking the first lane's decoder each turn, and the lanes take turns on two decoders.
     #[test]
     fn two_busy_lanes_of_one_asset_get_a_decoder_each() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
@@ -262,14 +261,7 @@ mod decode {
         };
         let decoders = || memory.stats().class(PoolClass::Decoders).in_use_bytes;
         assert!(matches!(decode(3, 0), Some(Ok(_))));
-        // The other lane, while the first is busy: no room for its decoder yet.
-        let first = decode(33, 1);
-        assert!(
-            matches!(first, Some(Err(MediaError::NoRoom { .. }))),
-            "{first:?}"
-        );
         assert!(matches!(decode(4, 0), Some(Ok(_))));
-        std::thread::sleep(NO_ROOM_WAIT);
         let mut frames = Vec::new();
         for i in 0..4 {
             for (frame, lane) in [(33 + i, 1), (5 + i, 0)] {
