@@ -227,6 +227,12 @@ impl VideoReader {
         }
     }
 
+    /// Whether this session has produced frame `n` or a later one already (reaching `n`
+    /// again needs a seek back to its keyframe).
+    pub fn passed(&self, n: u64) -> bool {
+        self.produced.is_some_and(|p| p >= n)
+    }
+
     /// Whether [`VideoReader::frame`]`(n)` would continue the current decode (or find `n`
     /// already decoded) instead of seeking back to a keyframe.
     pub fn continues_to(&self, n: u64) -> bool {

@@ -218,9 +218,10 @@ mod decode {
         Ok(())
     }
 
-    /// Two lanes of one asset (two layers of one file) on one worker without room for a
-    /// second decoder: the second lane opens its own over the room (counted) instead of
-    /// seeking the first lane's decoder each turn, and the lanes take turns on two decoders.
+    /// Two lanes of one asset (two layers of one file, the second behind the first) on one
+    /// worker without room for a second decoder: the second lane opens its own over the room
+    /// (counted) instead of seeking the first lane's decoder back each turn, and the lanes
+    /// take turns on two decoders.
     #[test]
     fn two_busy_lanes_of_one_asset_get_a_decoder_each() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
@@ -260,18 +261,19 @@ mod decode {
             done.into_iter().next().map(|d| d.result)
         };
         let decoders = || memory.stats().class(PoolClass::Decoders).in_use_bytes;
-        assert!(matches!(decode(3, 0), Some(Ok(_))));
-        assert!(matches!(decode(4, 0), Some(Ok(_))));
+        assert!(matches!(decode(33, 0), Some(Ok(_))));
+        assert!(matches!(decode(34, 0), Some(Ok(_))));
+        // The other lane, behind the first one's decoder.
         let mut frames = Vec::new();
         for i in 0..4 {
-            for (frame, lane) in [(33 + i, 1), (5 + i, 0)] {
+            for (frame, lane) in [(3 + i, 1), (35 + i, 0)] {
                 match decode(frame, lane) {
                     Some(Ok(p)) => frames.push(p.index),
                     other => return Err(format!("frame {frame}: {other:?}").into()),
                 }
             }
         }
-        assert_eq!(frames, [33, 5, 34, 6, 35, 7, 36, 8]);
+        assert_eq!(frames, [3, 35, 4, 36, 5, 37, 6, 38]);
         assert_eq!(decoders(), 2 * each, "a decoder per lane");
         Ok(())
     }

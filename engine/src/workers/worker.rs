@@ -30,6 +30,8 @@ pub(super) const BUSY_USES: u64 = 8;
 pub(super) struct Open {
     /// The worker's use count when it last decoded.
     pub(super) used: u64,
+    /// The lane of the job it last decoded.
+    pub(super) lane: u64,
     pub(super) reader: VideoReader,
     /// Its state, counted in the budget (`None` without a pool).
     pub(super) _counted: Option<DecoderGuard>,
@@ -187,16 +189,21 @@ impl Worker {
                 let counted = self.count_new(job, reader.state_bytes())?;
                 self.insert(job.asset_id, reader, counted)
             }
-            // Every decoder of the asset serves another lane now (two layers of one file):
-            // one more, as the budget's minimum counts one per clip shown. Room is made first;
-            // without it, it opens over the room at once (counted: evict then frees cached
-            // frames down to warning) — the lanes are both playing, and waiting would freeze
-            // one of them. (Seeking a busy decoder instead made the two lanes take turns, each
-            // turn a decode from the keyframe: 3x the decode of a 4K export.)
+            // Every decoder of the asset serves another lane now and is past this frame (two
+            // layers of one file, this one behind): one more, as the budget's minimum counts
+            // one per clip shown. Room is made first; without it, it opens over the room at
+            // once (counted: evict then frees cached frames down to warning) — both lanes are
+            // playing, and waiting would freeze one. (Seeking a busy decoder back instead made
+            // the two lanes take turns, each turn a decode from the keyframe: 3x the decode of
+            // a 4K export.) Not for a frame ahead of a busy decoder (the next GOP: the decoder
+            // that finishes its GOP goes on there), nor for a frame its own lane asks again
+            // (evicted under pressure: one seek back, no second decoder over the room).
             None if have < READERS_PER_ASSET
-                && self.readers[&job.asset_id]
-                    .iter()
-                    .all(|o| uses.saturating_sub(o.used) <= BUSY_USES) =>
+                && self.readers[&job.asset_id].iter().all(|o| {
+                    o.lane != job.lane
+                        && uses.saturating_sub(o.used) <= BUSY_USES
+                        && o.reader.passed(job.frame)
+                }) =>
             {
                 let demux = self.readers[&job.asset_id][0].reader.demuxer().clone();
                 let bytes = self.readers[&job.asset_id][0].reader.state_bytes();
@@ -231,6 +238,7 @@ impl Worker {
                 reason: "no decoder for the asset".into(),
             })?;
         open.used = uses;
+        open.lane = job.lane;
         Ok(&mut open.reader)
     }
 
@@ -263,6 +271,7 @@ impl Worker {
         let readers = self.readers.entry(asset_id).or_default();
         readers.push(Open {
             used: self.uses,
+            lane: u64::MAX,
             reader,
             _counted: counted,
         });
