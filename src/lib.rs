@@ -114,8 +114,8 @@ pub use framelock_engine::proxy::{
     ProxyProgress, check_proxy, files::manifest_path as proxy_manifest_path,
 };
 pub use framelock_engine::render::{
-    CompositeJob, CpuRenderer, FastCpu, GpuState, GpuUse, OutputPixels, PathChoice, ReferenceCpu,
-    RenderPath, Work,
+    CompositeJob, CpuRenderer, FastCpu, GpuState, GpuUse, OutputPixels, PathChoice, PooledCpu,
+    ReferenceCpu, RenderPath, Work,
 };
 pub use framelock_engine::signal::Progress;
 /// The wgpu this build uses (a host's device for [`TextureOutput`] is made with it).

@@ -149,6 +149,14 @@ pub fn prefetch(
             && (offline || frame.kept_rendered(cost.composite_secs, frame_period)))
         .then(|| frame.key(size, lod, pixels_out))
     };
+    // Playing at a reduced size or effect LOD, the frame background render kept at full
+    // quality is shown instead (see `render`): read from the disk tier like its own key.
+    let full_size = (output.width, output.height);
+    let full_key = |frame: &FrameLayers| {
+        (!offline && !frame.layers.is_empty() && frame.any_stack)
+            .then(|| frame.key(full_size, quality.effect_lod, pixels_out))
+            .filter(|&k| Some(k) != kept_key(frame))
+    };
     // Offline, an effects frame kept as the RGBA picture the effects path makes (by playback
     // or background render) is this frame too, once converted: see `render`.
     let twin_key = |frame: &FrameLayers| {
@@ -169,6 +177,7 @@ pub fn prefetch(
         && *pressure != Pressure::Critical
         && frame.gather(playhead.frame, &output, &timeline, &clips, &assets)
         && !from_rendered(kept_key(frame), &mut rendered, disk.as_deref())
+        && !from_rendered(full_key(frame), &mut rendered, disk.as_deref())
         && !from_rendered(twin_key(frame), &mut rendered, disk.as_deref())
     {
         let mut ask = Ask {
@@ -218,6 +227,7 @@ pub fn prefetch(
         }
         // The rendered path: the whole frame from the rendered tiers.
         if from_rendered(kept_key(frame), &mut rendered, disk.as_deref())
+            || from_rendered(full_key(frame), &mut rendered, disk.as_deref())
             || from_rendered(twin_key(frame), &mut rendered, disk.as_deref())
         {
             continue;

@@ -10,6 +10,14 @@ use framelock::{
     BackgroundOptions, BackgroundRender, EngineOptions, PlaybackEngine, Project, WallClock,
 };
 
+/// Where the after pass's pictures came from.
+struct Sources {
+    ram_hits: u64,
+    disk_reads: u64,
+    rendered_again: u64,
+    disk_entries: usize,
+}
+
 /// One pass's figures.
 struct Pass {
     fps: f64,
@@ -103,7 +111,17 @@ pub fn run(
     if let Some(e) = &stats.last_error {
         anyhow::bail!("background render failed: {e}");
     }
+    let (stats_before, render_before) = (engine.cache_stats(), engine.render_stats());
     let after = play(&mut engine);
+    // Where the after pass's pictures came from.
+    let (cache, render) = (engine.cache_stats(), engine.render_stats());
+    let sources = Sources {
+        ram_hits: cache.ram_rendered.hits - stats_before.ram_rendered.hits,
+        disk_reads: cache.disk_reads - stats_before.disk_reads,
+        rendered_again: (render.cpu_frames + render.gpu_frames)
+            - (render_before.cpu_frames + render_before.gpu_frames),
+        disk_entries: cache.disk.map_or(0, |d| d.tier.entries),
+    };
     if json {
         let pass = |p: &Pass| serde_json::json!({"fps": p.fps, "dropped": p.dropped, "presented": p.presented, "seconds": p.seconds});
         let v = serde_json::json!({
@@ -117,6 +135,10 @@ pub fn run(
             "background_render_seconds": render_seconds,
             "background_frames": stats.frames,
             "after_background_render": pass(&after),
+            "after_ram_hits": sources.ram_hits,
+            "after_disk_reads": sources.disk_reads,
+            "after_rendered_again": sources.rendered_again,
+            "disk_entries": sources.disk_entries,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
@@ -141,6 +163,10 @@ pub fn run(
             stats.frames as f64 / render_seconds.max(1e-9)
         );
         line("played after background render", &after);
+        println!(
+            "{:<34} {} RAM-tier hits, {} read from the disk tier ({} held), {} effects frames rendered again",
+            "", sources.ram_hits, sources.disk_reads, sources.disk_entries, sources.rendered_again
+        );
     }
     Ok(())
 }

@@ -14,8 +14,6 @@ use framelock::{
     H264Mp4Muxer, OutputPixels, Project, RateControl,
 };
 
-use crate::scene::PooledCpu;
-
 /// Runs the three exports and prints the figures.
 pub fn run(
     project: &Project,
@@ -165,7 +163,7 @@ fn naive(project: &Project, options: &EngineOptions, qp: u8, out: &Path) -> anyh
             render_workers: 1,
             output_pixels: OutputPixels::Yuv420p,
             audio: false,
-            cpu_renderer: Arc::new(PooledCpu(
+            cpu_renderer: Arc::new(framelock::PooledCpu(
                 rayon::ThreadPoolBuilder::new().num_threads(1).build()?,
             )),
             ..options

@@ -169,21 +169,6 @@ fn verify(project: &Project, read: &[(u64, Option<u64>)]) -> Verified {
     v
 }
 
-/// The reference CPU path with its rows on a rayon pool of its own (the single-thread
-/// baseline of `--offline`).
-#[derive(Debug)]
-pub(crate) struct PooledCpu(pub(crate) rayon::ThreadPool);
-
-impl framelock::CpuRenderer for PooledCpu {
-    fn render(
-        &self,
-        work: &framelock::Work,
-        pool: Option<&framelock::BufferPool>,
-    ) -> Result<Arc<framelock::Picture>, framelock::RenderError> {
-        self.0.install(|| framelock::FastCpu.render(work, pool))
-    }
-}
-
 /// `--offline`: the scene rendered offline with every core, then with one thread each (one
 /// decode worker, one render worker, a one-thread rayon pool), all pinned to one core.
 fn offline_bench(
@@ -211,7 +196,7 @@ fn offline_bench(
     let single_options = EngineOptions {
         workers: 1,
         render_workers: 1,
-        cpu_renderer: Arc::new(PooledCpu(
+        cpu_renderer: Arc::new(framelock::PooledCpu(
             rayon::ThreadPoolBuilder::new().num_threads(1).build()?,
         )),
         ..options.clone()

@@ -174,6 +174,19 @@ pub trait CpuRenderer: Send + Sync + std::fmt::Debug {
     fn render(&self, work: &Work, pool: Option<&BufferPool>) -> Result<Arc<Picture>, RenderError>;
 }
 
+/// [`FastCpu`] on a rayon pool of its own instead of the global one (which playback's
+/// effects use): for a renderer whose work must not queue beside playback's, such as
+/// background render's (its pool's threads, started from a thread of lowered priority,
+/// inherit it), or a benchmark's one-thread baseline.
+#[derive(Debug)]
+pub struct PooledCpu(pub rayon::ThreadPool);
+
+impl CpuRenderer for PooledCpu {
+    fn render(&self, work: &Work, pool: Option<&BufferPool>) -> Result<Arc<Picture>, RenderError> {
+        self.0.install(|| FastCpu.render(work, pool))
+    }
+}
+
 /// The CPU path that plays: [`ycbcr::composite`] and [`crate::effects::fast`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FastCpu;

@@ -209,6 +209,20 @@ pub fn render(
                     rendered.get(k).map(|p| (p, k))
                 });
         }
+        // Rendered at full quality (by background render): better than what this tick would
+        // make at a reduced size or effect LOD, and it costs nothing to show. (Without this,
+        // a quality step down under load missed every background-rendered frame and rendered
+        // them again, which kept the load up.)
+        if hit.is_none() && !offline {
+            let full = frame.key(
+                (output.width, output.height),
+                quality.effect_lod,
+                pixels_out,
+            );
+            if full != key {
+                hit = rendered.get(full).map(|p| (p, full));
+            }
+        }
         if let Some((picture, hit_key)) = hit {
             if first_count {
                 metrics.cache_hits += 1;
