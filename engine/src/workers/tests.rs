@@ -82,20 +82,7 @@ mod decode {
         let each = one.state_bytes();
         assert!(each > 320 * 180 * 3, "{each} bytes");
         let run = |room: usize, by_asset: bool, workers: usize, expected: usize| {
-            let memory = BufferPool::new(1 << 30);
-            let pool = DecodePool::with_options(DecodePoolOptions {
-                workers,
-                registry: DecoderRegistry::openh264_only(),
-                queue: 4,
-                skip_cache_bytes: 0,
-                pool: Some(memory.clone()),
-                disk: None,
-                progress: Progress::default(),
-                decoder_room: Some(room),
-                by_asset,
-                decoders_expected: expected,
-                clock: None,
-            });
+            let (memory, pool) = budgeted(workers, room, by_asset, expected);
             // Counted before any decoder opens: the expected ones.
             let counted = memory.stats().class(PoolClass::Decoders).in_use_bytes;
             assert_eq!(counted, expected);
@@ -148,6 +135,42 @@ mod decode {
         Ok(())
     }
 
+    /// A pool of `workers` with room for one decoder of `path` and its frames, not two: the
+    /// decoder's bytes, the buffer pool it is counted in, the pool.
+    fn room_for_one(
+        path: &std::path::Path,
+        workers: usize,
+    ) -> Result<(usize, BufferPool, DecodePool), Box<dyn std::error::Error>> {
+        let each = VideoReader::open(path, &DecoderRegistry::openh264_only())?.state_bytes();
+        let (memory, pool) = budgeted(workers, each * 3 / 2, false, 0);
+        Ok((each, memory, pool))
+    }
+
+    /// A pool of `workers` whose decoders open within `room` bytes of a buffer pool of its
+    /// own (returned with it).
+    fn budgeted(
+        workers: usize,
+        room: usize,
+        by_asset: bool,
+        expected: usize,
+    ) -> (BufferPool, DecodePool) {
+        let memory = BufferPool::new(1 << 30);
+        let pool = DecodePool::with_options(DecodePoolOptions {
+            workers,
+            registry: DecoderRegistry::openh264_only(),
+            queue: 4,
+            skip_cache_bytes: 0,
+            pool: Some(memory.clone()),
+            disk: None,
+            progress: Progress::default(),
+            decoder_room: Some(room),
+            by_asset,
+            decoders_expected: expected,
+            clock: None,
+        });
+        (memory, pool)
+    }
+
     /// Two workers, room for one decoder: a job whose decoder does not fit is answered
     /// `NoRoom` (not opened over the budget), the worker holding the other decoder closes
     /// it while idle, and the job asked again decodes. The decoders counted never pass the
@@ -162,23 +185,7 @@ mod decode {
             &GenerateOptions::new(320, 180, Rational::integer(30), 1.0),
             |_, _| {},
         )?;
-        let each =
-            VideoReader::open(path.as_ref(), &DecoderRegistry::openh264_only())?.state_bytes();
-        let memory = BufferPool::new(1 << 30);
-        let pool = DecodePool::with_options(DecodePoolOptions {
-            workers: 2,
-            registry: DecoderRegistry::openh264_only(),
-            queue: 4,
-            skip_cache_bytes: 0,
-            pool: Some(memory.clone()),
-            disk: None,
-            progress: Progress::default(),
-            // One decoder and its frames fit; two decoders do not.
-            decoder_room: Some(each * 3 / 2),
-            by_asset: false,
-            decoders_expected: 0,
-            clock: None,
-        });
+        let (each, memory, pool) = room_for_one(&path, 2)?;
         let job = |asset_id, lane| DecodeJob {
             asset_id,
             path: path.clone(),
@@ -229,22 +236,7 @@ mod decode {
         let mut options = GenerateOptions::new(320, 180, Rational::integer(30), 2.0);
         options.gop = 30;
         generate_test_clip(path.as_ref(), &options, |_, _| {})?;
-        let each =
-            VideoReader::open(path.as_ref(), &DecoderRegistry::openh264_only())?.state_bytes();
-        let memory = BufferPool::new(1 << 30);
-        let pool = DecodePool::with_options(DecodePoolOptions {
-            workers: 1,
-            registry: DecoderRegistry::openh264_only(),
-            queue: 4,
-            skip_cache_bytes: 0,
-            pool: Some(memory.clone()),
-            disk: None,
-            progress: Progress::default(),
-            decoder_room: Some(each * 3 / 2),
-            by_asset: false,
-            decoders_expected: 0,
-            clock: None,
-        });
+        let (each, memory, pool) = room_for_one(&path, 1)?;
         let decode = |frame, lane| {
             let job = DecodeJob {
                 asset_id: 1,
