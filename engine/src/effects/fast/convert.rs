@@ -5,7 +5,7 @@
 use rayon::prelude::*;
 
 use super::point::PointChain;
-use super::{BAND_ROWS, Image16, ONE, Px8, to_u16};
+use super::{BAND_ROWS, Image16, ONE, to_u16};
 use crate::effects::ops;
 use crate::media::{Picture, PixelFormat};
 
@@ -88,7 +88,8 @@ super::hot! {
         let stride = w * 4;
         let [rv, gu, gv, bu] = k.matrix;
         let (mut yf, mut uf, mut vf) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut cb, mut cr) = (vec![0.0f32; w + 8], vec![0.0f32; w + 8]);
+        let (mut cb, mut cr) = (vec![0.0f32; w], vec![0.0f32; w]);
+        let mut rgb = [vec![0u16; w], vec![0u16; w], vec![0u16; w]];
         for (r, row) in rows.chunks_exact_mut(stride).enumerate() {
             let y = y0 + r;
             if y >= h {
@@ -98,27 +99,39 @@ super::hot! {
             let crow = (y >> k.shift_y) * cw;
             S::row(up, crow, cw, &mut uf);
             S::row(vp, crow, cw, &mut vf);
-            // Chroma at luma resolution, centred and scaled.
-            for x in 0..w {
-                cb[x] = (uf[x >> SX] - k.co) * k.cs;
-                cr[x] = (vf[x >> SX] - k.co) * k.cs;
+            // Chroma centred and scaled, then at luma resolution (each sample twice when
+            // subsampled): whole rows, vectorised.
+            for plane in [&mut uf, &mut vf] {
+                for c in plane.iter_mut() {
+                    *c = (*c - k.co) * k.cs;
+                }
             }
-            yf.resize(w + 8, 0.0);
-            for (b, px) in row.chunks_mut(32).enumerate() {
-                let x0 = b * 8;
-                let mut v: Px8 = [[0.0; 8]; 4];
-                for i in 0..8 {
-                    let l = yf[x0 + i] * k.ys + k.yo;
-                    v[0][i] = l + rv * cr[x0 + i];
-                    v[1][i] = l - gu * cb[x0 + i] - gv * cr[x0 + i];
-                    v[2][i] = l + bu * cb[x0 + i];
+            for (plane, full) in [(&uf, &mut cb), (&vf, &mut cr)] {
+                if SX == 0 {
+                    full.copy_from_slice(&plane[..w]);
+                } else {
+                    let mut pairs = full.chunks_exact_mut(2);
+                    for (d, s) in (&mut pairs).zip(plane.iter()) {
+                        d[0] = *s;
+                        d[1] = *s;
+                    }
+                    if let (Some(last), Some(s)) = (pairs.into_remainder().first_mut(), plane.last()) {
+                        *last = *s;
+                    }
                 }
-                for (i, o) in px.chunks_exact_mut(4).enumerate() {
-                    o[0] = to_u16(v[0][i]);
-                    o[1] = to_u16(v[1][i]);
-                    o[2] = to_u16(v[2][i]);
-                    o[3] = ONE;
-                }
+            }
+            let [rr, gg, bb] = &mut rgb;
+            for x in 0..w {
+                let l = yf[x] * k.ys + k.yo;
+                rr[x] = to_u16(l + rv * cr[x]);
+                gg[x] = to_u16(l - gu * cb[x] - gv * cr[x]);
+                bb[x] = to_u16(l + bu * cb[x]);
+            }
+            for (((o, r), g), b) in row.chunks_exact_mut(4).zip(rr.iter()).zip(gg.iter()).zip(bb.iter()) {
+                o[0] = *r;
+                o[1] = *g;
+                o[2] = *b;
+                o[3] = ONE;
             }
         }
     }

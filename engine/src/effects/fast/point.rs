@@ -17,23 +17,45 @@ use framelock_components::Effect;
 use super::BAND_ROWS;
 use crate::effects::ops;
 
-/// A curve over the sample codes: `hi[x]` at each of the 65536 codes, and `lo[j]` at
-/// `j / 256` for the first 256 codes, where `x^(1/γ)` is too steep for whole codes (a mix
-/// computes fractional values there).
+/// A curve over the sample codes, one table: `lo` at `j / 256` for `j` in 0..65536 (the
+/// first 256 codes, where `x^(1/γ)` is too steep for whole codes: a mix computes
+/// fractional values there), then `hi` at each of the 65536 codes, then one spare entry (a
+/// 32-bit gather of the last entry reads it).
 #[derive(Clone)]
 struct Curve {
-    hi: Arc<[u16]>,
-    lo: Arc<[u16]>,
+    table: Arc<[u16]>,
 }
 
+/// Where `hi` starts in a curve's table.
+const HI: usize = 65536;
+
 impl Curve {
+    fn new(lo: impl Iterator<Item = u16>, hi: impl Iterator<Item = u16>) -> Self {
+        let mut table = Vec::with_capacity(2 * HI + 1);
+        table.extend(lo);
+        table.extend(hi);
+        debug_assert_eq!(table.len(), 2 * HI);
+        table.push(0);
+        Self {
+            table: table.into(),
+        }
+    }
+
+    fn lo(&self) -> &[u16] {
+        &self.table[..HI]
+    }
+
+    fn hi(&self) -> &[u16] {
+        &self.table[HI..2 * HI]
+    }
+
     /// The curve at a fractional code `s` in 0..=65535.
     #[inline(always)]
     fn at(&self, s: f32) -> u16 {
         if s < 256.0 {
-            self.lo[((s * 256.0) as usize).min(65535)]
+            self.lo()[((s * 256.0) as usize).min(65535)]
         } else {
-            self.hi[(super::to_u16(s) as usize).min(65535)]
+            self.hi()[(super::to_u16(s) as usize).min(65535)]
         }
     }
 }
@@ -54,14 +76,10 @@ fn curve_of(alpha: f32, beta: f32, exponent: f32) -> Curve {
         return c.clone();
     }
     let f = |v: f32| super::to_u16((alpha * v + beta).clamp(0.0, 1.0).powf(exponent) * 65535.0);
-    let hi: Vec<u16> = (0..=65535u32).map(|x| f(x as f32 / 65535.0)).collect();
-    let lo: Vec<u16> = (0..65536u32)
-        .map(|j| f(j as f32 / 256.0 / 65535.0))
-        .collect();
-    let curve = Curve {
-        hi: hi.into(),
-        lo: lo.into(),
-    };
+    let curve = Curve::new(
+        (0..65536u32).map(|j| f(j as f32 / 256.0 / 65535.0)),
+        (0..=65535u32).map(|x| f(x as f32 / 65535.0)),
+    );
     if let Ok(mut cache) = CURVES.lock() {
         let map = cache.get_or_insert_with(HashMap::new);
         if map.len() >= CURVES_KEEP {
@@ -79,12 +97,11 @@ fn power_curve(exponent: f32) -> Option<Curve> {
 
 /// `outer ∘ inner`.
 fn compose(inner: &Curve, outer: &Curve) -> Curve {
-    let hi: Vec<u16> = inner.hi.iter().map(|&v| outer.hi[v as usize]).collect();
-    let lo: Vec<u16> = inner.lo.iter().map(|&v| outer.hi[v as usize]).collect();
-    Curve {
-        hi: hi.into(),
-        lo: lo.into(),
-    }
+    let outer = outer.hi();
+    Curve::new(
+        inner.lo().iter().map(|&v| outer[v as usize]),
+        inner.hi().iter().map(|&v| outer[v as usize]),
+    )
 }
 
 enum Op {
@@ -163,11 +180,22 @@ impl PointChain {
     /// Runs the chain on RGBA16 samples (whole pixels) on this thread.
     pub fn apply_band(&self, px: &mut [u16]) {
         match self.ops.as_slice() {
-            [Op::Curve(curve)] => curve_band(px, &curve.hi),
-            ops => fused_band(px, ops),
+            [Op::Curve(curve)] => curve_band(px, curve.hi()),
+            ops => {
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2 (checked above).
+                    unsafe { avx2::fused_band(px, ops) };
+                    return;
+                }
+                fused_band(px, ops);
+            }
         }
     }
 }
+
+/// A curve at eight fractional codes (the mix's results, each in 0..=65535).
+type At8 = [f32; 8];
 
 super::hot! {
     fn curve_band(px: &mut [u16], t: &[u16]) {
@@ -179,43 +207,186 @@ super::hot! {
     }
 }
 
-super::hot! {
-    /// Every operation on eight pixels at a time, in registers: one load and one store for
-    /// the whole chain.
-    fn fused_band(px: &mut [u16], ops: &[Op]) {
-        super::for_each8(px, |p: &mut super::Px8| {
-            for op in ops {
+/// Every operation on eight pixels at a time, in registers: one load and one store for
+/// the whole chain. `$at` looks a curve up at eight fractional codes ([`Curve::at`], `$hi`
+/// at eight whole codes (its `hi` part). A macro, not a function taking closures: the
+/// closures must be written inside the function compiled for the SIMD level to inherit it
+/// (and be inlined).
+macro_rules! fused_with {
+    ($px:expr, $ops:expr, $at:expr, $hi:expr) => {{
+        let (at, hi) = ($at, $hi);
+        crate::effects::fast::for_each8($px, |p: &mut crate::effects::fast::Px8| {
+            for op in $ops {
                 match op {
                     Op::Curve(t) => {
                         for ch in p.iter_mut().take(3) {
-                            for v in ch.iter_mut() {
-                                *v = f32::from(t.hi[super::to_u16(*v) as usize]);
-                            }
+                            *ch = hi(t, ch);
                         }
                     }
                     Op::Mix { m, c, curve } => {
                         let mut s = [[0.0f32; 8]; 3];
                         for (i, si) in s.iter_mut().enumerate() {
                             for k in 0..8 {
-                                let v = m[i][0] * p[0][k] + m[i][1] * p[1][k] + m[i][2] * p[2][k]
+                                let v = m[i][0] * p[0][k]
+                                    + m[i][1] * p[1][k]
+                                    + m[i][2] * p[2][k]
                                     + c[i];
                                 let v = if v > 65535.0 { 65535.0 } else { v };
                                 si[k] = if v < 0.0 { 0.0 } else { v };
                             }
                         }
                         for i in 0..3 {
-                            match curve {
-                                Some(t) => {
-                                    for k in 0..8 {
-                                        p[i][k] = f32::from(t.at(s[i][k]));
-                                    }
-                                }
-                                None => p[i] = s[i],
-                            }
+                            p[i] = match curve {
+                                Some(t) => at(t, &s[i]),
+                                None => s[i],
+                            };
                         }
                     }
                 }
             }
         })
+    }};
+}
+
+super::hot! {
+    /// [`fused_with`], one lane at a time for the lookups.
+    fn fused_band(px: &mut [u16], ops: &[Op]) {
+        fused_with!(
+            px,
+            ops,
+            |t: &Curve, s: &At8| s.map(|s| f32::from(t.at(s))),
+            |t: &Curve, v: &At8| v.map(|v| f32::from(t.hi()[super::to_u16(v) as usize]))
+        );
+    }
+}
+
+/// The lookups as AVX2 gathers: eight codes at once from the curve's joined table (the
+/// rest of the chain is already vector code).
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{At8, Curve, HI, Op};
+
+    /// [`super::fused_band`] with gathered lookups.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn fused_band(px: &mut [u16], ops: &[Op]) {
+        // The closures inherit the function's target features.
+        fused_with!(
+            px,
+            ops,
+            |t: &Curve, s: &At8| at(t, s),
+            |t: &Curve, v: &At8| hi(t, v)
+        );
+    }
+
+    /// Eight table entries at `index` (each clamped into the table: NaN codes land on an
+    /// entry, never outside).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn gather(t: &Curve, index: __m256i) -> At8 {
+        let index = _mm256_min_epi32(
+            _mm256_max_epi32(index, _mm256_setzero_si256()),
+            _mm256_set1_epi32((2 * HI - 1) as i32),
+        );
+        // SAFETY: every index is below 2 · HI, and the table holds 2 · HI + 1 entries, so
+        // the four bytes read at each index · 2 lie inside it (x86 gathers allow unaligned
+        // elements).
+        let v = unsafe { _mm256_i32gather_epi32::<2>(t.table.as_ptr().cast(), index) };
+        let v = _mm256_and_si256(v, _mm256_set1_epi32(0xFFFF));
+        let mut out = [0.0f32; 8];
+        // SAFETY: `out` holds eight f32, the 32 bytes written (unaligned).
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), _mm256_cvtepi32_ps(v)) };
+        out
+    }
+
+    /// [`Curve::at`] at eight codes: `lo` by the code · 256 truncated below 256, `hi` by the
+    /// code rounded to nearest (even) above.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn at(t: &Curve, s: &At8) -> At8 {
+        // SAFETY: `s` holds eight f32, the 32 bytes read (unaligned).
+        let v = unsafe { _mm256_loadu_ps(s.as_ptr()) };
+        let lo = _mm256_min_epi32(
+            _mm256_cvttps_epi32(_mm256_mul_ps(v, _mm256_set1_ps(256.0))),
+            _mm256_set1_epi32(65535),
+        );
+        let hi = _mm256_add_epi32(
+            _mm256_min_epi32(_mm256_cvtps_epi32(v), _mm256_set1_epi32(65535)),
+            _mm256_set1_epi32(HI as i32),
+        );
+        let below = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_LT_OQ>(v, _mm256_set1_ps(256.0)));
+        gather(t, _mm256_blendv_epi8(hi, lo, below))
+    }
+
+    /// The curve's `hi` part at eight whole codes.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn hi(t: &Curve, v: &At8) -> At8 {
+        // SAFETY: `v` holds eight f32, the 32 bytes read (unaligned).
+        let v = unsafe { _mm256_loadu_ps(v.as_ptr()) };
+        let v = _mm256_min_ps(
+            _mm256_max_ps(v, _mm256_setzero_ps()),
+            _mm256_set1_ps(65535.0),
+        );
+        gather(
+            t,
+            _mm256_add_epi32(_mm256_cvtps_epi32(v), _mm256_set1_epi32(HI as i32)),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The gathered lookups give the lane-at-a-time lookups' bits, for mixes with and
+    /// without curves, curves after mixes and codes near the `lo`/`hi` seam.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_lookups_equal_the_portable_lanes() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            return;
+        }
+        let grade = |brightness: f32, saturation: f32, gamma: f32| Effect::Grade {
+            brightness,
+            contrast: 1.1,
+            saturation,
+            gamma,
+            lift: 0.01,
+            gain: 0.98,
+        };
+        let mut chain = PointChain::default();
+        for e in [
+            grade(0.03, 1.0, 1.3),
+            grade(0.02, 1.2, 1.05),
+            grade(-0.1, 1.0, 2.2),
+            grade(0.0, 0.5, 1.0),
+            grade(0.05, 1.0, 0.8),
+            grade(-0.3, 1.7, 2.4),
+        ] {
+            chain.push(&e);
+        }
+        let mut seed = 11u32;
+        let px: Vec<u16> = (0..4 * 1037)
+            .map(|i| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                // A third of the samples near black, where the mixes land below code 256.
+                if i % 3 == 0 {
+                    (seed >> 24) as u16
+                } else {
+                    (seed >> 16) as u16
+                }
+            })
+            .collect();
+        assert!(matches!(chain.ops.first(), Some(Op::Curve(_))) && chain.ops.len() == 4);
+        let (mut a, mut b) = (px.clone(), px);
+        fused_band(&mut a, &chain.ops);
+        // SAFETY: the CPU has AVX2 (checked above).
+        unsafe { avx2::fused_band(&mut b, &chain.ops) };
+        assert!(a == b);
     }
 }

@@ -12,7 +12,9 @@ pub fn sharpen(img: &mut Image16, amount: f32) {
     if img.width == 0 || img.height == 0 {
         return;
     }
-    let src = img.clone();
+    // Every output sample is written, so the source moves out and a reused buffer takes its
+    // place (no copy).
+    let src = std::mem::replace(img, Image16::scratch(img.width, img.height));
     let stride = src.stride();
     img.px
         .par_chunks_mut(stride * BAND_ROWS)
