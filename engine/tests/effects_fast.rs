@@ -175,9 +175,35 @@ fn fused_chains_and_a_hundred_effects_match() {
     ];
     check(
         "four grades fused",
-        &job(w, h, vec![layer(f.clone(), chain)]),
+        &job(w, h, vec![layer(f.clone(), chain.clone())]),
         1,
     );
+    // Grades after each neighbourhood effect run on its bands as it finishes them (the
+    // direct blur, the box cascade, sharpen, transform).
+    for first in [
+        Effect::Blur { radius: 3 },
+        Effect::Blur { radius: 20 },
+        Effect::Sharpen { amount: 0.7 },
+        transform(),
+    ] {
+        let stack = vec![
+            first,
+            chain[1],
+            chain[2],
+            Effect::Sharpen { amount: 0.2 },
+            chain[3],
+        ];
+        let tol = if first == (Effect::Blur { radius: 20 }) {
+            2
+        } else {
+            1
+        };
+        check(
+            &format!("{first:?} then grades"),
+            &job(w, h, vec![layer(f.clone(), stack)]),
+            tol,
+        );
+    }
     // The benchmarks' stack (one definition: `effects::samples`).
     let hundred = samples::hundred();
     check("a hundred effects", &job(w, h, vec![layer(f, hundred)]), 2);

@@ -560,12 +560,25 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
-/// Like an editor pressing play: the first frame is decoded and on screen before the clock
-/// starts, so the run measures playback, not the cold start (which the scrub scene measures).
+/// Like an editor pressing play: the first frame is on screen — decoded and, with effects,
+/// rendered — before the clock starts, so the run measures playback, not the cold start
+/// (which the scrub scene measures). The wait for the workers also lets the GPU path's
+/// calibration finish, as it does in an editor between opening a project and play.
 fn preroll(engine: &mut PlaybackEngine, shown: &Mutex<Vec<(u64, Instant, bool)>>) {
-    for _ in 0..2 {
+    let frame = engine.playhead().frame;
+    let on_screen = || {
+        shown
+            .lock()
+            .map(|v| v.iter().any(|&(f, _, exact)| f == frame && exact))
+            .unwrap_or(true)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for round in 0.. {
         engine.tick();
-        engine.wait_decodes(Duration::from_secs(10));
+        engine.wait_idle(Duration::from_secs(10));
+        if (round >= 1 && on_screen()) || Instant::now() > deadline {
+            break;
+        }
     }
     engine.tick();
     if let Ok(mut v) = shown.lock() {

@@ -26,6 +26,12 @@ fn composite_with<F: Fn(f32, f32) -> f32 + Sync + Copy>(
 
 super::hot! {
     fn composite_band<F: Fn(f32, f32) -> f32 + Copy>(d: &mut [u16], s: &[u16], k: f32, f: F) {
+        // Runs of 64 pixels: those where the layer is transparent (outside a moved or
+        // scaled layer) leave what is beneath exactly as it is, unread and unwritten.
+        for (d, s) in d.chunks_mut(256).zip(s.chunks(256)) {
+            if s.chunks_exact(4).fold(0, |any, p| any | p[3]) == 0 {
+                continue;
+            }
             for_each8_with(d, s, |d: &mut Px8, s: &Px8| {
                 for i in 0..8 {
                     let a = s[3][i] * k;
@@ -36,6 +42,7 @@ super::hot! {
                     d[3][i] = a * FULL + d[3][i] * (1.0 - a);
                 }
             })
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 
 use rayon::prelude::*;
 
+use super::point::PointChain;
 use super::{BAND_ROWS, Image16, to_i32, to_u16};
 use crate::effects::ops;
 
@@ -70,18 +71,22 @@ pub const CASCADE: [[u8; 3]; 48] = [
     [3, 27, 36],
 ];
 
-/// Blurs `img` in place with the reference's kernel of `radius` (clamped to the maximum).
-pub fn blur(img: &mut Image16, radius: u32) {
+/// Blurs `img` in place with the reference's kernel of `radius` (clamped to the maximum),
+/// then runs `then` on each band of the result as it is finished.
+pub fn blur(img: &mut Image16, radius: u32, then: Option<&PointChain>) {
     crate::profile_function!();
     let weights = ops::gaussian_weights(radius);
     let r = weights.len() - 1;
     if r == 0 || img.width == 0 || img.height == 0 {
+        if let Some(chain) = then {
+            chain.apply(&mut img.px);
+        }
         return;
     }
     let mut tmp = Image16::scratch(img.width, img.height);
     if r as u32 <= DIRECT_MAX {
         direct_rows(img, &mut tmp, &weights);
-        direct_columns(&tmp, img, &weights);
+        direct_columns(&tmp, img, &weights, then);
     } else {
         // The column cascade is the vectorised one (whole rows at a time), so the row pass
         // runs on the transposed picture.
@@ -89,9 +94,9 @@ pub fn blur(img: &mut Image16, radius: u32) {
         let mut t = Image16::scratch(img.height, img.width);
         transpose(img, &mut t);
         let mut t2 = Image16::scratch(img.height, img.width);
-        cascade_columns(&t, &mut t2, hs);
+        cascade_columns(&t, &mut t2, hs, None);
         transpose(&t2, &mut tmp);
-        cascade_columns(&tmp, img, hs);
+        cascade_columns(&tmp, img, hs, then);
     }
 }
 
@@ -142,12 +147,17 @@ hot! {
     }
 }
 
-fn direct_columns(src: &Image16, dst: &mut Image16, w: &[f32]) {
+fn direct_columns(src: &Image16, dst: &mut Image16, w: &[f32], then: Option<&PointChain>) {
     let stride = src.stride();
     dst.px
         .par_chunks_mut(stride * BAND_ROWS)
         .enumerate()
-        .for_each(|(band, out)| direct_columns_band(out, band * BAND_ROWS, src, w));
+        .for_each(|(band, out)| {
+            direct_columns_band(out, band * BAND_ROWS, src, w);
+            if let Some(chain) = then {
+                chain.apply_band(out);
+            }
+        });
 }
 
 hot! {
@@ -270,7 +280,7 @@ hot! {
 
 /// The column cascade, streamed: each band of output rows feeds its three boxes the rows
 /// from `pad` above it to `pad` below it (edges extended), so bands are independent.
-fn cascade_columns(src: &Image16, dst: &mut Image16, hs: [usize; 3]) {
+fn cascade_columns(src: &Image16, dst: &mut Image16, hs: [usize; 3], then: Option<&PointChain>) {
     let stride = src.stride();
     let h = src.height as i64;
     let pad: i64 = hs.iter().sum::<usize>() as i64;
@@ -309,6 +319,9 @@ fn cascade_columns(src: &Image16, dst: &mut Image16, hs: [usize; 3]) {
                     }
                     y_out += 1;
                 }
+            }
+            if let Some(chain) = then {
+                chain.apply_band(out);
             }
         });
 }

@@ -196,26 +196,26 @@ fn store8(p: &mut [u16; 32], v: &Px8) {
     }
 }
 
-/// Runs `f` on every eight pixels of `px` (whole pixels; a short tail is padded).
+/// Runs `f` on every eight pixels of `px` (whole pixels; a short tail is padded). `f` has
+/// one call site, so it is inlined into the loop.
 #[inline(always)]
 pub(crate) fn for_each8(px: &mut [u16], mut f: impl FnMut(&mut Px8)) {
-    let mut chunks = px.chunks_exact_mut(32);
-    for c in &mut chunks {
-        if let Ok(c) = <&mut [u16; 32]>::try_from(c) {
-            let mut v = load8(c);
-            f(&mut v);
-            store8(c, &v);
-        }
-    }
-    let rest = chunks.into_remainder();
-    if !rest.is_empty() {
+    for c in px.chunks_mut(32) {
         let mut buf = [0u16; 32];
-        buf[..rest.len()].copy_from_slice(rest);
-        let mut v = load8(&buf);
+        let n = c.len();
+        if n < 32 {
+            buf[..n].copy_from_slice(c);
+        }
+        let lanes: &mut [u16; 32] = match <&mut [u16; 32]>::try_from(&mut *c) {
+            Ok(whole) => whole,
+            Err(_) => &mut buf,
+        };
+        let mut v = load8(lanes);
         f(&mut v);
-        store8(&mut buf, &v);
-        let n = rest.len();
-        rest.copy_from_slice(&buf[..n]);
+        store8(lanes, &v);
+        if n < 32 {
+            c.copy_from_slice(&buf[..n]);
+        }
     }
 }
 
@@ -272,15 +272,24 @@ fn plan<'a>(effects: &'a [Effect]) -> Vec<Step<'a>> {
 
 /// Applies one effect (not fused) in place: the fast twin of [`super::cpu::apply`].
 pub fn apply(img: &mut Image16, e: &Effect) {
+    apply_then(img, e, None);
+}
+
+/// Applies one effect in place, then `then` on each band of its result as the effect
+/// finishes it (a neighbourhood effect's band is still in cache).
+fn apply_then(img: &mut Image16, e: &Effect, then: Option<&PointChain>) {
     match *e {
         Effect::Grade { .. } => {
             let mut chain = PointChain::default();
             chain.push(e);
             chain.apply(&mut img.px);
+            if let Some(then) = then {
+                then.apply(&mut img.px);
+            }
         }
-        Effect::Blur { radius } => blur::blur(img, radius),
-        Effect::Sharpen { amount } => sharpen::sharpen(img, amount),
-        Effect::Transform { .. } => transform::transform(img, e),
+        Effect::Blur { radius } => blur::blur(img, radius, then),
+        Effect::Sharpen { amount } => sharpen::sharpen(img, amount, then),
+        Effect::Transform { .. } => transform::transform(img, e, then),
     }
 }
 
@@ -304,10 +313,19 @@ fn layer_image(job: &RenderJob, layer: &super::LayerJob) -> Image16 {
     } else {
         resize::resize(&img, ww, wh)
     };
-    for step in &steps {
+    let mut steps = steps.iter().peekable();
+    while let Some(step) = steps.next() {
         match step {
             Step::Point(chain) => chain.apply(&mut img.px),
-            Step::Effect(e) => apply(&mut img, e),
+            // The per-pixel effects after a neighbourhood effect run in its pass.
+            Step::Effect(e) => {
+                let then = steps.next_if(|s| matches!(s, Step::Point(_)));
+                let then = match then {
+                    Some(Step::Point(chain)) => Some(chain),
+                    _ => None,
+                };
+                apply_then(&mut img, e, then);
+            }
         }
     }
     img

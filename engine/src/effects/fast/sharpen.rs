@@ -4,10 +4,12 @@
 
 use rayon::prelude::*;
 
+use super::point::PointChain;
 use super::{BAND_ROWS, Image16, to_u16};
 
-/// Sharpens `img` in place by `amount`.
-pub fn sharpen(img: &mut Image16, amount: f32) {
+/// Sharpens `img` in place by `amount`, then runs `then` on each band of the result as it
+/// is finished (while it is in cache).
+pub fn sharpen(img: &mut Image16, amount: f32, then: Option<&PointChain>) {
     crate::profile_function!();
     if img.width == 0 || img.height == 0 {
         return;
@@ -19,7 +21,12 @@ pub fn sharpen(img: &mut Image16, amount: f32) {
     img.px
         .par_chunks_mut(stride * BAND_ROWS)
         .enumerate()
-        .for_each(|(band, out)| sharpen_band(out, band * BAND_ROWS, &src, amount));
+        .for_each(|(band, out)| {
+            sharpen_band(out, band * BAND_ROWS, &src, amount);
+            if let Some(chain) = then {
+                chain.apply_band(out);
+            }
+        });
 }
 
 super::hot! {

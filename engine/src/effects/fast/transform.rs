@@ -11,18 +11,21 @@
 use framelock_components::Effect;
 use rayon::prelude::*;
 
+use super::point::PointChain;
 use super::{BAND_ROWS, Image16};
 use crate::effects::ops;
 
-/// Transforms `img` in place (transparent outside the moved picture).
-pub fn transform(img: &mut Image16, e: &Effect) {
+/// Transforms `img` in place (transparent outside the moved picture), then runs `then` on
+/// each band of the result as it is finished (while it is in cache).
+pub fn transform(img: &mut Image16, e: &Effect, then: Option<&PointChain>) {
     crate::profile_function!();
-    let Some(m) = ops::transform_inverse(img.width, img.height, e) else {
+    let m = ops::transform_inverse(img.width, img.height, e);
+    let Some(m) = m.filter(|_| img.width > 0 && img.height > 0) else {
+        if let Some(chain) = then {
+            chain.apply(&mut img.px);
+        }
         return;
     };
-    if img.width == 0 || img.height == 0 {
-        return;
-    }
     // Every output sample is written, so the source moves out and a reused buffer takes its
     // place (no copy).
     let src = std::mem::replace(img, Image16::scratch(img.width, img.height));
@@ -33,14 +36,29 @@ pub fn transform(img: &mut Image16, e: &Effect) {
         .enumerate()
         .for_each(|(band, out)| {
             let y0 = band * BAND_ROWS;
-            #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU has AVX2 (checked above).
-                unsafe { avx2::transform_band(out, y0, &src.px, stride, (w, h), &m) };
-                return;
+            best_band(out, y0, &src.px, stride, (w, h), &m);
+            if let Some(chain) = then {
+                chain.apply_band(out);
             }
-            transform_band(out, y0, &src.px, stride, (w, h), &m);
         });
+}
+
+/// Rows from `y0` of the transformed picture, with the best block code the CPU has.
+fn best_band(
+    out: &mut [u16],
+    y0: usize,
+    px: &[u16],
+    stride: usize,
+    size: (i32, i32),
+    m: &[[f32; 3]; 2],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked above).
+        unsafe { avx2::transform_band(out, y0, px, stride, size, m) };
+        return;
+    }
+    transform_band(out, y0, px, stride, size, m);
 }
 
 /// `a · b / 65536`, rounded down: `vpmulhuw` when vectorised.
