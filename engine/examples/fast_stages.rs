@@ -37,7 +37,12 @@ fn time(name: &str, mut f: impl FnMut()) {
 }
 
 fn main() {
-    let (w, h) = (1920, 1080);
+    // `FRAMELOCK_STAGES_4K=1` for 3840x2160.
+    let (w, h) = if std::env::var_os("FRAMELOCK_STAGES_4K").is_some() {
+        (3840, 2160)
+    } else {
+        (1920, 1080)
+    };
     let f = samples::card(1, w, h);
     let grade = samples::grade();
     // The same grade without its saturation: one curve.

@@ -636,6 +636,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     options.quality.drop_late_frames = !args.hold;
     options.quality.auto_reduce_quality = !args.no_adapt;
+    options.quality.adaptive_effect_lod = !args.no_adapt;
     if let Some(mib) = args.budget {
         options.memory = framelock::MemoryBudget::new(mib << 20);
     }

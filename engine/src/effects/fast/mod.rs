@@ -244,6 +244,15 @@ pub(crate) fn for_each8_with(dst: &mut [u16], src: &[u16], mut f: impl FnMut(&mu
     }
 }
 
+/// A fixed pseudo-random sequence (a linear congruential generator) for the unit tests.
+#[cfg(test)]
+pub(crate) fn lcg(mut seed: u32) -> impl Iterator<Item = u32> {
+    std::iter::repeat_with(move || {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        seed
+    })
+}
+
 /// One operation of a layer's effect stack, after fusion.
 enum Step<'a> {
     /// Consecutive per-pixel effects as one pass.

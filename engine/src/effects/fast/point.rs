@@ -370,15 +370,15 @@ mod tests {
         ] {
             chain.push(&e);
         }
-        let mut seed = 11u32;
-        let px: Vec<u16> = (0..4 * 1037)
-            .map(|i| {
-                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                // A third of the samples near black, where the mixes land below code 256.
+        // A third of the samples near black, where the mixes land below code 256.
+        let px: Vec<u16> = super::super::lcg(11)
+            .take(4 * 1037)
+            .enumerate()
+            .map(|(i, r)| {
                 if i % 3 == 0 {
-                    (seed >> 24) as u16
+                    (r >> 24) as u16
                 } else {
-                    (seed >> 16) as u16
+                    (r >> 16) as u16
                 }
             })
             .collect();

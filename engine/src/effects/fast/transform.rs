@@ -30,35 +30,40 @@ pub fn transform(img: &mut Image16, e: &Effect, then: Option<&PointChain>) {
     // place (no copy).
     let src = std::mem::replace(img, Image16::scratch(img.width, img.height));
     let stride = src.stride();
-    let (w, h) = (src.width as i32, src.height as i32);
+    let from = Source {
+        px: &src.px,
+        stride,
+        size: (src.width as i32, src.height as i32),
+        m,
+    };
     img.px
         .par_chunks_mut(stride * BAND_ROWS)
         .enumerate()
         .for_each(|(band, out)| {
-            let y0 = band * BAND_ROWS;
-            best_band(out, y0, &src.px, stride, (w, h), &m);
+            best_band(out, band * BAND_ROWS, &from);
             if let Some(chain) = then {
                 chain.apply_band(out);
             }
         });
 }
 
-/// Rows from `y0` of the transformed picture, with the best block code the CPU has.
-fn best_band(
-    out: &mut [u16],
-    y0: usize,
-    px: &[u16],
+/// The picture a transform reads, and the map from output to source positions.
+struct Source<'a> {
+    px: &'a [u16],
     stride: usize,
     size: (i32, i32),
-    m: &[[f32; 3]; 2],
-) {
+    m: [[f32; 3]; 2],
+}
+
+/// Rows from `y0` of the transformed picture, with the best block code the CPU has.
+fn best_band(out: &mut [u16], y0: usize, src: &Source) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (checked above).
-        unsafe { avx2::transform_band(out, y0, px, stride, size, m) };
+        unsafe { avx2::transform_band(out, y0, src) };
         return;
     }
-    transform_band(out, y0, px, stride, size, m);
+    transform_band(out, y0, src);
 }
 
 /// `a · b / 65536`, rounded down: `vpmulhuw` when vectorised.
@@ -166,14 +171,12 @@ impl Taps {
 fn band_with(
     out: &mut [u16],
     y0: usize,
-    px: &[u16],
-    stride: usize,
-    size: (i32, i32),
-    m: &[[f32; 3]; 2],
+    src: &Source,
     inside: impl Fn(&mut [u16; 32], &Taps, &[u16], usize),
 ) {
+    let (px, stride, size) = (src.px, src.stride, src.size);
     for (i, row) in out.chunks_exact_mut(stride).enumerate() {
-        let walk = RowWalk::new(m, y0 + i);
+        let walk = RowWalk::new(&src.m, y0 + i);
         for (b, block) in row.chunks_mut(32).enumerate() {
             let taps = Taps::new(&walk, b, size);
             let n = block.len() / 4;
@@ -192,15 +195,8 @@ fn band_with(
 
 super::hot! {
 /// Rows from `y0` of the transformed picture (portable lanes).
-fn transform_band(
-    out: &mut [u16],
-    y0: usize,
-    px: &[u16],
-    stride: usize,
-    size: (i32, i32),
-    m: &[[f32; 3]; 2],
-) {
-    band_with(out, y0, px, stride, size, m, inside_block);
+fn transform_band(out: &mut [u16], y0: usize, src: &Source) {
+    band_with(out, y0, src, inside_block);
 }
 }
 
@@ -218,15 +214,8 @@ mod avx2 {
     /// # Safety
     /// The CPU must have AVX2.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn transform_band(
-        out: &mut [u16],
-        y0: usize,
-        px: &[u16],
-        stride: usize,
-        size: (i32, i32),
-        m: &[[f32; 3]; 2],
-    ) {
-        super::band_with(out, y0, px, stride, size, m, |o, t, px, stride| {
+    pub(super) unsafe fn transform_band(out: &mut [u16], y0: usize, src: &super::Source) {
+        super::band_with(out, y0, src, |o, t, px, stride| {
             // SAFETY: this runs inside a function compiled for (and called only with) AVX2.
             if !unsafe { block(o, t, px, stride) } {
                 super::inside_block(o, t, px, stride);
@@ -373,12 +362,9 @@ mod tests {
             return;
         }
         let (w, h) = (203u32, 77u32);
-        let mut seed = 7u32;
-        let px: Vec<u16> = (0..w * h * 4)
-            .map(|_| {
-                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                (seed >> 16) as u16
-            })
+        let px: Vec<u16> = super::super::lcg(7)
+            .take((w * h * 4) as usize)
+            .map(|r| (r >> 16) as u16)
             .collect();
         let stride = w as usize * 4;
         for (scale, rotation, x, y) in [
@@ -396,9 +382,15 @@ mod tests {
                 continue;
             };
             let (mut a, mut b) = (vec![0u16; px.len()], vec![0u16; px.len()]);
-            transform_band(&mut a, 0, &px, stride, (w as i32, h as i32), &m);
+            let src = Source {
+                px: &px,
+                stride,
+                size: (w as i32, h as i32),
+                m,
+            };
+            transform_band(&mut a, 0, &src);
             // SAFETY: the CPU has AVX2 (checked above).
-            unsafe { avx2::transform_band(&mut b, 0, &px, stride, (w as i32, h as i32), &m) };
+            unsafe { avx2::transform_band(&mut b, 0, &src) };
             assert!(a == b, "{e:?}");
             assert!(a.iter().any(|&v| v != 0));
         }
