@@ -43,8 +43,8 @@ pub struct Args {
     /// Hold the last frame instead of dropping late ones.
     #[arg(long)]
     hold: bool,
-    /// Turn the quality controller off (`auto_reduce_quality: false`): the baseline that
-    /// shows what adaptive quality gains.
+    /// Turn the quality controller and the adaptive effect LOD off (`auto_reduce_quality`,
+    /// `adaptive_effect_lod: false`): the baseline that shows what adaptive quality gains.
     #[arg(long)]
     no_adapt: bool,
     /// Memory budget in MiB (default 1024): every frame buffer is counted against it.
