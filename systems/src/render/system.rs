@@ -119,9 +119,9 @@ pub fn render(
             } else {
                 state.effects_latency + (done.secs - state.effects_latency) / 8.0
             };
-            // Playing only: the LOD keeps up with the clock, and paused renders (a pre-roll
-            // beside the GPU path's calibration at open) say nothing of that. From zero, so
-            // the first second of play weighs in gradually.
+            // Playing only: the LOD keeps up with the clock, and paused renders (the frame at
+            // the playhead, beside the GPU path's calibration at open) say nothing of that.
+            // From zero, so the first second of play weighs in gradually.
             if quality.adaptive_effect_lod && !offline && playhead.state == PlayState::Playing {
                 state.lod_latency += (done.secs - state.lod_latency) / 32.0;
                 // Frames render in parallel: the throughput per frame is what must fit.
@@ -387,20 +387,10 @@ pub fn render(
     // Render ahead: the next frames whose layers are decoded. Under memory pressure the
     // pictures made ahead take room from the frames the playhead needs: at the warning level
     // at most a sixteenth of the budget of them, at critical none.
-    // Paused with the current frame on screen: a pre-roll of the next frames with effects
-    // (prefetch decodes them), so pressing play starts from pictures made, not from an empty
-    // pipeline whose first frames would come too late.
-    let preroll = playhead.state == PlayState::Paused
-        && !offline
-        && state.shown == Some((t, playhead.generation));
-    if playhead.state != PlayState::Playing && !offline && !preroll {
+    if playhead.state != PlayState::Playing && !offline {
         return;
     }
-    let mut ahead = if preroll {
-        crate::prefetch::PREROLL_FRAMES.min(quality.prefetch_frames)
-    } else {
-        quality.prefetch_frames.max(1)
-    };
+    let mut ahead = quality.prefetch_frames.max(1);
     if !offline {
         let px = size.0 as u64 * size.1 as u64;
         let bytes = match frame.picture_format(pixels_out) {
@@ -422,7 +412,7 @@ pub fn render(
     // Lead the playhead by the measured render latency: a frame due sooner cannot be ready.
     // At most half the prefetch window ahead, so the frames aimed at are already decoded.
     let window = quality.prefetch_frames.max(1);
-    let lead = if offline || !frame.any_stack || preroll {
+    let lead = if offline || !frame.any_stack {
         1
     } else {
         ((state.effects_latency / period).ceil() as u64).clamp(1, (window / 2).max(1))
@@ -436,9 +426,7 @@ pub fn render(
         if t2 < 0 || t2 as u64 >= playhead.duration {
             break;
         }
-        if !frame.gather(t2 as u64, &output, &timeline, &clips, &assets)
-            || (preroll && !frame.any_stack)
-        {
+        if !frame.gather(t2 as u64, &output, &timeline, &clips, &assets) {
             continue;
         }
         let key = frame.key(size, lod, pixels_out);
