@@ -292,10 +292,9 @@ pub struct QualitySettings {
     pub gpu_acceleration: bool,
     /// The highest resolution effects run at.
     pub effect_lod: EffectLod,
-    /// Under load (rendering a frame measured, as a moving average, over 9/10 of the frame
-    /// period, or critical
-    /// memory pressure) effects go one [`EffectLod`] lower; they come back up when a frame
-    /// takes under a quarter of the period.
+    /// Under load (the render time per frame while playing, a slow moving average, over 9/10
+    /// of the frame period, or critical memory pressure) effects go one [`EffectLod`] lower;
+    /// they come back up when that average is under a quarter of the period.
     pub adaptive_effect_lod: bool,
 }
 

@@ -196,26 +196,26 @@ fn store8(p: &mut [u16; 32], v: &Px8) {
     }
 }
 
-/// Runs `f` on every eight pixels of `px` (whole pixels; a short tail is padded). `f` has
-/// one call site, so it is inlined into the loop.
+/// Runs `f` on every eight pixels of `px` (whole pixels; a short tail is padded).
 #[inline(always)]
 pub(crate) fn for_each8(px: &mut [u16], mut f: impl FnMut(&mut Px8)) {
-    for c in px.chunks_mut(32) {
+    let mut chunks = px.chunks_exact_mut(32);
+    for c in &mut chunks {
+        if let Ok(c) = <&mut [u16; 32]>::try_from(c) {
+            let mut v = load8(c);
+            f(&mut v);
+            store8(c, &v);
+        }
+    }
+    let rest = chunks.into_remainder();
+    if !rest.is_empty() {
         let mut buf = [0u16; 32];
-        let n = c.len();
-        if n < 32 {
-            buf[..n].copy_from_slice(c);
-        }
-        let lanes: &mut [u16; 32] = match <&mut [u16; 32]>::try_from(&mut *c) {
-            Ok(whole) => whole,
-            Err(_) => &mut buf,
-        };
-        let mut v = load8(lanes);
+        buf[..rest.len()].copy_from_slice(rest);
+        let mut v = load8(&buf);
         f(&mut v);
-        store8(lanes, &v);
-        if n < 32 {
-            c.copy_from_slice(&buf[..n]);
-        }
+        store8(&mut buf, &v);
+        let n = rest.len();
+        rest.copy_from_slice(&buf[..n]);
     }
 }
 

@@ -208,10 +208,10 @@ super::hot! {
 }
 
 /// Every operation on eight pixels at a time, in registers: one load and one store for
-/// the whole chain. `$at` looks a curve up at eight fractional codes ([`Curve::at`], `$hi`
+/// the whole chain. `$at` looks a curve up at eight fractional codes ([`Curve::at`]), `$hi`
 /// at eight whole codes (its `hi` part). A macro, not a function taking closures: the
-/// closures must be written inside the function compiled for the SIMD level to inherit it
-/// (and be inlined).
+/// closures must be written inside the function compiled for the SIMD level to inherit its
+/// target features (and be inlined into the loop's body).
 macro_rules! fused_with {
     ($px:expr, $ops:expr, $at:expr, $hi:expr) => {{
         let (at, hi) = ($at, $hi);
