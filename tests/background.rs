@@ -98,6 +98,7 @@ fn open_budget(
         idle_delay: Duration::from_secs(1),
         debounce: Duration::from_millis(300),
         chunk_frames: 30,
+        cores: 0,
     });
     (engine, shown)
 }
@@ -251,6 +252,115 @@ fn playback_shows_the_background_pictures_instead_of_rendering_them() {
     }
 }
 
+/// Plays from frame 0 (after a preroll) with the queue resumed once playing, ticking (every worker done between
+/// ticks) until the gate opens (a tick that does not count as yielded) or `ticks` ticks.
+/// Returns the ticks played and whether the gate opened.
+fn play_until_the_gate_opens(engine: &mut PlaybackEngine, ticks: u64) -> (u64, bool) {
+    // The first frame decoded and rendered before play (as a host's preroll would).
+    engine.seek_frame(0);
+    for _ in 0..2 {
+        engine.tick();
+        assert!(engine.wait_idle(WAIT));
+    }
+    engine.play();
+    engine.resume_render_queue();
+    for n in 1..=ticks {
+        let yielded = engine.background_stats().yielded_ticks;
+        engine.tick();
+        assert!(engine.wait_idle(WAIT));
+        if engine.background_stats().yielded_ticks == yielded {
+            return (n, true);
+        }
+    }
+    (ticks, false)
+}
+
+/// While playing, the queue renders only on a core playback leaves idle. Counting one core,
+/// it never does (it yields every tick, and nothing reaches the worker); counting many, it
+/// renders alongside once playback has been quiet. Either way playback drops nothing and
+/// shows the right frames, and, paused again, the queue renders.
+#[test]
+fn while_playing_the_queue_renders_only_on_a_core_playback_leaves_idle() {
+    for cores in [1, 64] {
+        let (mut engine, shown) = open(&project(RATE, grade(0.05)));
+        engine.set_background_options(BackgroundOptions {
+            idle_delay: Duration::from_secs(1),
+            debounce: Duration::from_millis(300),
+            chunk_frames: 30,
+            cores,
+        });
+        engine.set_background_render(BackgroundRender::Manual);
+        engine.pause_render_queue();
+        engine.prioritize_render(0..120);
+        let (played, opened) = play_until_the_gate_opens(&mut engine, 60);
+        let stats = engine.background_stats();
+        if cores == 1 {
+            assert!(!opened, "cores {cores}: the gate opened while playing");
+            assert_eq!(stats.yielded_ticks, played, "{stats:?}");
+            // The gate was shut on every tick: the worker was handed nothing.
+            std::thread::sleep(Duration::from_millis(200));
+            engine.tick();
+            assert_eq!(
+                (
+                    engine.background_stats().chunks,
+                    engine.background_reports_waiting()
+                ),
+                (0, 0)
+            );
+        } else {
+            // Open after the quiet ticks: the worker renders while playback plays on (no
+            // tick meanwhile, so the playhead waits where it is).
+            assert!(opened, "cores {cores}: the gate never opened: {stats:?}");
+            assert!(
+                played >= framelock::QUIET_TICKS,
+                "opened after {played} ticks"
+            );
+            let deadline = Instant::now() + WAIT;
+            while engine.background_reports_waiting() == 0 {
+                assert!(
+                    Instant::now() < deadline,
+                    "the worker rendered nothing: {:?} {:?}",
+                    engine.background_stats(),
+                    engine.render_tasks()
+                );
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        play_to(&mut engine, 110);
+        let rendered_while_playing = engine.background_stats().frames;
+        if cores == 1 {
+            assert_eq!(rendered_while_playing, 0);
+        } else {
+            assert!(rendered_while_playing > 0);
+        }
+        let frames: Vec<(u64, bool)> = shown
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|f| (f.timeline_frame, f.repeated))
+            .collect();
+        assert_eq!(
+            engine.metrics().dropped,
+            0,
+            "cores {cores}: {:?} {frames:?}",
+            engine.metrics()
+        );
+        let shown = shown.lock().unwrap().clone();
+        let exact: Vec<&PresentedFrame> = shown.iter().filter(|f| f.exact && !f.repeated).collect();
+        assert!(exact.len() >= 100, "{} frames", exact.len());
+        for f in exact {
+            assert_eq!(
+                index_of(f),
+                Some(f.timeline_frame),
+                "t={}",
+                f.timeline_frame
+            );
+        }
+        // Paused: the queue renders on whatever the machine has.
+        tick_until(&mut engine, "render 0..120 paused", rendered_all);
+    }
+}
+
 #[test]
 fn smart_queues_exactly_the_red_stretches_after_the_idle_delay() {
     // At 120 fps the graded stretch (80 grades a frame) cannot play in real time by the
@@ -267,6 +377,7 @@ fn smart_queues_exactly_the_red_stretches_after_the_idle_delay() {
         idle_delay: Duration::from_millis(500),
         debounce: Duration::from_millis(300),
         chunk_frames: 30,
+        cores: 0,
     });
     engine.seek_frame(100); // in the plain stretch: nothing rendered by playback
     engine.set_background_render(BackgroundRender::Smart);

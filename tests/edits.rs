@@ -241,7 +241,11 @@ fn a_moved_clip_keeps_its_rendered_frames_and_an_effect_change_renders_only_its_
         common::clip_def(&m, 0, 20, 0, grade(0.02)),
         common::clip_def(&m, 20, 20, 100, grade(0.04)),
     ]));
-    let (mut engine, shown) = open(&project, EngineOptions::default());
+    // No pre-roll: the renders counted are those of the frames shown, not of whichever
+    // frames after them a paused engine made meanwhile.
+    let mut options = EngineOptions::default();
+    options.quality.preroll_frames = 0;
+    let (mut engine, shown) = open(&project, options);
     let renders = |e: &PlaybackEngine| {
         let s = e.render_stats();
         s.cpu_frames + s.gpu_frames

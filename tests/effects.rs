@@ -118,6 +118,9 @@ fn options(gpu: bool) -> EngineOptions {
         quality: QualitySettings {
             gpu_acceleration: gpu,
             adaptive_effect_lod: false,
+            // No pre-roll: the tests count where the frames they step through were rendered
+            // (paused, a pre-roll renders the next ones on whichever path is active then).
+            preroll_frames: 0,
             ..QualitySettings::default()
         },
         ..EngineOptions::default()

@@ -506,11 +506,14 @@ fn metrics_show_an_injected_decode_stall_exactly() {
     let gate = Arc::new(Gate::default());
     let mut registry = DecoderRegistry::empty();
     registry.register(Arc::new(gate.backend()));
-    let (mut engine, _shown, _clock) = engine(EngineOptions {
+    let mut options = EngineOptions {
         registry,
         workers: 2,
         ..EngineOptions::default()
-    });
+    };
+    // No pre-roll: paused, only the frame at the playhead is decoded.
+    options.quality.preroll_frames = 0;
+    let (mut engine, _shown, _clock) = engine(options);
     let release = |open: bool| {
         *gate.open.lock().unwrap() = open;
         gate.cv.notify_all();

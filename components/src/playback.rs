@@ -277,6 +277,11 @@ pub struct QualitySettings {
     pub priority: crate::RenderPriority,
     /// How many frames ahead of the playhead to request (scaled by the play rate).
     pub prefetch_frames: u64,
+    /// Paused and still, the frames after the playhead (in the play direction, at most
+    /// `prefetch_frames`) that are decoded and, with effects, rendered ahead: a pre-roll, so
+    /// pressing play starts from pictures made instead of an empty pipeline. 0: none (only
+    /// the frame at the playhead is made while paused).
+    pub preroll_frames: u64,
     /// A failed frame request is forgotten after this many ticks unwanted (decoded frames
     /// stay cached until memory pressure evicts them).
     pub keep_unused_ticks: u64,
@@ -337,6 +342,7 @@ impl Default for QualitySettings {
             target_fps: None,
             priority: crate::RenderPriority::Balanced,
             prefetch_frames: 12,
+            preroll_frames: 4,
             keep_unused_ticks: 30,
             use_proxy: UseProxy::Auto,
             preview_height: None,

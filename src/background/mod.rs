@@ -59,6 +59,10 @@ pub struct BackgroundOptions {
     pub debounce: Duration,
     /// Frames per chunk (0: one second at the project's rate).
     pub chunk_frames: u64,
+    /// The cores background work may share with playback (0: the machine's). While playing,
+    /// the queue renders only when playback leaves one of them idle; a host that keeps other
+    /// work of its own on the machine counts fewer.
+    pub cores: usize,
 }
 
 impl Default for BackgroundOptions {
@@ -67,6 +71,7 @@ impl Default for BackgroundOptions {
             idle_delay: Duration::from_secs(3),
             debounce: Duration::from_millis(300),
             chunk_frames: 0,
+            cores: 0,
         }
     }
 }
@@ -423,7 +428,11 @@ impl PlaybackEngine {
         // While playing, only a core playback leaves idle (one more than its busy threads and
         // the tick's own): a niced worker still took the cores playback needed on a 2-core
         // machine (1080p grade: 5 dropped without the queue, 10-42 with it alongside).
-        let free_core = b.busy + 2.0 <= b.cores as f64;
+        let cores = match b.options.cores {
+            0 => b.cores,
+            n => n,
+        };
+        let free_core = b.busy + 2.0 <= cores as f64;
         let slack = b.quiet >= QUIET_TICKS && took.as_secs_f64() < SLACK * period && free_core;
         // An export running (see `export_tick`) goes first: the queue holds meanwhile.
         let open = !b.paused && (!playing || slack) && !b.export_running;
@@ -445,6 +454,10 @@ impl PlaybackEngine {
         }
         if open && self.background.current.is_none() {
             self.dispatch();
+            // A worker started by this dispatch starts with its gate shut.
+            if let Some(w) = &self.background.worker {
+                w.gate.store(true, Ordering::SeqCst);
+            }
         }
     }
 

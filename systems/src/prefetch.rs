@@ -11,7 +11,7 @@
 //! |---|---|
 //! | playing at rate r (±, any speed) | the current frame and the next `prefetch_frames` ticks' frames, `r` apart, in the play direction |
 //! | paused, scrubbing (moved within the last [`SCRUB_MEMORY_TICKS`] ticks) | the current frame, then the region scrubbed over (its lowest to highest frame, plus the last step either side), alternating outward from the playhead |
-//! | paused, still | the current frame |
+//! | paused, still | the current frame, then the next [`QualitySettings::preroll_frames`] ticks' frames in the play direction (a pre-roll: play starts from frames ready) |
 //! | any, memory pressure critical | the current frame only |
 //!
 //! For each wanted frame (its layers gathered once, see `render::gather`): if its picture is
@@ -403,11 +403,11 @@ fn plan(
     if pressure == Pressure::Critical {
         return;
     }
+    // Frames a tick moves, on the target rate's grid (every second frame for 30 fps on a
+    // 60 fps project).
+    let step = playhead.rate.abs().max(1.0) * stride as f64;
     match playhead.state {
         PlayState::Playing => {
-            // Frames a tick moves, on the target rate's grid (every second frame for 30 fps
-            // on a 60 fps project).
-            let step = playhead.rate.abs().max(1.0) * stride as f64;
             for k in 1..=quality.prefetch_frames {
                 let offset = (k as f64 * step).round() as i64 * playhead.direction();
                 let t = playhead.frame as i64 + offset;
@@ -445,7 +445,16 @@ fn plan(
                 }
             }
         }
-        PlayState::Paused => {}
+        PlayState::Paused => {
+            for k in 1..=quality.preroll_frames.min(quality.prefetch_frames) {
+                let offset = (k as f64 * step).round() as i64 * playhead.direction();
+                let t = playhead.frame as i64 + offset;
+                if t < 0 || t >= duration as i64 {
+                    break;
+                }
+                st.plan.push((k, t as u64));
+            }
+        }
     }
 }
 
@@ -483,10 +492,20 @@ mod tests {
             vec![50, 48, 46, 44]
         );
         assert_eq!(planned(&p, Pressure::Critical, &mut st, 2), vec![50]);
-        // Paused and still: the current frame only.
+        // Paused and still: the current frame, then a pre-roll in the play direction (the
+        // test's window is 3 frames).
         p.state = PlayState::Paused;
         let mut st = PrefetchState::default();
-        assert_eq!(planned(&p, Pressure::Normal, &mut st, 3), vec![50]);
+        assert_eq!(
+            planned(&p, Pressure::Normal, &mut st, 3),
+            vec![50, 48, 46, 44]
+        );
+        p.rate = 1.0;
+        let mut st = PrefetchState::default();
+        assert_eq!(
+            planned(&p, Pressure::Normal, &mut st, 3),
+            vec![50, 51, 52, 53]
+        );
         // Scrubbing 50 → 54 → 52: the region 50..=54 widened by the largest step (4).
         p.seek(54);
         planned(&p, Pressure::Normal, &mut st, 4);
@@ -496,8 +515,15 @@ mod tests {
         let mut sorted = got.clone();
         sorted.sort_unstable();
         assert_eq!(sorted, (46..=58).collect::<Vec<u64>>());
-        // Long after the last move, scrubbing is over.
+        // Long after the last move, scrubbing is over: the pre-roll again.
         let got = planned(&p, Pressure::Normal, &mut st, 5 + SCRUB_MEMORY_TICKS + 1);
-        assert_eq!(got, vec![52]);
+        assert_eq!(got, vec![52, 53, 54, 55]);
+        // Without a pre-roll: the current frame only.
+        let quality = QualitySettings {
+            preroll_frames: 0,
+            ..QualitySettings::default()
+        };
+        plan(&p, &quality, Pressure::Normal, (200, 1), &mut st);
+        assert_eq!(st.plan, vec![(0, 52)]);
     }
 }

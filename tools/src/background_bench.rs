@@ -46,10 +46,19 @@ fn open(project: &Project, options: &EngineOptions, pass: &str) -> anyhow::Resul
     Ok(engine)
 }
 
-/// Plays the timeline from frame 0 to its end on the wall clock.
-fn play(engine: &mut PlaybackEngine) -> Pass {
+/// Plays the timeline from frame 0 to its end on the wall clock, after a preroll: the
+/// first frame decoded and shown, and the workers idle (the render queue held meanwhile;
+/// `queue` says whether it runs while playing).
+fn play(engine: &mut PlaybackEngine, queue: bool) -> Pass {
+    engine.pause_render_queue();
     engine.seek_frame(0);
-    engine.tick();
+    for _ in 0..3 {
+        engine.tick();
+        engine.wait_idle(Duration::from_secs(10));
+    }
+    if queue {
+        engine.resume_render_queue();
+    }
     let before = engine.metrics();
     engine.resync();
     engine.play();
@@ -82,13 +91,13 @@ pub fn run(
     let rate = project.frame_rate.as_f64();
     // 1. Without background render.
     let mut plain = open(project, options, "without")?;
-    let without = play(&mut plain);
+    let without = play(&mut plain, false);
     drop(plain);
     // 2. Playing while the queue renders the whole timeline.
     let mut busy = open(project, options, "alongside")?;
     busy.set_background_render(BackgroundRender::Manual);
     busy.prioritize_render(0..frames);
-    let alongside = play(&mut busy);
+    let alongside = play(&mut busy, true);
     let alongside_stats = busy.background_stats();
     drop(busy);
     // 3. Rendered in the background while paused, then played from the rendered tiers.
@@ -112,7 +121,7 @@ pub fn run(
         anyhow::bail!("background render failed: {e}");
     }
     let (stats_before, render_before) = (engine.cache_stats(), engine.render_stats());
-    let after = play(&mut engine);
+    let after = play(&mut engine, false);
     // Where the after pass's pictures came from.
     let (cache, render) = (engine.cache_stats(), engine.render_stats());
     let sources = Sources {

@@ -16,12 +16,12 @@
 
 use bevy_ecs::prelude::*;
 use framelock_components::{
-    AdaptiveQuality, CacheEntry, EffectLod, MemoryBudget, OutputFormat, PlayState, Playhead,
-    Pressure, QualitySettings,
+    AdaptiveQuality, CacheEntry, CacheKey, EffectLod, MemoryBudget, OutputFormat, PlayState,
+    Playhead, Pressure, QualitySettings,
 };
 #[cfg(doc)]
 use framelock_components::{Clip, EffectStack, EffectsKey, Lod, MediaAsset, ProxyAssets};
-use framelock_engine::render::{RenderPath, Work};
+use framelock_engine::render::{OutputPixels, RenderPath, Work};
 
 use super::gather::{AssetQuery, ClipQuery, Found, FrameLayers};
 use super::work::{Submit, build, keyed, layer_sources, make, presented, submit, trivial_picture};
@@ -221,11 +221,7 @@ pub fn render(
         // a quality step down under load missed every background-rendered frame and rendered
         // them again, which kept the load up.)
         if hit.is_none() && !offline {
-            let full = frame.key(
-                (output.width, output.height),
-                quality.effect_lod,
-                pixels_out,
-            );
+            let full = full_quality_key(frame, &output, &quality, pixels_out);
             if full != key {
                 hit = rendered.get(full).map(|p| (p, full));
             }
@@ -387,10 +383,21 @@ pub fn render(
     // Render ahead: the next frames whose layers are decoded. Under memory pressure the
     // pictures made ahead take room from the frames the playhead needs: at the warning level
     // at most a sixteenth of the budget of them, at critical none.
-    if playhead.state != PlayState::Playing && !offline {
+    // Paused with the current frame on screen: a pre-roll of the next frames with effects
+    // (prefetch decodes them), so pressing play starts from pictures made, not from an empty
+    // pipeline whose first frames would come too late.
+    let preroll = playhead.state == PlayState::Paused
+        && !offline
+        && quality.preroll_frames > 0
+        && state.shown == Some((t, playhead.generation));
+    if playhead.state != PlayState::Playing && !offline && !preroll {
         return;
     }
-    let mut ahead = quality.prefetch_frames.max(1);
+    let mut ahead = if preroll {
+        quality.preroll_frames.min(quality.prefetch_frames)
+    } else {
+        quality.prefetch_frames.max(1)
+    };
     if !offline {
         let px = size.0 as u64 * size.1 as u64;
         let bytes = match frame.picture_format(pixels_out) {
@@ -412,7 +419,7 @@ pub fn render(
     // Lead the playhead by the measured render latency: a frame due sooner cannot be ready.
     // At most half the prefetch window ahead, so the frames aimed at are already decoded.
     let window = quality.prefetch_frames.max(1);
-    let lead = if offline || !frame.any_stack {
+    let lead = if offline || !frame.any_stack || preroll {
         1
     } else {
         ((state.effects_latency / period).ceil() as u64).clamp(1, (window / 2).max(1))
@@ -426,11 +433,19 @@ pub fn render(
         if t2 < 0 || t2 as u64 >= playhead.duration {
             break;
         }
-        if !frame.gather(t2 as u64, &output, &timeline, &clips, &assets) {
+        if !frame.gather(t2 as u64, &output, &timeline, &clips, &assets)
+            || (preroll && !frame.any_stack)
+        {
             continue;
         }
         let key = frame.key(size, lod, pixels_out);
         if rendered.touch(key) || state.is_in_flight(key) {
+            continue;
+        }
+        // Kept at full quality (by background render): shown instead (above), so not made
+        // again at the reduced size or LOD.
+        let full = full_quality_key(frame, &output, &quality, pixels_out);
+        if !offline && full != key && rendered.touch(full) {
             continue;
         }
         if frame.find_decoded(&index, &pixels, true, found) > 0 {
@@ -439,7 +454,7 @@ pub fn render(
         let work = build(frame, found, size, lod, &clips);
         if let Work::Ycbcr(job) = &work
             && job.is_trivial()
-            && pixels_out != framelock_engine::render::OutputPixels::Rgba8
+            && pixels_out != OutputPixels::Rgba8
         {
             continue;
         }
@@ -456,6 +471,20 @@ pub fn render(
             state.counts.rendered_ahead += 1;
         }
     }
+}
+
+/// The key of `frame`'s picture at full quality: the output size, the host's effect LOD.
+fn full_quality_key(
+    frame: &FrameLayers,
+    output: &OutputFormat,
+    quality: &QualitySettings,
+    pixels_out: OutputPixels,
+) -> CacheKey {
+    frame.key(
+        (output.width, output.height),
+        quality.effect_lod,
+        pixels_out,
+    )
 }
 
 /// Seconds `frame`'s picture takes to render (measured, moving averages).

@@ -219,6 +219,43 @@ pub(crate) fn for_each8(px: &mut [u16], mut f: impl FnMut(&mut Px8)) {
     }
 }
 
+/// Blocks of eight pixels [`for_each8_tiled`] hands over at once: 64 (8 KiB of lanes, in L1).
+pub(crate) const TILE_BLOCKS: usize = 64;
+
+/// Runs `f` on tiles of up to [`TILE_BLOCKS`] blocks of eight pixels of `px` (whole pixels;
+/// a short tail is padded): a chain of operations can then run each operation over the whole
+/// tile, so one operation's table stays in cache while it is used, instead of every
+/// operation's table being touched for each eight pixels.
+#[inline(always)]
+pub(crate) fn for_each8_tiled(px: &mut [u16], mut f: impl FnMut(&mut [Px8])) {
+    let mut tile = [[[0.0f32; 8]; 4]; TILE_BLOCKS];
+    for chunk in px.chunks_mut(32 * TILE_BLOCKS) {
+        let whole = chunk.len() / 32;
+        for (b, t) in chunk.chunks_exact(32).zip(tile.iter_mut()) {
+            if let Ok(b) = <&[u16; 32]>::try_from(b) {
+                *t = load8(b);
+            }
+        }
+        let rest = chunk.len() - 32 * whole;
+        let mut buf = [0u16; 32];
+        if rest > 0 {
+            buf[..rest].copy_from_slice(&chunk[32 * whole..]);
+            tile[whole] = load8(&buf);
+        }
+        let n = whole + usize::from(rest > 0);
+        f(&mut tile[..n]);
+        for (b, t) in chunk.chunks_exact_mut(32).zip(tile.iter()) {
+            if let Ok(b) = <&mut [u16; 32]>::try_from(b) {
+                store8(b, t);
+            }
+        }
+        if rest > 0 {
+            store8(&mut buf, &tile[whole]);
+            chunk[32 * whole..].copy_from_slice(&buf[..rest]);
+        }
+    }
+}
+
 /// [`for_each8`] over `dst` with the same pixels of `src` beside.
 #[inline(always)]
 pub(crate) fn for_each8_with(dst: &mut [u16], src: &[u16], mut f: impl FnMut(&mut Px8, &Px8)) {
