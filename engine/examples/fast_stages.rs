@@ -89,6 +89,7 @@ fn main() {
     for (name, effects, two) in [
         ("frame none", vec![], false),
         ("frame grade", vec![grade], false),
+        ("frame transform", vec![samples::transform()], false),
         ("frame full stack", samples::full_stack(), true),
         ("frame hundred", samples::hundred(), false),
     ] {
@@ -97,6 +98,12 @@ fn main() {
             let _ = fast::render_picture(&j, Some(&pool)).unwrap();
         });
     }
+    // The full stack at half effect LOD (effects at half size, then scaled up).
+    let mut j = samples::job(&f, samples::full_stack(), true);
+    j.lod = framelock_components::EffectLod::Half;
+    time("frame full stack, LOD 1/2", || {
+        let _ = fast::render_picture(&j, Some(&pool)).unwrap();
+    });
     time("clone", || {
         let _ = a.clone();
     });

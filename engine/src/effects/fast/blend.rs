@@ -62,15 +62,20 @@ pub fn composite(dst: &mut Image16, src: &Image16, opacity: f32, mode: BlendMode
     }
 }
 
+/// What [`over_black`] multiplies each colour by, per unit of the pixel's alpha.
+pub fn over_black_factor(opacity: f32, mode: BlendMode) -> f32 {
+    if mode == BlendMode::Multiply {
+        0.0
+    } else {
+        opacity / FULL
+    }
+}
+
 /// `img` blended onto opaque black, in place: with black beneath, every mode but multiply
 /// gives the layer's colour (multiply gives black), weighted by its alpha; alpha becomes 1.
 pub fn over_black(img: &mut Image16, opacity: f32, mode: BlendMode) {
     crate::profile_function!();
-    let k = if mode == BlendMode::Multiply {
-        0.0
-    } else {
-        opacity / FULL
-    };
+    let k = over_black_factor(opacity, mode);
     img.px
         .par_chunks_mut(BAND)
         .for_each(|band| over_black_band(band, k));
@@ -123,4 +128,31 @@ pub fn dissolve_from_black(img: &mut Image16, t: f32) {
             }
         })
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pack that blends onto black on the way gives the bytes of the blend, then the pack.
+    #[test]
+    fn packing_onto_black_equals_the_blend_then_the_pack() {
+        let (w, h) = (37, 11);
+        for (opacity, mode) in [
+            (1.0, BlendMode::Over),
+            (0.7, BlendMode::Screen),
+            (0.3, BlendMode::Multiply),
+        ] {
+            let mut img = Image16::scratch(w, h);
+            for (v, r) in img.px.iter_mut().zip(super::super::lcg(5)) {
+                *v = (r >> 16) as u16;
+            }
+            let mut fused = vec![0u8; (w * h * 4) as usize];
+            img.pack_rgba8_over_black(&mut fused, over_black_factor(opacity, mode));
+            let mut apart = vec![0u8; fused.len()];
+            over_black(&mut img, opacity, mode);
+            img.pack_rgba8(&mut apart);
+            assert!(fused == apart, "{mode:?}");
+        }
+    }
 }
