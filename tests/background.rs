@@ -163,6 +163,20 @@ fn index_of(f: &PresentedFrame) -> Option<u64> {
     }
 }
 
+/// At least `at_least` exact pictures were shown, and each is its timeline frame's.
+fn assert_exact_frames(shown: &[PresentedFrame], at_least: usize) {
+    let exact: Vec<&PresentedFrame> = shown.iter().filter(|f| f.exact && !f.repeated).collect();
+    assert!(exact.len() >= at_least, "{} frames", exact.len());
+    for f in exact {
+        assert_eq!(
+            index_of(f),
+            Some(f.timeline_frame),
+            "t={}",
+            f.timeline_frame
+        );
+    }
+}
+
 #[test]
 fn the_queue_runs_nearest_first_pauses_resumes_clears_and_counts_exactly() {
     let (mut engine, _) = open(&project(RATE, grade(0.05)));
@@ -333,29 +347,13 @@ fn while_playing_the_queue_renders_only_on_a_core_playback_leaves_idle() {
         } else {
             assert!(rendered_while_playing > 0);
         }
-        let frames: Vec<(u64, bool)> = shown
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|f| (f.timeline_frame, f.repeated))
-            .collect();
         assert_eq!(
             engine.metrics().dropped,
             0,
-            "cores {cores}: {:?} {frames:?}",
+            "cores {cores}: {:?}",
             engine.metrics()
         );
-        let shown = shown.lock().unwrap().clone();
-        let exact: Vec<&PresentedFrame> = shown.iter().filter(|f| f.exact && !f.repeated).collect();
-        assert!(exact.len() >= 100, "{} frames", exact.len());
-        for f in exact {
-            assert_eq!(
-                index_of(f),
-                Some(f.timeline_frame),
-                "t={}",
-                f.timeline_frame
-            );
-        }
+        assert_exact_frames(&shown.lock().unwrap(), 100);
         // Paused: the queue renders on whatever the machine has.
         tick_until(&mut engine, "render 0..120 paused", rendered_all);
     }
@@ -546,17 +544,7 @@ fn background_pictures_survive_a_restart_on_the_disk_tier() {
         0,
         "every frame came from the disk tier"
     );
-    let shown = shown.lock().unwrap();
-    let exact: Vec<&PresentedFrame> = shown.iter().filter(|f| f.exact && !f.repeated).collect();
-    assert!(exact.len() >= 30, "{} frames", exact.len());
-    for f in exact {
-        assert_eq!(
-            index_of(f),
-            Some(f.timeline_frame),
-            "t={}",
-            f.timeline_frame
-        );
-    }
+    assert_exact_frames(&shown.lock().unwrap(), 30);
 }
 
 /// The worker's budget is a quarter of the engine's, and so is the engine's RAM tier of

@@ -566,7 +566,14 @@ impl PlaybackEngine {
             .get_resource::<Pressure>()
             .copied()
             .unwrap_or_default();
-        let disk_only = pressure != Pressure::Normal;
+        // Under pressure, to the disk tier only; without one, to the RAM tier, which evicts
+        // to stay within its limit. (Left for a disk tier that is not there, they were
+        // retried every tick and held, counted, for good.)
+        let disk_only = pressure != Pressure::Normal
+            && self
+                .world
+                .get_resource::<framelock_systems::DiskTier>()
+                .is_some();
         let mut retry = std::mem::take(&mut self.background.unwritten);
         retry.retain(|(k, p)| {
             !framelock_systems::keep_rendered(&mut self.world, *k, p.clone(), true)
