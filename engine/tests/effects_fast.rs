@@ -85,6 +85,28 @@ fn conversion_of_every_format_matches_the_reference() {
     check("rgba8 layer", &job(322, 180, vec![layer(rgba, vec![])]), 1);
 }
 
+/// At LOD ½ an even-sized Y'CbCr frame is converted straight to half size (a 2×2 mean in the
+/// conversion pass): the reference converts, then shrinks with its box filter.
+#[test]
+fn half_size_conversion_matches_the_reference_shrink() {
+    for (i, format) in [
+        PixelFormat::Yuv420p,
+        PixelFormat::Yuv422p,
+        PixelFormat::Yuv444p,
+        PixelFormat::Yuv420p10,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let f = random_frame(30 + i as u64, format, 642, 362);
+        for effects in [vec![], vec![grade(0.02, 1.1, 1.2, 1.1)]] {
+            let mut j = job(642, 362, vec![layer(f.clone(), effects)]);
+            j.lod = EffectLod::Half;
+            check(&format!("{format:?} at LOD 1/2"), &j, 1);
+        }
+    }
+}
+
 #[test]
 fn each_effect_matches_the_reference_on_random_pictures() {
     let (w, h) = (1918, 1082);

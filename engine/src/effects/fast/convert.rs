@@ -47,22 +47,26 @@ struct Coefficients {
     shift_y: u32,
 }
 
-/// The reference's arithmetic in 65535 units, over rows converted to `f32` once.
-fn convert_yuv<S: Samples, const SX: usize>(
-    frame: &Picture,
-    out: &mut Image16,
-    chain: Option<&PointChain>,
-) {
+fn coefficients(frame: &Picture) -> Coefficients {
     let p = ops::yuv_params(frame);
     let ys = p.y_scale * 65535.0;
-    let k = Coefficients {
+    Coefficients {
         ys,
         yo: -p.y_offset * ys,
         cs: p.c_scale * 65535.0,
         co: p.c_offset,
         matrix: p.matrix,
         shift_y: p.shift.1,
-    };
+    }
+}
+
+/// The reference's arithmetic in 65535 units, over rows converted to `f32` once.
+fn convert_yuv<S: Samples, const SX: usize>(
+    frame: &Picture,
+    out: &mut Image16,
+    chain: Option<&PointChain>,
+) {
+    let k = coefficients(frame);
     let stride = frame.width as usize * 4;
     out.px
         .par_chunks_mut(stride * BAND_ROWS)
@@ -154,6 +158,58 @@ fn convert_rgba8(frame: &Picture, out: &mut Image16, chain: Option<&PointChain>)
                 chain.apply_band(o);
             }
         });
+}
+
+/// [`convert_yuv`] at half size in each direction: each band's source rows are converted
+/// into a scratch band (in cache) and averaged 2×2 into the output, which is what the box
+/// shrink of the full-size conversion gives, without writing and reading the full-size image.
+fn convert_yuv_half<S: Samples, const SX: usize>(frame: &Picture, out: &mut Image16) {
+    let k = coefficients(frame);
+    let stride = frame.width as usize * 4;
+    let half = out.width as usize * 4;
+    out.px
+        .par_chunks_mut(half * BAND_ROWS)
+        .enumerate()
+        .for_each(|(band, rows)| {
+            let n = rows.len() / half.max(1);
+            let mut full = vec![0u16; 2 * n * stride];
+            convert_band::<S, SX>(&mut full, 2 * band * BAND_ROWS, frame, k);
+            for (r, row) in rows.chunks_exact_mut(half).enumerate() {
+                let (a, b) = full[2 * r * stride..(2 * r + 2) * stride].split_at(stride);
+                average_2x2(row, a, b);
+            }
+        });
+}
+
+super::hot! {
+    /// `out`'s pixels, each the rounded mean of the 2×2 pixels of rows `a` and `b` beneath it.
+    fn average_2x2(out: &mut [u16], a: &[u16], b: &[u16]) {
+        for ((o, a), b) in out.chunks_exact_mut(4).zip(a.chunks_exact(8)).zip(b.chunks_exact(8)) {
+            for c in 0..4 {
+                let sum = u32::from(a[c]) + u32::from(a[c + 4]) + u32::from(b[c]) + u32::from(b[c + 4]);
+                o[c] = ((sum + 2) >> 2) as u16;
+            }
+        }
+    }
+}
+
+/// `frame` at half its size in each direction (a Y'CbCr frame of even size): the box shrink of
+/// [`convert`]'s image, made in one pass. `None` when the frame is not one of those.
+pub fn convert_half(frame: &Picture) -> Option<Image16> {
+    if !frame.width.is_multiple_of(2)
+        || !frame.height.is_multiple_of(2)
+        || frame.format == PixelFormat::Rgba8
+    {
+        return None;
+    }
+    crate::profile_function!();
+    let mut out = Image16::scratch(frame.width / 2, frame.height / 2);
+    match frame.format {
+        PixelFormat::Yuv444p => convert_yuv_half::<Eight, 0>(frame, &mut out),
+        f if f.bytes_per_sample() == 2 => convert_yuv_half::<Ten, 1>(frame, &mut out),
+        _ => convert_yuv_half::<Eight, 1>(frame, &mut out),
+    }
+    Some(out)
 }
 
 /// `frame` as RGBA16 (alpha 1), then `chain` on it.
