@@ -266,6 +266,21 @@ fn blends_dissolves_and_lods_match() {
         j.lod = lod;
         check(&format!("{lod:?}"), &j, 1);
     }
+    // An even size at LOD ½: the composite is enlarged and packed in one pass.
+    let even = random_frame(21, PixelFormat::Yuv420p, 646, 364);
+    let mut top = layer(b.clone(), vec![transform()]);
+    top.blend = BlendMode::Screen;
+    top.opacity = 0.7;
+    for layers in [
+        vec![layer(even.clone(), vec![Effect::Sharpen { amount: 0.4 }])],
+        vec![layer(even.clone(), vec![transform()])],
+        vec![layer(even, vec![grade(0.0, 1.1, 1.2, 1.0)]), top],
+    ] {
+        let n = layers.len();
+        let mut j = job(646, 364, layers);
+        j.lod = EffectLod::Half;
+        check(&format!("646x364 at LOD 1/2, {n} layers"), &j, 1);
+    }
     check("no layers", &job(w, h, vec![]), 0);
 }
 
