@@ -266,6 +266,18 @@ fn blends_dissolves_and_lods_match() {
         j.lod = lod;
         check(&format!("{lod:?}"), &j, 1);
     }
+    // The only layer ending in a transform (then grades): the transform writes the bytes,
+    // blended onto black on the way.
+    for (opacity, mode) in [(0.6, BlendMode::Multiply), (0.8, BlendMode::Screen)] {
+        let mut only = layer(a.clone(), vec![transform(), grade(0.02, 1.1, 1.2, 0.9)]);
+        only.opacity = opacity;
+        only.blend = mode;
+        check(
+            &format!("only layer, transformed, {mode:?}"),
+            &job(w, h, vec![only]),
+            1,
+        );
+    }
     // An even size at LOD ½: the composite is enlarged and packed in one pass.
     let even = random_frame(21, PixelFormat::Yuv420p, 646, 364);
     let mut top = layer(b.clone(), vec![transform()]);
