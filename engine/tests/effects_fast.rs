@@ -77,12 +77,38 @@ fn conversion_of_every_format_matches_the_reference() {
         let f = random_frame(10 + i as u64, format, 321, 179);
         check(
             &format!("{format:?}"),
-            &job(321, 179, vec![layer(f, vec![])]),
+            &job(321, 179, vec![layer(f.clone(), vec![])]),
+            1,
+        );
+        // The only layer, graded, blended onto black: converted, graded, blended and packed
+        // band by band.
+        let mut graded = layer(
+            f,
+            vec![grade(0.02, 1.1, 1.2, 1.1), grade(0.0, 0.9, 1.0, 1.2)],
+        );
+        graded.opacity = 0.8;
+        graded.blend = BlendMode::Screen;
+        check(
+            &format!("{format:?} graded, screen 0.8"),
+            &job(321, 179, vec![graded]),
             1,
         );
     }
     let rgba = Arc::new(card(3, 322, 180).to_rgba8_in(None));
-    check("rgba8 layer", &job(322, 180, vec![layer(rgba, vec![])]), 1);
+    check(
+        "rgba8 layer",
+        &job(322, 180, vec![layer(rgba.clone(), vec![])]),
+        1,
+    );
+    check(
+        "rgba8 layer graded",
+        &job(
+            322,
+            180,
+            vec![layer(rgba, vec![grade(0.02, 1.1, 1.2, 1.1)])],
+        ),
+        1,
+    );
 }
 
 /// At LOD ½ an even-sized Y'CbCr frame is converted straight to half size (a 2×2 mean in the

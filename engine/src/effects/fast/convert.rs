@@ -148,16 +148,61 @@ fn convert_rgba8(frame: &Picture, out: &mut Image16, chain: Option<&PointChain>)
         .par_chunks_mut(stride * BAND_ROWS)
         .zip(src.par_chunks(stride * BAND_ROWS))
         .for_each(|(o, s)| {
-            for (d, v) in o.iter_mut().zip(s) {
-                *d = u16::from(*v) * 257;
-            }
-            for px in o.chunks_exact_mut(4) {
-                px[3] = ONE;
-            }
+            rgba8_band(o, s);
             if let Some(chain) = chain {
                 chain.apply_band(o);
             }
         });
+}
+
+/// RGBA8 samples widened to 16 bits, alpha opaque.
+fn rgba8_band(o: &mut [u16], s: &[u8]) {
+    for (d, v) in o.iter_mut().zip(s) {
+        *d = u16::from(*v) * 257;
+    }
+    for px in o.chunks_exact_mut(4) {
+        px[3] = ONE;
+    }
+}
+
+/// [`convert`] then `chain`, then the blend onto black (`onto_black`: the factor from
+/// [`super::blend::over_black_factor`]; `None` when the blend changes nothing) and the pack to
+/// RGBA8 into `out`, band by band: the frame's 16-bit picture is never whole in memory (the
+/// only layer of a frame whose effects are all per-pixel: 16 MB written and read again less
+/// at 1080p).
+pub fn convert_pack(
+    frame: &Picture,
+    chain: Option<&PointChain>,
+    out: &mut [u8],
+    onto_black: Option<f32>,
+) {
+    crate::profile_function!();
+    let stride = frame.width as usize * 4;
+    let bytes = (stride * frame.height as usize).min(out.len());
+    let k = coefficients(frame);
+    out[..bytes]
+        .par_chunks_mut(stride * BAND_ROWS)
+        .enumerate()
+        .for_each_init(
+            || vec![0u16; stride * BAND_ROWS],
+            |band_px, (band, o)| {
+                let px = &mut band_px[..o.len()];
+                let y0 = band * BAND_ROWS;
+                match frame.format {
+                    PixelFormat::Rgba8 => rgba8_band(px, &frame.planes[0][y0 * stride..]),
+                    PixelFormat::Yuv444p => convert_band::<Eight, 0>(px, y0, frame, k),
+                    f if f.bytes_per_sample() == 2 => convert_band::<Ten, 1>(px, y0, frame, k),
+                    _ => convert_band::<Eight, 1>(px, y0, frame, k),
+                }
+                if let Some(chain) = chain {
+                    chain.apply_band(px);
+                }
+                match onto_black {
+                    Some(f) => super::pack_over_black_band(o, px, f),
+                    None => super::pack_band(o, px),
+                }
+            },
+        );
 }
 
 /// [`convert_yuv`] at half size in each direction: each band's source rows are converted

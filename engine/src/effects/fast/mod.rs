@@ -140,7 +140,7 @@ hot! {
             let a = f32::from(v[3]) * k;
             for c in 0..3 {
                 let u = u32::from(to_u16(f32::from(v[c]) * a));
-                d[c] = ((u * 255 + 32767) / 65535) as u8;
+                d[c] = to_u8(u);
             }
             d[3] = 255;
         }
@@ -148,9 +148,9 @@ hot! {
 }
 
 hot! {
-    fn pack_band(o: &mut [u8], s: &[u16]) {
+    pub(crate) fn pack_band(o: &mut [u8], s: &[u16]) {
         for (d, v) in o.iter_mut().zip(s) {
-            *d = ((u32::from(*v) * 255 + 32767) / 65535) as u8;
+            *d = to_u8(u32::from(*v));
         }
         for px in o.chunks_exact_mut(4) {
             px[3] = 255;
@@ -189,6 +189,15 @@ pub(crate) fn to_u16(v: f32) -> u16 {
     let v = if v > 65535.0 { 65535.0 } else { v };
     let v = if v < 0.0 { 0.0 } else { v };
     (v + 12_582_912.0).to_bits() as u16
+}
+
+/// A sample (0..=65535) rounded to 8 bits, `round(v · 255 / 65535)` = `round(v / 257)`, in
+/// shifts and adds (a division by a constant is a 32-bit multiply-high, which x86 vectors
+/// lack: the packs ran 1.5–2x slower with it). A test holds the two equal for every sample.
+#[inline(always)]
+pub(crate) fn to_u8(v: u32) -> u8 {
+    let t = v + 128;
+    ((t - (t >> 8)) >> 8) as u8
 }
 
 /// [`to_u16`] widened, for integer stages.
@@ -303,6 +312,14 @@ pub(crate) fn for_each8_with(dst: &mut [u16], src: &[u16], mut f: impl FnMut(&mu
         f(&mut v, &load8(&b));
         store8(&mut a, &v);
         dr[..n].copy_from_slice(&a[..n]);
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn rounding_to_8_bits_is_the_division() {
+    for v in 0..=65535u32 {
+        assert_eq!(u32::from(to_u8(v)), (v * 255 + 32767) / 65535, "{v}");
     }
 }
 
@@ -496,6 +513,29 @@ fn render_into(job: &RenderJob, out: &mut [u8]) -> Result<(), RenderError> {
         if let Some(img) = rest {
             img.pack_rgba8_over_black(out, k);
         }
+        return Ok(());
+    }
+    // The only layer at the output size, its effects all per-pixel (they run in the
+    // conversion): converted, graded and packed band by band (1080p grade: 6.4 → 5.x ms).
+    if let [layer] = job.layers.as_slice()
+        && (layer.frame.width, layer.frame.height) == (job.width, job.height)
+        && (ww, wh) == (job.width, job.height)
+        && layer.dissolve.is_none_or(|t| t >= 1.0)
+        && layer.effects.iter().all(PointChain::takes)
+    {
+        let mut chain = PointChain::default();
+        for e in &layer.effects {
+            chain.push(&job.effect_at_lod(e));
+        }
+        let unchanged =
+            layer.opacity >= 1.0 && layer.blend != framelock_components::BlendMode::Multiply;
+        let onto_black = (!unchanged).then(|| blend::over_black_factor(layer.opacity, layer.blend));
+        convert::convert_pack(
+            &layer.frame,
+            (!chain.is_empty()).then_some(&chain),
+            out,
+            onto_black,
+        );
         return Ok(());
     }
     let mut acc: Option<Image16> = None;

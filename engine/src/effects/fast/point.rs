@@ -128,6 +128,11 @@ impl PointChain {
         matches!(e, Effect::Grade { .. })
     }
 
+    /// Whether the chain does nothing.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
     /// Appends `e` (ignored unless [`Self::takes`] it).
     pub fn push(&mut self, e: &Effect) {
         let Some((a, b)) = ops::grade_params(e) else {

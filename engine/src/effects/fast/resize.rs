@@ -87,7 +87,7 @@ super::hot! {
 /// [`Image16::pack_rgba8`] rounds.
 #[inline(always)]
 fn pack16th(v: u32) -> u8 {
-    ((((v + 8) >> 4) * 255 + 32767) / 65535) as u8
+    super::to_u8((v + 8) >> 4)
 }
 
 super::hot! {
