@@ -303,6 +303,16 @@ fn blends_dissolves_and_lods_match() {
             &job(w, h, vec![only]),
             1,
         );
+        // The same as the last of two layers: blended onto the first band by band.
+        let mut last = layer(a.clone(), vec![transform(), grade(0.02, 1.1, 1.2, 0.9)]);
+        last.opacity = opacity;
+        last.blend = mode;
+        let under = layer(b.clone(), vec![Effect::Sharpen { amount: 0.3 }]);
+        check(
+            &format!("last layer, transformed, {mode:?}"),
+            &job(w, h, vec![under, last]),
+            1,
+        );
     }
     // An even size at LOD ½: the composite is enlarged and packed in one pass.
     let even = random_frame(21, PixelFormat::Yuv420p, 646, 364);

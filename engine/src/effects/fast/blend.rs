@@ -10,20 +10,6 @@ use super::{BAND_ROWS, Image16, Px8, for_each8, for_each8_with};
 const FULL: f32 = 65535.0;
 const BAND: usize = 4 * 1024 * BAND_ROWS;
 
-#[inline(always)]
-fn composite_with<F: Fn(f32, f32) -> f32 + Sync + Copy>(
-    dst: &mut Image16,
-    src: &Image16,
-    opacity: f32,
-    f: F,
-) {
-    let k = opacity / FULL;
-    dst.px
-        .par_chunks_mut(BAND)
-        .zip(src.px.par_chunks(BAND))
-        .for_each(|(d, s)| composite_band(d, s, k, f));
-}
-
 super::hot! {
     fn composite_band<F: Fn(f32, f32) -> f32 + Copy>(d: &mut [u16], s: &[u16], k: f32, f: F) {
         // Runs of 64 pixels: those where the layer is transparent (outside a moved or
@@ -49,14 +35,23 @@ super::hot! {
 /// Blends `src` onto `dst` in place.
 pub fn composite(dst: &mut Image16, src: &Image16, opacity: f32, mode: BlendMode) {
     crate::profile_function!();
+    dst.px
+        .par_chunks_mut(BAND)
+        .zip(src.px.par_chunks(BAND))
+        .for_each(|(d, s)| composite_band_as(d, s, opacity, mode));
+}
+
+/// [`composite`] of one band of samples, on this thread.
+pub(crate) fn composite_band_as(d: &mut [u16], s: &[u16], opacity: f32, mode: BlendMode) {
+    let k = opacity / FULL;
     match mode {
-        BlendMode::Over => composite_with(dst, src, opacity, |_, s| s),
-        BlendMode::Add => composite_with(dst, src, opacity, |d, s| {
+        BlendMode::Over => composite_band(d, s, k, |_, s| s),
+        BlendMode::Add => composite_band(d, s, k, |d, s| {
             let v = d + s;
             if v > FULL { FULL } else { v }
         }),
-        BlendMode::Multiply => composite_with(dst, src, opacity, |d, s| d * s * (1.0 / FULL)),
-        BlendMode::Screen => composite_with(dst, src, opacity, |d, s| {
+        BlendMode::Multiply => composite_band(d, s, k, |d, s| d * s * (1.0 / FULL)),
+        BlendMode::Screen => composite_band(d, s, k, |d, s| {
             FULL - (FULL - d) * (FULL - s) * (1.0 / FULL)
         }),
     }

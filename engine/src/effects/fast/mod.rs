@@ -382,7 +382,7 @@ fn apply_then(img: &mut Image16, e: &Effect, then: Option<&PointChain>) {
 }
 
 /// Whether the last of `effects` that is not a per-pixel effect is a transform (then
-/// [`layer_image`] can end in [`transform::transform_pack`]).
+/// [`layer_image`] can end in [`transform::transform_into`]).
 fn ends_in_transform(effects: &[Effect]) -> bool {
     effects
         .iter()
@@ -390,14 +390,14 @@ fn ends_in_transform(effects: &[Effect]) -> bool {
         .is_some_and(|e| matches!(e, Effect::Transform { .. }))
 }
 
-/// One layer's picture at the work size with its effects applied. With `pack` (the frame's
-/// bytes and the factor of the blend onto black) and a layer whose effects end in a
-/// transform ([`ends_in_transform`]), the transform writes the frame's bytes band by band
-/// and there is no picture (`None`).
+/// One layer's picture at the work size with its effects applied. With `sink` (the frame's
+/// bytes and what the layer is blended onto) and a layer whose effects end in a transform
+/// ([`ends_in_transform`]), the transform writes the frame's bytes band by band and there
+/// is no picture (`None`).
 fn layer_image(
     job: &RenderJob,
     layer: &super::LayerJob,
-    mut pack: Option<(&mut [u8], f32)>,
+    mut sink: Option<(&mut [u8], transform::Sink)>,
 ) -> Option<Image16> {
     let (ww, wh) = job.work_size();
     let effects: Vec<Effect> = layer.effects.iter().map(|e| job.effect_at_lod(e)).collect();
@@ -435,9 +435,9 @@ fn layer_image(
                 };
                 if steps.peek().is_none()
                     && matches!(e, Effect::Transform { .. })
-                    && let Some((out, k)) = pack.take()
+                    && let Some((out, sink)) = sink.take()
                 {
-                    transform::transform_pack(img, e, then, out, k);
+                    transform::transform_into(img, e, then, out, sink);
                     return None;
                 }
                 apply_then(&mut img, e, then);
@@ -509,8 +509,8 @@ fn render_into(job: &RenderJob, out: &mut [u8]) -> Result<(), RenderError> {
         && ends_in_transform(&layer.effects)
     {
         let k = blend::over_black_factor(layer.opacity, layer.blend);
-        let rest = layer_image(job, layer, Some((&mut *out, k)));
-        if let Some(img) = rest {
+        let sink = transform::Sink::OntoBlack(k);
+        if let Some(img) = layer_image(job, layer, Some((&mut *out, sink))) {
             img.pack_rgba8_over_black(out, k);
         }
         return Ok(());
@@ -541,7 +541,28 @@ fn render_into(job: &RenderJob, out: &mut [u8]) -> Result<(), RenderError> {
     let mut acc: Option<Image16> = None;
     // The factor of a blend onto black left to the pack (see below).
     let mut onto_black = None;
-    for layer in &job.layers {
+    for (i, layer) in job.layers.iter().enumerate() {
+        // The last layer at the output size, its effects ending in a transform: blended
+        // onto the layers beneath and packed band by band as the transform makes it.
+        if i + 1 == job.layers.len()
+            && (ww, wh) == (job.width, job.height)
+            && layer.dissolve.is_none_or(|t| t >= 1.0)
+            && ends_in_transform(&layer.effects)
+            && let Some(under) = acc.as_mut()
+        {
+            let sink = transform::Sink::Onto {
+                under,
+                opacity: layer.opacity,
+                mode: layer.blend,
+            };
+            if let Some(img) = layer_image(job, layer, Some((&mut *out, sink)))
+                && let Some(under) = acc.as_mut()
+            {
+                blend::composite(under, &img, layer.opacity, layer.blend);
+                under.pack_rgba8(out);
+            }
+            return Ok(());
+        }
         let Some(img) = layer_image(job, layer, None) else {
             continue;
         };

@@ -47,12 +47,34 @@ pub fn transform(img: &mut Image16, e: &Effect, then: Option<&PointChain>) {
         });
 }
 
-/// [`transform`] of `img` then `then`, blended onto black (`k` from
-/// [`super::blend::over_black_factor`]) and rounded to RGBA8 into `out`, band by band: the
-/// transformed picture is never whole in memory, each band goes from the transform to the
-/// bytes while it is in cache (the only layer of a frame whose last effect is a transform:
-/// 16 MB written and read again less at 1080p).
-pub fn transform_pack(img: Image16, e: &Effect, then: Option<&PointChain>, out: &mut [u8], k: f32) {
+/// Where [`transform_into`] puts the transformed layer, band by band, on its way to the
+/// frame's RGBA8 bytes.
+pub enum Sink<'a> {
+    /// The only layer: blended onto black (`k` from [`super::blend::over_black_factor`]).
+    OntoBlack(f32),
+    /// The last layer: blended onto the layers beneath (made in place), then packed.
+    Onto {
+        /// The layers beneath.
+        under: &'a mut Image16,
+        /// The layer's opacity.
+        opacity: f32,
+        /// The layer's blend mode.
+        mode: framelock_components::BlendMode,
+    },
+}
+
+/// [`transform`] of `img` then `then`, blended as `sink` says and rounded to RGBA8 into
+/// `out`, band by band: the transformed picture is never whole in memory, each band goes
+/// from the transform to the bytes while it is in cache (a frame's last layer whose last
+/// effect is a transform: 16 MB written and read again less at 1080p, twice for a layer
+/// blended onto others).
+pub fn transform_into(
+    img: Image16,
+    e: &Effect,
+    then: Option<&PointChain>,
+    out: &mut [u8],
+    sink: Sink,
+) {
     crate::profile_function!();
     let m = ops::transform_inverse(img.width, img.height, e);
     let Some(m) = m.filter(|_| img.width > 0 && img.height > 0) else {
@@ -60,7 +82,17 @@ pub fn transform_pack(img: Image16, e: &Effect, then: Option<&PointChain>, out: 
         if let Some(chain) = then {
             chain.apply(&mut img.px);
         }
-        img.pack_rgba8_over_black(out, k);
+        match sink {
+            Sink::OntoBlack(k) => img.pack_rgba8_over_black(out, k),
+            Sink::Onto {
+                under,
+                opacity,
+                mode,
+            } => {
+                super::blend::composite(under, &img, opacity, mode);
+                under.pack_rgba8(out);
+            }
+        }
         return;
     };
     let stride = img.stride();
@@ -71,20 +103,38 @@ pub fn transform_pack(img: Image16, e: &Effect, then: Option<&PointChain>, out: 
         m,
     };
     let bytes = (stride * img.height as usize).min(out.len());
-    out[..bytes]
-        .par_chunks_mut(stride * BAND_ROWS)
-        .enumerate()
-        .for_each_init(
-            || vec![0u16; stride * BAND_ROWS],
-            |band_px, (band, o)| {
-                let px = &mut band_px[..o.len()];
-                best_band(px, band * BAND_ROWS, &from);
-                if let Some(chain) = then {
-                    chain.apply_band(px);
-                }
-                super::pack_over_black_band(o, px, k);
+    let band = stride * BAND_ROWS;
+    // Each band: transformed into a scratch band (in cache), the chain, then the sink.
+    let make = |band_px: &mut Vec<u16>, b: usize, n: usize| {
+        let px = &mut band_px[..n];
+        best_band(px, b * BAND_ROWS, &from);
+        if let Some(chain) = then {
+            chain.apply_band(px);
+        }
+    };
+    let scratch = || vec![0u16; band];
+    match sink {
+        Sink::OntoBlack(k) => out[..bytes].par_chunks_mut(band).enumerate().for_each_init(
+            scratch,
+            |band_px, (b, o)| {
+                make(band_px, b, o.len());
+                super::pack_over_black_band(o, &band_px[..o.len()], k);
             },
-        );
+        ),
+        Sink::Onto {
+            under,
+            opacity,
+            mode,
+        } => out[..bytes]
+            .par_chunks_mut(band)
+            .zip(under.px.par_chunks_mut(band))
+            .enumerate()
+            .for_each_init(scratch, |band_px, (b, (o, d))| {
+                make(band_px, b, o.len());
+                super::blend::composite_band_as(d, &band_px[..o.len()], opacity, mode);
+                super::pack_band(o, d);
+            }),
+    }
 }
 
 /// The picture a transform reads, and the map from output to source positions.
