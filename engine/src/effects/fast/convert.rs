@@ -104,7 +104,12 @@ impl RowScratch {
 
 /// Row `y` of `frame` converted into `s.rgb` (R, G and B planes of the row).
 #[inline(always)]
-fn rgb_row<S: Samples, const SX: usize>(y: usize, frame: &Picture, k: Coefficients, s: &mut RowScratch) {
+fn rgb_row<S: Samples, const SX: usize>(
+    y: usize,
+    frame: &Picture,
+    k: Coefficients,
+    s: &mut RowScratch,
+) {
     let w = frame.width as usize;
     let cw = frame.chroma_size().0 as usize;
     let [yp, up, vp] = &frame.planes;

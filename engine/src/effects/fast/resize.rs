@@ -59,25 +59,72 @@ pub fn enlarge2_pack_rgba8(src: &Image16, out: &mut [u8]) {
         .par_chunks_mut(2 * out_stride * ENLARGE_BAND)
         .enumerate()
         .for_each_init(
-            || (vec![0u32; stride], vec![0u32; stride]),
-            |(upper, lower), (band, rows)| {
-                for (k, pair) in rows.chunks_exact_mut(2 * out_stride).enumerate() {
+            || Rows::new(stride),
+            |rows, (band, out)| {
+                for (k, pair) in out.chunks_exact_mut(2 * out_stride).enumerate() {
                     let j = band * ENLARGE_BAND + k;
                     let row = |r: usize| &src.px[r * stride..][..stride];
-                    vertical(row(j), row(j.saturating_sub(1)), upper);
-                    vertical(row(j), row((j + 1).min(h - 1)), lower);
                     let (top, bottom) = pair.split_at_mut(out_stride);
-                    horizontal(upper, top);
-                    horizontal(lower, bottom);
+                    vertical(row(j), row(j.saturating_sub(1)), &mut rows.padded);
+                    rows.horizontal(top);
+                    vertical(row(j), row((j + 1).min(h - 1)), &mut rows.padded);
+                    rows.horizontal(bottom);
                 }
             },
         );
 }
 
+/// A band's working rows for [`enlarge2_pack_rgba8`].
+struct Rows {
+    /// A row of the vertical step, in quarters, with its first and last pixel repeated
+    /// once outside it (the clamped edge), so the horizontal step reads plain slices.
+    padded: Vec<u32>,
+    /// The even and the odd output pixels of a row, packed (RGBA8 as little-endian words).
+    even: Vec<u32>,
+    odd: Vec<u32>,
+}
+
+impl Rows {
+    fn new(stride: usize) -> Self {
+        Self {
+            padded: vec![0; stride + 8],
+            even: vec![0; stride / 4],
+            odd: vec![0; stride / 4],
+        }
+    }
+
+    /// The horizontal ¾/¼ step of the row in `padded`, packed, into `out` (twice as wide).
+    fn horizontal(&mut self, out: &mut [u8]) {
+        let n = self.padded.len() - 8;
+        let p = &mut self.padded;
+        for c in 0..4 {
+            p[c] = p[4 + c];
+            p[n + 4 + c] = p[n + c];
+        }
+        horizontal(
+            p,
+            bytemuck::cast_slice_mut(&mut self.even),
+            bytemuck::cast_slice_mut(&mut self.odd),
+        );
+        interleave(&self.even, &self.odd, out);
+    }
+}
+
 super::hot! {
-    /// `3 · near + far` per sample: a row of the vertical ¾/¼ step, in quarters.
+    /// Even and odd pixels, alternately, alpha opaque.
+    fn interleave(even: &[u32], odd: &[u32], out: &mut [u8]) {
+        for ((o, &e), &d) in out.chunks_exact_mut(8).zip(even).zip(odd) {
+            let v = u64::from(e | 0xFF00_0000) | (u64::from(d | 0xFF00_0000) << 32);
+            o.copy_from_slice(&v.to_le_bytes());
+        }
+    }
+}
+
+super::hot! {
+    /// `3 · near + far` per sample into `out[4..]`: a row of the vertical ¾/¼ step, in
+    /// quarters.
     fn vertical(near: &[u16], far: &[u16], out: &mut [u32]) {
-        for ((o, &n), &f) in out.iter_mut().zip(near).zip(far) {
+        for ((o, &n), &f) in out[4..].iter_mut().zip(near).zip(far) {
             *o = 3 * u32::from(n) + u32::from(f);
         }
     }
@@ -91,41 +138,16 @@ fn pack16th(v: u32) -> u8 {
 }
 
 super::hot! {
-    /// The horizontal ¾/¼ step of one row of quarters (`w` pixels) into `2w` RGBA8 pixels.
-    fn horizontal(t: &[u32], out: &mut [u8]) {
-        let w = t.len() / 4;
-        // Output pixels 2x and 2x + 1 lean on source pixels x - 1 and x + 1 (clamped).
-        let px = |x: usize, o: &mut [u8], l: usize, r: usize| {
-            for c in 0..3 {
-                let m = 3 * t[x * 4 + c];
-                o[c] = pack16th(m + t[l * 4 + c]);
-                o[4 + c] = pack16th(m + t[r * 4 + c]);
-            }
-            o[3] = 255;
-            o[7] = 255;
-        };
-        if w < 3 {
-            for x in 0..w {
-                px(x, &mut out[x * 8..][..8], x.saturating_sub(1), (x + 1).min(w - 1));
-            }
-            return;
+    /// The horizontal ¾/¼ step over a padded row of quarters, each sample against the same
+    /// sample of the pixel on its left (even outputs) and on its right (odd outputs), packed.
+    fn horizontal(padded: &[u32], even: &mut [u8], odd: &mut [u8]) {
+        let n = even.len();
+        let (left, mid, right) = (&padded[..n], &padded[4..4 + n], &padded[8..8 + n]);
+        for ((e, l), m) in even.iter_mut().zip(left).zip(mid) {
+            *e = pack16th(3 * m + l);
         }
-        px(0, &mut out[..8], 0, 1);
-        px(w - 1, &mut out[(w - 1) * 8..][..8], w - 2, w - 1);
-        let inner = &mut out[8..(w - 1) * 8];
-        for (((o, l), m), r) in inner
-            .chunks_exact_mut(8)
-            .zip(t.chunks_exact(4))
-            .zip(t[4..].chunks_exact(4))
-            .zip(t[8..].chunks_exact(4))
-        {
-            for c in 0..3 {
-                let mm = 3 * m[c];
-                o[c] = pack16th(mm + l[c]);
-                o[4 + c] = pack16th(mm + r[c]);
-            }
-            o[3] = 255;
-            o[7] = 255;
+        for ((o, m), r) in odd.iter_mut().zip(mid).zip(right) {
+            *o = pack16th(3 * m + r);
         }
     }
 }
