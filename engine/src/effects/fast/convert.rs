@@ -257,7 +257,9 @@ pub fn convert_pack(
                 let px = &mut band_px[..o.len()];
                 let y0 = band * BAND_ROWS;
                 match frame.format {
-                    PixelFormat::Rgba8 => rgba8_band(px, &frame.planes[0][y0 * stride..]),
+                    PixelFormat::Rgba8 => {
+                        rgba8_band(px, frame.planes[0].get(y0 * stride..).unwrap_or_default());
+                    }
                     PixelFormat::Yuv444p => convert_band::<Eight, 0>(px, y0, frame, k),
                     f if f.bytes_per_sample() == 2 => convert_band::<Ten, 1>(px, y0, frame, k),
                     _ => convert_band::<Eight, 1>(px, y0, frame, k),
