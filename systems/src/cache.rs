@@ -395,6 +395,11 @@ impl RenderedFrames {
         }
     }
 
+    /// Whether `disk` holds rendered frame `key` and reading it has not failed before.
+    pub fn on_disk(&self, key: CacheKey, disk: &DiskTier) -> bool {
+        !self.unreadable.contains(&key) && disk.cache.contains(key)
+    }
+
     /// Asks `disk` for rendered frame `key` unless it was asked already or failed before.
     pub fn read_from_disk(&mut self, key: CacheKey, disk: &DiskTier) -> DiskRead {
         if self.reading.contains(&key) {

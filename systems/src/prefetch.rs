@@ -176,9 +176,9 @@ pub fn prefetch(
     if (playhead.state == PlayState::Paused || playhead.fresh)
         && *pressure != Pressure::Critical
         && frame.gather(playhead.frame, &output, &timeline, &clips, &assets)
-        && !from_rendered(kept_key(frame), &mut rendered, disk.as_deref())
-        && !from_rendered(full_key(frame), &mut rendered, disk.as_deref())
-        && !from_rendered(twin_key(frame), &mut rendered, disk.as_deref())
+        && !from_rendered(kept_key(frame), &mut rendered, disk.as_deref(), offline)
+        && !from_rendered(full_key(frame), &mut rendered, disk.as_deref(), offline)
+        && !from_rendered(twin_key(frame), &mut rendered, disk.as_deref(), offline)
     {
         let mut ask = Ask {
             commands: &mut commands,
@@ -226,9 +226,9 @@ pub fn prefetch(
             continue;
         }
         // The rendered path: the whole frame from the rendered tiers.
-        if from_rendered(kept_key(frame), &mut rendered, disk.as_deref())
-            || from_rendered(full_key(frame), &mut rendered, disk.as_deref())
-            || from_rendered(twin_key(frame), &mut rendered, disk.as_deref())
+        if from_rendered(kept_key(frame), &mut rendered, disk.as_deref(), offline)
+            || from_rendered(full_key(frame), &mut rendered, disk.as_deref(), offline)
+            || from_rendered(twin_key(frame), &mut rendered, disk.as_deref(), offline)
         {
             continue;
         }
@@ -283,16 +283,24 @@ pub fn prefetch(
 }
 
 /// Whether the whole frame comes from the rendered tiers: in RAM, or being read from disk.
+/// Offline (an export), also a frame on disk whose read the busy reader could not take yet:
+/// it is asked again next tick (a finished read wakes the driver), instead of decoded and
+/// rendered again (which under load made an export reuse fewer of the frames background
+/// render had made).
 fn from_rendered(
     key: Option<CacheKey>,
     rendered: &mut RenderedFrames,
     disk: Option<&DiskTier>,
+    offline: bool,
 ) -> bool {
     let Some(key) = key else {
         return false;
     };
     rendered.touch(key)
-        || disk.is_some_and(|disk| rendered.read_from_disk(key, disk) == DiskRead::Reading)
+        || disk.is_some_and(|disk| {
+            rendered.read_from_disk(key, disk) == DiskRead::Reading
+                || (offline && disk.reads_in_flight() > 0 && rendered.on_disk(key, disk))
+        })
 }
 
 /// The keyframe at or before `source` in candidate `c`'s file.
