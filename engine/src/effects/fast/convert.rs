@@ -149,6 +149,17 @@ fn rgb_row<S: Samples, const SX: usize>(
     }
 }
 
+/// R, G and B planes of a row into its RGBA samples, alpha opaque.
+#[inline(always)]
+fn interleave(row: &mut [u16], [rr, gg, bb]: &[Vec<u16>; 3]) {
+    for (((o, r), g), b) in row.chunks_exact_mut(4).zip(rr).zip(gg).zip(bb) {
+        o[0] = *r;
+        o[1] = *g;
+        o[2] = *b;
+        o[3] = ONE;
+    }
+}
+
 super::hot! {
     fn convert_band<S: Samples, const SX: usize>(
         rows: &mut [u16],
@@ -164,13 +175,7 @@ super::hot! {
                 break;
             }
             rgb_row::<S, SX>(y, frame, k, &mut s);
-            let [rr, gg, bb] = &s.rgb;
-            for (((o, r), g), b) in row.chunks_exact_mut(4).zip(rr.iter()).zip(gg.iter()).zip(bb.iter()) {
-                o[0] = *r;
-                o[1] = *g;
-                o[2] = *b;
-                o[3] = ONE;
-            }
+            interleave(row, &s.rgb);
         }
     }
 }
@@ -198,13 +203,7 @@ super::hot! {
                     *o = ((t + 2) >> 2) as u16;
                 }
             }
-            let [rr, gg, bb] = &sums;
-            for (((o, r), g), b) in row.chunks_exact_mut(4).zip(rr.iter()).zip(gg.iter()).zip(bb.iter()) {
-                o[0] = *r;
-                o[1] = *g;
-                o[2] = *b;
-                o[3] = ONE;
-            }
+            interleave(row, &sums);
         }
     }
 }
