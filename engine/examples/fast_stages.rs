@@ -68,11 +68,10 @@ fn main() {
     time("composite screen", || {
         blend::composite(&mut a, &b, 0.7, BlendMode::Screen)
     });
-    let mut c = PointChain::default();
-    c.push(&grade);
+    // Chains as frames use them: fitted (see `PointChain::of`).
+    let c = PointChain::of(&[grade]);
     time("grade mix", || c.apply(&mut a.px));
-    let mut c1 = PointChain::default();
-    c1.push(&grade1);
+    let c1 = PointChain::of(&[grade1]);
     time("grade curve", || c1.apply(&mut a.px));
     time("blur r4", || blur::blur(&mut a, 4, None));
     time("blur r20", || blur::blur(&mut a, 20, None));

@@ -5,7 +5,7 @@
 use framelock_components::BlendMode;
 use rayon::prelude::*;
 
-use super::{BAND_ROWS, Image16, Px8, for_each8, for_each8_with};
+use super::{BAND_ROWS, Image16, Px8, for_each8, for_each8_via, for_each8_with};
 
 const FULL: f32 = 65535.0;
 const BAND: usize = 4 * 1024 * BAND_ROWS;
@@ -18,7 +18,7 @@ super::hot! {
             if s.chunks_exact(4).fold(0, |any, p| any | p[3]) == 0 {
                 continue;
             }
-            for_each8_with(d, s, |d: &mut Px8, s: &Px8| {
+            for_each8_with(d, s, lanes!(), |d: &mut Px8, s: &Px8| {
                 for i in 0..8 {
                     let a = s[3][i] * k;
                     for c in 0..3 {
@@ -78,7 +78,7 @@ pub fn over_black(img: &mut Image16, opacity: f32, mode: BlendMode) {
 
 super::hot! {
     fn over_black_band(band: &mut [u16], k: f32) {
-        for_each8(band, |p: &mut Px8| {
+        for_each8_via(band, lanes!(), |p: &mut Px8| {
             for i in 0..8 {
                 let a = p[3][i] * k;
                 for c in 0..3 {
@@ -101,7 +101,7 @@ pub fn dissolve(dst: &mut Image16, src: &Image16, t: f32) {
 
 super::hot! {
     fn dissolve_band(d: &mut [u16], s: &[u16], t: f32) {
-        for_each8_with(d, s, |d: &mut Px8, s: &Px8| {
+        for_each8_with(d, s, lanes!(), |d: &mut Px8, s: &Px8| {
             for c in 0..4 {
                 for i in 0..8 {
                     d[c][i] = d[c][i] * (1.0 - t) + s[c][i] * t;

@@ -2,6 +2,8 @@
 //! run, blended onto the layers beneath, and packed to RGBA8 — the last layer band by band
 //! where its effects allow (see [`render_into`]).
 
+use std::sync::Arc;
+
 use framelock_components::Effect;
 
 use super::point::PointChain;
@@ -13,24 +15,22 @@ use crate::memory::BufferPool;
 /// One operation of a layer's effect stack, after fusion.
 enum Step<'a> {
     /// Consecutive per-pixel effects as one pass.
-    Point(PointChain),
+    Point(Arc<PointChain>),
     /// A neighbourhood effect.
     Effect(&'a Effect),
 }
 
 fn plan<'a>(effects: &'a [Effect]) -> Vec<Step<'a>> {
     let mut steps: Vec<Step<'a>> = Vec::new();
-    for e in effects {
-        if PointChain::takes(e) {
-            if let Some(Step::Point(chain)) = steps.last_mut() {
-                chain.push(e);
-            } else {
-                let mut chain = PointChain::default();
-                chain.push(e);
-                steps.push(Step::Point(chain));
-            }
+    let mut rest = effects;
+    while let Some(first) = rest.first() {
+        if PointChain::takes(first) {
+            let n = rest.iter().take_while(|e| PointChain::takes(e)).count();
+            steps.push(Step::Point(PointChain::of(&rest[..n])));
+            rest = &rest[n..];
         } else {
-            steps.push(Step::Effect(e));
+            steps.push(Step::Effect(first));
+            rest = &rest[1..];
         }
     }
     steps
@@ -94,7 +94,7 @@ fn layer_image(
     // 27 → 19.6).
     let half = (layer.frame.width, layer.frame.height) == (2 * ww, 2 * wh);
     let mut img = if same_size {
-        convert::convert(&layer.frame, fused.as_ref())
+        convert::convert(&layer.frame, fused.as_deref())
     } else {
         half.then(|| convert::convert_half(&layer.frame))
             .flatten()
@@ -108,7 +108,7 @@ fn layer_image(
             Step::Effect(e) => {
                 let then = steps.next_if(|s| matches!(s, Step::Point(_)));
                 let then = match then {
-                    Some(Step::Point(chain)) => Some(chain),
+                    Some(Step::Point(chain)) => Some(&**chain),
                     _ => None,
                 };
                 if steps.peek().is_none()
@@ -201,16 +201,14 @@ fn render_into(job: &RenderJob, out: &mut [u8]) -> Result<(), RenderError> {
         && layer.dissolve.is_none_or(|t| t >= 1.0)
         && layer.effects.iter().all(PointChain::takes)
     {
-        let mut chain = PointChain::default();
-        for e in &layer.effects {
-            chain.push(&job.effect_at_lod(e));
-        }
+        let effects: Vec<Effect> = layer.effects.iter().map(|e| job.effect_at_lod(e)).collect();
+        let chain = PointChain::of(&effects);
         let unchanged =
             layer.opacity >= 1.0 && layer.blend != framelock_components::BlendMode::Multiply;
         let onto_black = (!unchanged).then(|| blend::over_black_factor(layer.opacity, layer.blend));
         convert::convert_pack(
             &layer.frame,
-            (!chain.is_empty()).then_some(&chain),
+            (!chain.is_empty()).then_some(&*chain),
             out,
             onto_black,
         );

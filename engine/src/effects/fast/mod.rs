@@ -36,10 +36,45 @@ macro_rules! hot {
 }
 pub(crate) use hot;
 
+/// The moves between samples and lanes for [`for_each8_via`] and its kin in a [`hot!`]
+/// function: [`lanes_avx2`]'s in its AVX2 version, [`load8`] and [`store8`] in the others
+/// (the same values either way).
+macro_rules! lanes {
+    () => {{
+        #[cfg(target_arch = "x86_64")]
+        let avx2 = multiversion::target::target_cfg_f!(target_feature = "avx2");
+        #[cfg(not(target_arch = "x86_64"))]
+        let avx2 = false;
+        (
+            move |p: &[u16; 32]| -> $crate::effects::fast::Px8 {
+                #[cfg(target_arch = "x86_64")]
+                if avx2 {
+                    // SAFETY: this version of the function runs only on CPUs with AVX2
+                    // (`multiversion` chose it for that). Its closures inherit AVX2, where
+                    // the call needs no `unsafe`; the other versions' closures need it.
+                    #[allow(unused_unsafe, reason = "needed outside the AVX2 version only")]
+                    return unsafe { $crate::effects::fast::lanes_avx2::load8(p) };
+                }
+                $crate::effects::fast::load8(p)
+            },
+            move |p: &mut [u16; 32], v: &$crate::effects::fast::Px8| {
+                #[cfg(target_arch = "x86_64")]
+                if avx2 {
+                    // SAFETY: as above.
+                    #[allow(unused_unsafe, reason = "needed outside the AVX2 version only")]
+                    return unsafe { $crate::effects::fast::lanes_avx2::store8(p, v) };
+                }
+                $crate::effects::fast::store8(p, v)
+            },
+        )
+    }};
+}
+
 pub mod blend;
 pub mod blur;
 pub mod convert;
 mod frame;
+mod pieces;
 pub mod point;
 pub mod resize;
 pub mod sharpen;
@@ -207,7 +242,7 @@ pub(crate) fn to_i32(v: f32) -> i32 {
 pub(crate) type Px8 = [[f32; 8]; 4];
 
 #[inline(always)]
-fn load8(p: &[u16; 32]) -> Px8 {
+pub(crate) fn load8(p: &[u16; 32]) -> Px8 {
     let mut o = [[0.0; 8]; 4];
     for i in 0..8 {
         for c in 0..4 {
@@ -218,7 +253,7 @@ fn load8(p: &[u16; 32]) -> Px8 {
 }
 
 #[inline(always)]
-fn store8(p: &mut [u16; 32], v: &Px8) {
+pub(crate) fn store8(p: &mut [u16; 32], v: &Px8) {
     for i in 0..8 {
         for c in 0..4 {
             p[i * 4 + c] = to_u16(v[c][i]);
@@ -228,7 +263,19 @@ fn store8(p: &mut [u16; 32], v: &Px8) {
 
 /// Runs `f` on every eight pixels of `px` (whole pixels; a short tail is padded).
 #[inline(always)]
-pub(crate) fn for_each8(px: &mut [u16], mut f: impl FnMut(&mut Px8)) {
+pub(crate) fn for_each8(px: &mut [u16], f: impl FnMut(&mut Px8)) {
+    for_each8_via(px, (load8, store8), f);
+}
+
+/// [`for_each8`] with its own moves between samples and lanes: `load` may put the eight
+/// pixels in its lanes in any order that `store` undoes (per-pixel operations do not care),
+/// such as [`lanes_avx2`]'s.
+#[inline(always)]
+pub(crate) fn for_each8_via(
+    px: &mut [u16],
+    (load8, store8): (impl Fn(&[u16; 32]) -> Px8, impl Fn(&mut [u16; 32], &Px8)),
+    mut f: impl FnMut(&mut Px8),
+) {
     let mut chunks = px.chunks_exact_mut(32);
     for c in &mut chunks {
         if let Ok(c) = <&mut [u16; 32]>::try_from(c) {
@@ -256,8 +303,13 @@ pub(crate) const TILE_BLOCKS: usize = 64;
 /// a short tail is padded): a chain of operations can then run each operation over the whole
 /// tile, so one operation's table stays in cache while it is used, instead of every
 /// operation's table being touched for each eight pixels.
+/// `load8` and `store8` move between samples and lanes (see [`for_each8_via`]).
 #[inline(always)]
-pub(crate) fn for_each8_tiled(px: &mut [u16], mut f: impl FnMut(&mut [Px8])) {
+pub(crate) fn for_each8_tiled(
+    px: &mut [u16],
+    (load8, store8): (impl Fn(&[u16; 32]) -> Px8, impl Fn(&mut [u16; 32], &Px8)),
+    mut f: impl FnMut(&mut [Px8]),
+) {
     let mut tile = [[[0.0f32; 8]; 4]; TILE_BLOCKS];
     for chunk in px.chunks_mut(32 * TILE_BLOCKS) {
         let whole = chunk.len() / 32;
@@ -286,9 +338,101 @@ pub(crate) fn for_each8_tiled(px: &mut [u16], mut f: impl FnMut(&mut [Px8])) {
     }
 }
 
-/// [`for_each8`] over `dst` with the same pixels of `src` beside.
+/// Moves between eight pixels' samples and `f32` lanes in AVX2 registers: widening
+/// unpacks and two 4×4 transposes, where [`load8`] and [`store8`] move sample by sample
+/// (`vpinsrw`: 32 inserts for eight pixels, most of a short point chain's time). The lanes
+/// hold the pixels in the order 0, 1, 4, 5, 2, 3, 6, 7, which [`store8`](lanes_avx2::store8)
+/// undoes; the values are [`load8`]'s and [`store8`]'s, bit for bit.
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod lanes_avx2 {
+    use std::arch::x86_64::*;
+
+    use super::Px8;
+
+    /// Eight pixels' samples as lanes (see the module).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(crate) fn load8(p: &[u16; 32]) -> Px8 {
+        // SAFETY: `p` holds 64 bytes, read as two unaligned 32-byte halves.
+        let (a, b) = unsafe {
+            (
+                _mm256_loadu_si256(p.as_ptr().cast()),
+                _mm256_loadu_si256(p.as_ptr().add(16).cast()),
+            )
+        };
+        let zero = _mm256_setzero_si256();
+        // Each 128-bit half: one pixel's four samples widened to 32 bits.
+        let (p02, p13) = (
+            _mm256_unpacklo_epi16(a, zero),
+            _mm256_unpackhi_epi16(a, zero),
+        );
+        let (p46, p57) = (
+            _mm256_unpacklo_epi16(b, zero),
+            _mm256_unpackhi_epi16(b, zero),
+        );
+        let (t0, t1) = (
+            _mm256_unpacklo_epi32(p02, p13),
+            _mm256_unpackhi_epi32(p02, p13),
+        );
+        let (t2, t3) = (
+            _mm256_unpacklo_epi32(p46, p57),
+            _mm256_unpackhi_epi32(p46, p57),
+        );
+        let channels = [
+            _mm256_unpacklo_epi64(t0, t2),
+            _mm256_unpackhi_epi64(t0, t2),
+            _mm256_unpacklo_epi64(t1, t3),
+            _mm256_unpackhi_epi64(t1, t3),
+        ];
+        let mut o = [[0.0f32; 8]; 4];
+        for (o, c) in o.iter_mut().zip(channels) {
+            // SAFETY: `o` holds eight f32, the 32 bytes written (unaligned).
+            unsafe { _mm256_storeu_ps(o.as_mut_ptr(), _mm256_cvtepi32_ps(c)) };
+        }
+        o
+    }
+
+    /// Lanes back to eight pixels' samples, each rounded as [`super::to_u16`] rounds
+    /// (clamped into 0..=65535, NaN to 0, to nearest even).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(crate) fn store8(p: &mut [u16; 32], v: &Px8) {
+        let c = v.map(|c| {
+            // SAFETY: `c` holds eight f32, the 32 bytes read (unaligned).
+            let c = unsafe { _mm256_loadu_ps(c.as_ptr()) };
+            // `max` first: it gives its second operand, 0, for NaN.
+            let c = _mm256_min_ps(
+                _mm256_max_ps(c, _mm256_setzero_ps()),
+                _mm256_set1_ps(65535.0),
+            );
+            _mm256_cvtps_epi32(c)
+        });
+        let (t0, t1) = (
+            _mm256_unpacklo_epi32(c[0], c[1]),
+            _mm256_unpackhi_epi32(c[0], c[1]),
+        );
+        let (t2, t3) = (
+            _mm256_unpacklo_epi32(c[2], c[3]),
+            _mm256_unpackhi_epi32(c[2], c[3]),
+        );
+        let a = _mm256_packus_epi32(_mm256_unpacklo_epi64(t0, t2), _mm256_unpackhi_epi64(t0, t2));
+        let b = _mm256_packus_epi32(_mm256_unpacklo_epi64(t1, t3), _mm256_unpackhi_epi64(t1, t3));
+        // SAFETY: `p` holds 64 bytes, written as two unaligned 32-byte halves.
+        unsafe {
+            _mm256_storeu_si256(p.as_mut_ptr().cast(), a);
+            _mm256_storeu_si256(p.as_mut_ptr().add(16).cast(), b);
+        }
+    }
+}
+
+/// [`for_each8_via`] over `dst` with the same pixels of `src` beside.
 #[inline(always)]
-pub(crate) fn for_each8_with(dst: &mut [u16], src: &[u16], mut f: impl FnMut(&mut Px8, &Px8)) {
+pub(crate) fn for_each8_with(
+    dst: &mut [u16],
+    src: &[u16],
+    (load8, store8): (impl Fn(&[u16; 32]) -> Px8, impl Fn(&mut [u16; 32], &Px8)),
+    mut f: impl FnMut(&mut Px8, &Px8),
+) {
     let mut d = dst.chunks_exact_mut(32);
     let mut s = src.chunks_exact(32);
     for (dc, sc) in (&mut d).zip(&mut s) {
@@ -309,6 +453,52 @@ pub(crate) fn for_each8_with(dst: &mut [u16], src: &[u16], mut f: impl FnMut(&mu
         store8(&mut a, &v);
         dr[..n].copy_from_slice(&a[..n]);
     }
+}
+
+/// The AVX2 lanes carry each pixel's values as [`load8`] and [`store8`] do: a per-pixel
+/// operation gives the same samples through either, with results below 0, above 65535,
+/// halfway between codes and NaN.
+#[cfg(all(test, target_arch = "x86_64"))]
+#[test]
+fn avx2_lanes_move_pixels_as_the_portable_lanes() {
+    if !std::arch::is_x86_feature_detected!("avx2") {
+        return;
+    }
+    let px: Vec<u16> = lcg(8)
+        .take(4 * 1000 + 12)
+        .map(|r| (r >> 16) as u16)
+        .collect();
+    let op = |p: &mut Px8| {
+        for i in 0..8 {
+            // Halves, negatives and overflows from the samples; NaN from the pixels whose
+            // green is 0 (0 / 0), each a function of its own pixel only.
+            let g = p[1][i];
+            p[0][i] = p[0][i] * 1.5 - 20000.5;
+            p[1][i] = if g == 0.0 {
+                f32::NAN
+            } else {
+                p[2][i] * 2.0 - g * 0.5
+            };
+            p[2][i] = (p[2][i] + p[3][i]) * 0.5;
+        }
+    };
+    let mut px = px;
+    px[4 * 17 + 1] = 0;
+    let mut portable = px.clone();
+    for_each8(&mut portable, op);
+    let mut avx2 = px.clone();
+    for_each8_via(
+        &mut avx2,
+        (
+            // SAFETY: the CPU has AVX2 (checked above).
+            |p: &[u16; 32]| unsafe { lanes_avx2::load8(p) },
+            // SAFETY: as above.
+            |p: &mut [u16; 32], v: &Px8| unsafe { lanes_avx2::store8(p, v) },
+        ),
+        op,
+    );
+    assert!(portable == avx2);
+    assert_eq!(portable[4 * 17 + 1], 0, "NaN stores as 0");
 }
 
 #[cfg(test)]

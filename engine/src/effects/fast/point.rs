@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use framelock_components::Effect;
 
 use super::BAND_ROWS;
+use super::pieces::Pieces;
 use crate::effects::ops;
 
 /// A curve over the sample codes, one table: `lo` at `j / 256` for `j` in 0..65536 (the
@@ -60,6 +61,12 @@ impl Curve {
     }
 }
 
+/// Fitted chains kept for reuse by [`PointChain::of`], the last used first: a 100-effect
+/// stack is 13 chains.
+type Kept = Vec<(Vec<[u32; 6]>, Arc<PointChain>)>;
+static CHAINS: Mutex<Kept> = Mutex::new(Vec::new());
+const CHAINS_KEEP: usize = 32;
+
 /// Rec. 709 luma weights, as the reference uses them.
 const LUMA: [f32; 3] = [0.2126, 0.7152, 0.0722];
 
@@ -104,14 +111,23 @@ fn compose(inner: &Curve, outer: &Curve) -> Curve {
     )
 }
 
+/// A curve as a point chain evaluates it.
+enum Shape {
+    /// Its table.
+    Table(Curve),
+    /// Fitted pieces (in a chain of several operations, for a curve smooth enough: see
+    /// [`PointChain::of`]).
+    Pieces(Box<Pieces>),
+}
+
 enum Op {
     /// The same curve on R, G and B.
-    Curve(Curve),
+    Curve(Shape),
     /// `s = m · rgb + c` (65535 units), clamped, then the curve (if any), interpolated.
     Mix {
         m: [[f32; 3]; 3],
         c: [f32; 3],
-        curve: Option<Curve>,
+        curve: Option<Shape>,
     },
 }
 
@@ -146,10 +162,18 @@ impl PointChain {
         if saturation == 1.0 {
             let curve = curve_of(alpha, beta, exponent);
             match self.ops.last_mut() {
-                Some(Op::Curve(c)) => *c = compose(c, &curve),
-                Some(Op::Mix { curve: Some(c), .. }) => *c = compose(c, &curve),
-                Some(Op::Mix { curve: slot, .. }) => *slot = Some(curve),
-                None => self.ops.push(Op::Curve(curve)),
+                Some(Op::Curve(Shape::Table(c))) => *c = compose(c, &curve),
+                Some(Op::Mix {
+                    curve: Some(Shape::Table(c)),
+                    ..
+                }) => *c = compose(c, &curve),
+                Some(Op::Mix {
+                    curve: slot @ None, ..
+                }) => *slot = Some(Shape::Table(curve)),
+                None => self.ops.push(Op::Curve(Shape::Table(curve))),
+                // A fitted curve has no table to compose with (chains are fitted after
+                // their last push): the curve is an operation of its own.
+                Some(_) => self.ops.push(Op::Curve(Shape::Table(curve))),
             }
             return;
         }
@@ -167,8 +191,62 @@ impl PointChain {
         self.ops.push(Op::Mix {
             m,
             c,
-            curve: power_curve(exponent),
+            curve: power_curve(exponent).map(Shape::Table),
         });
+    }
+
+    /// The chain of `effects` (the per-pixel ones), fitted: in a chain of more than one
+    /// operation, each curve smooth enough becomes [`Pieces`] (no lookups; see
+    /// [`super::pieces`]). Chains are kept for reuse (a playing timeline asks for the same
+    /// few every frame, and fitting a curve costs about a millisecond).
+    pub fn of(effects: &[Effect]) -> Arc<Self> {
+        let key: Vec<[u32; 6]> = effects
+            .iter()
+            .filter_map(ops::grade_params)
+            .map(|(a, b)| [a[0], a[1], a[2], a[3], b[0], b[1]].map(f32::to_bits))
+            .collect();
+        if let Ok(mut kept) = CHAINS.lock()
+            && let Some(i) = kept.iter().position(|(k, _)| *k == key)
+        {
+            let hit = kept.remove(i);
+            let chain = hit.1.clone();
+            kept.insert(0, hit);
+            return chain;
+        }
+        let mut chain = Self::default();
+        for e in effects {
+            chain.push(e);
+        }
+        chain.fit();
+        let chain = Arc::new(chain);
+        if let Ok(mut kept) = CHAINS.lock() {
+            kept.insert(0, (key, chain.clone()));
+            kept.truncate(CHAINS_KEEP);
+        }
+        chain
+    }
+
+    /// Replaces each table the chain looks up by [`Pieces`] where they fit, unless the chain
+    /// is one curve (its samples are looked up as they are, without `f32` lanes: faster than
+    /// any arithmetic).
+    fn fit(&mut self) {
+        if let [Op::Curve(_)] = self.ops.as_slice() {
+            return;
+        }
+        for op in &mut self.ops {
+            let (Op::Curve(shape)
+            | Op::Mix {
+                curve: Some(shape), ..
+            }) = op
+            else {
+                continue;
+            };
+            if let Shape::Table(t) = shape
+                && let Some(p) = Pieces::fit(t.hi(), t.lo())
+            {
+                *shape = Shape::Pieces(Box::new(p));
+            }
+        }
     }
 
     /// Runs the chain on RGBA16 samples (whole pixels), in parallel bands.
@@ -185,7 +263,7 @@ impl PointChain {
     /// Runs the chain on RGBA16 samples (whole pixels) on this thread.
     pub fn apply_band(&self, px: &mut [u16]) {
         match self.ops.as_slice() {
-            [Op::Curve(curve)] => curve_band(px, curve.hi()),
+            [Op::Curve(Shape::Table(curve))] => curve_band(px, curve.hi()),
             ops => {
                 #[cfg(target_arch = "x86_64")]
                 if std::arch::is_x86_feature_detected!("avx2") {
@@ -214,12 +292,17 @@ super::hot! {
 
 /// One operation on eight pixels `$p`, in `f32` lanes (see [`fused_with`]).
 macro_rules! op8 {
-    ($op:expr, $p:expr, $at:expr, $hi:expr) => {{
+    ($op:expr, $p:expr, $at:expr, $hi:expr, $pc:expr) => {{
         let p: &mut crate::effects::fast::Px8 = $p;
         match $op {
-            Op::Curve(t) => {
+            Op::Curve(Shape::Table(t)) => {
                 for ch in p.iter_mut().take(3) {
                     *ch = $hi(t, ch);
+                }
+            }
+            Op::Curve(Shape::Pieces(t)) => {
+                for ch in p.iter_mut().take(3) {
+                    *ch = $pc(t, ch);
                 }
             }
             Op::Mix { m, c, curve } => {
@@ -233,7 +316,8 @@ macro_rules! op8 {
                 }
                 for i in 0..3 {
                     p[i] = match curve {
-                        Some(t) => $at(t, &s[i]),
+                        Some(Shape::Table(t)) => $at(t, &s[i]),
+                        Some(Shape::Pieces(t)) => $pc(t, &s[i]),
                         None => s[i],
                     };
                 }
@@ -248,26 +332,32 @@ macro_rules! op8 {
 /// one operation's table stays in cache while it is used (a 100-effect stack has 36 mixes,
 /// each with its own 256 KiB table: for each eight pixels, all of them missed the cache;
 /// 172 → 143 ms a 1080p frame). `$at` looks a curve up at eight fractional codes
-/// ([`Curve::at`]), `$hi` at eight whole codes (its `hi` part). A macro, not a function
+/// ([`Curve::at`]), `$hi` at eight whole codes (its `hi` part), `$pc` evaluates fitted
+/// pieces at eight codes ([`Pieces::eval`]). A macro, not a function
 /// taking closures: the closures must be written inside the function compiled for the SIMD
 /// level to inherit its target features (and be inlined into the loop's body).
 macro_rules! fused_with {
-    ($px:expr, $ops:expr, $at:expr, $hi:expr) => {{
-        let (at, hi) = ($at, $hi);
+    ($px:expr, $ops:expr, $load:expr, $store:expr, $at:expr, $hi:expr, $pc:expr) => {{
+        let (at, hi, pc) = ($at, $hi, $pc);
         let ops: &[Op] = $ops;
         if ops.len() <= TILED_FROM {
-            crate::effects::fast::for_each8($px, |p: &mut crate::effects::fast::Px8| {
-                for op in ops {
-                    op8!(op, p, at, hi);
-                }
-            })
+            crate::effects::fast::for_each8_via(
+                $px,
+                ($load, $store),
+                |p: &mut crate::effects::fast::Px8| {
+                    for op in ops {
+                        op8!(op, p, at, hi, pc);
+                    }
+                },
+            )
         } else {
             crate::effects::fast::for_each8_tiled(
                 $px,
+                ($load, $store),
                 |tile: &mut [crate::effects::fast::Px8]| {
                     for op in ops {
                         for p in tile.iter_mut() {
-                            op8!(op, p, at, hi);
+                            op8!(op, p, at, hi, pc);
                         }
                     }
                 },
@@ -286,8 +376,11 @@ super::hot! {
         fused_with!(
             px,
             ops,
+            crate::effects::fast::load8,
+            crate::effects::fast::store8,
             |t: &Curve, s: &At8| s.map(|s| f32::from(t.at(s))),
-            |t: &Curve, v: &At8| v.map(|v| f32::from(t.hi()[super::to_u16(v) as usize]))
+            |t: &Curve, v: &At8| v.map(|v| f32::from(t.hi()[super::to_u16(v) as usize])),
+            |t: &Pieces, s: &At8| s.map(|s| t.eval(s))
         );
     }
 }
@@ -298,7 +391,8 @@ super::hot! {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{At8, Curve, HI, Op, TILED_FROM};
+    use super::{At8, Curve, HI, Op, Pieces, Shape, TILED_FROM};
+    use crate::effects::fast::lanes_avx2;
 
     /// [`super::fused_band`] with gathered lookups.
     ///
@@ -310,8 +404,11 @@ mod avx2 {
         fused_with!(
             px,
             ops,
+            |p: &[u16; 32]| lanes_avx2::load8(p),
+            |p: &mut [u16; 32], v: &crate::effects::fast::Px8| lanes_avx2::store8(p, v),
             |t: &Curve, s: &At8| at(t, s),
-            |t: &Curve, v: &At8| hi(t, v)
+            |t: &Curve, v: &At8| hi(t, v),
+            |t: &Pieces, s: &At8| crate::effects::fast::pieces::avx2::eval8(t, s)
         );
     }
 
@@ -415,10 +512,52 @@ mod tests {
             })
             .collect();
         assert!(matches!(chain.ops.first(), Some(Op::Curve(_))) && chain.ops.len() == 4);
-        let (mut a, mut b) = (px.clone(), px);
+        let (mut a, mut b) = (px.clone(), px.clone());
         fused_band(&mut a, &chain.ops);
         // SAFETY: the CPU has AVX2 (checked above).
         unsafe { avx2::fused_band(&mut b, &chain.ops) };
         assert!(a == b);
+        // The same with fitted pieces where they fit.
+        let gentle = [
+            grade(0.01, 1.02, 1.01),
+            grade(0.0, 1.0, 0.99),
+            grade(-0.01, 1.1, 1.0),
+            grade(0.02, 1.0, 1.02),
+        ];
+        let fitted = PointChain::of(&gentle);
+        assert!(fitted.ops.iter().any(|op| matches!(
+            op,
+            Op::Mix {
+                curve: Some(Shape::Pieces(_)),
+                ..
+            }
+        )));
+        let (mut a, mut b) = (px.clone(), px);
+        fused_band(&mut a, &fitted.ops);
+        // SAFETY: the CPU has AVX2 (checked above).
+        unsafe { avx2::fused_band(&mut b, &fitted.ops) };
+        assert!(a == b);
+    }
+
+    /// A fitted chain is within a fraction of an 8-bit step of its tables, and `of` gives the
+    /// same chain again.
+    #[test]
+    fn fitted_chains_stay_near_their_tables() {
+        let effects = crate::effects::samples::hundred()[..7].to_vec();
+        let mut tables = PointChain::default();
+        for e in &effects {
+            tables.push(e);
+        }
+        let fitted = PointChain::of(&effects);
+        assert!(Arc::ptr_eq(&fitted, &PointChain::of(&effects)));
+        let px: Vec<u16> = super::super::lcg(12)
+            .take(4 * 4099)
+            .map(|r| (r >> 16) as u16)
+            .collect();
+        let (mut a, mut b) = (px.clone(), px);
+        fused_band(&mut a, &tables.ops);
+        fused_band(&mut b, &fitted.ops);
+        let worst = a.iter().zip(&b).map(|(x, y)| x.abs_diff(*y)).max();
+        assert!(worst.is_some_and(|d| d <= 64), "{worst:?} codes");
     }
 }
