@@ -123,10 +123,13 @@ enum Shape {
 enum Op {
     /// The same curve on R, G and B.
     Curve(Shape),
-    /// `s = m · rgb + c` (65535 units), clamped, then the curve (if any), interpolated.
+    /// `s = keep · rgb + (luma · rgb + c)` (65535 units: a saturation mix is a 3×3 matrix
+    /// whose rows differ only on the diagonal, 12 operations instead of 18), clamped, then
+    /// the curve (if any), interpolated.
     Mix {
-        m: [[f32; 3]; 3],
-        c: [f32; 3],
+        keep: f32,
+        luma: [f32; 3],
+        c: f32,
         curve: Option<Shape>,
     },
 }
@@ -178,19 +181,12 @@ impl PointChain {
             return;
         }
         // s_i = Σ_j (sat δ_ij + (1 - sat) w_j) (α x_j + β): the offset is β because Σ w = 1.
-        let mut m = [[0.0f32; 3]; 3];
-        for (i, row) in m.iter_mut().enumerate() {
-            for (j, v) in row.iter_mut().enumerate() {
-                let d = if i == j { saturation } else { 0.0 };
-                *v = (d + (1.0 - saturation) * LUMA[j]) * alpha;
-            }
-        }
-        let c = [beta * 65535.0; 3];
         // A curve before the mix folds into nothing (the mix needs each channel's value), so
         // the mix takes the channels as they are.
         self.ops.push(Op::Mix {
-            m,
-            c,
+            keep: saturation * alpha,
+            luma: LUMA.map(|w| (1.0 - saturation) * w * alpha),
+            c: beta * 65535.0,
             curve: power_curve(exponent).map(Shape::Table),
         });
     }
@@ -305,13 +301,28 @@ macro_rules! op8 {
                     *ch = $pc(t, ch);
                 }
             }
-            Op::Mix { m, c, curve } => {
+            Op::Mix {
+                keep,
+                luma,
+                c,
+                curve,
+            } => {
+                let mut t = [0.0f32; 8];
+                for k in 0..8 {
+                    t[k] = luma[0] * p[0][k] + luma[1] * p[1][k] + luma[2] * p[2][k] + c;
+                }
                 let mut s = [[0.0f32; 8]; 3];
+                // Fitted pieces clamp what they are given into their span.
+                let clamp = !matches!(curve, Some(Shape::Pieces(_)));
                 for (i, si) in s.iter_mut().enumerate() {
                     for k in 0..8 {
-                        let v = m[i][0] * p[0][k] + m[i][1] * p[1][k] + m[i][2] * p[2][k] + c[i];
-                        let v = if v > 65535.0 { 65535.0 } else { v };
-                        si[k] = if v < 0.0 { 0.0 } else { v };
+                        let v = keep * p[i][k] + t[k];
+                        si[k] = if clamp {
+                            let v = if v > 65535.0 { 65535.0 } else { v };
+                            if v < 0.0 { 0.0 } else { v }
+                        } else {
+                            v
+                        };
                     }
                 }
                 for i in 0..3 {
