@@ -16,7 +16,9 @@ pub(super) const TOLERANCE: f32 = 8.0;
 /// A curve over the codes 0..=65535 as [`PIECES`] cubics over `from..=to` (the curve is flat
 /// outside: a grade's clamps), evaluated at `s` as: `s` clamped into `from..=to`,
 /// `t = s · scale + offset` (0 at `from`, [`PIECES`] at `to`), piece `k = ⌊t⌋` (at most the
-/// last), `u = t - k`, `c0[k] + u (c1[k] + u (c2[k] + u c3[k]))`, clamped into 0..=65535.
+/// last), `u = t - k`, `c0[k] + u (c1[k] + u (c2[k] + u c3[k]))`. The result may lie up to
+/// [`TOLERANCE`] outside 0..=65535, unclamped: whatever a chain does next clamps what it is
+/// given (a mix, a curve, the store to samples).
 #[derive(Clone, Debug)]
 pub(super) struct Pieces {
     pub(super) from: f32,
@@ -51,8 +53,7 @@ impl Pieces {
         let u = t - k as f32;
         let k = k as usize;
         let c = &self.c;
-        let r = c[0][k] + u * (c[1][k] + u * (c[2][k] + u * c[3][k]));
-        min_ps(max_ps(r, 0.0), 65535.0)
+        c[0][k] + u * (c[1][k] + u * (c[2][k] + u * c[3][k]))
     }
 
     /// Fits the curve whose value at the code `i` is `hi[i]` and at `j / 256` (below code
@@ -177,10 +178,6 @@ pub(super) mod avx2 {
         let r = _mm256_add_ps(c(2), _mm256_mul_ps(u, c(3)));
         let r = _mm256_add_ps(c(1), _mm256_mul_ps(u, r));
         let r = _mm256_add_ps(c(0), _mm256_mul_ps(u, r));
-        let r = _mm256_min_ps(
-            _mm256_max_ps(r, _mm256_setzero_ps()),
-            _mm256_set1_ps(65535.0),
-        );
         let mut out = [0.0f32; 8];
         // SAFETY: `out` holds eight f32, the 32 bytes written (unaligned).
         unsafe { _mm256_storeu_ps(out.as_mut_ptr(), r) };
