@@ -7,9 +7,10 @@
 //!   between operations lies in 0..=1 (each operation clamps or is a convex combination), so
 //!   16 bits lose nothing the 8-bit output can show;
 //! - per-pixel operations are tables: a grade is an affine map, a clamp and a power curve, and
-//!   the curve is a 65536-entry lookup table; consecutive grades fuse into one pass
-//!   ([`point::PointChain`]) and a grade right after the Y'CbCr conversion runs in the
-//!   conversion's pass, while the rows are in cache;
+//!   the curve is a 65536-entry lookup table (or, in a chain of several operations, eight
+//!   fitted cubic pieces where they hold it within 8 codes: `fast::pieces`); consecutive grades
+//!   fuse into one pass ([`point::PointChain`]) and a grade right after the Y'CbCr
+//!   conversion runs in the conversion's pass, while the rows are in cache;
 //! - the inner loops are slices of `f32`/`u32` the compiler vectorises (the neighbourhood
 //!   operations sum shifted rows instead of walking pixels), rows in bands on rayon's pool,
 //!   and blurs wider than [`blur::DIRECT_MAX`] are a cascade of three running-sum boxes whose

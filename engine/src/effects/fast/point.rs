@@ -192,8 +192,8 @@ impl PointChain {
     }
 
     /// The chain of `effects` (the per-pixel ones), fitted: in a chain of more than one
-    /// operation, each curve smooth enough becomes [`Pieces`] (no lookups; see
-    /// [`super::pieces`]). Chains are kept for reuse (a playing timeline asks for the same
+    /// operation, each curve smooth enough becomes eight cubic pieces (no lookups; see
+    /// `fast::pieces`). Chains are kept for reuse (a playing timeline asks for the same
     /// few every frame, and fitting a curve costs about a millisecond).
     pub fn of(effects: &[Effect]) -> Arc<Self> {
         let key: Vec<[u32; 6]> = effects
