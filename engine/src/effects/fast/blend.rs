@@ -66,6 +66,12 @@ pub fn over_black_factor(opacity: f32, mode: BlendMode) -> f32 {
     }
 }
 
+/// Whether an opaque layer blended onto opaque black is itself (full opacity, any mode but
+/// multiply): then there is nothing to compute.
+pub fn over_black_is_identity(opacity: f32, mode: BlendMode) -> bool {
+    opacity >= 1.0 && mode != BlendMode::Multiply
+}
+
 /// `img` blended onto opaque black, in place: with black beneath, every mode but multiply
 /// gives the layer's colour (multiply gives black), weighted by its alpha; alpha becomes 1.
 pub fn over_black(img: &mut Image16, opacity: f32, mode: BlendMode) {

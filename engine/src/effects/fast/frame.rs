@@ -203,8 +203,7 @@ fn render_into(job: &RenderJob, out: &mut [u8]) -> Result<(), RenderError> {
     {
         let effects: Vec<Effect> = layer.effects.iter().map(|e| job.effect_at_lod(e)).collect();
         let chain = PointChain::of(&effects);
-        let unchanged =
-            layer.opacity >= 1.0 && layer.blend != framelock_components::BlendMode::Multiply;
+        let unchanged = blend::over_black_is_identity(layer.opacity, layer.blend);
         let onto_black = (!unchanged).then(|| blend::over_black_factor(layer.opacity, layer.blend));
         convert::convert_pack(
             &layer.frame,
@@ -253,8 +252,7 @@ fn render_into(job: &RenderJob, out: &mut [u8]) -> Result<(), RenderError> {
                     .iter()
                     .any(|e| matches!(e, Effect::Transform { .. }));
                 let identity = opaque
-                    && layer.opacity >= 1.0
-                    && layer.blend != framelock_components::BlendMode::Multiply
+                    && blend::over_black_is_identity(layer.opacity, layer.blend)
                     && layer.dissolve.is_none_or(|t| t >= 1.0);
                 match layer.dissolve {
                     _ if identity => {}
