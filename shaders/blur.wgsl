@@ -37,27 +37,51 @@ fn run(base: u32, at: i32, n: i32, step: u32) {
     var a5 = vec4<f32>(0.0);
     var a6 = vec4<f32>(0.0);
     var a7 = vec4<f32>(0.0);
-    for (var d = -r; d < RUN + r; d++) {
-        let v = src[base + u32(clamp(at + d, 0, n - 1)) * step];
-        a0 += wt(d) * v;
-        a1 += wt(d - 1) * v;
-        a2 += wt(d - 2) * v;
-        a3 += wt(d - 3) * v;
-        a4 += wt(d - 4) * v;
-        a5 += wt(d - 5) * v;
-        a6 += wt(d - 6) * v;
-        a7 += wt(d - 7) * v;
+    // The weights of this source pixel for outputs 0..7, `wt(d - j)`: each step shifts them
+    // along and reads one new weight (a weight read costs a software adapter a gather).
+    var w0 = wt(-r);
+    var w1 = 0.0;
+    var w2 = 0.0;
+    var w3 = 0.0;
+    var w4 = 0.0;
+    var w5 = 0.0;
+    var w6 = 0.0;
+    var w7 = 0.0;
+    // Tested at the bottom: a software adapter would run a top-tested loop's body once more.
+    var d = -r;
+    loop {
+        let v = ld(base + u32(clamp(at + d, 0, n - 1)) * step);
+        a0 += w0 * v;
+        a1 += w1 * v;
+        a2 += w2 * v;
+        a3 += w3 * v;
+        a4 += w4 * v;
+        a5 += w5 * v;
+        a6 += w6 * v;
+        a7 += w7 * v;
+        d++;
+        if d >= RUN + r {
+            break;
+        }
+        w7 = w6;
+        w6 = w5;
+        w5 = w4;
+        w4 = w3;
+        w3 = w2;
+        w2 = w1;
+        w1 = w0;
+        w0 = wt(d);
     }
     let left = n - at;
     let o = base + u32(at) * step;
-    dst[o] = a0;
-    if left > 1 { dst[o + step] = a1; }
-    if left > 2 { dst[o + 2u * step] = a2; }
-    if left > 3 { dst[o + 3u * step] = a3; }
-    if left > 4 { dst[o + 4u * step] = a4; }
-    if left > 5 { dst[o + 5u * step] = a5; }
-    if left > 6 { dst[o + 6u * step] = a6; }
-    if left > 7 { dst[o + 7u * step] = a7; }
+    st(o, a0);
+    if left > 1 { st(o + step, a1); }
+    if left > 2 { st(o + 2u * step, a2); }
+    if left > 3 { st(o + 3u * step, a3); }
+    if left > 4 { st(o + 4u * step, a4); }
+    if left > 5 { st(o + 5u * step, a5); }
+    if left > 6 { st(o + 6u * step, a6); }
+    if left > 7 { st(o + 7u * step, a7); }
 }
 
 @compute @workgroup_size(16, 16, 1)

@@ -37,7 +37,7 @@ fn main(
         for (var tx = local.x; tx < span; tx += TILE) {
             let sx = clamp(origin.x + i32(tx), 0, w - 1);
             let sy = clamp(origin.y + i32(ty), 0, h - 1);
-            tile[ty * SPAN + tx] = src[u32(sy) * p.size.x + u32(sx)];
+            tile[ty * SPAN + tx] = ld(u32(sy) * p.size.x + u32(sx));
         }
     }
     workgroupBarrier();
@@ -71,5 +71,5 @@ fn main(
     for (var k = 1u; k <= u32(r); k++) {
         acc += weight(k) * (tile[base - k * SPAN] + tile[base + k * SPAN]);
     }
-    dst[y * p.size.x + x] = acc;
+    st(y * p.size.x + x, acc);
 }

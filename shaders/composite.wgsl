@@ -16,5 +16,5 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
         return;
     }
     let i = id.y * p.size.x + id.x;
-    dst[i] = blend(dst[i], src[i], p.size.z, p.a.x);
+    st(i, blend(ld_dst(i), ld(i), p.size.z, p.a.x));
 }

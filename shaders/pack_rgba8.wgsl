@@ -4,9 +4,16 @@
 // stack (`shaders/include/grade.wgsl`), then its composite onto black or onto the tracks
 // beneath (`shaders/include/blend.wgsl`), so that layer is never written back as an image.
 
+// Specialised per pipeline (override constants, engine/src/gpu/kernels.rs): a software adapter
+// (lavapipe) runs every branch's body with its lanes masked off and every loop's body once
+// more than it repeats, so work a frame does not have is compiled out rather than skipped.
+// The chain has grades (at least one).
+override GRADED: bool = true;
+// 0: pack `src` as it is; 1: blend it onto black; 2: blend it onto `under`.
+override ONTO: u32 = 0u;
+
 struct Params {
-    // width, height, grades in the chain (0..=14), 0 = pack `src` as it is, 1 = blend it
-    // onto black, 2 = blend it onto `under`
+    // width, height, grades in the chain (0..=14; at least 1 when GRADED), unused
     size: vec4<u32>,
     // blend mode
     mode: vec4<u32>,
@@ -16,8 +23,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> src: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> under: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> src: array<vec2<u32>>;
+@group(0) @binding(3) var<storage, read> under: array<vec2<u32>>;
 @group(0) @binding(4) var<storage, read_write> out: array<u32>;
 
 @compute @workgroup_size(16, 16, 1)
@@ -26,14 +33,21 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
         return;
     }
     let i = id.y * p.size.x + id.x;
-    var c = src[i];
-    for (var k = 0u; k < p.size.z; k++) {
-        c = vec4<f32>(grade(c.rgb, p.g[k]), c.a);
+    var c = unpack_px(src[i]);
+    if GRADED {
+        var k = 0u;
+        loop {
+            c = vec4<f32>(grade(c.rgb, p.g[k]), c.a);
+            k++;
+            if k >= p.size.z {
+                break;
+            }
+        }
     }
-    if p.size.w != 0u {
+    if ONTO != 0u {
         var d = vec4<f32>(0.0);
-        if p.size.w == 2u {
-            d = under[i];
+        if ONTO == 2u {
+            d = unpack_px(under[i]);
         }
         c = blend(d, c, p.mode.x, p.blend.x);
     }

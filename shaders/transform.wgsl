@@ -17,7 +17,7 @@ fn tap(x: i32, y: i32) -> vec4<f32> {
     if x < 0 || y < 0 || x >= i32(p.size.x) || y >= i32(p.size.y) {
         return vec4<f32>(0.0);
     }
-    return src[u32(y) * p.size.x + u32(x)];
+    return ld(u32(y) * p.size.x + u32(x));
 }
 
 @compute @workgroup_size(16, 16, 1)
@@ -37,5 +37,5 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     let iy = i32(y0);
     let top = mix(tap(ix, iy), tap(ix + 1, iy), fx);
     let bottom = mix(tap(ix, iy + 1), tap(ix + 1, iy + 1), fx);
-    dst[id.y * p.size.x + id.x] = mix(top, bottom, fy);
+    st(id.y * p.size.x + id.x, mix(top, bottom, fy));
 }

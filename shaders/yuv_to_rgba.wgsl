@@ -6,12 +6,22 @@
 // layer has nothing but grades: it blends the layer onto black or onto the tracks beneath
 // (`shaders/include/blend.wgsl`) and packs RGBA8 as `pack_rgba8.wgsl` does.
 
+// Specialised per pipeline (override constants, engine/src/gpu/kernels.rs): a software adapter
+// (lavapipe) runs every branch's body with its lanes masked off and every loop's body once
+// more than it repeats, so work a frame does not have is compiled out rather than skipped.
+// The chain has grades (at least one).
+override GRADED: bool = true;
+// Two bytes per sample (else one).
+override WIDE: bool = false;
+// `to_frame` blends onto `under` (else onto black).
+override UNDER: bool = false;
+
 struct Params {
-    // width, height, chroma width, grades in the chain (0..=12)
+    // width, height, chroma width, grades in the chain (0..=12; at least 1 when GRADED)
     size: vec4<u32>,
-    // byte offsets of Y, U, V; bytes per sample (1 or 2)
+    // byte offsets of Y, U, V; bytes per sample (1 or 2, as WIDE says)
     offsets: vec4<u32>,
-    // chroma shift x, chroma shift y, to_frame: 2 = onto `under`, else onto black; blend mode
+    // chroma shift x, chroma shift y, unused (UNDER says onto what), blend mode
     shift: vec4<u32>,
     // luma offset, luma scale, chroma offset, chroma scale (sample -> normalised)
     range: vec4<f32>,
@@ -24,8 +34,8 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<u32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> under: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> dst: array<vec2<u32>>;
+@group(0) @binding(3) var<storage, read> under: array<vec2<u32>>;
 @group(0) @binding(4) var<storage, read_write> out: array<u32>;
 
 fn byte_at(i: u32) -> u32 {
@@ -33,7 +43,7 @@ fn byte_at(i: u32) -> u32 {
 }
 
 fn sample_at(offset: u32, index: u32) -> f32 {
-    if p.offsets.w == 2u {
+    if WIDE {
         let b = offset + index * 2u;
         return f32(byte_at(b) | (byte_at(b + 1u) << 8u));
     }
@@ -50,8 +60,15 @@ fn pixel(x: u32, y: u32) -> vec3<f32> {
     let g = luma - p.matrix.y * cb - p.matrix.z * cr;
     let b = luma + p.matrix.w * cb;
     var rgb = clamp(vec3<f32>(r, g, b), vec3<f32>(0.0), vec3<f32>(1.0));
-    for (var k = 0u; k < p.size.w; k++) {
-        rgb = grade(rgb, p.g[k]);
+    if GRADED {
+        var k = 0u;
+        loop {
+            rgb = grade(rgb, p.g[k]);
+            k++;
+            if k >= p.size.w {
+                break;
+            }
+        }
     }
     return rgb;
 }
@@ -61,7 +78,7 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     if id.x >= p.size.x || id.y >= p.size.y {
         return;
     }
-    dst[id.y * p.size.x + id.x] = vec4<f32>(pixel(id.x, id.y), 1.0);
+    dst[id.y * p.size.x + id.x] = pack_px(vec4<f32>(pixel(id.x, id.y), 1.0));
 }
 
 @compute @workgroup_size(16, 16, 1)
@@ -71,8 +88,8 @@ fn to_frame(@builtin(global_invocation_id) id: vec3<u32>) {
     }
     let i = id.y * p.size.x + id.x;
     var d = vec4<f32>(0.0);
-    if p.shift.z == 2u {
-        d = under[i];
+    if UNDER {
+        d = unpack_px(under[i]);
     }
     let c = blend(d, vec4<f32>(pixel(id.x, id.y), 1.0), p.shift.w, p.blend.x);
     out[i] = pack4x8unorm(vec4<f32>(c.rgb, 1.0));

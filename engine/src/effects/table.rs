@@ -26,11 +26,11 @@ macro_rules! kernel_with {
 }
 pub(crate) use kernel_with;
 
-/// An image kernel's WGSL: [`kernel_with`] plus the shared image bindings
-/// (`shaders/include/image.wgsl`).
+/// An image kernel's WGSL: [`kernel_with`] plus the shared image bindings and pixel packing
+/// (`shaders/include/image.wgsl`, `shaders/include/pixel.wgsl`).
 macro_rules! image_kernel {
     ($name:literal $(, $include:literal)*) => {
-        crate::effects::table::kernel_with!($name $(, $include)*, "image")
+        crate::effects::table::kernel_with!($name $(, $include)*, "image", "pixel")
     };
 }
 pub(crate) use image_kernel;

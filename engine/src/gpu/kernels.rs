@@ -2,6 +2,8 @@
 //! binds the same layout: params (uniform, dynamic offset), source (read), destination
 //! (read-write), and `scale.wgsl` a fourth buffer of weights.
 
+use std::collections::HashMap;
+
 use crate::effects::table::{EFFECTS, Kernel, image_kernel, kernel_with};
 
 /// The fixed kernels' WGSL, by file name: conversion in and out, resizing, blending. The
@@ -9,11 +11,17 @@ use crate::effects::table::{EFFECTS, Kernel, image_kernel, kernel_with};
 /// first and last passes of a frame declare their own bindings and fuse the grades and the
 /// blend next to them.
 const FIXED: &[(&str, &str)] = &[
-    ("yuv_to_rgba", kernel_with!("yuv_to_rgba", "grade", "blend")),
+    (
+        "yuv_to_rgba",
+        kernel_with!("yuv_to_rgba", "grade", "blend", "pixel"),
+    ),
     ("scale", image_kernel!("scale")),
     ("dissolve", image_kernel!("dissolve")),
     ("composite", image_kernel!("composite", "blend")),
-    ("pack_rgba8", kernel_with!("pack_rgba8", "grade", "blend")),
+    (
+        "pack_rgba8",
+        kernel_with!("pack_rgba8", "grade", "blend", "pixel"),
+    ),
     (
         "output_texture",
         include_str!("../../../shaders/output_texture.wgsl"),
@@ -53,20 +61,65 @@ pub const PARAMS_SLOT: u64 = 512;
 /// Workgroup edge of the 2D kernels.
 pub const GROUP: u32 = 16;
 
+/// A frame's first or last pass: the kernels built per [`Ends`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum End {
+    /// `yuv_to_rgba.wgsl` `main`: a layer's conversion (and the grades after it).
+    Yuv,
+    /// `yuv_to_rgba.wgsl` `to_frame`: a whole one-layer frame.
+    YuvFrame,
+    /// `pack_rgba8.wgsl`: the finished picture to RGBA8.
+    Pack,
+}
+
+/// What a frame's first or last pass does, as its WGSL override constants: a pipeline is
+/// built for each one in use, on first use. A software adapter (lavapipe) runs every branch
+/// with its lanes masked off and a loop's body once more than it repeats, so work a frame
+/// does not have is compiled out, not branched around: at 1080p on lavapipe an empty grade
+/// loop cost a pack 7 of its 17 ms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Ends {
+    /// The pass runs a chain of at least one grade (`GRADED`).
+    pub graded: bool,
+    /// Samples are two bytes (`WIDE`; the conversion only).
+    pub wide: bool,
+    /// What the last layer is blended onto (`ONTO`; `UNDER` for `to_frame`): 0 nothing (the
+    /// picture is packed as it is), 1 black, 2 the tracks beneath.
+    pub onto: u8,
+}
+
+impl Ends {
+    fn constants(self, end: End) -> Vec<(&'static str, f64)> {
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        let mut c = vec![("GRADED", flag(self.graded))];
+        match end {
+            End::Yuv => c.push(("WIDE", flag(self.wide))),
+            End::YuvFrame => {
+                c.push(("WIDE", flag(self.wide)));
+                c.push(("UNDER", flag(self.onto == 2)));
+            }
+            End::Pack => c.push(("ONTO", f64::from(self.onto))),
+        }
+        c
+    }
+}
+
 /// A pipeline per entry point.
 pub struct Kernels {
     pub layout3: wgpu::BindGroupLayout,
     pub layout4: wgpu::BindGroupLayout,
     /// A frame's last pass: params, source (1), the tracks beneath (3), RGBA8 out (4).
     pub layout_frame: wgpu::BindGroupLayout,
-    pub yuv: wgpu::ComputePipeline,
-    /// A whole one-layer frame in one pass (`yuv_to_rgba.wgsl` `to_frame`).
-    pub yuv_frame: wgpu::ComputePipeline,
     pub scale_h: wgpu::ComputePipeline,
     pub scale_v: wgpu::ComputePipeline,
     pub dissolve: wgpu::ComputePipeline,
     pub composite: wgpu::ComputePipeline,
-    pub pack: wgpu::ComputePipeline,
+    /// The first and last passes built so far, per [`Ends`].
+    ends: HashMap<(End, Ends), wgpu::ComputePipeline>,
+    yuv_module: wgpu::ShaderModule,
+    pack_module: wgpu::ShaderModule,
+    pl3: wgpu::PipelineLayout,
+    pl_frame: wgpu::PipelineLayout,
     /// Per table effect: its kernel's passes, and its tiled kernel's.
     pub effects: Vec<(Vec<wgpu::ComputePipeline>, Vec<wgpu::ComputePipeline>)>,
 }
@@ -165,19 +218,46 @@ impl Kernels {
             })
             .collect();
         let scale = fixed("scale");
-        let yuv = fixed("yuv_to_rgba");
         Self {
-            yuv: pipe(&yuv, &pl3, "main"),
-            yuv_frame: pipe(&yuv, &pl_frame, "to_frame"),
             scale_h: pipe(&scale, &pl4, "horizontal"),
             scale_v: pipe(&scale, &pl4, "vertical"),
             dissolve: pipe(&fixed("dissolve"), &pl3, "main"),
             composite: pipe(&fixed("composite"), &pl3, "main"),
-            pack: pipe(&fixed("pack_rgba8"), &pl_frame, "main"),
+            ends: HashMap::new(),
+            yuv_module: fixed("yuv_to_rgba"),
+            pack_module: fixed("pack_rgba8"),
             effects,
             layout3,
             layout4,
             layout_frame,
+            pl3,
+            pl_frame,
         }
+    }
+
+    /// The pipeline of `end` specialised as `ends`, built the first time it is asked for.
+    pub fn end(&mut self, device: &wgpu::Device, end: End, ends: Ends) -> wgpu::ComputePipeline {
+        if let Some(p) = self.ends.get(&(end, ends)) {
+            return p.clone();
+        }
+        let (module, layout, ep) = match end {
+            End::Yuv => (&self.yuv_module, &self.pl3, "main"),
+            End::YuvFrame => (&self.yuv_module, &self.pl_frame, "to_frame"),
+            End::Pack => (&self.pack_module, &self.pl_frame, "main"),
+        };
+        let constants = ends.constants(end);
+        let p = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(ep),
+            layout: Some(layout),
+            module,
+            entry_point: Some(ep),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &constants,
+                ..Default::default()
+            },
+            cache: None,
+        });
+        self.ends.insert((end, ends), p.clone());
+        p
     }
 }

@@ -20,8 +20,11 @@
 //! - Readback lands in host buffers the caller hands back with [`Gpu::recycle`] (a fresh 4K
 //!   frame's 33 MB would cost its page faults every frame), copied on rayon's threads.
 //!
-//! Images on the GPU are `array<vec4<f32>>` storage buffers (rows tightly packed), so shaders
-//! need no texture formats or row alignment and results match the CPU path to float rounding.
+//! Images on the GPU are storage buffers of packed pixels, RGBA as four 16-bit unorm values
+//! (`shaders/include/pixel.wgsl`; rows tightly packed), so shaders need no texture formats or
+//! row alignment, arithmetic stays f32, and a stored value is within 1/65535 of it: the
+//! results match the CPU path well inside its 1/255. Half the bytes of `vec4<f32>` pixels,
+//! and on lavapipe half the per-lane loads and stores, which are most of its cost.
 
 mod device;
 mod host;

@@ -6,6 +6,10 @@ use super::{GpuDevice, WORK_USAGE};
 use crate::effects::RenderError;
 use crate::effects::ops::{AxisWeights, ResizeFilter};
 
+/// Bytes of one work-image pixel: RGBA as four 16-bit unorm values
+/// (`shaders/include/pixel.wgsl`).
+pub(super) const PIXEL_BYTES: u64 = 8;
+
 impl GpuDevice {
     pub(super) fn take(&mut self, size: u64) -> Result<wgpu::Buffer, RenderError> {
         let size = size.max(16).next_multiple_of(16);
@@ -61,9 +65,9 @@ impl GpuDevice {
         (b, window)
     }
 
-    /// A work image of `w`×`h` (RGBA f32) from the pool.
+    /// A work image of `w`×`h` ([`PIXEL_BYTES`] a pixel) from the pool.
     pub(super) fn work(&mut self, enc: &mut Encoding, w: u32, h: u32) -> Result<Buf, RenderError> {
-        let b = self.take(u64::from(w) * u64::from(h) * 16)?;
+        let b = self.take(u64::from(w) * u64::from(h) * PIXEL_BYTES)?;
         Ok(enc.buf(b, true))
     }
 }

@@ -7,7 +7,7 @@ use super::{BlurKernel, GpuDevice};
 use crate::effects::ops::{self, PlaneLayout, ResizeFilter};
 use crate::effects::table::{self, EFFECTS};
 use crate::effects::{RenderError, RenderJob};
-use crate::gpu::kernels::{GRADE_CHAIN, GROUP, PACK_CHAIN, PARAMS_SLOT, YUV_CHAIN};
+use crate::gpu::kernels::{Ends, GRADE_CHAIN, GROUP, PACK_CHAIN, PARAMS_SLOT, YUV_CHAIN};
 
 /// A buffer of the frame being encoded.
 pub(super) type Buf = usize;
@@ -39,17 +39,17 @@ pub(super) enum Step {
 }
 
 /// A pipeline: a fixed kernel, or pass `pass` of table effect `def` (`tiled`: its tiled
-/// kernel).
+/// kernel). A frame's first and last passes carry what they are specialised for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Kernel {
-    Yuv,
+    Yuv(Ends),
     /// A whole one-layer frame: convert, grade, blend, pack.
-    YuvFrame,
+    YuvFrame(Ends),
     ScaleH,
     ScaleV,
     Dissolve,
     Composite,
-    Pack,
+    Pack(Ends),
     Effect {
         def: usize,
         pass: usize,
@@ -60,20 +60,20 @@ pub(super) enum Kernel {
 impl Kernel {
     /// Whether it writes the finished RGBA8 frame (the frame bind group layout).
     pub(super) fn writes_frame(self) -> bool {
-        matches!(self, Kernel::YuvFrame | Kernel::Pack)
+        matches!(self, Kernel::YuvFrame(_) | Kernel::Pack(_))
     }
 }
 
 /// The kernel's name in pass timings: the shader file, `.entry` when it has several.
 pub(super) fn kernel_name(k: Kernel) -> String {
     match k {
-        Kernel::Yuv => "yuv_to_rgba".into(),
-        Kernel::YuvFrame => "yuv_to_rgba.to_frame".into(),
+        Kernel::Yuv(_) => "yuv_to_rgba".into(),
+        Kernel::YuvFrame(_) => "yuv_to_rgba.to_frame".into(),
         Kernel::ScaleH => "scale.horizontal".into(),
         Kernel::ScaleV => "scale.vertical".into(),
         Kernel::Dissolve => "dissolve".into(),
         Kernel::Composite => "composite".into(),
-        Kernel::Pack => "pack_rgba8".into(),
+        Kernel::Pack(_) => "pack_rgba8".into(),
         Kernel::Effect { def, pass, tiled } => {
             let d = &EFFECTS[def];
             let kernel = match (tiled, d.tiled) {
@@ -268,7 +268,7 @@ impl GpuDevice {
         let mut enc = Encoding::default();
         let (ww, wh) = job.work_size();
         let work = (ww, wh);
-        let work_bytes = u64::from(ww) * u64::from(wh) * 16;
+        let work_bytes = u64::from(ww) * u64::from(wh) * super::buffers::PIXEL_BYTES;
         let packed = self.take(u64::from(job.width) * u64::from(job.height) * 4)?;
         let packed = enc.buf(packed, true);
         // The tracks composited so far; `None` while they are still black.
@@ -305,10 +305,15 @@ impl GpuDevice {
             let at = PlaneLayout::of(frame).offsets.map(|o| o as u32);
             let whole = finishing && rest.is_empty() && !resized;
             let onto = if acc.is_some() { 2 } else { 1 };
+            let ends = Ends {
+                graded: !lead.is_empty(),
+                wide: bps == 2,
+                onto,
+            };
             let mut rows = vec![
                 [frame.width, frame.height, cw, lead.len() as u32],
                 [at[0], at[1], at[2], bps],
-                [yp.shift.0, yp.shift.1, onto, blend_mode],
+                [yp.shift.0, yp.shift.1, 0, blend_mode],
                 [f(yp.y_offset), f(yp.y_scale), f(yp.c_offset), f(yp.c_scale)],
                 yp.matrix.map(f),
                 [f(layer.opacity), 0, 0, 0],
@@ -318,12 +323,13 @@ impl GpuDevice {
             if whole {
                 // The whole frame in one pass.
                 let under = acc.unwrap_or(planes);
-                enc.dispatch_with(Kernel::YuvFrame, p, planes, packed, Some(under), work);
+                enc.dispatch_with(Kernel::YuvFrame(ends), p, planes, packed, Some(under), work);
                 finished = true;
                 continue;
             }
             let rgba = self.work(&mut enc, frame.width, frame.height)?;
-            enc.dispatch(Kernel::Yuv, p, planes, rgba, (frame.width, frame.height));
+            let k = Kernel::Yuv(Ends { onto: 0, ..ends });
+            enc.dispatch(k, p, planes, rgba, (frame.width, frame.height));
             let mut cur = self.resize(&mut enc, rgba, (frame.width, frame.height), work)?;
             let trail = if finishing {
                 trailing_grades(rest).min(PACK_CHAIN)
@@ -344,14 +350,19 @@ impl GpuDevice {
             }
             if finishing {
                 let mut rows = vec![
-                    [ww, wh, trail.len() as u32, onto],
+                    [ww, wh, trail.len() as u32, 0],
                     [blend_mode, 0, 0, 0],
                     [f(layer.opacity), 0, 0, 0],
                 ];
                 rows.extend(grade_chain(trail));
                 let p = enc.params(&rows);
                 let under = acc.unwrap_or(cur);
-                enc.dispatch_with(Kernel::Pack, p, cur, packed, Some(under), work);
+                let ends = Ends {
+                    graded: !trail.is_empty(),
+                    wide: false,
+                    onto,
+                };
+                enc.dispatch_with(Kernel::Pack(ends), p, cur, packed, Some(under), work);
                 finished = true;
                 continue;
             }
@@ -381,7 +392,12 @@ impl GpuDevice {
             let out = self.resize(&mut enc, under, work, (job.width, job.height))?;
             let p = enc.params(&[size_row(job.width, job.height)]);
             let size = (job.width, job.height);
-            enc.dispatch_with(Kernel::Pack, p, out, packed, Some(out), size);
+            let ends = Ends {
+                graded: false,
+                wide: false,
+                onto: 0,
+            };
+            enc.dispatch_with(Kernel::Pack(ends), p, out, packed, Some(out), size);
         }
         Ok((enc, packed))
     }

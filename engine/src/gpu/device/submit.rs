@@ -7,7 +7,7 @@ use super::GpuDevice;
 use super::graph::{Kernel, Step};
 use super::readback::InFlight;
 use crate::effects::{RenderError, RenderJob};
-use crate::gpu::kernels::PARAMS_SLOT;
+use crate::gpu::kernels::{End, PARAMS_SLOT};
 
 impl GpuDevice {
     /// Encodes and submits `job`.
@@ -119,7 +119,7 @@ impl GpuDevice {
                         label: None,
                         timestamp_writes: writes,
                     });
-                    pass.set_pipeline(pipeline);
+                    pass.set_pipeline(&pipeline);
                     pass.set_bind_group(0, &group, &[params]);
                     pass.dispatch_workgroups(groups.0, groups.1, 1);
                     self.stats.dispatches += 1;
@@ -195,21 +195,22 @@ impl GpuDevice {
         Ok(())
     }
 
-    fn pipeline(&self, k: Kernel) -> &wgpu::ComputePipeline {
+    /// `k`'s pipeline (a frame's first and last passes are built on first use).
+    fn pipeline(&mut self, k: Kernel) -> wgpu::ComputePipeline {
         match k {
-            Kernel::Yuv => &self.k.yuv,
-            Kernel::YuvFrame => &self.k.yuv_frame,
-            Kernel::ScaleH => &self.k.scale_h,
-            Kernel::ScaleV => &self.k.scale_v,
-            Kernel::Dissolve => &self.k.dissolve,
-            Kernel::Composite => &self.k.composite,
-            Kernel::Pack => &self.k.pack,
+            Kernel::Yuv(e) => self.k.end(&self.device, End::Yuv, e),
+            Kernel::YuvFrame(e) => self.k.end(&self.device, End::YuvFrame, e),
+            Kernel::Pack(e) => self.k.end(&self.device, End::Pack, e),
+            Kernel::ScaleH => self.k.scale_h.clone(),
+            Kernel::ScaleV => self.k.scale_v.clone(),
+            Kernel::Dissolve => self.k.dissolve.clone(),
+            Kernel::Composite => self.k.composite.clone(),
             Kernel::Effect { def, pass, tiled } => {
                 let (plain, tiled_passes) = &self.k.effects[def];
                 if tiled {
-                    &tiled_passes[pass]
+                    tiled_passes[pass].clone()
                 } else {
-                    &plain[pass]
+                    plain[pass].clone()
                 }
             }
         }
