@@ -3,6 +3,9 @@
 // As the frame's last pass it may also finish the last layer: the grades at the end of its
 // stack (`shaders/include/grade.wgsl`), then its composite onto black or onto the tracks
 // beneath (`shaders/include/blend.wgsl`), so that layer is never written back as an image.
+// Each invocation packs four pixels in a row of the picture's pixels taken as one line (see
+// `yuv_to_rgba.wgsl`: buffers are rounded up to whole quads; a software adapter pays per
+// load and store instruction, so a quad is read and written together).
 
 // Specialised per pipeline (override constants, engine/src/gpu/kernels.rs): a software adapter
 // (lavapipe) runs every branch's body with its lanes masked off and every loop's body once
@@ -23,17 +26,18 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> src: array<vec2<u32>>;
-@group(0) @binding(3) var<storage, read> under: array<vec2<u32>>;
-@group(0) @binding(4) var<storage, read_write> out: array<u32>;
+// Two packed pixels each (`shaders/include/pixel.wgsl`).
+@group(0) @binding(1) var<storage, read> src: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read> under: array<vec4<u32>>;
+// RGBA8: four pixels each.
+@group(0) @binding(4) var<storage, read_write> out: array<vec4<u32>>;
 
-@compute @workgroup_size(16, 16, 1)
-fn main(@builtin(global_invocation_id) id: vec3<u32>) {
-    if id.x >= p.size.x || id.y >= p.size.y {
-        return;
-    }
-    let i = id.y * p.size.x + id.x;
-    var c = unpack_px(src[i]);
+// Quads per row of the dispatch grid (the host's `QUAD_ROW`).
+const QUAD_ROW: u32 = 1024u;
+
+// One pixel (`s` packed, `u` the packed pixel beneath) finished as RGBA8.
+fn finish(s: vec2<u32>, u: vec2<u32>) -> u32 {
+    var c = unpack_px(s);
     if GRADED {
         var k = 0u;
         loop {
@@ -47,9 +51,31 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
     if ONTO != 0u {
         var d = vec4<f32>(0.0);
         if ONTO == 2u {
-            d = unpack_px(under[i]);
+            d = unpack_px(u);
         }
         c = blend(d, c, p.mode.x, p.blend.x);
     }
-    out[i] = pack4x8unorm(vec4<f32>(c.rgb, 1.0));
+    return pack4x8unorm(vec4<f32>(c.rgb, 1.0));
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+    let i0 = (id.y * QUAD_ROW + id.x) * 4u;
+    if i0 >= p.size.x * p.size.y {
+        return;
+    }
+    let a = src[i0 / 2u];
+    let b = src[i0 / 2u + 1u];
+    var ua = vec4<u32>(0u);
+    var ub = vec4<u32>(0u);
+    if ONTO == 2u {
+        ua = under[i0 / 2u];
+        ub = under[i0 / 2u + 1u];
+    }
+    out[i0 / 4u] = vec4<u32>(
+        finish(a.xy, ua.xy),
+        finish(a.zw, ua.zw),
+        finish(b.xy, ub.xy),
+        finish(b.zw, ub.zw),
+    );
 }

@@ -127,6 +127,7 @@ fn each_shader_matches_its_cpu_twin_on_random_pictures() {
         PixelFormat::Yuv422p,
         PixelFormat::Yuv444p,
         PixelFormat::Yuv420p10,
+        PixelFormat::Yuv422p10,
     ]
     .into_iter()
     .enumerate()
@@ -139,16 +140,19 @@ fn each_shader_matches_its_cpu_twin_on_random_pictures() {
                 framelock_engine::media::YuvRange::Limited,
                 framelock_engine::media::YuvRange::Full,
             ] {
-                let mut fr = (*random_frame(10 + i as u64, format, 321, 179)).clone();
-                fr.color.matrix = matrix;
-                fr.color.range = range;
-                let what = format!("yuv_to_rgba {format:?} {matrix:?} {range:?}");
-                check(
-                    &mut gpu,
-                    &what,
-                    &job(321, 179, vec![layer(Arc::new(fr), vec![])]),
-                    1,
-                );
+                // An odd width (quads wrap rows) and whole quads (words read whole).
+                for (w, h) in [(321, 179), (320, 178)] {
+                    let mut fr = (*random_frame(10 + i as u64, format, w, h)).clone();
+                    fr.color.matrix = matrix;
+                    fr.color.range = range;
+                    let what = format!("yuv_to_rgba {format:?} {matrix:?} {range:?} {w}x{h}");
+                    check(
+                        &mut gpu,
+                        &what,
+                        &job(w, h, vec![layer(Arc::new(fr), vec![])]),
+                        1,
+                    );
+                }
             }
         }
     }
@@ -352,69 +356,72 @@ fn fused_grade_chains_and_final_passes_match_the_cpu() {
             })
             .collect()
     };
-    let (w, h) = (517, 291);
-    let f = random_frame(11, PixelFormat::Yuv420p, w, h);
-    let small = random_frame(12, PixelFormat::Yuv422p, 301, 157);
-    let blur = Effect::Blur { radius: 2 };
-    // Longer than one pass's chain (12 in the conversion, 15 in a chain, 14 in the pack).
-    let long = |a: usize, b: usize| {
-        let mut fx = grades(a, 0.0);
-        fx.push(blur);
-        fx.extend(grades(b, 0.5));
-        fx
-    };
-    let cases: Vec<(&str, Vec<LayerJob>)> = vec![
-        (
-            "grades only (one pass)",
-            vec![layer(f.clone(), grades(5, 0.0))],
-        ),
-        ("40 grades only", vec![layer(f.clone(), grades(40, 0.0))]),
-        (
-            "30 grades, blur, 30 grades",
-            vec![layer(f.clone(), long(30, 30))],
-        ),
-        (
-            "a resized layer's grades",
-            vec![layer(small.clone(), long(3, 20))],
-        ),
-        (
-            "grades over a graded layer",
-            vec![
-                layer(f.clone(), long(2, 2)),
-                LayerJob {
-                    opacity: 0.6,
-                    blend: BlendMode::Screen,
-                    ..layer(f.clone(), grades(4, 0.3))
-                },
-            ],
-        ),
-        (
-            "a blurred top layer multiplied",
-            vec![
-                layer(small.clone(), grades(3, 0.1)),
-                LayerJob {
-                    opacity: 0.8,
-                    blend: BlendMode::Multiply,
-                    ..layer(f.clone(), long(1, 16))
-                },
-            ],
-        ),
-        (
-            "a dissolving last layer",
-            vec![
-                layer(f.clone(), grades(2, 0.0)),
-                LayerJob {
-                    dissolve: Some(0.4),
-                    ..layer(small.clone(), grades(2, 0.7))
-                },
-            ],
-        ),
-    ];
-    for (what, layers) in cases {
-        check(&mut gpu, what, &job(w, h, layers.clone()), 1);
-        let mut half = job(w, h, layers);
-        half.lod = EffectLod::Half;
-        check(&mut gpu, &format!("{what}, half LOD"), &half, 2);
+    // An odd width (the first and last passes' quads wrap rows) and a width of whole quads
+    // (they read each plane's samples a word at a time).
+    for (w, h) in [(517, 291), (516, 292)] {
+        let f = random_frame(11, PixelFormat::Yuv420p, w, h);
+        let small = random_frame(12, PixelFormat::Yuv422p, 301, 157);
+        let blur = Effect::Blur { radius: 2 };
+        // Longer than one pass's chain (12 in the conversion, 15 in a chain, 14 in the pack).
+        let long = |a: usize, b: usize| {
+            let mut fx = grades(a, 0.0);
+            fx.push(blur);
+            fx.extend(grades(b, 0.5));
+            fx
+        };
+        let cases: Vec<(&str, Vec<LayerJob>)> = vec![
+            (
+                "grades only (one pass)",
+                vec![layer(f.clone(), grades(5, 0.0))],
+            ),
+            ("40 grades only", vec![layer(f.clone(), grades(40, 0.0))]),
+            (
+                "30 grades, blur, 30 grades",
+                vec![layer(f.clone(), long(30, 30))],
+            ),
+            (
+                "a resized layer's grades",
+                vec![layer(small.clone(), long(3, 20))],
+            ),
+            (
+                "grades over a graded layer",
+                vec![
+                    layer(f.clone(), long(2, 2)),
+                    LayerJob {
+                        opacity: 0.6,
+                        blend: BlendMode::Screen,
+                        ..layer(f.clone(), grades(4, 0.3))
+                    },
+                ],
+            ),
+            (
+                "a blurred top layer multiplied",
+                vec![
+                    layer(small.clone(), grades(3, 0.1)),
+                    LayerJob {
+                        opacity: 0.8,
+                        blend: BlendMode::Multiply,
+                        ..layer(f.clone(), long(1, 16))
+                    },
+                ],
+            ),
+            (
+                "a dissolving last layer",
+                vec![
+                    layer(f.clone(), grades(2, 0.0)),
+                    LayerJob {
+                        dissolve: Some(0.4),
+                        ..layer(small.clone(), grades(2, 0.7))
+                    },
+                ],
+            ),
+        ];
+        for (what, layers) in cases {
+            check(&mut gpu, what, &job(w, h, layers.clone()), 1);
+            let mut half = job(w, h, layers);
+            half.lod = EffectLod::Half;
+            check(&mut gpu, &format!("{what}, half LOD"), &half, 2);
+        }
     }
 }
 

@@ -61,6 +61,16 @@ pub const PARAMS_SLOT: u64 = 512;
 /// Workgroup edge of the 2D kernels.
 pub const GROUP: u32 = 16;
 
+/// Quads per row of the grid of a frame's first and last passes, which make four pixels an
+/// invocation with the picture taken as one line (`QUAD_ROW` in their WGSL).
+pub const QUAD_ROW: u32 = 1024;
+
+/// The dispatch grid (invocations) of a first or last pass over a `w`×`h` picture.
+pub fn quad_grid(w: u32, h: u32) -> (u32, u32) {
+    let quads = (w * h).div_ceil(4);
+    (QUAD_ROW, quads.div_ceil(QUAD_ROW))
+}
+
 /// A frame's first or last pass: the kernels built per [`Ends`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum End {
@@ -83,6 +93,9 @@ pub struct Ends {
     pub graded: bool,
     /// Samples are two bytes (`WIDE`; the conversion only).
     pub wide: bool,
+    /// The width is a multiple of 4, so a quad's samples are read a word at a time
+    /// (`ROWS4`; the conversion only).
+    pub rows4: bool,
     /// What the last layer is blended onto (`ONTO`; `UNDER` for `to_frame`): 0 nothing (the
     /// picture is packed as it is), 1 black, 2 the tracks beneath.
     pub onto: u8,
@@ -93,9 +106,13 @@ impl Ends {
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
         let mut c = vec![("GRADED", flag(self.graded))];
         match end {
-            End::Yuv => c.push(("WIDE", flag(self.wide))),
+            End::Yuv => {
+                c.push(("WIDE", flag(self.wide)));
+                c.push(("ROWS4", flag(self.rows4)));
+            }
             End::YuvFrame => {
                 c.push(("WIDE", flag(self.wide)));
+                c.push(("ROWS4", flag(self.rows4)));
                 c.push(("UNDER", flag(self.onto == 2)));
             }
             End::Pack => c.push(("ONTO", f64::from(self.onto))),

@@ -65,9 +65,11 @@ impl GpuDevice {
         (b, window)
     }
 
-    /// A work image of `w`×`h` ([`PIXEL_BYTES`] a pixel) from the pool.
+    /// A work image of `w`×`h` ([`PIXEL_BYTES`] a pixel, rounded up to whole quads of four
+    /// pixels, which the first and last passes read and write) from the pool.
     pub(super) fn work(&mut self, enc: &mut Encoding, w: u32, h: u32) -> Result<Buf, RenderError> {
-        let b = self.take(u64::from(w) * u64::from(h) * PIXEL_BYTES)?;
+        let pixels = (u64::from(w) * u64::from(h)).next_multiple_of(4);
+        let b = self.take(pixels * PIXEL_BYTES)?;
         Ok(enc.buf(b, true))
     }
 }

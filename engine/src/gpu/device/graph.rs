@@ -7,7 +7,9 @@ use super::{BlurKernel, GpuDevice};
 use crate::effects::ops::{self, PlaneLayout, ResizeFilter};
 use crate::effects::table::{self, EFFECTS};
 use crate::effects::{RenderError, RenderJob};
-use crate::gpu::kernels::{Ends, GRADE_CHAIN, GROUP, PACK_CHAIN, PARAMS_SLOT, YUV_CHAIN};
+use crate::gpu::kernels::{
+    Ends, GRADE_CHAIN, GROUP, PACK_CHAIN, PARAMS_SLOT, YUV_CHAIN, quad_grid,
+};
 
 /// A buffer of the frame being encoded.
 pub(super) type Buf = usize;
@@ -269,6 +271,7 @@ impl GpuDevice {
         let (ww, wh) = job.work_size();
         let work = (ww, wh);
         let work_bytes = u64::from(ww) * u64::from(wh) * super::buffers::PIXEL_BYTES;
+        // RGBA8; `take` rounds it up to 16 bytes, a whole quad (see `quad_grid`).
         let packed = self.take(u64::from(job.width) * u64::from(job.height) * 4)?;
         let packed = enc.buf(packed, true);
         // The tracks composited so far; `None` while they are still black.
@@ -308,6 +311,7 @@ impl GpuDevice {
             let ends = Ends {
                 graded: !lead.is_empty(),
                 wide: bps == 2,
+                rows4: frame.width % 4 == 0,
                 onto,
             };
             let mut rows = vec![
@@ -323,13 +327,14 @@ impl GpuDevice {
             if whole {
                 // The whole frame in one pass.
                 let under = acc.unwrap_or(planes);
-                enc.dispatch_with(Kernel::YuvFrame(ends), p, planes, packed, Some(under), work);
+                let grid = quad_grid(ww, wh);
+                enc.dispatch_with(Kernel::YuvFrame(ends), p, planes, packed, Some(under), grid);
                 finished = true;
                 continue;
             }
             let rgba = self.work(&mut enc, frame.width, frame.height)?;
             let k = Kernel::Yuv(Ends { onto: 0, ..ends });
-            enc.dispatch(k, p, planes, rgba, (frame.width, frame.height));
+            enc.dispatch(k, p, planes, rgba, quad_grid(frame.width, frame.height));
             let mut cur = self.resize(&mut enc, rgba, (frame.width, frame.height), work)?;
             let trail = if finishing {
                 trailing_grades(rest).min(PACK_CHAIN)
@@ -360,9 +365,11 @@ impl GpuDevice {
                 let ends = Ends {
                     graded: !trail.is_empty(),
                     wide: false,
+                    rows4: false,
                     onto,
                 };
-                enc.dispatch_with(Kernel::Pack(ends), p, cur, packed, Some(under), work);
+                let grid = quad_grid(ww, wh);
+                enc.dispatch_with(Kernel::Pack(ends), p, cur, packed, Some(under), grid);
                 finished = true;
                 continue;
             }
@@ -395,9 +402,11 @@ impl GpuDevice {
             let ends = Ends {
                 graded: false,
                 wide: false,
+                rows4: false,
                 onto: 0,
             };
-            enc.dispatch_with(Kernel::Pack(ends), p, out, packed, Some(out), size);
+            let grid = quad_grid(size.0, size.1);
+            enc.dispatch_with(Kernel::Pack(ends), p, out, packed, Some(out), grid);
         }
         Ok((enc, packed))
     }
