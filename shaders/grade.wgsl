@@ -7,15 +7,11 @@ struct Params {
     g: array<Grade, 15>,
 }
 
-// Bindings: shaders/include/image.wgsl (p, src, dst).
+// Bindings: shaders/include/pointwise.wgsl (p, src, dst).
 
-@compute @workgroup_size(16, 16, 1)
-fn main(@builtin(global_invocation_id) id: vec3<u32>) {
-    if id.x >= p.size.x || id.y >= p.size.y {
-        return;
-    }
-    let i = id.y * p.size.x + id.x;
-    let px = ld(i);
+// One packed pixel graded.
+fn graded(w: vec2<u32>) -> vec2<u32> {
+    let px = unpack_px(w);
     var c = px.rgb;
     // Tested at the bottom: a software adapter would run a top-tested loop's body once more.
     var k = 0u;
@@ -26,5 +22,17 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
             break;
         }
     }
-    st(i, vec4<f32>(c, px.a));
+    return pack_px(vec4<f32>(c, px.a));
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+    let i0 = quad_first(id);
+    if i0 >= p.size.x * p.size.y {
+        return;
+    }
+    let a = src[i0 / 2u];
+    let b = src[i0 / 2u + 1u];
+    dst[i0 / 2u] = vec4<u32>(graded(a.xy), graded(a.zw));
+    dst[i0 / 2u + 1u] = vec4<u32>(graded(b.xy), graded(b.zw));
 }

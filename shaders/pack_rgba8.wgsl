@@ -3,9 +3,7 @@
 // As the frame's last pass it may also finish the last layer: the grades at the end of its
 // stack (`shaders/include/grade.wgsl`), then its composite onto black or onto the tracks
 // beneath (`shaders/include/blend.wgsl`), so that layer is never written back as an image.
-// Each invocation packs four pixels in a row of the picture's pixels taken as one line (see
-// `yuv_to_rgba.wgsl`: buffers are rounded up to whole quads; a software adapter pays per
-// load and store instruction, so a quad is read and written together).
+// Each invocation packs a quad of four pixels (`shaders/include/pixel.wgsl`).
 
 // Specialised per pipeline (override constants, engine/src/gpu/kernels.rs): a software adapter
 // (lavapipe) runs every branch's body with its lanes masked off and every loop's body once
@@ -32,9 +30,6 @@ struct Params {
 // RGBA8: four pixels each.
 @group(0) @binding(4) var<storage, read_write> out: array<vec4<u32>>;
 
-// Quads per row of the dispatch grid (the host's `QUAD_ROW`).
-const QUAD_ROW: u32 = 1024u;
-
 // One pixel (`s` packed, `u` the packed pixel beneath) finished as RGBA8.
 fn finish(s: vec2<u32>, u: vec2<u32>) -> u32 {
     var c = unpack_px(s);
@@ -60,7 +55,7 @@ fn finish(s: vec2<u32>, u: vec2<u32>) -> u32 {
 
 @compute @workgroup_size(16, 16, 1)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
-    let i0 = (id.y * QUAD_ROW + id.x) * 4u;
+    let i0 = quad_first(id);
     if i0 >= p.size.x * p.size.y {
         return;
     }

@@ -5,10 +5,7 @@
 // `main` writes the work image; `to_frame` is the whole frame in one pass when the frame's
 // last layer has nothing but grades: it blends the layer onto black or onto the tracks
 // beneath (`shaders/include/blend.wgsl`) and packs RGBA8 as `pack_rgba8.wgsl` does.
-// Each invocation makes four pixels in a row of the picture's pixels taken as one line (a
-// quad may wrap from one row to the next); every buffer's length is rounded up to whole
-// quads by the host, so the last quad's spare pixels land in padding. A software adapter
-// pays per load and store instruction, so a quad's pixels are read and written together.
+// Each invocation makes a quad of four pixels (`shaders/include/pixel.wgsl`).
 
 // Specialised per pipeline (override constants, engine/src/gpu/kernels.rs): a software adapter
 // (lavapipe) runs every branch's body with its lanes masked off and every loop's body once
@@ -22,9 +19,6 @@ override UNDER: bool = false;
 // The width is a multiple of 4: a quad never wraps, its samples of each plane lie in one
 // aligned word (two for 10-bit luma and 10-bit 4:4:4 chroma), read whole.
 override ROWS4: bool = false;
-
-// Quads per row of the dispatch grid (the host's `QUAD_ROW`).
-const QUAD_ROW: u32 = 1024u;
 
 struct Params {
     // width, height, chroma width, grades in the chain (0..=12; at least 1 when GRADED)
@@ -145,14 +139,9 @@ fn pixel(ys: f32, cbs: f32, crs: f32) -> vec3<f32> {
     return rgb;
 }
 
-// The first pixel of this invocation's quad (past the picture's end for spare invocations).
-fn first(id: vec3<u32>) -> u32 {
-    return (id.y * QUAD_ROW + id.x) * 4u;
-}
-
 @compute @workgroup_size(16, 16, 1)
 fn main(@builtin(global_invocation_id) id: vec3<u32>) {
-    let i0 = first(id);
+    let i0 = quad_first(id);
     if i0 >= p.size.x * p.size.y {
         return;
     }
@@ -177,7 +166,7 @@ fn onto(d: vec2<u32>, c: vec3<f32>) -> u32 {
 
 @compute @workgroup_size(16, 16, 1)
 fn to_frame(@builtin(global_invocation_id) id: vec3<u32>) {
-    let i0 = first(id);
+    let i0 = quad_first(id);
     if i0 >= p.size.x * p.size.y {
         return;
     }

@@ -11,3 +11,15 @@ fn unpack_px(w: vec2<u32>) -> vec4<f32> {
 fn pack_px(c: vec4<f32>) -> vec2<u32> {
     return vec2<u32>(pack2x16unorm(c.xy), pack2x16unorm(c.zw));
 }
+
+// Kernels that work pixel by pixel make four pixels an invocation, the picture's pixels
+// taken as one line (a quad may wrap from one row to the next), reading and writing them
+// as whole `vec4<u32>`s: a software adapter pays per load and store instruction. The host
+// rounds every image buffer up to whole quads, so the last quad's spare pixels land in
+// padding. The dispatch grid is QUAD_ROW quads wide (the host's `quad_grid`).
+const QUAD_ROW: u32 = 1024u;
+
+// The first pixel of invocation `id`'s quad (past the picture's end for spare invocations).
+fn quad_first(id: vec3<u32>) -> u32 {
+    return (id.y * QUAD_ROW + id.x) * 4u;
+}

@@ -35,6 +35,17 @@ macro_rules! image_kernel {
 }
 pub(crate) use image_kernel;
 
+/// A pixel-by-pixel kernel's WGSL: [`kernel_with`] plus the bindings of images as pairs of
+/// pixels and the pixel packing (`shaders/include/pointwise.wgsl`,
+/// `shaders/include/pixel.wgsl`); it makes four pixels an invocation (the GPU dispatches
+/// it over a quad grid).
+macro_rules! pointwise_kernel {
+    ($name:literal $(, $include:literal)*) => {
+        crate::effects::table::kernel_with!($name $(, $include)*, "pointwise", "pixel")
+    };
+}
+pub(crate) use pointwise_kernel;
+
 /// A shader and the entry points one run of it dispatches, in order: each pass reads the
 /// previous one's result (the first reads the effect's input, the last writes its output).
 #[derive(Clone, Copy, Debug)]
@@ -99,7 +110,7 @@ pub static EFFECTS: &[EffectDef] = &[
         is: |e| matches!(e, Effect::Grade { .. }),
         kernel: Kernel {
             file: "grade",
-            source: image_kernel!("grade", "grade"),
+            source: pointwise_kernel!("grade", "grade"),
             passes: &["main"],
             runs: &[],
         },

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::effects::table::{EFFECTS, Kernel, image_kernel, kernel_with};
+use crate::effects::table::{EFFECTS, Kernel, image_kernel, kernel_with, pointwise_kernel};
 
 /// The fixed kernels' WGSL, by file name: conversion in and out, resizing, blending. The
 /// effects' shaders come from the effect table ([`crate::effects::table::EFFECTS`]). The
@@ -16,8 +16,8 @@ const FIXED: &[(&str, &str)] = &[
         kernel_with!("yuv_to_rgba", "grade", "blend", "pixel"),
     ),
     ("scale", image_kernel!("scale")),
-    ("dissolve", image_kernel!("dissolve")),
-    ("composite", image_kernel!("composite", "blend")),
+    ("dissolve", pointwise_kernel!("dissolve")),
+    ("composite", pointwise_kernel!("composite", "blend")),
     (
         "pack_rgba8",
         kernel_with!("pack_rgba8", "grade", "blend", "pixel"),

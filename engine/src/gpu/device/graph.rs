@@ -240,7 +240,7 @@ impl GpuDevice {
             pass: 0,
             tiled: false,
         };
-        enc.dispatch(k, p, cur, dst, size);
+        enc.dispatch(k, p, cur, dst, quad_grid(size.0, size.1));
         Ok(dst)
     }
 
@@ -384,13 +384,13 @@ impl GpuDevice {
                         size: work_bytes,
                     });
                     let p = enc.params(&[blend, [f(layer.opacity), 0, 0, 0]]);
-                    enc.dispatch(Kernel::Composite, p, cur, over, work);
+                    enc.dispatch(Kernel::Composite, p, cur, over, quad_grid(ww, wh));
                     let p = enc.params(&[size_row(ww, wh), [f(t.max(0.0)), 0, 0, 0]]);
-                    enc.dispatch(Kernel::Dissolve, p, over, under, work);
+                    enc.dispatch(Kernel::Dissolve, p, over, under, quad_grid(ww, wh));
                 }
                 _ => {
                     let p = enc.params(&[blend, [f(layer.opacity), 0, 0, 0]]);
-                    enc.dispatch(Kernel::Composite, p, cur, under, work);
+                    enc.dispatch(Kernel::Composite, p, cur, under, quad_grid(ww, wh));
                 }
             }
         }
