@@ -184,7 +184,7 @@ pub static EFFECTS: &[EffectDef] = &[
             file: "sharpen",
             source: image_kernel!("sharpen"),
             passes: &["main"],
-            runs: &[(1, 8)],
+            runs: &[(4, 8)],
         },
         tiled: None,
         params: |e, (w, h)| match *e {
