@@ -5,7 +5,8 @@
 //! shader list the naga test validates is derived from it ([`crate::gpu::shader_names`]).
 //!
 //! Adding an effect: a variant of [`Effect`] (its typed parameters), one shader in `shaders/`
-//! (its `struct Params` and kernels; the bindings come from `shaders/include/image.wgsl`), one
+//! (its `struct Params` and kernels; the bindings come from `shaders/include/image.wgsl`, or
+//! `pointwise.wgsl` for a kernel that works pixel by pixel, four pixels an invocation), one
 //! entry here, one CPU function in [`super::cpu`], and a GPU-vs-CPU test.
 
 use framelock_components::Effect;
