@@ -113,6 +113,7 @@ pub static EFFECTS: &[EffectDef] = &[
             file: "grade",
             source: pointwise_kernel!("grade", "grade"),
             passes: &["main"],
+            // Unused: the GPU runs grades only as chains, over a quad grid.
             runs: &[],
         },
         tiled: None,

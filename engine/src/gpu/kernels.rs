@@ -61,11 +61,12 @@ pub const PARAMS_SLOT: u64 = 512;
 /// Workgroup edge of the 2D kernels.
 pub const GROUP: u32 = 16;
 
-/// Quads per row of the grid of a frame's first and last passes, which make four pixels an
-/// invocation with the picture taken as one line (`QUAD_ROW` in their WGSL).
+/// Quads per row of the grid of the kernels that make four pixels an invocation with the
+/// picture taken as one line: a frame's first and last passes, grade chains, composite and
+/// dissolve (`QUAD_ROW` in `shaders/include/pixel.wgsl`).
 pub const QUAD_ROW: u32 = 1024;
 
-/// The dispatch grid (invocations) of a first or last pass over a `w`×`h` picture.
+/// The dispatch grid (invocations) of a quad kernel ([`QUAD_ROW`]) over a `w`×`h` picture.
 pub fn quad_grid(w: u32, h: u32) -> (u32, u32) {
     let quads = (w * h).div_ceil(4);
     (QUAD_ROW, quads.div_ceil(QUAD_ROW))
