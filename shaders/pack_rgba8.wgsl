@@ -34,14 +34,7 @@ struct Params {
 fn finish(s: vec2<u32>, u: vec2<u32>) -> u32 {
     var c = unpack_px(s);
     if GRADED {
-        var k = 0u;
-        loop {
-            c = vec4<f32>(grade(c.rgb, p.g[k]), c.a);
-            k++;
-            if k >= p.size.z {
-                break;
-            }
-        }
+        c = vec4<f32>(grades(c.rgb, p.size.z), c.a);
     }
     if ONTO != 0u {
         var d = vec4<f32>(0.0);

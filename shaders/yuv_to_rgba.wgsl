@@ -127,14 +127,7 @@ fn pixel(ys: f32, cbs: f32, crs: f32) -> vec3<f32> {
     let b = luma + p.matrix.w * cb;
     var rgb = clamp(vec3<f32>(r, g, b), vec3<f32>(0.0), vec3<f32>(1.0));
     if GRADED {
-        var k = 0u;
-        loop {
-            rgb = grade(rgb, p.g[k]);
-            k++;
-            if k >= p.size.w {
-                break;
-            }
-        }
+        rgb = grades(rgb, p.size.w);
     }
     return rgb;
 }

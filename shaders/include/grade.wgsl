@@ -19,3 +19,19 @@ fn grade(rgb: vec3<f32>, g: Grade) -> vec3<f32> {
     c = vec3<f32>(luma) + (c - vec3<f32>(luma)) * g.a.z;
     return pow(clamp(c, vec3<f32>(0.0), vec3<f32>(1.0)), vec3<f32>(g.a.w));
 }
+
+// The first `n` grades (at least one) of the kernel's chain, `p.g` (every kernel this file is
+// appended to declares it). The loop is tested at the bottom: a software adapter (lavapipe)
+// runs a top-tested loop's body once more than it repeats.
+fn grades(rgb: vec3<f32>, n: u32) -> vec3<f32> {
+    var c = rgb;
+    var k = 0u;
+    loop {
+        c = grade(c, p.g[k]);
+        k++;
+        if k >= n {
+            break;
+        }
+    }
+    return c;
+}
