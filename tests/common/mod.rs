@@ -11,12 +11,36 @@ use framelock::{
     ClipDef, EffectStack, GenerateOptions, Picture, Rational, generate_test_clip, testcard,
 };
 
-/// A temporary directory shared by the tests of one binary (removed at exit by the OS' tmp
-/// cleaning; each binary gets its own).
+/// A temporary directory shared by the tests of one binary; each binary gets its own.
+///
+/// A `static` is never dropped, so a `TempDir` kept in one would outlive the process and leave
+/// its media behind (about 150 MB per run of the test command, which filled a CI disk). The
+/// directory is removed by an `atexit` handler instead: the test harness returns from `main`
+/// once every test has finished (a failed test included), and the C runtime runs the handler
+/// then. A process killed by a signal still leaves it behind; nothing in the tests needs that.
 pub fn media_dir() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"))
-        .path()
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    extern "C" fn remove_media_dir() {
+        if let Some(dir) = DIR.get() {
+            // Best effort: the process is exiting and has nobody left to tell.
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+    DIR.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("framelock-test-media-")
+            .tempdir()
+            .expect("temp dir")
+            .keep();
+        // SAFETY: `atexit` only records the handler, a plain `extern "C" fn` with no captures
+        // that touches nothing but the `OnceLock`, which is set before the process can exit.
+        let registered = unsafe { libc::atexit(remove_media_dir) };
+        assert_eq!(
+            registered, 0,
+            "atexit refused the media-dir cleanup handler"
+        );
+        dir
+    })
 }
 
 /// `media_dir()/name`, made once per binary by `make` (tests run in parallel: one makes it,
