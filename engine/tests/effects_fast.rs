@@ -394,3 +394,56 @@ fn render_scratch_is_counted_while_it_runs() {
         picture.size_bytes()
     );
 }
+
+/// The working images' buffers a render keeps for the next one stay in the pool that the
+/// render was given, counted in its budget as idle effect scratch: the next render reuses
+/// them (same pictures, no new buffers), pressure frees them, and a pool too small to keep
+/// them frees them at once.
+#[test]
+fn kept_working_images_are_counted_in_the_pool_and_trimmed_with_it() {
+    use framelock_engine::memory::{BufferPool, PoolClass};
+    let frame = random_frame(11, PixelFormat::Yuv420p, 322, 182);
+    let j = common::job(
+        322,
+        182,
+        vec![
+            layer(frame.clone(), vec![Effect::Blur { radius: 3 }, transform()]),
+            layer(frame, vec![Effect::Sharpen { amount: 0.4 }]),
+        ],
+    );
+    let image = 322 * 182 * 4 * size_of::<u16>();
+    let pool = BufferPool::new(1 << 30);
+    let first = fast::render_picture(&j, Some(&pool)).expect("render");
+    let after_first = pool.stats().class(PoolClass::EffectScratch);
+    assert_eq!(after_first.in_use_bytes, 0);
+    assert!(after_first.allocations >= 2, "{after_first:?}");
+    assert!(
+        after_first.idle_bytes >= 2 * image && after_first.idle_bytes.is_multiple_of(image),
+        "{after_first:?}"
+    );
+    assert_eq!(
+        pool.accounted_bytes(),
+        after_first.idle_bytes + first.size_bytes()
+    );
+
+    let second = fast::render_picture(&j, Some(&pool)).expect("render");
+    let after_second = pool.stats().class(PoolClass::EffectScratch);
+    assert_eq!(after_second.allocations, after_first.allocations);
+    assert!(after_second.reuses >= after_first.allocations);
+    assert_eq!(after_second.idle_bytes, after_first.idle_bytes);
+    assert_eq!(second.planes[0], first.planes[0]);
+    let without_pool = fast::render_picture(&j, None).expect("render");
+    assert_eq!(without_pool.planes[0], first.planes[0]);
+
+    // Pressure: the pool trims its idle buffers, these included.
+    pool.trim_to(first.size_bytes() + second.size_bytes());
+    assert_eq!(pool.stats().class(PoolClass::EffectScratch).idle_bytes, 0);
+
+    // A limit below one working image: nothing is kept, the picture is the same.
+    let small = BufferPool::new(image - 1);
+    let tight = fast::render_picture(&j, Some(&small)).expect("render");
+    let s = small.stats().class(PoolClass::EffectScratch);
+    assert_eq!((s.idle_bytes, s.in_use_bytes), (0, 0));
+    assert!(s.frees >= 2, "{s:?}");
+    assert_eq!(tight.planes[0], first.planes[0]);
+}

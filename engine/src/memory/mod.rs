@@ -6,7 +6,7 @@
 //! | piece | where |
 //! |---|---|
 //! | budget, thresholds, [`Pressure`] | `framelock_components::cache` (a resource the systems read) |
-//! | frame / audio / effect-scratch pools, exact byte counts | [`pool`] |
+//! | frame / audio / effect-scratch pools, exact byte counts (the CPU effects' 16-bit working images too: [`BufferPool::take_samples`]) | [`pool`] |
 //! | per-tick scratch | buffers each system keeps in its `Local` state and clears every tick (`render`, `prefetch`): no allocation per frame in steady state |
 //!
 //! Who enforces what: `prefetch` admits new frame requests only while accounted bytes plus

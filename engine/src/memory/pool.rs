@@ -140,6 +140,9 @@ struct Counters {
 
 struct Shared {
     shelves: Mutex<HashMap<PoolKey, Vec<Vec<u8>>>>,
+    /// Idle sample buffers of the CPU effects' 16-bit images ([`BufferPool::take_samples`]),
+    /// counted as idle effect scratch by their capacity.
+    samples: Mutex<Vec<Vec<u16>>>,
     classes: [Counters; 4],
     peak: AtomicUsize,
     /// Per class (in use, idle) at the peak.
@@ -185,13 +188,22 @@ impl Shared {
         }
     }
 
-    /// Frees idle buffers (largest shelves' first) until accounted ≤ `target`.
+    /// Frees idle buffers (the effect images' sample buffers first, each a whole working
+    /// image; then the largest shelves') until accounted ≤ `target`.
     fn trim_to(&self, target: usize) {
         let Ok(mut shelves) = self.shelves.lock() else {
             return;
         };
         if self.accounted() <= target {
             return;
+        }
+        if let Ok(mut samples) = self.samples.lock() {
+            let c = &self.classes[PoolClass::EffectScratch.slot()];
+            while self.accounted() > target {
+                let Some(buf) = samples.pop() else { break };
+                c.idle.fetch_sub(sample_bytes(&buf), Ordering::Relaxed);
+                c.frees.fetch_add(1, Ordering::Relaxed);
+            }
         }
         let mut keys: Vec<(usize, PoolKey)> = shelves
             .iter()
@@ -216,6 +228,17 @@ impl Shared {
     }
 }
 
+/// The most idle sample buffers a pool keeps ([`BufferPool::give_samples`]): a frame's
+/// render uses three or four working images at once (a fresh 16 MB buffer costs ~4000 page
+/// faults, a few milliseconds at 1080p; a reused one none).
+pub const SAMPLE_BUFFERS_KEPT: usize = 8;
+
+/// What a sample buffer holds: its capacity (a reused buffer may be larger than its image).
+#[allow(clippy::ptr_arg, reason = "the capacity, which a slice does not have")]
+fn sample_bytes(buf: &Vec<u16>) -> usize {
+    buf.capacity() * size_of::<u16>()
+}
+
 /// A handle to the engine's buffer pools (cheap to clone; all clones share the shelves).
 #[derive(Clone)]
 pub struct BufferPool(Arc<Shared>);
@@ -236,6 +259,7 @@ impl BufferPool {
     pub fn new(limit_bytes: usize) -> Self {
         Self(Arc::new(Shared {
             shelves: Mutex::new(HashMap::new()),
+            samples: Mutex::new(Vec::new()),
             classes: Default::default(),
             peak: AtomicUsize::new(0),
             peak_classes: Mutex::new([(0, 0); 4]),
@@ -279,6 +303,55 @@ impl BufferPool {
             data,
             home: Some((self.0.clone(), key)),
         }
+    }
+
+    /// A sample buffer of `len` samples for a CPU effect image (stale contents: the caller
+    /// overwrites every sample), from the idle ones if one is large enough. While it is out,
+    /// the pool does not count it: the render that takes it counts its working images
+    /// ([`crate::effects::fast::scratch_bytes`]) as in use.
+    pub fn take_samples(&self, len: usize) -> Vec<u16> {
+        let c = &self.0.classes[PoolClass::EffectScratch.slot()];
+        let reused = self.0.samples.lock().ok().and_then(|mut s| {
+            let i = s.iter().position(|v| v.capacity() >= len)?;
+            Some(s.swap_remove(i))
+        });
+        let mut buf = match reused {
+            Some(buf) => {
+                c.idle.fetch_sub(sample_bytes(&buf), Ordering::Relaxed);
+                c.reuses.fetch_add(1, Ordering::Relaxed);
+                buf
+            }
+            None => {
+                c.allocations.fetch_add(1, Ordering::Relaxed);
+                Vec::new()
+            }
+        };
+        buf.resize(len, 0);
+        buf.truncate(len);
+        buf
+    }
+
+    /// Shelves a sample buffer from [`Self::take_samples`] as idle effect scratch, or frees
+    /// it when that would take the pool over its limit or past [`SAMPLE_BUFFERS_KEPT`].
+    pub fn give_samples(&self, buf: Vec<u16>) {
+        let bytes = sample_bytes(&buf);
+        if bytes == 0 {
+            return;
+        }
+        let c = &self.0.classes[PoolClass::EffectScratch.slot()];
+        let Ok(mut samples) = self.0.samples.lock() else {
+            return;
+        };
+        if samples.len() >= SAMPLE_BUFFERS_KEPT
+            || self.0.accounted() + bytes > self.0.limit.load(Ordering::Relaxed)
+        {
+            c.frees.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        c.idle.fetch_add(bytes, Ordering::Relaxed);
+        samples.push(buf);
+        drop(samples);
+        self.0.note_peak();
     }
 
     /// Counts memory of `class` held outside the shelves (zero bytes until

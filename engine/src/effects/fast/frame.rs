@@ -158,7 +158,8 @@ pub fn scratch_bytes(job: &RenderJob) -> usize {
 
 /// Renders a whole frame into an RGBA8 picture from `pool`, indexed by the job's tag. Its
 /// working images are counted in the pool's effect-scratch class while it runs
-/// ([`scratch_bytes`]).
+/// ([`scratch_bytes`]), and their buffers come from the pool and go back to it
+/// ([`super::with_pool`]), counted there as idle effect scratch until the next render.
 pub fn render_picture(job: &RenderJob, pool: Option<&BufferPool>) -> Result<Picture, RenderError> {
     job.validate()?;
     let _scratch = pool.map(|p| {
@@ -167,7 +168,7 @@ pub fn render_picture(job: &RenderJob, pool: Option<&BufferPool>) -> Result<Pict
         counted
     });
     let mut f = Picture::alloc_in(pool, PixelFormat::Rgba8, job.width, job.height);
-    render_into(job, &mut f.planes[0])?;
+    super::with_pool(pool, || render_into(job, &mut f.planes[0]))?;
     f.index = job.tag;
     Ok(f)
 }

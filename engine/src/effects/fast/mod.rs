@@ -83,6 +83,8 @@ pub mod transform;
 
 use std::sync::Mutex;
 
+use crate::memory::BufferPool;
+
 pub use frame::{apply, render, render_picture, scratch_bytes};
 
 /// 1.0 in the fast path's samples.
@@ -92,15 +94,41 @@ pub const ONE: u16 = u16::MAX;
 /// enough that a band's start costs nothing).
 pub(crate) const BAND_ROWS: usize = 8;
 
-/// Buffers kept for reuse between frames: a fresh 16 MB buffer costs ~4000 page faults (a few
-/// milliseconds at 1080p), a reused one none.
+/// Buffers kept for reuse between frames by renders without a pool (benchmarks, tests, the
+/// CLI's one-off renders): a fresh 16 MB buffer costs ~4000 page faults (a few milliseconds
+/// at 1080p), a reused one none. A render with a pool ([`with_pool`]) reuses that pool's
+/// buffers instead, counted in its budget.
 const SCRATCH_KEEP: usize = 8;
 
 static SCRATCH: Mutex<Vec<Vec<u16>>> = Mutex::new(Vec::new());
 
+thread_local! {
+    /// The pool the images made on this thread come from and go back to ([`with_pool`]).
+    static POOL: std::cell::RefCell<Option<BufferPool>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with the [`Image16`]s made on this thread taking their samples from `pool`
+/// ([`BufferPool::take_samples`]) and giving them back there when dropped, so that the
+/// buffers a render keeps for the next one are counted in the memory budget as idle effect
+/// scratch, trimmed under pressure and freed with the pool. The images of a render are made
+/// on the thread that runs it (its parallel bands only fill slices of them); a render
+/// started inside `f` on this thread (rayon runs a queued job while it waits) sets its own
+/// pool and restores this one.
+pub fn with_pool<R>(pool: Option<&BufferPool>, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<BufferPool>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let before = self.0.take();
+            POOL.with(|p| *p.borrow_mut() = before);
+        }
+    }
+    let _restore = Restore(POOL.with(|p| p.replace(pool.cloned())));
+    f()
+}
+
 /// An RGBA picture in `u16` (0..=65535 for 0..=1, gamma-encoded as stored), rows tightly
-/// packed: `px[(y * width + x) * 4 + c]`. Its buffer returns to a small reuse list when
-/// dropped.
+/// packed: `px[(y * width + x) * 4 + c]`. Its buffer returns when dropped to the pool it came
+/// from ([`with_pool`]), else to a small reuse list.
 #[derive(Debug)]
 pub struct Image16 {
     /// Width.
@@ -109,6 +137,8 @@ pub struct Image16 {
     pub height: u32,
     /// Samples, four a pixel.
     pub px: Vec<u16>,
+    /// The pool `px` goes back to.
+    home: Option<BufferPool>,
 }
 
 impl Image16 {
@@ -116,6 +146,16 @@ impl Image16 {
     /// operations that write every sample.
     pub fn scratch(width: u32, height: u32) -> Self {
         let len = width as usize * height as usize * 4;
+        let home = POOL.with(|p| p.borrow().clone());
+        if let Some(pool) = home {
+            let px = pool.take_samples(len);
+            return Self {
+                width,
+                height,
+                px,
+                home: Some(pool),
+            };
+        }
         let reused = SCRATCH.lock().ok().and_then(|mut s| {
             let i = s.iter().position(|v| v.capacity() >= len)?;
             Some(s.swap_remove(i))
@@ -123,7 +163,12 @@ impl Image16 {
         let mut px = reused.unwrap_or_default();
         px.resize(len, 0);
         px.truncate(len);
-        Self { width, height, px }
+        Self {
+            width,
+            height,
+            px,
+            home: None,
+        }
     }
 
     /// A picture filled with one pixel.
@@ -202,6 +247,10 @@ impl Drop for Image16 {
     fn drop(&mut self) {
         let px = std::mem::take(&mut self.px);
         if px.capacity() == 0 {
+            return;
+        }
+        if let Some(pool) = self.home.take() {
+            pool.give_samples(px);
             return;
         }
         if let Ok(mut s) = SCRATCH.lock()
