@@ -14,6 +14,7 @@
 //! critical); `evict` frees cold frames above warning and goes down to warning above
 //! critical; the pool frees idle buffers rather than keep them over its limit.
 
+mod class;
 pub mod pool;
 
 /// Allocations this large or larger are mapped on their own and unmapped when freed.
