@@ -219,7 +219,6 @@ impl BufferPool {
             }
         };
         buf.resize(len, 0);
-        buf.truncate(len);
         buf
     }
 

@@ -81,7 +81,7 @@ pub mod resize;
 pub mod sharpen;
 pub mod transform;
 
-use std::sync::Mutex;
+use std::sync::LazyLock;
 
 use crate::memory::BufferPool;
 
@@ -94,13 +94,11 @@ pub const ONE: u16 = u16::MAX;
 /// enough that a band's start costs nothing).
 pub(crate) const BAND_ROWS: usize = 8;
 
-/// Buffers kept for reuse between frames by renders without a pool (benchmarks, tests, the
-/// CLI's one-off renders): a fresh 16 MB buffer costs ~4000 page faults (a few milliseconds
-/// at 1080p), a reused one none. A render with a pool ([`with_pool`]) reuses that pool's
-/// buffers instead, counted in its budget.
-const SCRATCH_KEEP: usize = 8;
-
-static SCRATCH: Mutex<Vec<Vec<u16>>> = Mutex::new(Vec::new());
+/// Where the images of a render without a pool (benchmarks, tests, the CLI's one-off renders)
+/// keep their buffers between frames: a pool of its own, with no limit but
+/// [`crate::memory::pool::SAMPLE_BUFFERS_KEPT`] (a fresh 16 MB buffer costs ~4000 page faults,
+/// a few milliseconds at 1080p; a reused one none).
+static UNPOOLED: LazyLock<BufferPool> = LazyLock::new(|| BufferPool::new(usize::MAX));
 
 thread_local! {
     /// The pool the images made on this thread come from and go back to ([`with_pool`]).
@@ -128,7 +126,7 @@ pub fn with_pool<R>(pool: Option<&BufferPool>, f: impl FnOnce() -> R) -> R {
 
 /// An RGBA picture in `u16` (0..=65535 for 0..=1, gamma-encoded as stored), rows tightly
 /// packed: `px[(y * width + x) * 4 + c]`. Its buffer returns when dropped to the pool it came
-/// from ([`with_pool`]), else to a small reuse list.
+/// from ([`with_pool`], else a process-wide one).
 #[derive(Debug)]
 pub struct Image16 {
     /// Width.
@@ -138,36 +136,22 @@ pub struct Image16 {
     /// Samples, four a pixel.
     pub px: Vec<u16>,
     /// The pool `px` goes back to.
-    home: Option<BufferPool>,
+    home: BufferPool,
 }
 
 impl Image16 {
     /// A `width`×`height` picture whose samples are unspecified (a reused buffer): for
     /// operations that write every sample.
     pub fn scratch(width: u32, height: u32) -> Self {
-        let len = width as usize * height as usize * 4;
-        let home = POOL.with(|p| p.borrow().clone());
-        if let Some(pool) = home {
-            let px = pool.take_samples(len);
-            return Self {
-                width,
-                height,
-                px,
-                home: Some(pool),
-            };
-        }
-        let reused = SCRATCH.lock().ok().and_then(|mut s| {
-            let i = s.iter().position(|v| v.capacity() >= len)?;
-            Some(s.swap_remove(i))
-        });
-        let mut px = reused.unwrap_or_default();
-        px.resize(len, 0);
-        px.truncate(len);
+        let home = POOL
+            .with(|p| p.borrow().clone())
+            .unwrap_or_else(|| UNPOOLED.clone());
+        let px = home.take_samples(width as usize * height as usize * 4);
         Self {
             width,
             height,
             px,
-            home: None,
+            home,
         }
     }
 
@@ -245,19 +229,7 @@ impl Clone for Image16 {
 
 impl Drop for Image16 {
     fn drop(&mut self) {
-        let px = std::mem::take(&mut self.px);
-        if px.capacity() == 0 {
-            return;
-        }
-        if let Some(pool) = self.home.take() {
-            pool.give_samples(px);
-            return;
-        }
-        if let Ok(mut s) = SCRATCH.lock()
-            && s.len() < SCRATCH_KEEP
-        {
-            s.push(px);
-        }
+        self.home.give_samples(std::mem::take(&mut self.px));
     }
 }
 
